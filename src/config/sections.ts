@@ -1,0 +1,111 @@
+/**
+ * The sections of appliance.yaml, one schema per mode. Every key has a default, so an
+ * appliance.yaml that only says `customer: axe` is a working machine on the design's ports.
+ */
+import { z } from "zod";
+
+const ms = (fallback: number) => z.number().int().positive("expected a positive number of milliseconds").default(fallback);
+const port = (fallback: number) => z.number().int().min(1).max(65535, "expected a TCP port (1-65535)").default(fallback);
+const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as http://127.0.0.1:3710" });
+const hostPort = z.string().regex(/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i, "expected host:port such as 127.0.0.1:3712");
+
+const Keep = z.strictObject({
+  last: z.number().int().min(0).default(0),
+  hourly: z.number().int().min(0).default(0),
+  daily: z.number().int().min(0).default(7),
+  weekly: z.number().int().min(0).default(4),
+  monthly: z.number().int().min(0).default(12),
+});
+
+export const DatabaseSection = z.strictObject({
+  /** Production Postgres, e.g. postgres://frame@127.0.0.1:3700/frame. Omit for the embedded cluster. */
+  url: z
+    .url({ protocol: /^postgres(ql)?$/, error: "expected a postgres:// URL" })
+    .refine((u) => !new URL(u).password, "the URL holds a password; put it in the file named by database.password_file")
+    .optional(),
+  password_file: z.string().optional(),
+  /** Embedded cluster: the OS user Postgres runs as when the appliance runs as root. */
+  embedded_run_as: z.string().default("postgres"),
+});
+
+export const FrameSection = z.strictObject({
+  bind: z.string().default("127.0.0.1"),
+  ports: z.strictObject({ blue: port(3710), green: port(3711) }).default({ blue: 3710, green: 3711 }),
+  /** Base of the public URL; default https://{customer host}. The MCP URL is {public_url}/frame/mcp. */
+  public_url: httpUrl.optional(),
+  /** Entra base URL; tests point it at a local stand-in. */
+  entra_authority: httpUrl.default("https://login.microsoftonline.com"),
+  /** Host header values accepted besides the public host and loopback names. */
+  allowed_hosts: z.array(z.string()).default([]),
+  /** Origin header values accepted besides the public URL's origin and claude.ai. */
+  allowed_origins: z.array(z.string()).default([]),
+  max_body_bytes: z.number().int().positive().default(1_048_576),
+});
+
+export const ProxySection = z.strictObject({
+  listen: hostPort.default("127.0.0.1:3712"),
+  /** Unix socket of the admin API (mode 0600), relative to the data directory. */
+  admin_socket: z.string().default("run/proxy.sock"),
+  /** The blue/green pair; either may live on another host. */
+  upstreams: z.strictObject({ blue: httpUrl, green: httpUrl }).optional(),
+  /** Fixed routes by path prefix to other services on the Mac mini. */
+  routes: z.array(z.strictObject({ prefix: z.string().startsWith("/"), upstream: httpUrl })).default([]),
+  /** Peers whose X-Forwarded-* headers are believed (the tunnel). */
+  trusted_proxies: z.array(z.string()).default([]),
+  health: z
+    .strictObject({
+      path: z.string().startsWith("/").default("/healthz"),
+      interval_ms: ms(1000),
+      timeout_ms: ms(1000),
+      healthy_threshold: z.number().int().positive().default(2),
+      unhealthy_threshold: z.number().int().positive().default(2),
+    })
+    .prefault({}),
+  drain_timeout_ms: ms(30_000),
+  pause_timeout_ms: ms(10_000),
+  max_header_bytes: z.number().int().positive().default(16_384),
+  max_body_bytes: z.number().int().positive().default(10_485_760),
+  connect_timeout_ms: ms(2_000),
+  header_timeout_ms: ms(60_000),
+});
+
+export const DeploySection = z.strictObject({
+  keep_releases: z.number().int().min(2).default(5),
+  health_timeout_ms: ms(30_000),
+  max_release_bytes: z.number().int().positive().default(200 * 1024 * 1024),
+  /** How proxy, blue and green are kept alive. */
+  service_backend: z.enum(["launchd", "systemd", "child"]).optional(),
+});
+
+export const BackupSection = z.strictObject({
+  local: z
+    .strictObject({
+      repository: z.string().default("backup/restic"),
+      password_file: z.string().default("restic-local.password"),
+      keep: Keep.prefault({}),
+      max_age_hours: z.number().positive().default(26),
+    })
+    .prefault({}),
+  ring: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      /** Peer customer; default: the next customer in the ring. */
+      peer: z.string().optional(),
+      /** restic repository URL, default sftp:{ssh_user}@{peer machine}:backup/ring/{customer}. */
+      repository: z.string().optional(),
+      password_file: z.string().default("restic-ring.password"),
+      keep: Keep.prefault({}),
+      max_age_hours: z.number().positive().default(50),
+    })
+    .prefault({}),
+  cold: z
+    .strictObject({
+      volume: z.string().default("/Volumes/axe-cold"),
+      marker: z.string().default(".axe-cold"),
+      repository: z.string().default("restic"),
+      password_file: z.string().default("restic-cold.password"),
+      keep: Keep.prefault({}),
+      max_age_days: z.number().positive().default(30),
+    })
+    .prefault({}),
+});

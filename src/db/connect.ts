@@ -1,0 +1,105 @@
+/**
+ * Where the frame database is and how to reach it: `database.url` (+ password file) in
+ * production, else the embedded cluster under the data directory.
+ */
+import { join } from "node:path";
+import postgres from "postgres";
+import type { Config } from "../config/load.ts";
+import { secretPath } from "../config/load.ts";
+import { DatabaseError } from "../lib/errors.ts";
+import { readSecretFile } from "../lib/secret-file.ts";
+import { EmbeddedPostgres } from "./embedded.ts";
+
+export interface DatabaseTarget {
+  /** Host name, or the directory of a Unix socket. */
+  host: string;
+  port: number;
+  user: string;
+  database: string;
+  password?: string;
+  /** A pgpass file for libpq tools (pg_dump), so no password goes on a command line. */
+  passfile?: string;
+}
+
+export type Sql = postgres.Sql;
+
+/** Opens a pool; `max` connections, notices dropped (they are not errors). */
+export function connect(target: DatabaseTarget, options: { max?: number; onnotice?: (n: unknown) => void } = {}): Sql {
+  const socket = target.host.startsWith("/");
+  return postgres({
+    ...(socket ? { path: join(target.host, `.s.PGSQL.${target.port}`) } : { host: target.host, port: target.port }),
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    max: options.max ?? 10,
+    idle_timeout: 30,
+    connect_timeout: 10,
+    onnotice: options.onnotice ?? (() => {}),
+  });
+}
+
+/** Environment for libpq tools (pg_dump, pg_restore, psql) to reach the target. */
+export function libpqEnv(target: DatabaseTarget): Record<string, string> {
+  return {
+    PGHOST: target.host,
+    PGPORT: String(target.port),
+    PGUSER: target.user,
+    PGDATABASE: target.database,
+    ...(target.passfile ? { PGPASSFILE: target.passfile } : {}),
+  };
+}
+
+export interface OpenDatabase {
+  target: DatabaseTarget;
+  embedded?: EmbeddedPostgres;
+}
+
+export const FRAME_DATABASE = "frame";
+
+/** Resolves the configured database, starting the embedded cluster (and creating `frame`) if needed. */
+export async function openDatabase(config: Config): Promise<OpenDatabase> {
+  const { url, password_file, embedded_run_as } = config.appliance.database;
+  if (url) {
+    const parsed = new URL(url);
+    return {
+      target: {
+        host: decodeURIComponent(parsed.hostname) || "127.0.0.1",
+        port: Number(parsed.port || 5432),
+        user: decodeURIComponent(parsed.username) || "postgres",
+        database: parsed.pathname.replace(/^\//, "") || FRAME_DATABASE,
+        password: password_file ? readSecretFile(secretPath(config, password_file)) : undefined,
+      },
+    };
+  }
+  const embedded = await EmbeddedPostgres.open({ dir: join(config.paths.data, "postgres"), runAs: embedded_run_as });
+  await ensureDatabase(embedded.target("postgres"), FRAME_DATABASE);
+  return { target: embedded.target(FRAME_DATABASE), embedded };
+}
+
+/** Creates the database if it does not exist (CREATE DATABASE cannot run in a transaction). */
+export async function ensureDatabase(admin: DatabaseTarget, name: string): Promise<void> {
+  const sql = connect(admin, { max: 1 });
+  try {
+    const [row] = await sql`select 1 as present from pg_database where datname = ${name}`;
+    if (!row) await sql`create database ${sql(name)}`.catch((error) => {
+      if ((error as { code?: string }).code !== "42P04") throw error; // created meanwhile by the other color
+    });
+  } catch (error) {
+    throw asDatabaseError(error, `could not create database ${name}`);
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** Wraps a driver error in a DatabaseError that says what we were doing. */
+export function asDatabaseError(error: unknown, doing: string): DatabaseError {
+  if (error instanceof DatabaseError) return error;
+  const e = error as { message?: string; code?: string };
+  const hint =
+    e.code === "ECONNREFUSED" || e.code === "ENOENT"
+      ? "is Postgres running? Check database.url in appliance.yaml, or omit it to use the embedded cluster"
+      : e.code === "28P01"
+        ? "the password is wrong: check database.password_file"
+        : undefined;
+  return new DatabaseError("DATABASE", `${doing}: ${e.message ?? String(error)}`, hint);
+}

@@ -1,0 +1,14 @@
+/**
+ * Every migration, in order. Files are embedded into the compiled binary as text.
+ * Rule: expand only. A release may add; it removes what the previous release used only one
+ * release later, because blue and green share the database during a switch.
+ */
+import meta from "./0001_meta.sql" with { type: "text" };
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "meta schema", sql: meta }];

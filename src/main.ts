@@ -1,0 +1,74 @@
+#!/usr/bin/env bun
+/**
+ * axe-appliance: one program per customer Mac mini. Each mode is a subcommand; this file only
+ * assembles the command tree and turns errors into one-line messages and exit codes.
+ */
+import { dispatch, type Command } from "./lib/cli.ts";
+import { AppError, EXIT_CODES } from "./lib/errors.ts";
+import { buildInfo } from "./lib/version.ts";
+import { auditCommand } from "./cli/audit.ts";
+import { backupCommand } from "./cli/backup.ts";
+import { dbCommand } from "./cli/db.ts";
+import { deployCommand } from "./cli/deploy.ts";
+import { doctorCommand } from "./cli/doctor.ts";
+import { keysCommand } from "./cli/keys.ts";
+import { proxyCommand } from "./cli/proxy.ts";
+import { serveCommand } from "./cli/serve.ts";
+import { statusCommand } from "./cli/status.ts";
+import { tokenCommand } from "./cli/token.ts";
+import { upCommand } from "./cli/up.ts";
+
+export const root: Command = {
+  name: "axe-appliance",
+  summary: "frame (MCP server), its blue/green proxy, deploys and backups for one customer's Mac mini",
+  details: `
+Modes:    serve (frame on :3710 blue / :3711 green), proxy (:3712), deploy, backup, up (all in one terminal)
+Around:   token, keys, db, audit, status, doctor
+
+Global:   --version prints version, git commit and build target; --help works on every level.
+Config:   appliance.yaml + customers.yaml in --config DIR, $AXE_CONFIG_DIR, /opt/axe/config or .
+
+Exit codes:
+${EXIT_CODES.map(([code, meaning]) => `  ${String(code).padStart(2)}  ${meaning}`).join("\n")}`,
+  subcommands: [
+    serveCommand,
+    proxyCommand,
+    deployCommand,
+    backupCommand,
+    upCommand,
+    tokenCommand,
+    keysCommand,
+    dbCommand,
+    auditCommand,
+    statusCommand,
+    doctorCommand,
+  ],
+};
+
+export function versionLine(): string {
+  const info = buildInfo();
+  return `axe-appliance ${info.version} (commit ${info.commit}, ${info.target}${info.builtAt ? `, built ${info.builtAt}` : ""})\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === "--version" || argv[0] === "-V") {
+    process.stdout.write(versionLine());
+    return 0;
+  }
+  try {
+    return await dispatch(root, argv);
+  } catch (error) {
+    if (error instanceof AppError) {
+      process.stderr.write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
+      return error.exitCode;
+    }
+    process.stderr.write(`error: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(process.argv.slice(2));
+  // Long-running modes never return here; everything else ends when its work is done.
+  process.exit(code);
+}

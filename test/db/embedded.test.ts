@@ -1,0 +1,63 @@
+import { describe, expect, test } from "bun:test";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import { connect } from "../../src/db/connect.ts";
+import { EmbeddedPostgres } from "../../src/db/embedded.ts";
+import { runCli } from "../helpers/cli.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+describe("embedded Postgres", () => {
+  test("created once with a 0600 password, socket only, reused while running, stopped by its starter", async () => {
+    const dir = tempDir("axe-emb");
+    const first = await EmbeddedPostgres.open({ dir, port: 5440 });
+    try {
+      expect(first.startedHere).toBe(true);
+      expect(statSync(join(dir, "superuser.password")).mode & 0o777).toBe(0o600);
+      expect(statSync(first.socketDir).mode & 0o777).toBe(0o700);
+      const sql = connect(first.target(), { max: 1 });
+      const [row] = await sql`select current_setting('listen_addresses') as listen, current_setting('password_encryption') as enc`;
+      await sql.end();
+      expect(row!.listen).toBe("");
+      expect(row!.enc).toBe("scram-sha-256");
+
+      const second = await EmbeddedPostgres.open({ dir, port: 5440 });
+      expect(second.startedHere).toBe(false);
+      await second.stop(); // not its to stop
+      const again = connect(first.target(), { max: 1 });
+      expect((await again`select 1 as one`)[0]!.one).toBe(1);
+      await again.end();
+    } finally {
+      await first.stop();
+    }
+    const reopened = await EmbeddedPostgres.open({ dir, port: 5440 });
+    expect(reopened.startedHere).toBe(true);
+    await reopened.stop();
+  });
+
+  test("a wrong password is refused (the cluster does not trust local connections)", async () => {
+    const dir = tempDir("axe-emb");
+    const pg = await EmbeddedPostgres.open({ dir, port: 5441 });
+    try {
+      const sql = connect({ ...pg.target(), password: "wrong" }, { max: 1 });
+      await expect(sql`select 1`).rejects.toThrow(/password authentication failed/);
+      await sql.end();
+    } finally {
+      await pg.stop();
+    }
+  });
+
+  test("`db migrate` on the embedded default works twice in a row and stops the cluster it started", async () => {
+    const config = makeConfigDir({ appliance: { data_dir: tempDir("axe-data") } });
+    const first = await runCli(["db", "migrate", "--config", config]);
+    expect(first.stderr).toBe("");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^applied migration.* now at version \d+/);
+    const second = await runCli(["db", "migrate", "--config", config]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toMatch(/^up to date at version \d+/);
+    const status = await runCli(["db", "status", "--json", "--config", config]);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout).pending).toEqual([]);
+  });
+});
