@@ -1,0 +1,133 @@
+/**
+ * A real sshd on 127.0.0.1 for tests (ring backups, deploy push, fleet status): its own host key,
+ * one client key, an authorized_keys line with an optional forced command, and the ssh options a
+ * client needs to reach it. Stop it with `stop()`; the test run removes its directory.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { tempDir } from "./tmp.ts";
+
+export interface TestSshd {
+  port: number;
+  user: string;
+  dir: string;
+  /** Private key of the authorized client (0600). */
+  clientKey: string;
+  /** `ssh` options that reach this server non-interactively, without touching ~/.ssh. */
+  sshOptions: string[];
+  /** An ssh_config file with Host `name` pointing here, for tools that take `-F`. */
+  configFile(name: string): string;
+  stop(): Promise<void>;
+}
+
+export interface SshdOptions {
+  /** Forced command for the client key (what `command="..."` in authorized_keys does). */
+  forcedCommand?: string;
+  /** Environment the forced command needs (written to the sshd's SetEnv). */
+  env?: Record<string, string>;
+}
+
+export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
+  const dir = tempDir("axe-sshd");
+  const hostKey = join(dir, "host_ed25519");
+  const clientKey = join(dir, "client_ed25519");
+  keygen(hostKey, "test-host");
+  keygen(clientKey, "operator@test");
+  const publicKey = (await Bun.file(`${clientKey}.pub`).text()).trim();
+  const restrict = options.forcedCommand ? `restrict,command="${options.forcedCommand.replaceAll('"', '\\"')}" ` : "";
+  writeFileSync(join(dir, "authorized_keys"), `${restrict}${publicKey}\n`, { mode: 0o600 });
+  mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation dir
+  const port = await freePort();
+  const setEnv = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  writeFileSync(
+    join(dir, "sshd_config"),
+    [
+      `Port ${port}`,
+      "ListenAddress 127.0.0.1",
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      `PidFile ${join(dir, "sshd.pid")}`,
+      "PasswordAuthentication no",
+      "KbdInteractiveAuthentication no",
+      "PubkeyAuthentication yes",
+      "PermitRootLogin prohibit-password",
+      "StrictModes no",
+      "UsePAM no",
+      "Subsystem sftp internal-sftp",
+      "LogLevel ERROR",
+      ...(setEnv ? [`SetEnv ${setEnv}`] : []),
+      "",
+    ].join("\n"),
+  );
+  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr!.on("data", (chunk) => (stderr += chunk));
+  await waitForPort(port, child, () => stderr);
+  const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim(); // os.userInfo() can say "unknown" here
+  const sshOptions = [
+    "-p", String(port), "-i", clientKey,
+    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+    "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`, "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+  ];
+  return {
+    port,
+    user,
+    dir,
+    clientKey,
+    sshOptions,
+    configFile(name: string) {
+      const file = join(dir, `ssh_config_${name}`);
+      writeFileSync(
+        file,
+        [
+          `Host ${name}`, "  HostName 127.0.0.1", `  Port ${port}`, `  User ${user}`, `  IdentityFile ${clientKey}`,
+          "  IdentitiesOnly yes", "  BatchMode yes", "  StrictHostKeyChecking no", `  UserKnownHostsFile ${join(dir, "known_hosts")}`,
+          "  ConnectTimeout 5", "  LogLevel ERROR", "",
+        ].join("\n"),
+        { mode: 0o600 },
+      );
+      return file;
+    },
+    stop: () => stopChild(child),
+  };
+}
+
+function keygen(file: string, comment: string): void {
+  const result = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], { encoding: "utf8" });
+  if (result.status !== 0) throw new Error(`ssh-keygen failed: ${result.stderr}`);
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr()}`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => (s.end(), resolve(true)), data() {}, error: () => resolve(false), connectError: () => resolve(false) } });
+      socket.catch(() => resolve(false));
+    });
+    if (open) return;
+    await Bun.sleep(50);
+  }
+  throw new Error(`sshd did not listen on 127.0.0.1:${port}: ${stderr()}`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 3000).unref();
+  });
+}
