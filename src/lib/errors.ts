@@ -58,6 +58,11 @@ export class BackupError extends AppError {
   override readonly exitCode = 7;
 }
 
+/** The proxy refused an admin command (e.g. a switch to an unhealthy color) or is unreachable. Exit 9. */
+export class ProxyError extends AppError {
+  override readonly exitCode = 9;
+}
+
 /** A feature that a later release fills in. Exit 69 (EX_UNAVAILABLE). */
 export class NotBuiltError extends AppError {
   override readonly exitCode = 69;
@@ -74,6 +79,7 @@ export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [6, "deploy failed (the live color keeps serving)"],
   [7, "backup failed"],
   [8, "backup partial: some tiers failed, others succeeded"],
+  [9, "proxy: admin command refused, or the proxy is not running"],
   [10, "doctor: one or more checks failed"],
   [69, "not built yet in this release"],
 ];
