@@ -1,0 +1,94 @@
+/**
+ * Installed releases under {data_dir}/releases/<version>/ (axe-appliance, release.jws,
+ * manifest.json). A release appears atomically: it is assembled in a hidden staging directory
+ * and renamed into place. Only the newest `keep` releases stay, and never one a color points at.
+ */
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { DeployError } from "../lib/errors.ts";
+import { parseManifest, type Manifest } from "./manifest.ts";
+import { BINARY_NAME, JWS_NAME, MANIFEST_NAME } from "./release-dir.ts";
+import type { VerifiedRelease } from "./release-stream.ts";
+import { processAlive } from "./lock.ts";
+
+export interface InstalledRelease {
+  version: string;
+  dir: string;
+  binary: string;
+  manifest: Manifest;
+  installedAt: Date;
+}
+
+export function releasesDir(dataDir: string): string {
+  return join(dataDir, "releases");
+}
+
+/** A staging file for the incoming binary, inside the releases directory (same filesystem as the rename). */
+export function stagingPath(dataDir: string): string {
+  const dir = releasesDir(dataDir);
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return join(dir, `.incoming-${process.pid}-${Date.now()}`);
+}
+
+/** Installs a verified release; a re-push of the same version and sha256 reuses the installed copy. */
+export function installRelease(dataDir: string, verified: VerifiedRelease): InstalledRelease {
+  const { manifest } = verified;
+  const target = join(releasesDir(dataDir), manifest.version);
+  if (existsSync(target)) {
+    const existing = readInstalled(target);
+    rmSync(verified.file, { force: true });
+    if (existing?.manifest.sha256 === manifest.sha256) return existing;
+    throw new DeployError("RELEASE_EXISTS", `install: release ${manifest.version} is already installed with a different binary`, "give the new release its own version");
+  }
+  const staging = `${target}.staging-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true, mode: 0o755 });
+  renameSync(verified.file, join(staging, BINARY_NAME));
+  chmodSync(join(staging, BINARY_NAME), 0o755); // executable only now, after verification
+  writeFileSync(join(staging, JWS_NAME), verified.jws + "\n");
+  writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + "\n");
+  renameSync(staging, target);
+  return readInstalled(target)!;
+}
+
+function readInstalled(dir: string): InstalledRelease | undefined {
+  try {
+    const manifest = parseManifest(JSON.parse(readFileSync(join(dir, MANIFEST_NAME), "utf8")));
+    return { version: manifest.version, dir, binary: join(dir, BINARY_NAME), manifest, installedAt: statSync(join(dir, MANIFEST_NAME)).mtime };
+  } catch {
+    return undefined;
+  }
+}
+
+export function findRelease(dataDir: string, version: string): InstalledRelease | undefined {
+  return readInstalled(join(releasesDir(dataDir), version));
+}
+
+/** Installed releases, newest first. */
+export function listReleases(dataDir: string): InstalledRelease[] {
+  const dir = releasesDir(dataDir);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((name) => !name.startsWith(".") && !name.includes(".staging-"))
+    .map((name) => readInstalled(join(dir, name)))
+    .filter((r): r is InstalledRelease => r !== undefined)
+    .sort((a, b) => b.installedAt.getTime() - a.installedAt.getTime());
+}
+
+/** Removes all but the newest `keep` releases (never one in `inUse`), and leftovers of crashed installs. */
+export function pruneReleases(dataDir: string, keep: number, inUse: string[]): string[] {
+  const dir = releasesDir(dataDir);
+  if (!existsSync(dir)) return [];
+  for (const name of readdirSync(dir)) {
+    const leftover = /^\.incoming-(\d+)-|\.staging-(\d+)$/.exec(name);
+    const pid = Number(leftover?.[1] ?? leftover?.[2]);
+    if (leftover && pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+  }
+  const removed: string[] = [];
+  listReleases(dataDir).forEach((release, i) => {
+    if (i < keep || inUse.includes(release.version)) return;
+    rmSync(release.dir, { recursive: true, force: true });
+    removed.push(release.version);
+  });
+  return removed;
+}

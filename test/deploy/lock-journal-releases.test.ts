@@ -1,0 +1,94 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync, readFileSync, statSync, writeFileSync, appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { DeployJournal } from "../../src/deploy/journal.ts";
+import { acquireDeployLock, inspectDeployLock } from "../../src/deploy/lock.ts";
+import { installRelease, listReleases, pruneReleases, stagingPath } from "../../src/deploy/releases.ts";
+import { pointColor, readColors } from "../../src/deploy/colors.ts";
+import { DeployError } from "../../src/lib/errors.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { compiledBinary, makeRelease } from "./fixtures.ts";
+import { copyFileSync } from "node:fs";
+
+describe("deploy lock", () => {
+  test("a second deploy is refused while the first holds the lock, naming the holder", () => {
+    const file = join(tempDir("axe-lock"), "run", "deploy.lock");
+    const first = acquireDeployLock(file, "alice@laptop", "1.0.0");
+    // a live process other than us holds it: our parent (the test runner's own pid is ours)
+    writeFileSync(file, JSON.stringify({ pid: process.ppid, startedAt: "t", who: "alice@laptop", version: "1.0.0" }));
+    const error = (() => {
+      try {
+        acquireDeployLock(file, "bob@laptop", "1.0.1");
+      } catch (e) {
+        return e as DeployError;
+      }
+    })();
+    expect(error).toBeInstanceOf(DeployError);
+    expect(error!.code).toBe("DEPLOY_LOCKED");
+    expect(error!.message).toContain(`pid ${process.ppid}`);
+    expect(error!.message).toContain("alice@laptop");
+    first.release(); // not ours any more: must not remove another holder's lock
+    expect(existsSync(file)).toBe(true);
+  });
+
+  test("a lock left by a dead process is detected, reported and taken over", async () => {
+    const file = join(tempDir("axe-lock"), "deploy.lock");
+    const dead = Bun.spawn(["true"]);
+    await dead.exited;
+    writeFileSync(file, JSON.stringify({ pid: dead.pid, startedAt: "2026-01-01T00:00:00Z", who: "crashed@op", version: "0.9.0" }));
+    expect(inspectDeployLock(file)?.alive).toBe(false);
+    const lock = acquireDeployLock(file, "bob@laptop", "1.0.1");
+    expect(lock.stale).toEqual({ pid: dead.pid, startedAt: "2026-01-01T00:00:00Z", who: "crashed@op", version: "0.9.0" });
+    expect(JSON.parse(readFileSync(file, "utf8")).pid).toBe(process.pid);
+    lock.release();
+    expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe("deploy journal", () => {
+  test("appends one JSON line per event and survives a torn last line", () => {
+    const journal = new DeployJournal(join(tempDir("axe-journal"), "state", "deploy-journal.jsonl"));
+    journal.append({ id: "a", kind: "begin", action: "deploy", who: "op" });
+    appendFileSync(journal.file, '{"time":"2026-'); // power loss mid-write
+    journal.append({ id: "a", kind: "end", action: "deploy", who: "op", ok: false });
+    const entries = journal.read();
+    expect(entries.map((e) => e.kind)).toEqual(["begin", "end"]);
+    expect(entries[1]!.ok).toBe(false);
+    expect(statSync(journal.file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("installed releases", () => {
+  test("install is atomic and idempotent, a reused version with another binary is refused, prune keeps the newest and those in use", async () => {
+    const data = tempDir("axe-data");
+    const versions = ["1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"];
+    for (const version of versions) {
+      const release = await makeRelease(version);
+      const staged = stagingPath(data);
+      copyFileSync(release.binary, staged);
+      const installed = installRelease(data, { manifest: release.manifest, jws: release.jws, file: staged });
+      expect(statSync(installed.binary).mode & 0o111).not.toBe(0);
+      expect(existsSync(staged)).toBe(false);
+      await Bun.sleep(15); // distinct install times
+    }
+    // the same version and binary again: reused, not an error
+    const again = await makeRelease("1.0.7");
+    const staged = stagingPath(data);
+    copyFileSync(again.binary, staged);
+    expect(installRelease(data, { manifest: again.manifest, jws: again.jws, file: staged }).version).toBe("1.0.7");
+    // the same version with a different binary: refused
+    const other = join(tempDir("axe-bin2"), "axe-appliance");
+    copyFileSync(await compiledBinary(), other);
+    appendFileSync(other, "extra");
+    const impostor = await makeRelease("1.0.7", { binary: other });
+    const staged2 = stagingPath(data);
+    copyFileSync(impostor.binary, staged2);
+    expect(() => installRelease(data, { manifest: impostor.manifest, jws: impostor.jws, file: staged2 })).toThrow(/already installed with a different binary/);
+
+    pointColor(data, "blue", "1.0.1");
+    expect(readColors(data).blue?.version).toBe("1.0.1");
+    const removed = pruneReleases(data, 5, ["1.0.1"]);
+    expect(removed.sort()).toEqual(["1.0.2"]);
+    expect(listReleases(data).map((r) => r.version).sort()).toEqual(["1.0.1", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"]);
+  }, 60_000);
+});
