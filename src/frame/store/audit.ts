@@ -1,0 +1,104 @@
+/**
+ * The Postgres audit sink: one row per tool call and per refused request, in the entity's own
+ * audit_log when the entity exists, else in meta.audit_log. The database chains each row to the
+ * previous one (trigger meta.audit_chain) and refuses UPDATE, DELETE and TRUNCATE.
+ *
+ * @example
+ * const sink = postgresAuditSink(appSql);
+ * await sink.record({ at: new Date(), who: "dev", entity: "axe", tool: "get_record", outcome: "ok", durationMs: 4 });
+ */
+import type { Sql } from "../../db/connect.ts";
+import type { AuditEvent, AuditSink } from "../audit-sink.ts";
+import { DataError } from "./errors.ts";
+import type { Queryable } from "./queryable.ts";
+import { withEntity } from "./with-entity.ts";
+
+export interface AuditRow {
+  seq: number;
+  at: Date;
+  who: string;
+  tokenKind: string | null;
+  reason: string | null;
+  entity: string | null;
+  tool: string | null;
+  outcome: string;
+  status: number | null;
+  durationMs: number;
+  argsDigest: string | null;
+  requestId: string | null;
+  hash: string;
+}
+
+function columns(event: AuditEvent) {
+  return {
+    at: event.at,
+    who: event.who,
+    token_kind: event.tokenKind ?? null,
+    reason: event.reason ?? null,
+    customer: event.customer ?? null,
+    entity: event.entity ?? null,
+    tool: event.tool ?? null,
+    outcome: event.outcome,
+    status: event.status ?? null,
+    duration_ms: Math.max(0, Math.round(event.durationMs)),
+    args_digest: event.argsDigest ?? null,
+    request_id: event.requestId ?? null,
+  };
+}
+
+export async function appendAudit(sql: Sql, event: AuditEvent): Promise<void> {
+  const row = columns(event);
+  if (event.entity) {
+    try {
+      await withEntity(sql, event.entity, (tx) => tx`insert into audit_log ${tx(row)}`);
+      return;
+    } catch (error) {
+      if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;
+    }
+  }
+  await sql`insert into meta.audit_log ${sql(row)}`;
+}
+
+export function postgresAuditSink(sql: Sql): AuditSink {
+  return { record: (event) => appendAudit(sql, event) };
+}
+
+export interface AuditQuery {
+  tool?: string;
+  outcome?: string;
+  who?: string;
+  since?: Date;
+  /** Rows with seq below this (the cursor of the previous page). */
+  beforeSeq?: number;
+  limit: number;
+}
+
+/** Newest first, inside the current entity transaction (search_path is the entity's schema). */
+export async function queryAudit(tx: Queryable, query: AuditQuery): Promise<AuditRow[]> {
+  const rows = await tx<Record<string, unknown>[]>`
+    select seq, at, who, token_kind, reason, entity, tool, outcome, status, duration_ms, args_digest, request_id, hash
+    from audit_log
+    where true
+      ${query.tool ? tx`and tool = ${query.tool}` : tx``}
+      ${query.outcome ? tx`and outcome = ${query.outcome}` : tx``}
+      ${query.who ? tx`and who = ${query.who}` : tx``}
+      ${query.since ? tx`and at >= ${query.since}` : tx``}
+      ${query.beforeSeq ? tx`and seq < ${query.beforeSeq}` : tx``}
+    order by seq desc
+    limit ${query.limit}`;
+  return rows.map((r) => ({
+    seq: Number(r.seq),
+    at: r.at as Date,
+    who: r.who as string,
+    tokenKind: r.token_kind as string | null,
+    reason: r.reason as string | null,
+    entity: r.entity as string | null,
+    tool: r.tool as string | null,
+    outcome: r.outcome as string,
+    status: r.status as number | null,
+    durationMs: r.duration_ms as number,
+    argsDigest: r.args_digest as string | null,
+    requestId: r.request_id as string | null,
+    hash: r.hash as string,
+  }));
+}

@@ -1,0 +1,88 @@
+/**
+ * Entities: one schema and one database role each, plus their data keys. `ensureEntity` runs with
+ * the owner connection (the one that migrates); tool calls later run as the app login role, which
+ * may only SET ROLE into entity roles and inherits nothing from them.
+ *
+ * @example
+ * await ensureEntity(ownerSql, { name: "axe", customer: "axe" }, ring);
+ */
+import type { Sql } from "../../db/connect.ts";
+import { ensureDataKeys } from "../crypto/data-keys.ts";
+import type { MasterKeyring } from "../crypto/master-key.ts";
+import { createEntitySchema } from "./entity-schema.ts";
+import { DataError } from "./errors.ts";
+import { assertEntityName, entitySchema, roleNames } from "./names.ts";
+import type { Queryable, Tx } from "./queryable.ts";
+
+export interface EntityRow {
+  name: string;
+  customer: string;
+  role: string;
+  createdAt: Date;
+}
+
+const LOCK = "axe-appliance:entities";
+
+export async function databaseRoles(sql: Queryable) {
+  const [row] = await sql<{ db: string }[]>`select current_database() as db`;
+  return roleNames(row!.db);
+}
+
+async function roleExists(tx: Queryable, role: string): Promise<boolean> {
+  const [row] = await tx`select 1 as present from pg_roles where rolname = ${role}`;
+  return Boolean(row);
+}
+
+/** Creates the entity if it is new, completes it if it is half made; returns whether it was new. */
+export async function ensureEntity(owner: Sql, entity: { name: string; customer: string }, ring: MasterKeyring): Promise<boolean> {
+  const name = assertEntityName(entity.name);
+  ring.current(); // fail before any DDL when there is no usable master key
+  return owner.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCK}))`;
+    const roles = await databaseRoles(tx);
+    const role = roles.entity(name);
+    const [existing] = await tx<{ customer: string }[]>`select customer from meta.entities where name = ${name}`;
+    if (existing && existing.customer !== entity.customer)
+      throw new DataError("invalid_input", `entity ${name} already belongs to customer ${existing.customer}, not ${entity.customer}`, "pick another entity name in customers.yaml");
+    if (!(await roleExists(tx, role))) await tx`create role ${tx(role)} nologin noinherit`;
+    await createEntitySchema(tx, entitySchema(name), role);
+    await tx`insert into meta.entities (name, customer, role_name) values (${name}, ${entity.customer}, ${role})
+             on conflict (name) do update set role_name = excluded.role_name`;
+    await ensureDataKeys(tx, name, ring);
+    if (await roleExists(tx, roles.app)) await tx`grant ${tx(role)} to ${tx(roles.app)}`;
+    return !existing;
+  });
+}
+
+export async function listEntities(sql: Queryable): Promise<EntityRow[]> {
+  const rows = await sql<{ name: string; customer: string; role_name: string | null; created_at: Date }[]>`
+    select name, customer, role_name, created_at from meta.entities order by name`;
+  return rows.map((r) => ({ name: r.name, customer: r.customer, role: r.role_name ?? "", createdAt: r.created_at }));
+}
+
+/**
+ * The login role the server connects as: it can SET ROLE to every entity role, reads meta, and
+ * appends to meta.audit_log; it owns nothing and inherits no entity's rights.
+ */
+export async function ensureAppRole(owner: Sql, password: string): Promise<string> {
+  return owner.begin(async (tx) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${LOCK}))`;
+    const roles = await databaseRoles(tx);
+    if (!(await roleExists(tx, roles.app))) await tx`create role ${tx(roles.app)} login noinherit`;
+    await setPassword(tx, roles.app, password);
+    await tx`grant usage on schema meta to ${tx(roles.app)}`;
+    await tx`grant select on all tables in schema meta to ${tx(roles.app)}`;
+    await tx`grant insert on meta.audit_log to ${tx(roles.app)}`;
+    if ((await tx`select to_regclass('meta.service_tokens') is not null as present`)[0]?.present)
+      await tx`grant update (last_used_at) on meta.service_tokens to ${tx(roles.app)}`;
+    const entities = await tx<{ role_name: string }[]>`select role_name from meta.entities where role_name is not null`;
+    for (const { role_name } of entities) await tx`grant ${tx(role_name)} to ${tx(roles.app)}`;
+    return roles.app;
+  });
+}
+
+/** ALTER ROLE takes no bind parameters: Postgres itself quotes the password with format(%L). */
+async function setPassword(tx: Tx, role: string, password: string): Promise<void> {
+  const [row] = await tx<{ statement: string }[]>`select format('alter role %I with login password %L', ${role}::text, ${password}::text) as statement`;
+  await tx.unsafe(row!.statement);
+}

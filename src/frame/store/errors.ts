@@ -1,0 +1,23 @@
+/**
+ * Expected failures of the data store. `code` is stable and lower_snake_case so the tool layer can
+ * pass it on as the ToolError code; messages never hold a stored value (values may be PII).
+ */
+import { AppError } from "../../lib/errors.ts";
+
+export type DataErrorCode =
+  | "invalid_input"
+  | "unknown_collection"
+  | "unknown_entity"
+  | "not_found"
+  | "version_conflict"
+  | "too_large";
+
+export class DataError extends AppError {
+  constructor(
+    override readonly code: DataErrorCode,
+    message: string,
+    hint?: string,
+  ) {
+    super(code, message, hint);
+  }
+}
