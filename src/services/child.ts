@@ -1,0 +1,149 @@
+/**
+ * The child-process backend: each service is a detached process (its own process group) whose
+ * PID file lives in {data_dir}/run/services/<name>.pid and whose output goes to
+ * {data_dir}/logs/<name>.log. Detached, so a color started by `deploy receive` outlives the
+ * receiver; PID files, so the next receiver (or `up`'s supervisor) finds it again.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { Config } from "../config/load.ts";
+import { processAlive } from "../deploy/lock.ts";
+import { serviceSpec, type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus } from "./backend.ts";
+
+interface PidRecord {
+  pid: number;
+  release: string;
+  startedAt: string;
+}
+
+/** Children this process spawned, so their exit is reaped and seen at once. */
+const spawned = new Map<number, ChildProcess>();
+
+export interface ChildBackendOptions {
+  /** How long a service gets between SIGTERM and SIGKILL. */
+  stopTimeoutMs?: number;
+  /** Overrides what a service runs (tests, `up` from source). */
+  spec?: (name: ServiceName) => ServiceSpec;
+}
+
+export class ChildBackend implements ServiceBackend {
+  readonly kind = "child" as const;
+  private readonly dir: string;
+  constructor(
+    private readonly config: Config,
+    private readonly options: ChildBackendOptions = {},
+  ) {
+    this.dir = join(config.paths.run, "services");
+  }
+
+  spec(name: ServiceName): ServiceSpec {
+    return this.options.spec?.(name) ?? serviceSpec(this.config, name);
+  }
+
+  async start(name: ServiceName): Promise<void> {
+    if ((await this.status(name)).running) return;
+    const spec = this.spec(name);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o755 });
+    const log = openSync(spec.logFile, "a", 0o640);
+    let child: ChildProcess;
+    try {
+      child = spawn(spec.program, spec.args, { detached: true, stdio: ["ignore", log, log], env: { ...process.env, ...spec.env } });
+    } finally {
+      closeSync(log);
+    }
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once("spawn", () => resolve(child.pid!));
+      child.once("error", (error) => reject(new Error(`${name}: cannot start ${spec.program}: ${error.message}`)));
+    });
+    spawned.set(pid, child);
+    child.once("exit", () => spawned.delete(pid));
+    child.unref();
+    const record: PidRecord = { pid, release: spec.release, startedAt: new Date().toISOString() };
+    writeFileSync(this.pidFile(name), JSON.stringify(record) + "\n", { mode: 0o600 });
+  }
+
+  async stop(name: ServiceName): Promise<void> {
+    const record = this.read(name);
+    if (!record) return;
+    const timeout = this.options.stopTimeoutMs ?? 15_000;
+    signal(record.pid, "SIGTERM");
+    const deadline = Date.now() + timeout;
+    while (running(record.pid) && Date.now() < deadline) await Bun.sleep(50);
+    if (running(record.pid)) {
+      signal(record.pid, "SIGKILL");
+      while (running(record.pid)) await Bun.sleep(20);
+    }
+    rmSync(this.pidFile(name), { force: true });
+  }
+
+  async restart(name: ServiceName): Promise<void> {
+    const marker = this.markerFile(name);
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(marker, String(process.pid)); // tells `up`'s supervisor this stop is on purpose
+    try {
+      await this.stop(name);
+      await this.start(name);
+    } finally {
+      rmSync(marker, { force: true });
+    }
+  }
+
+  async status(name: ServiceName): Promise<ServiceStatus> {
+    const record = this.read(name);
+    if (!record || !running(record.pid)) return { name, running: false };
+    return { name, running: true, pid: record.pid, release: record.release };
+  }
+
+  /** True while another process restarts `name` on purpose. */
+  restarting(name: ServiceName): boolean {
+    const marker = this.markerFile(name);
+    if (!existsSync(marker)) return false;
+    const pid = Number(readFileSync(marker, "utf8"));
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid);
+  }
+
+  private read(name: ServiceName): PidRecord | undefined {
+    try {
+      return JSON.parse(readFileSync(this.pidFile(name), "utf8")) as PidRecord;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private pidFile(name: ServiceName): string {
+    return join(this.dir, `${name}.pid`);
+  }
+
+  private markerFile(name: ServiceName): string {
+    return join(this.dir, `${name}.restarting`);
+  }
+}
+
+/** Signals the service's process group (it may have children of its own), else the process. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, sig);
+  } catch {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Alive and not a zombie (an orphan that nobody reaped yet is as good as dead). */
+function running(pid: number): boolean {
+  const child = spawned.get(pid);
+  if (child) return child.exitCode === null && child.signalCode === null;
+  if (!processAlive(pid)) return false;
+  if (process.platform !== "linux") return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return !/^\d+ \(.*\) Z/.test(stat);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * The systemd backend (Linux): one unit per service, ai.axelabs.axe.<name>.service, kept alive
+ * by systemd (Restart=always). Restarting a color is `systemctl restart`; the unit reads the
+ * release from the current/<color> link and env file, so it never changes across deploys.
+ */
+import { spawnSync } from "node:child_process";
+import type { Config } from "../config/load.ts";
+import { DeployError } from "../lib/errors.ts";
+import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
+import { unitCommand, type UnitOptions } from "./unit-commands.ts";
+
+const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`);
+
+/** The text of the unit file for `name`. */
+export function systemdUnit(config: Config, name: ServiceName, options: UnitOptions = {}): string {
+  const unit = unitCommand(config, name, options);
+  return [
+    "[Unit]",
+    `Description=${unit.description}`,
+    "After=network-online.target",
+    "Wants=network-online.target",
+    "",
+    "[Service]",
+    "Type=simple",
+    ...(options.user ? [`User=${options.user}`] : []),
+    ...Object.entries(unit.env).map(([k, v]) => `Environment=${k}=${quote(v)}`),
+    ...(unit.envFile ? [`EnvironmentFile=-${unit.envFile}`] : []),
+    `ExecStart=${[unit.program, ...unit.args].map(quote).join(" ")}`,
+    "Restart=always",
+    "RestartSec=2",
+    "KillSignal=SIGTERM",
+    "TimeoutStopSec=45",
+    `StandardOutput=append:${unit.logFile}`,
+    `StandardError=append:${unit.logFile}`,
+    "NoNewPrivileges=yes",
+    "",
+    "[Install]",
+    "WantedBy=multi-user.target",
+    "",
+  ].join("\n");
+}
+
+/** Unit file names and texts for every service. */
+export function systemdUnits(config: Config, options: UnitOptions = {}): Array<{ file: string; text: string }> {
+  return SERVICES.map((name) => ({ file: `${LABEL_PREFIX}.${name}.service`, text: systemdUnit(config, name, options) }));
+}
+
+export class SystemdBackend implements ServiceBackend {
+  readonly kind = "systemd" as const;
+  constructor(private readonly systemctl = "systemctl") {}
+
+  private run(args: string[]): { ok: boolean; out: string } {
+    const result = spawnSync(this.systemctl, args, { encoding: "utf8" });
+    return { ok: result.status === 0, out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? "") };
+  }
+
+  private must(verb: string, name: ServiceName): void {
+    const unit = `${LABEL_PREFIX}.${name}.service`;
+    const result = this.run([verb, unit]);
+    if (!result.ok) throw new DeployError("SERVICE_FAILED", `systemctl ${verb} ${unit} failed: ${result.out}`, `see \`journalctl -u ${unit}\``);
+  }
+
+  async start(name: ServiceName) { this.must("start", name); }
+  async stop(name: ServiceName) { this.must("stop", name); }
+  async restart(name: ServiceName) { this.must("restart", name); }
+
+  async status(name: ServiceName): Promise<ServiceStatus> {
+    const result = this.run(["show", "--property=MainPID,ActiveState", `${LABEL_PREFIX}.${name}.service`]);
+    const pid = Number(/MainPID=(\d+)/.exec(result.out)?.[1] ?? 0);
+    const active = /ActiveState=active/.test(result.out);
+    return { name, running: active && pid > 0, ...(pid > 0 ? { pid } : {}) };
+  }
+}

@@ -1,0 +1,45 @@
+/** The command lines launchd and systemd units run, from the stable paths in unit-paths.ts. */
+import { join } from "node:path";
+import type { Config } from "../config/load.ts";
+import type { Color } from "../deploy/colors.ts";
+import { LABEL_PREFIX, type ServiceName } from "./backend.ts";
+import { currentEnvFile, currentLink } from "./unit-paths.ts";
+
+export interface UnitCommand {
+  name: ServiceName;
+  label: string;
+  description: string;
+  /** The binary the unit runs (a color's is the current/<color> link). */
+  program: string;
+  args: string[];
+  /** File with AXE_RELEASE=... (colors only). */
+  envFile?: string;
+  env: Record<string, string>;
+  logFile: string;
+}
+
+export interface UnitOptions {
+  /** The installed appliance binary that runs the proxy (default /opt/axe/bin/axe-appliance). */
+  binary?: string;
+  /** The account the services run as (systemd User=, launchd UserName). */
+  user?: string;
+}
+
+export function unitCommand(config: Config, name: ServiceName, options: UnitOptions = {}): UnitCommand {
+  const base = {
+    name,
+    label: `${LABEL_PREFIX}.${name}`,
+    env: { AXE_CONFIG_DIR: config.dir },
+    logFile: join(config.paths.data, "logs", `${name}.log`),
+  };
+  if (name === "proxy")
+    return { ...base, description: "axe-appliance blue/green proxy", program: options.binary ?? "/opt/axe/bin/axe-appliance", args: ["proxy", "run", "--config", config.dir] };
+  const color = name as Color;
+  return {
+    ...base,
+    description: `axe-appliance frame (${color})`,
+    program: join(currentLink(config.paths.data, color), "axe-appliance"),
+    args: ["serve", "--color", color, "--port", String(config.appliance.frame.ports[color]), "--config", config.dir],
+    envFile: currentEnvFile(config.paths.data, color),
+  };
+}

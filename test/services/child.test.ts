@@ -1,0 +1,119 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig, type Config } from "../../src/config/load.ts";
+import { pointColor } from "../../src/deploy/colors.ts";
+import { installRelease, stagingPath } from "../../src/deploy/releases.ts";
+import { serviceSpec, type ServiceName, type ServiceSpec } from "../../src/services/backend.ts";
+import { ChildBackend } from "../../src/services/child.ts";
+import { Supervisor } from "../../src/services/supervisor.ts";
+import { createLogger } from "../../src/lib/log.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { copyFileSync } from "node:fs";
+import { makeRelease } from "../deploy/fixtures.ts";
+
+const FIXTURE = join(import.meta.dir, "fixture-process.ts");
+const backends: ChildBackend[] = [];
+
+afterEach(async () => {
+  for (const backend of backends.splice(0)) for (const name of ["proxy", "blue", "green"] as const) await backend.stop(name);
+});
+
+function fixtureBackend(config: Config, env: Record<string, string> = {}, stopTimeoutMs = 5000) {
+  const out = join(tempDir("axe-fixture"), "out.jsonl");
+  const spec = (name: ServiceName): ServiceSpec => {
+    const real = serviceSpec(config, name, [process.execPath, FIXTURE]);
+    return { ...real, env: { ...real.env, FIXTURE_OUT: out, ...env } };
+  };
+  const backend = new ChildBackend(config, { spec, stopTimeoutMs });
+  backends.push(backend);
+  const lines = () => (existsSync(out) ? readFileSync(out, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
+  return { backend, lines };
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(25);
+  }
+}
+
+describe("service spec", () => {
+  test("a color runs the release colors.json points at, with AXE_RELEASE, its port and the config", async () => {
+    const config = loadConfig({ dir: makeConfigDir({ appliance: { frame: { ports: { blue: 4710, green: 4711 } } } }) });
+    const release = await makeRelease("2.0.0-spec");
+    const staged = stagingPath(config.paths.data);
+    copyFileSync(release.binary, staged);
+    const installed = installRelease(config.paths.data, { manifest: release.manifest, jws: release.jws, file: staged });
+    pointColor(config.paths.data, "green", "2.0.0-spec");
+    const green = serviceSpec(config, "green");
+    expect(green.program).toBe(installed.binary);
+    expect(green.args).toEqual(["serve", "--color", "green", "--port", "4711", "--config", config.dir]);
+    expect(green.env.AXE_RELEASE).toBe("2.0.0-spec");
+    const blue = serviceSpec(config, "blue", ["/opt/axe/bin/axe-appliance"]);
+    expect(blue.program).toBe("/opt/axe/bin/axe-appliance"); // no release yet: this binary
+    expect(serviceSpec(config, "proxy", ["/x"]).args).toEqual(["proxy", "run", "--config", config.dir]);
+  }, 30_000);
+});
+
+describe("child-process backend", () => {
+  test("start, status, restart and stop real processes with their args and env", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const { backend, lines } = fixtureBackend(config);
+    expect((await backend.status("blue")).running).toBe(false);
+    await backend.start("blue");
+    await backend.start("blue"); // already running: no second copy
+    await until(() => lines().length === 1, "blue to start");
+    const first = lines()[0];
+    expect(first.argv).toEqual(["serve", "--color", "blue", "--port", "3710", "--config", config.dir]);
+    expect(first.config).toBe(config.dir);
+    const status = await backend.status("blue");
+    expect(status).toMatchObject({ name: "blue", running: true, pid: first.pid });
+
+    // another backend object (another process, e.g. the next deploy) finds it through the PID file
+    const again = new ChildBackend(config, { spec: backend.spec.bind(backend) });
+    expect((await again.status("blue")).pid).toBe(first.pid);
+
+    await backend.restart("blue");
+    await until(() => lines().length === 2, "blue to start again");
+    expect(lines()[1].pid).not.toBe(first.pid);
+    expect(() => process.kill(first.pid, 0)).toThrow();
+
+    await backend.stop("blue");
+    expect((await backend.status("blue")).running).toBe(false);
+    expect(() => process.kill(lines()[1].pid, 0)).toThrow();
+  }, 30_000);
+
+  test("a process that ignores SIGTERM is killed after the stop timeout", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const { backend, lines } = fixtureBackend(config, { FIXTURE_IGNORE_TERM: "1" }, 300);
+    await backend.start("green");
+    await until(() => lines().length === 1, "green to start");
+    await Bun.sleep(200); // let it install its SIGTERM handler
+    await backend.stop("green");
+    expect((await backend.status("green")).running).toBe(false);
+    expect(() => process.kill(lines()[0].pid, 0)).toThrow();
+  }, 30_000);
+});
+
+describe("supervisor", () => {
+  test("starts what is down and restarts a process that dies, with growing delays", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const { backend, lines } = fixtureBackend(config, { FIXTURE_EXIT_AFTER_MS: "150" });
+    const logged: string[] = [];
+    const supervisor = new Supervisor(
+      [{ name: "proxy", running: async () => (await backend.status("proxy")).running, start: () => backend.start("proxy"), paused: () => backend.restarting("proxy") }],
+      { intervalMs: 20, minBackoffMs: 100, maxBackoffMs: 400, log: createLogger({ write: (l) => logged.push(l) }) },
+    );
+    supervisor.start();
+    try {
+      await until(() => lines().length >= 4, "three restarts");
+    } finally {
+      await supervisor.stop();
+    }
+    expect(supervisor.restarts("proxy")).toBeGreaterThanOrEqual(3);
+    expect(logged.some((l) => JSON.parse(l).msg === "process is down; starting it again")).toBe(true);
+  }, 30_000);
+});

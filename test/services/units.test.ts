@@ -1,0 +1,82 @@
+import { describe, expect, test } from "bun:test";
+import { readlinkSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../src/config/load.ts";
+import { launchdPlist, launchdPlists } from "../../src/services/launchd.ts";
+import { systemdUnit, systemdUnits } from "../../src/services/systemd.ts";
+import { currentEnvFile, currentLink, linkCurrent } from "../../src/services/unit-paths.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const config = () => loadConfig({ dir: makeConfigDir({ appliance: { frame: { ports: { blue: 4710, green: 4711 } } } }) });
+
+/** Parses a plist with Python's plistlib: the text must be a valid property list. */
+function parsePlist(text: string): Record<string, unknown> {
+  const file = join(tempDir("axe-plist"), "x.plist");
+  writeFileSync(file, text);
+  const run = Bun.spawnSync(["python3", "-c", "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))", file], { stdout: "pipe", stderr: "pipe" });
+  if (run.exitCode !== 0) throw new Error(run.stderr.toString());
+  return JSON.parse(run.stdout.toString());
+}
+
+describe("systemd units", () => {
+  test("each color runs the current/<color> link with its env file, kept alive by systemd", () => {
+    const c = config();
+    const green = systemdUnit(c, "green", { user: "axe" });
+    expect(green).toContain(`ExecStart=${c.paths.data}/current/green/axe-appliance serve --color green --port 4711 --config ${c.dir}\n`);
+    expect(green).toContain(`EnvironmentFile=-${c.paths.data}/current/green.env\n`);
+    expect(green).toContain(`Environment=AXE_CONFIG_DIR=${c.dir}\n`);
+    expect(green).toContain("Restart=always\n");
+    expect(green).toContain("User=axe\n");
+    expect(green).toContain(`StandardOutput=append:${c.paths.data}/logs/green.log\n`);
+    const proxy = systemdUnit(c, "proxy", { binary: "/opt/axe/bin/axe-appliance" });
+    expect(proxy).toContain(`ExecStart=/opt/axe/bin/axe-appliance proxy run --config ${c.dir}\n`);
+    expect(proxy).not.toContain("EnvironmentFile");
+    expect(systemdUnits(c).map((u) => u.file)).toEqual(["ai.axelabs.axe.proxy.service", "ai.axelabs.axe.blue.service", "ai.axelabs.axe.green.service"]);
+  });
+
+  test("a path with a space is quoted", () => {
+    const c = config();
+    const unit = systemdUnit({ ...c, dir: "/opt/axe config" }, "proxy", { binary: "/opt/axe/bin/axe-appliance" });
+    expect(unit).toContain('ExecStart=/opt/axe/bin/axe-appliance proxy run --config "/opt/axe config"\n');
+  });
+});
+
+describe("launchd plists", () => {
+  test("valid property lists; a color loads its env file through /bin/sh and execs the current link", () => {
+    const c = config();
+    const blue = parsePlist(launchdPlist(c, "blue"));
+    expect(blue.Label).toBe("ai.axelabs.axe.blue");
+    expect(blue.KeepAlive).toBe(true);
+    expect(blue.RunAtLoad).toBe(true);
+    expect(blue.EnvironmentVariables).toEqual({ AXE_CONFIG_DIR: c.dir });
+    const argv = blue.ProgramArguments as string[];
+    expect(argv.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
+    expect(argv.slice(3)).toEqual([`${c.paths.data}/current/blue/axe-appliance`, `${c.paths.data}/current/blue.env`, "--", "serve", "--color", "blue", "--port", "4710", "--config", c.dir]);
+    const proxy = parsePlist(launchdPlist(c, "proxy", { binary: "/opt/axe/bin/axe-appliance", user: "axe" }));
+    expect(proxy.ProgramArguments).toEqual(["/opt/axe/bin/axe-appliance", "proxy", "run", "--config", c.dir]);
+    expect(proxy.UserName).toBe("axe");
+    expect(launchdPlists(c).map((p) => p.file)).toEqual(["ai.axelabs.axe.proxy.plist", "ai.axelabs.axe.blue.plist", "ai.axelabs.axe.green.plist"]);
+  });
+
+  test("the /bin/sh line really loads the env file and passes the arguments through", () => {
+    const c = config();
+    const argv = parsePlist(launchdPlist(c, "green")).ProgramArguments as string[];
+    const dir = tempDir("axe-sh");
+    const env = join(dir, "green.env");
+    writeFileSync(env, "AXE_RELEASE=3.1.4\n");
+    // run the same script with a stand-in program that prints what it got
+    const run = Bun.spawnSync([argv[0]!, argv[1]!, argv[2]!, "/bin/sh", env, "--", "-c", 'echo "$AXE_RELEASE $*"', "x", "a b", "c"], { stdout: "pipe" });
+    expect(run.stdout.toString()).toBe("3.1.4 a b c\n");
+  });
+});
+
+describe("current links", () => {
+  test("linkCurrent points the color at its release and writes AXE_RELEASE", () => {
+    const data = tempDir("axe-data");
+    linkCurrent(data, "green", "1.2.3");
+    linkCurrent(data, "green", "1.2.4");
+    expect(readlinkSync(currentLink(data, "green"))).toBe(join("..", "releases", "1.2.4"));
+    expect(readFileSync(currentEnvFile(data, "green"), "utf8")).toBe("AXE_RELEASE=1.2.4\n");
+  });
+});
