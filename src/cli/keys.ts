@@ -1,5 +1,6 @@
 import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
 import { notBuilt } from "./not-built.ts";
+import { releaseInitCommand } from "./deploy.ts";
 
 export const keysCommand: Command = {
   name: "keys",
@@ -7,6 +8,6 @@ export const keysCommand: Command = {
   subcommands: [
     notBuilt("init", "create the master and token keys (0600, never overwritten)", "[--config DIR]", "frame data", { config: CONFIG_OPTION }),
     notBuilt("rotate", "re-wrap every data key under a new master key while serving", "[--config DIR]", "frame data", { config: CONFIG_OPTION }),
-    notBuilt("release-init", "make the operator's Ed25519 release key pair", "--out DIR", "deploy"),
+    releaseInitCommand,
   ],
 };
