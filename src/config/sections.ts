@@ -63,10 +63,13 @@ export const ProxySection = z.strictObject({
     .prefault({}),
   drain_timeout_ms: ms(30_000),
   pause_timeout_ms: ms(10_000),
-  max_header_bytes: z.number().int().positive().default(16_384),
+  /** Request line plus headers; Bun's own parser refuses more than 16 KiB before we see it. */
+  max_header_bytes: z.number().int().min(1024).max(16_384, "expected at most 16384: Bun refuses larger headers itself").default(16_384),
   max_body_bytes: z.number().int().positive().default(10_485_760),
-  connect_timeout_ms: ms(2_000),
+  /** Connect plus response headers from an upstream; then 504. A refused connection is a 502 at once. */
   header_timeout_ms: ms(60_000),
+  /** One JSON line per request on stderr. */
+  access_log: z.boolean().default(true),
 });
 
 export const DeploySection = z.strictObject({
