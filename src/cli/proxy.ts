@@ -1,14 +1,98 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { loadConfig } from "../config/load.ts";
+import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { drainColor, pauseProxy, proxyStatus, resumeProxy, switchLiveColor } from "../proxy/admin-client.ts";
+import { COLORS, type Color } from "../proxy/admin-schema.ts";
+import { runProxy } from "../proxy/run.ts";
+import { proxySettings } from "../proxy/settings.ts";
+
+const ADMIN = "Talks to the running proxy over its admin socket ({data_dir}/{proxy.admin_socket}); exit 9 when it refuses or is not running.";
+
+const socketOf = (inv: Invocation) => proxySettings(loadConfig({ dir: stringFlag(inv, "config") })).adminSocket;
+
+function colorArgument(inv: Invocation, required: boolean): Color | undefined {
+  const value = inv.positionals[0];
+  if (value === undefined && !required) return undefined;
+  if (!COLORS.includes(value as Color)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: COLOR must be blue or green, not '${value ?? ""}'`, `see '${inv.path} --help'`);
+  return value as Color;
+}
 
 export const proxyCommand: Command = {
   name: "proxy",
   summary: "the blue/green reverse proxy on :3712, and its admin commands",
   subcommands: [
-    notBuilt("run", "run the proxy (what launchd/systemd start)", "[--config DIR]", "proxy", { config: CONFIG_OPTION }),
-    notBuilt("status", "live color, release and health of each color", "[--config DIR] [--json]", "proxy", { config: CONFIG_OPTION }),
-    notBuilt("switch", "make COLOR live (refused when it is not healthy)", "COLOR [--config DIR]", "proxy", { config: CONFIG_OPTION }),
-    notBuilt("pause", "hold new requests (bounded), e.g. during a database move", "[--config DIR]", "proxy", { config: CONFIG_OPTION }),
-    notBuilt("resume", "release held requests", "[--config DIR]", "proxy", { config: CONFIG_OPTION }),
+    {
+      name: "run",
+      summary: "run the proxy (what launchd/systemd start)",
+      usage: "[--config DIR]",
+      details: [
+        "Listens on proxy.listen (default 127.0.0.1:3712) and routes by path prefix: /frame/ and the",
+        "OAuth protected resource metadata go to the live color, proxy.routes to their upstreams.",
+        "Answers GET /healthz itself. The live color is kept in {data_dir}/state/proxy.json.",
+        "SIGTERM or SIGINT: stop accepting, finish in-flight requests (up to proxy.drain_timeout_ms), exit 0.",
+      ].join("\n"),
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => runProxy(loadConfig({ dir: stringFlag(inv, "config") })),
+    },
+    {
+      name: "status",
+      summary: "live color, release and health of each color",
+      usage: "[--config DIR] [--json]",
+      details: ADMIN,
+      options: { config: CONFIG_OPTION, json: JSON_OPTION },
+      run: async (inv) => {
+        const status = await proxyStatus(socketOf(inv));
+        if (inv.values.json) return void console.log(JSON.stringify(status));
+        console.log(`live: ${status.live}${status.paused ? "  (paused)" : ""}   listen: ${status.listen}   mcp sessions: ${status.sessions}`);
+        for (const c of COLORS) {
+          const s = status.colors[c];
+          const mark = c === status.live ? "*" : " ";
+          console.log(`${mark} ${c.padEnd(5)}  ${(s.healthy ? "healthy" : "DOWN").padEnd(7)}  release ${s.release ?? "-"}  in-flight ${s.inflight}  ${s.upstream}${s.last_error ? `  (${s.last_error})` : ""}`);
+        }
+      },
+    },
+    {
+      name: "switch",
+      summary: "make COLOR live (refused when it is not healthy)",
+      usage: "COLOR [--config DIR]",
+      details: `COLOR is blue or green. In-flight requests finish on the old color.\n${ADMIN}`,
+      positionals: 1,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const result = await switchLiveColor(socketOf(inv), colorArgument(inv, true)!);
+        console.log(result.changed ? `live: ${result.live} (was ${result.previous})` : `live: ${result.live} (already)`);
+      },
+    },
+    {
+      name: "drain",
+      summary: "wait until COLOR (default: the passive one) has no request in flight",
+      usage: "[COLOR] [--timeout MS] [--config DIR]",
+      details: `Exit 0 when drained, 9 when the timeout passed first or COLOR is live.\n${ADMIN}`,
+      positionals: 1,
+      options: { config: CONFIG_OPTION, timeout: { type: "string", value: "MS", description: "give up after MS milliseconds (default proxy.drain_timeout_ms)" } },
+      run: async (inv) => {
+        const color = colorArgument(inv, false);
+        const timeoutMs = intFlag(inv, "timeout", 1, 600_000);
+        const result = await drainColor(socketOf(inv), { ...(color ? { color } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+        console.log(`${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight`}; ${result.sessions_released} MCP sessions released`);
+        return result.drained ? 0 : 9;
+      },
+    },
+    {
+      name: "pause",
+      summary: "hold new requests (each up to proxy.pause_timeout_ms, then 503), e.g. during a database move",
+      usage: "[--config DIR]",
+      details: ADMIN,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => void console.log(`paused (${(await pauseProxy(socketOf(inv))).held} held)`),
+    },
+    {
+      name: "resume",
+      summary: "release held requests",
+      usage: "[--config DIR]",
+      details: ADMIN,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => void console.log(`resumed (${(await resumeProxy(socketOf(inv))).held} released)`),
+    },
   ],
 };

@@ -1,0 +1,95 @@
+/**
+ * Probes one color's GET /healthz on an interval. A color turns healthy after
+ * `healthyThreshold` good answers in a row and unhealthy after `unhealthyThreshold` bad ones;
+ * a refused connection or a timeout is a bad answer. Changes go to a HealthConsumer.
+ */
+import type { Color } from "./admin-schema.ts";
+import type { HealthSettings } from "./settings.ts";
+
+export interface Probe {
+  ok: boolean;
+  /** The release a healthy frame reports. */
+  release: string | null;
+  error: string | null;
+}
+
+export interface HealthConsumer {
+  healthChanged(color: Color, healthy: boolean, probe: Probe): void;
+}
+
+export class HealthCheck {
+  healthy: boolean;
+  release: string | null = null;
+  lastCheck: Date | null = null;
+  lastError: string | null = null;
+  private streak = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+
+  constructor(
+    readonly color: Color,
+    readonly upstream: string,
+    private readonly settings: HealthSettings,
+    private readonly consumer: HealthConsumer,
+    /** What the state file last said, until the first probe decides. */
+    initiallyHealthy = false,
+  ) {
+    this.healthy = initiallyHealthy;
+  }
+
+  /** Probes once at once (so start-up re-checks the saved state), then every interval. */
+  async start(): Promise<void> {
+    this.stopped = false;
+    const first = await this.probe();
+    // the first answer decides alone: a restart must not wait for a streak
+    this.record(first, true);
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  /** One GET of the health path; never throws. */
+  async probe(): Promise<Probe> {
+    try {
+      const response = await fetch(this.upstream + this.settings.path, {
+        signal: AbortSignal.timeout(this.settings.timeoutMs),
+        headers: { "user-agent": "axe-proxy-health" },
+        keepalive: false,
+      });
+      const body = (await response.json().catch(() => ({}))) as { release?: unknown };
+      const release = typeof body.release === "string" ? body.release : null;
+      return response.status === 200 ? { ok: true, release, error: null } : { ok: false, release, error: `HTTP ${response.status}` };
+    } catch (error) {
+      const e = error as Error & { code?: string };
+      return { ok: false, release: null, error: e.name === "TimeoutError" ? `no answer within ${this.settings.timeoutMs} ms` : (e.code ?? e.message) };
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(async () => {
+      const probe = await this.probe();
+      if (this.stopped) return;
+      this.record(probe, false);
+      this.schedule();
+    }, this.settings.intervalMs);
+  }
+
+  private record(probe: Probe, decideNow: boolean): void {
+    this.lastCheck = new Date();
+    this.lastError = probe.error;
+    if (probe.ok && probe.release) this.release = probe.release;
+    this.streak = probe.ok === this.healthy ? 0 : this.streak + 1;
+    const threshold = probe.ok ? this.settings.healthyThreshold : this.settings.unhealthyThreshold;
+    if (probe.ok !== this.healthy && (decideNow || this.streak >= threshold)) {
+      this.healthy = probe.ok;
+      this.streak = 0;
+      this.consumer.healthChanged(this.color, probe.ok, probe);
+    } else if (decideNow) {
+      this.consumer.healthChanged(this.color, this.healthy, probe);
+    }
+  }
+}

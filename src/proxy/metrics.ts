@@ -1,0 +1,76 @@
+/**
+ * Counters for GET /metrics in the Prometheus text format. Recording is a few array
+ * increments per request; the text is built only when scraped.
+ */
+import { COLORS, type Color } from "./admin-schema.ts";
+
+export type UpstreamLabel = Color | "fixed" | "proxy";
+const UPSTREAMS: UpstreamLabel[] = ["blue", "green", "fixed", "proxy"];
+const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export interface Gauges {
+  live: Color;
+  paused: boolean;
+  held: number;
+  sessions: number;
+  inflight: Record<Color, number>;
+  healthy: Record<Color, boolean>;
+}
+
+export class Metrics {
+  /** [upstream][status class 1..5] */
+  private readonly requests = UPSTREAMS.map(() => [0, 0, 0, 0, 0, 0]);
+  private readonly buckets = BUCKETS.map(() => 0);
+  private durationSum = 0;
+  private durationCount = 0;
+  private readonly errors = new Map<string, number>();
+  switches = 0;
+  retries = 0;
+  pauseTimeouts = 0;
+
+  request(upstream: UpstreamLabel, status: number, seconds: number): void {
+    this.requests[UPSTREAMS.indexOf(upstream)]![Math.min(5, Math.max(1, (status / 100) | 0))]!++;
+    this.durationSum += seconds;
+    this.durationCount++;
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
+  }
+
+  upstreamError(upstream: UpstreamLabel, kind: string): void {
+    const key = `upstream="${upstream}",kind="${kind}"`;
+    this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
+  }
+
+  render(gauges: Gauges): string {
+    const out: string[] = [];
+    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    family("axe_proxy_requests_total", "counter", "Requests answered, by upstream and status class.");
+    UPSTREAMS.forEach((u, i) =>
+      this.requests[i]!.forEach((n, c) => c > 0 && n > 0 && out.push(`axe_proxy_requests_total{upstream="${u}",code="${c}xx"} ${n}`)),
+    );
+    family("axe_proxy_request_duration_seconds", "histogram", "Time from request to response headers.");
+    BUCKETS.forEach((le, i) => out.push(`axe_proxy_request_duration_seconds_bucket{le="${le}"} ${this.buckets[i]}`));
+    out.push(`axe_proxy_request_duration_seconds_bucket{le="+Inf"} ${this.durationCount}`);
+    out.push(`axe_proxy_request_duration_seconds_sum ${this.durationSum}`, `axe_proxy_request_duration_seconds_count ${this.durationCount}`);
+    family("axe_proxy_upstream_errors_total", "counter", "Upstream connection failures and timeouts.");
+    for (const [labels, n] of this.errors) out.push(`axe_proxy_upstream_errors_total{${labels}} ${n}`);
+    family("axe_proxy_retries_total", "counter", "Safe requests retried on the other color after a connection failure.");
+    out.push(`axe_proxy_retries_total ${this.retries}`);
+    family("axe_proxy_switches_total", "counter", "Live color switches.");
+    out.push(`axe_proxy_switches_total ${this.switches}`);
+    family("axe_proxy_pause_timeouts_total", "counter", "Requests answered 503 after waiting out a pause.");
+    out.push(`axe_proxy_pause_timeouts_total ${this.pauseTimeouts}`);
+    family("axe_proxy_live", "gauge", "1 for the live color.");
+    for (const c of COLORS) out.push(`axe_proxy_live{color="${c}"} ${gauges.live === c ? 1 : 0}`);
+    family("axe_proxy_healthy", "gauge", "1 when the color passes its health check.");
+    for (const c of COLORS) out.push(`axe_proxy_healthy{color="${c}"} ${gauges.healthy[c] ? 1 : 0}`);
+    family("axe_proxy_inflight", "gauge", "Requests and streams in flight per color.");
+    for (const c of COLORS) out.push(`axe_proxy_inflight{color="${c}"} ${gauges.inflight[c]}`);
+    family("axe_proxy_paused", "gauge", "1 while paused.");
+    out.push(`axe_proxy_paused ${gauges.paused ? 1 : 0}`);
+    family("axe_proxy_held_requests", "gauge", "Requests waiting for resume.");
+    out.push(`axe_proxy_held_requests ${gauges.held}`);
+    family("axe_proxy_mcp_sessions", "gauge", "MCP sessions pinned to a color.");
+    out.push(`axe_proxy_mcp_sessions ${gauges.sessions}`);
+    return out.join("\n") + "\n";
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The running proxy: health checks on both colors, the saved state, the public listener and
+ * the admin socket, wired together. `start()` re-checks both colors before it listens, keeping
+ * the saved live color; `stop()` stops accepting, lets in-flight requests finish, and returns.
+ *
+ * @example
+ * const proxy = new ProxyServer(proxySettings(loadConfig({ dir })));
+ * await proxy.start();
+ * process.on("SIGTERM", () => proxy.stop().then(() => process.exit(0)));
+ */
+import { ProxyError } from "../lib/errors.ts";
+import { log as defaultLog, type Logger } from "../lib/log.ts";
+import { COLORS, otherColor, type Color, type DrainResult, type PauseResult, type ProxyStatus, type SwitchResult } from "./admin-schema.ts";
+import { listenAdmin, type ProxyControl } from "./admin-api.ts";
+import { AccessLog } from "./access-log.ts";
+import { ColorSelector } from "./color-selector.ts";
+import { HealthCheck, type HealthConsumer, type Probe } from "./health-check.ts";
+import { Metrics } from "./metrics.ts";
+import { PauseController } from "./pause-controller.ts";
+import { ProxyHandler } from "./proxy-handler.ts";
+import { Router } from "./router.ts";
+import type { ProxySettings } from "./settings.ts";
+import { readProxyState, writeProxyState } from "./state-file.ts";
+
+export interface ProxyServerOptions {
+  log?: Logger;
+  /** Where access lines go; default stderr. */
+  accessWrite?: (chunk: string) => void;
+}
+
+export class ProxyServer implements ProxyControl, HealthConsumer {
+  readonly selector: ColorSelector;
+  private readonly health: Record<Color, HealthCheck>;
+  private readonly pauseController: PauseController;
+  private readonly metricsRegistry = new Metrics();
+  private readonly accessLog: AccessLog;
+  private readonly log: Logger;
+  private server: Bun.Server<undefined> | undefined;
+  private admin: Bun.Server<undefined> | undefined;
+
+  constructor(
+    readonly settings: ProxySettings,
+    options: ProxyServerOptions = {},
+  ) {
+    this.log = options.log ?? defaultLog.child({ service: "axe-proxy" });
+    const saved = readProxyState(settings.stateFile);
+    this.selector = new ColorSelector(saved?.live ?? "blue", settings.drainTimeoutMs);
+    this.health = {
+      blue: new HealthCheck("blue", settings.upstreams.blue, settings.health, this, saved?.colors.blue.healthy ?? false),
+      green: new HealthCheck("green", settings.upstreams.green, settings.health, this, saved?.colors.green.healthy ?? false),
+    };
+    if (saved) for (const c of COLORS) this.health[c].release = saved.colors[c].release;
+    this.pauseController = new PauseController(settings.pauseTimeoutMs);
+    this.accessLog = new AccessLog(settings.accessLog, options.accessWrite);
+  }
+
+  /** The port the public listener is bound to (useful with port 0). */
+  get port(): number {
+    return this.server?.port ?? this.settings.port;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(COLORS.map((c) => this.health[c].start()));
+    this.saveState();
+    this.admin = await listenAdmin(this.settings.adminSocket, this);
+    const handler = new ProxyHandler({
+      settings: this.settings,
+      router: new Router(this.settings.routes),
+      selector: this.selector,
+      pause: this.pauseController,
+      metrics: this.metricsRegistry,
+      accessLog: this.accessLog,
+      isHealthy: (color) => this.health[color].healthy,
+    });
+    this.server = Bun.serve({
+      hostname: this.settings.hostname,
+      port: this.settings.port,
+      maxRequestBodySize: this.settings.maxBodyBytes,
+      idleTimeout: 75,
+      fetch: handler.fetch,
+      error: (error) => {
+        this.log.error("request failed", { error });
+        return Response.json({ error: "proxy_error", message: "the proxy failed on this request" }, { status: 502 });
+      },
+    });
+    this.log.info("proxy listening", { listen: `${this.settings.hostname}:${this.port}`, live: this.selector.live, admin_socket: this.settings.adminSocket });
+  }
+
+  /** Stops accepting, waits for in-flight requests and streams (up to the drain timeout), then closes. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (server) {
+      const graceful = server.stop(false);
+      const drained = await Promise.race([graceful.then(() => true), Bun.sleep(this.settings.drainTimeoutMs).then(() => false)]);
+      if (!drained) await server.stop(true);
+    }
+    for (const c of COLORS) this.health[c].stop();
+    this.pauseController.resume();
+    await this.admin?.stop(true);
+    this.admin = undefined;
+    this.accessLog.flush();
+    this.log.info("proxy stopped");
+  }
+
+  status(): ProxyStatus {
+    const color = (c: Color) => ({
+      color: c,
+      upstream: this.settings.upstreams[c],
+      healthy: this.health[c].healthy,
+      release: this.health[c].release,
+      inflight: this.selector.inflight[c],
+      last_check: this.health[c].lastCheck?.toISOString() ?? null,
+      last_error: this.health[c].lastError,
+    });
+    return {
+      service: "axe-proxy",
+      live: this.selector.live,
+      paused: this.pauseController.paused,
+      listen: `${this.settings.hostname}:${this.port}`,
+      sessions: this.selector.sessions,
+      colors: { blue: color("blue"), green: color("green") },
+    };
+  }
+
+  switchTo(color: Color): SwitchResult {
+    const previous = this.selector.live;
+    const check = this.health[color];
+    if (color !== previous && !check.healthy)
+      throw new ProxyError(
+        "PROXY_COLOR_UNHEALTHY",
+        `refusing to switch to ${color}: its health check fails (${check.lastError ?? "no good answer yet"})`,
+        `check ${this.settings.upstreams[color]}${this.settings.health.path}, then retry`,
+      );
+    const changed = this.selector.switchTo(color);
+    if (changed) {
+      this.metricsRegistry.switches++;
+      this.saveState();
+      this.log.info("switched live color", { from: previous, to: color });
+    }
+    return { live: color, previous, changed };
+  }
+
+  async drain(color: Color | undefined, timeoutMs: number | undefined): Promise<DrainResult> {
+    const target = color ?? otherColor(this.selector.live);
+    if (target === this.selector.live)
+      throw new ProxyError("PROXY_DRAIN_LIVE", `refusing to drain ${target}: it is the live color`, "switch first, then drain the old color");
+    const drained = await this.selector.waitIdle(target, timeoutMs ?? this.settings.drainTimeoutMs);
+    const released = this.selector.releaseSessions(target);
+    this.log.info("drained color", { color: target, drained, inflight: this.selector.inflight[target], sessions_released: released });
+    return { color: target, drained, inflight: this.selector.inflight[target], sessions_released: released };
+  }
+
+  pause(): PauseResult {
+    this.pauseController.pause();
+    this.log.info("paused: new requests are held", { timeout_ms: this.settings.pauseTimeoutMs });
+    return { paused: true, held: this.pauseController.held };
+  }
+
+  resume(): PauseResult {
+    const released = this.pauseController.resume();
+    this.log.info("resumed", { released });
+    return { paused: false, held: released };
+  }
+
+  metrics(): string {
+    return this.metricsRegistry.render({
+      live: this.selector.live,
+      paused: this.pauseController.paused,
+      held: this.pauseController.held,
+      sessions: this.selector.sessions,
+      inflight: this.selector.inflight,
+      healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
+    });
+  }
+
+  healthChanged(color: Color, healthy: boolean, probe: Probe): void {
+    const level = healthy || color !== this.selector.live ? "info" : "warn";
+    this.log[level](`${color} is ${healthy ? "healthy" : "unhealthy"}`, { color, release: probe.release, error: probe.error, live: this.selector.live });
+    if (this.server) this.saveState();
+  }
+
+  private saveState(): void {
+    const color = (c: Color) => ({ release: this.health[c].release, healthy: this.health[c].healthy });
+    try {
+      writeProxyState(this.settings.stateFile, { live: this.selector.live, colors: { blue: color("blue"), green: color("green") } });
+    } catch (error) {
+      this.log.error("cannot write the proxy state file", { file: this.settings.stateFile, error });
+    }
+  }
+}

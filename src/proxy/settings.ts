@@ -1,0 +1,75 @@
+/**
+ * The proxy's view of the configuration: appliance.yaml's proxy section with defaults filled
+ * in (upstreams from frame.bind and frame.ports) and paths made absolute.
+ */
+import { join } from "node:path";
+import type { Config } from "../config/load.ts";
+import type { Color } from "./admin-schema.ts";
+
+export interface HealthSettings {
+  path: string;
+  intervalMs: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
+}
+
+export interface ProxySettings {
+  hostname: string;
+  port: number;
+  adminSocket: string;
+  stateFile: string;
+  /** Origins (scheme://host:port) of the blue/green pair. */
+  upstreams: Record<Color, string>;
+  /** Fixed routes: path prefix to upstream origin. */
+  routes: Array<{ prefix: string; upstream: string }>;
+  trustedProxies: ReadonlySet<string>;
+  health: HealthSettings;
+  drainTimeoutMs: number;
+  pauseTimeoutMs: number;
+  maxHeaderBytes: number;
+  maxBodyBytes: number;
+  headerTimeoutMs: number;
+  accessLog: boolean;
+}
+
+export function proxySettings(config: Config): ProxySettings {
+  const { proxy, frame } = config.appliance;
+  const { hostname, port } = splitListen(proxy.listen);
+  const bind = frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind;
+  return {
+    hostname,
+    port,
+    adminSocket: join(config.paths.data, proxy.admin_socket),
+    stateFile: join(config.paths.state, "proxy.json"),
+    upstreams: {
+      blue: origin(proxy.upstreams?.blue ?? `http://${bind}:${frame.ports.blue}`),
+      green: origin(proxy.upstreams?.green ?? `http://${bind}:${frame.ports.green}`),
+    },
+    routes: proxy.routes.map((r) => ({ prefix: r.prefix, upstream: origin(r.upstream) })),
+    trustedProxies: new Set(proxy.trusted_proxies),
+    health: {
+      path: proxy.health.path,
+      intervalMs: proxy.health.interval_ms,
+      timeoutMs: proxy.health.timeout_ms,
+      healthyThreshold: proxy.health.healthy_threshold,
+      unhealthyThreshold: proxy.health.unhealthy_threshold,
+    },
+    drainTimeoutMs: proxy.drain_timeout_ms,
+    pauseTimeoutMs: proxy.pause_timeout_ms,
+    maxHeaderBytes: proxy.max_header_bytes,
+    maxBodyBytes: proxy.max_body_bytes,
+    headerTimeoutMs: proxy.header_timeout_ms,
+    accessLog: proxy.access_log,
+  };
+}
+
+/** "127.0.0.1:3712" or "[::1]:3712" to Bun.serve's hostname and port. */
+export function splitListen(listen: string): { hostname: string; port: number } {
+  const at = listen.lastIndexOf(":");
+  return { hostname: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };
+}
+
+function origin(url: string): string {
+  return new URL(url).origin;
+}

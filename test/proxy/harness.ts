@@ -1,0 +1,152 @@
+/**
+ * Real processes for proxy tests: upstream colors as Bun child processes, the proxy in this
+ * process (ProxyServer) or as `axe-appliance proxy run`. Everything binds 127.0.0.1 on port 0
+ * and is stopped by `stopAll()` (call it in afterAll).
+ */
+import { join } from "node:path";
+import { loadConfig } from "../../src/config/load.ts";
+import { createLogger } from "../../src/lib/log.ts";
+import { ProxyServer } from "../../src/proxy/proxy-server.ts";
+import { proxySettings, type ProxySettings } from "../../src/proxy/settings.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+
+const BUN = process.execPath;
+const ROOT = join(import.meta.dir, "..", "..");
+const children = new Set<Bun.Subprocess>();
+const proxies = new Set<ProxyServer>();
+
+export interface Upstream {
+  color: string;
+  port: number;
+  url: string;
+  process: Bun.Subprocess<"ignore", "pipe", "pipe">;
+}
+
+export async function startUpstream(color: string, env: Record<string, string> = {}): Promise<Upstream> {
+  const child = Bun.spawn([BUN, join(import.meta.dir, "fixtures", "upstream.ts")], {
+    env: { ...process.env, COLOR: color, PORT: "0", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  children.add(child);
+  const line = await firstLine(child.stdout, (l) => l.includes('"port"'));
+  const port = (JSON.parse(line) as { port: number }).port;
+  return { color, port, url: `http://127.0.0.1:${port}`, process: child };
+}
+
+/** A config dir whose proxy fronts the given colors, with fast health checks. */
+export function proxyConfigDir(blue: Upstream | string, green: Upstream | string, proxy: Record<string, unknown> = {}): string {
+  const url = (u: Upstream | string) => (typeof u === "string" ? u : u.url);
+  return makeConfigDir({
+    appliance: {
+      proxy: {
+        listen: "127.0.0.1:0",
+        upstreams: { blue: url(blue), green: url(green) },
+        health: { interval_ms: 100, timeout_ms: 500, healthy_threshold: 2, unhealthy_threshold: 2 },
+        drain_timeout_ms: 5_000,
+        ...proxy,
+      },
+    },
+  });
+}
+
+export interface InProcessProxy {
+  server: ProxyServer;
+  url: string;
+  settings: ProxySettings;
+  socket: string;
+  accessLines: () => Array<Record<string, unknown>>;
+}
+
+/** The proxy in this process, its access log captured. */
+export async function startProxy(configDir: string): Promise<InProcessProxy> {
+  const settings = proxySettings(loadConfig({ dir: configDir }));
+  let access = "";
+  const server = new ProxyServer(settings, { log: createLogger({ level: "error" }), accessWrite: (chunk) => (access += chunk) });
+  await server.start();
+  proxies.add(server);
+  return {
+    server,
+    settings,
+    url: `http://127.0.0.1:${server.port}`,
+    socket: settings.adminSocket,
+    accessLines: () => {
+      server["accessLog"].flush();
+      return access.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
+  };
+}
+
+export interface ChildProxy {
+  process: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  socket: string;
+  /** Everything the proxy wrote on stderr so far (JSON lines). */
+  stderr: () => string;
+}
+
+/** `axe-appliance proxy run --config DIR` as a child process. */
+export async function spawnProxy(configDir: string, env: Record<string, string> = {}): Promise<ChildProxy> {
+  const child = Bun.spawn([BUN, join(ROOT, "src", "main.ts"), "proxy", "run", "--config", configDir], {
+    env: { ...process.env, ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  children.add(child);
+  let err = "";
+  const reader = child.stderr.getReader();
+  const decoder = new TextDecoder();
+  let listening: string | undefined;
+  while (!listening) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`proxy exited before listening: ${err}`);
+    err += decoder.decode(value);
+    listening = err.split("\n").find((l) => l.includes('"proxy listening"'));
+  }
+  void (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      err += decoder.decode(value);
+    }
+  })();
+  const entry = JSON.parse(listening) as { listen: string; admin_socket: string };
+  return { process: child, url: `http://${entry.listen}`, socket: entry.admin_socket, stderr: () => err };
+}
+
+export async function stopAll(): Promise<void> {
+  for (const proxy of proxies) await proxy.stop();
+  proxies.clear();
+  for (const child of children) {
+    child.kill("SIGKILL");
+    await child.exited;
+  }
+  children.clear();
+}
+
+/** Resolves once `check()` is true; fails after `attempts` polls 50 ms apart. */
+export async function eventually(check: () => boolean | Promise<boolean>, attempts = 100): Promise<void> {
+  for (let i = 0; i < attempts; i++) {
+    if (await check()) return;
+    await Bun.sleep(50);
+  }
+  throw new Error("condition not met in time");
+}
+
+async function firstLine(stream: ReadableStream<Uint8Array>, match: (line: string) => boolean): Promise<string> {
+  const reader = stream.getReader();
+  const decoder = new TextDecoder();
+  let text = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`stream ended before the expected line: ${text}`);
+    text += decoder.decode(value);
+    const line = text.split("\n").find(match);
+    if (line) {
+      reader.releaseLock();
+      return line;
+    }
+  }
+}
