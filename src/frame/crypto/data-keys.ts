@@ -37,7 +37,9 @@ export function unwrapDataKey(master: MasterKey, entity: string, purpose: KeyPur
 
 /** Makes the entity's data keys if it has none (safe to run twice). */
 export async function ensureDataKeys(tx: Tx, entity: string, ring: MasterKeyring): Promise<void> {
-  const master = ring.current();
+  // Wrap under the key the other rows name: mid-rotation that is master.key.next, not master.key.
+  const [other] = await tx<{ master_key_id: string }[]>`select master_key_id from meta.data_keys limit 1`;
+  const master = other ? ring.byId(other.master_key_id) : ring.current();
   for (const purpose of PURPOSES) {
     const wrapped = wrapDataKey(master, entity, purpose, randomBytes(32));
     await tx`insert into meta.data_keys (entity, purpose, wrapped, master_key_id)

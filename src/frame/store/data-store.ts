@@ -1,0 +1,38 @@
+/**
+ * What the data tools use: the app pool plus the data-key cache. `run` loads the entity's keys
+ * (from meta, as the app role), then does the work in one transaction as the entity's role.
+ * The server binds one DataStore to its pool; tools find it through the pool in their context.
+ *
+ * @example
+ * bindDataStore(sql, new DataStore(sql, new DataKeyCache(new MasterKeyring(keyPath))));
+ * const record = await dataStoreFor(ctx.sql).run("axe", (tx, keys) => getRecord(tx, keys, id));
+ */
+import type { Sql } from "../../db/connect.ts";
+import type { DataKeyCache, EntityKeys } from "../crypto/data-keys.ts";
+import type { Tx } from "./queryable.ts";
+import { entityRole, withEntity } from "./with-entity.ts";
+
+export class DataStore {
+  constructor(
+    readonly sql: Sql,
+    readonly keys: DataKeyCache,
+  ) {}
+
+  async run<T>(entity: string, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
+    await entityRole(this.sql, entity); // unknown entity: a clear error before any key lookup
+    const keys = await this.keys.get(this.sql, entity);
+    return withEntity(this.sql, entity, (tx) => work(tx, keys));
+  }
+}
+
+const stores = new WeakMap<object, DataStore>();
+
+export function bindDataStore(sql: Sql, store: DataStore): void {
+  stores.set(sql, store);
+}
+
+export function dataStoreFor(sql: Sql): DataStore {
+  const store = stores.get(sql);
+  if (!store) throw new Error("no DataStore is bound to this pool: serve must call bindDataStore(sql, store) at start");
+  return store;
+}

@@ -1,0 +1,65 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import type { AuditEvent } from "../../../src/frame/audit-sink.ts";
+import { appendAudit, postgresAuditSink, queryAudit } from "../../../src/frame/store/audit.ts";
+import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
+import { withEntity } from "../../../src/frame/store/with-entity.ts";
+import { dataFixture, type DataFixture } from "./fixture.ts";
+
+let fx: DataFixture | undefined;
+afterEach(async () => {
+  await fx?.close();
+  fx = undefined;
+});
+
+const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({ at: new Date(), who: "tid/oid", entity: "axe", tool: "get_record", outcome: "ok", durationMs: 3.4, argsDigest: "ab".repeat(32), ...over });
+
+describe("audit log", () => {
+  test("rows chain in order per entity; refused requests without an entity go to meta", async () => {
+    fx = await dataFixture();
+    const sink = postgresAuditSink(fx.app);
+    await Promise.all(Array.from({ length: 12 }, (_, i) => sink.record(event({ tool: `t${i}` }))));
+    await sink.record(event({ entity: "labs" }));
+    await sink.record(event({ entity: undefined, tool: undefined, who: "anonymous", outcome: "refused", status: 401, reason: "token_missing" }));
+    await sink.record(event({ entity: "elsewhere", outcome: "denied", status: 403, reason: "foreign_domain" }));
+    const reports = await verifyAudit(fx.db.sql);
+    expect(reports.map((r) => [r.log, r.rows, r.broken])).toEqual([["meta", 2, undefined], ["axe", 12, undefined], ["labs", 1, undefined]]);
+    const rows = await withEntity(fx.app, "axe", (tx) => queryAudit(tx, { limit: 5 }));
+    expect(rows.map((r) => r.seq)).toEqual([12, 11, 10, 9, 8]);
+    expect(rows[0]!.durationMs).toBe(3);
+  });
+
+  test("the app's role cannot change or remove audit rows, not even under the entity's role", async () => {
+    fx = await dataFixture(["axe"]);
+    await appendAudit(fx.app, event());
+    await expect(withEntity(fx.app, "axe", (tx) => tx`update audit_log set outcome = 'error'`)).rejects.toThrow(/permission denied/);
+    await expect(withEntity(fx.app, "axe", (tx) => tx`delete from audit_log`)).rejects.toThrow(/permission denied/);
+    await expect(withEntity(fx.app, "axe", (tx) => tx`truncate audit_log`)).rejects.toThrow(/permission denied/);
+    await expect(fx.app`update meta.audit_log set outcome = 'error'`).rejects.toThrow(/permission denied/);
+    await expect(fx.app`delete from meta.audit_log`).rejects.toThrow(/permission denied/);
+    // Even the owner meets the trigger; only switching triggers off (superuser) gets past it.
+    await expect(fx.db.sql`update entity_axe.audit_log set outcome = 'error'`).rejects.toThrow(/append-only/);
+    await expect(fx.db.sql`delete from entity_axe.audit_log`).rejects.toThrow(/append-only/);
+    const [row] = await fx.db.sql`select count(*)::int as n, min(outcome) as outcome from entity_axe.audit_log`;
+    expect(row).toEqual({ n: 1, outcome: "ok" });
+  });
+
+  test("audit verify names the first row a superuser changed or removed", async () => {
+    fx = await dataFixture(["axe"]);
+    for (let i = 0; i < 5; i++) await appendAudit(fx.app, event({ tool: `t${i}` }));
+    await fx.db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update entity_axe.audit_log set outcome = 'denied' where seq = 3`;
+    });
+    const [changed] = await verifyAudit(fx.db.sql, { entity: "axe" });
+    expect(changed!.broken).toEqual({ seq: 3, reason: "the row's columns do not match its hash (it was changed)" });
+    expect(changed!.rows).toBe(2);
+    await fx.db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update entity_axe.audit_log set outcome = 'ok' where seq = 3`;
+      await tx`delete from entity_axe.audit_log where seq = 2`;
+    });
+    const [removed] = await verifyAudit(fx.db.sql, { entity: "axe" });
+    expect(removed!.broken?.seq).toBe(2);
+    expect(removed!.broken?.reason).toMatch(/missing/);
+  });
+});
