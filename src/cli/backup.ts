@@ -1,15 +1,189 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { join, resolve } from "node:path";
+import { loadConfig, type Config } from "../config/load.ts";
+import { backupContext, tierLimits } from "../backup/context.ts";
+import { verifyBackups } from "../backup/drill.ts";
+import { initBackup } from "../backup/init.ts";
+import { findSnapshot, restoreDump, restoreToDir } from "../backup/restore.ts";
+import { runBackup, TIER_CHOICES } from "../backup/run.ts";
+import { defaultPlatform, defaultUnitDir, installUnits, scheduleUnits, selfProgram, type Platform } from "../backup/schedule.ts";
+import { readStatus, renderReport, reportTiers } from "../backup/status.ts";
+import type { TierResult } from "../backup/tiers/types.ts";
+import { openDatabase, type DatabaseTarget } from "../db/connect.ts";
+import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+
+const EXITS = `
+Exit codes: 0 every tier attempted succeeded (skipped tiers, such as an absent cold SSD, do not count),
+8 partial: some tiers failed and others succeeded, 7 backup failed, 2 usage, 3 config.`;
+
+const config = (inv: Invocation): Config => loadConfig({ dir: stringFlag(inv, "config") });
+
+/** Prints one line per tier; failures and warnings go to stderr. */
+function printResults(results: TierResult[], exitCode: number): number {
+  for (const r of results) {
+    if (r.outcome === "failed") process.stderr.write(`error: ${r.message}\n`);
+    else process.stdout.write(`${r.message}\n`);
+    if (r.warning) process.stderr.write(`warning: ${r.warning}\n`);
+  }
+  if (exitCode === 8) process.stderr.write("partial: some tiers failed (exit 8); `axe-appliance backup status` shows each tier\n");
+  return exitCode;
+}
+
+const TIER = { type: "string", value: "TIER", description: "local, ring, cold or all (default all)" } as const;
 
 export const backupCommand: Command = {
   name: "backup",
   summary: "restic backups in three tiers: local, ring peer, cold SSD",
+  details: `
+Tier 1 local: the database dump (pg_dump -Fc streamed into restic) plus the config and state directories.
+Tier 2 ring: the next customer's machine in customers.yaml over sftp, filled with restic copy.
+Tier 3 cold: the SSD whenever its volume (and marker file) is mounted, filled with restic copy.
+Passwords live in 0600 files under secrets_dir; restic reads them through RESTIC_PASSWORD_FILE.
+${EXITS}`,
   subcommands: [
-    notBuilt("init", "create the repositories and their 0600 password files", "[--config DIR]", "backup", { config: CONFIG_OPTION }),
-    notBuilt("run", "dump the database and back up config and state", "[--tier local|ring|cold|all] [--config DIR]", "backup", { config: CONFIG_OPTION }),
-    notBuilt("status", "per tier: last good snapshot age, last check, last drill", "[--json] [--config DIR]", "backup", { config: CONFIG_OPTION }),
-    notBuilt("verify", "restic check plus a restore drill", "[--config DIR]", "backup", { config: CONFIG_OPTION }),
-    notBuilt("restore", "restore a snapshot to a database or a directory", "--snapshot ID (--to-database URL | --to-dir DIR)", "backup", { config: CONFIG_OPTION }),
-    notBuilt("schedule", "print or install the launchd/systemd timers", "[--install] [--config DIR]", "backup", { config: CONFIG_OPTION }),
+    {
+      name: "init",
+      summary: "create the repositories and their 0600 password files",
+      usage: "[--config DIR]",
+      details: `Never overwrites a password file. Ring and cold repositories are created from the local one
+(init --copy-chunker-params) when reachable now, else by the first run that reaches them.${EXITS}`,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const { results, exitCode } = await initBackup(config(inv));
+        return printResults(results, exitCode);
+      },
+    },
+    {
+      name: "run",
+      summary: "dump the database and back up config and state, then copy to ring and cold",
+      usage: "[--tier local|ring|cold|all] [--config DIR]",
+      details: `Progress is a bar on a terminal and JSON lines on stderr otherwise. Retention (forget --prune)
+runs per tier only after that tier succeeded. A failed tier never stops the others.${EXITS}`,
+      options: { tier: TIER, config: CONFIG_OPTION },
+      run: async (inv) => {
+        const tier = choiceFlag(inv, "tier", TIER_CHOICES) ?? "all";
+        const { results, exitCode } = await runBackup(config(inv), tier);
+        return printResults(results, exitCode);
+      },
+    },
+    {
+      name: "status",
+      summary: "per tier: last good snapshot age, last check, last proven restore, size, what is wrong",
+      usage: "[--json] [--config DIR]",
+      details: "Reads {data_dir}/state/backup.json. Exit 7 when any enabled tier is older than its limit or failed last time.",
+      options: { json: JSON_OPTION, config: CONFIG_OPTION },
+      run: (inv) => {
+        const ctx = backupContext(config(inv));
+        const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
+        const bad = reports.some((r) => r.problems.length > 0);
+        if (inv.values.json) process.stdout.write(JSON.stringify({ ok: !bad, tiers: reports }, null, 2) + "\n");
+        else process.stdout.write(renderReport(reports));
+        return bad ? 7 : 0;
+      },
+    },
+    {
+      name: "verify",
+      summary: "restic check (a data subset) plus a restore drill on every reachable tier",
+      usage: "[--config DIR]",
+      details: `The drill restores the latest dump into a scratch database, compares row counts and checksums per
+table with the figures taken at dump time, drops the scratch database and records the last proven restore.${EXITS}`,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const { results, exitCode } = await verifyBackups(config(inv));
+        return printResults(results, exitCode);
+      },
+    },
+    {
+      name: "restore",
+      summary: "restore a snapshot into a database or a directory",
+      usage: "--snapshot ID|latest (--to-database URL | --to-dir DIR) [--tier local|ring|cold] [--no-owner] [--config DIR]",
+      details: `--to-database streams the dump into pg_restore in one transaction; the database must exist and be empty.
+The URL carries no password: libpq reads it from PGPASSFILE or ~/.pgpass (or database.password_file when
+the URL names the configured server). --no-owner on a new machine whose entity roles do not exist yet.
+--to-dir restores any snapshot's files (config, state, secrets) into DIR.
+Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usage.`,
+      options: {
+        snapshot: { type: "string", value: "ID", description: "snapshot id (or prefix), or latest" },
+        "to-database": { type: "string", value: "URL", description: "postgres://user@host:port/db to restore a dump into" },
+        "to-dir": { type: "string", value: "DIR", description: "directory to restore files into" },
+        tier: { type: "string", value: "TIER", description: "repository to read: local (default), ring or cold" },
+        "no-owner": { type: "boolean", description: "do not restore ownership and grants (pg_restore --no-owner --no-acl)" },
+        config: CONFIG_OPTION,
+      },
+      run: async (inv) => restoreCommand(inv),
+    },
+    {
+      name: "schedule",
+      summary: "print, or with --install write, the launchd/systemd timers",
+      usage: "[--install] [--platform launchd|systemd] [--dir DIR] [--config DIR]",
+      details: "Daily `backup run --tier all` at 02:30, weekly `backup verify` on Sunday at 04:30. --install writes the files and prints the command that enables them.",
+      options: {
+        install: { type: "boolean", description: "write the unit files instead of printing them" },
+        platform: { type: "string", value: "NAME", description: "launchd or systemd (default: this machine's)" },
+        dir: { type: "string", value: "DIR", description: "where --install writes (default /Library/LaunchDaemons or /etc/systemd/system)" },
+        config: CONFIG_OPTION,
+      },
+      run: (inv) => {
+        const cfg = config(inv);
+        const platform: Platform = choiceFlag(inv, "platform", ["launchd", "systemd"] as const) ?? defaultPlatform();
+        const units = scheduleUnits(platform, { program: selfProgram(), configDir: cfg.dir, logDir: join(cfg.paths.data, "logs") });
+        if (!inv.values.install) {
+          for (const u of units) process.stdout.write(`# ${u.name}\n${u.text}\n`);
+          return 0;
+        }
+        const { paths, enable } = installUnits(platform, units, resolve(stringFlag(inv, "dir") ?? defaultUnitDir(platform)));
+        process.stdout.write(`wrote ${paths.join(", ")}\nenable them with: ${enable}\n`);
+        return 0;
+      },
+    },
   ],
 };
+
+async function restoreCommand(inv: Invocation): Promise<number> {
+  const id = stringFlag(inv, "snapshot", true);
+  const url = stringFlag(inv, "to-database");
+  const dir = stringFlag(inv, "to-dir");
+  if (!url === !dir) throw new UsageError("BAD_FLAG", `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`, `see '${inv.path} --help'`);
+  const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const) ?? "local";
+  const cfg = config(inv);
+  const ctx = backupContext(cfg);
+  const repo = tier === "local" ? ctx.local : tier === "ring" ? ctx.ring?.repo : ctx.cold;
+  if (!repo) throw new UsageError("BAD_FLAG", `${inv.path}: the ring tier is not set up here (${ctx.ringSkip})`);
+  if (dir) {
+    const snapshot = await findSnapshot(ctx, repo, id, "files");
+    await restoreToDir(ctx, repo, snapshot, resolve(dir));
+    process.stdout.write(`restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}\n`);
+    return 0;
+  }
+  const snapshot = await findSnapshot(ctx, repo, id, "db");
+  const db = await openDatabase(cfg);
+  try {
+    const target = restoreTarget(db.target, url!);
+    await restoreDump(ctx, repo, snapshot, target, inv.values["no-owner"] ? ["--no-owner", "--no-acl"] : []);
+    process.stdout.write(`restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}\n`);
+    return 0;
+  } finally {
+    await db.embedded?.stop();
+  }
+}
+
+/** The URL's server; the configured password applies only when the URL names the configured server and user. */
+function restoreTarget(configured: DatabaseTarget, url: string): DatabaseTarget {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new UsageError("BAD_FLAG", `--to-database: '${url}' is not a URL; expected postgres://user@host:port/database`);
+  }
+  if (!/^postgres(ql)?:$/.test(parsed.protocol)) throw new UsageError("BAD_FLAG", "--to-database: expected a postgres:// URL");
+  if (parsed.password) throw new UsageError("BAD_FLAG", "--to-database: the URL holds a password; put it in a pgpass file (PGPASSFILE) instead, never on the command line");
+  const target = {
+    host: decodeURIComponent(parsed.hostname) || "127.0.0.1",
+    port: Number(parsed.port || 5432),
+    user: decodeURIComponent(parsed.username) || "postgres",
+    database: parsed.pathname.replace(/^\//, ""),
+  };
+  if (!target.database) throw new UsageError("BAD_FLAG", "--to-database: the URL names no database");
+  const same = configured.host === target.host && configured.port === target.port && configured.user === target.user;
+  return same ? { ...target, password: configured.password, passfile: configured.passfile } : target;
+}

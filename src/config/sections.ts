@@ -35,6 +35,8 @@ export const FrameSection = z.strictObject({
   public_url: httpUrl.optional(),
   /** Entra base URL; tests point it at a local stand-in. */
   entra_authority: httpUrl.default("https://login.microsoftonline.com"),
+  /** Scheme and host of v1 token issuers ({base}/{tid}/); tests point it at the stand-in. */
+  entra_v1_issuer_base: httpUrl.default("https://sts.windows.net"),
   /** Host header values accepted besides the public host and loopback names. */
   allowed_hosts: z.array(z.string()).default([]),
   /** Origin header values accepted besides the public URL's origin and claude.ai. */
@@ -81,8 +83,15 @@ export const DeploySection = z.strictObject({
 });
 
 export const BackupSection = z.strictObject({
+  /** Host name recorded in snapshots (restic --host); default: this customer's name. */
+  host: z.string().regex(/^[\w.-]+$/, "expected a host name such as axe").optional(),
+  /** `restic check --read-data-subset` for `backup verify`: a percentage such as 5% or n/t. */
+  check_subset: z.string().regex(/^(\d+(\.\d+)?%|\d+\/\d+|\d+[kmgt]?)$/i, "expected a subset such as 5% or 1/10").default("5%"),
+  /** restic binary; default: `restic` on PATH. */
+  restic: z.string().default("restic"),
   local: z
     .strictObject({
+      /** Relative paths are under data_dir. */
       repository: z.string().default("backup/restic"),
       password_file: z.string().default("restic-local.password"),
       keep: Keep.prefault({}),
@@ -96,7 +105,11 @@ export const BackupSection = z.strictObject({
       peer: z.string().optional(),
       /** restic repository URL, default sftp:{ssh_user}@{peer machine}:backup/ring/{customer}. */
       repository: z.string().optional(),
+      /** The ssh command restic's sftp backend runs (sftp.command), e.g. "ssh -F /opt/axe/config/ssh_config peer -s sftp". */
+      ssh_command: z.string().optional(),
       password_file: z.string().default("restic-ring.password"),
+      /** false for an append-only peer (rest-server --append-only): the peer prunes, we never forget there. */
+      forget: z.boolean().default(true),
       keep: Keep.prefault({}),
       max_age_hours: z.number().positive().default(50),
     })
@@ -105,6 +118,7 @@ export const BackupSection = z.strictObject({
     .strictObject({
       volume: z.string().default("/Volumes/axe-cold"),
       marker: z.string().default(".axe-cold"),
+      /** Relative to the volume. */
       repository: z.string().default("restic"),
       password_file: z.string().default("restic-cold.password"),
       keep: Keep.prefault({}),

@@ -1,0 +1,96 @@
+/**
+ * Everything a backup command needs, resolved once from the config: the restic program, the
+ * three repositories with their password files, the snapshot host name, and the paths.
+ */
+import { existsSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import type { z } from "zod";
+import { ringPeer } from "../config/customers.ts";
+import { secretPath, type Config } from "../config/load.ts";
+import type { BackupSection } from "../config/sections.ts";
+import { BackupError } from "../lib/errors.ts";
+import { Restic, type Repo, type TierName } from "./restic.ts";
+
+export type BackupSettings = z.output<typeof BackupSection>;
+export type Keep = BackupSettings["local"]["keep"];
+
+export interface RingTarget {
+  repo: Repo;
+  peer: string;
+}
+
+export interface BackupContext {
+  config: Config;
+  settings: BackupSettings;
+  host: string;
+  stateDir: string;
+  local: Repo;
+  /** Undefined when the ring is disabled or has no peer; `ringSkip` says why. */
+  ring?: RingTarget;
+  ringSkip?: string;
+  cold: Repo & { volume: string; marker: string };
+  /** Found lazily: `backup status` works without restic. */
+  restic(): Restic;
+}
+
+export function backupContext(config: Config): BackupContext {
+  const settings = config.appliance.backup;
+  const under = (base: string, p: string) => (isAbsolute(p) ? p : join(base, p));
+  const local: Repo = { tier: "local", repository: under(config.paths.data, settings.local.repository), passwordFile: secretPath(config, settings.local.password_file) };
+  const { ring, ringSkip } = ringTarget(config, settings);
+  const cold = {
+    tier: "cold" as const,
+    repository: under(settings.cold.volume, settings.cold.repository),
+    passwordFile: secretPath(config, settings.cold.password_file),
+    volume: settings.cold.volume,
+    marker: settings.cold.marker,
+  };
+  let restic: Restic | undefined;
+  return {
+    config,
+    settings,
+    host: settings.host ?? config.customer.name,
+    stateDir: config.paths.state,
+    local,
+    ring,
+    ringSkip,
+    cold,
+    restic: () => (restic ??= Restic.detect(settings.restic, { cacheDir: join(config.paths.data, "cache", "restic") })),
+  };
+}
+
+function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarget; ringSkip?: string } {
+  if (!settings.ring.enabled) return { ringSkip: "ring tier disabled in appliance.yaml" };
+  const peer = settings.ring.peer ? config.fleet.customers.find((c) => c.name === settings.ring.peer) : ringPeer(config.fleet, config.customer.name);
+  if (settings.ring.peer && !peer)
+    throw new BackupError("RING_PEER_UNKNOWN", `backup.ring.peer "${settings.ring.peer}" is not a customer in customers.yaml`, "fix appliance.yaml backup.ring.peer");
+  if (!peer && !settings.ring.repository) return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
+  const repository = settings.ring.repository ?? `sftp:${peer!.ssh_user}@${peer!.machine}:backup/ring/${config.customer.name}`;
+  const options = settings.ring.ssh_command ? [`sftp.command=${settings.ring.ssh_command}`] : [];
+  return {
+    ring: {
+      peer: peer?.name ?? repository,
+      repo: { tier: "ring", repository, passwordFile: secretPath(config, settings.ring.password_file), options },
+    },
+  };
+}
+
+/** The cold SSD is there when its volume holds the marker file. */
+export function coldPresent(ctx: BackupContext): boolean {
+  return existsSync(join(ctx.cold.volume, ctx.cold.marker));
+}
+
+export function repoFor(ctx: BackupContext, tier: TierName): Repo | undefined {
+  if (tier === "local") return ctx.local;
+  if (tier === "ring") return ctx.ring?.repo;
+  return coldPresent(ctx) ? ctx.cold : undefined;
+}
+
+/** Age limits per tier in hours, for `backup status`. */
+export function tierLimits(ctx: BackupContext): Array<{ tier: TierName; enabled: boolean; limitHours: number }> {
+  return [
+    { tier: "local", enabled: true, limitHours: ctx.settings.local.max_age_hours },
+    { tier: "ring", enabled: Boolean(ctx.ring), limitHours: ctx.settings.ring.max_age_hours },
+    { tier: "cold", enabled: true, limitHours: ctx.settings.cold.max_age_days * 24 },
+  ];
+}

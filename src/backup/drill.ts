@@ -1,0 +1,92 @@
+/**
+ * Restore drills and `backup verify`: per reachable tier, `restic check --read-data-subset`,
+ * then the latest dump restored into a scratch database, its row counts and checksums compared
+ * with the figures taken at dump time, the scratch database dropped, and "last proven restore"
+ * recorded for that tier.
+ */
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import type { Config } from "../config/load.ts";
+import { connect, openDatabase, type DatabaseTarget } from "../db/connect.ts";
+import { AppError, BackupError } from "../lib/errors.ts";
+import { backupContext, coldPresent, type BackupContext } from "./context.ts";
+import { DUMP_TAG } from "./dump.ts";
+import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
+import { acquireRunnerLock } from "./lock.ts";
+import { removeStaleLocks } from "./retention.ts";
+import { findSnapshot, restoreDump } from "./restore.ts";
+import { resticFailure, type Repo, type TierName } from "./restic.ts";
+import { exitCodeFor } from "./run.ts";
+import { updateTier } from "./status.ts";
+import type { TierResult } from "./tiers/types.ts";
+
+/** Restores the latest dump of `repo` into a scratch database beside `target` and proves it. */
+export async function drill(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<{ snapshot: string; tables: number }> {
+  const snapshot = await findSnapshot(ctx, repo, "latest", DUMP_TAG);
+  const localId = snapshot.original ?? snapshot.id;
+  const expected = figuresFor(ctx.stateDir, localId);
+  if (!expected)
+    throw new BackupError("DRILL_NO_FIGURES", `${repo.tier}: no figures recorded for dump ${localId.slice(0, 8)}, so a restore cannot be proven`, "restore the state directory (`backup restore --to-dir`) or run `axe-appliance backup run` for a new dump");
+  const scratch = `axe_drill_${randomBytes(5).toString("hex")}`;
+  const admin = connect(target, { max: 1 });
+  try {
+    await admin`create database ${admin(scratch)}`;
+    await restoreDump(ctx, repo, snapshot, { ...target, database: scratch }, ["--no-owner", "--no-acl"]);
+    const sql = connect({ ...target, database: scratch }, { max: 1 });
+    const actual = await tableFigures(sql).finally(() => sql.end({ timeout: 5 }));
+    const problems = compareFigures(expected, actual);
+    if (problems.length)
+      throw new BackupError("DRILL_MISMATCH", `${repo.tier}: restored dump ${snapshot.id.slice(0, 8)} differs from what was dumped: ${problems.slice(0, 5).join("; ")}`, "keep this repository; run `axe-appliance backup verify` on the other tiers and report it");
+    return { snapshot: snapshot.id.slice(0, 8), tables: actual.length };
+  } finally {
+    await admin`drop database if exists ${admin(scratch)} with (force)`.catch(() => {});
+    await admin.end({ timeout: 5 });
+  }
+}
+
+/** `backup verify`: check and drill every reachable tier; exit 0, 8 (some failed) or 7. */
+export async function verifyBackups(config: Config): Promise<{ results: TierResult[]; exitCode: 0 | 7 | 8 }> {
+  const ctx = backupContext(config);
+  const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
+  const results: TierResult[] = [];
+  const db = await openDatabase(config);
+  try {
+    const tiers: Array<[TierName, Repo | undefined, string]> = [
+      ["local", ctx.local, ""],
+      ["ring", ctx.ring?.repo, ctx.ringSkip ?? ""],
+      ["cold", coldPresent(ctx) ? ctx.cold : undefined, `volume ${ctx.cold.volume} not mounted`],
+    ];
+    for (const [tier, repo, why] of tiers) {
+      if (!repo) results.push({ tier, outcome: "skipped", message: `${tier}: skipped, ${why}` });
+      else results.push(await verifyTier(ctx, repo, db.target));
+    }
+  } finally {
+    lock.release();
+    await db.embedded?.stop();
+  }
+  return { results, exitCode: exitCodeFor(results) };
+}
+
+async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<TierResult> {
+  const now = () => new Date().toISOString();
+  try {
+    const restic = ctx.restic();
+    await removeStaleLocks(restic, repo);
+    const check = await restic.run(repo, ["check", `--read-data-subset=${ctx.settings.check_subset}`]);
+    const checkError = check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
+    updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastCheck: { time: now(), ok: !checkError, ...(checkError ? { error: checkError } : {}) } }));
+    if (checkError) {
+      if (/wrong password|already locked|unable to open config|ssh/i.test(check.stderr)) throw resticFailure(repo, "checking the repository", check);
+      throw new BackupError("CHECK_FAILED", `${repo.tier}: restic check found damage: ${checkError}`, "do not prune this repository; copy a good tier back over it, or run `restic repair` by hand");
+    }
+    const proven = await drill(ctx, repo, target);
+    updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: true, snapshot: proven.snapshot }, lastProvenRestore: { time: now(), snapshot: proven.snapshot } }));
+    return { tier: repo.tier, outcome: "ok", snapshot: proven.snapshot, message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven, ${proven.tables} tables match` };
+  } catch (error) {
+    const e = error as AppError;
+    const message = e instanceof AppError ? e.message : String(error);
+    if (!(e instanceof BackupError && e.code === "CHECK_FAILED"))
+      updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: false, error: message, code: e.code } }));
+    return { tier: repo.tier, outcome: "failed", code: e.code, message: `${message}${e.hint ? `\n  hint: ${e.hint}` : ""}` };
+  }
+}

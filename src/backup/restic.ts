@@ -1,0 +1,210 @@
+/**
+ * The restic program: find it, read its version, run it against one repository with the
+ * password from a 0600 file (RESTIC_PASSWORD_FILE, never argv), and turn its failures into
+ * BackupErrors that say what to do.
+ *
+ * @example
+ * const restic = await Restic.detect("restic", { cacheDir });
+ * const snaps = await restic.snapshots(repo, ["--tag", "db"]);
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { statSync } from "node:fs";
+import { z } from "zod";
+import { BackupError } from "../lib/errors.ts";
+
+export type TierName = "local" | "ring" | "cold";
+
+/** One restic repository: where it is and which 0600 file holds its password. */
+export interface Repo {
+  tier: TierName;
+  repository: string;
+  passwordFile: string;
+  /** Extended options (`-o key=value`), such as sftp.command for the ring. */
+  options?: string[];
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface ResticVersion {
+  major: number;
+  minor: number;
+  patch: number;
+  text: string;
+}
+
+export const SnapshotSchema = z.object({
+  id: z.string().regex(/^[0-9a-f]{64}$/),
+  short_id: z.string().optional(),
+  time: z.string(),
+  hostname: z.string(),
+  paths: z.array(z.string()),
+  tags: z.array(z.string()).nullish(),
+  /** Set on copies (ring, cold): the snapshot id in the local repository. */
+  original: z.string().optional(),
+});
+export type Snapshot = z.infer<typeof SnapshotSchema>;
+
+/** Parses `restic version` output such as "restic 0.14.0 compiled with go1.19.8 on linux/amd64". */
+export function parseResticVersion(output: string): ResticVersion | undefined {
+  const m = /restic (\d+)\.(\d+)\.(\d+)/.exec(output);
+  if (!m) return undefined;
+  return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: output.trim().split("\n")[0]! };
+}
+
+export class Restic {
+  private constructor(
+    readonly bin: string,
+    readonly version: ResticVersion,
+    private readonly cacheDir?: string,
+  ) {}
+
+  /** Runs `restic version`; a missing program is a BackupError with the install command. */
+  static detect(bin = "restic", options: { cacheDir?: string } = {}): Restic {
+    const result = spawnSync(bin, ["version"], { encoding: "utf8", timeout: 10_000 });
+    const version = result.status === 0 ? parseResticVersion(result.stdout) : undefined;
+    if (!version)
+      throw new BackupError(
+        "RESTIC_MISSING",
+        result.error ? `restic not found (${bin}): ${(result.error as NodeJS.ErrnoException).code ?? result.error.message}` : `${bin} version did not answer like restic: ${(result.stderr || result.stdout).trim()}`,
+        "install restic: `brew install restic` on macOS, `apt-get install restic` on Debian; or set backup.restic in appliance.yaml",
+      );
+    return new Restic(bin, version, options.cacheDir);
+  }
+
+  /** restic >= 0.17 runs the dump itself and refuses to save a snapshot when it fails. */
+  get hasStdinFromCommand(): boolean {
+    return this.atLeast(0, 17);
+  }
+
+  atLeast(major: number, minor: number): boolean {
+    return this.version.major > major || (this.version.major === major && this.version.minor >= minor);
+  }
+
+  /** Environment for one repository: only our RESTIC_* variables, the password by file. */
+  env(repo: Repo, extra: Record<string, string> = {}): Record<string, string> {
+    assertPasswordFile(repo);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("RESTIC_")) env[k] = v;
+    return {
+      ...env,
+      RESTIC_REPOSITORY: repo.repository,
+      RESTIC_PASSWORD_FILE: repo.passwordFile,
+      ...(this.cacheDir ? { RESTIC_CACHE_DIR: this.cacheDir } : {}),
+      ...extra,
+    };
+  }
+
+  args(repo: Repo, args: string[]): string[] {
+    return [...(repo.options ?? []).flatMap((o) => ["-o", o]), ...args];
+  }
+
+  /** Starts restic and hands back the child, for callers that stream into it. */
+  spawn(repo: Repo, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
+    return spawn(this.bin, this.args(repo, args), { env: this.env(repo, extraEnv), stdio: ["pipe", "pipe", "pipe"] });
+  }
+
+  /** Runs restic to the end; `onLine` sees each stdout line as it comes (JSON progress). */
+  run(repo: Repo, args: string[], options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {}): Promise<RunResult> {
+    const child = spawn(this.bin, this.args(repo, args), { env: this.env(repo, options.extraEnv), stdio: ["ignore", "pipe", "pipe"] });
+    return collect(child, options.onLine);
+  }
+
+  /** Runs restic and throws a classified BackupError unless it exits 0. */
+  async must(repo: Repo, args: string[], doing: string, options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {}): Promise<RunResult> {
+    const result = await this.run(repo, args, options);
+    if (result.code !== 0) throw resticFailure(repo, doing, result);
+    return result;
+  }
+
+  async snapshots(repo: Repo, filter: string[] = []): Promise<Snapshot[]> {
+    const result = await this.must(repo, ["snapshots", "--json", ...filter], "listing snapshots");
+    return parseJson(result.stdout, z.array(SnapshotSchema).nullable(), "restic snapshots --json").then((s) => s ?? []);
+  }
+
+  /** True when the repository answers with this password; false only when there is none yet. */
+  async exists(repo: Repo): Promise<boolean> {
+    const result = await this.run(repo, ["cat", "config"]);
+    if (result.code === 0) return true;
+    const failure = resticFailure(repo, "opening the repository", result);
+    if (failure.code === "REPO_MISSING") return false;
+    throw failure;
+  }
+
+  async stats(repo: Repo): Promise<number> {
+    const result = await this.must(repo, ["stats", "--json", "--mode", "raw-data"], "reading the repository size");
+    const stats = await parseJson(result.stdout, z.object({ total_size: z.number() }), "restic stats --json");
+    return stats.total_size;
+  }
+}
+
+/** Collects a child's output; resolves with its exit code (signals count as 128+n). */
+export function collect(child: ChildProcess, onLine?: (line: string) => void): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    let stdout = "";
+    let stderr = "";
+    let pending = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      const text = chunk.toString();
+      stdout += text;
+      if (!onLine) return;
+      pending += text;
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) if (line.trim()) onLine(line);
+    });
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on("error", (error) => reject(new BackupError("RESTIC_SPAWN", `could not start restic: ${error.message}`, "is restic installed? See `axe-appliance doctor`")));
+    child.on("close", (code, signal) => resolve({ code: code ?? 128 + signalNumber(signal), stdout, stderr }));
+  });
+}
+
+function signalNumber(signal: NodeJS.Signals | null): number {
+  return signal === "SIGINT" ? 2 : signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 0;
+}
+
+/** Parses restic JSON output against the part of it we depend on. */
+export async function parseJson<T>(text: string, schema: z.ZodType<T>, what: string): Promise<T> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text.trim().split("\n").at(-1) ?? "");
+  } catch {
+    throw new BackupError("RESTIC_OUTPUT", `${what}: expected JSON, got: ${text.trim().slice(0, 200)}`, "is this restic too old? `restic version`; 0.14 or newer is needed");
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) throw new BackupError("RESTIC_OUTPUT", `${what}: unexpected JSON: ${parsed.error.issues[0]?.message}`, "report this with `restic version`");
+  return parsed.data;
+}
+
+/** Refuses a password file that others can read, before restic ever sees it. */
+function assertPasswordFile(repo: Repo): void {
+  let mode: number;
+  try {
+    mode = statSync(repo.passwordFile).mode & 0o777;
+  } catch {
+    throw new BackupError("PASSWORD_MISSING", `${repo.tier}: password file ${repo.passwordFile} not found`, "run `axe-appliance backup init`, or restore the file from the operator's password manager");
+  }
+  if (mode & 0o077) throw new BackupError("PASSWORD_MODE", `${repo.tier}: password file ${repo.passwordFile} has mode ${mode.toString(8)}; expected 600`, `chmod 600 ${repo.passwordFile}`);
+}
+
+/** What a failed restic run means, from its exit code (>= 0.17) or its message (0.14). */
+export function resticFailure(repo: Repo, doing: string, result: RunResult): BackupError {
+  const text = result.stderr;
+  const tail = text.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${result.code}`;
+  const where = `${repo.tier} tier (${repo.repository})`;
+  if (result.code === 12 || /wrong password or no key found/i.test(text))
+    return new BackupError("WRONG_PASSWORD", `${where}: ${doing}: the password in ${repo.passwordFile} does not open this repository`, "restore the right password file; nothing was changed in the repository");
+  if (result.code === 11 || /already locked/i.test(text))
+    return new BackupError("REPO_LOCKED", `${where}: ${doing}: the repository is locked by another restic (${tail})`, "wait for the other backup to finish; `axe-appliance backup run` removes locks left by dead runners itself");
+  if (/no space left on device/i.test(text))
+    return new BackupError("DISK_FULL", `${where}: ${doing}: no space left on device`, "free space on the repository's disk; nothing was deleted");
+  if (/ssh command exited|connection refused|connection closed|unable to start the sftp session|could not resolve|timed out/i.test(text))
+    return new BackupError("PEER_UNREACHABLE", `${where}: ${doing}: cannot reach the peer (${tail})`, "is the peer up and on Tailscale? Try `ssh` to it by hand; the other tiers still ran");
+  if (result.code === 10 || /unable to open config file|Is there a repository at the following location/i.test(text))
+    return new BackupError("REPO_MISSING", `${where}: ${doing}: no repository there`, "run `axe-appliance backup init`");
+  if (result.code === 130 || result.code === 2 + 128) return new BackupError("INTERRUPTED", `${where}: ${doing}: interrupted`, "run it again");
+  return new BackupError("RESTIC_FAILED", `${where}: ${doing} failed: ${tail}`, "run `axe-appliance backup verify` to check the repository");
+}

@@ -1,0 +1,75 @@
+/**
+ * Getting data back: `restic dump` of a database snapshot piped into `pg_restore` (no clear-text
+ * file), or `restic restore` of any snapshot into a directory.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+import type { DatabaseTarget } from "../db/connect.ts";
+import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
+import { BackupError, UsageError } from "../lib/errors.ts";
+import type { BackupContext } from "./context.ts";
+import { DUMP_FILENAME, DUMP_TAG, libpqAuth } from "./dump.ts";
+import { collect, resticFailure, type Repo, type Snapshot } from "./restic.ts";
+
+/** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
+export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {
+  const snapshots = await ctx.restic().snapshots(repo, id === "latest" ? ["--host", ctx.host, ...(tag ? ["--tag", tag] : [])] : []);
+  const found =
+    id === "latest"
+      ? snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1)
+      : snapshots.find((s) => s.id.startsWith(id) || s.short_id === id);
+  if (!found)
+    throw new BackupError("SNAPSHOT_NOT_FOUND", `${repo.tier}: no snapshot ${id === "latest" ? `of host ${ctx.host}${tag ? ` tagged ${tag}` : ""}` : id} in ${repo.repository}`, "list them with `restic snapshots`, or run `axe-appliance backup run` first");
+  return found;
+}
+
+export function isDumpSnapshot(snapshot: Snapshot): boolean {
+  return (snapshot.tags ?? []).includes(DUMP_TAG) && snapshot.paths.some((p) => p.endsWith(DUMP_FILENAME));
+}
+
+/**
+ * Streams the dump in `snapshot` into `pg_restore` against `target` (which must exist).
+ * `--single-transaction --exit-on-error`: the database gets everything or nothing.
+ */
+export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snapshot, target: DatabaseTarget, extraArgs: string[] = []): Promise<void> {
+  if (!isDumpSnapshot(snapshot))
+    throw new UsageError("NOT_A_DUMP", `snapshot ${snapshot.id.slice(0, 8)} holds files (${snapshot.paths.join(", ")}), not a database dump`, "use --to-dir DIR for it, or pick a snapshot tagged db");
+  let bin: string;
+  try {
+    bin = findPostgresTools(DUMP_TOOLS);
+  } catch (error) {
+    throw new BackupError("PG_RESTORE_MISSING", (error as Error).message, "install the Postgres client tools");
+  }
+  const auth = libpqAuth(target);
+  try {
+    const dump = ctx.restic().spawn(repo, ["dump", snapshot.id, `/${DUMP_FILENAME}`]);
+    dump.stdin!.end();
+    const args = ["--no-password", "--single-transaction", "--exit-on-error", ...extraArgs, "-d", target.database];
+    const restore = spawn(join(bin, "pg_restore"), args, { env: { ...process.env, ...auth.env }, stdio: ["pipe", "pipe", "pipe"] });
+    restore.stdin!.on("error", () => {});
+    dump.stdout!.pipe(restore.stdin!);
+    const [dumped, restored] = await Promise.all([waitFor(dump), collect(restore)]);
+    if (dumped.code !== 0) throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, dumped);
+    if (restored.code !== 0) {
+      const tail = restored.stderr.trim().split("\n").slice(-3).join("; ");
+      throw new BackupError("RESTORE_FAILED", `pg_restore into ${target.database} failed: ${tail}; nothing was restored (one transaction)`, "restore into an empty database; on a new machine create the entity roles first or pass --no-owner");
+    }
+  } finally {
+    auth.cleanup();
+  }
+}
+
+/** Waits for a child whose stdout is piped elsewhere, keeping its stderr for the message. */
+function waitFor(child: ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    let stderr = "";
+    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", (e) => resolve({ code: 127, stdout: "", stderr: e.message }));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout: "", stderr }));
+  });
+}
+
+/** `restic restore` of a snapshot into a directory. */
+export async function restoreToDir(ctx: BackupContext, repo: Repo, snapshot: Snapshot, dir: string): Promise<void> {
+  await ctx.restic().must(repo, ["restore", snapshot.id, "--target", dir], `restoring snapshot ${snapshot.id.slice(0, 8)} into ${dir}`);
+}

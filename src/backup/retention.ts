@@ -1,0 +1,27 @@
+/**
+ * Retention: `restic forget --prune` with the tier's keep policy, for this host's snapshots only.
+ * Callers run it only after that tier's backup succeeded, never on a failed run.
+ */
+import type { Keep } from "./context.ts";
+import type { Repo, Restic } from "./restic.ts";
+
+/** The forget arguments for a policy; undefined when the policy keeps everything. */
+export function forgetArgs(keep: Keep, host: string): string[] | undefined {
+  const flags: string[] = [];
+  for (const [name, value] of Object.entries(keep)) if (value > 0) flags.push(`--keep-${name}`, String(value));
+  if (!flags.length) return undefined;
+  return ["forget", "--prune", "--host", host, ...flags];
+}
+
+export async function applyRetention(restic: Restic, repo: Repo, keep: Keep, host: string): Promise<void> {
+  const args = forgetArgs(keep, host);
+  if (args) await restic.must(repo, args, "applying retention (forget --prune)");
+}
+
+/**
+ * Removes locks left by restic processes that are gone (`restic unlock` without --remove-all
+ * only removes stale ones). Call only while holding the runner lock: no runner of ours is alive.
+ */
+export async function removeStaleLocks(restic: Restic, repo: Repo): Promise<void> {
+  await restic.must(repo, ["unlock"], "removing stale locks");
+}

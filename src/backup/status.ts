@@ -1,0 +1,145 @@
+/**
+ * The backup status file ({data_dir}/state/backup.json): per tier, the last attempt, the last
+ * good snapshot, the last check, the last drill and the repository size. Written atomically by
+ * the runner, read and validated by `backup status`.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { z } from "zod";
+import { BackupError } from "../lib/errors.ts";
+import type { TierName } from "./restic.ts";
+
+const Outcome = z.object({ time: z.string(), ok: z.boolean(), error: z.string().optional(), code: z.string().optional() });
+
+const TierStatusSchema = z.object({
+  lastAttempt: Outcome.optional(),
+  lastSnapshot: z.object({ time: z.string(), id: z.string(), dumpId: z.string().optional(), bytesAdded: z.number().optional() }).optional(),
+  lastCheck: Outcome.optional(),
+  lastDrill: Outcome.extend({ snapshot: z.string().optional() }).optional(),
+  lastProvenRestore: z.object({ time: z.string(), snapshot: z.string() }).optional(),
+  size: z.number().optional(),
+  /** Why the last run did not touch this tier (cold volume absent, ring disabled). */
+  skipped: z.object({ time: z.string(), reason: z.string() }).optional(),
+});
+
+export const StatusFileSchema = z.object({
+  version: z.literal(1),
+  updated: z.string(),
+  tiers: z.object({ local: TierStatusSchema.optional(), ring: TierStatusSchema.optional(), cold: TierStatusSchema.optional() }),
+});
+
+export type TierStatus = z.infer<typeof TierStatusSchema>;
+export type StatusFile = z.infer<typeof StatusFileSchema>;
+
+export function statusPath(stateDir: string): string {
+  return join(stateDir, "backup.json");
+}
+
+export function readStatus(stateDir: string): StatusFile {
+  const path = statusPath(stateDir);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return { version: 1, updated: new Date(0).toISOString(), tiers: {} };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new BackupError("STATUS_INVALID", `${path}: not JSON`, `move it aside; the next \`axe-appliance backup run\` writes a new one`);
+  }
+  const parsed = StatusFileSchema.safeParse(raw);
+  if (!parsed.success) throw new BackupError("STATUS_INVALID", `${path}: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`, "move it aside; the next `axe-appliance backup run` writes a new one");
+  return parsed.data;
+}
+
+/** Read, change one tier, write back atomically. */
+export function updateTier(stateDir: string, tier: TierName, change: (current: TierStatus) => TierStatus): void {
+  const status = readStatus(stateDir);
+  status.tiers[tier] = change(status.tiers[tier] ?? {});
+  status.updated = new Date().toISOString();
+  writeAtomically(statusPath(stateDir), JSON.stringify(status, null, 2) + "\n");
+}
+
+export function writeAtomically(path: string, text: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const temp = `${path}.tmp-${process.pid}`;
+  writeFileSync(temp, text, { mode: 0o600 });
+  renameSync(temp, path);
+}
+
+export interface TierReport {
+  tier: TierName;
+  enabled: boolean;
+  lastGood?: string;
+  ageHours?: number;
+  limitHours: number;
+  lastCheck?: string;
+  lastCheckOk?: boolean;
+  lastDrill?: string;
+  lastDrillOk?: boolean;
+  lastProvenRestore?: string;
+  size?: number;
+  problems: string[];
+}
+
+/** Judges each tier against its age limit; a problem list per tier says what is wrong. */
+export function reportTiers(status: StatusFile, limits: Array<{ tier: TierName; enabled: boolean; limitHours: number }>, now = new Date()): TierReport[] {
+  return limits.map(({ tier, enabled, limitHours }) => {
+    const t = status.tiers[tier] ?? {};
+    const problems: string[] = [];
+    const ageHours = t.lastSnapshot ? (now.getTime() - Date.parse(t.lastSnapshot.time)) / 3_600_000 : undefined;
+    if (enabled) {
+      if (ageHours === undefined) problems.push("no good snapshot yet: run `axe-appliance backup run`");
+      else if (ageHours > limitHours) problems.push(`last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}`);
+      if (t.lastAttempt && !t.lastAttempt.ok) problems.push(`last run failed: ${t.lastAttempt.error ?? "unknown error"}`);
+      if (t.lastCheck && !t.lastCheck.ok) problems.push(`last check failed: ${t.lastCheck.error ?? "unknown error"}`);
+      if (t.lastDrill && !t.lastDrill.ok) problems.push(`last restore drill failed: ${t.lastDrill.error ?? "unknown error"}`);
+    }
+    return {
+      tier,
+      enabled,
+      lastGood: t.lastSnapshot?.time,
+      ageHours,
+      limitHours,
+      lastCheck: t.lastCheck?.time,
+      lastCheckOk: t.lastCheck?.ok,
+      lastDrill: t.lastDrill?.time,
+      lastDrillOk: t.lastDrill?.ok,
+      lastProvenRestore: t.lastProvenRestore?.time,
+      size: t.size,
+      problems,
+    };
+  });
+}
+
+export function formatAge(hours: number): string {
+  if (hours < 1) return `${Math.round(hours * 60)}m`;
+  if (hours < 48) return `${hours.toFixed(1)}h`;
+  return `${(hours / 24).toFixed(1)}d`;
+}
+
+export function renderReport(reports: TierReport[]): string {
+  const lines = ["tier   last good            age      limit   last check           last proven restore  size"];
+  const cell = (s: string | undefined, w: number) => (s ?? "-").padEnd(w);
+  for (const r of reports) {
+    if (!r.enabled) {
+      lines.push(`${r.tier.padEnd(6)} disabled`);
+      continue;
+    }
+    const check = r.lastCheck ? `${r.lastCheck.slice(0, 16)}${r.lastCheckOk ? "" : " FAIL"}` : undefined;
+    lines.push(
+      `${r.tier.padEnd(6)} ${cell(r.lastGood?.slice(0, 19), 20)} ${cell(r.ageHours === undefined ? undefined : formatAge(r.ageHours), 8)} ${cell(formatAge(r.limitHours), 7)} ${cell(check, 20)} ${cell(r.lastProvenRestore?.slice(0, 19), 20)} ${r.size === undefined ? "-" : formatBytes(r.size)}`,
+    );
+    for (const p of r.problems) lines.push(`       ! ${p}`);
+  }
+  return lines.join("\n") + "\n";
+}
+
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}

@@ -1,0 +1,42 @@
+/**
+ * Tiers 2 and 3 never see the database directly: their repositories are made with
+ * `init --from-repo --copy-chunker-params` (so deduplication carries over) and filled with
+ * `restic copy` from the local repository.
+ */
+import type { BackupContext, Keep } from "../context.ts";
+import { applyRetention, removeStaleLocks } from "../retention.ts";
+import type { Repo } from "../restic.ts";
+import { updateTier } from "../status.ts";
+
+/** The local repository as a copy source: the password by file, through the environment. */
+function fromEnv(ctx: BackupContext): Record<string, string> {
+  return { RESTIC_FROM_REPOSITORY: ctx.local.repository, RESTIC_FROM_PASSWORD_FILE: ctx.local.passwordFile };
+}
+
+/** Creates the repository with the local one's chunker parameters if it does not exist yet. */
+export async function ensureCopyRepo(ctx: BackupContext, repo: Repo): Promise<boolean> {
+  const restic = ctx.restic();
+  if (await restic.exists(repo)) return false;
+  await restic.must(repo, ["init", "--copy-chunker-params"], "creating the repository", { extraEnv: fromEnv(ctx) });
+  return true;
+}
+
+/** Copies this host's snapshots from local, applies retention, records the outcome. */
+export async function copyFromLocal(ctx: BackupContext, repo: Repo, keep: Keep | undefined): Promise<{ snapshot?: string; created: boolean }> {
+  const restic = ctx.restic();
+  const created = await ensureCopyRepo(ctx, repo);
+  await removeStaleLocks(restic, repo);
+  await restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", { extraEnv: fromEnv(ctx) });
+  if (keep) await applyRetention(restic, repo, keep, ctx.host);
+  const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
+  const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
+  const size = await restic.stats(repo);
+  updateTier(ctx.stateDir, repo.tier, (t) => ({
+    ...t,
+    lastAttempt: { time: new Date().toISOString(), ok: true },
+    ...(latest ? { lastSnapshot: { time: new Date().toISOString(), id: latest.id.slice(0, 8) } } : {}),
+    size,
+    skipped: undefined,
+  }));
+  return { snapshot: latest?.id.slice(0, 8), created };
+}

@@ -1,0 +1,80 @@
+/**
+ * Tier 1: the local repository receives the database dump, then the config and state
+ * directories (secrets included: restic encrypts them), then retention.
+ */
+import { readdirSync } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
+import type { DatabaseTarget } from "../../db/connect.ts";
+import type { BackupContext } from "../context.ts";
+import { dumpDatabase, summaryOf } from "../dump.ts";
+import { recordFigures } from "../figures.ts";
+import { createProgress } from "../progress.ts";
+import { applyRetention, removeStaleLocks } from "../retention.ts";
+import { resticFailure } from "../restic.ts";
+import { updateTier } from "../status.ts";
+import type { TierResult } from "./types.ts";
+
+export const FILES_TAG = "files";
+
+export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): Promise<TierResult> {
+  const restic = ctx.restic();
+  const repo = ctx.local;
+  if (!(await restic.exists(repo))) {
+    return { tier: "local", outcome: "failed", code: "REPO_MISSING", message: `local tier: no repository at ${repo.repository}; run \`axe-appliance backup init\`` };
+  }
+  await removeStaleLocks(restic, repo);
+  const dumpProgress = createProgress("database dump");
+  const dump = await dumpDatabase({ restic, repo, target, host: ctx.host, onLine: dumpProgress.line }).finally(dumpProgress.done);
+  recordFigures(ctx.stateDir, dump.summary.snapshot_id, dump.figures);
+  const filesProgress = createProgress("config, state");
+  const files = await restic
+    .run(repo, ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)], { onLine: filesProgress.line })
+    .finally(filesProgress.done);
+  if (files.code !== 0 && files.code !== 3) throw resticFailure(repo, "backing up config and state", files);
+  const filesSummary = summaryOf(files);
+  await applyRetention(restic, repo, ctx.settings.local.keep, ctx.host);
+  const size = await restic.stats(repo);
+  const added = dump.summary.data_added + filesSummary.data_added;
+  updateTier(ctx.stateDir, "local", (t) => ({
+    ...t,
+    lastAttempt: { time: new Date().toISOString(), ok: true },
+    lastSnapshot: { time: new Date().toISOString(), id: filesSummary.snapshot_id, dumpId: dump.summary.snapshot_id, bytesAdded: added },
+    size,
+    skipped: undefined,
+  }));
+  const partialNote = files.code === 3 ? " (some files could not be read: see restic's warnings above)" : "";
+  return {
+    tier: "local",
+    outcome: "ok",
+    snapshot: dump.summary.snapshot_id,
+    bytesAdded: added,
+    message: `local: database snapshot ${dump.summary.snapshot_id} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id}, ${added} bytes added${partialNote}`,
+  };
+}
+
+/** The config directory without the data directory inside it, plus state and an outside secrets dir. */
+export function filePaths(ctx: BackupContext): string[] {
+  const { dir } = ctx.config;
+  const { data, secrets, state } = ctx.config.paths;
+  const paths = inside(data, dir) ? entriesAround(dir, data) : [dir];
+  paths.push(state);
+  if (!inside(secrets, dir)) paths.push(secrets);
+  return [...new Set(paths)];
+}
+
+function inside(child: string, parent: string): boolean {
+  const r = relative(parent, child);
+  return r === "" || (!r.startsWith("..") && !isAbsolute(r));
+}
+
+/** Every entry under `dir` except `skip` (the data directory, whose state/ is listed on its own). */
+function entriesAround(dir: string, skip: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (p === skip) continue;
+    if (inside(skip, p)) out.push(...entriesAround(p, skip));
+    else out.push(p);
+  }
+  return out;
+}
