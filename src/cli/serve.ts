@@ -1,9 +1,39 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { loadConfig } from "../config/load.ts";
+import { startFrame } from "../frame/serve.ts";
+import { choiceFlag, CONFIG_OPTION, intFlag, stringFlag, type Command } from "../lib/cli.ts";
 
-export const serveCommand: Command = notBuilt("serve", "run frame, the company's MCP server, as the blue or green copy", "--color blue|green [--port N] [--config DIR] [--no-auth]", "frame serve", {
-  color: { type: "string", value: "blue|green", description: "which copy this is; picks the default port (blue 3710, green 3711)" },
-  port: { type: "string", value: "N", description: "listen on this port instead" },
-  config: CONFIG_OPTION,
-  "no-auth": { type: "boolean", description: "development only, loopback only: every request acts as admin of the dev entity" },
-});
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "run frame, the company's MCP server, as the blue or green copy",
+  usage: "--color blue|green [--port N] [--config DIR] [--no-auth]",
+  details: `
+Serves MCP (Streamable HTTP, stateless) at {public_url}/frame/mcp, the OAuth protected resource
+metadata at /.well-known/oauth-protected-resource[/frame/mcp], and GET /healthz. Accepts Entra ID
+access tokens of this machine's customer and service tokens from 'axe-appliance token issue'.
+Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.`,
+  options: {
+    color: { type: "string", value: "blue|green", description: "which copy this is; picks the default port (frame.ports: blue 3710, green 3711)" },
+    port: { type: "string", value: "N", description: "listen on this port instead" },
+    config: CONFIG_OPTION,
+    "no-auth": { type: "boolean", description: "development only, loopback only: every request acts as admin of the customer's first entity" },
+  },
+  async run(inv) {
+    const color = choiceFlag(inv, "color", ["blue", "green"] as const, true)!;
+    const port = intFlag(inv, "port", 0);
+    const noAuth = inv.values["no-auth"] === true;
+    const config = loadConfig({ dir: stringFlag(inv, "config") });
+    const frame = await startFrame({ config, color, noAuth, ...(port !== undefined ? { port } : {}) });
+    if (noAuth)
+      process.stderr.write(
+        `\n!!! WARNING: frame ${color} runs with --no-auth on ${frame.url}: every request acts as ADMIN of entity ` +
+          `'${config.customer.entities[0]!.name}'. For development on this machine only. !!!\n\n`,
+      );
+    process.stdout.write(`frame ${color} listening on ${frame.url} (MCP ${config.mcpUrl})\n`);
+    await new Promise<void>((resolve) => {
+      const shutdown = () => void frame.stop().then(resolve);
+      process.once("SIGTERM", shutdown);
+      process.once("SIGINT", shutdown);
+    });
+    return 0;
+  },
+};

@@ -1,12 +1,84 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { loadConfig, type Config } from "../config/load.ts";
+import { ROLES, type Role } from "../config/customers.ts";
+import { connect, openDatabase, type Sql } from "../db/connect.ts";
+import { migrate } from "../db/migrate.ts";
+import { issueServiceToken, listServiceTokens, parseDuration, revokeServiceToken } from "../frame/auth/service-tokens.ts";
+import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+
+async function withTokens<T>(configDir: string | undefined, work: (sql: Sql, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig({ dir: configDir });
+  const db = await openDatabase(config);
+  const sql = connect(db.target, { max: 2 });
+  try {
+    await migrate(sql);
+    return await work(sql, config);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.embedded?.stop();
+  }
+}
 
 export const tokenCommand: Command = {
   name: "token",
   summary: "service tokens for automation and the operator",
   subcommands: [
-    notBuilt("issue", "issue a token (printed once)", "--entity E --role reader|writer|admin --name N [--expires 90d]", "frame serve", { config: CONFIG_OPTION }),
-    notBuilt("list", "list tokens (never their secrets)", "[--json]", "frame serve", { config: CONFIG_OPTION }),
-    notBuilt("revoke", "revoke a token by id", "ID", "frame serve", { config: CONFIG_OPTION }),
+    {
+      name: "issue",
+      summary: "issue a token (printed once; only its keyed hash is stored)",
+      usage: "--entity E --role reader|writer|admin --name N [--expires 90d] [--config DIR]",
+      details: "Prints the token on stdout, once. Send it as 'Authorization: Bearer <token>' to /frame/mcp.\nThe entity must be one of this machine's customer's entities in customers.yaml.",
+      options: {
+        entity: { type: "string", value: "E", description: "the entity the token acts in" },
+        role: { type: "string", value: "ROLE", description: `one of ${ROLES.join(", ")}` },
+        name: { type: "string", value: "N", description: "what uses the token, for people reading 'token list'" },
+        expires: { type: "string", value: "DURATION", description: "lifetime such as 90d, 12h, 30m or 2w (default 90d)" },
+        config: CONFIG_OPTION,
+      },
+      run: (inv) =>
+        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+          const entity = stringFlag(inv, "entity", true);
+          const entities = config.customer.entities.map((e) => e.name);
+          if (!entities.includes(entity))
+            throw new UsageError("UNKNOWN_ENTITY", `entity '${entity}' is not an entity of customer ${config.customer.name}; expected one of ${entities.join(", ")}`, "see customers.yaml");
+          const role = choiceFlag(inv, "role", ROLES, true) as Role;
+          const expiresInMs = parseDuration(stringFlag(inv, "expires") ?? "90d");
+          const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role, name: stringFlag(inv, "name", true), expiresInMs });
+          process.stderr.write(`issued ${record.id} (${record.name}): ${record.role} of ${record.entity}, expires ${record.expiresAt.toISOString()}. It is shown once:\n`);
+          process.stdout.write(`${token}\n`);
+        }),
+    },
+    {
+      name: "list",
+      summary: "list tokens (never their secrets)",
+      usage: "[--json] [--config DIR]",
+      options: { json: JSON_OPTION, config: CONFIG_OPTION },
+      run: (inv) =>
+        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+          const tokens = await listServiceTokens(sql, config.customer.name);
+          if (inv.values.json) return void process.stdout.write(JSON.stringify(tokens) + "\n");
+          if (!tokens.length) return void process.stdout.write("no service tokens; issue one with 'axe-appliance token issue'\n");
+          const now = Date.now();
+          const state = (t: (typeof tokens)[number]) => (t.revokedAt ? "revoked" : t.expiresAt.getTime() <= now ? "expired" : "active");
+          const rows = [["ID", "NAME", "ENTITY", "ROLE", "STATE", "EXPIRES", "LAST USED"], ...tokens.map((t) => [t.id, t.name, t.entity, t.role, state(t), t.expiresAt.toISOString(), t.lastUsedAt?.toISOString() ?? "never"])];
+          const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+          for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd() + "\n");
+        }),
+    },
+    {
+      name: "revoke",
+      summary: "revoke a token by id (takes effect on the next request)",
+      usage: "ID [--config DIR]",
+      options: { config: CONFIG_OPTION },
+      positionals: 1,
+      run: (inv) =>
+        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+          const id = inv.positionals[0];
+          if (!id) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: which token? Give its ID (see 'axe-appliance token list')`);
+          if (!(await revokeServiceToken(sql, config.customer.name, id)))
+            throw new UsageError("UNKNOWN_TOKEN", `no active token with id '${id}'`, "see 'axe-appliance token list'");
+          process.stdout.write(`revoked ${id}\n`);
+        }),
+    },
   ],
 };

@@ -4,6 +4,8 @@
  * release later, because blue and green share the database during a switch.
  */
 import meta from "./0001_meta.sql" with { type: "text" };
+import serviceTokens from "./0002_service_tokens.sql" with { type: "text" };
+import frameData from "./0003_frame_data.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -11,4 +13,8 @@ export interface Migration {
   sql: string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: "meta schema", sql: meta }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: "meta schema", sql: meta },
+  { version: 2, name: "service tokens", sql: serviceTokens },
+  { version: 3, name: "frame data: data keys, audit chain", sql: frameData },
+];

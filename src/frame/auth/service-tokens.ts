@@ -1,0 +1,178 @@
+/**
+ * Service tokens: the appliance's own bearer tokens for automation and the operator (the second
+ * half of the dual-token model). A token is shown once at issue; the database keeps only
+ * HMAC-SHA256(token) under the key in `{secrets}/token.key` (0600, created on first need, never
+ * overwritten), so a database dump alone cannot be replayed as tokens.
+ *
+ * @example
+ * const { token } = await issueServiceToken(sql, config.paths.secrets, {
+ *   customer: "axe", entity: "axe", role: "admin", name: "deploy-gate", expiresInMs: 5 * 60_000,
+ * });
+ * // Authorization: Bearer ${token}
+ */
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { join } from "node:path";
+import { ROLES, type Role } from "../../config/customers.ts";
+import type { Sql } from "../../db/connect.ts";
+import { AuthError, ConfigError, UsageError } from "../../lib/errors.ts";
+import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
+import type { Principal } from "../principal.ts";
+
+/** Every service token starts with this, so it is told apart from a JWT and found by secret scanners. */
+export const SERVICE_TOKEN_PREFIX = "axe_st_";
+export const TOKEN_KEY_FILE = "token.key";
+const TOKEN_SHAPE = /^axe_st_[A-Za-z0-9_-]{43}$/;
+
+export interface ServiceTokenRecord {
+  id: string;
+  name: string;
+  customer: string;
+  entity: string;
+  role: Role;
+  createdAt: Date;
+  expiresAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export interface IssueOptions {
+  customer: string;
+  entity: string;
+  role: Role;
+  /** A label for people: what uses the token ("deploy-gate", "zapier"). */
+  name: string;
+  expiresInMs: number;
+}
+
+/** Reads the HMAC key, creating it (32 random bytes, mode 0600) the first time. */
+export function loadTokenKey(secretsDir: string): Buffer {
+  const file = join(secretsDir, TOKEN_KEY_FILE);
+  createSecretFileOnce(file, () => randomBytes(32).toString("base64") + "\n");
+  const key = Buffer.from(readSecretFile(file), "base64");
+  if (key.length < 32) throw new ConfigError("TOKEN_KEY_SHORT", `${file}: expected at least 32 bytes of base64, found ${key.length}`, "move the file aside and let the appliance create a new one (this invalidates every service token)");
+  return key;
+}
+
+export function tokenHmac(key: Buffer, token: string): string {
+  return createHmac("sha256", key).update(token).digest("hex");
+}
+
+/** Creates a token, stores its HMAC, and returns the token (the only time it exists in clear). */
+export async function issueServiceToken(sql: Sql, secretsDir: string, options: IssueOptions): Promise<{ token: string; record: ServiceTokenRecord }> {
+  if (!ROLES.includes(options.role)) throw new UsageError("BAD_ROLE", `role must be one of ${ROLES.join(", ")}, not '${options.role}'`);
+  if (!options.name.trim() || options.name.length > 64) throw new UsageError("BAD_NAME", "a token name is 1 to 64 characters");
+  if (!(options.expiresInMs > 0)) throw new UsageError("BAD_EXPIRY", "a token must expire in the future");
+  const key = loadTokenKey(secretsDir);
+  const token = SERVICE_TOKEN_PREFIX + randomBytes(32).toString("base64url");
+  const id = `st_${randomBytes(6).toString("hex")}`;
+  const expiresAt = new Date(Date.now() + options.expiresInMs);
+  const [row] = await sql<TokenRow[]>`
+    insert into meta.service_tokens (id, name, customer, entity, role, hmac, expires_at)
+    values (${id}, ${options.name}, ${options.customer}, ${options.entity}, ${options.role}, ${tokenHmac(key, token)}, ${expiresAt})
+    returning id, name, customer, entity, role, created_at, expires_at, last_used_at, revoked_at`;
+  return { token, record: toRecord(row!) };
+}
+
+export async function listServiceTokens(sql: Sql, customer: string): Promise<ServiceTokenRecord[]> {
+  const rows = await sql<TokenRow[]>`
+    select id, name, customer, entity, role, created_at, expires_at, last_used_at, revoked_at
+    from meta.service_tokens where customer = ${customer} order by created_at, id`;
+  return rows.map(toRecord);
+}
+
+/** Marks a token revoked; returns false when no such unrevoked token exists. */
+export async function revokeServiceToken(sql: Sql, customer: string, id: string): Promise<boolean> {
+  const rows = await sql`update meta.service_tokens set revoked_at = now()
+    where id = ${id} and customer = ${customer} and revoked_at is null returning id`;
+  return rows.length === 1;
+}
+
+export function looksLikeServiceToken(token: string): boolean {
+  return token.startsWith(SERVICE_TOKEN_PREFIX);
+}
+
+/**
+ * Checks a presented service token. Valid: known HMAC, not revoked, not expired, issued for this
+ * customer and one of its entities. Last-used time is written at most once a minute per token.
+ */
+export class ServiceTokenVerifier {
+  private readonly lastTouched = new Map<string, number>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly key: Buffer,
+    private readonly customer: string,
+    private readonly entities: readonly string[],
+  ) {}
+
+  async verify(token: string): Promise<Principal> {
+    if (!TOKEN_SHAPE.test(token)) throw new AuthError("service_token_malformed", "the service token is malformed", 401);
+    const digest = tokenHmac(this.key, token);
+    const [row] = await this.sql<TokenRow[]>`
+      select id, name, customer, entity, role, hmac, created_at, expires_at, last_used_at, revoked_at
+      from meta.service_tokens where hmac = ${digest}`;
+    // The lookup is by keyed hash; compare again in constant time so the check never rests on the index alone.
+    if (!row || !timingSafeEqual(Buffer.from(row.hmac!, "hex"), Buffer.from(digest, "hex")))
+      throw new AuthError("service_token_unknown", "the service token is not known here", 401);
+    if (row.revoked_at) throw new AuthError("service_token_revoked", "the service token was revoked", 401);
+    if (row.expires_at.getTime() <= Date.now()) throw new AuthError("service_token_expired", "the service token has expired", 401);
+    if (row.customer !== this.customer || !this.entities.includes(row.entity))
+      throw new AuthError("service_token_elsewhere", "the service token was issued for another customer or entity", 401);
+    this.touch(row.id);
+    return {
+      kind: "service",
+      id: `service:${row.id}`,
+      serviceTokenId: row.id,
+      label: row.name,
+      customer: row.customer,
+      entity: row.entity,
+      role: row.role,
+      scopes: [],
+      expiresAt: row.expires_at,
+    };
+  }
+
+  private touch(id: string): void {
+    const now = Date.now();
+    if (now - (this.lastTouched.get(id) ?? 0) < 60_000) return;
+    this.lastTouched.set(id, now);
+    this.sql`update meta.service_tokens set last_used_at = now() where id = ${id}`.catch(() => this.lastTouched.delete(id));
+  }
+}
+
+/** "90d", "12h", "30m", "2w", "45s" to milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)\s*([smhdw])$/.exec(text.trim());
+  if (!match) throw new UsageError("BAD_DURATION", `'${text}' is not a duration; expected a number and a unit, such as 90d, 12h, 30m or 2w`);
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[match[2] as "s" | "m" | "h" | "d" | "w"];
+  const ms = Number(match[1]) * unit;
+  if (ms <= 0) throw new UsageError("BAD_DURATION", `'${text}' is not in the future`);
+  return ms;
+}
+
+interface TokenRow {
+  id: string;
+  name: string;
+  customer: string;
+  entity: string;
+  role: Role;
+  hmac?: string;
+  created_at: Date;
+  expires_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+function toRecord(row: TokenRow): ServiceTokenRecord {
+  return {
+    id: row.id,
+    name: row.name,
+    customer: row.customer,
+    entity: row.entity,
+    role: row.role,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * frame's HTTP surface on Elysia: /healthz, the protected resource metadata at both well-known
+ * URLs, and /frame/mcp (guard, authenticate, then hand the web-standard Request to the MCP transport).
+ * Every refused request is reported to the audit sink.
+ */
+import { randomUUID } from "node:crypto";
+import { Elysia } from "elysia";
+import type { Config } from "../../config/load.ts";
+import type { Sql } from "../../db/connect.ts";
+import { AuthError } from "../../lib/errors.ts";
+import type { Logger } from "../../lib/log.ts";
+import type { AuditSink } from "../audit-sink.ts";
+import type { Authenticator } from "../auth/authenticate.ts";
+import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
+import { requestGuard } from "./guards.ts";
+import { healthResponse } from "./health.ts";
+import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
+
+export interface FrameAppOptions {
+  config: Config;
+  color: "blue" | "green";
+  authenticator: Authenticator;
+  /** The tenant's v2 issuer, named as the authorization server in the metadata. */
+  issuer: string;
+  catalog: ToolCatalog;
+  sql: Sql;
+  audit: AuditSink;
+  logger: Logger;
+}
+
+const REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+export function createFrameApp(options: FrameAppOptions) {
+  const { config, audit, logger } = options;
+  const guard = requestGuard(config);
+  const maxBodyBytes = config.appliance.frame.max_body_bytes;
+  const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));
+  const deps = { sql: options.sql, logger, audit, maxBodyBytes };
+
+  const refuse = (status: number, reason: string, started: number, requestId: string, who = "anonymous", entity?: string) =>
+    audit
+      .record({ at: new Date(), who, reason, customer: config.customer.name, ...(entity ? { entity } : {}), outcome: status === 403 && who !== "anonymous" ? "denied" : "refused", status, durationMs: Math.round(performance.now() - started), requestId })
+      .catch((error) => logger.error("audit sink failed", { error }));
+
+  const serveMetadata = ({ request }: { request: Request }) => {
+    const refused = guard.check(request);
+    if (refused) return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
+    return new Response(metadata, { headers: { "content-type": "application/json", "access-control-allow-origin": "*", "cache-control": "max-age=300" } });
+  };
+
+  async function mcp(request: Request): Promise<Response> {
+    const started = performance.now();
+    const incoming = request.headers.get("x-request-id");
+    const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const refused = guard.check(request);
+    if (refused) {
+      void refuse(403, "host_or_origin", started, requestId);
+      return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
+    }
+    let principal;
+    try {
+      principal = await options.authenticator.authenticate(request);
+    } catch (error) {
+      if (!(error instanceof AuthError)) throw error;
+      void refuse(error.status, error.code, started, requestId);
+      return authErrorResponse(error, config);
+    }
+    if (request.method !== "POST")
+      return jsonRpcError(405, -32000, "Method not allowed: frame is stateless; send JSON-RPC messages with POST", { allow: "POST" });
+    const length = Number(request.headers.get("content-length") ?? 0);
+    if (length > maxBodyBytes) return jsonRpcError(413, -32000, `Request body too large: at most ${maxBodyBytes} bytes`);
+    return handleMcpRequest(request, principal, options.catalog, deps, requestId);
+  }
+
+  return new Elysia({ serve: { idleTimeout: 0, maxRequestBodySize: maxBodyBytes + 1_048_576 } })
+    .get("/healthz", () => healthResponse(options.sql, options.color))
+    .get(PRM_PATH, serveMetadata)
+    .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
+    .all("/frame/mcp", async ({ request }) => {
+      try {
+        return await mcp(request);
+      } catch (error) {
+        logger.error("mcp request failed", { error });
+        return jsonRpcError(500, -32603, "Internal error: the request failed inside frame; retry, and report it if it persists");
+      }
+    });
+}

@@ -1,0 +1,46 @@
+/**
+ * DNS-rebinding protection: the Host header must name this server (the public host, a loopback
+ * name, or a configured extra), and an Origin header, when a browser sends one, must be the public
+ * origin, claude.ai, a loopback origin, or a configured extra.
+ */
+import type { Config } from "../../config/load.ts";
+
+const LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]", "::1"];
+const CLAUDE_ORIGINS = ["https://claude.ai", "https://claude.com"];
+
+export interface RequestGuard {
+  /** A reason to refuse the request, or undefined when it may proceed. */
+  check(request: Request): string | undefined;
+}
+
+export function requestGuard(config: Config): RequestGuard {
+  const publicUrl = new URL(config.mcpUrl);
+  const hosts = new Set([publicUrl.hostname.toLowerCase(), ...LOOPBACK_HOSTS, ...config.appliance.frame.allowed_hosts.map((h) => h.toLowerCase())]);
+  const origins = new Set([publicUrl.origin, ...CLAUDE_ORIGINS, ...config.appliance.frame.allowed_origins.map((o) => o.replace(/\/+$/, ""))]);
+  return {
+    check(request) {
+      const host = request.headers.get("host");
+      if (!host || !hosts.has(hostName(host))) return `host '${host ?? ""}' is not served here`;
+      const origin = request.headers.get("origin");
+      if (origin && !origins.has(origin) && !isLoopbackOrigin(origin)) return `origin '${origin}' is not allowed`;
+      return undefined;
+    },
+  };
+}
+
+/** The name part of a Host header: "a.b:443" -> "a.b", "[::1]:3710" -> "[::1]". */
+function hostName(host: string): string {
+  const h = host.trim().toLowerCase();
+  if (h.startsWith("[")) return h.slice(0, h.indexOf("]") + 1);
+  const colon = h.indexOf(":");
+  return colon < 0 ? h : h.slice(0, colon);
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  try {
+    const url = new URL(origin);
+    return (url.protocol === "http:" || url.protocol === "https:") && LOOPBACK_HOSTS.includes(url.hostname);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * MCP over Streamable HTTP, stateless: every POST gets its own SDK Server and web-standard
+ * transport (no Mcp-Session-Id), bound to the principal that authentication produced. Tool
+ * schemas are converted to JSON Schema once, at start-up, from the registry.
+ */
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
+import { z } from "zod";
+import type { Sql } from "../db/connect.ts";
+import type { Logger } from "../lib/log.ts";
+import { releaseVersion } from "../lib/version.ts";
+import { argsDigest, type AuditSink } from "./audit-sink.ts";
+import { hasRole, type Principal } from "./principal.ts";
+import { ToolError, type ToolDefinition } from "./tools/registry.ts";
+
+export const SERVER_NAME = "axe-frame";
+const INSTRUCTIONS =
+  "frame holds the records of one company (entity). Every tool acts inside the caller's entity only. Call whoami first to see which entity and role you have.";
+
+export interface McpDependencies {
+  sql: Sql;
+  logger: Logger;
+  audit: AuditSink;
+  maxBodyBytes: number;
+}
+
+/** The registry, with each tool's JSON Schemas computed once. */
+export class ToolCatalog {
+  readonly list: Tool[];
+  private readonly byName: Map<string, ToolDefinition>;
+
+  constructor(tools: readonly ToolDefinition[]) {
+    this.byName = new Map(tools.map((t) => [t.name, t]));
+    if (this.byName.size !== tools.length) throw new Error("two tools share a name in src/frame/tools/index.ts");
+    this.list = tools.map((t) => ({
+      name: t.name,
+      title: t.title,
+      description: t.description,
+      inputSchema: z.toJSONSchema(t.input, { io: "input" }) as Tool["inputSchema"],
+      outputSchema: z.toJSONSchema(t.output, { io: "output" }) as Tool["outputSchema"],
+      annotations: { title: t.title, ...t.annotations },
+    }));
+  }
+
+  get(name: string): ToolDefinition | undefined {
+    return this.byName.get(name);
+  }
+}
+
+const sharedValidator = new AjvJsonSchemaValidator();
+
+/** Answers one MCP HTTP request for `principal`. */
+export async function handleMcpRequest(request: Request, principal: Principal, catalog: ToolCatalog, deps: McpDependencies, requestId: string): Promise<Response> {
+  const server = new Server(
+    { name: SERVER_NAME, title: "frame", version: releaseVersion() },
+    { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator },
+  );
+  server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: catalog.list }));
+  server.setRequestHandler(CallToolRequestSchema, async (call, extra) =>
+    callTool(catalog, call.params.name, call.params.arguments ?? {}, principal, deps, requestId, extra.signal),
+  );
+  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, maxRequestBodySize: deps.maxBodyBytes });
+  transport.onerror = (error) => deps.logger.debug("mcp transport", { requestId, error });
+  await server.connect(transport);
+  return transport.handleRequest(request);
+}
+
+async function callTool(
+  catalog: ToolCatalog,
+  name: string,
+  args: Record<string, unknown>,
+  principal: Principal,
+  deps: McpDependencies,
+  requestId: string,
+  signal: AbortSignal,
+): Promise<CallToolResult> {
+  const tool = catalog.get(name);
+  if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${name}'; tools/list shows the tools frame has`);
+  const started = performance.now();
+  const logger = deps.logger.child({ requestId, tool: name });
+  const finish = (outcome: "ok" | "error" | "denied", result: CallToolResult, reason?: string) => {
+    void deps.audit
+      .record({
+        at: new Date(),
+        who: principal.id,
+        ...(reason ? { reason } : {}),
+        customer: principal.customer,
+        entity: principal.entity,
+        tool: name,
+        outcome,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        argsDigest: argsDigest(args),
+        requestId,
+        tokenKind: principal.kind,
+      })
+      .catch((error) => logger.error("audit sink failed", { error }));
+    return result;
+  };
+  if (!hasRole(principal.role, tool.role))
+    return finish("denied", toolError(`${name} needs the ${tool.role} role; you are ${principal.role}`, "ask an admin for a higher role, or use a read-only tool"), "role");
+  const input = tool.input.safeParse(args);
+  if (!input.success)
+    return finish("error", toolError(`invalid arguments for ${name}: ${z.prettifyError(input.error).replaceAll("\n", "; ")}`, "fix the arguments to match the tool's inputSchema and call again"), "invalid_input");
+  try {
+    const output = tool.output.parse(await tool.handler({ principal, sql: deps.sql, logger, requestId, signal }, input.data));
+    return finish("ok", { content: [{ type: "text", text: JSON.stringify(output) }], structuredContent: output as Record<string, unknown> });
+  } catch (error) {
+    if (error instanceof ToolError) return finish("error", toolError(error.message, error.hint), error.code);
+    logger.error("tool failed", { error });
+    return finish("error", toolError(`${name} failed inside frame (request ${requestId}); this is a bug, not your input`, "retry once; if it fails again, report the request id"), "internal");
+  }
+}
+
+function toolError(message: string, hint?: string): CallToolResult {
+  return { isError: true, content: [{ type: "text", text: hint ? `${message}. ${hint}.` : message }] };
+}

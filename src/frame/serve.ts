@@ -1,0 +1,89 @@
+/**
+ * Starts frame: opens the database (embedded default when no database.url), migrates, builds the
+ * verifiers, listens on frame.bind, and stops gracefully (stop accepting, finish in-flight).
+ *
+ * @example
+ * const frame = await startFrame({ config, color: "blue" });
+ * process.on("SIGTERM", () => frame.stop().then(() => process.exit(0)));
+ */
+import type { Config } from "../config/load.ts";
+import { connect, openDatabase } from "../db/connect.ts";
+import { migrate } from "../db/migrate.ts";
+import { ConfigError } from "../lib/errors.ts";
+import { createLogger, type Logger } from "../lib/log.ts";
+import { logAuditSink, type AuditSink } from "./audit-sink.ts";
+import { bearerAuthenticator, devAuthenticator } from "./auth/authenticate.ts";
+import { EntraVerifier } from "./auth/entra.ts";
+import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
+import { createFrameApp } from "./http/app.ts";
+import { ToolCatalog } from "./mcp.ts";
+import { TOOLS } from "./tools/index.ts";
+
+export interface ServeOptions {
+  config: Config;
+  color: "blue" | "green";
+  /** Default: appliance.yaml frame.ports[color]. 0 picks a free port. */
+  port?: number;
+  /** Development only: every request is the admin of the customer's first entity. Loopback only. */
+  noAuth?: boolean;
+  /** Where audit events go; default JSON log lines. */
+  audit?: AuditSink;
+  logger?: Logger;
+  /** Least time between JWKS refetches for unknown kids (tests shorten it). */
+  jwksCooldownMs?: number;
+}
+
+export interface RunningFrame {
+  port: number;
+  /** http://{bind}:{port} */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish, closes the pool (and the embedded cluster if started here). */
+  stop(): Promise<void>;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
+  const { config, color } = options;
+  const frame = config.appliance.frame;
+  const logger = options.logger ?? createLogger({ base: { service: "axe-frame", color } });
+  if (options.noAuth && !LOOPBACK.test(frame.bind))
+    throw new ConfigError("NO_AUTH_NOT_LOOPBACK", `--no-auth is refused: frame.bind is ${frame.bind}, not a loopback address`, "set frame.bind to 127.0.0.1 for development, or drop --no-auth");
+  const port = options.port ?? frame.ports[color];
+  const db = await openDatabase(config);
+  const sql = connect(db.target, { max: 10 });
+  try {
+    await migrate(sql);
+    const entra = new EntraVerifier(config.customer, config.fleet, {
+      authority: frame.entra_authority,
+      v1IssuerBase: frame.entra_v1_issuer_base,
+      ...(options.jwksCooldownMs !== undefined ? { jwksCooldownMs: options.jwksCooldownMs } : {}),
+    });
+    const authenticator = options.noAuth
+      ? devAuthenticator(config.customer)
+      : bearerAuthenticator(entra, new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name)));
+    if (!options.noAuth) void entra.warm();
+    const app = createFrameApp({
+      config, color, authenticator, issuer: entra.issuerV2, catalog: new ToolCatalog(TOOLS), sql,
+      audit: options.audit ?? logAuditSink(logger), logger,
+    });
+    app.listen({ hostname: frame.bind, port });
+    const server = app.server!;
+    const url = `http://${frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind}:${server.port}`;
+    logger.info("frame listening", { url, mcpUrl: config.mcpUrl, auth: options.noAuth ? "none" : "entra+service" });
+    return {
+      port: server.port!,
+      url,
+      async stop() {
+        await server.stop();
+        // In-flight requests are done by now; a connection stuck on a dead database must not hold the exit.
+        await sql.end({ timeout: 2 });
+        await db.embedded?.stop();
+      },
+    };
+  } catch (error) {
+    await sql.end({ timeout: 5 });
+    await db.embedded?.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,123 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { loadConfig } from "../../src/config/load.ts";
+import { connect } from "../../src/db/connect.ts";
+import { MIGRATIONS } from "../../src/db/migrations/index.ts";
+import { startFrame } from "../../src/frame/serve.ts";
+import { ConfigError } from "../../src/lib/errors.ts";
+import { MAIN } from "../helpers/cli.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { freePort } from "../helpers/sshd.ts";
+import { json, mcpClient, rpc, startTestFrame, type TestFrame } from "./harness.ts";
+
+let running: TestFrame | undefined;
+let db: TestDatabase | undefined;
+afterEach(async () => {
+  await running?.close();
+  await db?.drop();
+  running = db = undefined;
+});
+
+/** Starts `axe-appliance serve` as a child process and waits for its "listening" line. */
+async function spawnServe(args: string[]) {
+  const child = Bun.spawn([process.execPath, MAIN, "serve", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: "9.9.9-test" } });
+  const reader = child.stdout.getReader();
+  let stdout = "";
+  while (!stdout.includes("listening")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return { child, stdout, stderr: () => new Response(child.stderr).text() };
+}
+
+describe("serve", () => {
+  test("the CLI serves healthz and whoami with --no-auth, warns loudly, and exits 0 on SIGTERM", async () => {
+    db = await freshDatabase("serve");
+    const port = await freePort();
+    const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: `http://127.0.0.1:${port}` } } });
+    const { child, stdout, stderr } = await spawnServe(["--color", "green", "--port", String(port), "--config", dir, "--no-auth"]);
+    expect(stdout).toContain(`frame green listening on http://127.0.0.1:${port}`);
+    const health = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await json(health)).toEqual({ status: "ok", service: "axe-frame", color: "green", release: "9.9.9-test", database: { reachable: true, migration: expect.any(Number) } });
+    const client = await mcpClient(`http://127.0.0.1:${port}/frame/mcp`);
+    const result = await client.callTool({ name: "whoami", arguments: {} });
+    expect(result.structuredContent).toMatchObject({ principal: "dev", kind: "dev", customer: "axe", entity: "axe", role: "admin" });
+    await client.close();
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+    const log = await stderr();
+    expect(log).toContain("WARNING");
+    expect(log).toContain("--no-auth");
+    expect(log).toContain("ADMIN of entity 'axe'");
+  });
+
+  test("--no-auth is refused when bound beyond loopback", async () => {
+    db = await freshDatabase("serve");
+    const dir = makeConfigDir({ database: db.target, appliance: { frame: { bind: "0.0.0.0" } } });
+    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(ConfigError);
+    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(/not a loopback address/);
+  });
+
+  test("the migration version is reported, and an unreachable database makes healthz 503 degraded", async () => {
+    running = await startTestFrame({ noAuth: true });
+    const ok = await json(await fetch(`${running.base}/healthz`));
+    expect(ok.database).toEqual({ reachable: true, migration: MIGRATIONS.at(-1)!.version });
+    const admin = connect(running.db.admin, { max: 1 });
+    const name = admin(running.db.target.database);
+    try {
+      await admin`alter database ${name} with allow_connections false`;
+      await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${running.db.target.database}`;
+      const degraded = await fetch(`${running.base}/healthz`);
+      expect(degraded.status).toBe(503);
+      expect(await json(degraded)).toMatchObject({ status: "degraded", service: "axe-frame", color: "blue", database: { reachable: false } });
+    } finally {
+      await admin`alter database ${name} with allow_connections true`;
+      await admin.end();
+    }
+  });
+
+  test("stateless: no Mcp-Session-Id; GET and DELETE answer 405; bad JSON gets a JSON-RPC error", async () => {
+    running = await startTestFrame({ noAuth: true });
+    const init = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+    expect(init.status).toBe(200);
+    expect(init.headers.get("mcp-session-id")).toBeNull();
+    expect(await init.text()).toContain('"serverInfo"');
+    for (const method of ["GET", "DELETE"]) {
+      const response = await fetch(running.mcpUrl, { method, headers: { accept: "text/event-stream" } });
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")).toBe("POST");
+    }
+    const garbage = await rpc(running.mcpUrl, "{not json");
+    expect(garbage.status).toBe(400);
+    const body = await json(garbage);
+    expect(body).toMatchObject({ jsonrpc: "2.0", error: { code: -32700 }, id: null });
+    expect(JSON.stringify(body)).not.toContain("at ");
+    const notRpc = await rpc(running.mcpUrl, { hello: "world" });
+    expect(notRpc.status).toBe(400);
+    expect((await json(notRpc)).error.code).toBeNumber();
+  });
+
+  test("a body over frame.max_body_bytes gets 413 before anything is parsed", async () => {
+    running = await startTestFrame({ noAuth: true, frame: { max_body_bytes: 2048 } });
+    const big = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "ping", params: { pad: "x".repeat(4096) } });
+    expect(big.status).toBe(413);
+    expect((await json(big)).error.message).toContain("2048");
+    const small = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "ping" });
+    expect(small.status).toBe(200);
+  });
+
+  test("Host and Origin are checked (DNS-rebinding protection)", async () => {
+    running = await startTestFrame({ noAuth: true, frame: { allowed_hosts: ["frame.internal"] } });
+    const ping = { jsonrpc: "2.0", id: 1, method: "ping" };
+    expect((await rpc(running.mcpUrl, ping, { host: "evil.example" })).status).toBe(403);
+    expect((await rpc(running.mcpUrl, ping, { host: "frame.internal:8080" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { host: "localhost" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { origin: "https://evil.example" })).status).toBe(403);
+    expect((await rpc(running.mcpUrl, ping, { origin: "https://claude.ai" })).status).toBe(200);
+    expect((await fetch(`${running.base}/.well-known/oauth-protected-resource`, { headers: { host: "evil.example" } })).status).toBe(403);
+    expect(running.audit.events.some((e) => e.reason === "host_or_origin" && e.outcome === "refused")).toBe(true);
+  });
+});
