@@ -1,0 +1,63 @@
+/**
+ * frame's data at start-up, with the owner connection that migrated: the master key (made on a
+ * fresh install, required once data keys exist), every entity of this customer from
+ * customers.yaml, the app login role, and a pool that logs in as that role with a DataStore bound
+ * to it. Tool calls use that pool; the owner pool is for migrations and entity creation only.
+ *
+ * @example
+ * const data = await openFrameData(config, ownerSql, db.target);
+ * createFrameApp({ ..., sql: data.sql, audit: data.audit });
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../../config/load.ts";
+import { connect, type DatabaseTarget, type Sql } from "../../db/connect.ts";
+import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
+import type { AuditSink } from "../audit-sink.ts";
+import { DataKeyCache } from "../crypto/data-keys.ts";
+import { KeyError } from "../crypto/errors.ts";
+import { initMasterKey, MASTER_KEY_FILE, MasterKeyring } from "../crypto/master-key.ts";
+import { postgresAuditSink } from "./audit.ts";
+import { bindDataStore, DataStore } from "./data-store.ts";
+import { ensureAppRole, ensureEntity } from "./entities.ts";
+
+export const APP_PASSWORD_FILE = "frame-app.password";
+
+export interface FrameData {
+  /** Logged in as the app role; hand it to the tools. */
+  sql: Sql;
+  audit: AuditSink;
+  store: DataStore;
+  close(): Promise<void>;
+}
+
+export function masterKeyPath(config: Config): string {
+  return join(config.paths.secrets, MASTER_KEY_FILE);
+}
+
+/** A fresh install gets a master key; once data keys exist, a missing key file is an error, never a new key. */
+export async function ensureMasterKey(owner: Sql, path: string): Promise<MasterKeyring> {
+  if (!existsSync(path)) {
+    const [row] = await owner`select count(*)::int as n from meta.data_keys`;
+    if (row!.n > 0)
+      throw new KeyError("MASTER_KEY_MISSING", `${path} is missing, but ${row!.n} data keys were wrapped by it`, "restore master.key from backup; a new key cannot open existing data");
+    initMasterKey(path);
+  }
+  const ring = new MasterKeyring(path);
+  ring.current();
+  return ring;
+}
+
+export async function openFrameData(config: Config, owner: Sql, ownerTarget: DatabaseTarget, options: { max?: number } = {}): Promise<FrameData> {
+  const ring = await ensureMasterKey(owner, masterKeyPath(config));
+  for (const entity of config.customer.entities) await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
+  const passwordFile = join(config.paths.secrets, APP_PASSWORD_FILE);
+  createSecretFileOnce(passwordFile, () => randomBytes(24).toString("base64url") + "\n");
+  const password = readSecretFile(passwordFile);
+  const role = await ensureAppRole(owner, password);
+  const sql = connect({ ...ownerTarget, user: role, password }, { max: options.max ?? 10 });
+  const store = new DataStore(sql, new DataKeyCache(ring));
+  bindDataStore(sql, store);
+  return { sql, audit: postgresAuditSink(sql), store, close: () => sql.end({ timeout: 2 }) };
+}
