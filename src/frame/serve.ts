@@ -18,6 +18,7 @@ import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
 import { createFrameApp } from "./http/app.ts";
 import { ToolCatalog } from "./mcp.ts";
 import { TOOLS } from "./tools/index.ts";
+import { openFrameData, type FrameData } from "./store/open-data.ts";
 
 export interface ServeOptions {
   config: Config;
@@ -52,8 +53,10 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
   const port = options.port ?? frame.ports[color];
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 10 });
+  let data: FrameData | undefined;
   try {
     await migrate(sql);
+    data = await openFrameData(config, sql, db.target); // tools run as the app login role, audit goes to Postgres
     const entra = new EntraVerifier(config.customer, config.fleet, {
       authority: frame.entra_authority,
       v1IssuerBase: frame.entra_v1_issuer_base,
@@ -64,8 +67,8 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       : bearerAuthenticator(entra, new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name)));
     if (!options.noAuth) void entra.warm();
     const app = createFrameApp({
-      config, color, authenticator, issuer: entra.issuerV2, catalog: new ToolCatalog(TOOLS), sql,
-      audit: options.audit ?? logAuditSink(logger), logger,
+      config, color, authenticator, issuer: entra.issuerV2, catalog: new ToolCatalog(TOOLS), sql: data.sql,
+      audit: options.audit ?? data.audit, logger,
     });
     app.listen({ hostname: frame.bind, port });
     const server = app.server!;
@@ -77,11 +80,13 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       async stop() {
         await server.stop();
         // In-flight requests are done by now; a connection stuck on a dead database must not hold the exit.
+        await data?.close();
         await sql.end({ timeout: 2 });
         await db.embedded?.stop();
       },
     };
   } catch (error) {
+    await data?.close();
     await sql.end({ timeout: 5 });
     await db.embedded?.stop();
     throw error;

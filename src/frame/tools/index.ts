@@ -4,7 +4,21 @@
  */
 import type { ToolDefinition } from "./registry.ts";
 import { whoamiTool } from "./whoami.ts";
+import { defineCollectionTool, listCollectionsTool } from "./collections.ts";
+import { createRecordTool, deleteRecordTool, getRecordTool, updateRecordTool } from "./records.ts";
+import { searchRecordsTool } from "./search.ts";
+import { recordHistoryTool } from "./history.ts";
+import { queryAuditLogTool } from "./audit-log.ts";
 
 export const TOOLS: readonly ToolDefinition[] = [
   whoamiTool,
+  listCollectionsTool,
+  defineCollectionTool,
+  createRecordTool,
+  getRecordTool,
+  updateRecordTool,
+  deleteRecordTool,
+  searchRecordsTool,
+  recordHistoryTool,
+  queryAuditLogTool,
 ];
