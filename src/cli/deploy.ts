@@ -1,10 +1,18 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateReleaseKeyPair } from "../deploy/sign.ts";
-import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
 import { DeployError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { notBuilt } from "./not-built.ts";
+import { hostname } from "node:os";
+import { loadConfig } from "../config/load.ts";
+import { deployHistory, deployStatus, renderHistory, renderStatus } from "../deploy/history.ts";
+import { receiveRelease, type RunOutcome } from "../deploy/receive.ts";
+import { rollback } from "../deploy/rollback.ts";
+import { AppError } from "../lib/errors.ts";
+
+const pushCommand: Command = notBuilt("push", "send a release to a customer's machine over ssh", "--to CUSTOMER|--all [--release DIR]", "deploy");
 
 /** `keys release-init --out DIR`: the operator's Ed25519 release key pair (private half 0600, never overwritten). */
 export const releaseInitCommand: Command = {
@@ -28,14 +36,72 @@ sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to
   },
 };
 
+/** Who deploys: --who (the forced command line carries the SSH key's comment), $AXE_DEPLOY_WHO, else the SSH peer. */
+function whoFrom(inv: Invocation): string {
+  const flag = stringFlag(inv, "who") ?? process.env.AXE_DEPLOY_WHO;
+  if (flag) return flag;
+  const peer = process.env.SSH_CLIENT?.split(" ")[0];
+  return `${process.env.USER ?? "unknown"}@${peer ? `ssh:${peer}` : hostname()}`;
+}
+
+/** Prints the JSON report; a failure also gets its one-line reason on stderr and exit 6. */
+function finish(outcome: RunOutcome): number {
+  process.stdout.write(JSON.stringify(outcome.report, null, 2) + "\n");
+  if (outcome.report.ok) return 0;
+  const error = outcome.error;
+  process.stderr.write(`error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`);
+  return 6;
+}
+
+const WHO: Option = { type: "string", value: "NAME", description: "who deploys, for the journal (the forced command passes the SSH key's comment)" };
+
 export const deployCommand: Command = {
   name: "deploy",
   summary: "receive signed releases (SSH forced command), push them, roll back",
   subcommands: [
-    notBuilt("receive", "read a signed release on stdin, stage it on the passive color, gate, switch", "[--config DIR]", "deploy", { config: CONFIG_OPTION }),
-    notBuilt("push", "send a release to a customer's machine over ssh", "--to CUSTOMER|--all [--release DIR]", "deploy"),
-    notBuilt("rollback", "switch back to the warm standby color", "[--config DIR]", "deploy", { config: CONFIG_OPTION }),
-    notBuilt("status", "live and standby releases", "[--config DIR] [--json]", "deploy", { config: CONFIG_OPTION }),
-    notBuilt("history", "the deploy journal", "[--config DIR] [--json]", "deploy", { config: CONFIG_OPTION }),
+    {
+      name: "receive",
+      summary: "read a signed release on stdin, stage it on the passive color, gate, switch",
+      usage: "[--config DIR] [--who NAME] < release-stream",
+      details: `
+Meant as the SSH forced command of the deploy key (see docs/operations.md). Verifies the
+signature (customers.yaml release_public_key), target and sha256 before anything runs, then:
+lock, install, --version, migrate, restart the passive color, health, MCP check, switch, drain,
+keep the old color warm. Prints a JSON report; every step is also appended to
+{data_dir}/state/deploy-journal.jsonl. Exit 6 when a step fails: the live color keeps serving.`,
+      options: { config: CONFIG_OPTION, who: WHO },
+      run: async (inv) => {
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        return finish(await receiveRelease({ config, input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>, who: whoFrom(inv) }));
+      },
+    },
+    pushCommand,
+    {
+      name: "rollback",
+      summary: "switch back to the warm standby color (restarting its release if it is down)",
+      usage: "[--config DIR] [--who NAME]",
+      options: { config: CONFIG_OPTION, who: WHO },
+      run: async (inv) => finish(await rollback({ config: loadConfig({ dir: stringFlag(inv, "config") }), who: whoFrom(inv) })),
+    },
+    {
+      name: "status",
+      summary: "live and standby colors, their releases, installed releases, the deploy lock",
+      usage: "[--config DIR] [--json]",
+      options: { config: CONFIG_OPTION, json: JSON_OPTION },
+      run: async (inv) => {
+        const status = await deployStatus(loadConfig({ dir: stringFlag(inv, "config") }));
+        process.stdout.write(inv.values.json ? JSON.stringify(status, null, 2) + "\n" : renderStatus(status));
+      },
+    },
+    {
+      name: "history",
+      summary: "the deploy journal: one line per deploy or rollback",
+      usage: "[--config DIR] [--json]",
+      options: { config: CONFIG_OPTION, json: JSON_OPTION },
+      run: (inv) => {
+        const rows = deployHistory(loadConfig({ dir: stringFlag(inv, "config") }));
+        process.stdout.write(inv.values.json ? JSON.stringify(rows, null, 2) + "\n" : renderHistory(rows));
+      },
+    },
   ],
 };

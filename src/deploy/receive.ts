@@ -1,0 +1,112 @@
+/**
+ * `deploy receive`: the SSH forced command. Reads a signed release on stdin and takes it live:
+ *
+ *   verify -> lock -> install -> version -> migrate -> start (passive color) -> health -> mcp
+ *   -> switch -> drain -> standby -> prune
+ *
+ * Nothing from the stream runs before `verify` passes. Until `switch` succeeds the live color is
+ * never touched; a failure before it puts the passive color back on its previous release.
+ */
+import type { Config } from "../config/load.ts";
+import { proxyStatus } from "../proxy/admin-client.ts";
+import { proxySettings } from "../proxy/settings.ts";
+import type { ServiceBackend } from "../services/backend.ts";
+import { serviceBackend } from "../services/select.ts";
+import { linkCurrent } from "../services/unit-paths.ts";
+import { other, pointColor, readColors, type Color } from "./colors.ts";
+import { DeployJournal } from "./journal.ts";
+import { acquireDeployLock, type HeldLock } from "./lock.ts";
+import { installRelease, pruneReleases, stagingPath, type InstalledRelease } from "./releases.ts";
+import { readRelease, type VerifiedRelease } from "./release-stream.ts";
+import { runBinary } from "./run-binary.ts";
+import { StepRunner, type RunReport } from "./steps.ts";
+import { finishSwitch, gateAndSwitch, restoreColor } from "./switch.ts";
+
+export interface ReceiveOptions {
+  config: Config;
+  input: AsyncIterable<Uint8Array>;
+  /** Who deploys: the SSH key's comment or the Tailscale identity. */
+  who: string;
+  backend?: ServiceBackend;
+}
+
+export interface RunOutcome {
+  report: RunReport;
+  error?: Error;
+}
+
+export function journalFor(config: Config): DeployJournal {
+  return new DeployJournal(`${config.paths.state}/deploy-journal.jsonl`);
+}
+
+export function lockFileFor(config: Config): string {
+  return `${config.paths.run}/deploy.lock`;
+}
+
+/** Runs the whole pipeline; the report says ok, or which step failed and why. */
+export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcome> {
+  const { config } = options;
+  const data = config.paths.data;
+  const backend = options.backend ?? serviceBackend(config);
+  const runner = new StepRunner(journalFor(config), "deploy", options.who);
+  const socket = proxySettings(config).adminSocket;
+  let lock: HeldLock | undefined;
+  let restore: (() => Promise<void>) | undefined;
+  try {
+    let verified!: VerifiedRelease;
+    await runner.step("verify", async () => {
+      verified = await readRelease(options.input, { publicPem: config.fleet.releasePublicKey, maxBytes: config.appliance.deploy.max_release_bytes, stagingFile: stagingPath(data) });
+      runner.report.release = verified.manifest.version;
+      return `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit})`;
+    });
+    const release = verified.manifest.version;
+    await runner.step("lock", () => {
+      lock = acquireDeployLock(lockFileFor(config), options.who, release);
+      const stale = lock.stale;
+      return stale ? `took over a stale lock of dead pid ${stale.pid} (release ${stale.version} by ${stale.who}, since ${stale.startedAt})` : `held by pid ${process.pid}`;
+    });
+    let installed!: InstalledRelease;
+    await runner.step("install", () => {
+      installed = installRelease(data, verified);
+      return installed.dir;
+    });
+    await runner.step("version", async () => {
+      const line = await runBinary(installed.binary, ["--version"], { timeoutMs: 15_000 });
+      if (!line.includes(installed.manifest.commit) || !line.includes(installed.manifest.target))
+        throw new Error(`the binary says "${line}", expected commit ${installed.manifest.commit} for ${installed.manifest.target}`);
+      return line;
+    });
+    await runner.step("migrate", () => runBinary(installed.binary, ["db", "migrate", "--config", config.dir], { timeoutMs: 120_000, env: { AXE_CONFIG_DIR: config.dir } }));
+    let live: Color = "blue";
+    let passive: Color = "green";
+    await runner.step("start", async () => {
+      live = (await proxyStatus(socket)).live;
+      passive = other(live);
+      runner.report.color = passive;
+      const before = pointColor(data, passive, release);
+      linkCurrent(data, passive, release);
+      runner.report.previous = { color: live, ...(before[live] ? { release: before[live]!.version } : {}) };
+      restore = () => restoreColor({ config, backend, color: passive, version: before[passive]?.version });
+      await backend.restart(passive);
+      return `${passive} restarted on ${release}; ${live} stays live`;
+    });
+    await gateAndSwitch({ config, backend, runner, color: passive, release });
+    restore = undefined; // switched: from here on a failure leaves the new color live and the old one warm
+    runner.report.receiveToSwitchMs = runner.elapsedMs();
+    await finishSwitch({ config, backend, runner, from: live });
+    await runner.step("prune", () => {
+      const colors = readColors(data);
+      const removed = pruneReleases(data, config.appliance.deploy.keep_releases, [colors.blue?.version, colors.green?.version].filter((v): v is string => !!v));
+      return removed.length ? `removed ${removed.join(", ")}` : "nothing to remove";
+    });
+    return { report: runner.finish(true) };
+  } catch (error) {
+    if (restore) {
+      const undo = restore;
+      await runner.step("restore", async () => (await undo(), "the passive color is back on its previous release; the live color never changed")).catch(() => undefined);
+    }
+    return { report: runner.finish(false), error: error as Error };
+  } finally {
+    lock?.release();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Runs a deploy or rollback as named steps: each step's outcome and duration becomes a line of
+ * the JSON report and of the journal. The first failure stops the run with a DeployError that
+ * says which step failed and why.
+ */
+import { randomBytes } from "node:crypto";
+import { AppError, DeployError } from "../lib/errors.ts";
+import type { DeployJournal } from "./journal.ts";
+
+export interface StepReport {
+  step: string;
+  ok: boolean;
+  ms: number;
+  detail?: string;
+  code?: string;
+  error?: string;
+}
+
+export interface RunReport {
+  ok: boolean;
+  action: "deploy" | "rollback";
+  id: string;
+  who: string;
+  release?: string;
+  color?: string;
+  previous?: { color: string; release?: string };
+  steps: StepReport[];
+  totalMs: number;
+  /** Deploy only: from the first byte read to the proxy switching. */
+  receiveToSwitchMs?: number;
+  error?: { step: string; code: string; message: string; hint?: string };
+}
+
+export class StepRunner {
+  readonly id = `${new Date().toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes(3).toString("hex")}`;
+  readonly report: RunReport;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly journal: DeployJournal,
+    action: RunReport["action"],
+    who: string,
+  ) {
+    this.report = { ok: false, action, id: this.id, who, steps: [], totalMs: 0 };
+    this.journal.append({ id: this.id, kind: "begin", action, who, pid: process.pid });
+  }
+
+  elapsedMs(): number {
+    return Math.round(performance.now() - this.started);
+  }
+
+  /** Runs one step; its return value (a string) is the step's detail. */
+  async step<T extends string | void>(name: string, work: () => Promise<T> | T): Promise<T> {
+    const t0 = performance.now();
+    try {
+      const detail = await work();
+      this.record({ step: name, ok: true, ms: Math.round(performance.now() - t0), ...(detail ? { detail } : {}) });
+      return detail;
+    } catch (error) {
+      const e = error instanceof AppError ? error : undefined;
+      const message = e?.message ?? (error as Error)?.message ?? String(error);
+      const code = e?.code ?? "UNEXPECTED";
+      this.record({ step: name, ok: false, ms: Math.round(performance.now() - t0), code, error: message });
+      const reason = message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
+      this.report.error ??= { step: name, code, message: reason, ...(e?.hint ? { hint: e.hint } : {}) };
+      throw new DeployError(code, `${this.report.action} ${this.report.release ?? ""} failed at step ${reason}`.replace("  ", " "), e?.hint);
+    }
+  }
+
+  /** A step that happened outside `step` (e.g. a recovered stale lock), recorded as done. */
+  note(name: string, detail: string): void {
+    this.record({ step: name, ok: true, ms: 0, detail });
+  }
+
+  finish(ok: boolean): RunReport {
+    this.report.ok = ok;
+    this.report.totalMs = this.elapsedMs();
+    const { steps: _steps, id, action, who, ...summary } = this.report;
+    this.journal.append({ id, kind: "end", action, who, ...summary });
+    return this.report;
+  }
+
+  private record(step: StepReport): void {
+    this.report.steps.push(step);
+    this.journal.append({ id: this.id, kind: "step", action: this.report.action, who: this.report.who, ...(this.report.release ? { release: this.report.release } : {}), ...step });
+  }
+}

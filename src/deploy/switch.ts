@@ -1,0 +1,101 @@
+/**
+ * The second half of a deploy or rollback, shared by both: gate a color (health, MCP), switch
+ * the proxy to it, drain the old color and check it stays running as the warm standby; and, when
+ * a deploy fails before the switch, put the passive color back on its previous release.
+ */
+import type { Config } from "../config/load.ts";
+import { connect, openDatabase } from "../db/connect.ts";
+import { issueServiceToken, revokeServiceToken } from "../frame/auth/service-tokens.ts";
+import { DeployError } from "../lib/errors.ts";
+import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
+import { proxySettings } from "../proxy/settings.ts";
+import type { ServiceBackend } from "../services/backend.ts";
+import { linkCurrent } from "../services/unit-paths.ts";
+import { pointColor, readColors, writeColors, type Color } from "./colors.ts";
+import { mcpCheck, waitForHealth } from "./gate.ts";
+import type { StepRunner } from "./steps.ts";
+
+export function colorUrl(config: Config, color: Color): string {
+  const bind = config.appliance.frame.bind;
+  return `http://${bind.includes(":") ? `[${bind}]` : bind}:${config.appliance.frame.ports[color]}`;
+}
+
+interface GateOptions {
+  config: Config;
+  backend: ServiceBackend;
+  runner: StepRunner;
+  color: Color;
+  release: string;
+}
+
+/** health -> mcp -> switch. */
+export async function gateAndSwitch({ config, backend, runner, color, release }: GateOptions): Promise<void> {
+  const timeoutMs = config.appliance.deploy.health_timeout_ms;
+  const url = colorUrl(config, color);
+  await runner.step("health", () => waitForHealth({ url, color, release, timeoutMs, backend }));
+  await runner.step("mcp", () => withGateToken(config, (token) => mcpCheck(`${url}/frame/mcp`, token)));
+  await runner.step("switch", () => switchWhenProxyAgrees(config, color, release, timeoutMs));
+}
+
+/** Issues a 5-minute reader token for the gate and revokes it afterwards. */
+async function withGateToken(config: Config, check: (token: string) => Promise<string>): Promise<string> {
+  const db = await openDatabase(config); // an embedded cluster stays running: the colors use it
+  const sql = connect(db.target, { max: 1 });
+  try {
+    const entity = config.customer.entities[0]!.name;
+    const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role: "reader", name: "deploy-gate", expiresInMs: 5 * 60_000 });
+    try {
+      return await check(token);
+    } finally {
+      await revokeServiceToken(sql, config.customer.name, record.id).catch(() => false);
+    }
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+/** The proxy switches only to a color its own health checks see healthy on the new release: wait for that. */
+async function switchWhenProxyAgrees(config: Config, color: Color, release: string, timeoutMs: number): Promise<string> {
+  const socket = proxySettings(config).adminSocket;
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    const status = await proxyStatus(socket);
+    const seen = status.colors[color];
+    if (seen.healthy && seen.release === release) {
+      const result = await switchLiveColor(socket, color);
+      return result.changed ? `${result.previous} -> ${result.live}` : `${color} was already live`;
+    }
+    last = `proxy sees ${color} ${seen.healthy ? "healthy" : "unhealthy"} on ${seen.release ?? "no release"}${seen.last_error ? ` (${seen.last_error})` : ""}`;
+    await Bun.sleep(50);
+  }
+  throw new DeployError("SWITCH_TIMEOUT", `the proxy did not see ${color} healthy on ${release} within ${timeoutMs} ms: ${last}`, "see `axe-appliance proxy status`");
+}
+
+/** drain -> standby. */
+export async function finishSwitch({ config, backend, runner, from }: { config: Config; backend: ServiceBackend; runner: StepRunner; from: Color }): Promise<void> {
+  const socket = proxySettings(config).adminSocket;
+  await runner.step("drain", async () => {
+    const result = await drainColor(socket, { color: from, timeoutMs: config.appliance.proxy.drain_timeout_ms });
+    return result.drained ? `${from} has no request in flight` : `${from} still had ${result.inflight} request(s) in flight at the drain timeout`;
+  });
+  await runner.step("standby", async () => {
+    const status = await backend.status(from);
+    if (!status.running) throw new DeployError("STANDBY_DOWN", `${from} is not running, so there is no warm standby for rollback`, "start it again with the service backend");
+    return `${from} stays running on ${readColors(config.paths.data)[from]?.version ?? "its release"} as the warm standby`;
+  });
+}
+
+/** Points `color` back at `version` and restarts it (or stops it when it had none). */
+export async function restoreColor({ config, backend, color, version }: { config: Config; backend: ServiceBackend; color: Color; version: string | undefined }): Promise<void> {
+  const data = config.paths.data;
+  if (!version) {
+    const { [color]: _dropped, ...rest } = readColors(data);
+    writeColors(data, rest);
+    await backend.stop(color);
+    return;
+  }
+  pointColor(data, color, version);
+  linkCurrent(data, color, version);
+  await backend.restart(color);
+}
