@@ -46,7 +46,7 @@ export const FrameSection = z.strictObject({
 
 export const ProxySection = z.strictObject({
   listen: hostPort.default("127.0.0.1:3712"),
-  /** Unix socket of the admin API (mode 0600), relative to the data directory. */
+  /** Unix socket of the admin API (mode 0600); a relative path is under the data directory. */
   admin_socket: z.string().default("run/proxy.sock"),
   /** The blue/green pair; either may live on another host. */
   upstreams: z.strictObject({ blue: httpUrl, green: httpUrl }).optional(),

@@ -2,7 +2,7 @@
  * The proxy's view of the configuration: appliance.yaml's proxy section with defaults filled
  * in (upstreams from frame.bind and frame.ports) and paths made absolute.
  */
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import type { Color } from "./admin-schema.ts";
 
@@ -40,7 +40,7 @@ export function proxySettings(config: Config): ProxySettings {
   return {
     hostname,
     port,
-    adminSocket: join(config.paths.data, proxy.admin_socket),
+    adminSocket: isAbsolute(proxy.admin_socket) ? proxy.admin_socket : join(config.paths.data, proxy.admin_socket),
     stateFile: join(config.paths.state, "proxy.json"),
     upstreams: {
       blue: origin(proxy.upstreams?.blue ?? `http://${bind}:${frame.ports.blue}`),

@@ -1,0 +1,114 @@
+/** Bad input over raw sockets: refused cleanly, and never forwarded to an upstream. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { pathOf } from "../../src/proxy/request-guard.ts";
+import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy, type Upstream } from "./harness.ts";
+
+let blue: Upstream;
+let proxy: InProcessProxy;
+let port: number;
+
+beforeAll(async () => {
+  blue = await startUpstream("blue");
+  proxy = await startProxy(proxyConfigDir(blue, "http://127.0.0.1:1", { max_body_bytes: 1000, max_header_bytes: 4096 }));
+  port = proxy.server.port;
+});
+afterAll(stopAll);
+
+/** Sends raw bytes, returns what came back until the server closes or 1.5 s pass. */
+function raw(data: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let out = "";
+    const timer = setTimeout(() => socket.destroy(), 1500);
+    socket.on("data", (d) => (out += d));
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve(out);
+    });
+    socket.on("error", () => undefined);
+    socket.write(data.replace("Host: x\r\n", "Host: x\r\nConnection: close\r\n"));
+  });
+}
+
+const statusOf = (response: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+/** What the upstream saw is echoed back; a refused request has no "color" in its answer. */
+const reachedUpstream = (response: string) => response.includes('"color":"blue"');
+
+describe("refused before any upstream sees it", () => {
+  test("Content-Length together with Transfer-Encoding (request smuggling)", async () => {
+    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(statusOf(response)).toBe(400);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("two different Content-Length headers", async () => {
+    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    expect(statusOf(response)).toBe(400);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("a Transfer-Encoding other than chunked", async () => {
+    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+    expect(statusOf(response)).toBeGreaterThanOrEqual(400);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("a body over max_body_bytes is 413", async () => {
+    const response = await raw(`POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n${"a".repeat(5000)}`);
+    expect(statusOf(response)).toBe(413);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("a chunked body over max_body_bytes is refused", async () => {
+    const chunk = "a".repeat(800);
+    const response = await raw(`POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n${chunk}\r\n320\r\n${chunk}\r\n0\r\n\r\n`);
+    expect(statusOf(response)).toBe(413);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("headers over max_header_bytes are 431, over Bun's 16 KiB too", async () => {
+    const mid = await raw(`GET /frame/echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(6000)}\r\n\r\n`);
+    expect(statusOf(mid)).toBe(431);
+    expect(reachedUpstream(mid)).toBe(false);
+    const huge = await raw(`GET /frame/echo HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`);
+    expect(statusOf(huge)).toBe(431);
+  });
+
+  test("methods we do not proxy: TRACE is 405, a garbage method gets no 2xx", async () => {
+    const trace = await raw("TRACE /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(statusOf(trace)).toBe(405);
+    expect(reachedUpstream(trace)).toBe(false);
+    const garbage = await raw("FOO<> /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(reachedUpstream(garbage)).toBe(false);
+    expect(statusOf(garbage) === 0 || statusOf(garbage) >= 400).toBe(true);
+  });
+
+  test("encoded separators that an upstream could decode into another path", async () => {
+    for (const path of ["/frame/..%2fblueprint", "/frame/%2e%2e%5cadmin", "/frame/a%00b"]) {
+      const response = await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+      expect(statusOf(response)).toBeGreaterThanOrEqual(400);
+      expect(reachedUpstream(response)).toBe(false);
+    }
+  });
+
+  test("dot segments never reach frame as such: /frame/../x resolves to /x, which has no route", async () => {
+    const response = await raw("GET /frame/../x HTTP/1.1\r\nHost: x\r\n\r\n");
+    expect(statusOf(response)).toBe(404);
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("a clean request on the same socket still works (the guard is not a blanket refusal)", async () => {
+    const response = await raw("GET /frame/echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    expect(statusOf(response)).toBe(200);
+    expect(reachedUpstream(response)).toBe(true);
+  });
+});
+
+describe("pathOf", () => {
+  test("absolute and origin-form URLs", () => {
+    expect(pathOf("http://x:1/frame/a?b=1")).toEqual({ path: "/frame/a", pathAndQuery: "/frame/a?b=1" });
+    expect(pathOf("/frame/a")).toEqual({ path: "/frame/a", pathAndQuery: "/frame/a" });
+    expect(pathOf("http://x")).toEqual({ path: "/", pathAndQuery: "/" });
+  });
+});

@@ -1,0 +1,130 @@
+/** The small parts on their own: router, color selector, pause, request id, headers, retry policy, state file. */
+import { describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../src/lib/errors.ts";
+import { ColorSelector } from "../../src/proxy/color-selector.ts";
+import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from "../../src/proxy/forward-headers.ts";
+import { PauseController } from "../../src/proxy/pause-controller.ts";
+import { requestId } from "../../src/proxy/request-id.ts";
+import { callsATool } from "../../src/proxy/retry-policy.ts";
+import { Router } from "../../src/proxy/router.ts";
+import { readProxyState, writeProxyState } from "../../src/proxy/state-file.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+describe("Router", () => {
+  const router = new Router([
+    { prefix: "/blueprint/", upstream: "http://127.0.0.1:3100" },
+    { prefix: "/frame/admin", upstream: "http://127.0.0.1:3200" },
+  ]);
+  test("frame paths, the well-known URLs, fixed prefixes, longest first, and nothing else", () => {
+    expect(router.match("/frame/mcp")).toEqual({ kind: "frame" });
+    expect(router.match("/frame")).toEqual({ kind: "frame" });
+    expect(router.match("/.well-known/oauth-protected-resource")).toEqual({ kind: "frame" });
+    expect(router.match("/.well-known/oauth-protected-resource/frame/mcp")).toEqual({ kind: "frame" });
+    expect(router.match("/blueprint")).toEqual({ kind: "fixed", upstream: "http://127.0.0.1:3100" });
+    expect(router.match("/blueprint/x")).toEqual({ kind: "fixed", upstream: "http://127.0.0.1:3100" });
+    expect(router.match("/frame/admin/x")).toEqual({ kind: "fixed", upstream: "http://127.0.0.1:3200" });
+    expect(router.match("/frameworks")).toBeUndefined();
+    expect(router.match("/.well-known/oauth-protected-resourceX")).toBeUndefined();
+    expect(router.match("/")).toBeUndefined();
+  });
+});
+
+describe("ColorSelector", () => {
+  test("pins outlive a switch only for the drain time", async () => {
+    const selector = new ColorSelector("blue", 100);
+    selector.pin("s1", "blue");
+    expect(selector.switchTo("green")).toBe(true);
+    expect(selector.pick("s1")).toBe("blue");
+    expect(selector.pick(null)).toBe("green");
+    expect(selector.pick("unknown")).toBe("green");
+    await Bun.sleep(120);
+    expect(selector.pick("s1")).toBe("green");
+    expect(selector.sessions).toBe(0);
+    expect(selector.switchTo("green")).toBe(false);
+  });
+
+  test("waitIdle resolves when the last request finishes, or false on timeout", async () => {
+    const selector = new ColorSelector("blue", 100);
+    selector.started("green");
+    expect(await selector.waitIdle("green", 20)).toBe(false);
+    const idle = selector.waitIdle("green", 5000);
+    selector.finished("green");
+    expect(await idle).toBe(true);
+  });
+});
+
+describe("PauseController", () => {
+  test("holds until resume, or times out", async () => {
+    const pause = new PauseController(50);
+    pause.pause();
+    const released = pause.wait();
+    expect(pause.held).toBe(1);
+    expect(pause.resume()).toBe(1);
+    expect(await released).toBe(true);
+    pause.pause();
+    expect(await pause.wait()).toBe(false);
+    expect(pause.held).toBe(0);
+  });
+});
+
+describe("headers", () => {
+  test("request id kept when sane", () => {
+    expect(requestId("abc-123")).toBe("abc-123");
+    expect(requestId(null)).toMatch(/^[0-9a-f-]{36}$/);
+    expect(requestId("x".repeat(200))).not.toBe("x".repeat(200));
+  });
+
+  test("a trusted proxy's X-Forwarded-* are extended; anyone else's are replaced", () => {
+    const incoming = new Headers({ host: "h", "x-forwarded-for": "9.9.9.9", "x-forwarded-proto": "https", "x-forwarded-host": "pub", forwarded: "for=1", upgrade: "h2c", te: "trailers" });
+    const trusted = upstreamRequestHeaders(incoming, { peer: "10.0.0.1", trusted: true, requestId: "r" });
+    expect(trusted.get("x-forwarded-for")).toBe("9.9.9.9, 10.0.0.1");
+    expect(trusted.get("x-forwarded-proto")).toBe("https");
+    expect(trusted.get("x-forwarded-host")).toBe("pub");
+    const untrusted = upstreamRequestHeaders(incoming, { peer: "10.0.0.2", trusted: false, requestId: "r" });
+    expect(untrusted.get("x-forwarded-for")).toBe("10.0.0.2");
+    expect(untrusted.get("x-forwarded-proto")).toBe("http");
+    expect(untrusted.get("x-forwarded-host")).toBe("h");
+    expect(untrusted.get("forwarded")).toBeNull();
+    expect(untrusted.get("upgrade")).toBeNull();
+    expect(untrusted.get("te")).toBeNull();
+    const down = downstreamResponseHeaders(new Headers({ "transfer-encoding": "chunked", "keep-alive": "timeout=5", "x-ok": "1" }), "r");
+    expect([...down.keys()].sort()).toEqual(["x-ok", "x-request-id"]);
+  });
+
+  test("event streams are matched by media type", () => {
+    expect(isEventStream("text/event-stream")).toBe(true);
+    expect(isEventStream("text/event-stream; charset=utf-8")).toBe(true);
+    expect(isEventStream("Text/Event-Stream;charset=UTF-8")).toBe(true);
+    expect(isEventStream("text/event-streamer")).toBe(false);
+    expect(isEventStream(null)).toBe(false);
+  });
+});
+
+describe("retry policy", () => {
+  const enc = (v: unknown) => new TextEncoder().encode(typeof v === "string" ? v : JSON.stringify(v));
+  test("a tools/call, alone or in a batch, or an unreadable body, is never retried", () => {
+    expect(callsATool(enc({ jsonrpc: "2.0", id: 1, method: "tools/call" }))).toBe(true);
+    expect(callsATool(enc([{ method: "tools/list" }, { method: "tools/call" }]))).toBe(true);
+    expect(callsATool(enc("{not json"))).toBe(true);
+    expect(callsATool(enc({ jsonrpc: "2.0", id: 1, method: "tools/list" }))).toBe(false);
+    expect(callsATool(enc([{ method: "initialize" }, { method: "ping" }]))).toBe(false);
+  });
+});
+
+describe("state file", () => {
+  test("round trip, no temp file left, corrupt file is a ConfigError", () => {
+    const dir = tempDir("axe-state");
+    const file = join(dir, "state", "proxy.json");
+    expect(readProxyState(file)).toBeUndefined();
+    writeProxyState(file, { live: "green", colors: { blue: { release: "1", healthy: false }, green: { release: "2", healthy: true } } });
+    expect(readProxyState(file)).toMatchObject({ version: 1, live: "green", colors: { green: { release: "2", healthy: true } } });
+    expect(readdirSync(join(dir, "state"))).toEqual(["proxy.json"]);
+    writeFileSync(file, '{"version":1,"live":"purple"}');
+    expect(() => readProxyState(file)).toThrow(ConfigError);
+    writeFileSync(file, "{");
+    expect(() => readProxyState(file)).toThrow(/not a valid proxy state file/);
+    expect(existsSync(file)).toBe(true);
+  });
+});
