@@ -71,3 +71,14 @@ export function resticJson(repo: string, passwordFile: string, args: string[], e
 export function snapshotCount(repo: string, passwordFile: string, extraOptions: string[] = []): number {
   return (resticJson(repo, passwordFile, ["snapshots"], extraOptions) as unknown[] | null)?.length ?? 0;
 }
+
+/** Lock ids in a repository (`restic list locks` prints one per line). */
+export function lockIds(repo: string, passwordFile: string): string[] {
+  const run = Bun.spawnSync(["restic", "--no-cache", "list", "locks", "--no-lock"], {
+    env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (run.exitCode !== 0) throw new Error(`restic list locks failed: ${run.stderr.toString()}`);
+  return run.stdout.toString().split("\n").filter(Boolean);
+}
