@@ -80,6 +80,7 @@ export async function finishSwitch({ config, backend, runner, from }: { config: 
     return result.drained ? `${from} has no request in flight` : `${from} still had ${result.inflight} request(s) in flight at the drain timeout`;
   });
   await runner.step("standby", async () => {
+    if (!readColors(config.paths.data)[from]) return `no warm standby yet: ${from} never ran a release on this machine`;
     const status = await backend.status(from);
     if (!status.running) throw new DeployError("STANDBY_DOWN", `${from} is not running, so there is no warm standby for rollback`, "start it again with the service backend");
     return `${from} stays running on ${readColors(config.paths.data)[from]?.version ?? "its release"} as the warm standby`;

@@ -1,0 +1,162 @@
+/**
+ * An appliance under test for deploy tests: a config dir on free ports with a fresh database,
+ * the operator's release key pinned, the child-process backend, and the real proxy (compiled
+ * binary) started through that backend. Also the receiver as the compiled binary reading a
+ * release stream on stdin, and a bounded MCP load through the proxy.
+ */
+import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig, type Config } from "../../src/config/load.ts";
+import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import { proxySettings } from "../../src/proxy/settings.ts";
+import { serviceSpec, type ServiceName } from "../../src/services/backend.ts";
+import { ChildBackend } from "../../src/services/child.ts";
+import { encodeReleaseHeader } from "../../src/deploy/release-stream.ts";
+import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
+import type { RunReport } from "../../src/deploy/steps.ts";
+import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { freePort } from "../helpers/sshd.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { compiledBinary, releaseKeys } from "./fixtures.ts";
+
+export interface ApplianceUnderTest {
+  config: Config;
+  db: TestDatabase;
+  backend: ChildBackend;
+  binary: string;
+  proxyUrl: string;
+  socket: string;
+  stop(): Promise<void>;
+}
+
+export async function startAppliance(): Promise<ApplianceUnderTest> {
+  const db = await freshDatabase("deploy");
+  const binary = await compiledBinary();
+  const { publicPem } = await releaseKeys();
+  const [blue, green, proxy] = [await freePort(), await freePort(), await freePort()];
+  const dir = makeConfigDir({
+    database: db.target,
+    customers: { ...TEST_CUSTOMERS, release_public_key: publicPem },
+    appliance: {
+      frame: { ports: { blue, green }, entra_authority: "http://127.0.0.1:9" },
+      proxy: { listen: `127.0.0.1:${proxy}`, health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 2, unhealthy_threshold: 2 }, drain_timeout_ms: 5000 },
+      deploy: { service_backend: "child", health_timeout_ms: 30_000 },
+    },
+  });
+  const config = loadConfig({ dir });
+  // the proxy and any color without a release run the compiled binary, as on a machine
+  const backend = new ChildBackend(config, { spec: (name: ServiceName) => serviceSpec(config, name, [binary]), stopTimeoutMs: 10_000 });
+  await backend.start("proxy");
+  const socket = proxySettings(config).adminSocket;
+  for (let i = 0; i < 200; i++) {
+    if (await proxyStatus(socket).then(() => true, () => false)) break;
+    await Bun.sleep(50);
+  }
+  return {
+    config, db, backend, binary, socket,
+    proxyUrl: `http://127.0.0.1:${proxy}`,
+    async stop() {
+      for (const name of ["blue", "green", "proxy"] as const) await backend.stop(name);
+      await db.drop();
+    },
+  };
+}
+
+/** The bytes `deploy push` sends: header, then the binary. */
+export function releaseStreamFile(release: ReleaseDir, mutate?: (bytes: Uint8Array) => Uint8Array): string {
+  const file = join(tempDir("axe-stream"), "release.stream");
+  const header = encodeReleaseHeader(release.jws);
+  if (mutate) {
+    const body = readFileSync(release.binary);
+    const all = new Uint8Array(header.length + body.length);
+    all.set(header, 0);
+    all.set(body, header.length);
+    writeFileSync(file, mutate(all));
+    return file;
+  }
+  const fd = openSync(file, "w");
+  writeSync(fd, header);
+  writeSync(fd, readFileSync(release.binary));
+  closeSync(fd);
+  return file;
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  report?: RunReport;
+}
+
+/** Runs the compiled binary with `args`, stdin from a file. */
+export function runAppliance(app: ApplianceUnderTest, args: string[], stdinFile?: string) {
+  const child = Bun.spawn([app.binary, ...args, "--config", app.config.dir], {
+    stdin: stdinFile ? Bun.file(stdinFile) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, AXE_DEPLOY_WHO: "operator@test" },
+  });
+  const done = (async (): Promise<CliRun> => {
+    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    let report: RunReport | undefined;
+    try {
+      report = JSON.parse(stdout);
+    } catch {
+      report = undefined;
+    }
+    return { code, stdout, stderr, report };
+  })();
+  return { child, done };
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  failures: string[];
+  releases: Set<string>;
+}
+
+/** MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s). */
+export async function startLoad(app: ApplianceUnderTest, workers = 4) {
+  const entity = app.config.customer.entities[0]!.name;
+  const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, { customer: app.config.customer.name, entity, role: "reader", name: "load", expiresInMs: 600_000 });
+  const result: LoadResult = { ok: 0, failed: 0, failures: [], releases: new Set() };
+  let running = true;
+  const deadline = Date.now() + 120_000;
+  const worker = async () => {
+    while (running && Date.now() < deadline) {
+      try {
+        const response = await fetch(`${app.proxyUrl}/frame/mcp`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+        });
+        const text = await response.text();
+        if (response.status === 200 && text.includes('"tools"')) result.ok++;
+        else {
+          result.failed++;
+          result.failures.push(`HTTP ${response.status} ${text.slice(0, 120)}`);
+        }
+      } catch (error) {
+        result.failed++;
+        result.failures.push((error as Error).message);
+      }
+    }
+  };
+  const loops = Array.from({ length: workers }, worker);
+  return {
+    result,
+    async stop(): Promise<LoadResult> {
+      running = false;
+      await Promise.all(loops);
+      return result;
+    },
+  };
+}
+
+export async function healthOf(url: string): Promise<{ color: string; release: string }> {
+  const response = await fetch(`${url}/healthz`);
+  return (await response.json()) as { color: string; release: string };
+}

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import { colorUrl } from "../../src/deploy/switch.ts";
+import { readColors } from "../../src/deploy/colors.ts";
+import { deployHistory } from "../../src/deploy/history.ts";
+import { makeRelease } from "./fixtures.ts";
+import { healthOf, releaseStreamFile, runAppliance, startAppliance, startLoad, type ApplianceUnderTest } from "./appliance.ts";
+
+let app: ApplianceUnderTest;
+
+beforeAll(async () => {
+  app = await startAppliance();
+}, 60_000);
+
+afterAll(async () => {
+  await app?.stop();
+});
+
+function stepNames(report: { steps: Array<{ step: string; ok: boolean }> } | undefined) {
+  return report?.steps.map((s) => `${s.step}:${s.ok ? "ok" : "FAILED"}`);
+}
+
+describe("deploy receive, end to end", () => {
+  test("first release goes to the passive color and live; a second deploy under load fails no request; rollback flips back", async () => {
+    const first = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("1.0.0-a"))).done;
+    if (first.code !== 0) console.error(first.stdout, first.stderr);
+    expect(first.code).toBe(0);
+    expect(stepNames(first.report)).toEqual(["verify:ok", "lock:ok", "install:ok", "version:ok", "migrate:ok", "start:ok", "health:ok", "mcp:ok", "switch:ok", "drain:ok", "standby:ok", "prune:ok"]);
+    expect(first.report!.who).toBe("operator@test");
+    expect((await proxyStatus(app.socket)).live).toBe("green");
+
+    const load = await startLoad(app);
+    await Bun.sleep(300);
+    const second = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("1.0.0-b"))).done;
+    await Bun.sleep(300);
+    const during = await load.stop();
+    if (second.code !== 0) console.error(second.stdout, second.stderr);
+    expect(second.code).toBe(0);
+    console.log(`deploy under load: ${during.ok} requests ok, ${during.failed} failed; receive-to-switch ${second.report!.receiveToSwitchMs} ms, total ${second.report!.totalMs} ms`);
+    expect(during.failures).toEqual([]);
+    expect(during.ok).toBeGreaterThan(0);
+    expect((await proxyStatus(app.socket)).live).toBe("blue");
+    expect(await healthOf(colorUrl(app.config, "blue"))).toMatchObject({ color: "blue", release: "1.0.0-b" });
+    // the old color still runs, warm, on the old release
+    expect(await healthOf(colorUrl(app.config, "green"))).toMatchObject({ color: "green", release: "1.0.0-a" });
+    expect(readColors(app.config.paths.data)).toMatchObject({ blue: { version: "1.0.0-b" }, green: { version: "1.0.0-a" } });
+
+    const load2 = await startLoad(app);
+    await Bun.sleep(300);
+    const back = await runAppliance(app, ["deploy", "rollback"]).done;
+    await Bun.sleep(300);
+    const duringRollback = await load2.stop();
+    if (back.code !== 0) console.error(back.stdout, back.stderr);
+    expect(back.code).toBe(0);
+    console.log(`rollback under load: ${duringRollback.ok} requests ok, ${duringRollback.failed} failed; total ${back.report!.totalMs} ms`);
+    expect(duringRollback.failures).toEqual([]);
+    expect((await proxyStatus(app.socket)).live).toBe("green");
+    expect(await healthOf(colorUrl(app.config, "blue"))).toMatchObject({ release: "1.0.0-b" }); // still warm
+    const history = deployHistory(app.config);
+    expect(history.map((h) => [h.action, h.release, h.ok])).toEqual([
+      ["deploy", "1.0.0-a", true],
+      ["deploy", "1.0.0-b", true],
+      ["rollback", "1.0.0-a", true],
+    ]);
+  }, 180_000);
+});
