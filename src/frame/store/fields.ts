@@ -16,6 +16,10 @@ export const MAX_FIELDS = 100;
 /** A whole record's values as JSON, in UTF-8 bytes. */
 export const MAX_RECORD_BYTES = 256 * 1024;
 
+/** Postgres text and jsonb cannot hold U+0000; refuse it at the boundary instead of failing in SQL. */
+export const noNul = (text: string) => !text.includes("\u0000");
+export const NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored";
+
 export const FieldDefinition = z
   .strictObject({
     type: z.enum(FIELD_TYPES),
@@ -23,13 +27,13 @@ export const FieldDefinition = z
     pii: z.boolean().default(false).describe("encrypted at rest; exact-match search only"),
     searchable: z.boolean().default(false).describe("part of full-text search; not allowed with pii"),
     max_length: z.number().int().min(1).max(MAX_LENGTH_LIMIT).optional().describe(`strings only; default ${DEFAULT_MAX_LENGTH}`),
-    description: z.string().max(500).optional(),
+    description: z.string().max(500).refine(noNul, NUL_MESSAGE).optional(),
   })
   .refine((f) => !(f.pii && f.searchable), "a PII field cannot be searchable (full-text would keep it in clear); PII is found by exact match")
   .refine((f) => f.max_length === undefined || f.type === "string", "max_length applies to string fields only");
 
 export const CollectionDefinition = z.strictObject({
-  description: z.string().max(1000).optional(),
+  description: z.string().max(1000).refine(noNul, NUL_MESSAGE).optional(),
   fields: z
     .record(z.string().regex(FIELD_NAME, "field names are lower case letters, digits and _, starting with a letter"), FieldDefinition)
     .refine((f) => Object.keys(f).length >= 1 && Object.keys(f).length <= MAX_FIELDS, `a collection has 1 to ${MAX_FIELDS} fields`),
@@ -47,6 +51,7 @@ export function fieldProblem(field: FieldDefinition, value: unknown): string | u
   switch (field.type) {
     case "string":
       if (typeof value !== "string") return `expected a string, got ${kind(value)}`;
+      if (value.includes("\u0000")) return "contains a NUL character (\\u0000), which text fields cannot hold";
       if (value.length > (field.max_length ?? DEFAULT_MAX_LENGTH)) return `is ${value.length} characters; at most ${field.max_length ?? DEFAULT_MAX_LENGTH} allowed`;
       return undefined;
     case "number":

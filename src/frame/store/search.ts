@@ -42,6 +42,7 @@ export async function searchRecords(tx: Tx, keys: EntityKeys, input: SearchInput
   const limit = Math.min(Math.max(1, input.limit ?? DEFAULT_PAGE), MAX_PAGE);
   const after = input.cursor ? decodeCursor(input.cursor) : 0;
   const query = input.query?.trim();
+  if (query?.includes("\u0000")) throw new DataError("invalid_input", "query contains a NUL character (\\u0000)", "remove it and search again");
   if (query && query.length > MAX_QUERY_LENGTH) throw new DataError("invalid_input", `query is longer than ${MAX_QUERY_LENGTH} characters`, "search with fewer words");
   if (query && !Object.values(definition.fields).some((f) => f.searchable))
     throw new DataError("invalid_input", `collection ${name} has no searchable fields, so a full-text query cannot match`, "use filters for exact values, or ask an admin to mark fields searchable");

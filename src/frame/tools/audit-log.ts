@@ -1,6 +1,7 @@
 /** query_audit_log (admin): the entity's audit rows, newest first. */
 import { z } from "zod";
 import { queryAudit } from "../store/audit.ts";
+import { noNul, NUL_MESSAGE } from "../store/fields.ts";
 import { inEntity } from "./data-common.ts";
 import { defineTool, READ_ONLY, ToolError } from "./registry.ts";
 
@@ -11,9 +12,9 @@ export const queryAuditLogTool = defineTool({
     "Admin only. Your entity's audit log, newest first: who called which tool, the outcome, the duration and a digest of the " +
     "arguments (never the arguments). Filter by tool, outcome, who or since (ISO time); page with before_seq = the last seq you saw.",
   input: z.object({
-    tool: z.string().max(64).optional(),
+    tool: z.string().max(64).refine(noNul, NUL_MESSAGE).optional(),
     outcome: z.enum(["ok", "error", "denied", "refused"]).optional(),
-    who: z.string().max(200).optional(),
+    who: z.string().max(200).refine(noNul, NUL_MESSAGE).optional(),
     since: z.string().max(40).optional().describe("ISO 8601 time, e.g. 2026-01-31T00:00:00Z"),
     before_seq: z.number().int().min(1).optional(),
     limit: z.number().int().min(1).max(200).default(50),
