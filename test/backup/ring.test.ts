@@ -1,0 +1,75 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { readStatus } from "../../src/backup/status.ts";
+import { runCli } from "../helpers/cli.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { backupFixture, resticJson, snapshotCount } from "../helpers/restic.ts";
+import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { seedFrameLikeData } from "./fixtures.ts";
+
+let db: TestDatabase | undefined;
+let sshd: TestSshd | undefined;
+afterEach(async () => {
+  await sshd?.stop();
+  await db?.drop();
+  sshd = undefined;
+  db = undefined;
+});
+
+describe("ring tier over sftp to a real sshd on loopback", () => {
+  test("copies to the peer with the local chunker parameters; peer down: ring fails, local succeeds, exit 8, status says so", async () => {
+    db = await freshDatabase("bk");
+    await seedFrameLikeData(db.sql, 500);
+    sshd = await startSshd();
+    const ringDir = join(tempDir("axe-peer"), "ring", "axe");
+    const fx = backupFixture({
+      database: db.target,
+      ring: { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` },
+    });
+
+    const init = await runCli(["backup", "init", "--config", fx.configDir]);
+    expect(init.stderr).toBe("");
+    expect(init.stdout).toContain(`ring: created sftp:peer:${ringDir}`);
+    const chunker = (repo: string, tier: "local" | "ring") => (resticJson(repo, fx.passwordFile(tier), ["cat", "config"]) as { chunker_polynomial: string }).chunker_polynomial;
+    expect(chunker(ringDir, "ring")).toBe(chunker(fx.localRepo, "local"));
+
+    const first = await runCli(["backup", "run", "--tier", "all", "--config", fx.configDir]);
+    expect(first.stderr).not.toContain("error:");
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain("ring: copied to peer");
+    expect(snapshotCount(ringDir, fx.passwordFile("ring"))).toBe(2);
+    const copies = resticJson(ringDir, fx.passwordFile("ring"), ["snapshots"]) as Array<{ original?: string; tags?: string[] }>;
+    expect(copies.every((s) => typeof s.original === "string")).toBe(true);
+
+    // A restore drill from the peer's copy proves the ring tier too.
+    const verify = await runCli(["backup", "verify", "--config", fx.configDir]);
+    expect(verify.stderr).not.toContain("error:");
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/ring: check passed .* restored and proven, 4 tables match/);
+    expect(readStatus(fx.stateDir).tiers.ring?.lastProvenRestore).toBeDefined();
+
+    const ids = (repo: string, tier: "local" | "ring") => (resticJson(repo, fx.passwordFile(tier), ["snapshots"]) as Array<{ id: string }>).map((s) => s.id).sort();
+    const localBefore = ids(fx.localRepo, "local");
+    const ringBefore = ids(ringDir, "ring");
+    await sshd.stop();
+    await db.sql`insert into entity_alpha.records (collection, data) values ('late', '{"after":"peer down"}')`;
+    const down = await runCli(["backup", "run", "--tier", "all", "--config", fx.configDir]);
+    expect(down.code).toBe(8);
+    expect(down.stdout).toMatch(/local: database snapshot [0-9a-f]{8}/);
+    expect(down.stderr).toContain("ring tier");
+    expect(down.stderr).toContain("cannot reach the peer");
+    expect(down.stderr).toContain("partial");
+    // Retention (one per day) replaced the local pair with the new one; the peer kept what it had.
+    expect(ids(fx.localRepo, "local")).not.toEqual(localBefore);
+    expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2);
+    expect(ids(ringDir, "ring")).toEqual(ringBefore);
+
+    const status = await runCli(["backup", "status", "--json", "--config", fx.configDir]);
+    expect(status.code).toBe(7);
+    const report = JSON.parse(status.stdout) as { ok: boolean; tiers: Array<{ tier: string; problems: string[] }> };
+    expect(report.ok).toBe(false);
+    expect(report.tiers.find((t) => t.tier === "local")!.problems).toEqual([]);
+    expect(report.tiers.find((t) => t.tier === "ring")!.problems.join(" ")).toContain("last run failed");
+  }, 180_000);
+});
