@@ -7,6 +7,7 @@ import { dispatch, type Command } from "./lib/cli.ts";
 import { AppError, EXIT_CODES } from "./lib/errors.ts";
 import { buildInfo } from "./lib/version.ts";
 import { auditCommand } from "./cli/audit.ts";
+import { entityCommand } from "./cli/entity.ts";
 import { backupCommand } from "./cli/backup.ts";
 import { dbCommand } from "./cli/db.ts";
 import { deployCommand } from "./cli/deploy.ts";
@@ -40,6 +41,7 @@ ${EXIT_CODES.map(([code, meaning]) => `  ${String(code).padStart(2)}  ${meaning}
     keysCommand,
     dbCommand,
     auditCommand,
+    entityCommand,
     statusCommand,
     doctorCommand,
   ],

@@ -1,13 +1,55 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { join } from "node:path";
+import { loadConfig } from "../config/load.ts";
+import { loadTokenKey, TOKEN_KEY_FILE } from "../frame/auth/service-tokens.ts";
+import { initMasterKey, readMasterKey } from "../frame/crypto/master-key.ts";
+import { rotateMasterKey } from "../frame/crypto/rotate.ts";
+import { masterKeyPath } from "../frame/store/open-data.ts";
+import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { existsSync } from "node:fs";
 import { releaseInitCommand } from "./deploy.ts";
+import { withOwnerDatabase } from "./frame-db.ts";
 
 export const keysCommand: Command = {
   name: "keys",
   summary: "the master key (PII), the token key and the release signing key",
   subcommands: [
-    notBuilt("init", "create the master and token keys (0600, never overwritten)", "[--config DIR]", "frame data", { config: CONFIG_OPTION }),
-    notBuilt("rotate", "re-wrap every data key under a new master key while serving", "[--config DIR]", "frame data", { config: CONFIG_OPTION }),
+    {
+      name: "init",
+      summary: "create the master and token keys (0600, never overwritten)",
+      usage: "[--config DIR]",
+      details: `
+Writes {secrets_dir}/master.key (wraps every entity's data keys) and {secrets_dir}/token.key (keys the
+service-token hashes). An existing file is kept as it is. Back both up with the database: without
+master.key, encrypted fields cannot be read.`,
+      options: { config: CONFIG_OPTION },
+      run: (inv) => {
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const master = masterKeyPath(config);
+        const tokenFile = join(config.paths.secrets, TOKEN_KEY_FILE);
+        const tokenExisted = existsSync(tokenFile);
+        const created = initMasterKey(master);
+        loadTokenKey(config.paths.secrets);
+        console.log(`${created ? "created" : "kept existing"} ${master} (master key ${readMasterKey(master).id})`);
+        console.log(`${tokenExisted ? "kept existing" : "created"} ${tokenFile}`);
+      },
+    },
+    {
+      name: "rotate",
+      summary: "re-wrap every data key under a new master key while serving",
+      usage: "[--config DIR]",
+      details: `
+Writes the new key to master.key.next, re-wraps every entity's data keys in one transaction, then
+renames master.key.next over master.key. Blue and green keep serving: the data keys themselves do
+not change, and a server that needs to unwrap one later finds the new master key by its id. If the
+command is interrupted, run it again: it resumes with the same new key.`,
+      options: { config: CONFIG_OPTION },
+      run: (inv) =>
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const result = await rotateMasterKey(sql, masterKeyPath(config));
+          console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
+          console.log("running servers need no restart; back up the new master.key now");
+        }),
+    },
     releaseInitCommand,
   ],
 };

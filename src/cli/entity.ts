@@ -1,0 +1,43 @@
+import { ensureEntity, listEntities } from "../frame/store/entities.ts";
+import { ENTITY_NAME } from "../frame/store/names.ts";
+import { ensureMasterKey, masterKeyPath } from "../frame/store/open-data.ts";
+import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { UsageError } from "../lib/errors.ts";
+import { withOwnerDatabase } from "./frame-db.ts";
+
+export const entityCommand: Command = {
+  name: "entity",
+  summary: "entities: one schema, one database role and one pair of data keys each",
+  subcommands: [
+    {
+      name: "create",
+      summary: "create an entity of this machine's customer (safe to run twice)",
+      usage: "NAME [--config DIR]",
+      details: "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts.",
+      options: { config: CONFIG_OPTION },
+      positionals: 1,
+      run: (inv) =>
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const name = inv.positionals[0];
+          if (!name) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: NAME is required`, `see '${inv.path} --help'`);
+          if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
+          const ring = await ensureMasterKey(sql, masterKeyPath(config));
+          const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring);
+          console.log(`${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`);
+        }),
+    },
+    {
+      name: "list",
+      summary: "list the entities in the database",
+      usage: "[--json] [--config DIR]",
+      options: { json: JSON_OPTION, config: CONFIG_OPTION },
+      run: (inv) =>
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql) => {
+          const entities = await listEntities(sql);
+          if (inv.values.json) return void console.log(JSON.stringify(entities));
+          for (const e of entities) console.log(`${e.name.padEnd(32)}  customer ${e.customer}  role ${e.role}  since ${e.createdAt.toISOString()}`);
+          if (!entities.length) console.log("no entities yet; `axe-appliance entity create NAME` or start serve");
+        }),
+    },
+  ],
+};

@@ -1,0 +1,17 @@
+import { loadConfig, type Config } from "../config/load.ts";
+import { connect, openDatabase, type Sql } from "../db/connect.ts";
+import { migrate } from "../db/migrate.ts";
+
+/** Opens the configured database as its owner, migrated, for one piece of operator work. */
+export async function withOwnerDatabase<T>(configDir: string | undefined, work: (sql: Sql, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig({ dir: configDir });
+  const db = await openDatabase(config);
+  const sql = connect(db.target, { max: 2 });
+  try {
+    await migrate(sql);
+    return await work(sql, config);
+  } finally {
+    await sql.end({ timeout: 5 });
+    await db.embedded?.stop();
+  }
+}
