@@ -4,15 +4,73 @@ import { generateReleaseKeyPair } from "../deploy/sign.ts";
 import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
 import { DeployError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
-import { notBuilt } from "./not-built.ts";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { loadFleet } from "../config/customers.ts";
+import { findCustomer, loadRelease, progressBar, pushRelease, renderReport, type PushResult } from "../deploy/push.ts";
+import { buildInfo } from "../lib/version.ts";
 import { hostname } from "node:os";
 import { loadConfig } from "../config/load.ts";
 import { deployHistory, deployStatus, renderHistory, renderStatus } from "../deploy/history.ts";
 import { receiveRelease, type RunOutcome } from "../deploy/receive.ts";
 import { rollback } from "../deploy/rollback.ts";
-import { AppError } from "../lib/errors.ts";
+import { AppError, UsageError } from "../lib/errors.ts";
 
-const pushCommand: Command = notBuilt("push", "send a release to a customer's machine over ssh", "--to CUSTOMER|--all [--release DIR]", "deploy");
+/** Without --release, build one from this checkout (source runs only) with npm run release. */
+function buildReleaseFromSource(): string {
+  if (buildInfo().commit !== "source") throw new UsageError("MISSING_FLAG", "deploy push: --release DIR is required when running the compiled binary", "build one with `npm run release` in the repository");
+  const out = mkdtempSync(join(tmpdir(), "axe-release-"));
+  const build = spawnSync(process.execPath, [join(import.meta.dir, "..", "..", "build", "release.ts"), "--out", out], { stdio: ["ignore", "inherit", "inherit"] });
+  if (build.status !== 0) throw new DeployError("PUSH_BUILD", `push: npm run release failed (exit ${build.status})`, "set AXE_RELEASE_KEY_FILE to the release key, or pass --release DIR");
+  return out;
+}
+
+const pushCommand: Command = {
+  name: "push",
+  summary: "send a release to a customer's machine over ssh and print the receiver's report",
+  usage: "--to CUSTOMER | --all [--release DIR] [--customers FILE] [--ssh-config FILE] [--json]",
+  details: `
+Looks up the machine and ssh_user in customers.yaml, checks the release's signature against
+release_public_key, and streams it into \`ssh USER@MACHINE deploy receive\` (the machine's forced
+command). Without --release, builds one from this checkout (npm run release, key from
+$AXE_RELEASE_KEY_FILE). --all goes customer by customer and stops at the first failure.
+A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
+  options: {
+    to: { type: "string", value: "CUSTOMER", description: "the customer whose machine gets the release" },
+    all: { type: "boolean", description: "every customer in customers.yaml order, stopping at the first failure" },
+    release: { type: "string", value: "DIR", description: "a release directory from `npm run release`" },
+    customers: { type: "string", value: "FILE", description: "the fleet file (default: ./customers.yaml)" },
+    "ssh-config": { type: "string", value: "FILE", description: "an ssh_config for ssh -F (default: $AXE_SSH_CONFIG, else ssh's own)" },
+    json: JSON_OPTION,
+  },
+  run: async (inv) => {
+    const to = stringFlag(inv, "to");
+    if (!to === !inv.values.all) throw new UsageError("MISSING_FLAG", `${inv.path}: give exactly one of --to CUSTOMER and --all`, `see '${inv.path} --help'`);
+    const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
+    const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
+    const release = await loadRelease(fleet, stringFlag(inv, "release") ?? buildReleaseFromSource());
+    const sshConfig = stringFlag(inv, "ssh-config") ?? (process.env.AXE_SSH_CONFIG || undefined);
+    const results = [];
+    for (const customer of names) {
+      if (!inv.values.json) process.stderr.write(`pushing ${release.manifest.version} to ${customer}\n`);
+      const progress = process.stderr.isTTY ? progressBar((s) => process.stderr.write(s)) : undefined;
+      const result = await pushRelease({ fleet, customer, release, ...(sshConfig ? { sshConfig } : {}), ...(progress ? { progress } : {}) }).catch(
+        (error: Error): PushResult => ({ customer, machine: findCustomer(fleet, customer).machine, ok: false, stderr: error.message }),
+      );
+      results.push(result);
+      if (!inv.values.json) process.stdout.write(renderReport(result));
+      if (!result.ok) break;
+    }
+    if (inv.values.json) process.stdout.write(JSON.stringify(results.map(({ customer, machine, ok, report }) => ({ customer, machine, ok, report })), null, 2) + "\n");
+    const failed = results.find((r) => !r.ok);
+    if (!failed) return 0;
+    const skipped = names.slice(results.length);
+    const why = failed.report?.error ? ` at step ${failed.report.error.message}` : failed.report ? "" : `: ${failed.stderr}`;
+    process.stderr.write(`error: deploy to ${failed.customer} failed${why}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n`);
+    return 6;
+  },
+};
 
 /** `keys release-init --out DIR`: the operator's Ed25519 release key pair (private half 0600, never overwritten). */
 export const releaseInitCommand: Command = {

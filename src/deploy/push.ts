@@ -1,0 +1,120 @@
+/**
+ * `deploy push`: the operator's side. Looks the customer's machine up in customers.yaml, checks
+ * the release's signature against the pinned key (so a wrong key fails here, not over there),
+ * streams header and binary into `ssh user@machine deploy receive` (the machine's forced command)
+ * with a progress bar on a terminal, and returns the receiver's JSON report.
+ */
+import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
+import type { Customer, Fleet } from "../config/customers.ts";
+import { DeployError } from "../lib/errors.ts";
+import { readReleaseDir, type ReleaseDir } from "./release-dir.ts";
+import { encodeReleaseHeader } from "./release-stream.ts";
+import { verifyManifest } from "./sign.ts";
+import type { RunReport } from "./steps.ts";
+
+export interface PushOptions {
+  fleet: Fleet;
+  customer: string;
+  release: ReleaseDir;
+  /** An ssh_config file (ssh -F), e.g. for Tailscale names or tests. */
+  sshConfig?: string;
+  /** Progress output (a terminal); nothing is drawn without it. */
+  progress?: (sent: number, total: number) => void;
+}
+
+export interface PushResult {
+  customer: string;
+  machine: string;
+  ok: boolean;
+  report?: RunReport;
+  /** The receiver's stderr (its one-line error and hint) or ssh's. */
+  stderr: string;
+}
+
+export function findCustomer(fleet: Fleet, name: string): Customer {
+  const customer = fleet.customers.find((c) => c.name === name);
+  if (!customer) throw new DeployError("PUSH_UNKNOWN_CUSTOMER", `push: no customer "${name}" in ${fleet.file}; expected one of ${fleet.customers.map((c) => c.name).join(", ")}`);
+  return customer;
+}
+
+/** Reads DIR and checks its signature against the fleet's pinned key. */
+export async function loadRelease(fleet: Fleet, dir: string): Promise<ReleaseDir> {
+  const release = readReleaseDir(dir);
+  await verifyManifest(release.jws, fleet.releasePublicKey).catch((error: Error) => {
+    throw new DeployError("PUSH_UNVERIFIED", `push: ${dir} would be refused by the machines: ${error.message.replace(/^verify: /, "")}`, "sign it with the key whose public half is release_public_key");
+  });
+  return release;
+}
+
+export async function pushRelease(options: PushOptions): Promise<PushResult> {
+  const customer = findCustomer(options.fleet, options.customer);
+  const args = [...(options.sshConfig ? ["-F", options.sshConfig] : []), "-o", "BatchMode=yes", `${customer.ssh_user}@${customer.machine}`, "deploy", "receive"];
+  const ssh = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  ssh.stdout.on("data", (chunk) => (stdout += chunk));
+  ssh.stderr.on("data", (chunk) => (stderr += chunk));
+  const exited = new Promise<number>((resolve) => ssh.on("close", (code) => resolve(code ?? 255)));
+  ssh.on("error", (error) => (stderr += `cannot run ssh: ${error.message}\n`));
+  ssh.stdin.on("error", () => {}); // EPIPE when the receiver refuses early; its report says why
+  const total = options.release.manifest.size;
+  try {
+    await write(ssh.stdin, encodeReleaseHeader(options.release.jws));
+    let sent = 0;
+    for await (const chunk of createReadStream(options.release.binary, { highWaterMark: 1 << 20 })) {
+      await write(ssh.stdin, chunk as Buffer);
+      sent += (chunk as Buffer).length;
+      options.progress?.(sent, total);
+    }
+    ssh.stdin.end();
+  } catch {
+    // the receiver closed its end early (a refusal): its report says why
+  }
+  const code = await exited;
+  let report: RunReport | undefined;
+  try {
+    report = JSON.parse(stdout) as RunReport;
+  } catch {
+    report = undefined;
+  }
+  if (!report && code !== 0)
+    throw new DeployError("PUSH_SSH", `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code}): ${stderr.trim() || "no output"}`, "check that the machine is up on Tailscale and that its authorized_keys has the deploy key");
+  return { customer: customer.name, machine: customer.machine, ok: code === 0 && report?.ok === true, ...(report ? { report } : {}), stderr: stderr.trim() };
+}
+
+function write(stream: NodeJS.WritableStream, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const ok = stream.write(data, (error) => (error ? reject(error) : undefined));
+    if (ok) resolve();
+    else {
+      const onDrain = () => (stream.off("error", onError), resolve());
+      const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
+      stream.once("drain", onDrain);
+      stream.once("error", onError);
+    }
+  });
+}
+
+/** A one-line progress bar for a terminal: [#########-----------]  45%  45.1/100.2 MB */
+export function progressBar(write: (s: string) => void): (sent: number, total: number) => void {
+  let drawn = -1;
+  return (sent, total) => {
+    const percent = Math.floor((sent / total) * 100);
+    if (percent === drawn) return;
+    drawn = percent;
+    const filled = Math.round(percent / 5);
+    const mb = (n: number) => (n / 1_048_576).toFixed(1);
+    write(`\r[${"#".repeat(filled)}${"-".repeat(20 - filled)}] ${String(percent).padStart(3)}%  ${mb(sent)}/${mb(total)} MB${sent >= total ? "\n" : ""}`);
+  };
+}
+
+/** A short human summary of a receiver's report. */
+export function renderReport(result: PushResult): string {
+  const r = result.report;
+  if (!r) return `${result.customer}: no report\n${result.stderr}\n`;
+  const lines = [`${result.customer} (${result.machine}): ${r.action} ${r.release ?? "?"} ${r.ok ? "ok" : "FAILED"}${r.color ? `, ${r.color} is ${r.ok ? "live" : "not live"}` : ""} in ${r.totalMs} ms`];
+  for (const step of r.steps) lines.push(`  ${step.ok ? "ok  " : "FAIL"}  ${step.step.padEnd(8)} ${String(step.ms).padStart(6)} ms  ${step.ok ? (step.detail ?? "") : step.error}`);
+  if (!r.ok && result.stderr) lines.push(result.stderr);
+  return lines.join("\n") + "\n";
+}
