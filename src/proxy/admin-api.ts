@@ -1,7 +1,8 @@
 /**
  * The admin API: HTTP/JSON on the proxy's Unix socket (mode 0600), never on TCP.
  * GET /status, POST /switch {color}, POST /drain {color?, timeout_ms?}, POST /pause,
- * POST /resume, GET /metrics. Bodies are checked with zod; a refusal is 409 with
+ * POST /resume, GET /metrics, GET /latency (last hour, per minute), GET /page (the operator's
+ * status page, when the proxy was given one). Bodies are checked with zod; a refusal is 409 with
  * {error: {code, message, hint}}, which admin-client.ts turns back into a ProxyError.
  */
 import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
@@ -10,6 +11,7 @@ import type { z } from "zod";
 import { AppError, ProxyError } from "../lib/errors.ts";
 import { DrainRequestSchema, SwitchRequestSchema, type Color, type DrainResult, type PauseResult, type ProxyStatus, type SwitchResult } from "./admin-schema.ts";
 import { proxyStatus } from "./admin-client.ts";
+import type { LatencySeries } from "./latency-history.ts";
 
 /** What the admin API can ask of the running proxy. */
 export interface ProxyControl {
@@ -19,6 +21,10 @@ export interface ProxyControl {
   pause(): PauseResult;
   resume(): PauseResult;
   metrics(): string;
+  /** Per-minute latency of the last hour. */
+  latency?(): LatencySeries;
+  /** The operator's status page (HTML). */
+  statusPage?(): Promise<string>;
 }
 
 export function adminHandler(control: ProxyControl): (request: Request) => Promise<Response> {
@@ -40,9 +46,14 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
           return json(200, control.resume());
         case "GET /metrics":
           return new Response(control.metrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
-        default:
-          return json(404, { error: { code: "ADMIN_NOT_FOUND", message: `no admin endpoint ${route}`, hint: "GET /status, POST /switch, /drain, /pause, /resume, GET /metrics" } });
+        case "GET /latency":
+          if (control.latency) return json(200, control.latency());
+          break;
+        case "GET /page":
+          if (control.statusPage) return new Response(await control.statusPage(), { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
+          break;
       }
+      return json(404, { error: { code: "ADMIN_NOT_FOUND", message: `no admin endpoint ${route}`, hint: "GET /status, POST /switch, /drain, /pause, /resume, GET /metrics, /latency, /page" } });
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       const status = error.code === "ADMIN_BAD_BODY" ? 400 : 409;

@@ -3,6 +3,7 @@
  * increments per request; the text is built only when scraped.
  */
 import { COLORS, type Color } from "./admin-schema.ts";
+import { LatencyHistory } from "./latency-history.ts";
 
 export type UpstreamLabel = Color | "fixed" | "proxy";
 const UPSTREAMS: UpstreamLabel[] = ["blue", "green", "fixed", "proxy"];
@@ -27,12 +28,15 @@ export class Metrics {
   switches = 0;
   retries = 0;
   pauseTimeouts = 0;
+  /** Per-minute latency of frame requests over the last hour, for the status page chart. */
+  readonly history = new LatencyHistory();
 
   request(upstream: UpstreamLabel, status: number, seconds: number): void {
     this.requests[UPSTREAMS.indexOf(upstream)]![Math.min(5, Math.max(1, (status / 100) | 0))]!++;
     this.durationSum += seconds;
     this.durationCount++;
     for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
+    if (upstream === "blue" || upstream === "green") this.history.record(seconds);
   }
 
   upstreamError(upstream: UpstreamLabel, kind: string): void {
