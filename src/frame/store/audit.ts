@@ -46,21 +46,56 @@ function columns(event: AuditEvent) {
   };
 }
 
-export async function appendAudit(sql: Sql, event: AuditEvent): Promise<void> {
-  const row = columns(event);
-  if (event.entity) {
-    try {
-      await withEntity(sql, event.entity, (tx) => tx`insert into audit_log ${tx(row)}`);
-      return;
-    } catch (error) {
-      if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;
+/** Appends events in one transaction per destination: the entity's log, or meta's for unknown entities. */
+export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
+  const groups = new Map<string, ReturnType<typeof columns>[]>();
+  for (const event of events) groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), columns(event)]);
+  for (const [entity, rows] of groups) {
+    if (entity) {
+      try {
+        await withEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`);
+        continue;
+      } catch (error) {
+        if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;
+      }
     }
+    await sql`insert into meta.audit_log ${sql(rows)}`;
   }
-  await sql`insert into meta.audit_log ${sql(row)}`;
 }
 
-export function postgresAuditSink(sql: Sql): AuditSink {
-  return { record: (event) => appendAudit(sql, event) };
+const MAX_BATCH = 500;
+
+/**
+ * Group commit: one writer drains a queue, so a burst of calls costs one transaction per entity
+ * instead of one per call (the chain serialises appends anyway), and audit writes never take more
+ * than one pooled connection from the tools. `record` resolves once its row is committed.
+ */
+export function postgresAuditSink(sql: Sql): AuditSink & { flush(): Promise<void> } {
+  const queue: Array<{ event: AuditEvent; done: (error?: unknown) => void }> = [];
+  let draining: Promise<void> | undefined;
+  const drain = async () => {
+    while (queue.length) {
+      const batch = queue.splice(0, MAX_BATCH);
+      try {
+        await appendAudit(sql, ...batch.map((b) => b.event));
+        for (const b of batch) b.done();
+      } catch (error) {
+        for (const b of batch) b.done(error);
+      }
+    }
+    draining = undefined;
+  };
+  return {
+    record: (event) =>
+      new Promise<void>((resolve, reject) => {
+        queue.push({ event, done: (error) => (error ? reject(error) : resolve()) });
+        draining ??= drain();
+      }),
+    /** Resolves when every event recorded so far is committed (or failed); call before closing the pool. */
+    async flush() {
+      while (draining) await draining;
+    },
+  };
 }
 
 export interface AuditQuery {

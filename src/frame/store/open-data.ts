@@ -59,5 +59,14 @@ export async function openFrameData(config: Config, owner: Sql, ownerTarget: Dat
   const sql = connect({ ...ownerTarget, user: role, password }, { max: options.max ?? 10 });
   const store = new DataStore(sql, new DataKeyCache(ring));
   bindDataStore(sql, store);
-  return { sql, audit: postgresAuditSink(sql), store, close: () => sql.end({ timeout: 2 }) };
+  const audit = postgresAuditSink(sql);
+  return {
+    sql,
+    audit,
+    store,
+    async close() {
+      await audit.flush(); // audit rows of the last requests are written before the pool goes
+      await sql.end({ timeout: 2 });
+    },
+  };
 }

@@ -138,4 +138,14 @@ describe("data tools over MCP", () => {
     for (const r of results.filter((r) => r.isError)) expect(r.text).toMatch(/version_conflict|is at version 2/);
     expect((await call(admin, "get_record", { id: data.id })).data.version).toBe(2);
   });
+
+  test("stopping the server writes the audit rows of the last calls before the pool closes", async () => {
+    running = await startDataFrame();
+    const reader = await running.client("axe", "reader");
+    await Promise.all(Array.from({ length: 20 }, () => call(reader, "list_collections")));
+    await running.frame.stop();
+    const [row] = await running.db.sql`select count(*)::int as n from entity_axe.audit_log where tool = 'list_collections'`;
+    expect(row!.n).toBe(20);
+    running.frame.stop = async () => {}; // already stopped; close() still drops the database
+  });
 });

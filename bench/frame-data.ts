@@ -1,0 +1,147 @@
+#!/usr/bin/env bun
+/**
+ * frame data benchmark: get_record and create_record against whoami (no database work) on the same
+ * running server, over HTTP with service-token auth, the Postgres audit sink and PII encryption,
+ * 32 concurrent clients. Prints calls/s, p50 and p99 per tool and the ratio to whoami.
+ *
+ *   bun bench/frame-data.ts [--clients 32] [--duration 8] [--rounds 2]
+ *
+ * The server is `axe-appliance serve` as a child process on a throwaway Postgres cluster.
+ */
+import { parseArgs } from "node:util";
+import { issueServiceToken } from "../src/frame/auth/service-tokens.ts";
+import { loadConfig } from "../src/config/load.ts";
+import { makeConfigDir } from "../test/helpers/config.ts";
+import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
+import { freePort } from "../test/helpers/sshd.ts";
+import { removeTempDirs } from "../test/helpers/tmp.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    clients: { type: "string", default: "32" },
+    duration: { type: "string", default: "8" },
+    rounds: { type: "string", default: "2" },
+  },
+});
+const CLIENTS = Number(flags.clients);
+const DURATION_MS = Number(flags.duration) * 1000;
+const ROUNDS = Number(flags.rounds);
+const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+
+type Args = () => Record<string, unknown>;
+
+async function main() {
+  const db = await freshDatabase("bench");
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: base } } });
+  const server = Bun.spawn([process.execPath, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir], {
+    stdout: "ignore", stderr: Bun.file(`${dir}/serve.log`), env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "error" },
+  });
+  try {
+    await waitForHealth(`${base}/healthz`).catch(async (error) => {
+      console.error(await Bun.file(`${dir}/serve.log`).text());
+      throw error;
+    });
+    const config = loadConfig({ dir });
+    const { token } = await issueServiceToken(db.sql, config.paths.secrets, { customer: "axe", entity: "axe", role: "admin", name: "bench", expiresInMs: 3_600_000 });
+    const callTool = toolCaller(`${base}/frame/mcp`, token);
+    await callTool("define_collection", {
+      name: "people",
+      fields: { name: { type: "string", required: true, searchable: true }, email: { type: "string", pii: true }, phone: { type: "string", pii: true }, age: { type: "integer" } },
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push((await callTool("create_record", { collection: "people", values: person(i) })).id as string);
+    let n = 0;
+    const tools: Array<[string, Args]> = [
+      ["whoami", () => ({})],
+      ["get_record", () => ({ id: ids[n++ % ids.length] })],
+      ["create_record", () => ({ collection: "people", values: person(n++) })],
+    ];
+    console.log(`frame data benchmark: ${CLIENTS} clients, ${DURATION_MS / 1000}s per tool, ${ROUNDS} rounds, ${navigator.hardwareConcurrency} cores`);
+    const results = new Map<string, Stats[]>();
+    for (let round = 0; round < ROUNDS; round++)
+      for (const [tool, args] of tools) {
+        const stats = await load(callTool, tool, args);
+        results.set(tool, [...(results.get(tool) ?? []), stats]);
+      }
+    const best = (tool: string) => results.get(tool)!.reduce((a, b) => (b.rate > a.rate ? b : a));
+    const whoami = best("whoami");
+    console.log(`\n${"tool".padEnd(14)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)}   vs whoami (calls/s, p99)`);
+    for (const [tool] of tools) {
+      const s = best(tool);
+      console.log(`${tool.padEnd(14)} ${s.rate.toFixed(0).padStart(8)} ${s.p50.toFixed(1).padStart(8)} ${s.p99.toFixed(1).padStart(8)} ${String(s.errors).padStart(7)}   ${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x`);
+    }
+    console.log("\n(best round per tool; every call authenticated with a service token and audited in Postgres)");
+  } finally {
+    server.kill("SIGTERM");
+    await server.exited;
+    await db.drop();
+    await stopTestCluster();
+    removeTempDirs();
+  }
+}
+
+function person(i: number) {
+  return { name: `Person ${i}`, email: `person${i}@example.com`, phone: `+41 79 ${String(1_000_000 + i)}`, age: 20 + (i % 50) };
+}
+
+interface Stats {
+  rate: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args: Args): Promise<Stats> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const started = performance.now();
+  const until = started + DURATION_MS;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (performance.now() < until) {
+        const t0 = performance.now();
+        try {
+          await callTool(tool, args());
+          latencies.push(performance.now() - t0);
+        } catch {
+          errors++;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors };
+}
+
+/** One stateless JSON-RPC tools/call per request, as the SDK client sends it. */
+function toolCaller(url: string, token: string) {
+  let id = 0;
+  return async (name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> => {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method: "tools/call", params: { name, arguments: args } }),
+    });
+    const text = await response.text();
+    const json = text.startsWith("{") ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? "{}");
+    const message = JSON.parse(json) as { result?: { isError?: boolean; structuredContent?: Record<string, unknown>; content?: Array<{ text: string }> } };
+    if (response.status !== 200 || !message.result || message.result.isError) throw new Error(`${name}: ${response.status} ${message.result?.content?.[0]?.text ?? text.slice(0, 200)}`);
+    return message.result.structuredContent ?? {};
+  };
+}
+
+async function waitForHealth(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {}
+    await Bun.sleep(100);
+  }
+  throw new Error(`${url} never became healthy (see serve.log in the config directory)`);
+}
+
+await main();
