@@ -14,6 +14,7 @@ import { releaseVersion } from "../lib/version.ts";
 import { argsDigest, type AuditSink } from "./audit-sink.ts";
 import { hasRole, type Principal } from "./principal.ts";
 import { ToolError, type ToolDefinition } from "./tools/registry.ts";
+import { registerCollectionResources } from "./tools/resources.ts";
 
 export const SERVER_NAME = "axe-frame";
 const INSTRUCTIONS =
@@ -55,9 +56,10 @@ const sharedValidator = new AjvJsonSchemaValidator();
 export async function handleMcpRequest(request: Request, principal: Principal, catalog: ToolCatalog, deps: McpDependencies, requestId: string): Promise<Response> {
   const server = new Server(
     { name: SERVER_NAME, title: "frame", version: releaseVersion() },
-    { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator },
+    { capabilities: { tools: { listChanged: false }, resources: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator },
   );
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: catalog.list }));
+  registerCollectionResources(server, principal, deps, requestId);
   server.setRequestHandler(CallToolRequestSchema, async (call, extra) =>
     callTool(catalog, call.params.name, call.params.arguments ?? {}, principal, deps, requestId, extra.signal),
   );
