@@ -62,6 +62,8 @@ export async function defineCollection(tx: Tx, who: string, name: string, input:
     return toCollection(row!);
   }
   const [row] = await tx<Row[]>`insert into collections (name, definition, created_by, updated_by)
-    values (${name}, ${tx.json(definition)}, ${who}, ${who}) returning name, definition, version, created_at, updated_at`;
-  return toCollection(row!);
+    values (${name}, ${tx.json(definition)}, ${who}, ${who}) on conflict (name) do nothing
+    returning name, definition, version, created_at, updated_at`;
+  if (!row) throw new DataError("version_conflict", `collection ${name} was defined by someone else at the same moment`, "call list_collections to see it, then define_collection again to extend it");
+  return toCollection(row);
 }

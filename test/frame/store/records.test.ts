@@ -133,4 +133,22 @@ describe("records", () => {
     const [collections] = await fx!.db.sql`select count(*)::int as n from entity_axe.collections`;
     expect(collections!.n).toBe(1);
   });
+
+  test("two admins defining the same new collection at once: one defines it, the other gets a clear conflict", async () => {
+    const store = await setup();
+    const definition = { fields: { total: { type: "number" } } };
+    let defined!: () => void;
+    const firstDefined = new Promise<void>((resolve) => (defined = resolve));
+    const first = store.run("axe", async (tx) => {
+      const collection = await defineCollection(tx, "admin1", "orders", definition);
+      defined();
+      await tx`select pg_sleep(0.3)`; // still uncommitted while the second admin defines
+      return collection;
+    });
+    const second = firstDefined.then(() => store.run("axe", (tx) => defineCollection(tx, "admin2", "orders", definition)));
+    const attempts = await Promise.allSettled([first, second]);
+    expect(attempts.filter((a) => a.status === "fulfilled").length).toBe(1);
+    const lost = attempts.find((a) => a.status === "rejected") as PromiseRejectedResult;
+    expect(lost.reason).toMatchObject({ code: "version_conflict" });
+  });
 });
