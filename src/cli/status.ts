@@ -1,7 +1,48 @@
-import { CONFIG_OPTION, JSON_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { loadConfig } from "../config/load.ts";
+import { log } from "../lib/log.ts";
+import { proxySettings } from "../proxy/settings.ts";
+import { collectStatus } from "../status/collect.ts";
+import { socketProxySource } from "../status/proxy-source.ts";
+import { renderStatusText } from "../status/render-text.ts";
+import { STATUS_EXIT } from "../status/report.ts";
+import { DEFAULT_STATUS_PORT, serveStatusPage } from "../status/serve.ts";
 
-export const statusCommand: Command = notBuilt("status", "live color, health, last deploy, backup ages on this machine", "[--json] [--config DIR]", "operator's view", {
-  json: JSON_OPTION,
-  config: CONFIG_OPTION,
-});
+export const statusCommand: Command = {
+  name: "status",
+  summary: "live color, health, Postgres, last deploy, backup ages, public metadata, disk on this machine",
+  usage: "[--json] [--serve [--port N]] [--config DIR]",
+  details: `Reads the proxy over its admin socket, asks each color's /healthz, reads the deploy journal and the
+backup status file, fetches the OAuth protected resource metadata through the local proxy with the
+public Host (no tunnel, no certificate), and checks free disk space. It changes nothing.
+
+--serve keeps running and serves the status page (latency of the last hour, backup ages, the checks)
+on http://127.0.0.1:PORT/ and the report on /status.json; loopback only (use ssh -L from elsewhere).
+The proxy serves the same page on its admin socket at GET /page.
+
+Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is down).`,
+  options: {
+    json: JSON_OPTION,
+    serve: { type: "boolean", description: "serve the status page on 127.0.0.1 until stopped" },
+    port: { type: "string", value: "N", description: `port for --serve (default ${DEFAULT_STATUS_PORT})` },
+    config: CONFIG_OPTION,
+  },
+  run: async (inv) => {
+    const config = loadConfig({ dir: stringFlag(inv, "config") });
+    const proxy = socketProxySource(proxySettings(config).adminSocket);
+    if (inv.values.serve) {
+      const server = serveStatusPage(config, proxy, intFlag(inv, "port", 0) ?? DEFAULT_STATUS_PORT);
+      log.info("status page listening", { url: `http://127.0.0.1:${server.port}/` });
+      await new Promise<void>((resolve) => {
+        const stop = () => (process.off("SIGTERM", stop), process.off("SIGINT", stop), resolve());
+        process.on("SIGTERM", stop);
+        process.on("SIGINT", stop);
+      });
+      await server.stop(true);
+      return 0;
+    }
+    const report = await collectStatus(config, proxy);
+    process.stdout.write(inv.values.json ? JSON.stringify(report, null, 2) + "\n" : renderStatusText(report));
+    return STATUS_EXIT[report.level];
+  },
+};

@@ -16,6 +16,7 @@ import { bearerAuthenticator, devAuthenticator } from "./auth/authenticate.ts";
 import { EntraVerifier } from "./auth/entra.ts";
 import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
 import { createFrameApp } from "./http/app.ts";
+import { countingAuditSink, FrameMetrics } from "./metrics.ts";
 import { ToolCatalog } from "./mcp.ts";
 import { TOOLS } from "./tools/index.ts";
 import { openFrameData, type FrameData } from "./store/open-data.ts";
@@ -66,9 +67,10 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       ? devAuthenticator(config.customer)
       : bearerAuthenticator(entra, new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name)));
     if (!options.noAuth) void entra.warm();
+    const metrics = new FrameMetrics(color);
     const app = createFrameApp({
       config, color, authenticator, issuer: entra.issuerV2, catalog: new ToolCatalog(TOOLS), sql: data.sql,
-      audit: options.audit ?? data.audit, logger,
+      audit: countingAuditSink(options.audit ?? data.audit, metrics), logger, metrics,
     });
     app.listen({ hostname: frame.bind, port });
     const server = app.server!;

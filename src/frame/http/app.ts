@@ -10,6 +10,7 @@ import type { Sql } from "../../db/connect.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AuditSink } from "../audit-sink.ts";
+import type { FrameMetrics } from "../metrics.ts";
 import type { Authenticator } from "../auth/authenticate.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import { requestGuard } from "./guards.ts";
@@ -26,6 +27,8 @@ export interface FrameAppOptions {
   sql: Sql;
   audit: AuditSink;
   logger: Logger;
+  /** Counters for GET /metrics; the audit sink given here should already count into them. */
+  metrics?: FrameMetrics;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -76,12 +79,17 @@ export function createFrameApp(options: FrameAppOptions) {
     .get("/healthz", () => healthResponse(options.sql, options.color))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
+    .get("/metrics", () => new Response(options.metrics?.render() ?? "", { headers: { "content-type": "text/plain; version=0.0.4" } }))
     .all("/frame/mcp", async ({ request }) => {
+      const started = performance.now();
+      let response: Response;
       try {
-        return await mcp(request);
+        response = await mcp(request);
       } catch (error) {
         logger.error("mcp request failed", { error });
-        return jsonRpcError(500, -32603, "Internal error: the request failed inside frame; retry, and report it if it persists");
+        response = jsonRpcError(500, -32603, "Internal error: the request failed inside frame; retry, and report it if it persists");
       }
+      options.metrics?.request(response.status, (performance.now() - started) / 1000);
+      return response;
     });
 }

@@ -1,0 +1,82 @@
+/**
+ * The proxy and the blue/green pair: which color is live, each color's health and release.
+ * Each color's /healthz is asked directly too, so a dead proxy still shows what the colors do.
+ */
+import type { Config } from "../config/load.ts";
+import { readColors } from "../deploy/colors.ts";
+import type { ProxyStatus } from "../proxy/admin-client.ts";
+import { proxySettings } from "../proxy/settings.ts";
+import type { ProxySource } from "./proxy-source.ts";
+import type { Check, ColorReport } from "./report.ts";
+
+type Color = "blue" | "green";
+const COLORS: Color[] = ["blue", "green"];
+
+export interface ColorsResult {
+  live: Color | null;
+  release: string | null;
+  colors: Record<Color, ColorReport>;
+  /** What the live color's /healthz says of the database, if it answered. */
+  database?: { reachable: boolean; migration: number };
+  checks: Check[];
+}
+
+interface Healthz {
+  ok: boolean;
+  release?: string;
+  database?: { reachable: boolean; migration: number };
+  error?: string;
+}
+
+export async function checkColors(config: Config, proxy: ProxySource): Promise<ColorsResult> {
+  const settings = proxySettings(config);
+  const pointers = readColors(config.paths.data);
+  const [seen, health] = await Promise.all([
+    proxy.status().then(
+      (s): ProxyStatus | Error => s,
+      (e: Error) => e,
+    ),
+    Promise.all(COLORS.map((c) => healthz(settings.upstreams[c] + settings.health.path))),
+  ]);
+  const checks: Check[] = [];
+  const live = seen instanceof Error ? null : seen.live;
+  if (seen instanceof Error) checks.push({ name: "proxy", level: "fail", summary: `proxy not reachable: ${oneLine(seen.message)}` });
+  else checks.push({ name: "proxy", level: seen.paused ? "warn" : "ok", summary: `${seen.paused ? "PAUSED, " : ""}listening on ${seen.listen}, ${live} live` });
+  const colors = {} as Record<Color, ColorReport>;
+  COLORS.forEach((color, i) => {
+    const h = health[i]!;
+    const fromProxy = seen instanceof Error ? undefined : seen.colors[color];
+    const release = h.release ?? fromProxy?.release ?? pointers[color]?.version ?? null;
+    const isLive = live === color;
+    const role = live === null ? "live unknown" : isLive ? "live" : "standby";
+    colors[color] = { live: isLive, healthy: h.ok, release, error: h.ok ? null : (h.error ?? null) };
+    const installed = pointers[color] !== undefined;
+    if (h.ok) checks.push({ name: `color:${color}`, level: "ok", summary: `${role}, healthy, release ${release ?? "?"}` });
+    else if (isLive) checks.push({ name: `color:${color}`, level: "fail", summary: `live but DOWN: ${h.error}` });
+    else if (installed) checks.push({ name: `color:${color}`, level: "warn", summary: `${role} DOWN (release ${release ?? "?"}): ${h.error}; rollback is not instant` });
+    else checks.push({ name: `color:${color}`, level: "ok", summary: `${role}, no release installed yet` });
+  });
+  const liveHealth = live ? health[COLORS.indexOf(live)] : undefined;
+  return {
+    live,
+    release: live ? colors[live].release : null,
+    colors,
+    ...(liveHealth?.database ? { database: liveHealth.database } : {}),
+    checks,
+  };
+}
+
+async function healthz(url: string): Promise<Healthz> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+    const body = (await response.json().catch(() => ({}))) as { release?: unknown; database?: Healthz["database"] };
+    const release = typeof body.release === "string" ? body.release : undefined;
+    return { ok: response.ok, ...(release ? { release } : {}), ...(body.database ? { database: body.database } : {}), ...(response.ok ? {} : { error: `${url} answered HTTP ${response.status}` }) };
+  } catch (error) {
+    return { ok: false, error: `${url}: ${oneLine((error as Error).message)}` };
+  }
+}
+
+export function oneLine(text: string): string {
+  return text.split("\n")[0]!.slice(0, 200);
+}

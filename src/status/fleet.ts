@@ -1,0 +1,94 @@
+/**
+ * `fleet status`: `axe-appliance status --json` on every customer's machine over ssh, all at
+ * once, each bounded by a timeout. A machine that cannot be reached, times out or answers
+ * without a report is a row that says so; it never stops the others.
+ *
+ * @example
+ * const rows = await fleetStatus(loadFleet("customers.yaml").customers, { timeoutMs: 20_000 });
+ */
+import { spawn } from "node:child_process";
+import type { Customer } from "../config/customers.ts";
+import { StatusReportSchema, type Level, type StatusReport } from "./report.ts";
+
+export interface FleetOptions {
+  /** ssh -F FILE: Tailscale names, keys, or a test sshd. */
+  sshConfig?: string;
+  /** More ssh arguments, e.g. ["-o", "ConnectTimeout=5"]. */
+  sshOptions?: string[];
+  /** Per machine, from spawning ssh to its exit. */
+  timeoutMs: number;
+  /** What runs on the machine (a forced command may replace it). */
+  remoteCommand?: string[];
+}
+
+export type FleetState = Level | "unreachable";
+
+export interface FleetRow {
+  customer: string;
+  machine: string;
+  state: FleetState;
+  report?: StatusReport;
+  /** Why there is no report: ssh's or the remote command's last words. */
+  error?: string;
+}
+
+export const DEFAULT_REMOTE_COMMAND = ["axe-appliance", "status", "--json"];
+
+export function fleetStatus(customers: Customer[], options: FleetOptions): Promise<FleetRow[]> {
+  return Promise.all(customers.map((customer) => machineStatus(customer, options)));
+}
+
+async function machineStatus(customer: Customer, options: FleetOptions): Promise<FleetRow> {
+  const row = { customer: customer.name, machine: customer.machine };
+  const args = [
+    ...(options.sshConfig ? ["-F", options.sshConfig] : []),
+    "-o", "BatchMode=yes",
+    ...(options.sshOptions ?? []),
+    `${customer.ssh_user}@${customer.machine}`,
+    "--",
+    ...(options.remoteCommand ?? DEFAULT_REMOTE_COMMAND),
+  ];
+  const run = await runSsh(args, options.timeoutMs);
+  if (run.timedOut) return { ...row, state: "unreachable", error: `no answer within ${options.timeoutMs} ms` };
+  let json: unknown;
+  try {
+    json = JSON.parse(run.stdout);
+  } catch {
+    return { ...row, state: "unreachable", error: lastLine(run.stderr) || `ssh exited ${run.code} without a status report` };
+  }
+  const parsed = StatusReportSchema.safeParse(json);
+  if (!parsed.success) return { ...row, state: "unreachable", error: `the machine answered something that is not a status report (is it on an older release?)` };
+  return { ...row, state: parsed.data.level, report: parsed.data };
+}
+
+interface SshRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+function runSsh(args: string[], timeoutMs: number): Promise<SshRun> {
+  return new Promise((resolve) => {
+    const child = spawn("ssh", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("error", (error) => (stderr += `cannot run ssh: ${error.message}\n`));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 255, stdout, stderr, timedOut });
+    });
+  });
+}
+
+function lastLine(text: string): string {
+  const lines = text.trim().split("\n").filter((l) => l.trim() && !l.startsWith("{"));
+  return (lines[lines.length - 1] ?? "").slice(0, 200);
+}

@@ -1,0 +1,23 @@
+/**
+ * Where the status report reads the proxy from: its admin socket (the `status` command) or the
+ * running ProxyServer itself (the page the proxy serves on GET /page).
+ */
+import { proxyStatus, type ProxyStatus } from "../proxy/admin-client.ts";
+import { LatencySeriesSchema, type LatencySeries } from "../proxy/latency-history.ts";
+
+export interface ProxySource {
+  status(): Promise<ProxyStatus>;
+  latency(): Promise<LatencySeries>;
+}
+
+/** Reads a running proxy over its admin socket; failures reject with a ProxyError or Error. */
+export function socketProxySource(socketPath: string): ProxySource {
+  return {
+    status: () => proxyStatus(socketPath),
+    async latency() {
+      const response = await fetch("http://axe-proxy/latency", { unix: socketPath, signal: AbortSignal.timeout(5_000) });
+      if (!response.ok) throw new Error(`the proxy answered GET /latency with HTTP ${response.status}`);
+      return LatencySeriesSchema.parse(await response.json());
+    },
+  };
+}

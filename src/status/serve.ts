@@ -1,0 +1,30 @@
+/**
+ * The status page for the operator on a loopback port (`status --serve`): GET / is the page,
+ * GET /status.json the report. Bound to 127.0.0.1 only; reach it from elsewhere through ssh -L.
+ */
+import type { Config } from "../config/load.ts";
+import { collectStatus } from "./collect.ts";
+import { renderStatusPage } from "./page.ts";
+import type { ProxySource } from "./proxy-source.ts";
+
+export const DEFAULT_STATUS_PORT = 3713;
+
+/** The page for the current moment: a fresh report plus the proxy's latency (absent when the proxy is down). */
+export async function statusPageHtml(config: Config, proxy: ProxySource): Promise<string> {
+  const [report, latency] = await Promise.all([collectStatus(config, proxy), proxy.latency().catch(() => undefined)]);
+  return renderStatusPage(report, latency);
+}
+
+export function serveStatusPage(config: Config, proxy: ProxySource, port: number): Bun.Server<undefined> {
+  return Bun.serve({
+    hostname: "127.0.0.1",
+    port,
+    async fetch(request) {
+      const path = new URL(request.url).pathname;
+      if (request.method !== "GET") return new Response("GET only\n", { status: 405 });
+      if (path === "/") return new Response(await statusPageHtml(config, proxy), { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
+      if (path === "/status.json") return Response.json(await collectStatus(config, proxy), { headers: { "cache-control": "no-store" } });
+      return new Response("not found: try / or /status.json\n", { status: 404 });
+    },
+  });
+}
