@@ -1,9 +1,14 @@
 /**
  * Headers across the proxy: hop-by-hop ones dropped both ways, Host kept, X-Forwarded-* set
  * by us (believed from the caller only when it is a trusted proxy, the tunnel), X-Request-Id.
+ * The request side is written straight into the lines of the upstream request head.
  */
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
-const FORWARDED = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"];
+/** Dropped from requests: hop-by-hop, framing (the upstream client writes its own), and ours to set. */
+const DROPPED = new Set([
+  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+  "content-length", "expect", "x-request-id",
+]);
+const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"]);
 
 export interface ForwardContext {
   peer: string;
@@ -11,34 +16,32 @@ export interface ForwardContext {
   requestId: string;
 }
 
-/** The request headers the upstream gets. */
-export function upstreamRequestHeaders(incoming: Headers, context: ForwardContext): Headers {
-  const headers = new Headers(incoming);
-  dropHopByHop(headers);
-  const host = incoming.get("host") ?? "";
-  const priorFor = incoming.get("x-forwarded-for");
-  const priorProto = incoming.get("x-forwarded-proto");
-  const priorHost = incoming.get("x-forwarded-host");
-  if (!context.trusted) for (const name of FORWARDED) headers.delete(name);
-  headers.set("x-forwarded-for", context.trusted && priorFor ? `${priorFor}, ${context.peer}` : context.peer);
-  headers.set("x-forwarded-proto", context.trusted && priorProto ? priorProto : "http");
-  headers.set("x-forwarded-host", context.trusted && priorHost ? priorHost : host);
-  headers.set("x-request-id", context.requestId);
-  return headers;
-}
-
-/** The response headers the caller gets. */
-export function downstreamResponseHeaders(upstream: Headers, requestId: string): Headers {
-  const headers = new Headers(upstream);
-  dropHopByHop(headers);
-  headers.set("x-request-id", requestId);
-  return headers;
-}
-
-function dropHopByHop(headers: Headers): void {
-  const connection = headers.get("connection");
-  if (connection !== null) for (const token of connection.split(",")) headers.delete(token.trim());
-  for (const name of HOP_BY_HOP) headers.delete(name);
+/** The header lines ("name: value\r\n" each) of the upstream request. */
+export function upstreamRequestHead(incoming: Headers, context: ForwardContext): string {
+  const connection = incoming.get("connection");
+  const named = connection === null ? undefined : new Set(connection.toLowerCase().split(",").map((t) => t.trim()));
+  let head = "";
+  let host = "";
+  let priorFor: string | null = null;
+  let priorProto: string | null = null;
+  let priorHost: string | null = null;
+  for (const [name, value] of incoming) {
+    if (DROPPED.has(name) || named?.has(name)) continue;
+    if (FORWARDED.has(name)) {
+      if (name === "x-forwarded-for") priorFor = value;
+      else if (name === "x-forwarded-proto") priorProto = value;
+      else if (name === "x-forwarded-host") priorHost = value;
+      if (!context.trusted || name === "x-forwarded-for" || name === "x-forwarded-proto" || name === "x-forwarded-host") continue;
+    }
+    if (name === "host") host = value;
+    head += `${name}: ${value}\r\n`;
+  }
+  const trusted = context.trusted;
+  head += `x-forwarded-for: ${trusted && priorFor ? `${priorFor}, ${context.peer}` : context.peer}\r\n`;
+  head += `x-forwarded-proto: ${trusted && priorProto ? priorProto : "http"}\r\n`;
+  head += `x-forwarded-host: ${trusted && priorHost ? priorHost : host}\r\n`;
+  head += `x-request-id: ${context.requestId}\r\n`;
+  return head;
 }
 
 /** True for text/event-stream whatever its parameters (`; charset=utf-8`). */

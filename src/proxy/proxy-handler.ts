@@ -7,18 +7,15 @@ import type { Server } from "bun";
 import { otherColor, type Color } from "./admin-schema.ts";
 import type { AccessLog } from "./access-log.ts";
 import type { ColorSelector } from "./color-selector.ts";
-import { downstreamResponseHeaders, isEventStream, upstreamRequestHeaders } from "./forward-headers.ts";
+import { isEventStream, upstreamRequestHead } from "./forward-headers.ts";
 import type { Metrics, UpstreamLabel } from "./metrics.ts";
 import type { PauseController } from "./pause-controller.ts";
 import { pathOf, refuse } from "./request-guard.ts";
 import { requestId } from "./request-id.ts";
-import { prepareBody } from "./retry-policy.ts";
+import { prepareBody, type PreparedBody } from "./retry-policy.ts";
 import type { Router } from "./router.ts";
 import type { ProxySettings } from "./settings.ts";
-import { sendUpstream, trackBody, UpstreamFailure } from "./upstream.ts";
-
-/** Bodies up to this size with a known length are read whole: cheaper than a tracked stream. */
-const SMALL_BODY = 65_536;
+import { UpstreamFailure, UpstreamPool, type UpstreamResponse } from "./upstream.ts";
 
 export interface ProxyParts {
   settings: ProxySettings;
@@ -34,17 +31,27 @@ interface Exchange {
   id: string;
   method: string;
   path: string;
+  target: string;
   startedAt: number;
 }
 
+/** One upstream to try: its pool, its label in logs and metrics, and the color it counts against. */
+interface Attempt {
+  pool: UpstreamPool;
+  label: UpstreamLabel;
+  color: Color | null;
+}
+
 export class ProxyHandler {
+  private readonly pools = new Map<string, UpstreamPool>();
+
   constructor(private readonly parts: ProxyParts) {}
 
   readonly fetch = async (request: Request, server: Server<undefined>): Promise<Response> => {
     const startedAt = performance.now();
     const { path, pathAndQuery } = pathOf(request.url);
     const { settings, router, pause } = this.parts;
-    const exchange: Exchange = { id: requestId(request.headers.get("x-request-id")), method: request.method, path, startedAt };
+    const exchange: Exchange = { id: requestId(request.headers.get("x-request-id")), method: request.method, path, target: pathAndQuery, startedAt };
     if (path === "/healthz" && (request.method === "GET" || request.method === "HEAD"))
       return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
     const refusal = refuse(request, path, settings);
@@ -56,103 +63,99 @@ export class ProxyHandler {
       return this.answer(exchange, 503, { error: "paused", message: `the proxy is paused; held for ${settings.pauseTimeoutMs} ms` }, { "retry-after": "1" });
     }
     const peer = server.requestIP(request)?.address ?? "unknown";
-    const headers = upstreamRequestHeaders(request.headers, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
-    const prepared = await prepareBody(request, route.kind === "frame");
+    const head = upstreamRequestHead(request.headers, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
+    const body = await prepareBody(request, route.kind === "frame");
     if (route.kind === "fixed") {
-      return this.forward(exchange, server, request, "fixed", route.upstream + pathAndQuery, headers, prepared.body, prepared.retryable ? route.upstream + pathAndQuery : undefined);
+      const attempt: Attempt = { pool: this.pool(route.upstream), label: "fixed", color: null };
+      return this.forward(exchange, server, request, head, body, attempt, () => attempt);
     }
-    return this.forwardToColor(exchange, server, request, pathAndQuery, headers, prepared.body, prepared.retryable);
+    const sessionId = request.headers.get("mcp-session-id");
+    const first = this.colorAttempt(this.parts.selector.pick(sessionId));
+    const retry = () => {
+      const other = otherColor(first.color!);
+      return this.colorAttempt(this.parts.isHealthy(other) ? other : first.color!);
+    };
+    return this.forward(exchange, server, request, head, body, first, retry, sessionId);
   };
 
-  private async forwardToColor(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    pathAndQuery: string,
-    headers: Headers,
-    body: ReadableStream<Uint8Array> | Uint8Array | null,
-    retryable: boolean,
-  ): Promise<Response> {
-    const { selector, settings } = this.parts;
-    const sessionId = request.headers.get("mcp-session-id");
-    let color = selector.pick(sessionId);
-    let response: Response | undefined;
-    for (let attempt = 0; response === undefined; attempt++) {
-      selector.started(color);
-      try {
-        response = await sendUpstream(settings.upstreams[color] + pathAndQuery, { method: exchange.method, headers, body, headerTimeoutMs: settings.headerTimeoutMs });
-      } catch (error) {
-        selector.finished(color);
-        if (!(error instanceof UpstreamFailure)) throw error;
-        this.parts.metrics.upstreamError(color, error.kind);
-        if (!retryable || error.kind !== "connect" || attempt > 0) return this.failed(exchange, color, error);
-        // a refused or reset connection: try the other color when it is up, else this one once more (a stale keep-alive socket)
-        const other = otherColor(color);
-        if (this.parts.isHealthy(other)) color = other;
-        this.parts.metrics.retries++;
-      }
-    }
-    const issued = response.headers.get("mcp-session-id");
-    if (issued !== null) selector.pin(issued, color);
-    if (sessionId !== null && ((exchange.method === "DELETE" && response.ok) || response.status === 404)) selector.unpin(sessionId);
-    const finishedColor = color;
-    return this.respond(exchange, server, request, color, response, () => selector.finished(finishedColor));
+  /** Closes idle upstream connections. */
+  close(): void {
+    for (const pool of this.pools.values()) pool.close();
+  }
+
+  private colorAttempt(color: Color): Attempt {
+    return { pool: this.pool(this.parts.settings.upstreams[color]), label: color, color };
+  }
+
+  private pool(origin: string): UpstreamPool {
+    let pool = this.pools.get(origin);
+    if (!pool) this.pools.set(origin, (pool = new UpstreamPool(origin)));
+    return pool;
   }
 
   private async forward(
     exchange: Exchange,
     server: Server<undefined>,
     request: Request,
-    label: UpstreamLabel,
-    url: string,
-    headers: Headers,
-    body: ReadableStream<Uint8Array> | Uint8Array | null,
-    retryUrl: string | undefined,
+    head: string,
+    prepared: PreparedBody,
+    first: Attempt,
+    retry: () => Attempt,
+    sessionId: string | null = null,
   ): Promise<Response> {
-    const send = () => sendUpstream(url, { method: exchange.method, headers, body, headerTimeoutMs: this.parts.settings.headerTimeoutMs });
-    let response: Response;
-    try {
-      response = await send();
-    } catch (error) {
-      if (!(error instanceof UpstreamFailure)) throw error;
-      this.parts.metrics.upstreamError(label, error.kind);
-      if (retryUrl === undefined || error.kind !== "connect") return this.failed(exchange, label, error);
-      this.parts.metrics.retries++;
+    const { selector, metrics, settings } = this.parts;
+    const bodyLength = prepared.body instanceof ReadableStream ? Number(request.headers.get("content-length") ?? NaN) : NaN;
+    let attempt = first;
+    for (let tries = 0; ; tries++) {
+      const { color, label } = attempt;
+      if (color) selector.started(color);
+      let response: UpstreamResponse;
       try {
-        response = await send();
-      } catch (again) {
-        if (!(again instanceof UpstreamFailure)) throw again;
-        return this.failed(exchange, label, again);
+        response = await attempt.pool.send({
+          method: exchange.method,
+          target: exchange.target,
+          head,
+          body: prepared.body,
+          bodyLength: Number.isNaN(bodyLength) ? null : bodyLength,
+          headerTimeoutMs: settings.headerTimeoutMs,
+          onDone: (bytes, _completed, status, streamed) => {
+            if (color) selector.finished(color);
+            if (streamed) this.log(exchange, label, status, bytes);
+          },
+        });
+      } catch (error) {
+        if (color) selector.finished(color);
+        if (!(error instanceof UpstreamFailure)) throw error;
+        metrics.upstreamError(label, error.kind);
+        // a refused or reset connection: a safe request goes once more (to the other color when it is up)
+        if (!prepared.retryable || tries > 0 || (error.kind !== "connect" && error.kind !== "reset")) return this.failed(exchange, label, error);
+        metrics.retries++;
+        attempt = retry();
+        continue;
       }
+      if (color) this.trackSession(exchange, sessionId, color, response);
+      return this.respond(exchange, server, request, label, response);
     }
-    return this.respond(exchange, server, request, label, response, () => {});
   }
 
-  /** Passes the upstream's answer on; `finished` runs once its body has gone out (or failed). */
-  private async respond(exchange: Exchange, server: Server<undefined>, request: Request, label: UpstreamLabel, upstream: Response, finished: () => void): Promise<Response> {
-    const headers = downstreamResponseHeaders(upstream.headers, exchange.id);
-    const length = upstream.headers.get("content-length");
-    const stream = isEventStream(upstream.headers.get("content-type"));
-    if (upstream.body === null || (!stream && length !== null && Number(length) <= SMALL_BODY)) {
-      let bytes: Uint8Array;
-      try {
-        bytes = await upstream.bytes();
-      } catch {
-        return this.answer(exchange, 502, { error: "upstream_failed", message: "the upstream broke off its response" }, {}, label);
-      } finally {
-        finished();
-      }
-      this.log(exchange, label, upstream.status, bytes.byteLength);
-      return new Response(exchange.method === "HEAD" ? null : bytes, { status: upstream.status, statusText: upstream.statusText, headers });
+  private trackSession(exchange: Exchange, sessionId: string | null, color: Color, response: UpstreamResponse): void {
+    const issued = response.head.headers.get("mcp-session-id");
+    if (issued !== null) this.parts.selector.pin(issued, color);
+    const status = response.head.status;
+    if (sessionId !== null && ((exchange.method === "DELETE" && status < 300) || status === 404)) this.parts.selector.unpin(sessionId);
+  }
+
+  private respond(exchange: Exchange, server: Server<undefined>, request: Request, label: UpstreamLabel, response: UpstreamResponse): Response {
+    const { head } = response;
+    head.headers.set("x-request-id", exchange.id);
+    if (response.bytes) {
+      this.log(exchange, label, head.status, response.bytes.byteLength);
+      return new Response(response.bytes.byteLength === 0 ? null : response.bytes, { status: head.status, statusText: head.statusText, headers: head.headers });
     }
     // a long stream (SSE, chunked, a download) must not be cut by the idle timeout
     server.timeout(request, 0);
-    const status = upstream.status;
-    const body = trackBody(upstream.body, (bytes) => {
-      finished();
-      this.log(exchange, label, status, bytes);
-    });
-    return new Response(body, { status, statusText: upstream.statusText, headers });
+    if (isEventStream(head.headers.get("content-type"))) head.headers.set("x-accel-buffering", "no");
+    return new Response(response.stream, { status: head.status, statusText: head.statusText, headers: head.headers });
   }
 
   private failed(exchange: Exchange, label: UpstreamLabel, failure: UpstreamFailure): Response {

@@ -15,6 +15,7 @@ import { listenAdmin, type ProxyControl } from "./admin-api.ts";
 import { AccessLog } from "./access-log.ts";
 import { ColorSelector } from "./color-selector.ts";
 import { HealthCheck, type HealthConsumer, type Probe } from "./health-check.ts";
+import type { LatencySeries } from "./latency-history.ts";
 import { Metrics } from "./metrics.ts";
 import { PauseController } from "./pause-controller.ts";
 import { ProxyHandler } from "./proxy-handler.ts";
@@ -26,6 +27,10 @@ export interface ProxyServerOptions {
   log?: Logger;
   /** Where access lines go; default stderr. */
   accessWrite?: (chunk: string) => void;
+  /** More Prometheus text appended to /metrics (the backup ages). */
+  extraMetrics?: () => string;
+  /** The operator's status page, served on the admin socket at GET /page. */
+  statusPage?: () => Promise<string>;
 }
 
 export class ProxyServer implements ProxyControl, HealthConsumer {
@@ -37,6 +42,9 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   private readonly log: Logger;
   private server: Bun.Server<undefined> | undefined;
   private admin: Bun.Server<undefined> | undefined;
+  private readonly extraMetrics: (() => string) | undefined;
+  readonly statusPage: (() => Promise<string>) | undefined;
+  private handler: ProxyHandler | undefined;
 
   constructor(
     readonly settings: ProxySettings,
@@ -52,6 +60,8 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     if (saved) for (const c of COLORS) this.health[c].release = saved.colors[c].release;
     this.pauseController = new PauseController(settings.pauseTimeoutMs);
     this.accessLog = new AccessLog(settings.accessLog, options.accessWrite);
+    this.extraMetrics = options.extraMetrics;
+    this.statusPage = options.statusPage;
   }
 
   /** The port the public listener is bound to (useful with port 0). */
@@ -63,7 +73,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     await Promise.all(COLORS.map((c) => this.health[c].start()));
     this.saveState();
     this.admin = await listenAdmin(this.settings.adminSocket, this);
-    const handler = new ProxyHandler({
+    const handler = (this.handler = new ProxyHandler({
       settings: this.settings,
       router: new Router(this.settings.routes),
       selector: this.selector,
@@ -71,18 +81,28 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       metrics: this.metricsRegistry,
       accessLog: this.accessLog,
       isHealthy: (color) => this.health[color].healthy,
-    });
-    this.server = Bun.serve({
-      hostname: this.settings.hostname,
-      port: this.settings.port,
-      maxRequestBodySize: this.settings.maxBodyBytes,
-      idleTimeout: 75,
-      fetch: handler.fetch,
-      error: (error) => {
-        this.log.error("request failed", { error });
-        return Response.json({ error: "proxy_error", message: "the proxy failed on this request" }, { status: 502 });
-      },
-    });
+    }));
+    try {
+      this.server = Bun.serve({
+        hostname: this.settings.hostname,
+        port: this.settings.port,
+        maxRequestBodySize: this.settings.maxBodyBytes,
+        idleTimeout: 75,
+        fetch: handler.fetch,
+        error: (error) => {
+          this.log.error("request failed", { error });
+          return Response.json({ error: "proxy_error", message: "the proxy failed on this request" }, { status: 502 });
+        },
+      });
+    } catch (error) {
+      await this.stop();
+      const code = (error as { code?: string }).code;
+      throw new ProxyError(
+        "PROXY_LISTEN_FAILED",
+        `cannot listen on ${this.settings.hostname}:${this.settings.port}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
+        "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
+      );
+    }
     this.log.info("proxy listening", { listen: `${this.settings.hostname}:${this.port}`, live: this.selector.live, admin_socket: this.settings.adminSocket });
   }
 
@@ -96,6 +116,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       if (!drained) await server.stop(true);
     }
     for (const c of COLORS) this.health[c].stop();
+    this.handler?.close();
     this.pauseController.resume();
     await this.admin?.stop(true);
     this.admin = undefined;
@@ -163,6 +184,10 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     return { paused: false, held: released };
   }
 
+  latency(): LatencySeries {
+    return this.metricsRegistry.history.series();
+  }
+
   metrics(): string {
     return this.metricsRegistry.render({
       live: this.selector.live,
@@ -171,7 +196,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       sessions: this.selector.sessions,
       inflight: this.selector.inflight,
       healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
-    });
+    }) + (this.extraMetrics?.() ?? "");
   }
 
   healthChanged(color: Color, healthy: boolean, probe: Probe): void {

@@ -3,11 +3,16 @@
  * stop accepting, let in-flight requests finish, and return 0.
  */
 import type { Config } from "../config/load.ts";
+import { backupMetrics } from "../status/backup-metrics.ts";
+import { statusPageHtml } from "../status/serve.ts";
 import { ProxyServer } from "./proxy-server.ts";
 import { proxySettings } from "./settings.ts";
 
 export async function runProxy(config: Config): Promise<number> {
-  const proxy = new ProxyServer(proxySettings(config));
+  const proxy: ProxyServer = new ProxyServer(proxySettings(config), {
+    extraMetrics: () => backupMetrics(config.paths.state),
+    statusPage: () => statusPageHtml(config, { status: async () => proxy.status(), latency: async () => proxy.latency() }),
+  });
   await proxy.start();
   await new Promise<void>((resolve) => {
     const shutdown = () => {
