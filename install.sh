@@ -1,14 +1,509 @@
 #!/usr/bin/env bash
-# install.sh: puts axe-appliance on a fresh Mac mini (or a Linux box).
-# Not finished in this release: it checks the platform and says what to do by hand.
+# install.sh: a fresh Mac mini (or a Linux box) to a running axe-appliance in one command.
+# `install.sh --help` lists the options; docs/operations.md walks through an install.
+# Every step checks before it changes anything, so a second run changes nothing and says so.
 set -euo pipefail
+umask 022
 
-case "$(uname -s)-$(uname -m)" in
-  Darwin-arm64 | Darwin-x86_64 | Linux-x86_64 | Linux-aarch64) ;;
-  *) echo "install.sh: unsupported platform $(uname -s) $(uname -m)" >&2; exit 2 ;;
+PROG=install.sh
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+usage() {
+  cat <<'EOF'
+install.sh: put axe-appliance on this machine (macOS or Linux) and start it.
+
+Usage: sudo ./install.sh --customer NAME [options]
+       sudo ./install.sh --uninstall [--purge --customer NAME] [options]
+
+Installs the binary (sha256 checked), creates PREFIX/{bin,config,config/secrets,data},
+writes config/appliance.yaml for the customer (validated against customers.yaml), creates
+the keys and backup passwords (0600, never overwritten), gives blue and green their first
+release, installs and loads the launchd plists (macOS) or systemd units (Linux) for proxy,
+blue, green and the backup timers, puts the deploy key's forced command into the deploy
+user's authorized_keys, then runs `axe-appliance doctor`. Run it again at any time: what is
+already in place is left alone.
+
+Options:
+  --customer NAME          this machine's customer in customers.yaml (needed the first time)
+  --customers FILE         the fleet file to install (default: customers.yaml beside install.sh,
+                           else the one already installed)
+  --prefix DIR             where everything goes (default /opt/axe)
+  --binary PATH            install this binary (default: axe-appliance-<os>-<arch> or
+                           axe-appliance beside install.sh or in dist/, checked against the
+                           SHA256SUMS file next to it)
+  --sha256 HEX             the expected sha256 of --binary (else SHA256SUMS beside it, if any)
+  --database-url URL       production Postgres, e.g. postgres://frame@127.0.0.1:3700/frame
+                           (no password in the URL; default: the embedded cluster)
+  --database-password-file FILE
+                           copied to config/secrets/database.password (0600) when missing
+  --proxy-port N --blue-port N --green-port N
+                           ports for a new appliance.yaml (default 3712, 3710, 3711)
+  --deploy-user NAME       the account `deploy push` reaches over ssh (default axe; must match
+                           ssh_user in customers.yaml)
+  --deploy-key FILE        the operator's deploy public key (ssh-ed25519 ... comment)
+  --authorized-keys FILE   where its forced-command line goes (default ~DEPLOY_USER/.ssh/authorized_keys)
+  --no-deploy-key          leave authorized_keys and sudoers alone
+  --backend launchd|systemd  which unit files to make (default: this OS's)
+  --no-services            touch nothing outside PREFIX: unit files go to PREFIX/services,
+                           nothing is loaded, authorized_keys only with --authorized-keys
+  --dry-run                print every action and change nothing
+  --uninstall              unload and remove the services; config, keys and data stay
+  --purge                  with --uninstall: also delete PREFIX, keys and data included
+                           (needs --customer naming the installed customer, as a confirmation)
+  -h, --help               this help
+
+Exit codes: 0 installed (or nothing to change), 1 a step failed, 2 usage or unsupported
+platform, 3 configuration (unknown customer, invalid customers.yaml, another customer already
+installed), 4 no write permission, 5 binary missing or its sha256 does not match, 6 a port is
+taken by another program, 10 installed but doctor found problems (it prints the fixes).
+EOF
+}
+
+die() {
+  local code=$1
+  shift
+  echo "$PROG: error: $*" >&2
+  exit "$code"
+}
+say() { echo "$PROG: $*"; }
+warn() { echo "$PROG: warning: $*" >&2; }
+
+# ---------------------------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------------------------
+prefix=/opt/axe customer="" customers_src="" binary="" want_sha="" database_url="" database_password_file=""
+proxy_port="" blue_port="" green_port="" deploy_user=axe deploy_key="" authorized_keys="" no_deploy_key=0
+backend="" no_services=0 dry_run=0 uninstall=0 purge=0
+
+need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die 2 "$1 needs a value; see '$PROG --help'"; fi; }
+while [ $# -gt 0 ]; do
+  opt=$1
+  case "$opt" in
+    --*=*) set -- "${opt%%=*}" "${opt#*=}" "${@:2}"; continue ;;
+    --customer) need_value "$@"; customer=$2; shift ;;
+    --customers) need_value "$@"; customers_src=$2; shift ;;
+    --prefix) need_value "$@"; prefix=$2; shift ;;
+    --binary) need_value "$@"; binary=$2; shift ;;
+    --sha256) need_value "$@"; want_sha=$2; shift ;;
+    --database-url) need_value "$@"; database_url=$2; shift ;;
+    --database-password-file) need_value "$@"; database_password_file=$2; shift ;;
+    --proxy-port) need_value "$@"; proxy_port=$2; shift ;;
+    --blue-port) need_value "$@"; blue_port=$2; shift ;;
+    --green-port) need_value "$@"; green_port=$2; shift ;;
+    --deploy-user) need_value "$@"; deploy_user=$2; shift ;;
+    --deploy-key) need_value "$@"; deploy_key=$2; shift ;;
+    --authorized-keys) need_value "$@"; authorized_keys=$2; shift ;;
+    --no-deploy-key) no_deploy_key=1 ;;
+    --backend) need_value "$@"; backend=$2; shift ;;
+    --no-services) no_services=1 ;;
+    --dry-run) dry_run=1 ;;
+    --uninstall) uninstall=1 ;;
+    --purge) purge=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) die 2 "unknown option '$opt'; see '$PROG --help'" ;;
+  esac
+  shift
+done
+
+case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
+prefix=${prefix%/}
+[ -n "$prefix" ] || die 2 "--prefix / is not an install directory"
+for port in "$proxy_port" "$blue_port" "$green_port"; do
+  [ -z "$port" ] || { [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ]; } || die 2 "'$port' is not a TCP port (1-65535)"
+done
+[[ "$customer" =~ ^([a-z][a-z0-9_]{0,30})?$ ]] || die 2 "--customer '$customer' is not a customer name (lower-case letters, digits and _)"
+[[ "$deploy_user" =~ ^[a-z_][a-z0-9_-]*$ ]] || die 2 "--deploy-user '$deploy_user' is not an account name"
+[[ "$want_sha" =~ ^([0-9a-f]{64})?$ ]] || die 2 "--sha256 expects 64 lower-case hex digits"
+# A password on the command line would sit in the shell history and the process list.
+[[ "$database_url" =~ ^postgres(ql)?://[^/@]*:[^/@]*@ ]] && die 2 "--database-url holds a password; put it in a file and pass --database-password-file FILE"
+[ $purge -eq 0 ] || [ $uninstall -eq 1 ] || die 2 "--purge only goes with --uninstall"
+
+# ---------------------------------------------------------------------------------------------
+# Platform
+# ---------------------------------------------------------------------------------------------
+os=$(uname -s)
+arch=$(uname -m)
+case "$os" in
+  Darwin) platform=darwin native_backend=launchd ;;
+  Linux) platform=linux native_backend=systemd ;;
+  *) die 2 "unsupported OS '$os': axe-appliance runs on macOS (Apple silicon or Intel) and Linux" ;;
 esac
+case "$arch" in
+  arm64 | aarch64) cpu=arm64 ;;
+  x86_64 | amd64) cpu=x64 ;;
+  *) die 2 "unsupported architecture '$arch' on $os: expected arm64 or x86_64" ;;
+esac
+target="$platform-$cpu"
+backend=${backend:-$native_backend}
+case "$backend" in launchd | systemd) ;; *) die 2 "--backend must be launchd or systemd, not '$backend'" ;; esac
+[ "$backend" = "$native_backend" ] || [ $no_services -eq 1 ] || die 2 "--backend $backend cannot be loaded on $os; add --no-services to only write the files"
 
-echo "install.sh: not built yet in this release." >&2
-echo "By hand: copy dist/axe-appliance to /opt/axe/bin, appliance.yaml and customers.yaml to /opt/axe/config," >&2
-echo "then run: /opt/axe/bin/axe-appliance doctor --config /opt/axe/config" >&2
-exit 69
+bin_dir="$prefix/bin" cfg="$prefix/config" data="$prefix/data"
+installed_bin="$bin_dir/axe-appliance" secrets="$cfg/secrets"
+unit_dir_args=()
+[ $no_services -eq 1 ] && unit_dir_args=(--dir "$prefix/services" --no-load)
+sudoers=/etc/sudoers.d/axe-appliance
+
+mode_of() { if [ "$platform" = darwin ]; then stat -f %Lp "$1"; else stat -c %a "$1"; fi; }
+sha256_of() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; else shasum -a 256 "$1" | cut -d' ' -f1; fi
+}
+
+changes=0
+# act DESCRIPTION COMMAND...: one change to the machine; --dry-run prints it instead.
+act() {
+  local what=$1
+  shift
+  changes=$((changes + 1))
+  if [ $dry_run -eq 1 ]; then say "would $what"; else say "$what"; "$@"; fi
+}
+# The binary's lines that report a change ("created", "wrote", ...) count as changes.
+count_changes() {
+  local out=$1 n
+  n=$(printf '%s\n' "$out" | grep -cE '^(created|wrote|installed|pointed|removed|ran|would|local: created|ring: created|cold: created)' || true)
+  changes=$((changes + n))
+}
+
+# ---------------------------------------------------------------------------------------------
+# Permission: fail before anything is written
+# ---------------------------------------------------------------------------------------------
+nearest=$prefix
+while [ ! -e "$nearest" ]; do nearest=$(dirname "$nearest"); done
+[ -d "$nearest" ] || die 4 "$nearest is not a directory; choose another --prefix"
+[ -w "$nearest" ] || die 4 "no write permission on $nearest (for $prefix); run with sudo, or pass --prefix DIR you can write"
+if [ $no_services -eq 0 ] && [ $dry_run -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+  die 4 "installing $backend services needs root: run install.sh with sudo, or add --no-services"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/axe-install.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# ---------------------------------------------------------------------------------------------
+# Deploy key: the forced command that lets `deploy push` run the receiver and nothing else
+# ---------------------------------------------------------------------------------------------
+home_of() {
+  if [ "$platform" = darwin ]; then dscl . -read "/Users/$1" NFSHomeDirectory 2>/dev/null | awk '{print $2}'; else getent passwd "$1" | cut -d: -f6; fi
+}
+forced_command() {
+  local who=$1
+  if [ "$deploy_user" = root ]; then
+    printf '%s deploy receive --config %s --who %s' "$installed_bin" "$cfg" "$who"
+  else
+    # The receiver restarts launchd/systemd services, which takes root: sudoers allows this one line.
+    printf 'AXE_DEPLOY_WHO=%s sudo -n %s deploy receive --config %s' "$who" "$installed_bin" "$cfg"
+  fi
+}
+sudoers_text() {
+  cat <<EOF
+# axe-appliance (install.sh): the deploy key's forced command runs the release receiver as root,
+# which restarts blue and green through $backend. Nothing else.
+Defaults!$installed_bin env_keep += "AXE_DEPLOY_WHO"
+$deploy_user ALL=(root) NOPASSWD: $installed_bin deploy receive --config $cfg
+EOF
+}
+remove_key_lines() { # FILE: drops our forced-command lines, keeps every other line
+  local file=$1
+  grep -v -F "$installed_bin deploy receive --config $cfg" "$file" >"$work/keys" || true
+  cat "$work/keys" >"$file"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Uninstall
+# ---------------------------------------------------------------------------------------------
+if [ $uninstall -eq 1 ]; then
+  installed_customer=""
+  [ -f "$cfg/appliance.yaml" ] && installed_customer=$(sed -n 's/^customer:[[:space:]]*\([a-z0-9_]*\).*/\1/p' "$cfg/appliance.yaml" | head -n 1)
+  if [ $purge -eq 1 ]; then
+    [ -n "$customer" ] || die 2 "--purge deletes $prefix with its keys and data: confirm with --customer ${installed_customer:-NAME}"
+    [ -z "$installed_customer" ] || [ "$customer" = "$installed_customer" ] || die 3 "--customer $customer does not match the installed customer $installed_customer; nothing deleted"
+  fi
+  if [ -x "$installed_bin" ]; then
+    dry=()
+    [ $dry_run -eq 1 ] && dry=(--dry-run)
+    out=$("$installed_bin" services uninstall --backend "$backend" ${unit_dir_args[@]+"${unit_dir_args[@]}"} ${dry[@]+"${dry[@]}"})
+    printf '%s\n' "$out" | sed "s/^/$PROG: /"
+    count_changes "$out"
+  else
+    say "no binary at $installed_bin: no services to remove"
+  fi
+  if [ $no_deploy_key -eq 0 ]; then
+    keys_file=$authorized_keys
+    if [ -z "$keys_file" ] && [ $no_services -eq 0 ]; then
+      home=$(home_of "$deploy_user" || true)
+      [ -z "$home" ] || keys_file="$home/.ssh/authorized_keys"
+    fi
+    if [ -n "$keys_file" ] && [ -f "$keys_file" ] && grep -q -F "$installed_bin deploy receive --config $cfg" "$keys_file"; then
+      act "remove the deploy key's forced command from $keys_file" remove_key_lines "$keys_file"
+    fi
+    if [ $no_services -eq 0 ] && [ -f "$sudoers" ]; then act "remove $sudoers" rm -f "$sudoers"; fi
+  fi
+  if [ $purge -eq 1 ] && [ -e "$prefix" ]; then
+    [ -f "$cfg/appliance.yaml" ] || die 3 "$prefix has no config/appliance.yaml: not an axe-appliance prefix, nothing deleted"
+    act "delete $prefix (binary, config, keys, data)" rm -rf -- "$prefix"
+  elif [ -d "$prefix" ]; then
+    say "kept $cfg and $data (keys, database, backups); --purge deletes them"
+  fi
+  [ $changes -gt 0 ] || say "nothing to change: no services of this appliance were installed"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Customer and fleet
+# ---------------------------------------------------------------------------------------------
+installed_customer=""
+if [ -f "$cfg/appliance.yaml" ]; then
+  installed_customer=$(sed -n 's/^customer:[[:space:]]*\([a-z0-9_]*\).*/\1/p' "$cfg/appliance.yaml" | head -n 1)
+  [ -z "$customer" ] || [ -z "$installed_customer" ] || [ "$customer" = "$installed_customer" ] ||
+    die 3 "$prefix is already installed for customer '$installed_customer', not '$customer'; use another --prefix, or --uninstall --purge first"
+  customer=${customer:-$installed_customer}
+fi
+[ -n "$customer" ] || die 2 "--customer NAME is required on a first install (a name from customers.yaml)"
+
+if [ -z "$customers_src" ]; then
+  if [ -f "$HERE/customers.yaml" ]; then customers_src="$HERE/customers.yaml"; else customers_src="$cfg/customers.yaml"; fi
+fi
+[ -f "$customers_src" ] || die 3 "no customers.yaml: pass --customers FILE (the fleet file from the repository)"
+grep -qE "^[[:space:]]*-?[[:space:]]*name:[[:space:]]*['\"]?${customer}['\"]?[[:space:]]*(#.*)?$" "$customers_src" ||
+  die 3 "customer '$customer' is not in $customers_src; add it there first (docs/operations.md, Onboard a new customer)"
+
+# ---------------------------------------------------------------------------------------------
+# Binary: find it, check its sha256, check it runs here
+# ---------------------------------------------------------------------------------------------
+if [ -z "$binary" ]; then
+  for dir in "$HERE" "$HERE/dist"; do
+    for name in "axe-appliance-$target" axe-appliance; do
+      if [ -f "$dir/$name" ] && [ -f "$dir/SHA256SUMS" ]; then binary="$dir/$name"; break 2; fi
+    done
+  done
+  if [ -z "$binary" ] && [ -x "$installed_bin" ]; then binary=$installed_bin; fi
+  [ -n "$binary" ] || die 5 "no release next to install.sh: expected axe-appliance-$target (or axe-appliance) with SHA256SUMS in $HERE or $HERE/dist; build one with 'npm run build -- --all', or pass --binary PATH"
+fi
+[ -f "$binary" ] || die 5 "--binary $binary: no such file"
+binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+got_sha=$(sha256_of "$binary")
+sums="$(dirname "$binary")/SHA256SUMS"
+if [ -z "$want_sha" ] && [ "$binary" != "$installed_bin" ] && [ -f "$sums" ]; then
+  want_sha=$(awk -v f="$(basename "$binary")" '$2 == f || $2 == "*" f { print $1 }' "$sums" | head -n 1)
+  [ -n "$want_sha" ] || die 5 "$sums does not list $(basename "$binary")"
+fi
+if [ -n "$want_sha" ]; then
+  [ "$got_sha" = "$want_sha" ] || die 5 "$binary: sha256 is $got_sha, expected $want_sha; the file is damaged or not the release you meant"
+  say "binary $binary: sha256 $got_sha checked"
+elif [ "$binary" != "$installed_bin" ]; then
+  warn "$binary: no SHA256SUMS beside it and no --sha256: installing it unchecked (sha256 $got_sha)"
+fi
+cp "$binary" "$work/axe-appliance"
+chmod 755 "$work/axe-appliance"
+version=$(AXE_CONFIG_DIR="" "$work/axe-appliance" --version 2>&1) || die 5 "$binary does not run on this $target machine: $version"
+case "$version" in
+  "axe-appliance "*"bun-$target"*) ;;
+  *) die 5 "$binary is not the $target build of axe-appliance (it says: $version)" ;;
+esac
+say "$version"
+
+# ---------------------------------------------------------------------------------------------
+# Config, staged and validated by the binary itself before anything is installed
+# ---------------------------------------------------------------------------------------------
+stage="$work/config"
+mkdir -p "$stage"
+cp "$customers_src" "$stage/customers.yaml"
+if [ -f "$cfg/appliance.yaml" ]; then
+  cp "$cfg/appliance.yaml" "$stage/appliance.yaml"
+else
+  {
+    echo "# appliance.yaml: this machine, written by install.sh. Every key is in appliance.example.yaml."
+    echo "customer: $customer"
+    echo "data_dir: $data"
+    echo "secrets_dir: secrets"
+    if [ -n "$database_url" ]; then
+      printf 'database:\n  url: %s\n  password_file: database.password\n' "$database_url"
+    elif [ "$platform" = darwin ]; then
+      # Postgres refuses to run as root; macOS has no `postgres` account, so the embedded cluster runs as the deploy user.
+      printf 'database:\n  embedded_run_as: %s\n' "$deploy_user"
+    fi
+    if [ -n "$blue_port$green_port" ]; then
+      printf 'frame:\n  ports: { blue: %s, green: %s }\n' "${blue_port:-3710}" "${green_port:-3711}"
+    fi
+    [ -z "$proxy_port" ] || printf 'proxy:\n  listen: 127.0.0.1:%s\n' "$proxy_port"
+  } >"$stage/appliance.yaml"
+fi
+if ! AXE_CONFIG_DIR="" "$work/axe-appliance" services print --backend "$backend" --config "$stage" >/dev/null 2>"$work/validate.err"; then
+  sed "s|$stage/|$cfg/|g; s|^|$PROG: |" "$work/validate.err" >&2
+  die 3 "the configuration for customer '$customer' is invalid (see above); nothing was installed"
+fi
+say "customer $customer: appliance.yaml and customers.yaml validated"
+
+# Ports: free, or already answered by this appliance (a re-run on a live machine).
+doctor_json=$(AXE_CONFIG_DIR="" "$work/axe-appliance" doctor --json --config "$stage" 2>/dev/null || true)
+taken=$(printf '%s' "$doctor_json" | grep -oE '"name":"port [0-9]+ \([a-z ]+\)","ok":false' | sed -E 's/"name":"(port [0-9]+ \([a-z ]+\))".*/\1/' || true)
+if [ -n "$taken" ]; then
+  die 6 "$(printf '%s' "$taken" | paste -sd, - | sed 's/,/, /g') in use by another program; find it with 'lsof -nP -iTCP:PORT -sTCP:LISTEN', or pick other ports with --proxy-port/--blue-port/--green-port"
+fi
+
+# Deploy user: checked now so a missing account fails before anything is written.
+keys_file=""
+if [ $no_deploy_key -eq 0 ] && [ -n "$deploy_key" ]; then
+  [ -f "$deploy_key" ] || die 2 "--deploy-key $deploy_key: no such file"
+  read -r key_type key_blob key_comment <"$deploy_key" || true
+  if ! [[ "${key_type:-}" =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp[0-9]+|sk-ssh-ed25519@openssh.com)$ ]] || [ -z "${key_blob:-}" ]; then
+    die 2 "--deploy-key $deploy_key is not an ssh public key (expected 'ssh-ed25519 AAAA... comment')"
+  fi
+  keys_file=$authorized_keys
+  if [ -z "$keys_file" ] && [ $no_services -eq 0 ]; then
+    home=$(home_of "$deploy_user" || true)
+    if [ -z "$home" ]; then
+      if [ "$platform" = darwin ]; then
+        die 3 "no account '$deploy_user' for deploys: create it (System Settings > Users & Groups, or 'sudo sysadminctl -addUser $deploy_user'), allow it Remote Login, and run install.sh again"
+      fi
+      die 3 "no account '$deploy_user' for deploys: create it with 'sudo useradd --create-home --shell /bin/sh $deploy_user' and run install.sh again"
+    fi
+    keys_file="$home/.ssh/authorized_keys"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The tree
+# ---------------------------------------------------------------------------------------------
+for dir in "$prefix" "$bin_dir" "$cfg" "$data" "$data/logs"; do
+  [ -d "$dir" ] || act "create $dir" mkdir -p -m 755 "$dir"
+done
+if [ ! -d "$secrets" ]; then
+  act "create $secrets (0700)" mkdir -p -m 700 "$secrets"
+elif [ "$(mode_of "$secrets")" != 700 ]; then
+  act "set $secrets to mode 0700" chmod 700 "$secrets"
+fi
+
+install_file() { # SRC DEST MODE: atomically, so a running program never sees half a file
+  cp "$1" "$2.install-$$"
+  chmod "$3" "$2.install-$$"
+  mv -f "$2.install-$$" "$2"
+}
+if [ ! -f "$installed_bin" ]; then
+  act "install the binary to $installed_bin" install_file "$work/axe-appliance" "$installed_bin" 755
+elif ! cmp -s "$work/axe-appliance" "$installed_bin"; then
+  act "replace $installed_bin with $(basename "$binary") (sha256 $got_sha); blue and green keep their releases until a deploy" install_file "$work/axe-appliance" "$installed_bin" 755
+fi
+if ! cmp -s "$stage/customers.yaml" "$cfg/customers.yaml" 2>/dev/null; then
+  act "install $cfg/customers.yaml from $customers_src" install_file "$stage/customers.yaml" "$cfg/customers.yaml" 644
+fi
+if [ ! -f "$cfg/appliance.yaml" ]; then
+  act "write $cfg/appliance.yaml for customer $customer" install_file "$stage/appliance.yaml" "$cfg/appliance.yaml" 644
+fi
+if [ -n "$database_password_file" ]; then
+  [ -f "$database_password_file" ] || die 2 "--database-password-file $database_password_file: no such file"
+  if [ ! -f "$secrets/database.password" ]; then
+    act "copy the database password to $secrets/database.password (0600)" install_file "$database_password_file" "$secrets/database.password" 600
+  elif ! cmp -s "$database_password_file" "$secrets/database.password"; then
+    warn "kept the existing $secrets/database.password: a secret file is never overwritten (replace it by hand to change it)"
+  fi
+fi
+
+# From here on the installed binary and config do the work; a dry run on a fresh machine uses the staged ones.
+run_bin=$installed_bin run_cfg=$cfg
+if [ ! -x "$installed_bin" ] || [ ! -f "$cfg/appliance.yaml" ]; then run_bin="$work/axe-appliance" run_cfg=$stage; fi
+axe() { AXE_CONFIG_DIR="" "$run_bin" "$@"; }
+
+# Keys: master key (PII) and token key; keys init never overwrites them.
+if [ $dry_run -eq 1 ]; then
+  say "would run: axe-appliance keys init (creates master.key and token.key in $secrets when missing)"
+else
+  out=$(axe keys init --config "$run_cfg") || die 1 "keys init failed (see above)"
+  printf '%s\n' "$out" | grep '^created' | sed "s/^/$PROG: /" || true
+  count_changes "$out"
+fi
+
+# Backups: restic repositories and their passwords; backup init never overwrites a password.
+if ! command -v restic >/dev/null 2>&1; then
+  if [ "$platform" = darwin ]; then how="brew install restic"; else how="sudo apt-get install restic"; fi
+  warn "restic is not installed, so backups are not set up: run '$how', then '$installed_bin backup init --config $cfg'"
+elif [ $dry_run -eq 1 ]; then
+  say "would run: axe-appliance backup init (local repository under $data, passwords in $secrets when missing)"
+else
+  status=0
+  out=$(axe backup init --config "$run_cfg" </dev/null 2>"$work/backup.err") || status=$?
+  count_changes "$out"
+  printf '%s\n' "$out" | grep -E '^[a-z]+: created' | sed "s/^/$PROG: backup /" || true
+  case $status in
+    0) ;;
+    8) warn "backup init: some tiers are not reachable yet (the first backup run retries them): $(tr '\n' ' ' <"$work/backup.err")" ;;
+    *) warn "backup init failed (exit $status): $(tr '\n' ' ' <"$work/backup.err"); fix it, then run '$installed_bin backup init --config $cfg'" ;;
+  esac
+fi
+
+# Services: each color's first release, then the unit files (and with services, load them).
+dry=()
+[ $dry_run -eq 1 ] && dry=(--dry-run)
+out=$(axe services install --backend "$backend" ${unit_dir_args[@]+"${unit_dir_args[@]}"} ${dry[@]+"${dry[@]}"} --binary "$installed_bin" --config "$run_cfg") ||
+  die 1 "installing the $backend services failed (see above)"
+printf '%s\n' "$out" | grep -v '^unchanged' | sed "s/^/$PROG: /" || true
+count_changes "$out"
+
+# Deploy key and its forced command.
+if [ $no_deploy_key -eq 1 ]; then
+  :
+elif [ -z "$deploy_key" ]; then
+  say "no --deploy-key: add the operator's deploy key by hand (docs/operations.md, Deploy key), as this line in ~$deploy_user/.ssh/authorized_keys:"
+  say "  restrict,command=\"$(forced_command operator)\" ssh-ed25519 AAAA... operator"
+elif [ -z "$keys_file" ]; then
+  say "deploy key: skipped with --no-services (pass --authorized-keys FILE to write the line anyway)"
+else
+  who=$(printf '%s' "${key_comment:-operator}" | tr -c 'A-Za-z0-9@._-' '_' | cut -c1-64)
+  line="restrict,command=\"$(forced_command "${who:-operator}")\" $key_type $key_blob ${key_comment:-}"
+  line=${line% }
+  if [ -f "$keys_file" ] && grep -q -x -F "$line" "$keys_file"; then
+    :
+  else
+    add_key_line() {
+      if [ ! -d "$(dirname "$keys_file")" ]; then mkdir -p "$(dirname "$keys_file")" && chmod 700 "$(dirname "$keys_file")"; fi
+      [ -f "$keys_file" ] && remove_key_lines "$keys_file"
+      printf '%s\n' "$line" >>"$keys_file"
+      chmod 600 "$keys_file"
+      if [ -z "$authorized_keys" ]; then chown -R "$deploy_user" "$(dirname "$keys_file")"; fi
+    }
+    act "let the deploy key run only the receiver: forced command in $keys_file" add_key_line
+  fi
+  if [ $no_services -eq 0 ] && [ "$deploy_user" != root ]; then
+    sudoers_text >"$work/sudoers"
+    if ! cmp -s "$work/sudoers" "$sudoers" 2>/dev/null; then
+      if command -v visudo >/dev/null 2>&1; then visudo -cqf "$work/sudoers" || die 1 "the sudoers rule did not pass visudo -c"; fi
+      act "allow $deploy_user to run the receiver as root: $sudoers" install_file "$work/sudoers" "$sudoers" 440
+    fi
+  fi
+fi
+
+# Postgres and restic: say what is missing and how to get it.
+if [ -z "$database_url" ] && ! grep -qE '^[[:space:]]+url:' "$run_cfg/appliance.yaml"; then
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /opt/homebrew/opt/postgresql@*/bin/initdb /usr/local/opt/postgresql@*/bin/initdb /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    if [ "$platform" = darwin ]; then how="brew install postgresql@17"; else how="sudo apt-get install postgresql"; fi
+    warn "no Postgres server binaries for the embedded database: run '$how' (or set database.url in $cfg/appliance.yaml)"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Doctor and next steps
+# ---------------------------------------------------------------------------------------------
+if [ $dry_run -eq 1 ]; then
+  [ $changes -gt 0 ] || say "nothing to change: $prefix is installed for customer $customer"
+  say "dry run: nothing was changed"
+  exit 0
+fi
+say "doctor:"
+doctor_status=0
+doctor_out=$(axe doctor --config "$cfg" 2>&1) || doctor_status=$?
+printf '%s\n' "$doctor_out" | sed 's/^/  /'
+if [ $changes -eq 0 ]; then
+  say "nothing to change: $prefix is installed for customer $customer"
+else
+  say "installed axe-appliance for customer $customer in $prefix ($changes changes)"
+fi
+cat <<EOF
+$PROG: next:
+  1. keep a copy of $secrets (master.key, token.key, restic-*.password) in the operator's password manager
+  2. publish http://127.0.0.1:${proxy_port:-3712} as https://<customer host> in the Cloudflare Tunnel
+  3. from the operator's laptop: axe-appliance deploy push --to $customer
+  4. check: $installed_bin doctor --config $cfg ; $installed_bin backup status --config $cfg
+EOF
+if [ $doctor_status -ne 0 ]; then
+  warn "doctor found problems (above, each with its fix); run install.sh again once they are fixed"
+  exit 10
+fi

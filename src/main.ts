@@ -8,6 +8,7 @@ import { AppError, EXIT_CODES } from "./lib/errors.ts";
 import { buildInfo } from "./lib/version.ts";
 import { auditCommand } from "./cli/audit.ts";
 import { entityCommand } from "./cli/entity.ts";
+import { fleetCommand } from "./cli/fleet.ts";
 import { backupCommand } from "./cli/backup.ts";
 import { dbCommand } from "./cli/db.ts";
 import { deployCommand } from "./cli/deploy.ts";
@@ -16,6 +17,7 @@ import { keysCommand } from "./cli/keys.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { serveCommand } from "./cli/serve.ts";
 import { statusCommand } from "./cli/status.ts";
+import { servicesCommand } from "./cli/services.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { upCommand } from "./cli/up.ts";
 
@@ -43,6 +45,8 @@ ${EXIT_CODES.map(([code, meaning]) => `  ${String(code).padStart(2)}  ${meaning}
     auditCommand,
     entityCommand,
     statusCommand,
+    fleetCommand,
+    servicesCommand,
     doctorCommand,
   ],
 };
