@@ -77,7 +77,7 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
     updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastCheck: { time: now(), ok: !checkError, ...(checkError ? { error: checkError } : {}) } }));
     if (checkError) {
       if (/wrong password|already locked|unable to open config|ssh/i.test(check.stderr)) throw resticFailure(repo, "checking the repository", check);
-      throw new BackupError("CHECK_FAILED", `${repo.tier}: restic check found damage: ${checkError}`, "do not prune this repository; copy a good tier back over it, or run `restic repair` by hand");
+      throw new BackupError("CHECK_FAILED", `${repo.tier}: restic check found damage: ${checkError}`, "do not prune this repository; copy a good tier back over it (docs/operations.md, 'A damaged repository')");
     }
     const proven = await drill(ctx, repo, target);
     updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: true, snapshot: proven.snapshot }, lastProvenRestore: { time: now(), snapshot: proven.snapshot } }));
