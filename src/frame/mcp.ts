@@ -15,6 +15,7 @@ import { argsDigest, type AuditSink } from "./audit-sink.ts";
 import { hasRole, type Principal } from "./principal.ts";
 import { ToolError, type ToolDefinition } from "./tools/registry.ts";
 import { registerCollectionResources } from "./tools/resources.ts";
+import { withoutRecordValues } from "./tools/audit-args.ts";
 
 export const SERVER_NAME = "axe-frame";
 const INSTRUCTIONS =
@@ -93,7 +94,7 @@ async function callTool(
         tool: name,
         outcome,
         durationMs: Math.round((performance.now() - started) * 100) / 100,
-        argsDigest: argsDigest(args),
+        argsDigest: argsDigest(withoutRecordValues(args)), // record values may be PII: digest their types only
         requestId,
         tokenKind: principal.kind,
       })

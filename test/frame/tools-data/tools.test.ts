@@ -77,6 +77,12 @@ describe("data tools over MCP", () => {
       ["create_record", "denied"], ["search_records", "ok"], ["create_record", "ok"], ["define_collection", "ok"],
     ]);
     for (const row of rows) expect(row.args_digest).toMatch(/^[0-9a-f]{64}$/);
+    // The digest covers the call's shape, not its values: two creates with other PII digest alike.
+    await call(admin, "create_record", { collection: "people", values: { name: "Bob", email: "secret-bob@example.com" } });
+    await auditRows(running, 6);
+    const creates = await running.db.sql`select args_digest from entity_axe.audit_log where tool = 'create_record' and outcome = 'ok' order by seq`;
+    expect(creates.length).toBe(2);
+    expect(creates[0]!.args_digest).toBe(creates[1]!.args_digest);
     const raw = JSON.stringify(await running.db.sql`select * from entity_axe.audit_log union all select * from meta.audit_log`);
     expect(raw).not.toContain("secret-");
     const [metaRow] = await running.db.sql`select who, outcome, status from meta.audit_log`;
