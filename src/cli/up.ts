@@ -1,7 +1,68 @@
-import { CONFIG_OPTION, type Command } from "../lib/cli.ts";
-import { notBuilt } from "./not-built.ts";
+import { loadConfig, type Config } from "../config/load.ts";
+import { connect, openDatabase } from "../db/connect.ts";
+import { issueServiceToken } from "../frame/auth/service-tokens.ts";
+import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { createLogger } from "../lib/log.ts";
+import { devDir, ensureDevConfig } from "../services/dev-config.ts";
+import { upAppliance } from "../services/up.ts";
 
-export const upCommand: Command = notBuilt("up", "the whole appliance in one terminal: Postgres, blue, green, proxy", "[--dev] [--config DIR]", "deploy and up", {
-  dev: { type: "boolean", description: "create a dev customer and entity, print a service token and the `claude mcp add` line" },
-  config: CONFIG_OPTION,
-});
+/** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
+async function devToken(config: Config, mcpUrl: string): Promise<string> {
+  const db = await openDatabase(config);
+  const sql = connect(db.target, { max: 1 });
+  try {
+    const entity = config.customer.entities[0]!.name;
+    const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role: "admin", name: "dev", expiresInMs: 30 * 24 * 3600_000 });
+    return [
+      `service token for entity ${entity} (admin, expires ${record.expiresAt.toISOString()}; shown once):`,
+      `  ${token}`,
+      "",
+      "connect Claude Code:",
+      `  claude mcp add --transport http axe ${mcpUrl} --header "Authorization: Bearer ${token}"`,
+    ].join("\n");
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
+export const upCommand: Command = {
+  name: "up",
+  summary: "the whole appliance in one terminal: Postgres, blue, green, proxy",
+  usage: "[--dev] [--config DIR]",
+  details: `
+Starts the embedded Postgres (unless database.url is set), then proxy, blue and green as child
+processes, restarted with backoff when they die; Ctrl-C stops them all. Their logs go to
+{data_dir}/logs/. With --dev and no --config: uses ./dev-data (or $AXE_DEV_DIR), creating a dev
+customer and entity there on first use, and prints a service token and the \`claude mcp add\` line.`,
+  options: {
+    dev: { type: "boolean", description: "create a dev customer and entity, print a service token and the `claude mcp add` line" },
+    config: CONFIG_OPTION,
+  },
+  run: async (inv) => {
+    const dev = inv.values.dev === true;
+    let dir = stringFlag(inv, "config");
+    if (dev && !dir && !process.env.AXE_CONFIG_DIR) {
+      dir = devDir();
+      if (ensureDevConfig(dir)) process.stdout.write(`created a development appliance in ${dir}\n`);
+    }
+    const config = loadConfig({ dir });
+    const log = createLogger({ base: { service: "axe-up" } });
+    const app = await upAppliance(config, log);
+    const { ports } = config.appliance.frame;
+    const mcpUrl = `${app.proxyUrl}/frame/mcp`;
+    const lines = [
+      `axe-appliance is up: proxy ${app.proxyUrl} (live: ${app.live}), blue :${ports.blue}, green :${ports.green}; logs in ${config.paths.data}/logs`,
+      `MCP endpoint: ${mcpUrl}`,
+    ];
+    if (dev) lines.push("", await devToken(config, mcpUrl).catch(async (error) => (await app.stop(), Promise.reject(error))));
+    process.stdout.write(lines.join("\n") + "\n\nCtrl-C stops everything.\n");
+    await new Promise<void>((resolve) => {
+      const shutdown = () => resolve();
+      process.once("SIGINT", shutdown);
+      process.once("SIGTERM", shutdown);
+    });
+    process.stdout.write("stopping proxy, green, blue and Postgres\n");
+    await app.stop();
+    return 0;
+  },
+};

@@ -1,0 +1,82 @@
+/**
+ * `up`: the whole appliance in one terminal. Starts the embedded Postgres (when no database.url),
+ * then proxy, blue and green as child processes under a supervisor that restarts them with
+ * backoff; waits until both colors answer /healthz; stops everything on SIGINT/SIGTERM.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config/load.ts";
+import { openDatabase } from "../db/connect.ts";
+import { EmbeddedPostgres } from "../db/embedded.ts";
+import { processAlive } from "../deploy/lock.ts";
+import { colorUrl } from "../deploy/switch.ts";
+import { DeployError } from "../lib/errors.ts";
+import type { Logger } from "../lib/log.ts";
+import { proxyStatus } from "../proxy/admin-client.ts";
+import { proxySettings } from "../proxy/settings.ts";
+import { SERVICES } from "./backend.ts";
+import { ChildBackend } from "./child.ts";
+import { Supervisor, type Supervised } from "./supervisor.ts";
+
+export interface RunningAppliance {
+  backend: ChildBackend;
+  proxyUrl: string;
+  live: string;
+  stop(): Promise<void>;
+}
+
+function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgres }): Supervised {
+  const dir = join(config.paths.data, "postgres");
+  return {
+    name: "postgres",
+    async running() {
+      const pidFile = join(dir, "pgdata", "postmaster.pid");
+      if (!existsSync(pidFile)) return false;
+      return processAlive(Number(readFileSync(pidFile, "utf8").split("\n")[0]));
+    },
+    async start() {
+      const pg = await EmbeddedPostgres.open({ dir, runAs: config.appliance.database.embedded_run_as });
+      if (pg.startedHere) opened.pg = pg; // the process that starts it stops it
+    },
+  };
+}
+
+export async function upAppliance(config: Config, log: Logger, options: { healthTimeoutMs?: number } = {}): Promise<RunningAppliance> {
+  const backend = new ChildBackend(config);
+  const opened: { pg?: EmbeddedPostgres } = {};
+  const processes: Supervised[] = [];
+  if (!config.appliance.database.url) {
+    mkdirSync(config.paths.data, { recursive: true, mode: 0o755 }); // as root, Postgres runs as another user and must walk in
+    const postgres = postgresSupervised(config, opened);
+    await postgres.start(); // before the colors, which would otherwise race to start it
+    await openDatabase(config); // creates the frame database once, so the two colors never race to create it
+    processes.push(postgres);
+  }
+  for (const name of SERVICES)
+    processes.push({ name, running: async () => (await backend.status(name)).running, start: () => backend.start(name), paused: () => backend.restarting(name) });
+  const supervisor = new Supervisor(processes, { log });
+  supervisor.start();
+  const stop = async () => {
+    await supervisor.stop();
+    for (const name of ["green", "blue", "proxy"] as const) await backend.stop(name);
+    await opened.pg?.stop();
+  };
+  try {
+    const deadline = Date.now() + (options.healthTimeoutMs ?? 90_000);
+    const socket = proxySettings(config).adminSocket;
+    for (;;) {
+      const status = await proxyStatus(socket).catch(() => undefined);
+      if (status?.colors.blue.healthy && status.colors.green.healthy) {
+        return { backend, proxyUrl: `http://${config.appliance.proxy.listen}`, live: status.live, stop };
+      }
+      if (Date.now() > deadline) {
+        const seen = status ? `blue ${status.colors.blue.last_error ?? "?"}, green ${status.colors.green.last_error ?? "?"}` : "the proxy does not answer";
+        throw new DeployError("UP_TIMEOUT", `the appliance did not come up: ${seen}`, `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`);
+      }
+      await Bun.sleep(200);
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

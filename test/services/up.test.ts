@@ -1,0 +1,100 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig } from "../../src/config/load.ts";
+import { ensureDevConfig } from "../../src/services/dev-config.ts";
+import { MAIN, REPO } from "../helpers/cli.ts";
+import { freePort } from "../helpers/sshd.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+const spawned: Array<ReturnType<typeof Bun.spawn>> = [];
+const pidsToReap: number[] = [];
+
+afterEach(async () => {
+  for (const child of spawned.splice(0)) {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await Promise.race([child.exited, Bun.sleep(20_000)]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  }
+  for (const pid of pidsToReap.splice(0)) {
+    try {
+      process.kill(-pid, "SIGKILL");
+    } catch {
+      // gone, as it should be
+    }
+  }
+});
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe("up --dev", () => {
+  test("a fresh dev directory holds a valid config with a dev customer and entity", () => {
+    const dir = tempDir("axe-dev");
+    expect(ensureDevConfig(dir, { blue: 4710, green: 4711, proxy: 4712 })).toBe(true);
+    expect(ensureDevConfig(dir)).toBe(false); // never overwritten
+    const config = loadConfig({ dir });
+    expect(config.customer.name).toBe("dev");
+    expect(config.customer.entities.map((e) => e.name)).toEqual(["dev"]);
+    expect(config.appliance.proxy.listen).toBe("127.0.0.1:4712");
+    expect(config.appliance.deploy.service_backend).toBe("child");
+  });
+
+  test("runs Postgres, blue, green and proxy; prints a working token and the claude line; restarts a killed color; Ctrl-C stops all", async () => {
+    const dir = tempDir("axe-dev");
+    const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
+    ensureDevConfig(dir, ports);
+    const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], { cwd: REPO, env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" });
+    spawned.push(up);
+    let out = "";
+    const reader = up.stdout.getReader();
+    const deadline = Date.now() + 120_000;
+    while (!out.includes("Ctrl-C stops everything")) {
+      if (Date.now() > deadline || up.exitCode !== null) throw new Error(`up did not come up:\n${out}\n${await new Response(up.stderr).text()}`);
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    if (!out.includes("Ctrl-C stops everything")) throw new Error(`up exited early:\n${out}\n${await new Response(up.stderr).text()}`);
+    const pids = Object.fromEntries(["proxy", "blue", "green"].map((name) => [name, JSON.parse(readFileSync(join(dir, "data", "run", "services", `${name}.pid`), "utf8")).pid as number]));
+    pidsToReap.push(...Object.values(pids));
+
+    const mcpUrl = `http://127.0.0.1:${ports.proxy}/frame/mcp`;
+    const line = out.split("\n").find((l) => l.includes("claude mcp add"))!;
+    expect(line).toMatch(new RegExp(`^  claude mcp add --transport http axe ${mcpUrl.replaceAll(".", "\\.")} --header "Authorization: Bearer axe_st_[A-Za-z0-9_-]+"$`));
+    const token = /Bearer (axe_st_[A-Za-z0-9_-]+)/.exec(line)![1]!;
+    const list = await fetch(mcpUrl, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+    });
+    expect(list.status).toBe(200);
+    expect(await list.text()).toContain('"whoami"');
+
+    // a color that dies is started again by the supervisor
+    process.kill(pids.green!, "SIGKILL");
+    const back = Date.now() + 60_000;
+    let greenPid = pids.green;
+    while (greenPid === pids.green || !(await fetch(`http://127.0.0.1:${ports.green}/healthz`).then((r) => r.ok, () => false))) {
+      if (Date.now() > back) throw new Error("green was not restarted");
+      await Bun.sleep(200);
+      greenPid = JSON.parse(readFileSync(join(dir, "data", "run", "services", "green.pid"), "utf8")).pid;
+    }
+    pidsToReap.push(greenPid!);
+    expect(greenPid).not.toBe(pids.green);
+
+    up.kill("SIGINT");
+    expect(await up.exited).toBe(0);
+    for (const pid of [pids.proxy!, pids.blue!, greenPid!]) expect(alive(pid)).toBe(false);
+    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
+    expect(await Bun.file(postmaster).exists()).toBe(false);
+  }, 180_000);
+});
