@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { LABEL_PREFIX, selfCommand } from "../services/backend.ts";
 
 export type Platform = "launchd" | "systemd";
 
@@ -24,17 +25,15 @@ export interface UnitFile {
   text: string;
 }
 
-const LABEL = "ai.axelabs.axe-appliance";
+const LABEL = `${LABEL_PREFIX}`;
 
 export function defaultPlatform(): Platform {
   return process.platform === "darwin" ? "launchd" : "systemd";
 }
 
-/** The command that starts this program: the compiled binary, or bun with the script from source. */
+/** The command that starts this program (the compiled binary, or bun + src/main.ts), as services use it. */
 export function selfProgram(): string[] {
-  const script = process.argv[1];
-  const fromSource = script && /\.(ts|js)$/.test(script);
-  return fromSource ? [process.execPath, script] : [process.execPath];
+  return selfCommand();
 }
 
 export function scheduleUnits(platform: Platform, options: ScheduleOptions): UnitFile[] {

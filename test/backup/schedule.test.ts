@@ -1,0 +1,54 @@
+import { describe, expect, test } from "bun:test";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { runCli } from "../helpers/cli.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+describe("backup schedule", () => {
+  test("systemd: a oneshot service per job and a persistent timer, with this config dir", async () => {
+    const config = makeConfigDir();
+    const out = await runCli(["backup", "schedule", "--platform", "systemd", "--config", config]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain("# axe-backup.service\n[Unit]");
+    expect(out.stdout).toMatch(new RegExp(`ExecStart=\\S+ \\S*main\\.ts backup run --tier all --config ${config}\\n`));
+    expect(out.stdout).toContain("# axe-backup.timer\n");
+    expect(out.stdout).toContain("OnCalendar=*-*-* 02:30:00\nPersistent=true");
+    expect(out.stdout).toMatch(/ExecStart=.* backup verify --config /);
+    expect(out.stdout).toContain("OnCalendar=Sun *-*-* 04:30:00");
+    expect(out.stdout).toContain("WantedBy=timers.target");
+  }, 30_000);
+
+  test("launchd: a plist per job with the program arguments and a calendar interval", async () => {
+    const config = makeConfigDir();
+    const out = await runCli(["backup", "schedule", "--platform", "launchd", "--config", config]);
+    expect(out.code).toBe(0);
+    const plists = out.stdout.split(/^# /m).filter(Boolean);
+    expect(plists.map((p) => p.split("\n")[0])).toEqual(["ai.axelabs.axe.backup.plist", "ai.axelabs.axe.backup-verify.plist"]);
+    const daily = plists[0]!;
+    expect(daily).toContain("<key>Label</key><string>ai.axelabs.axe.backup</string>");
+    const args = [...daily.matchAll(/^ {4}<string>(.*)<\/string>$/gm)].map((m) => m[1]);
+    expect(args.slice(-6)).toEqual(["backup", "run", "--tier", "all", "--config", config]);
+    expect(daily).toMatch(/<key>Hour<\/key><integer>2<\/integer>\s+<key>Minute<\/key><integer>30<\/integer>/);
+    expect(daily).not.toContain("Weekday");
+    expect(plists[1]).toContain("<key>Weekday</key><integer>0</integer>");
+    expect(daily).toContain(`<string>${join(config, "data", "logs", "backup.log")}</string>`);
+  }, 30_000);
+
+  test("--install writes the files where asked and prints how to enable them", async () => {
+    const config = makeConfigDir();
+    const dir = tempDir("axe-units");
+    const out = await runCli(["backup", "schedule", "--install", "--platform", "systemd", "--dir", dir, "--config", config]);
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain("systemctl enable --now axe-backup.timer axe-backup-verify.timer");
+    const timer = readFileSync(join(dir, "axe-backup.timer"), "utf8");
+    expect(timer).toContain("OnCalendar=*-*-* 02:30:00");
+    expect(statSync(join(dir, "axe-backup.service")).mode & 0o777).toBe(0o644);
+  }, 30_000);
+
+  test("an unknown platform is a usage error", async () => {
+    const out = await runCli(["backup", "schedule", "--platform", "cron", "--config", makeConfigDir()]);
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain("--platform must be one of launchd, systemd");
+  }, 30_000);
+});

@@ -1,0 +1,74 @@
+import { describe, expect, test } from "bun:test";
+import { writeFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { forgetArgs } from "../../src/backup/retention.ts";
+import { parseResticVersion, Restic } from "../../src/backup/restic.ts";
+import { readStatus, reportTiers, type StatusFile } from "../../src/backup/status.ts";
+import { runCli } from "../helpers/cli.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+
+const hoursAgo = (now: Date, h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
+
+describe("backup status", () => {
+  const now = new Date("2026-11-25T12:00:00Z");
+  const limits = [
+    { tier: "local" as const, enabled: true, limitHours: 26 },
+    { tier: "ring" as const, enabled: false, limitHours: 50 },
+    { tier: "cold" as const, enabled: true, limitHours: 30 * 24 },
+  ];
+
+  test("a tier older than its limit, or never backed up, is a problem; a disabled tier is not", () => {
+    const status: StatusFile = {
+      version: 1,
+      updated: now.toISOString(),
+      tiers: { local: { lastSnapshot: { time: hoursAgo(now, 30), id: "abcd1234" } }, ring: { lastAttempt: { time: hoursAgo(now, 1), ok: false, error: "down" } } },
+    };
+    const [local, ring, cold] = reportTiers(status, limits, now);
+    expect(local!.problems).toEqual(["last good snapshot is 30.0h old, over the limit of 26.0h"]);
+    expect(ring!.problems).toEqual([]);
+    expect(cold!.problems).toEqual(["no good snapshot yet: run `axe-appliance backup run`"]);
+    status.tiers.local!.lastSnapshot!.time = hoursAgo(now, 2);
+    status.tiers.cold = { lastSnapshot: { time: hoursAgo(now, 24 * 10), id: "ffff0000" } };
+    expect(reportTiers(status, limits, now).flatMap((r) => r.problems)).toEqual([]);
+  });
+
+  test("the CLI reads the JSON status file, says what is wrong, and exits 7; an invalid file is named", async () => {
+    const config = makeConfigDir({ appliance: { backup: { ring: { enabled: false } } } });
+    const state = join(config, "data", "state");
+    mkdirSync(state, { recursive: true });
+    const fresh = new Date().toISOString();
+    writeFileSync(join(state, "backup.json"), JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: fresh, id: "abcd1234" }, size: 2048 }, cold: { lastSnapshot: { time: "2026-01-01T00:00:00Z", id: "ffff0000" } } } }));
+    const out = await runCli(["backup", "status", "--json", "--config", config]);
+    expect(out.code).toBe(7);
+    const report = JSON.parse(out.stdout) as { ok: boolean; tiers: Array<{ tier: string; problems: string[]; size?: number }> };
+    expect(report.tiers.map((t) => [t.tier, t.problems.length])).toEqual([["local", 0], ["ring", 0], ["cold", 1]]);
+    expect(report.tiers[2]!.problems[0]).toMatch(/^last good snapshot is \d+\.\dd old, over the limit of 30\.0d$/);
+    const table = await runCli(["backup", "status", "--config", config]);
+    expect(table.stdout).toContain("ring   disabled");
+    expect(table.stdout).toContain("2.0 KiB");
+
+    writeFileSync(join(state, "backup.json"), JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: 5 } } } }));
+    const bad = await runCli(["backup", "status", "--config", config]);
+    expect(bad.code).toBe(7);
+    expect(bad.stderr).toContain("backup.json: tiers.local.lastSnapshot.time");
+    expect(() => readStatus(state)).toThrow(/tiers\.local\.lastSnapshot\.time/);
+  }, 30_000);
+});
+
+describe("restic version and retention", () => {
+  test("versions are parsed, and --stdin-from-command is used only from 0.17", () => {
+    expect(parseResticVersion("restic 0.14.0 compiled with go1.19.8 on linux/amd64")).toMatchObject({ major: 0, minor: 14, patch: 0 });
+    expect(parseResticVersion("restic 0.17.3 compiled with go1.23.1 on darwin/arm64")).toMatchObject({ minor: 17 });
+    expect(parseResticVersion("something else")).toBeUndefined();
+    const installed = Restic.detect("restic");
+    expect(installed.hasStdinFromCommand).toBe(installed.atLeast(0, 17));
+    expect(installed.version.text).toStartWith("restic ");
+  });
+
+  test("forget keeps what the policy says, for this host only, and is skipped when the policy keeps everything", () => {
+    expect(forgetArgs({ last: 0, hourly: 0, daily: 7, weekly: 4, monthly: 12 }, "axe")).toEqual([
+      "forget", "--prune", "--host", "axe", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12",
+    ]);
+    expect(forgetArgs({ last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0 }, "axe")).toBeUndefined();
+  });
+});
