@@ -12,7 +12,7 @@ const TIMEOUT_MS = 5_000;
 export async function checkDatabase(config: Config, fromLiveColor?: { reachable: boolean; migration: number }): Promise<{ database: StatusReport["database"]; check: Check }> {
   if (config.appliance.database.url) {
     const url = new URL(config.appliance.database.url);
-    const where = `${url.hostname}:${url.port || 5432}`;
+    const where = `${decodeURIComponent(url.hostname)}:${url.port || 5432}`;
     try {
       const migration = await direct(config);
       return { database: { reachable: true, migration, via: where }, check: { name: "database", level: "ok", summary: `reachable at ${where}, migration ${migration}` } };

@@ -24,7 +24,7 @@ body{font:14px/1.4 -apple-system,"DejaVu Sans",sans-serif;margin:24px;color:#1a2
 h1{font-size:20px;margin:0 0 4px}.sub{color:#4a5568;margin-bottom:16px}
 .badge{display:inline-block;padding:2px 10px;border-radius:10px;color:#fff;font-weight:bold}
 section{background:#fff;border:1px solid #e2e8f0;border-radius:6px;padding:12px 16px;margin-bottom:16px}
-h2{font-size:15px;margin:0 0 8px}table{border-collapse:collapse;width:100%}td{padding:3px 8px;border-top:1px solid #edf2f7;vertical-align:top}
+h2{font-size:15px;margin:0 0 8px}table{border-collapse:collapse;width:100%}td{padding:3px 8px;border-top:1px solid #edf2f7;vertical-align:top}td:first-child,td:nth-child(2){white-space:nowrap;width:1%}
 .dot{display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:6px}
 .legend span{margin-right:16px}.bar{height:14px;background:#edf2f7;border-radius:3px;position:relative;width:320px;display:inline-block;vertical-align:middle}
 .bar i{position:absolute;left:0;top:0;bottom:0;border-radius:3px}

@@ -1,0 +1,170 @@
+/**
+ * `status` on a real appliance (compiled proxy, blue and green on two releases, a real database)
+ * as it goes from healthy to a stale backup, a standby down and the live color down; the
+ * metrics of proxy and frame; and the status page in headless Chromium.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { colorUrl } from "../../src/deploy/switch.ts";
+import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
+import { proxyMetrics } from "../../src/proxy/admin-client.ts";
+import { makeRelease } from "../deploy/fixtures.ts";
+import { releaseStreamFile, runAppliance, startAppliance, startLoad, type ApplianceUnderTest } from "../deploy/appliance.ts";
+import { MAIN, REPO, runCli } from "../helpers/cli.ts";
+import { freePort } from "../helpers/sshd.ts";
+import { pngSize, renderedDom, screenshot } from "./chromium.ts";
+import { levels, recordSnapshots, statusJson } from "./fixtures.ts";
+
+let app: ApplianceUnderTest;
+
+beforeAll(async () => {
+  app = await startAppliance();
+  for (const version of ["1.0.0-a", "1.0.0-b"]) {
+    const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(version))).done;
+    if (run.code !== 0) throw new Error(`deploy ${version} failed: ${run.stdout}\n${run.stderr}`);
+  }
+  recordSnapshots(app.config.paths.state, { local: 1, ring: 2, cold: 24 });
+}, 180_000);
+
+afterAll(async () => {
+  await app?.stop();
+});
+
+async function mcp(token: string, body: unknown): Promise<Response> {
+  return fetch(`${app.proxyUrl}/frame/mcp`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+    body: JSON.stringify(body),
+  });
+}
+
+describe("status on one machine", () => {
+  test("healthy: green, exit 0, the live color and release, both colors, Postgres, the deploy, every tier, the metadata, disk", async () => {
+    const { code, report } = await statusJson(app.config.dir);
+    expect(report.checks.filter((c) => c.level !== "ok")).toEqual([]);
+    expect(code).toBe(0);
+    expect(report.level).toBe("ok");
+    expect(report.customer).toBe("axe");
+    expect(report.live).toBe("blue");
+    expect(report.release).toBe("1.0.0-b");
+    expect(report.colors.blue).toMatchObject({ live: true, healthy: true, release: "1.0.0-b" });
+    expect(report.colors.green).toMatchObject({ live: false, healthy: true, release: "1.0.0-a" });
+    expect(report.database.reachable).toBe(true);
+    expect(report.database.migration).toBeGreaterThan(0);
+    expect(report.lastDeploy).toMatchObject({ action: "deploy", release: "1.0.0-b", ok: true });
+    expect(report.backup.map((b) => [b.tier, b.enabled, b.problems])).toEqual([["local", true, []], ["ring", true, []], ["cold", true, []]]);
+    expect(report.metadata).toMatchObject({ ok: true, url: "https://axe.axelabs.ai/.well-known/oauth-protected-resource/frame/mcp" });
+    expect(report.disk!.totalBytes).toBeGreaterThan(report.disk!.freeBytes);
+    expect(Object.keys(levels(report))).toEqual(["proxy", "color:blue", "color:green", "database", "deploy", "backup:local", "backup:ring", "backup:cold", "metadata", "disk"]);
+
+    const text = await runCli(["status", "--config", app.config.dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain("axe on ");
+    expect(text.stdout).toContain("GREEN");
+    expect(text.stdout).not.toContain("\x1b["); // not a terminal: words, no colors
+  }, 60_000);
+
+  test("metrics: proxy requests, latency, switches and backup ages; frame tool calls by outcome and refusals by reason", async () => {
+    const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, { customer: "axe", entity: "axe", role: "reader", name: "metrics", expiresInMs: 600_000 });
+    const call = await mcp(token, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "whoami", arguments: {} } });
+    expect(call.status).toBe(200);
+    await call.text();
+    const refused = await mcp("axe_st_not-a-real-token", { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
+    expect(refused.status).toBe(401);
+    const load = await startLoad(app, 2);
+    await Bun.sleep(500);
+    expect((await load.stop()).failures).toEqual([]);
+
+    const proxy = await proxyMetrics(app.socket);
+    expect(proxy).toMatch(/^axe_proxy_requests_total\{upstream="blue",code="2xx"\} [1-9]/m);
+    expect(proxy).toMatch(/^axe_proxy_request_duration_seconds_count [1-9]/m);
+    expect(proxy).toMatch(/^axe_proxy_switches_total [1-9]/m);
+    for (const tier of ["local", "ring", "cold"]) expect(proxy).toMatch(new RegExp(`^axe_backup_last_success_age_seconds\\{tier="${tier}"\\} \\d`, "m"));
+
+    const frame = await (await fetch(`${colorUrl(app.config, "blue")}/metrics`)).text();
+    expect(frame).toMatch(/^axe_frame_tool_calls_total\{color="blue",tool="whoami",outcome="ok"\} 1$/m);
+    expect(frame).toMatch(/^axe_frame_auth_refusals_total\{color="blue",reason="[A-Za-z_]+",status="401"\} 1$/m);
+    expect(frame).toMatch(/^axe_frame_requests_total\{color="blue",code="2xx"\} [1-9]/m);
+    expect(frame).toMatch(/^axe_frame_request_duration_seconds_count\{color="blue"\} [1-9]/m);
+  }, 60_000);
+
+  test("the status page: on the admin socket and on a loopback port, rendered by headless Chromium with the latency chart", async () => {
+    const load = await startLoad(app, 2);
+    await Bun.sleep(500);
+    expect((await load.stop()).ok).toBeGreaterThan(0);
+    const fromSocket = await fetch("http://axe-proxy/page", { unix: app.socket });
+    expect(fromSocket.status).toBe(200);
+    const socketHtml = await fromSocket.text();
+    expect(socketHtml).toContain('id="latency-chart"');
+    expect(Number(/data-minutes-with-requests="(\d+)"/.exec(socketHtml)?.[1])).toBeGreaterThan(0);
+
+    const port = await freePort();
+    const server = Bun.spawn([process.execPath, MAIN, "status", "--serve", "--port", String(port), "--config", app.config.dir], {
+      cwd: REPO, env: { ...process.env, AXE_CONFIG_DIR: "" }, stdout: "ignore", stderr: "pipe",
+    });
+    try {
+      const url = `http://127.0.0.1:${port}/`;
+      let page: Response | undefined;
+      for (let i = 0; i < 100 && !page; i++) page = await fetch(url).catch(() => (Bun.sleep(100).then(() => undefined)));
+      expect(page?.status).toBe(200);
+      const html = await page!.text();
+      expect(html).toContain('<span class="badge" id="level"');
+      expect(html).toContain("GREEN");
+      const json = await (await fetch(`${url}status.json`)).json();
+      expect(json).toMatchObject({ customer: "axe", level: "ok" });
+      expect((await fetch(`${url}nothing`)).status).toBe(404);
+
+      const dom = await renderedDom(url);
+      const chart = /<svg id="latency-chart"[\s\S]*?<\/svg>/.exec(dom)?.[0] ?? "";
+      expect(chart).toMatch(/<(polyline class="p95"|circle class="dot95")/);
+      expect(chart).toMatch(/<rect class="count"/);
+      expect(dom).toMatch(/<table id="backups">[\s\S]*local[\s\S]*ring[\s\S]*cold/);
+
+      const shot = await screenshot(url);
+      const bytes = new Uint8Array(readFileSync(shot));
+      expect(pngSize(bytes)).toEqual({ width: 1200, height: 800 });
+      expect(bytes.byteLength).toBeGreaterThan(10_000); // a blank page compresses to a few hundred bytes
+      console.log(`status page screenshot: ${shot} (${bytes.byteLength} bytes)`);
+      if (process.env.AXE_DOCS_SCREENSHOT) copyFileSync(shot, join(REPO, "docs", "status-page.png"));
+    } finally {
+      server.kill("SIGTERM");
+      await server.exited;
+    }
+  }, 120_000);
+
+  test("a stale local backup is red (exit 12) and names the tier; ring and cold late are yellow", async () => {
+    recordSnapshots(app.config.paths.state, { local: 72 });
+    const stale = await statusJson(app.config.dir);
+    expect(stale.code).toBe(12);
+    expect(stale.report.level).toBe("fail");
+    const local = stale.report.checks.find((c) => c.name === "backup:local")!;
+    expect(local.level).toBe("fail");
+    expect(local.summary).toContain("over the limit");
+    expect(stale.report.backup.find((b) => b.tier === "local")!.ageHours).toBeGreaterThan(26);
+
+    recordSnapshots(app.config.paths.state, { local: 1, ring: 100 });
+    const ringLate = await statusJson(app.config.dir);
+    expect(levels(ringLate.report)).toMatchObject({ "backup:local": "ok", "backup:ring": "warn" });
+    expect(ringLate.code).toBe(11);
+    recordSnapshots(app.config.paths.state, { ring: 1 });
+    expect((await statusJson(app.config.dir)).code).toBe(0);
+  }, 60_000);
+
+  test("the standby color down is yellow (exit 11); the live color down is red (exit 12)", async () => {
+    await app.backend.stop("green");
+    const standby = await statusJson(app.config.dir);
+    expect(standby.code).toBe(11);
+    expect(standby.report.colors.green).toMatchObject({ live: false, healthy: false, release: "1.0.0-a" });
+    expect(levels(standby.report)).toMatchObject({ "color:green": "warn", "color:blue": "ok", metadata: "ok", database: "ok" });
+
+    await app.backend.stop("blue");
+    const live = await statusJson(app.config.dir);
+    expect(live.code).toBe(12);
+    expect(live.report.colors.blue).toMatchObject({ live: true, healthy: false });
+    expect(levels(live.report)).toMatchObject({ "color:blue": "fail", proxy: "ok" });
+    const text = await runCli(["status", "--config", app.config.dir]);
+    expect(text.code).toBe(12);
+    expect(text.stdout).toMatch(/FAIL\s+color:blue\s+live but DOWN/);
+  }, 60_000);
+});

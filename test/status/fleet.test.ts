@@ -1,0 +1,80 @@
+/**
+ * `fleet status` against real sshd endpoints on loopback, each with a forced command running the
+ * real `axe-appliance status --json` against its own config dir: one machine answers, one is down
+ * (its sshd stopped), one hangs past the timeout. Every machine is a row; nothing crashes.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { FleetRow } from "../../src/status/fleet.ts";
+import { MAIN, runCli } from "../helpers/cli.ts";
+import { makeConfigDir, TEST_CUSTOMERS, TENANT_AXE } from "../helpers/config.ts";
+import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { recordSnapshots } from "./fixtures.ts";
+
+const started: TestSshd[] = [];
+let fleetFile: string;
+let sshConfig: string;
+let axeDir: string;
+
+beforeAll(async () => {
+  axeDir = makeConfigDir();
+  const otherDir = makeConfigDir({ appliance: { customer: "other" } });
+  recordSnapshots(join(axeDir, "data", "state"), { local: 3 });
+  const status = (dir: string) => `${process.execPath} ${MAIN} status --json --config ${dir}`;
+  const axe = await startSshd({ forcedCommand: status(axeDir), env: { HOME: tempDir("axe-home") } });
+  const other = await startSshd({ forcedCommand: status(otherDir) });
+  const hung = await startSshd({ forcedCommand: "exec sleep 15" });
+  started.push(axe, other, hung);
+  const dir = tempDir("axe-fleet");
+  sshConfig = join(dir, "ssh_config");
+  writeFileSync(sshConfig, [axe.configFile("axe-macmini"), other.configFile("other-macmini"), hung.configFile("hung-macmini")].map((f) => readFileSync(f, "utf8")).join("\n"));
+  fleetFile = join(dir, "customers.yaml");
+  const customers = [
+    ...TEST_CUSTOMERS.customers,
+    { name: "hung", domains: ["hung.example"], host: "hung.axelabs.ai", machine: "hung-macmini", entra: { tenant_id: TENANT_AXE } },
+  ].map((c) => ({ ...c, ssh_user: axe.user }));
+  writeFileSync(fleetFile, stringify({ customers }));
+  await other.stop(); // the machine that is down
+}, 60_000);
+
+afterAll(async () => {
+  for (const sshd of started) await sshd.stop();
+});
+
+describe("fleet status", () => {
+  test("one machine reports, one is down, one hangs past the timeout: three rows, exit 12", async () => {
+    const args = ["fleet", "status", "--customers", fleetFile, "--ssh-config", sshConfig, "--ssh-option", "ConnectTimeout=5", "--timeout", "8"];
+    const json = await runCli([...args, "--json"]);
+    if (json.code !== 12) console.error(json.stdout, json.stderr);
+    expect(json.code).toBe(12);
+    const rows = JSON.parse(json.stdout) as FleetRow[];
+    expect(rows.map((r) => [r.customer, r.state])).toEqual([["axe", "fail"], ["other", "unreachable"], ["hung", "unreachable"]]);
+
+    const axe = rows[0]!.report!;
+    expect(axe.customer).toBe("axe"); // the report came from that machine's config dir
+    expect(axe.checks.find((c) => c.name === "proxy")!.level).toBe("fail"); // nothing runs there
+    expect(axe.backup.find((b) => b.tier === "local")!.problems).toEqual([]);
+    expect(rows[1]!.error).toMatch(/refused|closed|ssh/i);
+    expect(rows[2]!.error).toBe("no answer within 8000 ms");
+
+    const table = await runCli(args);
+    expect(table.code).toBe(12);
+    const lines = table.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^CUSTOMER\s+MACHINE\s+STATE/);
+    expect(lines[1]).toMatch(/^axe\s+axe-macmini\s+RED\s/);
+    expect(lines[2]).toMatch(/^other\s+other-macmini\s+UNREACHABLE\s/);
+    expect(lines[3]).toMatch(/^hung\s+hung-macmini\s+UNREACHABLE\s.*no answer within 8000 ms/);
+  }, 60_000);
+
+  test("--customer picks machines; an unknown name is a usage error", async () => {
+    const only = await runCli(["fleet", "status", "--json", "--customers", fleetFile, "--ssh-config", sshConfig, "--customer", "other"]);
+    expect(only.code).toBe(12);
+    expect((JSON.parse(only.stdout) as FleetRow[]).map((r) => r.customer)).toEqual(["other"]);
+    const unknown = await runCli(["fleet", "status", "--customers", fleetFile, "--customer", "nobody"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("--customer nobody is not in");
+  }, 30_000);
+});
