@@ -81,5 +81,7 @@ export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [8, "backup partial: some tiers failed, others succeeded"],
   [9, "proxy: admin command refused, or the proxy is not running"],
   [10, "doctor: one or more checks failed"],
+  [11, "status: yellow, something needs attention (fleet status: some machine is yellow)"],
+  [12, "status: red, something is down (fleet status: some machine is red or unreachable)"],
   [69, "not built yet in this release"],
 ];
