@@ -13,6 +13,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../../config/load.ts";
 import { connect, type DatabaseTarget, type Sql } from "../../db/connect.ts";
+import { DatabaseError } from "../../lib/errors.ts";
 import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
 import type { AuditSink } from "../audit-sink.ts";
 import { DataKeyCache } from "../crypto/data-keys.ts";
@@ -51,11 +52,18 @@ export async function ensureMasterKey(owner: Sql, path: string): Promise<MasterK
 
 export async function openFrameData(config: Config, owner: Sql, ownerTarget: DatabaseTarget, options: { max?: number } = {}): Promise<FrameData> {
   const ring = await ensureMasterKey(owner, masterKeyPath(config));
-  for (const entity of config.customer.entities) await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
   const passwordFile = join(config.paths.secrets, APP_PASSWORD_FILE);
   createSecretFileOnce(passwordFile, () => randomBytes(24).toString("base64url") + "\n");
   const password = readSecretFile(passwordFile);
-  const role = await ensureAppRole(owner, password);
+  let role: string;
+  try {
+    for (const entity of config.customer.entities) await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
+    role = await ensureAppRole(owner, password);
+  } catch (error) {
+    if ((error as { code?: string }).code === "42501")
+      throw new DatabaseError("DATABASE_PRIVILEGES", `the database user cannot create entity roles: ${(error as Error).message}`, "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)");
+    throw error;
+  }
   const sql = connect({ ...ownerTarget, user: role, password }, { max: options.max ?? 10 });
   const store = new DataStore(sql, new DataKeyCache(ring));
   bindDataStore(sql, store);
