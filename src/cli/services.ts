@@ -82,6 +82,7 @@ export function seedReleases(config: Config, binary: string, dryRun: boolean): s
   const data = config.paths.data;
   const missing = COLORS.filter((color) => !existsSync(currentLink(data, color)));
   if (missing.length === 0) return [];
+  if (dryRun && !existsSync(binary)) return [`would install a first release from ${binary} and point ${missing.join(" and ")} at it`];
   const info = describeBinary(binary);
   const stamp = info.builtAt.replace(/[-:T]/g, "").slice(0, 14);
   const version = `${info.version}+${stamp}.${info.commit.replace(/[^0-9A-Za-z]/g, "").slice(0, 12)}`;
