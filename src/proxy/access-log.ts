@@ -16,6 +16,8 @@ export interface AccessEntry {
 export class AccessLog {
   private pending: string[] = [];
   private scheduled = false;
+  private lastMs = 0;
+  private lastIso = "";
 
   constructor(
     private readonly enabled: boolean,
@@ -27,7 +29,7 @@ export class AccessLog {
     const now = performance.now();
     this.pending.push(
       JSON.stringify({
-        time: new Date().toISOString(),
+        time: this.time(),
         level: "info",
         msg: "request",
         id: entry.id,
@@ -43,6 +45,16 @@ export class AccessLog {
       this.scheduled = true;
       setTimeout(() => this.flush(), 0);
     }
+  }
+
+  /** The ISO time, formatted once per millisecond at most. */
+  private time(): string {
+    const ms = Date.now();
+    if (ms !== this.lastMs) {
+      this.lastMs = ms;
+      this.lastIso = new Date(ms).toISOString();
+    }
+    return this.lastIso;
   }
 
   flush(): void {

@@ -64,7 +64,8 @@ export class ProxyHandler {
     }
     const peer = server.requestIP(request)?.address ?? "unknown";
     const head = upstreamRequestHead(request.headers, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
-    const body = await prepareBody(request, route.kind === "frame");
+    const prepared = prepareBody(request, route.kind === "frame");
+    const body = prepared instanceof Promise ? await prepared : prepared;
     if (route.kind === "fixed") {
       const attempt: Attempt = { pool: this.pool(route.upstream), label: "fixed", color: null };
       return this.forward(exchange, server, request, head, body, attempt, () => attempt);

@@ -13,7 +13,8 @@ export interface PreparedBody {
   retryable: boolean;
 }
 
-export async function prepareBody(request: Request, jsonRpc: boolean): Promise<PreparedBody> {
+/** Synchronous unless the body must be read (a JSON-RPC post): most requests skip a promise. */
+export function prepareBody(request: Request, jsonRpc: boolean): PreparedBody | Promise<PreparedBody> {
   const headers = request.headers;
   const length = headers.get("content-length");
   const chunked = headers.has("transfer-encoding");
@@ -22,8 +23,7 @@ export async function prepareBody(request: Request, jsonRpc: boolean): Promise<P
   }
   if (!jsonRpc || request.method !== "POST" || chunked || Number(length) > MAX_BUFFERED || !isJson(headers.get("content-type")))
     return { body: request.body, retryable: false };
-  const bytes = await request.bytes();
-  return { body: bytes, retryable: !callsATool(bytes) };
+  return request.bytes().then((bytes) => ({ body: bytes, retryable: !callsATool(bytes) }));
 }
 
 /** True when the JSON-RPC message (or batch) holds a tools/call, or cannot be read: then we assume it does. */
