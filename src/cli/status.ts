@@ -1,5 +1,6 @@
 import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { loadConfig } from "../config/load.ts";
+import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { collectStatus } from "../status/collect.ts";
@@ -28,6 +29,7 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
     config: CONFIG_OPTION,
   },
   run: async (inv) => {
+    if (inv.values.port !== undefined && !inv.values.serve) throw new UsageError("BAD_FLAG", `${inv.path}: --port goes with --serve`, `see '${inv.path} --help'`);
     const config = loadConfig({ dir: stringFlag(inv, "config") });
     const proxy = socketProxySource(proxySettings(config).adminSocket);
     if (inv.values.serve) {
