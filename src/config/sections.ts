@@ -70,6 +70,8 @@ export const ProxySection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(10_485_760),
   /** Connect plus response headers from an upstream; then 504. A refused connection is a 502 at once. */
   header_timeout_ms: ms(60_000),
+  /** Seconds a caller's connection may sit idle between requests; a streaming response is exempt. */
+  idle_timeout_s: z.number().int().min(1).max(255, "expected at most 255 seconds (Bun's limit)").default(75),
   /** One JSON line per request on stderr. */
   access_log: z.boolean().default(true),
 });

@@ -87,7 +87,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         hostname: this.settings.hostname,
         port: this.settings.port,
         maxRequestBodySize: this.settings.maxBodyBytes,
-        idleTimeout: 75,
+        idleTimeout: this.settings.idleTimeoutS,
         fetch: handler.fetch,
         error: (error) => {
           this.log.error("request failed", { error });

@@ -30,6 +30,7 @@ export interface ProxySettings {
   maxHeaderBytes: number;
   maxBodyBytes: number;
   headerTimeoutMs: number;
+  idleTimeoutS: number;
   accessLog: boolean;
 }
 
@@ -60,6 +61,7 @@ export function proxySettings(config: Config): ProxySettings {
     maxHeaderBytes: proxy.max_header_bytes,
     maxBodyBytes: proxy.max_body_bytes,
     headerTimeoutMs: proxy.header_timeout_ms,
+    idleTimeoutS: proxy.idle_timeout_s,
     accessLog: proxy.access_log,
   };
 }
