@@ -2,6 +2,7 @@
  * Releases for deploy tests: one real compiled binary per test run (compiling takes a second or
  * two), signed into as many release directories as a test needs, each with its own version.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { compile, gitCommit, hostTarget } from "../../build/compile.ts";
 import { writeReleaseDir, type ReleaseDir } from "../../src/deploy/release-dir.ts";
@@ -10,13 +11,18 @@ import type { ReleaseTarget } from "../../src/deploy/manifest.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 let binary: Promise<string> | undefined;
+/** The commit baked into the binary (others commit while tests run: ask git once). */
+let bakedCommit = "";
 let keys: Promise<ReleaseKeyPair> | undefined;
 
 /** The real axe-appliance binary for this host, compiled once per run. */
-export function compiledBinary(): Promise<string> {
+export async function compiledBinary(): Promise<string> {
+  // the run's temp dirs may be removed between test files: compile again when it is gone
+  if (binary && !existsSync(await binary.catch(() => ""))) binary = undefined;
   binary ??= (async () => {
     const file = join(tempDir("axe-bin"), "axe-appliance");
-    compile(hostTarget(), file);
+    bakedCommit = gitCommit();
+    compile(hostTarget(), file, bakedCommit);
     return file;
   })();
   return binary;
@@ -30,11 +36,12 @@ export function releaseKeys(): Promise<ReleaseKeyPair> {
 
 export async function makeRelease(version: string, options: { keys?: ReleaseKeyPair; target?: ReleaseTarget; binary?: string } = {}): Promise<ReleaseDir> {
   const pair = options.keys ?? (await releaseKeys());
+  const compiled = await compiledBinary();
   return writeReleaseDir({
-    binary: options.binary ?? (await compiledBinary()),
+    binary: options.binary ?? compiled,
     outDir: join(tempDir("axe-rel"), version),
     version,
-    commit: gitCommit(),
+    commit: bakedCommit,
     target: options.target ?? hostTarget(),
     privatePem: pair.privatePem,
   });
