@@ -51,7 +51,7 @@ export class Metrics {
     UPSTREAMS.forEach((u, i) =>
       this.requests[i]!.forEach((n, c) => c > 0 && n > 0 && out.push(`axe_proxy_requests_total{upstream="${u}",code="${c}xx"} ${n}`)),
     );
-    family("axe_proxy_request_duration_seconds", "histogram", "Time from request to response headers.");
+    family("axe_proxy_request_duration_seconds", "histogram", "Time from request to the last byte of the answer (for streams, until they end).");
     BUCKETS.forEach((le, i) => out.push(`axe_proxy_request_duration_seconds_bucket{le="${le}"} ${this.buckets[i]}`));
     out.push(`axe_proxy_request_duration_seconds_bucket{le="+Inf"} ${this.durationCount}`);
     out.push(`axe_proxy_request_duration_seconds_sum ${this.durationSum}`, `axe_proxy_request_duration_seconds_count ${this.durationCount}`);

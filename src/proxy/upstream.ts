@@ -102,7 +102,9 @@ class Connection {
     if (body instanceof Uint8Array) framing = `content-length: ${body.byteLength}\r\n`;
     else if (body) framing = bodyLength !== null ? `content-length: ${bodyLength}\r\n` : "transfer-encoding: chunked\r\n";
     else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
-    const start = Buffer.from(`${method} ${target} HTTP/1.1\r\n${head}${framing}\r\n`, "latin1");
+    // an HTTP/1.0 caller may send no Host; HTTP/1.1 requires one, so name the upstream
+    const host = head.startsWith("host:") || head.includes("\r\nhost:") ? "" : `host: ${this.pool.host}\r\n`;
+    const start = Buffer.from(`${method} ${target} HTTP/1.1\r\n${host}${head}${framing}\r\n`, "latin1");
     if (body instanceof Uint8Array || body === null) {
       this.write(body && body.byteLength > 0 ? Buffer.concat([start, body]) : start);
       exchange.bodySent = true;
@@ -320,6 +322,8 @@ export class UpstreamPool {
   private readonly idle: Connection[] = [];
   private readonly hostname: string;
   private readonly port: number;
+  /** host:port, for requests that arrive without a Host header. */
+  readonly host: string;
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   constructor(readonly origin: string) {
@@ -327,6 +331,7 @@ export class UpstreamPool {
     if (url.protocol !== "http:") throw new Error(`only http:// upstreams are supported, not ${origin}`);
     this.hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = Number(url.port || 80);
+    this.host = url.host;
     // idle connections are closed before a typical upstream's keep-alive timeout (Bun: 10 s) can race a reuse
     this.sweeper = setInterval(() => this.sweep(), 1_000);
     this.sweeper.unref();

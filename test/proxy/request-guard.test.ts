@@ -112,3 +112,12 @@ describe("pathOf", () => {
     expect(pathOf("http://x")).toEqual({ path: "/", pathAndQuery: "/" });
   });
 });
+
+describe("HTTP/1.0 callers", () => {
+  test("a request without Host still reaches the upstream with one", async () => {
+    const response = await raw("GET /frame/echo HTTP/1.0\r\n\r\n");
+    expect(statusOf(response) || Number(/^HTTP\/1\.0 (\d{3})/.exec(response)?.[1])).toBe(200);
+    expect(reachedUpstream(response)).toBe(true);
+    expect(response).toMatch(/"host":"127\.0\.0\.1:\d+"/);
+  });
+});
