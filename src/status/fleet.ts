@@ -50,15 +50,20 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
   ];
   const run = await runSsh(args, options.timeoutMs);
   if (run.timedOut) return { ...row, state: "unreachable", error: `no answer within ${options.timeoutMs} ms` };
-  let json: unknown;
+  const parsed = StatusReportSchema.safeParse(parseJson(run.stdout));
+  if (parsed.success) return { ...row, state: parsed.data.level, report: parsed.data };
+  // 255 is ssh's own failure (down, refused, key); anything else ran on the machine but was not our `status --json`
+  const said = lastLine(run.stderr) || `exit ${run.code}`;
+  if (run.code === 255) return { ...row, state: "unreachable", error: said };
+  return { ...row, state: "unreachable", error: `no status report (${said}); does this key's forced command run \`axe-appliance status --json\` of a current release?` };
+}
+
+function parseJson(text: string): unknown {
   try {
-    json = JSON.parse(run.stdout);
+    return JSON.parse(text);
   } catch {
-    return { ...row, state: "unreachable", error: lastLine(run.stderr) || `ssh exited ${run.code} without a status report` };
+    return undefined;
   }
-  const parsed = StatusReportSchema.safeParse(json);
-  if (!parsed.success) return { ...row, state: "unreachable", error: `the machine answered something that is not a status report (is it on an older release?)` };
-  return { ...row, state: parsed.data.level, report: parsed.data };
 }
 
 interface SshRun {

@@ -1,7 +1,8 @@
 /**
  * `fleet status` against real sshd endpoints on loopback, each with a forced command running the
  * real `axe-appliance status --json` against its own config dir: one machine answers, one is down
- * (its sshd stopped), one hangs past the timeout. Every machine is a row; nothing crashes.
+ * (its sshd stopped), one hangs past the timeout, one answers with another command (the deploy
+ * key's). Every machine is a row; nothing crashes.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
@@ -27,14 +28,16 @@ beforeAll(async () => {
   const axe = await startSshd({ forcedCommand: status(axeDir), env: { HOME: tempDir("axe-home") } });
   const other = await startSshd({ forcedCommand: status(otherDir) });
   const hung = await startSshd({ forcedCommand: "exec sleep 15" });
-  started.push(axe, other, hung);
+  const wrong = await startSshd({ forcedCommand: "echo '{\"steps\":[]}'; echo 'error: no release on stdin' >&2; exit 6" });
+  started.push(axe, other, hung, wrong);
   const dir = tempDir("axe-fleet");
   sshConfig = join(dir, "ssh_config");
-  writeFileSync(sshConfig, [axe.configFile("axe-macmini"), other.configFile("other-macmini"), hung.configFile("hung-macmini")].map((f) => readFileSync(f, "utf8")).join("\n"));
+  writeFileSync(sshConfig, [axe.configFile("axe-macmini"), other.configFile("other-macmini"), hung.configFile("hung-macmini"), wrong.configFile("wrong-macmini")].map((f) => readFileSync(f, "utf8")).join("\n"));
   fleetFile = join(dir, "customers.yaml");
   const customers = [
     ...TEST_CUSTOMERS.customers,
     { name: "hung", domains: ["hung.example"], host: "hung.axelabs.ai", machine: "hung-macmini", entra: { tenant_id: TENANT_AXE } },
+    { name: "wrong", domains: ["wrong.example"], host: "wrong.axelabs.ai", machine: "wrong-macmini", entra: { tenant_id: TENANT_AXE } },
   ].map((c) => ({ ...c, ssh_user: axe.user }));
   writeFileSync(fleetFile, stringify({ customers }));
   await other.stop(); // the machine that is down
@@ -45,13 +48,13 @@ afterAll(async () => {
 });
 
 describe("fleet status", () => {
-  test("one machine reports, one is down, one hangs past the timeout: three rows, exit 12", async () => {
+  test("one machine reports, one is down, one hangs past the timeout, one runs another command: four rows, exit 12", async () => {
     const args = ["fleet", "status", "--customers", fleetFile, "--ssh-config", sshConfig, "--ssh-option", "ConnectTimeout=5", "--timeout", "8"];
     const json = await runCli([...args, "--json"]);
     if (json.code !== 12) console.error(json.stdout, json.stderr);
     expect(json.code).toBe(12);
     const rows = JSON.parse(json.stdout) as FleetRow[];
-    expect(rows.map((r) => [r.customer, r.state])).toEqual([["axe", "fail"], ["other", "unreachable"], ["hung", "unreachable"]]);
+    expect(rows.map((r) => [r.customer, r.state])).toEqual([["axe", "fail"], ["other", "unreachable"], ["hung", "unreachable"], ["wrong", "unreachable"]]);
 
     const axe = rows[0]!.report!;
     expect(axe.customer).toBe("axe"); // the report came from that machine's config dir
@@ -59,6 +62,8 @@ describe("fleet status", () => {
     expect(axe.backup.find((b) => b.tier === "local")!.problems).toEqual([]);
     expect(rows[1]!.error).toMatch(/refused|closed|ssh/i);
     expect(rows[2]!.error).toBe("no answer within 8000 ms");
+    expect(rows[3]!.error).toContain("no status report (error: no release on stdin)");
+    expect(rows[3]!.error).toContain("forced command");
 
     const table = await runCli(args);
     expect(table.code).toBe(12);
@@ -67,6 +72,7 @@ describe("fleet status", () => {
     expect(lines[1]).toMatch(/^axe\s+axe-macmini\s+RED\s/);
     expect(lines[2]).toMatch(/^other\s+other-macmini\s+UNREACHABLE\s/);
     expect(lines[3]).toMatch(/^hung\s+hung-macmini\s+UNREACHABLE\s.*no answer within 8000 ms/);
+    expect(lines[4]).toMatch(/^wrong\s+wrong-macmini\s+UNREACHABLE\s/);
   }, 60_000);
 
   test("--customer picks machines; an unknown name is a usage error", async () => {
