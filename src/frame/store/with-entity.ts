@@ -30,7 +30,12 @@ export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => 
   const role = await entityRole(sql, entity);
   const schema = entitySchema(entity);
   return (await sql.begin(async (tx) => {
-    await tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`;
-    return work(tx);
+    // Pipelined: the switch is sent now and the work's first query right behind it on the same
+    // connection, so Postgres runs them in order while we save a round trip.
+    const switched = tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`.execute();
+    const result = work(tx);
+    result.catch(() => {}); // if the switch failed, its error is the one to report
+    await switched;
+    return result;
   })) as T;
 }
