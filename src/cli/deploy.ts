@@ -99,7 +99,23 @@ function whoFrom(inv: Invocation): string {
   const flag = stringFlag(inv, "who") ?? process.env.AXE_DEPLOY_WHO;
   if (flag) return flag;
   const peer = process.env.SSH_CLIENT?.split(" ")[0];
+  const tailnet = peer ? tailscaleIdentity(peer) : undefined;
+  if (tailnet) return tailnet;
   return `${process.env.USER ?? "unknown"}@${peer ? `ssh:${peer}` : hostname()}`;
+}
+
+/** The Tailscale login behind a 100.64.0.0/10 peer address, when `tailscale` is installed. */
+function tailscaleIdentity(ip: string): string | undefined {
+  const [a, b] = ip.split(".").map(Number);
+  if (a !== 100 || b === undefined || b < 64 || b > 127) return undefined;
+  const whois = spawnSync("tailscale", ["whois", "--json", ip], { encoding: "utf8", timeout: 2000 });
+  if (whois.status !== 0) return undefined;
+  try {
+    const login = (JSON.parse(whois.stdout) as { UserProfile?: { LoginName?: string } }).UserProfile?.LoginName;
+    return login ? `${login} (tailscale ${ip})` : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Prints the JSON report; a failure also gets its one-line reason on stderr and exit 6. */

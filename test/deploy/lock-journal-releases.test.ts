@@ -92,3 +92,18 @@ describe("installed releases", () => {
     expect(listReleases(data).map((r) => r.version).sort()).toEqual(["1.0.1", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"]);
   }, 60_000);
 });
+
+describe("push progress bar", () => {
+  test("draws whole percents on one line and ends with a newline", async () => {
+    const { progressBar } = await import("../../src/deploy/push.ts");
+    const drawn: string[] = [];
+    const bar = progressBar((s) => drawn.push(s));
+    const total = 4 * 1_048_576;
+    for (const sent of [0, 1_048_576, 1_048_576 + 10, total]) bar(sent, total);
+    expect(drawn).toEqual([
+      "\r[--------------------]   0%  0.0/4.0 MB",
+      "\r[#####---------------]  25%  1.0/4.0 MB",
+      "\r[####################] 100%  4.0/4.0 MB\n",
+    ]);
+  });
+});

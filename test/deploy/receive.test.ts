@@ -56,6 +56,12 @@ describe("deploy receive, end to end", () => {
     expect(duringRollback.failures).toEqual([]);
     expect((await proxyStatus(app.socket)).live).toBe("green");
     expect(await healthOf(colorUrl(app.config, "blue"))).toMatchObject({ release: "1.0.0-b" }); // still warm
+    const status = await runAppliance(app, ["deploy", "status"]).done;
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^blue {3}standby {2}release 1\.0\.0-b {2}healthy$/m);
+    expect(status.stdout).toMatch(/^green {2}live {5}release 1\.0\.0-a {2}healthy$/m);
+    const listed = await runAppliance(app, ["deploy", "history"]).done;
+    expect(listed.stdout.trim().split("\n").map((l) => l.split(/\s{2,}/).slice(1, 3).join(" "))).toEqual(["deploy 1.0.0-a", "deploy 1.0.0-b", "rollback 1.0.0-a"]);
     const history = deployHistory(app.config);
     expect(history.map((h) => [h.action, h.release, h.ok])).toEqual([
       ["deploy", "1.0.0-a", true],
