@@ -131,6 +131,11 @@ describe("data tools over MCP", () => {
     expect([records!.n, collections!.n]).toEqual([0, 1]);
     const stored = await call(admin, "create_record", { collection: "people", values: { name: meta, email: meta } });
     expect(stored.data.values).toEqual({ name: meta, email: meta });
+    // Metacharacters in free text are just text: they search, they do not break or widen the query.
+    expect((await call(admin, "search_records", { collection: "people", query: meta })).data.records.map((r: any) => r.id)).toEqual([stored.data.id]);
+    expect((await call(admin, "search_records", { collection: "people", query: "' or 1=1 --" })).data.records).toEqual([]);
+    expect((await call(admin, "search_records", { collection: "people", filters: { email: meta } })).data.records.length).toBe(1);
+    expect((await call(admin, "query_audit_log", { tool: meta, who: meta })).data.rows).toEqual([]);
   });
 
   test("concurrent update_record calls with the same expected version: exactly one wins", async () => {
