@@ -173,6 +173,6 @@ export class ProxyHandler {
 
   private log(exchange: Exchange, label: UpstreamLabel, status: number, bytes: number): void {
     this.parts.metrics.request(label, status, (performance.now() - exchange.startedAt) / 1000);
-    this.parts.accessLog.record({ ...exchange, status, upstream: label, bytes });
+    this.parts.accessLog.record(exchange.id, exchange.method, exchange.path, status, label, bytes, exchange.startedAt);
   }
 }
