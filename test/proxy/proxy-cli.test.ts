@@ -1,7 +1,8 @@
 /** `axe-appliance proxy ...` as an operator runs it: real child processes, real signals. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
-import { proxyConfigDir, spawnProxy, startUpstream, stopAll, type ChildProxy } from "./harness.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import { eventually, proxyConfigDir, spawnProxy, startUpstream, stopAll, type ChildProxy } from "./harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 let configDir: string;
@@ -50,8 +51,8 @@ test("a bad color is a usage error (exit 2); an unreachable proxy is exit 9 with
 });
 
 test("SIGTERM: in-flight requests finish, then the proxy exits 0", async () => {
-  const slow = fetch(`${proxy.url}/frame/slow?ms=600`);
-  await Bun.sleep(100);
+  const slow = fetch(`${proxy.url}/frame/slow?ms=1500`);
+  await eventually(async () => (await proxyStatus(proxy.socket)).colors.green.inflight === 1);
   proxy.process.kill("SIGTERM");
   const response = await slow;
   expect(response.status).toBe(200);

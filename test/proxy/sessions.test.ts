@@ -60,7 +60,7 @@ test("a drain waits for an open stream on the old color, bounded by its timeout"
   await switchLiveColor(proxy.socket, "blue");
   await switchLiveColor(proxy.socket, "green");
   await switchLiveColor(proxy.socket, "blue");
-  const stream = await fetch(`${proxy.url}/frame/sse?n=6&gap=100`); // on blue
+  const stream = await fetch(`${proxy.url}/frame/sse?n=10&gap=150`); // on blue
   await switchLiveColor(proxy.socket, "green");
   const short = await drainColor(proxy.socket, { color: "blue", timeoutMs: 50 });
   expect(short.drained).toBe(false);
