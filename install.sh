@@ -196,9 +196,10 @@ forced_command() {
 sudoers_text() {
   cat <<EOF
 # axe-appliance (install.sh): the deploy key's forced command runs the release receiver as root,
-# which restarts blue and green through $backend. Nothing else.
+# which restarts blue and green through $backend; the status key's runs the status report, which
+# reads root's secrets and the proxy's admin socket. Nothing else.
 Defaults!$installed_bin env_keep += "AXE_DEPLOY_WHO"
-$deploy_user ALL=(root) NOPASSWD: $installed_bin deploy receive --config $cfg
+$deploy_user ALL=(root) NOPASSWD: $installed_bin deploy receive --config $cfg, $installed_bin status --json --config $cfg
 EOF
 }
 remove_key_lines() { # FILE: drops our forced-command lines, keeps every other line

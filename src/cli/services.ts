@@ -10,7 +10,7 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSyn
 import { join, resolve } from "node:path";
 import { scheduleUnits, type Platform } from "../backup/schedule.ts";
 import { loadConfig, type Config } from "../config/load.ts";
-import { COLORS, pointColor, readColors } from "../deploy/colors.ts";
+import { COLORS, pointColor } from "../deploy/colors.ts";
 import { parseManifest, RELEASE_FORMAT, VERSION_PATTERN } from "../deploy/manifest.ts";
 import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
 import { findRelease, releasesDir } from "../deploy/releases.ts";
@@ -74,8 +74,8 @@ function describeBinary(binary: string): { version: string; commit: string; targ
 }
 
 /**
- * A color with no release yet gets `binary` as its first one: releases/<version>/ (binary and
- * manifest, as the deploy receiver leaves them), current/<color> and colors.json. A color a
+ * A color with no current/<color> link yet gets `binary` as its first release: releases/<version>/
+ * (binary and manifest, as the deploy receiver leaves them), the link and colors.json. A color a
  * deploy already set up is never touched. Returns one line per thing done.
  */
 export function seedReleases(config: Config, binary: string, dryRun: boolean): string[] {
@@ -96,7 +96,7 @@ export function seedReleases(config: Config, binary: string, dryRun: boolean): s
     lines.push(`${dryRun ? "would point" : "pointed"} ${color} at release ${version}`);
     if (dryRun) continue;
     linkCurrent(data, color, version);
-    if (!readColors(data)[color]) pointColor(data, color, version);
+    pointColor(data, color, version); // the unit runs the link, so colors.json must say the same
   }
   return lines;
 }
