@@ -145,6 +145,7 @@ keep the old color warm. Prints a JSON report; every step is also appended to
 {data_dir}/state/deploy-journal.jsonl. Exit 6 when a step fails: the live color keeps serving.`,
       options: { config: CONFIG_OPTION, who: WHO },
       run: async (inv) => {
+        if (process.stdin.isTTY) throw new UsageError("NO_RELEASE_STREAM", `${inv.path} reads a release stream on stdin, and stdin is a terminal`, "run `axe-appliance deploy push` on the operator's machine instead");
         const config = loadConfig({ dir: stringFlag(inv, "config") });
         return finish(await receiveRelease({ config, input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>, who: whoFrom(inv) }));
       },
