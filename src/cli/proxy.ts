@@ -30,6 +30,7 @@ export const proxyCommand: Command = {
         "OAuth protected resource metadata go to the live color, proxy.routes to their upstreams.",
         "Answers GET /healthz itself. The live color is kept in {data_dir}/state/proxy.json.",
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests (up to proxy.drain_timeout_ms), exit 0.",
+        "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken or another proxy holds the admin socket.",
       ].join("\n"),
       options: { config: CONFIG_OPTION },
       run: async (inv) => runProxy(loadConfig({ dir: stringFlag(inv, "config") })),
