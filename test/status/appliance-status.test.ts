@@ -82,6 +82,7 @@ describe("status on one machine", () => {
     expect(proxy).toMatch(/^axe_proxy_switches_total [1-9]/m);
     for (const tier of ["local", "ring", "cold"]) expect(proxy).toMatch(new RegExp(`^axe_backup_last_success_age_seconds\\{tier="${tier}"\\} \\d`, "m"));
 
+    expect((await fetch(`${app.proxyUrl}/metrics`)).status).toBe(404); // frame's counters stay off the public side
     const frame = await (await fetch(`${colorUrl(app.config, "blue")}/metrics`)).text();
     expect(frame).toMatch(/^axe_frame_tool_calls_total\{color="blue",tool="whoami",outcome="ok"\} 1$/m);
     expect(frame).toMatch(/^axe_frame_auth_refusals_total\{color="blue",reason="[A-Za-z_]+",status="401"\} 1$/m);
