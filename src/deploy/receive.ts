@@ -7,6 +7,7 @@
  * Nothing from the stream runs before `verify` passes. Until `switch` succeeds the live color is
  * never touched; a failure before it puts the passive color back on its previous release.
  */
+import { rmSync } from "node:fs";
 import type { Config } from "../config/load.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
@@ -52,10 +53,12 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
   const socket = proxySettings(config).adminSocket;
   let lock: HeldLock | undefined;
   let restore: (() => Promise<void>) | undefined;
+  let staged: string | undefined;
   try {
     let verified!: VerifiedRelease;
     await runner.step("verify", async () => {
-      verified = await readRelease(options.input, { publicPem: config.fleet.releasePublicKey, maxBytes: config.appliance.deploy.max_release_bytes, stagingFile: stagingPath(data) });
+      staged = stagingPath(data);
+      verified = await readRelease(options.input, { publicPem: config.fleet.releasePublicKey, maxBytes: config.appliance.deploy.max_release_bytes, stagingFile: staged });
       runner.report.release = verified.manifest.version;
       return `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit})`;
     });
@@ -101,6 +104,7 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     });
     return { report: runner.finish(true) };
   } catch (error) {
+    if (staged) rmSync(staged, { force: true }); // verified but never installed (e.g. refused at the lock)
     if (restore) {
       const undo = restore;
       await runner.step("restore", async () => (await undo(), "the passive color is back on its previous release; the live color never changed")).catch(() => undefined);

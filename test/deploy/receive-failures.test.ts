@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { colorUrl } from "../../src/deploy/switch.ts";
@@ -89,6 +89,8 @@ describe("deploy receive failures leave the live color serving", () => {
     expect(lost[0]!.stderr).toContain("failed at step lock: another deploy is running");
     expect(lost[0]!.report!.steps.map((s) => s.step)).toEqual(["verify", "lock"]);
     expect((await proxyStatus(app.socket)).live).toBe("blue");
+    // the refused one's verified copy was not left behind
+    expect(readdirSync(join(app.config.paths.data, "releases")).filter((n) => n.startsWith("."))).toEqual([]);
   }, 120_000);
 
   test("kill -9 of the receiver mid-deploy: the next deploy reports the stale lock and recovers", async () => {
