@@ -122,9 +122,10 @@ function installSeed(data: string, binary: string, version: string, info: Return
   renameSync(staging, target);
 }
 
-/** Writes files whose text changed (0644, atomically); returns the names it wrote. */
-function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line: string) => void): Set<string> {
+/** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */
+function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line: string) => void): { changed: Set<string>; replaced: Set<string> } {
   const changed = new Set<string>();
+  const replaced = new Set<string>();
   if (!dryRun) mkdirSync(dir, { recursive: true, mode: 0o755 });
   for (const unit of units) {
     const path = join(dir, unit.file);
@@ -134,6 +135,7 @@ function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line:
       continue;
     }
     changed.add(unit.file);
+    if (existsSync(path)) replaced.add(unit.file);
     say(`${dryRun ? "would write" : "wrote"} ${path}`);
     if (dryRun) continue;
     const temp = `${path}.tmp-${process.pid}`;
@@ -141,10 +143,11 @@ function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line:
     chmodSync(temp, 0o644);
     renameSync(temp, path);
   }
-  return changed;
+  return { changed, replaced };
 }
 
-function loadUnits(backend: Platform, dir: string, units: UnitFile[], changed: Set<string>, dryRun: boolean, say: (line: string) => void): void {
+function loadUnits(backend: Platform, dir: string, units: UnitFile[], written: { changed: Set<string>; replaced: Set<string> }, dryRun: boolean, say: (line: string) => void): void {
+  const { changed, replaced } = written;
   const act = (program: string, args: string[], mustSucceed = true) => (dryRun ? (say(`would run: ${program} ${args.join(" ")}`), true) : run(program, args, say, mustSucceed));
   if (backend === "launchd") {
     for (const unit of units) {
@@ -158,7 +161,8 @@ function loadUnits(backend: Platform, dir: string, units: UnitFile[], changed: S
   if (changed.size > 0) act("systemctl", ["daemon-reload"]);
   const enable = units.filter((u) => u.enable).map((u) => u.file);
   act("systemctl", ["enable", "--now", ...enable]);
-  const restart = enable.filter((f) => changed.has(f) && f.endsWith(".service"));
+  // enable --now started the new ones; a running service whose unit file was replaced needs a restart to use it
+  const restart = enable.filter((f) => replaced.has(f) && f.endsWith(".service"));
   if (restart.length) act("systemctl", ["try-restart", ...restart]);
 }
 
@@ -210,8 +214,8 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
         const say = (line: string) => process.stdout.write(`${line}\n`);
         seedReleases(config, binary, dryRun).forEach(say);
         const units = applianceUnits(config, backend, binary, stringFlag(inv, "user"));
-        const changed = writeUnits(dir, units, dryRun, say);
-        if (!inv.values["no-load"]) loadUnits(backend, dir, units, changed, dryRun, say);
+        const written = writeUnits(dir, units, dryRun, say);
+        if (!inv.values["no-load"]) loadUnits(backend, dir, units, written, dryRun, say);
       },
     },
     {
