@@ -49,7 +49,7 @@ export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
   try {
     return await sql.begin("isolation level repeatable read read only", async (tx) => {
       const [{ snapshot }] = (await tx`select pg_export_snapshot() as snapshot`) as unknown as [{ snapshot: string }];
-      const dumpArgs = ["-Fc", "--no-password", `--snapshot=${snapshot}`];
+      const dumpArgs = ["-Fc", "-Z0", "--no-password", `--snapshot=${snapshot}`];
       const figuresTaken = tableFigures(tx);
       const backup = options.restic.hasStdinFromCommand
         ? backupFromCommand(options, [join(bin, "pg_dump"), ...dumpArgs], auth.env)
@@ -113,8 +113,16 @@ async function backupThroughPipe(options: DumpOptions, pgDump: string, args: str
     dump.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
   // If restic dies first, stop pg_dump instead of letting it block on a full pipe.
-  resticDone.then(() => dump.exitCode === null && dump.kill("SIGTERM"));
+  let resticEnded = false;
+  resticDone.then(() => {
+    resticEnded = true;
+    if (dump.exitCode === null) dump.kill("SIGTERM");
+  });
   const dumpCode = await dumpDone;
+  if (resticEnded) {
+    const result = await resticDone;
+    if (result.code !== 0 || dumpCode !== 0) throw result.code !== 0 ? resticFailure(options.repo, "saving the database dump", result) : dumpFailure(dumpCode, dumpStderr);
+  }
   if (dumpCode === 0) {
     restic.stdin!.end();
     const result = await resticDone;

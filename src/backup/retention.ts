@@ -2,6 +2,7 @@
  * Retention: `restic forget --prune` with the tier's keep policy, for this host's snapshots only.
  * Callers run it only after that tier's backup succeeded, never on a failed run.
  */
+import { BackupError } from "../lib/errors.ts";
 import type { Keep } from "./context.ts";
 import type { Repo, Restic } from "./restic.ts";
 
@@ -24,4 +25,19 @@ export async function applyRetention(restic: Restic, repo: Repo, keep: Keep, hos
  */
 export async function removeStaleLocks(restic: Restic, repo: Repo): Promise<void> {
   await restic.must(repo, ["unlock"], "removing stale locks");
+}
+
+/**
+ * Runs `work`; when restic finds the repository locked, removes stale locks and tries once more.
+ * Costs nothing on a normal day. A live lock (another machine, a restic run by hand) survives
+ * `restic unlock`, and the retry fails with restic's own message.
+ */
+export async function retryAfterStaleLocks<T>(restic: Restic, repo: Repo, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!(error instanceof BackupError && error.code === "REPO_LOCKED")) throw error;
+  }
+  await removeStaleLocks(restic, repo);
+  return work();
 }

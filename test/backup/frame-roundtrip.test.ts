@@ -46,7 +46,7 @@ describe("backup round trip on the frame store", () => {
         ids[entity]!.push(r.id);
         if (i % 3 === 0) await store.run(entity, (tx, keys) => updateRecord(tx, keys, "u2", r.id, 1, { age: i + 100 }));
       }
-      await appendAudit(fx.db.sql, ...Array.from({ length: 80 }, (_, i) => ({ at: new Date(), who: `u${i % 5}`, entity, tool: "record_create", outcome: "ok", durationMs: i })));
+      await appendAudit(fx.db.sql, ...Array.from({ length: 80 }, (_, i) => ({ at: new Date(), who: `u${i % 5}`, entity, tool: "record_create", outcome: "ok" as const, durationMs: i })));
     }
     const before = await everyRow(fx.db.sql);
     expect(before["entity_axe.audit_log"]!.length).toBe(80);

@@ -4,7 +4,7 @@
  * `restic copy` from the local repository.
  */
 import type { BackupContext, Keep } from "../context.ts";
-import { applyRetention, removeStaleLocks } from "../retention.ts";
+import { applyRetention, retryAfterStaleLocks } from "../retention.ts";
 import type { Repo } from "../restic.ts";
 import { updateTier } from "../status.ts";
 
@@ -25,9 +25,8 @@ export async function ensureCopyRepo(ctx: BackupContext, repo: Repo): Promise<bo
 export async function copyFromLocal(ctx: BackupContext, repo: Repo, keep: Keep | undefined): Promise<{ snapshot?: string; created: boolean }> {
   const restic = ctx.restic();
   const created = await ensureCopyRepo(ctx, repo);
-  await removeStaleLocks(restic, repo);
-  await restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", { extraEnv: fromEnv(ctx) });
-  if (keep) await applyRetention(restic, repo, keep, ctx.host);
+  await retryAfterStaleLocks(restic, repo, () => restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", { extraEnv: fromEnv(ctx) }));
+  if (keep) await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, keep, ctx.host));
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
   const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
   const size = await restic.stats(repo);

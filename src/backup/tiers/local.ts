@@ -2,14 +2,14 @@
  * Tier 1: the local repository receives the database dump, then the config and state
  * directories (secrets included: restic encrypts them), then retention.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import type { DatabaseTarget } from "../../db/connect.ts";
 import type { BackupContext } from "../context.ts";
 import { dumpDatabase, summaryOf } from "../dump.ts";
 import { recordFigures } from "../figures.ts";
 import { createProgress } from "../progress.ts";
-import { applyRetention, removeStaleLocks } from "../retention.ts";
+import { applyRetention, retryAfterStaleLocks } from "../retention.ts";
 import { resticFailure } from "../restic.ts";
 import { updateTier } from "../status.ts";
 import type { TierResult } from "./types.ts";
@@ -19,21 +19,18 @@ export const FILES_TAG = "files";
 export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): Promise<TierResult> {
   const restic = ctx.restic();
   const repo = ctx.local;
-  if (!(await restic.exists(repo))) {
-    return { tier: "local", outcome: "failed", code: "REPO_MISSING", message: `local tier: no repository at ${repo.repository}; run \`axe-appliance backup init\`` };
-  }
-  await removeStaleLocks(restic, repo);
   const dumpProgress = createProgress("database dump");
-  const dump = await dumpDatabase({ restic, repo, target, host: ctx.host, onLine: dumpProgress.line }).finally(dumpProgress.done);
+  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, onLine: dumpProgress.line })).finally(dumpProgress.done);
   recordFigures(ctx.stateDir, dump.summary.snapshot_id, dump.figures);
   const filesProgress = createProgress("config, state");
-  const files = await restic
-    .run(repo, ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)], { onLine: filesProgress.line })
-    .finally(filesProgress.done);
-  if (files.code !== 0 && files.code !== 3) throw resticFailure(repo, "backing up config and state", files);
+  const files = await retryAfterStaleLocks(restic, repo, async () => {
+    const result = await restic.run(repo, ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)], { onLine: filesProgress.line });
+    if (result.code !== 0 && result.code !== 3) throw resticFailure(repo, "backing up config and state", result);
+    return result;
+  }).finally(filesProgress.done);
   const filesSummary = summaryOf(files);
-  await applyRetention(restic, repo, ctx.settings.local.keep, ctx.host);
-  const size = await restic.stats(repo);
+  await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, ctx.settings.local.keep, ctx.host));
+  const size = directorySize(repo.repository);
   const added = dump.summary.data_added + filesSummary.data_added;
   updateTier(ctx.stateDir, "local", (t) => ({
     ...t,
@@ -77,4 +74,13 @@ function entriesAround(dir: string, skip: string): string[] {
     else out.push(p);
   }
   return out;
+}
+
+/** Bytes under a local repository (cheaper than `restic stats` for a local tier). */
+export function directorySize(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
+  }
+  return total;
 }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bun
+/**
+ * backup benchmark: `axe-appliance backup run --tier local` against the same pipeline run by hand
+ * (`pg_dump -Fc | restic backup --stdin`), on the same generated database in the same run, each
+ * into a fresh repository per round, the order alternating between rounds. Then an incremental
+ * run after a small change: its time and the bytes it added.
+ *
+ *   bun bench/backup.ts [--gb 1] [--rounds 2]
+ *
+ * Ours does more than the hand pipeline: figures per table (in the dump's snapshot), the config
+ * and state snapshot, retention and a size query. The ratio covers all of it.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { libpqEnv } from "../src/db/connect.ts";
+import { DUMP_TOOLS, findPostgresTools } from "../src/db/postgres-tools.ts";
+import { writeSecretFile } from "../src/lib/secret-file.ts";
+import { makeConfigDir } from "../test/helpers/config.ts";
+import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
+import { removeTempDirs, tempDir } from "../test/helpers/tmp.ts";
+
+const { values: flags } = parseArgs({ options: { gb: { type: "string", default: "1" }, rounds: { type: "string", default: "2" } } });
+const TARGET_BYTES = Number(flags.gb) * 1024 ** 3;
+const ROUNDS = Number(flags.rounds);
+const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
+
+const seconds = (start: number) => (performance.now() - start) / 1000;
+
+function run(argv: string[], env: Record<string, string> = {}): { seconds: number; stdout: string } {
+  const start = performance.now();
+  const child = Bun.spawnSync(argv, { env: { ...process.env, AXE_CONFIG_DIR: "", ...env }, stdout: "pipe", stderr: "pipe" });
+  const took = seconds(start);
+  if (child.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${child.exitCode}): ${child.stderr.toString().slice(-2000)}`);
+  return { seconds: took, stdout: child.stdout.toString() };
+}
+
+async function main() {
+  const db = await freshDatabase("bench");
+  const started = performance.now();
+  await db.sql`create table bench_rows (id bigint primary key, body text not null, n int not null, at timestamptz not null)`;
+  let next = 1;
+  const batch = 400_000;
+  while (Number((await db.sql`select pg_total_relation_size('bench_rows') as s`)[0]!.s) < TARGET_BYTES) {
+    await db.sql`insert into bench_rows select i, md5(i::text) || md5((i * 7)::text) || md5((i * 13)::text) || repeat(md5((i % 1000)::text), 4), i % 9973, now() - (i || ' seconds')::interval from generate_series(${next}::bigint, ${next + batch - 1}::bigint) i`;
+    next += batch;
+  }
+  await db.sql`vacuum analyze bench_rows`;
+  const size = Number((await db.sql`select pg_database_size(current_database()) as s`)[0]!.s);
+  console.log(`database: ${(size / 1024 ** 3).toFixed(2)} GiB, ${next - 1} rows, generated in ${seconds(started).toFixed(0)}s`);
+
+  const config = makeConfigDir({ database: db.target, appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("bench-cold") } } } });
+  const pgBin = findPostgresTools(DUMP_TOOLS);
+  const passDir = mkdtempSync(join(tmpdir(), "bench-pgpass-"));
+  const passfile = join(passDir, "pgpass");
+  writeSecretFile(passfile, `*:*:*:${db.target.user}:${db.target.password}\n`);
+  const handEnv = { ...libpqEnv({ ...db.target, passfile }) };
+
+  const results: Array<{ hand: number; ours: number }> = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    rmSync(join(config, "data", "backup"), { recursive: true, force: true });
+    run([process.execPath, MAIN, "backup", "init", "--config", config]);
+    const handRepo = tempDir("bench-hand");
+    const handPassword = join(tempDir("bench-hand-pw"), "password");
+    writeSecretFile(handPassword, "bench-hand-password\n");
+    const resticEnv = { RESTIC_REPOSITORY: join(handRepo, "repo"), RESTIC_PASSWORD_FILE: handPassword, RESTIC_CACHE_DIR: join(handRepo, "cache") };
+    run(["restic", "init", "-q"], resticEnv);
+    const hand = () => run(["bash", "-c", `set -o pipefail; "${pgBin}/pg_dump" -Fc -Z0 --no-password | restic backup --stdin --stdin-filename frame.dump --host hand -q`], { ...handEnv, ...resticEnv }).seconds;
+    const ours = () => run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], { AXE_LOG_LEVEL: "warn" }).seconds;
+    const r = round % 2 === 0 ? { hand: hand(), ours: ours() } : (() => { const o = ours(); return { ours: o, hand: hand() }; })();
+    results.push(r);
+    console.log(`round ${round + 1} (${round % 2 === 0 ? "hand first" : "ours first"}): hand ${r.hand.toFixed(1)}s, ours ${r.ours.toFixed(1)}s, ratio ${(r.ours / r.hand).toFixed(3)}`);
+  }
+  const hand = results.reduce((s, r) => s + r.hand, 0);
+  const ours = results.reduce((s, r) => s + r.ours, 0);
+  console.log(`total: hand ${hand.toFixed(1)}s, ours ${ours.toFixed(1)}s, ratio ${(ours / hand).toFixed(3)} (overhead ${(((ours / hand) - 1) * 100).toFixed(1)}%)`);
+
+  await db.sql`update bench_rows set n = n + 1 where id % 5000 = 0`;
+  await db.sql`insert into bench_rows select i, md5(i::text), 0, now() from generate_series(${next}::bigint, ${next + 999}::bigint) i`;
+  const incremental = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], { AXE_LOG_LEVEL: "warn" });
+  const status = JSON.parse(readFileSync(join(config, "data", "state", "backup.json"), "utf8")) as { tiers: { local: { lastSnapshot: { bytesAdded: number } } } };
+  const changed = Math.floor((next - 1) / 5000);
+  console.log(`incremental after updating ${changed} rows and inserting 1000: ${incremental.seconds.toFixed(1)}s, ${(status.tiers.local.lastSnapshot.bytesAdded / 1024 ** 2).toFixed(1)} MiB added`);
+
+  rmSync(passDir, { recursive: true, force: true });
+  await db.drop();
+}
+
+try {
+  await main();
+} finally {
+  await stopTestCluster();
+  removeTempDirs();
+}
