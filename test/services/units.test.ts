@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { readlinkSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readlinkSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { launchdPlist, launchdPlists } from "../../src/services/launchd.ts";
@@ -39,6 +39,22 @@ describe("systemd units", () => {
     const c = config();
     const unit = systemdUnit({ ...c, dir: "/opt/axe config" }, "proxy", { binary: "/opt/axe/bin/axe-appliance" });
     expect(unit).toContain('ExecStart=/opt/axe/bin/axe-appliance proxy run --config "/opt/axe config"\n');
+  });
+});
+
+describe("systemd-analyze", () => {
+  test.skipIf(!Bun.which("systemd-analyze"))("accepts every generated unit without a warning", () => {
+    const c = config();
+    const dir = tempDir("axe-units");
+    for (const color of ["blue", "green"] as const) {
+      mkdirSync(join(c.paths.data, "current", color), { recursive: true });
+      copyFileSync("/bin/true", join(c.paths.data, "current", color, "axe-appliance"));
+    }
+    for (const unit of systemdUnits(c, { binary: "/bin/true" })) writeFileSync(join(dir, unit.file), unit.text);
+    const files = systemdUnits(c).map((u) => join(dir, u.file));
+    const run = Bun.spawnSync(["systemd-analyze", "verify", "--man=no", ...files], { stdout: "pipe", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    expect(run.exitCode).toBe(0);
   });
 });
 
