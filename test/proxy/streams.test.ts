@@ -4,10 +4,12 @@ import { connect } from "node:net";
 import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy } from "./harness.ts";
 
 let proxy: InProcessProxy;
+let tunnel: InProcessProxy;
 
 beforeAll(async () => {
   const [blue, green] = await Promise.all([startUpstream("blue"), startUpstream("green")]);
   proxy = await startProxy(proxyConfigDir(blue, green, { idle_timeout_s: 1 }));
+  tunnel = await startProxy(proxyConfigDir(blue, green, { trusted_proxies: ["127.0.0.1"] }));
 });
 afterAll(stopAll);
 
@@ -45,4 +47,26 @@ test("HEAD keeps the upstream's headers and sends no body; 404 passes through", 
   const missing = await fetch(`${proxy.url}/frame/missing`);
   expect(missing.status).toBe(404);
   expect(await missing.json()).toMatchObject({ color: "blue" });
+});
+
+test("a large request body streams through with back-pressure and arrives whole", async () => {
+  const piece = new Uint8Array(64 * 1024).fill(120);
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= 48) return controller.close();
+      sent++;
+      controller.enqueue(piece);
+    },
+  });
+  const response = await fetch(`${proxy.url}/frame/echo`, { method: "POST", body });
+  expect(await response.json()).toMatchObject({ method: "POST", bodyBytes: 48 * 64 * 1024 });
+});
+
+test("X-Forwarded-* from a trusted proxy (the tunnel) are kept and extended", async () => {
+  const response = await fetch(`${tunnel.url}/frame/echo`, { headers: { "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https", "x-forwarded-host": "axe.axelabs.ai" } });
+  const headers = ((await response.json()) as { headers: Record<string, string> }).headers;
+  expect(headers["x-forwarded-for"]).toBe("203.0.113.7, 127.0.0.1");
+  expect(headers["x-forwarded-proto"]).toBe("https");
+  expect(headers["x-forwarded-host"]).toBe("axe.axelabs.ai");
 });
