@@ -1,11 +1,13 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateReleaseKeyPair } from "../deploy/sign.ts";
-import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
+import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
 import { DeployError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { launchdPlists } from "../services/launchd.ts";
+import { systemdUnits } from "../services/systemd.ts";
 import { tmpdir } from "node:os";
 import { loadFleet } from "../config/customers.ts";
 import { findCustomer, loadRelease, progressBar, pushRelease, renderReport, type PushResult } from "../deploy/push.ts";
@@ -157,6 +159,33 @@ keep the old color warm. Prints a JSON report; every step is also appended to
       usage: "[--config DIR] [--who NAME]",
       options: { config: CONFIG_OPTION, who: WHO },
       run: async (inv) => finish(await rollback({ config: loadConfig({ dir: stringFlag(inv, "config") }), who: whoFrom(inv) })),
+    },
+    {
+      name: "units",
+      summary: "write the launchd plists or systemd units for proxy, blue and green",
+      usage: "--out DIR [--backend launchd|systemd] [--binary PATH] [--user NAME] [--config DIR]",
+      details: `
+Writes ai.axelabs.axe.{proxy,blue,green}.plist (launchd, default on macOS) or .service (systemd)
+into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
+{data_dir}/current/<color> link that deploys move, so the files never change across deploys.`,
+      options: {
+        out: { type: "string", value: "DIR", description: "where to write the files" },
+        backend: { type: "string", value: "launchd|systemd", description: "default: launchd on macOS, systemd elsewhere" },
+        binary: { type: "string", value: "PATH", description: "the installed binary that runs the proxy (default /opt/axe/bin/axe-appliance)" },
+        user: { type: "string", value: "NAME", description: "the account the services run as" },
+        config: CONFIG_OPTION,
+      },
+      run: (inv) => {
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const kind = choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ?? (process.platform === "darwin" ? "launchd" : "systemd");
+        const options = { ...(stringFlag(inv, "binary") ? { binary: stringFlag(inv, "binary") } : {}), ...(stringFlag(inv, "user") ? { user: stringFlag(inv, "user") } : {}) };
+        const out = resolve(stringFlag(inv, "out", true));
+        mkdirSync(out, { recursive: true });
+        for (const unit of kind === "launchd" ? launchdPlists(config, options) : systemdUnits(config, options)) {
+          writeFileSync(join(out, unit.file), unit.text, { mode: 0o644 });
+          process.stdout.write(`wrote ${join(out, unit.file)}\n`);
+        }
+      },
     },
     {
       name: "status",

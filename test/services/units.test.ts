@@ -96,3 +96,18 @@ describe("current links", () => {
     expect(readFileSync(currentEnvFile(data, "green"), "utf8")).toBe("AXE_RELEASE=1.2.4\n");
   });
 });
+
+describe("deploy units", () => {
+  test("writes the three systemd units (or launchd plists) the generators make", async () => {
+    const { runCli } = await import("../helpers/cli.ts");
+    const c = config();
+    const out = tempDir("axe-units-out");
+    const run = await runCli(["deploy", "units", "--out", out, "--backend", "systemd", "--user", "axe", "--config", c.dir]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    for (const unit of systemdUnits(c, { user: "axe" })) expect(readFileSync(join(out, unit.file), "utf8")).toBe(unit.text);
+    const plists = await runCli(["deploy", "units", "--out", out, "--backend", "launchd", "--config", c.dir]);
+    expect(plists.code).toBe(0);
+    for (const plist of launchdPlists(c)) expect(readFileSync(join(out, plist.file), "utf8")).toBe(plist.text);
+  }, 30_000);
+});
