@@ -10,7 +10,7 @@ import type { ColorSelector } from "./color-selector.ts";
 import { isEventStream, upstreamRequestHead } from "./forward-headers.ts";
 import type { Metrics, UpstreamLabel } from "./metrics.ts";
 import type { PauseController } from "./pause-controller.ts";
-import { pathOf, refuse } from "./request-guard.ts";
+import { pathOf, PROXIED_METHODS, refuse } from "./request-guard.ts";
 import { requestId } from "./request-id.ts";
 import { prepareBody, type PreparedBody } from "./retry-policy.ts";
 import type { Router } from "./router.ts";
@@ -55,7 +55,7 @@ export class ProxyHandler {
     if (path === "/healthz" && (request.method === "GET" || request.method === "HEAD"))
       return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
     const refusal = refuse(request, path, settings);
-    if (refusal) return this.answer(exchange, refusal.status, { error: refusal.error, message: refusal.message });
+    if (refusal) return this.answer(exchange, refusal.status, { error: refusal.error, message: refusal.message }, refusal.status === 405 ? { allow: PROXIED_METHODS } : {});
     const route = router.match(path);
     if (!route) return this.answer(exchange, 404, { error: "no_route", message: `no upstream serves ${path}` });
     if (pause.paused && !(await pause.wait())) {

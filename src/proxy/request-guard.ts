@@ -6,6 +6,8 @@
  * hold even if it one day does not.
  */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+/** For the Allow header of a 405. */
+export const PROXIED_METHODS = [...METHODS].join(", ");
 /** Encoded slash, backslash, NUL and dot, and raw dot segments: an upstream must see what we routed. */
 const UNSAFE_PATH = /%(2f|5c|00|2e)|\/\.\.?(\/|$)|[\x00-\x20\x7f\\]/i;
 

@@ -78,6 +78,7 @@ describe("refused before any upstream sees it", () => {
   test("methods we do not proxy: TRACE is 405, a garbage method gets no 2xx", async () => {
     const trace = await raw("TRACE /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
     expect(statusOf(trace)).toBe(405);
+    expect(trace.toLowerCase()).toContain("allow: get, head, post, put, patch, delete, options");
     expect(reachedUpstream(trace)).toBe(false);
     const garbage = await raw("FOO<> /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
     expect(reachedUpstream(garbage)).toBe(false);
