@@ -310,6 +310,9 @@ mkdir -p "$stage"
 cp "$customers_src" "$stage/customers.yaml"
 if [ -f "$cfg/appliance.yaml" ]; then
   cp "$cfg/appliance.yaml" "$stage/appliance.yaml"
+  if [ -n "$database_url$proxy_port$blue_port$green_port" ]; then
+    warn "$cfg/appliance.yaml exists and is never rewritten: --database-url and the port options only shape a new one; edit it instead"
+  fi
 else
   {
     echo "# appliance.yaml: this machine, written by install.sh. Every key is in appliance.example.yaml."

@@ -160,7 +160,9 @@ function loadUnits(backend: Platform, dir: string, units: UnitFile[], written: {
   }
   if (changed.size > 0) act("systemctl", ["daemon-reload"]);
   const enable = units.filter((u) => u.enable).map((u) => u.file);
-  act("systemctl", ["enable", "--now", ...enable]);
+  const settled = (file: string) => ["is-enabled", "is-active"].every((verb) => spawnSync("systemctl", [verb, "--quiet", file], { stdio: "ignore" }).status === 0);
+  const pending = enable.filter((f) => changed.has(f) || !settled(f));
+  if (pending.length) act("systemctl", ["enable", "--now", ...pending]);
   // enable --now started the new ones; a running service whose unit file was replaced needs a restart to use it
   const restart = enable.filter((f) => replaced.has(f) && f.endsWith(".service"));
   if (restart.length) act("systemctl", ["try-restart", ...restart]);
