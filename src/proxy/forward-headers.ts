@@ -9,6 +9,8 @@ const DROPPED = new Set([
   "content-length", "expect", "x-request-id",
 ]);
 const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"]);
+/** Rewritten by us even when the caller is trusted. */
+const OURS = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
 
 export interface ForwardContext {
   peer: string;
@@ -16,30 +18,21 @@ export interface ForwardContext {
   requestId: string;
 }
 
-/** The header lines ("name: value\r\n" each) of the upstream request. */
-export function upstreamRequestHead(incoming: Headers, context: ForwardContext): string {
-  const connection = incoming.get("connection");
-  const named = connection === null ? undefined : new Set(connection.toLowerCase().split(",").map((t) => t.trim()));
-  let head = "";
-  let host = "";
-  let priorFor: string | null = null;
-  let priorProto: string | null = null;
-  let priorHost: string | null = null;
-  for (const [name, value] of incoming) {
-    if (DROPPED.has(name) || named?.has(name)) continue;
-    if (FORWARDED.has(name)) {
-      if (name === "x-forwarded-for") priorFor = value;
-      else if (name === "x-forwarded-proto") priorProto = value;
-      else if (name === "x-forwarded-host") priorHost = value;
-      if (!context.trusted || name === "x-forwarded-for" || name === "x-forwarded-proto" || name === "x-forwarded-host") continue;
-    }
-    if (name === "host") host = value;
-    head += `${name}: ${value}\r\n`;
-  }
+/** The header lines ("name: value\r\n" each) of the upstream request, from the caller's header map. */
+export function upstreamRequestHead(incoming: Record<string, string>, context: ForwardContext): string {
+  const connection = incoming.connection;
+  const named = connection === undefined ? undefined : new Set(connection.toLowerCase().split(",").map((t) => t.trim()));
   const trusted = context.trusted;
-  head += `x-forwarded-for: ${trusted && priorFor ? `${priorFor}, ${context.peer}` : context.peer}\r\n`;
-  head += `x-forwarded-proto: ${trusted && priorProto ? priorProto : "http"}\r\n`;
-  head += `x-forwarded-host: ${trusted && priorHost ? priorHost : host}\r\n`;
+  let head = "";
+  for (const name in incoming) {
+    if (DROPPED.has(name) || named?.has(name)) continue;
+    if (FORWARDED.has(name) && (!trusted || OURS.has(name))) continue;
+    head += `${name}: ${incoming[name]}\r\n`;
+  }
+  const priorFor = trusted ? incoming["x-forwarded-for"] : undefined;
+  head += `x-forwarded-for: ${priorFor ? `${priorFor}, ${context.peer}` : context.peer}\r\n`;
+  head += `x-forwarded-proto: ${(trusted && incoming["x-forwarded-proto"]) || "http"}\r\n`;
+  head += `x-forwarded-host: ${(trusted && incoming["x-forwarded-host"]) || incoming.host || ""}\r\n`;
   head += `x-request-id: ${context.requestId}\r\n`;
   return head;
 }

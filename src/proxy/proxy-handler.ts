@@ -54,7 +54,8 @@ export class ProxyHandler {
     const exchange: Exchange = { id: requestId(request.headers.get("x-request-id")), method: request.method, path, target: pathAndQuery, startedAt };
     if (path === "/healthz" && (request.method === "GET" || request.method === "HEAD"))
       return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
-    const refusal = refuse(request, path, settings);
+    const headerMap = request.headers.toJSON() as Record<string, string>;
+    const refusal = refuse(request.method, path, headerMap, settings);
     if (refusal) return this.answer(exchange, refusal.status, { error: refusal.error, message: refusal.message }, refusal.status === 405 ? { allow: PROXIED_METHODS } : {});
     const route = router.match(path);
     if (!route) return this.answer(exchange, 404, { error: "no_route", message: `no upstream serves ${path}` });
@@ -63,7 +64,7 @@ export class ProxyHandler {
       return this.answer(exchange, 503, { error: "paused", message: `the proxy is paused; held for ${settings.pauseTimeoutMs} ms` }, { "retry-after": "1" });
     }
     const peer = server.requestIP(request)?.address ?? "unknown";
-    const head = upstreamRequestHead(request.headers, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
+    const head = upstreamRequestHead(headerMap, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
     const prepared = prepareBody(request, route.kind === "frame");
     const body = prepared instanceof Promise ? await prepared : prepared;
     if (route.kind === "fixed") {

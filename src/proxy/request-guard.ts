@@ -6,6 +6,7 @@
  * hold even if it one day does not.
  */
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+const DIGITS = /^\d{1,15}$/;
 /** For the Allow header of a 405. */
 export const PROXIED_METHODS = [...METHODS].join(", ");
 /** Encoded slash, backslash, NUL and dot, and raw dot segments: an upstream must see what we routed. */
@@ -30,20 +31,20 @@ export function pathOf(url: string): { path: string; pathAndQuery: string } {
   return { path: q < 0 ? pathAndQuery : pathAndQuery.slice(0, q), pathAndQuery };
 }
 
-export function refuse(request: Request, path: string, limits: GuardLimits): Refusal | undefined {
-  if (!METHODS.has(request.method)) return { status: 405, error: "method_not_allowed", message: `method ${request.method} is not proxied` };
-  const headers = request.headers;
-  const te = headers.get("transfer-encoding");
-  const length = headers.get("content-length");
-  if (te !== null && (length !== null || te.toLowerCase() !== "chunked"))
+/** `headers` is the request's header map (Bun's `Headers.toJSON()`: lower-case names, one value each). */
+export function refuse(method: string, path: string, headers: Record<string, string>, limits: GuardLimits): Refusal | undefined {
+  if (!METHODS.has(method)) return { status: 405, error: "method_not_allowed", message: `method ${method} is not proxied` };
+  const te = headers["transfer-encoding"];
+  const length = headers["content-length"];
+  if (te !== undefined && (length !== undefined || te.toLowerCase() !== "chunked"))
     return { status: 400, error: "bad_framing", message: "Transfer-Encoding must be chunked alone, without Content-Length" };
-  if (length !== null) {
-    if (!/^\d{1,15}$/.test(length)) return { status: 400, error: "bad_framing", message: "Content-Length must be one number" };
+  if (length !== undefined) {
+    if (!DIGITS.test(length)) return { status: 400, error: "bad_framing", message: "Content-Length must be one number" };
     if (Number(length) > limits.maxBodyBytes) return tooLarge(limits.maxBodyBytes);
   }
   if (UNSAFE_PATH.test(path)) return { status: 400, error: "bad_path", message: "the path holds dot segments or encoded separators" };
-  let size = request.method.length + path.length + 12;
-  for (const [name, value] of headers) size += name.length + value.length + 4;
+  let size = method.length + path.length + 12;
+  for (const name in headers) size += name.length + String(headers[name]).length + 4;
   if (size > limits.maxHeaderBytes)
     return { status: 431, error: "headers_too_large", message: `request headers exceed ${limits.maxHeaderBytes} bytes` };
   return undefined;
