@@ -1,4 +1,5 @@
 import { ensureEntity, listEntities } from "../frame/store/entities.ts";
+import { DataError } from "../frame/store/errors.ts";
 import { ENTITY_NAME } from "../frame/store/names.ts";
 import { ensureMasterKey, masterKeyPath } from "../frame/store/open-data.ts";
 import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
@@ -22,7 +23,10 @@ export const entityCommand: Command = {
           if (!name) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: NAME is required`, `see '${inv.path} --help'`);
           if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
-          const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring);
+          const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
+            if (error instanceof DataError) throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
+            throw error;
+          });
           console.log(`${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`);
         }),
     },
