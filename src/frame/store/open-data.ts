@@ -37,7 +37,10 @@ export function masterKeyPath(config: Config): string {
   return join(config.paths.secrets, MASTER_KEY_FILE);
 }
 
-/** A fresh install gets a master key; once data keys exist, a missing key file is an error, never a new key. */
+/**
+ * A fresh install gets a master key; once data keys exist, a missing key file is an error, never a
+ * new key, and the file must hold the key (or, mid-rotation, the next key) that wrapped them.
+ */
 export async function ensureMasterKey(owner: Sql, path: string): Promise<MasterKeyring> {
   if (!existsSync(path)) {
     const [row] = await owner`select count(*)::int as n from meta.data_keys`;
@@ -47,6 +50,8 @@ export async function ensureMasterKey(owner: Sql, path: string): Promise<MasterK
   }
   const ring = new MasterKeyring(path);
   ring.current();
+  // A wrong key file stops start-up here, by name, rather than failing the first tool call.
+  for (const { master_key_id } of await owner<{ master_key_id: string }[]>`select distinct master_key_id from meta.data_keys`) ring.byId(master_key_id);
   return ring;
 }
 

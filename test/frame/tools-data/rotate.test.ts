@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { rotateMasterKey } from "../../../src/frame/crypto/rotate.ts";
+import { KeyError } from "../../../src/frame/crypto/errors.ts";
+import { newMasterKeyText } from "../../../src/frame/crypto/master-key.ts";
+import { writeSecretFile } from "../../../src/lib/secret-file.ts";
 import { masterKeyPath } from "../../../src/frame/store/open-data.ts";
 import { startFrame } from "../../../src/frame/serve.ts";
 import { createLogger } from "../../../src/lib/log.ts";
@@ -40,5 +43,15 @@ describe("keys rotate while serving", () => {
     } finally {
       await reader.close();
     }
+  });
+
+  test("a server started with the wrong master.key refuses to start, naming the key it needs", async () => {
+    running = await startDataFrame();
+    await running.frame.stop();
+    writeSecretFile(masterKeyPath(running.config), newMasterKeyText());
+    const attempt = startFrame({ config: running.config, color: "green", port: 0, logger: createLogger({ level: "error" }) });
+    await expect(attempt).rejects.toBeInstanceOf(KeyError);
+    await expect(attempt).rejects.toThrow(/wrapped by master key [0-9a-f]{16}, but .*master\.key holds a different key/);
+    running.frame.stop = async () => {}; // never started again; close() still drops the database
   });
 });
