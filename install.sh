@@ -331,8 +331,11 @@ else
     [ -z "$proxy_port" ] || printf 'proxy:\n  listen: 127.0.0.1:%s\n' "$proxy_port"
   } >"$stage/appliance.yaml"
 fi
-if ! AXE_CONFIG_DIR="" "$work/axe-appliance" services print --backend "$backend" --config "$stage" >/dev/null 2>"$work/validate.err"; then
+validated=0
+AXE_CONFIG_DIR="" "$work/axe-appliance" services print --backend "$backend" --config "$stage" >/dev/null 2>"$work/validate.err" || validated=$?
+if [ $validated -ne 0 ]; then
   sed "s|$stage/|$cfg/|g; s|^|$PROG: |" "$work/validate.err" >&2
+  [ $validated -eq 3 ] || die 5 "$binary cannot render its services (exit $validated): it is older than this install.sh; use the binary from the same release"
   die 3 "the configuration for customer '$customer' is invalid (see above); nothing was installed"
 fi
 say "customer $customer: appliance.yaml and customers.yaml validated"

@@ -115,6 +115,18 @@ describe("install.sh fails early and clearly, writing nothing", () => {
     }
   }, 60_000);
 
+  test("a binary from an older release (no `services` command) is refused as the wrong binary", async () => {
+    const old = join(tempDir("axe-inst-old"), "axe-appliance");
+    writeFileSync(old, `#!/bin/sh\n[ "$1" = --version ] && echo "axe-appliance 0.0.9 (commit 0123456789ab, bun-${hostTarget()}, built 2026-01-01T00:00:00.000Z)" && exit 0\necho "error: unknown command 'axe-appliance $1'" >&2\nexit 2\n`);
+    chmodSync(old, 0o755);
+    const args = base();
+    args[args.indexOf("--binary") + 1] = old;
+    const run = await runInstall([...args, "--customer", "axe"]);
+    expect(run.code).toBe(5);
+    expect(run.stderr).toContain("it is older than this install.sh");
+    expect(existsSync(args[1]!)).toBe(false);
+  });
+
   test("a database password in the URL is refused and never echoed", async () => {
     const run = await runInstall([...base(), "--customer", "axe", "--database-url", "postgres://frame:s3cret-pw@127.0.0.1:3700/frame"]);
     expect(run.code).toBe(2);
