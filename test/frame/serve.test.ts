@@ -54,6 +54,37 @@ describe("serve", () => {
     expect(log).toContain("ADMIN of entity 'axe'");
   });
 
+  test("SIGTERM: new connections are refused, a request already in flight is answered, exit 0", async () => {
+    db = await freshDatabase("serve");
+    const port = await freePort();
+    const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: `http://127.0.0.1:${port}` } } });
+    const { child } = await spawnServe(["--color", "blue", "--port", String(port), "--config", dir, "--no-auth"]);
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const slowBody = new ReadableStream({
+      async start(controller) {
+        controller.enqueue(new TextEncoder().encode(body.slice(0, 10)));
+        await gate; // the rest of the body arrives only after SIGTERM
+        controller.enqueue(new TextEncoder().encode(body.slice(10)));
+        controller.close();
+      },
+    });
+    const inFlight = fetch(`http://127.0.0.1:${port}/frame/mcp`, {
+      method: "POST", body: slowBody, duplex: "half",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
+    } as RequestInit);
+    await Bun.sleep(200);
+    child.kill("SIGTERM");
+    for (let i = 0; i < 50 && (await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)); i++) await Bun.sleep(50);
+    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+    release();
+    const answer = await inFlight;
+    expect(answer.status).toBe(200);
+    expect(await answer.text()).toContain('\\"principal\\":\\"dev\\"');
+    expect(await child.exited).toBe(0);
+  });
+
   test("--no-auth is refused when bound beyond loopback", async () => {
     db = await freshDatabase("serve");
     const dir = makeConfigDir({ database: db.target, appliance: { frame: { bind: "0.0.0.0" } } });
