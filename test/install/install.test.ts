@@ -149,4 +149,32 @@ describe("install.sh --prefix DIR --no-services", () => {
       await child.exited;
     }
   }, 60_000);
+
+  test("the generated units run as written: proxy, blue and green from their ExecStart lines answer through the proxy", async () => {
+    const started = ["proxy", "blue", "green"].map((name) => {
+      const unit = readFileSync(join(prefix, "services", `ai.axelabs.axe.${name}.service`), "utf8");
+      const argv = /^ExecStart=(.*)$/m.exec(unit)![1]!.split(" ");
+      const env: Record<string, string> = {};
+      for (const [, key, value] of unit.matchAll(/^Environment=(\w+)=(.*)$/gm)) env[key!] = value!;
+      const envFile = /^EnvironmentFile=-(.*)$/m.exec(unit)?.[1];
+      if (envFile) for (const [, key, value] of readFileSync(envFile, "utf8").matchAll(/^(\w+)=(.*)$/gm)) env[key!] = value!;
+      return Bun.spawn(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdout: "ignore", stderr: "pipe" });
+    });
+    try {
+      const url = `http://127.0.0.1:${ports.proxy}/.well-known/oauth-protected-resource/frame/mcp`;
+      let answer: Response | undefined;
+      for (let i = 0; i < 300; i++) {
+        answer = await fetch(url).catch(() => undefined);
+        if (answer?.status === 200) break;
+        await Bun.sleep(100);
+      }
+      expect(answer?.status).toBe(200);
+      expect(await answer!.json()).toMatchObject({ resource: "https://axe.axelabs.ai/frame/mcp", scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"] });
+      const health = await fetch(`http://127.0.0.1:${ports.green}/healthz`);
+      expect(await health.json()).toMatchObject({ status: "ok", color: "green" });
+    } finally {
+      for (const child of started) child.kill("SIGTERM");
+      await Promise.all(started.map((child) => child.exited));
+    }
+  }, 90_000);
 });
