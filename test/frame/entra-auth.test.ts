@@ -122,7 +122,10 @@ describe("Entra tokens", () => {
       expect(`${name}: ${response.status}`).toBe(`${name}: 403`);
       await expectRefused(response, 403, reason);
     }
-    expect(running.audit.events.some((e) => e.reason === "other_customer_domain" && e.status === 403)).toBe(true);
+    const denied = running.audit.events.find((e) => e.reason === "other_customer_domain");
+    expect(denied).toMatchObject({ outcome: "denied", status: 403, customer: "axe" });
+    expect(denied!.who).toMatch(new RegExp(`^${TENANT_AXE}/[0-9a-f-]{36}$`));
+    expect(JSON.stringify(running.audit.events)).not.toContain("other.example");
   });
 
   test("keys rotate at the tenant: new tokens verify without a restart; JWKS down gives 503, then recovers", async () => {

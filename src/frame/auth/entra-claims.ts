@@ -31,13 +31,24 @@ export interface EntraClaims extends JWTPayload {
   idp?: string;
 }
 
-const forbid = (code: string, message: string) => new AuthError(code, message, 403);
+/** A 403 for a caller whose token verified: the audit row names them (`{tid}/{oid}`), never their e-mail. */
+export class IdentifiedRefusal extends AuthError {
+  constructor(
+    code: string,
+    message: string,
+    readonly subject: string,
+  ) {
+    super(code, message, 403);
+  }
+}
 
 /** Throws an AuthError (401 or 403) unless the claims make a principal of `customer`. */
 export function principalFromClaims(claims: EntraClaims, customer: Customer, fleet: Fleet, isV1: boolean): Principal {
   const entra = customer.entra;
   if (claims.tid !== entra.tenant_id) throw new AuthError("wrong_tenant", "the token was issued for another tenant", 401);
   if (typeof claims.oid !== "string" || !claims.oid) throw new AuthError("no_subject", "the token has no oid claim", 401);
+  const subject = `${claims.tid}/${claims.oid}`;
+  const forbid = (code: string, message: string) => new IdentifiedRefusal(code, message, subject);
   const client = isV1 ? claims.appid : claims.azp;
   if (entra.allowed_clients.length && (!client || !entra.allowed_clients.includes(client)))
     throw forbid("client_not_allowed", "the client application that obtained this token is not an allowed connector");
@@ -49,10 +60,10 @@ export function principalFromClaims(claims: EntraClaims, customer: Customer, fle
   const appRoles = Array.isArray(claims.roles) ? claims.roles : [];
   const role = frameRole(appRoles, customer);
   if (!role) throw forbid("no_role", "no frame role is assigned to this account");
-  const entity = entityFor(claims, appRoles, customer, fleet);
+  const entity = entityFor(claims, appRoles, customer, fleet, forbid);
   return {
     kind: "entra",
-    id: `${claims.tid}/${claims.oid}`,
+    id: subject,
     tenantId: claims.tid,
     objectId: claims.oid,
     customer: customer.name,
@@ -79,7 +90,7 @@ function frameRole(appRoles: string[], customer: Customer): Role | undefined {
 }
 
 /** Explicit app-role or group mapping first, else the e-mail domain of the sign-in name. */
-function entityFor(claims: EntraClaims, appRoles: string[], customer: Customer, fleet: Fleet): string {
+function entityFor(claims: EntraClaims, appRoles: string[], customer: Customer, fleet: Fleet, forbid: (code: string, message: string) => AuthError): string {
   const groups = Array.isArray(claims.groups) ? claims.groups : [];
   const explicit = customer.entities.find((e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)));
   if (explicit) return explicit.name;

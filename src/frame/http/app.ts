@@ -12,6 +12,7 @@ import type { Logger } from "../../lib/log.ts";
 import type { AuditSink } from "../audit-sink.ts";
 import type { FrameMetrics } from "../metrics.ts";
 import type { Authenticator } from "../auth/authenticate.ts";
+import { IdentifiedRefusal } from "../auth/entra-claims.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import { requestGuard } from "./guards.ts";
 import { healthResponse } from "./health.ts";
@@ -65,7 +66,7 @@ export function createFrameApp(options: FrameAppOptions) {
       principal = await options.authenticator.authenticate(request);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
-      void refuse(error.status, error.code, started, requestId);
+      void refuse(error.status, error.code, started, requestId, error instanceof IdentifiedRefusal ? error.subject : "anonymous");
       return authErrorResponse(error, config);
     }
     if (request.method !== "POST")
