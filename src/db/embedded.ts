@@ -24,6 +24,8 @@ export interface EmbeddedOptions {
   runAs?: string;
   /** Port number in the socket's name; no TCP port is opened. */
   port?: number;
+  /** Throwaway clusters (tests): skip fsync at initdb and at run time. Never for real data. */
+  throwaway?: boolean;
 }
 
 const SUPERUSER = "axe";
@@ -38,6 +40,7 @@ export class EmbeddedPostgres {
     private readonly owner: { uid: number; gid: number } | undefined,
     /** True when this process started the server (and so stops it). */
     readonly startedHere: boolean,
+    private readonly throwaway = false,
   ) {}
 
   static async open(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
@@ -48,12 +51,13 @@ export class EmbeddedPostgres {
     if (owner) assertReachable(options.dir, options.runAs ?? "postgres");
     const socketDir = socketDirFor(options.dir, port);
     const pgdata = join(options.dir, "pgdata");
-    const cluster = new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, false);
+    const throwaway = options.throwaway ?? false;
+    const cluster = new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, false, throwaway);
     if (!existsSync(join(pgdata, "PG_VERSION"))) await cluster.initdb(pgdata);
     cluster.writeSettings(pgdata);
     if (cluster.isRunning(pgdata)) return cluster;
     await cluster.start(pgdata);
-    return new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, true);
+    return new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, true, throwaway);
   }
 
   /** Connection target for a database in this cluster, as the superuser, over the socket. */
@@ -98,6 +102,7 @@ export class EmbeddedPostgres {
     try {
       await this.run("initdb", [
         "-D", pgdata, "-U", SUPERUSER, `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
+        ...(this.throwaway ? ["--no-sync"] : []),
       ]);
     } finally {
       rmSync(pwfile, { force: true });
@@ -119,6 +124,7 @@ export class EmbeddedPostgres {
       `unix_socket_directories = '${this.socketDir.replaceAll("'", "''")}'`,
       "unix_socket_permissions = 0700",
       "max_connections = 200",
+      ...(this.throwaway ? ["fsync = off", "synchronous_commit = off", "full_page_writes = off"] : []),
       "",
     ].join("\n");
     writeFileSync(join(pgdata, "axe.conf"), settings, { mode: 0o600 });
@@ -149,7 +155,7 @@ export class EmbeddedPostgres {
       child.on("close", (code) => {
         if (code === 0) return resolve();
         const tail = output.trim().split("\n").slice(-5).join("\n  ");
-        reject(new DatabaseError("EMBEDDED_POSTGRES", `${tool} ${args.at(-1)} failed (exit ${code}):\n  ${tail}`, `see ${join(this.dir, "postgres.log")}`));
+        reject(new DatabaseError("EMBEDDED_POSTGRES", `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`, `see ${join(this.dir, "postgres.log")}`));
       });
     });
   }

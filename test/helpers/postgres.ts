@@ -11,7 +11,7 @@ import { tempDir } from "./tmp.ts";
 let cluster: Promise<EmbeddedPostgres> | undefined;
 
 export function testCluster(): Promise<EmbeddedPostgres> {
-  cluster ??= EmbeddedPostgres.open({ dir: tempDir("axe-pg"), port: 5432 });
+  cluster ??= EmbeddedPostgres.open({ dir: tempDir("axe-pg"), port: 5432, throwaway: true });
   return cluster;
 }
 
