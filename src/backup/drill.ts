@@ -33,7 +33,7 @@ export async function drill(ctx: BackupContext, repo: Repo, target: DatabaseTarg
     await admin`create database ${admin(scratch)}`;
     await restoreDump(ctx, repo, snapshot, { ...target, database: scratch }, ["--no-owner", "--no-acl"]);
     const sql = connect({ ...target, database: scratch }, { max: 1 });
-    const actual = await tableFigures(sql).finally(() => sql.end({ timeout: 5 }));
+    const actual = await tableFigures(sql, new Map(expected.map((f) => [f.table, f.method]))).finally(() => sql.end({ timeout: 5 }));
     const problems = compareFigures(expected, actual);
     if (problems.length)
       throw new BackupError("DRILL_MISMATCH", `${repo.tier}: restored dump ${snapshot.id.slice(0, 8)} differs from what was dumped: ${problems.slice(0, 5).join("; ")}`, "keep this repository; run `axe-appliance backup verify` on the other tiers and report it");

@@ -9,7 +9,13 @@ import type postgres from "postgres";
 import { z } from "zod";
 import { writeAtomically } from "./status.ts";
 
-export const TableFigureSchema = z.object({ table: z.string(), rows: z.string(), checksum: z.string() });
+export const TableFigureSchema = z.object({
+  table: z.string(),
+  rows: z.string(),
+  checksum: z.string(),
+  /** record: hash_record_extended over the binary values (PG 14+, ~4x cheaper); text: a hash of the row's text. */
+  method: z.enum(["record", "text"]).default("text"),
+});
 export type TableFigure = z.infer<typeof TableFigureSchema>;
 
 const FiguresFileSchema = z.object({
@@ -21,7 +27,7 @@ const KEEP_DUMPS = 200;
 type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /** Row count and checksum of every ordinary table outside the system schemas. */
-export async function tableFigures(sql: Queryable): Promise<TableFigure[]> {
+export async function tableFigures(sql: Queryable, methods?: Map<string, TableFigure["method"]>): Promise<TableFigure[]> {
   const tables = await sql<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -30,12 +36,33 @@ export async function tableFigures(sql: Queryable): Promise<TableFigure[]> {
     order by 1, 2`;
   const figures: TableFigure[] = [];
   for (const { schema, name } of tables) {
-    const [row] = await sql<{ rows: string; checksum: string }[]>`
-      select count(*)::text as rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text as checksum
-      from ${sql(schema)}.${sql(name)} t`;
-    figures.push({ table: `${schema}.${name}`, rows: row!.rows, checksum: row!.checksum });
+    const method = methods?.get(`${schema}.${name}`);
+    figures.push(await tableFigure(sql, schema, name, method));
   }
   return figures;
+}
+
+/**
+ * One table's figures. `hash_record_extended` fails for a column type without an extended hash
+ * (json, xml, point...); then the row's text is hashed instead. A savepoint keeps the
+ * surrounding transaction (the dump's snapshot) usable after that failure.
+ */
+async function tableFigure(sql: Queryable, schema: string, name: string, method?: TableFigure["method"]): Promise<TableFigure> {
+  const table = `${schema}.${name}`;
+  const byText = async (q: Queryable) =>
+    (await q<{ rows: string; checksum: string }[]>`
+      select count(*)::text as rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`)[0]!;
+  const byRecord = async (q: Queryable) =>
+    (await q<{ rows: string; checksum: string }[]>`
+      select count(*)::text as rows, coalesce(sum(hash_record_extended(t, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`)[0]!;
+  if (method === "text") return { table, method, ...(await byText(sql)) };
+  try {
+    const row = "savepoint" in sql ? await sql.savepoint((sp) => byRecord(sp)) : await byRecord(sql);
+    return { table, method: "record", ...row };
+  } catch (error) {
+    if (method === "record") throw error;
+    return { table, method: "text", ...(await byText(sql)) };
+  }
 }
 
 /** Differences between what was dumped and what came back; empty when the restore is exact. */

@@ -27,6 +27,9 @@ export async function seedFrameLikeData(sql: Sql, rows = 2000): Promise<void> {
     }
     for (let i = 0; i < audit.length; i += 500) await sql`insert into ${sql(schema)}.audit_log ${sql(audit.slice(i, i + 500))}`;
   }
+  // json and point have no hash function, so this table's figures fall back to hashing row text.
+  await sql`create table entity_alpha.settings (k text primary key, v json, at point)`;
+  await sql`insert into entity_alpha.settings select 'k' || i, json_build_object('i', i), point(i, -i) from generate_series(1, 50) i`;
 }
 
 export function chainHash(row: { seq: number; prev_hash: string; who: string; tool: string; at: Date }): string {

@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { backupFixture, snapshotCount } from "../helpers/restic.ts";
@@ -25,8 +27,17 @@ describe("backup round trip", () => {
     const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
     expect(run.stderr).not.toContain("error:");
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/local: database snapshot [0-9a-f]{8} \(4 tables\)/);
+    expect(run.stdout).toMatch(/local: database snapshot [0-9a-f]{8} \(5 tables\)/);
     expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2); // the dump and the files
+    const figures = JSON.parse(readFileSync(join(fx.stateDir, "backup-figures.json"), "utf8")) as { dumps: Record<string, { tables: Array<{ table: string; rows: string; method: string }> }> };
+    const tables = Object.values(figures.dumps)[0]!.tables;
+    expect(tables.map((t) => [t.table, t.rows, t.method])).toEqual([
+      ["entity_alpha.audit_log", "500", "record"],
+      ["entity_alpha.records", "2000", "record"],
+      ["entity_alpha.settings", "50", "text"],
+      ["entity_beta.audit_log", "500", "record"],
+      ["entity_beta.records", "2000", "record"],
+    ]);
 
     for (const schema of SCHEMAS) await db.sql`drop schema ${db.sql(schema)} cascade`;
     expect((await db.sql`select count(*)::int as n from pg_namespace where nspname like 'entity_%'`)[0]!.n).toBe(0);
