@@ -1,0 +1,85 @@
+/**
+ * The real thing end to end: two `axe-appliance serve --no-auth` colors on one database, the
+ * proxy in front. MCP through the proxy, releases read from frame's /healthz, a switch.
+ */
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { freePort } from "../helpers/sshd.ts";
+import { mcpClient } from "../frame/harness.ts";
+import { eventually, startProxy, stopAll, type InProcessProxy } from "./harness.ts";
+
+const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
+const frames: Bun.Subprocess[] = [];
+let db: TestDatabase;
+let proxy: InProcessProxy;
+
+async function spawnFrame(color: string, port: number, dir: string): Promise<void> {
+  const child = Bun.spawn([process.execPath, MAIN, "serve", "--color", color, "--port", String(port), "--config", dir, "--no-auth"], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: `1.0.0-${color}` },
+  });
+  frames.push(child);
+  const reader = child.stdout.getReader();
+  let out = "";
+  while (!out.includes("listening")) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`frame ${color} exited: ${out} ${await new Response(child.stderr).text()}`);
+    out += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+}
+
+beforeAll(async () => {
+  db = await freshDatabase("proxy");
+  const [blue, green] = [await freePort(), await freePort()];
+  const dir = makeConfigDir({
+    database: db.target,
+    appliance: {
+      frame: { ports: { blue, green } },
+      proxy: { listen: "127.0.0.1:0", health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 } },
+    },
+  });
+  await Promise.all([spawnFrame("blue", blue, dir), spawnFrame("green", green, dir)]);
+  proxy = await startProxy(dir);
+}, 60_000);
+
+afterAll(async () => {
+  await stopAll();
+  for (const child of frames) child.kill("SIGTERM");
+  await Promise.all(frames.map((c) => c.exited));
+  await db?.drop();
+}, 60_000);
+
+test("MCP goes through the proxy to the live color, and follows a switch", async () => {
+  // a color that just started may answer 503 while its database pool warms up
+  await eventually(async () => {
+    const s = await proxyStatus(proxy.socket);
+    return s.colors.blue.healthy && s.colors.green.healthy;
+  }, 200);
+  const status = await proxyStatus(proxy.socket);
+  expect(status.colors.blue).toMatchObject({ healthy: true, release: "1.0.0-blue" });
+  expect(status.colors.green).toMatchObject({ healthy: true, release: "1.0.0-green" });
+
+  const before = await mcpClient(`${proxy.url}/frame/mcp`);
+  const whoami = await before.callTool({ name: "whoami", arguments: {} });
+  expect(whoami.structuredContent).toMatchObject({ customer: "axe", role: "admin" });
+  await before.close();
+
+  await switchLiveColor(proxy.socket, "green");
+  const after = await mcpClient(`${proxy.url}/frame/mcp`);
+  expect((await after.listTools()).tools.map((t) => t.name)).toContain("whoami");
+  await after.close();
+  const lines = proxy.accessLines().filter((l) => l.path === "/frame/mcp");
+  expect(lines.some((l) => l.color === "blue")).toBe(true);
+  expect(lines.at(-1)!.color).toBe("green");
+});
+
+test("the protected resource metadata is served by frame through the proxy", async () => {
+  const response = await fetch(`${proxy.url}/.well-known/oauth-protected-resource/frame/mcp`);
+  expect(response.status).toBe(200);
+  expect(((await response.json()) as { resource: string }).resource).toMatch(/\/frame\/mcp$/);
+});
