@@ -146,6 +146,8 @@ describe("serve", () => {
     expect((await rpc(running.mcpUrl, ping, { host: "evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { host: "frame.internal:8080" })).status).toBe(200);
     expect((await rpc(running.mcpUrl, ping, { host: "localhost" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { host: "[::1]:3710" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { host: "127.0.0.1.evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { origin: "https://evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { origin: "https://claude.ai" })).status).toBe(200);
     expect((await fetch(`${running.base}/.well-known/oauth-protected-resource`, { headers: { host: "evil.example" } })).status).toBe(403);
