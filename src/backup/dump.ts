@@ -5,7 +5,6 @@
  * and, when pg_dump fails, interrupt restic (SIGINT) before its input is closed.
  * The figures the drill compares against are taken in the same exported snapshot as the dump.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +14,8 @@ import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { tableFigures, type TableFigure } from "./figures.ts";
-import { collect, resticFailure, type Repo, type Restic, type RunResult } from "./restic.ts";
+import { pipeIntoRestic } from "./pipe.ts";
+import { resticFailure, type Repo, type Restic, type RunResult } from "./restic.ts";
 
 export const DUMP_FILENAME = "frame.dump";
 export const DUMP_TAG = "db";
@@ -99,42 +99,18 @@ async function backupFromCommand(options: DumpOptions, command: string[], env: R
   return result;
 }
 
-/** Older restic: pg_dump | us | restic, and restic is interrupted before EOF when pg_dump fails. */
+/** Older restic: pg_dump | us | restic, and restic is interrupted before EOF when pg_dump fails (see pipe.ts). */
 async function backupThroughPipe(options: DumpOptions, pgDump: string, args: string[], env: Record<string, string>): Promise<RunResult> {
-  const restic = options.restic.spawn(options.repo, [...backupArgs(options.host), "--stdin"]);
-  const dump = spawn(pgDump, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  restic.stdin!.on("error", () => {}); // restic gone early: its own exit code tells why
-  dump.stdout!.pipe(restic.stdin!, { end: false });
-  let dumpStderr = "";
-  dump.stderr!.on("data", (chunk: Buffer) => (dumpStderr += chunk.toString()));
-  const resticDone = collect(restic, options.onLine);
-  const dumpDone = new Promise<number>((resolve) => {
-    dump.on("error", (error) => ((dumpStderr += error.message), resolve(127)));
-    dump.on("close", (code, signal) => resolve(code ?? (signal ? 128 : 1)));
-  });
-  // If restic dies first, stop pg_dump instead of letting it block on a full pipe.
-  let resticEnded = false;
-  resticDone.then(() => {
-    resticEnded = true;
-    if (dump.exitCode === null) dump.kill("SIGTERM");
-  });
-  const dumpCode = await dumpDone;
-  if (resticEnded) {
-    const result = await resticDone;
-    if (result.code !== 0 || dumpCode !== 0) throw result.code !== 0 ? resticFailure(options.repo, "saving the database dump", result) : dumpFailure(dumpCode, dumpStderr);
-  }
-  if (dumpCode === 0) {
-    restic.stdin!.end();
-    const result = await resticDone;
-    if (result.code !== 0) throw resticFailure(options.repo, "saving the database dump", result);
-    return result;
-  }
-  restic.kill("SIGINT");
-  await Promise.race([resticDone, Bun.sleep(30_000)]);
-  if (restic.exitCode === null) restic.kill("SIGKILL");
-  await resticDone;
-  restic.stdin!.destroy();
-  throw dumpFailure(dumpCode, dumpStderr);
+  const { restic, repo } = options;
+  const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options.host), "--stdin"])];
+  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine);
+  if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0)) throw resticFailure(repo, "saving the database dump", piped.restic);
+  if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);
+  return piped.restic;
+}
+
+function processEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 function dumpFailure(code: number, stderr: string): BackupError {
