@@ -18,6 +18,7 @@ import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
 import { createFrameApp } from "./http/app.ts";
 import { countingAuditSink, FrameMetrics } from "./metrics.ts";
 import { ToolCatalog } from "./mcp.ts";
+import { startMemoryCeiling } from "./memory.ts";
 import { TOOLS } from "./tools/index.ts";
 import { openFrameData, type FrameData } from "./store/open-data.ts";
 
@@ -73,6 +74,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       audit: countingAuditSink(options.audit ?? data.audit, metrics), logger, metrics,
     });
     app.listen({ hostname: frame.bind, port });
+    const stopMemoryCeiling = startMemoryCeiling();
     const server = app.server!;
     const url = `http://${frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind}:${server.port}`;
     logger.info("frame listening", { url, mcpUrl: config.mcpUrl, auth: options.noAuth ? "none" : "entra+service" });
@@ -80,6 +82,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       port: server.port!,
       url,
       async stop() {
+        stopMemoryCeiling();
         await server.stop();
         // In-flight requests are done by now; a connection stuck on a dead database must not hold the exit.
         await data?.close();
