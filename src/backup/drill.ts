@@ -10,7 +10,7 @@ import type { Config } from "../config/load.ts";
 import { connect, openDatabase, type DatabaseTarget } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { backupContext, coldPresent, type BackupContext } from "./context.ts";
-import { DUMP_TAG } from "./dump.ts";
+import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { acquireRunnerLock } from "./lock.ts";
 import { removeStaleLocks } from "./retention.ts";
@@ -23,8 +23,9 @@ import type { TierResult } from "./tiers/types.ts";
 /** Restores the latest dump of `repo` into a scratch database beside `target` and proves it. */
 export async function drill(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<{ snapshot: string; tables: number }> {
   const snapshot = await findSnapshot(ctx, repo, "latest", DUMP_TAG);
+  const runId = (snapshot.tags ?? []).find((t) => t.startsWith(RUN_TAG_PREFIX))?.slice(RUN_TAG_PREFIX.length);
   const localId = snapshot.original ?? snapshot.id;
-  const expected = figuresFor(ctx.stateDir, localId);
+  const expected = runId ? figuresFor(ctx.stateDir, runId) : undefined;
   if (!expected)
     throw new BackupError("DRILL_NO_FIGURES", `${repo.tier}: no figures recorded for dump ${localId.slice(0, 8)}, so a restore cannot be proven`, "restore the state directory (`backup restore --to-dir`) or run `axe-appliance backup run` for a new dump");
   const scratch = `axe_drill_${randomBytes(5).toString("hex")}`;
@@ -49,8 +50,9 @@ export async function verifyBackups(config: Config): Promise<{ results: TierResu
   const ctx = backupContext(config);
   const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
   const results: TierResult[] = [];
-  const db = await openDatabase(config);
+  let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
+    db = await openDatabase(config);
     const tiers: Array<[TierName, Repo | undefined, string]> = [
       ["local", ctx.local, ""],
       ["ring", ctx.ring?.repo, ctx.ringSkip ?? ""],
@@ -62,7 +64,7 @@ export async function verifyBackups(config: Config): Promise<{ results: TierResu
     }
   } finally {
     lock.release();
-    await db.embedded?.stop();
+    await db?.embedded?.stop();
   }
   return { results, exitCode: exitCodeFor(results) };
 }
@@ -81,7 +83,7 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
     }
     const proven = await drill(ctx, repo, target);
     updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: true, snapshot: proven.snapshot }, lastProvenRestore: { time: now(), snapshot: proven.snapshot } }));
-    return { tier: repo.tier, outcome: "ok", snapshot: proven.snapshot, message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven, ${proven.tables} tables match` };
+    return { tier: repo.tier, outcome: "ok", snapshot: proven.snapshot, message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}` };
   } catch (error) {
     const e = error as AppError;
     const message = e instanceof AppError ? e.message : String(error);

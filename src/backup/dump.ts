@@ -39,7 +39,11 @@ export interface DumpOptions {
   target: DatabaseTarget;
   host: string;
   onLine?: (line: string) => void;
+  /** Tags the snapshot `run:<id>`; the figures are kept under the same id. */
+  runId: string;
 }
+
+export const RUN_TAG_PREFIX = "run:";
 
 /** Dumps the database into the repository as one snapshot tagged `db`; returns its summary and figures. */
 export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
@@ -84,13 +88,13 @@ export function libpqAuth(target: DatabaseTarget): { env: Record<string, string>
   return { env: libpqEnv({ ...target, passfile }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function backupArgs(host: string): string[] {
-  return ["backup", "--json", "--host", host, "--tag", DUMP_TAG, "--stdin-filename", DUMP_FILENAME];
+function backupArgs(options: DumpOptions): string[] {
+  return ["backup", "--json", "--host", options.host, "--tag", `${DUMP_TAG},${RUN_TAG_PREFIX}${options.runId}`, "--stdin-filename", DUMP_FILENAME];
 }
 
 /** restic >= 0.17: restic runs pg_dump and saves nothing when it exits non-zero. */
 async function backupFromCommand(options: DumpOptions, command: string[], env: Record<string, string>): Promise<RunResult> {
-  const args = [...backupArgs(options.host), "--stdin-from-command", "--", ...command];
+  const args = [...backupArgs(options), "--stdin-from-command", "--", ...command];
   const result = await options.restic.run(options.repo, args, { onLine: options.onLine, extraEnv: env });
   if (result.code !== 0) {
     if (/pg_dump/.test(result.stderr)) throw dumpFailure(result.code, result.stderr);
@@ -102,7 +106,7 @@ async function backupFromCommand(options: DumpOptions, command: string[], env: R
 /** Older restic: pg_dump | us | restic, and restic is interrupted before EOF when pg_dump fails (see pipe.ts). */
 async function backupThroughPipe(options: DumpOptions, pgDump: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   const { restic, repo } = options;
-  const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options.host), "--stdin"])];
+  const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
   const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine);
   if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0)) throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);

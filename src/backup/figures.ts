@@ -94,15 +94,15 @@ function readFigures(stateDir: string): z.infer<typeof FiguresFileSchema> {
   return { dumps: {} };
 }
 
-/** Keeps the figures of a dump snapshot (by its short id) in the state directory, which is backed up too. */
-export function recordFigures(stateDir: string, snapshotId: string, tables: TableFigure[]): void {
+/** Keeps the figures of a dump (by its run id, also a tag on the snapshot) in the state directory, which is backed up too. */
+export function recordFigures(stateDir: string, runId: string, tables: TableFigure[]): void {
   const file = readFigures(stateDir);
-  file.dumps[snapshotId.slice(0, 8)] = { time: new Date().toISOString(), tables };
+  file.dumps[runId] = { time: new Date().toISOString(), tables };
   const ids = Object.entries(file.dumps).sort((a, b) => a[1].time.localeCompare(b[1].time)).map(([id]) => id);
   for (const id of ids.slice(0, Math.max(0, ids.length - KEEP_DUMPS))) delete file.dumps[id];
   writeAtomically(figuresPath(stateDir), JSON.stringify(file) + "\n");
 }
 
-export function figuresFor(stateDir: string, snapshotId: string): TableFigure[] | undefined {
-  return readFigures(stateDir).dumps[snapshotId.slice(0, 8)]?.tables;
+export function figuresFor(stateDir: string, runId: string): TableFigure[] | undefined {
+  return readFigures(stateDir).dumps[runId]?.tables;
 }

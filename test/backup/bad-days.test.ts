@@ -100,7 +100,7 @@ describe("backup on bad days", () => {
     const good = await runCli(["backup", "verify", "--config", fx.configDir]);
     expect(good.stderr).not.toContain("error:");
     expect(good.code).toBe(0);
-    expect(good.stdout).toMatch(/local: check passed \(100% of the data read\); dump [0-9a-f]{8} restored and proven, 5 tables match/);
+    expect(good.stdout).toMatch(/local: check passed \(100% of the data read\); dump [0-9a-f]{8} restored and proven: row counts and checksums match in 5 tables/);
     const proven = readStatus(fx.stateDir).tiers.local!;
     expect(proven.lastProvenRestore?.snapshot).toBe(proven.lastDrill!.snapshot!);
     const drills = await db!.sql`select count(*)::int as n from pg_database where datname like 'axe_drill_%'`;

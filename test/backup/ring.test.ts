@@ -46,7 +46,7 @@ describe("ring tier over sftp to a real sshd on loopback", () => {
     const verify = await runCli(["backup", "verify", "--config", fx.configDir]);
     expect(verify.stderr).not.toContain("error:");
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/ring: check passed .* restored and proven, 5 tables match/);
+    expect(verify.stdout).toMatch(/ring: check passed .* restored and proven: row counts and checksums match in 5 tables/);
     expect(readStatus(fx.stateDir).tiers.ring?.lastProvenRestore).toBeDefined();
 
     const ids = (repo: string, tier: "local" | "ring") => (resticJson(repo, fx.passwordFile(tier), ["snapshots"]) as Array<{ id: string }>).map((s) => s.id).sort();

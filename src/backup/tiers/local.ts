@@ -2,9 +2,11 @@
  * Tier 1: the local repository receives the database dump, then the config and state
  * directories (secrets included: restic encrypts them), then retention.
  */
+import { randomBytes } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import type { DatabaseTarget } from "../../db/connect.ts";
+import { log } from "../../lib/log.ts";
 import type { BackupContext } from "../context.ts";
 import { dumpDatabase, summaryOf } from "../dump.ts";
 import { recordFigures } from "../figures.ts";
@@ -19,9 +21,13 @@ export const FILES_TAG = "files";
 export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): Promise<TierResult> {
   const restic = ctx.restic();
   const repo = ctx.local;
+  const step = stepTimer();
   const dumpProgress = createProgress("database dump");
-  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, onLine: dumpProgress.line })).finally(dumpProgress.done);
-  recordFigures(ctx.stateDir, dump.summary.snapshot_id, dump.figures);
+  const runId = randomBytes(6).toString("hex");
+  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line })).finally(dumpProgress.done);
+  // Only after the dump is a snapshot: a failed run leaves no trace in the repository or the figures.
+  recordFigures(ctx.stateDir, runId, dump.figures);
+  step("database dump");
   const filesProgress = createProgress("config, state");
   const files = await retryAfterStaleLocks(restic, repo, async () => {
     const result = await restic.run(repo, ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)], { onLine: filesProgress.line });
@@ -29,7 +35,9 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
     return result;
   }).finally(filesProgress.done);
   const filesSummary = summaryOf(files);
+  step("config and state");
   await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, ctx.settings.local.keep, ctx.host));
+  step("retention");
   const size = directorySize(repo.repository);
   const added = dump.summary.data_added + filesSummary.data_added;
   updateTier(ctx.stateDir, "local", (t) => ({
@@ -74,6 +82,16 @@ function entriesAround(dir: string, skip: string): string[] {
     else out.push(p);
   }
   return out;
+}
+
+/** Logs (at debug) how long each step took, for an operator asking where the time goes. */
+function stepTimer(): (name: string) => void {
+  let last = performance.now();
+  return (name) => {
+    const now = performance.now();
+    log.debug("backup step done", { tier: "local", step: name, seconds: Math.round(now - last) / 1000 });
+    last = now;
+  };
 }
 
 /** Bytes under a local repository (cheaper than `restic stats` for a local tier). */
