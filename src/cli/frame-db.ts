@@ -2,13 +2,21 @@ import { loadConfig, type Config } from "../config/load.ts";
 import { connect, openDatabase, type Sql } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
 
-/** Opens the configured database as its owner, migrated, for one piece of operator work. */
-export async function withOwnerDatabase<T>(configDir: string | undefined, work: (sql: Sql, config: Config) => Promise<T>): Promise<T> {
+/**
+ * Opens the configured database as its owner (starting the embedded cluster if needed, and
+ * stopping it after if this process started it), migrated unless told not to, for one piece of
+ * operator work.
+ */
+export async function withOwnerDatabase<T>(
+  configDir: string | undefined,
+  work: (sql: Sql, config: Config) => Promise<T>,
+  options: { migrate?: boolean } = {},
+): Promise<T> {
   const config = loadConfig({ dir: configDir });
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 2 });
   try {
-    await migrate(sql);
+    if (options.migrate ?? true) await migrate(sql);
     return await work(sql, config);
   } finally {
     await sql.end({ timeout: 5 });

@@ -1,23 +1,8 @@
-import { loadConfig, type Config } from "../config/load.ts";
 import { ROLES, type Role } from "../config/customers.ts";
-import { connect, openDatabase, type Sql } from "../db/connect.ts";
-import { migrate } from "../db/migrate.ts";
 import { issueServiceToken, listServiceTokens, parseDuration, revokeServiceToken } from "../frame/auth/service-tokens.ts";
 import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-
-async function withTokens<T>(configDir: string | undefined, work: (sql: Sql, config: Config) => Promise<T>): Promise<T> {
-  const config = loadConfig({ dir: configDir });
-  const db = await openDatabase(config);
-  const sql = connect(db.target, { max: 2 });
-  try {
-    await migrate(sql);
-    return await work(sql, config);
-  } finally {
-    await sql.end({ timeout: 5 });
-    await db.embedded?.stop();
-  }
-}
+import { withOwnerDatabase } from "./frame-db.ts";
 
 export const tokenCommand: Command = {
   name: "token",
@@ -36,7 +21,7 @@ export const tokenCommand: Command = {
         config: CONFIG_OPTION,
       },
       run: (inv) =>
-        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const entity = stringFlag(inv, "entity", true);
           const entities = config.customer.entities.map((e) => e.name);
           if (!entities.includes(entity))
@@ -54,7 +39,7 @@ export const tokenCommand: Command = {
       usage: "[--json] [--config DIR]",
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: (inv) =>
-        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const tokens = await listServiceTokens(sql, config.customer.name);
           if (inv.values.json) return void process.stdout.write(JSON.stringify(tokens) + "\n");
           if (!tokens.length) return void process.stdout.write("no service tokens; issue one with 'axe-appliance token issue'\n");
@@ -72,7 +57,7 @@ export const tokenCommand: Command = {
       options: { config: CONFIG_OPTION },
       positionals: 1,
       run: (inv) =>
-        withTokens(stringFlag(inv, "config"), async (sql, config) => {
+        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const id = inv.positionals[0];
           if (!id) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: which token? Give its ID (see 'axe-appliance token list')`);
           if (!(await revokeServiceToken(sql, config.customer.name, id)))
