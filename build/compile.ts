@@ -32,7 +32,7 @@ export function gitCommit(): string {
 export function compile(target: Target, outfile: string, commit = gitCommit()): string {
   const defines = { AXE_BUILD_COMMIT: commit, AXE_BUILD_TARGET: `bun-${target}`, AXE_BUILD_TIME: new Date().toISOString() };
   const args = [
-    "build", join(root, "src/main.ts"), "--compile", "--minify", "--sourcemap=none",
+    "build", join(root, "src/main.ts"), "--compile", "--minify", "--bytecode", "--sourcemap=none",
     `--target=bun-${target}`, `--outfile=${outfile}`,
     ...Object.entries(defines).map(([k, v]) => `--define=${k}=${JSON.stringify(v)}`),
   ];

@@ -74,7 +74,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
-  // Long-running modes never return here; everything else ends when its work is done.
-  process.exit(code);
+  // No top-level await: the compiled binary is bytecode, which needs a plain module body.
+  // Long-running modes never resolve; everything else exits when its work is done.
+  void main(process.argv.slice(2)).then((code) => process.exit(code));
 }
