@@ -39,6 +39,8 @@ export interface DumpOptions {
   target: DatabaseTarget;
   host: string;
   onLine?: (line: string) => void;
+  /** Bytes of dump streamed so far, where we do the streaming (restic < 0.17). */
+  onCopied?: (bytes: number) => void;
   /** Tags the snapshot `run:<id>`; the figures are kept under the same id. */
   runId: string;
 }
@@ -107,7 +109,7 @@ async function backupFromCommand(options: DumpOptions, command: string[], env: R
 async function backupThroughPipe(options: DumpOptions, pgDump: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   const { restic, repo } = options;
   const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
-  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine);
+  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine, options.onCopied);
   if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0)) throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);
   return piped.restic;

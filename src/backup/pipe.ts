@@ -16,7 +16,14 @@ export interface PipeResult {
 
 const INTERRUPT_GRACE_MS = 30_000;
 
-export async function pipeIntoRestic(dumpArgv: string[], dumpEnv: Record<string, string>, resticArgv: string[], resticEnv: Record<string, string>, onLine?: (line: string) => void): Promise<PipeResult> {
+export async function pipeIntoRestic(
+  dumpArgv: string[],
+  dumpEnv: Record<string, string>,
+  resticArgv: string[],
+  resticEnv: Record<string, string>,
+  onLine?: (line: string) => void,
+  onCopied?: (bytes: number) => void,
+): Promise<PipeResult> {
   const dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let restic: Subprocess<"pipe", "pipe", "pipe">;
   try {
@@ -35,11 +42,14 @@ export async function pipeIntoRestic(dumpArgv: string[], dumpEnv: Record<string,
       dump.kill("SIGTERM"); // rather than leave it blocked on a pipe nobody reads
     }
   });
+  let copied = 0;
   try {
     for await (const chunk of dump.stdout) {
       if (restic.exitCode !== null) break;
       restic.stdin.write(chunk);
       await restic.stdin.flush();
+      copied += chunk.byteLength;
+      onCopied?.(copied);
     }
   } catch {
     // restic went away mid-write; its exit code and stderr say why

@@ -16,16 +16,34 @@ const StatusLine = z.object({
 export interface Progress {
   /** Feed one line of restic --json output. */
   line(text: string): void;
+  /** Bytes we have streamed into restic ourselves (restic 0.14 reports none for --stdin). */
+  copied(bytes: number): void;
   done(): void;
 }
 
 const JSON_INTERVAL_MS = 5_000;
+const TTY_INTERVAL_MS = 100;
 
 export function createProgress(step: string, options: { tty?: boolean; write?: (s: string) => void } = {}): Progress {
   const tty = options.tty ?? Boolean(process.stderr.isTTY);
   const write = options.write ?? ((s: string) => process.stderr.write(s));
   let lastJson = 0;
+  let lastDraw = 0;
   let drawn = false;
+  const render = (percent_done: number, bytes_done: number, total_bytes: number | undefined, force: boolean) => {
+    if (tty) {
+      if (!force && Date.now() - lastDraw < TTY_INTERVAL_MS) return;
+      lastDraw = Date.now();
+      const width = 30;
+      const filled = Math.round(Math.min(1, percent_done) * width);
+      const bar = total_bytes ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(percent_done * 100).toFixed(0)}%` : "[streaming]";
+      write(`\r${step.padEnd(14)} ${bar} ${formatBytes(bytes_done)}   `);
+      drawn = true;
+    } else if (Date.now() - lastJson >= JSON_INTERVAL_MS) {
+      lastJson = Date.now();
+      log.info("backup progress", { step, percent_done, bytes_done, total_bytes });
+    }
+  };
   return {
     line(text) {
       let value: unknown;
@@ -37,16 +55,10 @@ export function createProgress(step: string, options: { tty?: boolean; write?: (
       const parsed = StatusLine.safeParse(value);
       if (!parsed.success) return;
       const { percent_done = 0, bytes_done = 0, total_bytes } = parsed.data;
-      if (tty) {
-        const width = 30;
-        const filled = Math.round(Math.min(1, percent_done) * width);
-        const bar = total_bytes ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(percent_done * 100).toFixed(0)}%` : "[streaming]";
-        write(`\r${step.padEnd(14)} ${bar} ${formatBytes(bytes_done)}   `);
-        drawn = true;
-      } else if (Date.now() - lastJson >= JSON_INTERVAL_MS) {
-        lastJson = Date.now();
-        log.info("backup progress", { step, percent_done, bytes_done, total_bytes });
-      }
+      if (bytes_done > 0 || total_bytes) render(percent_done, bytes_done, total_bytes, true);
+    },
+    copied(bytes) {
+      render(0, bytes, undefined, false);
     },
     done() {
       if (drawn) write("\n");

@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, snapshotCount } from "../helpers/restic.ts";
+import { backupFixture, listLatest, snapshotCount } from "../helpers/restic.ts";
 import { allRows, brokenChainLink, databaseUrl, SCHEMAS, seedFrameLikeData } from "./fixtures.ts";
 
 let db: TestDatabase | undefined;
@@ -38,6 +38,12 @@ describe("backup round trip", () => {
       ["entity_beta.audit_log", "500", "record"],
       ["entity_beta.records", "2000", "record"],
     ]);
+    // Config, secrets (restic encrypts them) and state are in the files snapshot; the data dir's
+    // repository and database are not.
+    const files = listLatest(fx.localRepo, fx.passwordFile("local"), "files");
+    for (const p of ["appliance.yaml", "customers.yaml", "secrets/database.password", "secrets/restic-local.password", "data/state/backup-figures.json"])
+      expect(files).toContain(join(fx.configDir, p));
+    expect(files.filter((p) => p.startsWith(join(fx.dataDir, "backup")) || p.startsWith(join(fx.dataDir, "cache")))).toEqual([]);
 
     for (const schema of SCHEMAS) await db.sql`drop schema ${db.sql(schema)} cascade`;
     expect((await db.sql`select count(*)::int as n from pg_namespace where nspname like 'entity_%'`)[0]!.n).toBe(0);

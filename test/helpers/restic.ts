@@ -82,3 +82,20 @@ export function lockIds(repo: string, passwordFile: string): string[] {
   if (run.exitCode !== 0) throw new Error(`restic list locks failed: ${run.stderr.toString()}`);
   return run.stdout.toString().split("\n").filter(Boolean);
 }
+
+/** Paths in the latest snapshot with `tag` (`restic ls latest --json`: one JSON object per line). */
+export function listLatest(repo: string, passwordFile: string, tag: string): string[] {
+  const run = Bun.spawnSync(["restic", "--no-cache", "ls", "latest", "--tag", tag, "--json"], {
+    env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (run.exitCode !== 0) throw new Error(`restic ls failed: ${run.stderr.toString()}`);
+  return run.stdout
+    .toString()
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { struct_type?: string; path?: string })
+    .filter((e) => e.struct_type === "node" && e.path)
+    .map((e) => e.path!);
+}
