@@ -41,3 +41,13 @@ export async function retryAfterStaleLocks<T>(restic: Restic, repo: Repo, work: 
   await removeStaleLocks(restic, repo);
   return work();
 }
+
+/** Retention once the new snapshots are safe: a failure says so, and the next run tries again. */
+export async function retentionAfterSave(restic: Restic, repo: Repo, keep: Keep, host: string): Promise<void> {
+  try {
+    await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, keep, host));
+  } catch (error) {
+    if (!(error instanceof BackupError)) throw error;
+    throw new BackupError(error.code, `${error.message}; the new snapshots are saved, nothing was forgotten, the next run applies retention`, error.hint);
+  }
+}

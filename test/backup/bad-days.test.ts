@@ -94,6 +94,40 @@ describe("backup on bad days", () => {
     expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2);
   }, 90_000);
 
+  test("a live restic's lock is never removed: the run fails with restic's message and forgets nothing", async () => {
+    const fx = await readyFixture();
+    expect((await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir])).code).toBe(0);
+    const before = snapshotCount(fx.localRepo, fx.passwordFile("local"));
+    const dumpBefore = readStatus(fx.stateDir).tiers.local!.lastSnapshot!.dumpId;
+    // A restic run by hand, alive but stopped (SIGSTOP), holds its lock.
+    const other = spawn("restic", ["backup", "--stdin", "--stdin-filename", "hand.dump"], {
+      env: { ...process.env, RESTIC_REPOSITORY: fx.localRepo, RESTIC_PASSWORD_FILE: fx.passwordFile("local"), RESTIC_CACHE_DIR: join(fx.dataDir, "cache", "restic") },
+      stdio: ["pipe", "ignore", "ignore"],
+    });
+    other.stdin!.on("error", () => {});
+    other.stdin!.write(Buffer.alloc(1 << 16, 1));
+    try {
+      for (let i = 0; i < 100 && lockIds(fx.localRepo, fx.passwordFile("local")).length === 0; i++) await Bun.sleep(100);
+      process.kill(other.pid!, "SIGSTOP");
+      const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
+      expect(run.code).toBe(7);
+      expect(run.stderr).toContain("the repository is locked by another restic");
+      expect(run.stderr).toContain("the new snapshots are saved, nothing was forgotten");
+      expect(lockIds(fx.localRepo, fx.passwordFile("local")).length).toBe(1);
+      const local = readStatus(fx.stateDir).tiers.local!;
+      expect(local.lastAttempt).toMatchObject({ ok: false, code: "REPO_LOCKED" });
+      expect(local.lastSnapshot!.dumpId).toMatch(/^[0-9a-f]{8}$/);
+      expect(local.lastSnapshot!.dumpId).not.toBe(dumpBefore!); // the new, saved dump is the last good one
+      // The new dump was saved before retention found the lock; retention did not run, so nothing was forgotten.
+      expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBeGreaterThan(before);
+    } finally {
+      process.kill(other.pid!, "SIGCONT");
+      const exited = new Promise((resolve) => other.on("exit", resolve));
+      other.kill("SIGKILL");
+      await exited;
+    }
+  }, 90_000);
+
   test("verify proves a restore; a corrupted pack file is found; changed figures fail the drill", async () => {
     const fx = await readyFixture();
     expect((await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir])).code).toBe(0);

@@ -4,7 +4,7 @@
  * `restic copy` from the local repository.
  */
 import type { BackupContext, Keep } from "../context.ts";
-import { applyRetention, retryAfterStaleLocks } from "../retention.ts";
+import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import type { Repo } from "../restic.ts";
 import { updateTier } from "../status.ts";
 
@@ -26,16 +26,16 @@ export async function copyFromLocal(ctx: BackupContext, repo: Repo, keep: Keep |
   const restic = ctx.restic();
   const created = await ensureCopyRepo(ctx, repo);
   await retryAfterStaleLocks(restic, repo, () => restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", { extraEnv: fromEnv(ctx) }));
-  if (keep) await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, keep, ctx.host));
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
   const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
-  const size = await restic.stats(repo);
   updateTier(ctx.stateDir, repo.tier, (t) => ({
     ...t,
     lastAttempt: { time: new Date().toISOString(), ok: true },
     ...(latest ? { lastSnapshot: { time: new Date().toISOString(), id: latest.id.slice(0, 8) } } : {}),
-    size,
     skipped: undefined,
   }));
+  if (keep) await retentionAfterSave(restic, repo, keep, ctx.host);
+  const size = await restic.stats(repo);
+  updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, size }));
   return { snapshot: latest?.id.slice(0, 8), created };
 }

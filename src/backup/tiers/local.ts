@@ -11,7 +11,7 @@ import type { BackupContext } from "../context.ts";
 import { dumpDatabase, summaryOf } from "../dump.ts";
 import { recordFigures } from "../figures.ts";
 import { createProgress } from "../progress.ts";
-import { applyRetention, retryAfterStaleLocks } from "../retention.ts";
+import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { resticFailure } from "../restic.ts";
 import { updateTier } from "../status.ts";
 import type { TierResult } from "./types.ts";
@@ -36,17 +36,17 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
   }).finally(filesProgress.done);
   const filesSummary = summaryOf(files);
   step("config and state");
-  await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, ctx.settings.local.keep, ctx.host));
-  step("retention");
-  const size = directorySize(repo.repository);
   const added = dump.summary.data_added + filesSummary.data_added;
   updateTier(ctx.stateDir, "local", (t) => ({
     ...t,
     lastAttempt: { time: new Date().toISOString(), ok: true },
     lastSnapshot: { time: new Date().toISOString(), id: filesSummary.snapshot_id, dumpId: dump.summary.snapshot_id, bytesAdded: added },
-    size,
     skipped: undefined,
   }));
+  await retentionAfterSave(restic, repo, ctx.settings.local.keep, ctx.host);
+  step("retention");
+  const size = directorySize(repo.repository);
+  updateTier(ctx.stateDir, "local", (t) => ({ ...t, size }));
   const partialNote = files.code === 3 ? " (some files could not be read: see restic's warnings above)" : "";
   return {
     tier: "local",
