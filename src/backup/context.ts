@@ -77,7 +77,7 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
 
 /** The cold SSD is there when its volume holds the marker file. */
 export function coldPresent(ctx: BackupContext): boolean {
-  return existsSync(join(ctx.cold.volume, ctx.cold.marker));
+  return ctx.settings.cold.enabled && existsSync(join(ctx.cold.volume, ctx.cold.marker));
 }
 
 export function repoFor(ctx: BackupContext, tier: TierName): Repo | undefined {
@@ -91,6 +91,6 @@ export function tierLimits(ctx: BackupContext): Array<{ tier: TierName; enabled:
   return [
     { tier: "local", enabled: true, limitHours: ctx.settings.local.max_age_hours },
     { tier: "ring", enabled: Boolean(ctx.ring), limitHours: ctx.settings.ring.max_age_hours },
-    { tier: "cold", enabled: true, limitHours: ctx.settings.cold.max_age_days * 24 },
+    { tier: "cold", enabled: ctx.settings.cold.enabled, limitHours: ctx.settings.cold.max_age_days * 24 },
   ];
 }

@@ -56,7 +56,7 @@ export async function verifyBackups(config: Config): Promise<{ results: TierResu
     const tiers: Array<[TierName, Repo | undefined, string]> = [
       ["local", ctx.local, ""],
       ["ring", ctx.ring?.repo, ctx.ringSkip ?? ""],
-      ["cold", coldPresent(ctx) ? ctx.cold : undefined, `volume ${ctx.cold.volume} not mounted`],
+      ["cold", coldPresent(ctx) ? ctx.cold : undefined, ctx.settings.cold.enabled ? `volume ${ctx.cold.volume} not mounted` : "cold tier disabled in appliance.yaml"],
     ];
     for (const [tier, repo, why] of tiers) {
       if (!repo) results.push({ tier, outcome: "skipped", message: `${tier}: skipped, ${why}` });

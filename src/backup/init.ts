@@ -36,6 +36,7 @@ export async function initBackup(config: Config): Promise<{ results: TierResult[
     }
   }
   if (!ctx.ring) results.push({ tier: "ring", outcome: "skipped", message: `ring: skipped, ${ctx.ringSkip}` });
-  if (!coldPresent(ctx)) results.push({ tier: "cold", outcome: "skipped", message: `cold: volume ${ctx.cold.volume} not mounted; the first run with it mounted creates the repository` });
+  if (!ctx.settings.cold.enabled) results.push({ tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" });
+  else if (!coldPresent(ctx)) results.push({ tier: "cold", outcome: "skipped", message: `cold: volume ${ctx.cold.volume} not mounted; the first run with it mounted creates the repository` });
   return { results, exitCode: exitCodeFor(results) };
 }

@@ -118,6 +118,8 @@ export const BackupSection = z.strictObject({
     .prefault({}),
   cold: z
     .strictObject({
+      /** false on a machine that never gets an SSD: status then stops asking for one. */
+      enabled: z.boolean().default(true),
       volume: z.string().default("/Volumes/axe-cold"),
       marker: z.string().default(".axe-cold"),
       /** Relative to the volume. */

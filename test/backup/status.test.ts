@@ -47,6 +47,12 @@ describe("backup status", () => {
     expect(table.stdout).toContain("ring   disabled");
     expect(table.stdout).toContain("2.0 KiB");
 
+    // A machine that never gets an SSD turns the cold tier off, and status stops asking for it.
+    const noCold = makeConfigDir({ appliance: { data_dir: join(config, "data"), backup: { ring: { enabled: false }, cold: { enabled: false } } } });
+    const off = await runCli(["backup", "status", "--config", noCold]);
+    expect(off.stdout).toContain("cold   disabled");
+    expect(off.code).toBe(0);
+
     writeFileSync(join(state, "backup.json"), JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: 5 } } } }));
     const bad = await runCli(["backup", "status", "--config", config]);
     expect(bad.code).toBe(7);

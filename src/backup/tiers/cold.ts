@@ -9,6 +9,7 @@ import { copyFromLocal } from "./copy.ts";
 import type { TierResult } from "./types.ts";
 
 export async function runColdTier(ctx: BackupContext, now = new Date()): Promise<TierResult> {
+  if (!ctx.settings.cold.enabled) return { tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" };
   if (!coldPresent(ctx)) {
     updateTier(ctx.stateDir, "cold", (t) => ({ ...t, skipped: { time: now.toISOString(), reason: `volume ${ctx.cold.volume} not mounted` } }));
     const last = readStatus(ctx.stateDir).tiers.cold?.lastSnapshot;
