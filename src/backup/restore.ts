@@ -2,14 +2,13 @@
  * Getting data back: `restic dump` of a database snapshot piped into `pg_restore` (no clear-text
  * file), or `restic restore` of any snapshot into a directory.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
 import type { BackupContext } from "./context.ts";
 import { DUMP_FILENAME, DUMP_TAG, libpqAuth } from "./dump.ts";
-import { collect, resticFailure, type Repo, type Snapshot } from "./restic.ts";
+import { resticFailure, type Repo, type Snapshot } from "./restic.ts";
 
 /** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
 export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {
@@ -42,16 +41,17 @@ export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snap
   }
   const auth = libpqAuth(target);
   try {
-    const dump = ctx.restic().spawn(repo, ["dump", snapshot.id, `/${DUMP_FILENAME}`]);
-    dump.stdin!.end();
+    const restic = ctx.restic();
     const args = ["--no-password", "--single-transaction", "--exit-on-error", ...extraArgs, "-d", target.database];
-    const restore = spawn(join(bin, "pg_restore"), args, { env: { ...process.env, ...auth.env }, stdio: ["pipe", "pipe", "pipe"] });
-    restore.stdin!.on("error", () => {});
-    dump.stdout!.pipe(restore.stdin!);
-    const [dumped, restored] = await Promise.all([waitFor(dump), collect(restore)]);
-    if (dumped.code !== 0) throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, dumped);
-    if (restored.code !== 0) {
-      const tail = restored.stderr.trim().split("\n").slice(-3).join("; ");
+    const piped = await pipeDumpIntoRestore(
+      [restic.bin, ...restic.args(repo, ["dump", snapshot.id, `/${DUMP_FILENAME}`])],
+      restic.env(repo),
+      [join(bin, "pg_restore"), ...args],
+      { ...processEnv(), ...auth.env },
+    );
+    if (piped.dump.code !== 0 && !piped.dumpStoppedByUs) throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, piped.dump);
+    if (piped.restore.code !== 0) {
+      const tail = piped.restore.stderr.trim().split("\n").slice(-3).join("; ");
       throw new BackupError("RESTORE_FAILED", `pg_restore into ${target.database} failed: ${tail}; nothing was restored (one transaction)`, "restore into an empty database; on a new machine create the entity roles first or pass --no-owner");
     }
   } finally {
@@ -59,14 +59,47 @@ export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snap
   }
 }
 
-/** Waits for a child whose stdout is piped elsewhere, keeping its stderr for the message. */
-function waitFor(child: ChildProcess): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    let stderr = "";
-    child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", (e) => resolve({ code: 127, stdout: "", stderr: e.message }));
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout: "", stderr }));
+/**
+ * restic dump | pg_restore. When pg_restore stops early (an error), restic is stopped too: a
+ * producer left blocked on a full pipe would otherwise keep nothing alive and the process would
+ * end silently.
+ */
+async function pipeDumpIntoRestore(dumpArgv: string[], dumpEnv: Record<string, string>, restoreArgv: string[], restoreEnv: Record<string, string>) {
+  const restore = Bun.spawn(restoreArgv, { env: restoreEnv, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+  const dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const texts = [new Response(dump.stderr).text(), new Response(restore.stdout).text(), new Response(restore.stderr).text()] as const;
+  let dumpStoppedByUs = false;
+  void restore.exited.then(() => {
+    if (dump.exitCode === null) {
+      dumpStoppedByUs = true;
+      dump.kill("SIGTERM");
+    }
   });
+  try {
+    for await (const chunk of dump.stdout) {
+      if (restore.exitCode !== null) break;
+      restore.stdin.write(chunk);
+      await restore.stdin.flush();
+    }
+  } catch {
+    // pg_restore went away mid-write; its exit code and stderr say why
+  }
+  try {
+    await restore.stdin.end();
+  } catch {
+    // already closed
+  }
+  const [dumpCode, restoreCode] = await Promise.all([dump.exited, restore.exited]);
+  const [dumpErr, restoreOut, restoreErr] = await Promise.all(texts);
+  return {
+    dump: { code: dumpCode, stdout: "", stderr: dumpErr },
+    restore: { code: restoreCode, stdout: restoreOut, stderr: restoreErr },
+    dumpStoppedByUs,
+  };
+}
+
+function processEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
 /** `restic restore` of a snapshot into a directory. */

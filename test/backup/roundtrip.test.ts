@@ -51,8 +51,17 @@ describe("backup round trip", () => {
     const restore = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", databaseUrl(db.target), "--config", fx.configDir]);
     expect(restore.stderr).toBe("");
     expect(restore.code).toBe(0);
+    expect(restore.stdout).toMatch(/^restored database dump [0-9a-f]{8} from the local tier into bk_/);
     expect(await allRows(db.sql)).toEqual(before);
     expect(await brokenChainLink(db.sql)).toBeUndefined();
+
+    // Restoring over data that is there fails as a whole (one transaction) and changes nothing.
+    await db.sql`insert into entity_alpha.records (collection, data) values ('after', '{}')`;
+    const again = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", databaseUrl(db.target), "--config", fx.configDir]);
+    expect(again.code).toBe(7);
+    expect(again.stderr).toContain("nothing was restored (one transaction)");
+    expect((await db.sql`select count(*)::int as n from entity_alpha.records`)[0]!.n).toBe(2001);
+    await db.sql`delete from entity_alpha.records where collection = 'after'`;
 
     // The chain check is not vacuous: a changed audit row is caught.
     await db.sql`update entity_beta.audit_log set who = 'mallory' where seq = 7`;
