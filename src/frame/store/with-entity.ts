@@ -26,16 +26,37 @@ export async function entityRole(sql: Queryable, entity: string): Promise<string
   return row.role_name;
 }
 
+/** A failure of the connection itself: postgres.js has already taken it back from the reservation. */
+const lostConnection = (error: unknown) => String((error as { code?: unknown })?.code ?? "").startsWith("CONNECTION_");
+
 export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => Promise<T>): Promise<T> {
   const role = await entityRole(sql, entity);
   const schema = entitySchema(entity);
-  return (await sql.begin(async (tx) => {
-    // Pipelined: the switch is sent now and the work's first query right behind it on the same
-    // connection, so Postgres runs them in order while we save a round trip.
+  const tx = await sql.reserve();
+  let lost = false;
+  try {
+    // Pipelined on one reserved connection: begin, the switch and the work's first query leave
+    // together and Postgres runs them in order, one round trip where sql.begin took two. If begin
+    // or the switch fails, Postgres refuses what follows (aborted transaction, or the app role's
+    // own lack of rights), so the work never runs outside its entity.
+    const began = tx`begin`.execute();
     const switched = tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`.execute();
     const result = work(tx);
-    result.catch(() => {}); // if the switch failed, its error is the one to report
+    switched.catch(() => {});
+    result.catch(() => {}); // if begin or the switch failed, that error is the one to report
+    await began;
     await switched;
-    return result;
-  })) as T;
+    const value = await result;
+    // A statement that failed inside the work aborts the transaction even if the work caught it:
+    // Postgres then answers COMMIT with ROLLBACK, and the caller must not see a success.
+    const committed = await tx`commit`;
+    if (committed.command !== "COMMIT") throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
+    return value;
+  } catch (error) {
+    lost = lostConnection(error);
+    if (!lost) await tx`rollback`.catch((e) => void (lost = lostConnection(e)));
+    throw error;
+  } finally {
+    if (!lost) tx.release();
+  }
 }
