@@ -26,7 +26,7 @@ export const root: Command = {
   summary: "frame (MCP server), its blue/green proxy, deploys and backups for one customer's Mac mini",
   details: `
 Modes:    serve (frame on :3710 blue / :3711 green), proxy (:3712), deploy, backup, up (all in one terminal)
-Around:   token, keys, db, audit, status, fleet status (every machine over ssh), doctor
+Around:   token, keys, entity, db, audit, status, fleet status (every machine over ssh), services, doctor
 
 Global:   --version prints version, git commit and build target; --help works on every level.
 Config:   appliance.yaml + customers.yaml in --config DIR, $AXE_CONFIG_DIR, /opt/axe/config or .
