@@ -63,11 +63,6 @@ export class ProxyError extends AppError {
   override readonly exitCode = 9;
 }
 
-/** A feature that a later release fills in. Exit 69 (EX_UNAVAILABLE). */
-export class NotBuiltError extends AppError {
-  override readonly exitCode = 69;
-}
-
 /** Exit codes, documented in `axe-appliance --help`. */
 export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [0, "success"],
@@ -83,5 +78,4 @@ export const EXIT_CODES: ReadonlyArray<readonly [number, string]> = [
   [10, "doctor: one or more checks failed"],
   [11, "status: yellow, something needs attention (fleet status: some machine is yellow)"],
   [12, "status: red, something is down (fleet status: some machine is red or unreachable)"],
-  [69, "not built yet in this release"],
 ];
