@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { dispatch } from "../../src/lib/cli.ts";
 import { root } from "../../src/main.ts";
 import { runCli } from "../helpers/cli.ts";
 
@@ -16,12 +17,17 @@ describe("the CLI", () => {
       for (const sub of command.subcommands ?? []) paths.push([command.name, sub.name]);
     }
     expect(paths.length).toBeGreaterThan(11);
-    const results = await Promise.all(paths.map((p) => runCli([...p, "--help"])));
-    results.forEach((result, i) => {
-      expect(result.code).toBe(0);
-      expect(result.stdout).toContain(`Usage: axe-appliance ${paths[i]!.join(" ")}`);
-      expect(result.stdout).toContain("-h, --help");
-    });
+    // In-process through the same dispatcher main() uses; one real process below proves the wiring.
+    for (const path of paths) {
+      let text = "";
+      const code = await dispatch(root, [...path, "--help"], (s) => (text += s));
+      expect(code).toBe(0);
+      expect(text).toContain(`Usage: axe-appliance ${path.join(" ")}`);
+      expect(text).toContain("-h, --help");
+    }
+    const real = await runCli(["backup", "run", "--help"]);
+    expect(real.code).toBe(0);
+    expect(real.stdout).toContain("Usage: axe-appliance backup run");
   });
 
   test("an unknown command fails with one line, a hint and exit 2", async () => {
