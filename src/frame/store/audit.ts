@@ -11,7 +11,7 @@ import type { Sql } from "../../db/connect.ts";
 import type { AuditEvent, AuditSink } from "../audit-sink.ts";
 import { DataError } from "./errors.ts";
 import type { Queryable } from "./queryable.ts";
-import { withEntity } from "./with-entity.ts";
+import { statementInEntity } from "./with-entity.ts";
 
 export interface AuditRow {
   seq: number;
@@ -53,7 +53,7 @@ export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<vo
   for (const [entity, rows] of groups) {
     if (entity) {
       try {
-        await withEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`);
+        await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`); // one round trip per batch
         continue;
       } catch (error) {
         if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;

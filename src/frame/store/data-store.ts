@@ -7,10 +7,11 @@
  * bindDataStore(sql, new DataStore(sql, new DataKeyCache(new MasterKeyring(keyPath))));
  * const record = await dataStoreFor(ctx.sql).run("axe", (tx, keys) => getRecord(tx, keys, id));
  */
+import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { DataKeyCache, EntityKeys } from "../crypto/data-keys.ts";
 import type { Tx } from "./queryable.ts";
-import { entityRole, withEntity } from "./with-entity.ts";
+import { entityRole, statementInEntity, withEntity } from "./with-entity.ts";
 
 export class DataStore {
   constructor(
@@ -22,6 +23,13 @@ export class DataStore {
     await entityRole(this.sql, entity); // unknown entity: a clear error before any key lookup
     const keys = await this.keys.get(this.sql, entity);
     return withEntity(this.sql, entity, (tx) => work(tx, keys));
+  }
+
+  /** Read work that is one statement: sent whole in one round trip (statementInEntity), then `read` decodes. */
+  async statement<R extends readonly postgres.MaybeRow[], T>(entity: string, statement: (tx: Tx) => postgres.PendingQuery<R>, read: (rows: R, keys: EntityKeys) => T): Promise<T> {
+    await entityRole(this.sql, entity);
+    const keys = await this.keys.get(this.sql, entity);
+    return read(await statementInEntity(this.sql, entity, statement), keys);
   }
 }
 

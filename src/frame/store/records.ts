@@ -58,11 +58,23 @@ export function assertRecordId(id: string): string {
   return id.toLowerCase();
 }
 
-async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
-  const [row] = await tx<RecordRow[]>`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
+function selectRow(tx: Tx, id: string, lock: boolean) {
+  return tx<RecordRow[]>`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
+}
+
+function liveRow(rows: readonly RecordRow[], id: string): RecordRow {
+  const [row] = rows;
   if (!row || row.deleted_at) throw notFound(id);
   return row;
 }
+
+async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
+  return liveRow(await selectRow(tx, id, lock), id);
+}
+
+/** get_record as one statement plus decoding, for DataStore.statement (one round trip). */
+export const selectRecord = (tx: Tx, id: string) => selectRow(tx, id, false);
+export const readRecord = (rows: readonly RecordRow[], keys: EntityKeys, id: string): RecordOut => toRecord(keys, liveRow(rows, id));
 
 export async function createRecord(tx: Tx, keys: EntityKeys, who: string, collection: string, values: Record<string, unknown>): Promise<RecordOut> {
   const { definition } = await getCollection(tx, collection);

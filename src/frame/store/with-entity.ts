@@ -5,6 +5,7 @@
  * @example
  * const rows = await withEntity(sql, "axe", (tx) => tx`select id from records`);
  */
+import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import { DataError } from "./errors.ts";
 import { ENTITY_NAME, entitySchema } from "./names.ts";
@@ -58,5 +59,42 @@ export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => 
     throw error;
   } finally {
     if (!lost) tx.release();
+  }
+}
+
+/**
+ * withEntity for work that is one statement: begin, the switch, the statement and commit leave in
+ * one write, so the whole transaction costs one round trip. A failed statement ends in ROLLBACK
+ * (Postgres answers the queued COMMIT so), and its own error is the one thrown.
+ *
+ * @example
+ * const [row] = await statementInEntity(sql, "axe", (tx) => tx`select id from records where id = ${id}`);
+ */
+export async function statementInEntity<R extends readonly postgres.MaybeRow[]>(
+  sql: Sql,
+  entity: string,
+  statement: (tx: Tx) => postgres.PendingQuery<R>,
+): Promise<postgres.RowList<R>> {
+  const role = await entityRole(sql, entity);
+  const schema = entitySchema(entity);
+  const tx = await sql.reserve();
+  const sent: Promise<unknown>[] = [];
+  try {
+    sent.push(tx`begin`.execute(), tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`.execute());
+    let query: postgres.PendingQuery<R>;
+    try {
+      query = statement(tx);
+    } catch (error) {
+      sent.push(tx`rollback`.execute()); // building it failed (bad input): end the transaction begun above
+      throw error;
+    }
+    sent.push(query.execute(), tx`commit`.execute());
+    const [, , rows, committed] = await Promise.all(sent); // rejects with the first failure in order
+    if ((committed as postgres.RowList<R>).command !== "COMMIT") throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
+    return rows as postgres.RowList<R>;
+  } finally {
+    // Every message has its answer (or the connection is gone) before the connection goes back.
+    const settled = await Promise.allSettled(sent);
+    if (!settled.some((s) => s.status === "rejected" && lostConnection(s.reason))) tx.release();
   }
 }

@@ -2,6 +2,7 @@
  * Shared by the data tools: run store work inside the caller's entity, turn store errors into tool
  * errors that say how to fix the call, and the zod shapes of records on the wire.
  */
+import type postgres from "postgres";
 import { z } from "zod";
 import type { EntityKeys } from "../crypto/data-keys.ts";
 import { dataStoreFor } from "../store/data-store.ts";
@@ -14,6 +15,16 @@ import { ToolError, type ToolAnnotations, type ToolContext } from "./registry.ts
 export async function inEntity<T>(ctx: ToolContext, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
   try {
     return await dataStoreFor(ctx.sql).run(ctx.principal.entity, work);
+  } catch (error) {
+    if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
+    throw error;
+  }
+}
+
+/** inEntity for one read statement, sent with begin and commit in one round trip; `read` decodes its rows. */
+export async function inEntityStatement<R extends readonly postgres.MaybeRow[], T>(ctx: ToolContext, statement: (tx: Tx) => postgres.PendingQuery<R>, read: (rows: R, keys: EntityKeys) => T): Promise<T> {
+  try {
+    return await dataStoreFor(ctx.sql).statement(ctx.principal.entity, statement, read);
   } catch (error) {
     if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
     throw error;

@@ -1,7 +1,7 @@
 /** create_record, get_record, update_record (writer; expected version), delete_record (writer; soft, destructive). */
 import { z } from "zod";
-import { createRecord, deleteRecord, getRecord, updateRecord } from "../store/records.ts";
-import { CollectionName, inEntity, InputValues, RecordId, recordOut, RecordShape, Version, WRITE } from "./data-common.ts";
+import { createRecord, deleteRecord, readRecord, selectRecord, updateRecord } from "../store/records.ts";
+import { CollectionName, inEntity, inEntityStatement, InputValues, RecordId, recordOut, RecordShape, Version, WRITE } from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
 
 export const createRecordTool = defineTool({
@@ -28,7 +28,7 @@ export const getRecordTool = defineTool({
   annotations: READ_ONLY,
   role: "reader",
   async handler(ctx, input) {
-    return recordOut(await inEntity(ctx, (tx, keys) => getRecord(tx, keys, input.id)));
+    return recordOut(await inEntityStatement(ctx, (tx) => selectRecord(tx, input.id), (rows, keys) => readRecord(rows, keys, input.id)));
   },
 });
 
