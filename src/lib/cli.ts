@@ -41,7 +41,7 @@ export interface Command {
 export const HELP: Option = { type: "boolean", short: "h", description: "show this help" };
 
 /** Runs the command `argv` names under `root`; returns the exit code. */
-export async function dispatch(root: Command, argv: string[], out = (s: string) => process.stdout.write(s)): Promise<number> {
+export async function dispatch(root: Command, argv: string[], out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
   let command = root;
   let path = root.name;
   let rest = argv;

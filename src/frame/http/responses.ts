@@ -12,9 +12,13 @@ export function publicBase(config: Config): string {
   return config.mcpUrl.replace(/\/frame\/mcp$/, "");
 }
 
-/** The scope a client must request from Entra: `{app id uri or api://client id}/{scope}`. */
-export function qualifiedScope(config: Config): string {
+/**
+ * The scope a client must request from Entra: `{app id uri or api://client id}/{scope}`; unknown
+ * (undefined) while the customer's API app is not registered yet (client id TBD, no URI).
+ */
+export function qualifiedScope(config: Config): string | undefined {
   const { app_id_uri, client_id, scope } = config.customer.entra;
+  if (!app_id_uri && client_id === "TBD") return undefined;
   return `${(app_id_uri ?? `api://${client_id}`).replace(/\/+$/, "")}/${scope}`;
 }
 
@@ -23,7 +27,7 @@ export function protectedResourceMetadata(config: Config, issuer: string): Recor
   return {
     resource: config.mcpUrl,
     authorization_servers: [issuer],
-    scopes_supported: [qualifiedScope(config)],
+    scopes_supported: [qualifiedScope(config)].filter(Boolean),
     bearer_methods_supported: ["header"],
     resource_name: `frame (${config.customer.name})`,
   };
@@ -32,7 +36,8 @@ export function protectedResourceMetadata(config: Config, issuer: string): Recor
 /** 401 / 403 / 503 for an AuthError, with the WWW-Authenticate header the status calls for. */
 export function authErrorResponse(error: AuthError, config: Config): Response {
   const metadata = `resource_metadata="${publicBase(config)}${PRM_PATH}/frame/mcp"`;
-  const scope = `scope="${qualifiedScope(config)}"`;
+  const qualified = qualifiedScope(config);
+  const scope = qualified ? `, scope="${qualified}"` : "";
   const description = error.message.replace(/["\\]/g, "'");
   const headers: Record<string, string> = { "content-type": "application/json", "cache-control": "no-store" };
   let code: string;
@@ -41,11 +46,11 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
     headers["retry-after"] = "5";
   } else if (error.status === 403) {
     code = "insufficient_scope";
-    headers["www-authenticate"] = `Bearer error="insufficient_scope", error_description="${description}", ${scope}, ${metadata}`;
+    headers["www-authenticate"] = `Bearer error="insufficient_scope", error_description="${description}"${scope}, ${metadata}`;
   } else if (error.code === "missing_token") {
     code = "unauthorized";
     // RFC 6750 3.1: a request without credentials gets a challenge with no error code.
-    headers["www-authenticate"] = `Bearer ${metadata}, ${scope}`;
+    headers["www-authenticate"] = `Bearer ${metadata}${scope}`;
   } else {
     code = "invalid_token";
     headers["www-authenticate"] = `Bearer error="invalid_token", error_description="${description}", ${metadata}`;
