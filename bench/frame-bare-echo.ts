@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /**
  * The peer for bench/frame-whoami.ts: a bare MCP SDK server, stateless (a new McpServer and
- * web-standard transport per request, as the SDK documents), one `echo` tool, no auth, on Bun.serve.
+ * web-standard transport per request, as the SDK documents, answering JSON as frame does), one
+ * `echo` tool, no auth, on Bun.serve.
  *   bun bench/frame-bare-echo.ts PORT
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
@@ -19,7 +20,8 @@ const server = Bun.serve({
       content: [{ type: "text", text }],
       structuredContent: { text },
     }));
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined });
+    // JSON answers, as frame gives (src/frame/mcp.ts): the ratio then measures frame, not the response mode.
+    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     await mcp.connect(transport);
     return transport.handleRequest(request);
   },
