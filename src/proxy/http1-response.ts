@@ -22,21 +22,22 @@ export class ProtocolError extends Error {}
 
 /** Parses the head (without its final blank line) of a response to a `method` request. */
 export function parseResponseHead(text: string, method: string): ResponseHead {
-  const lines = text.split("\r\n");
-  const statusLine = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0]!);
-  if (!statusLine) throw new ProtocolError(`bad status line from upstream: ${JSON.stringify(lines[0]!.slice(0, 40))}`);
-  const status = Number(statusLine[2]);
+  // one pass with indexOf over the lines: no split array, and a regex only where a value is checked
+  let lineEnd = text.indexOf("\r\n");
+  if (lineEnd < 0) lineEnd = text.length;
+  const { status, statusText, http10 } = parseStatusLine(text.slice(0, lineEnd));
   const headers = new Headers();
   let length: string | undefined;
   let chunked = false;
-  let close = statusLine[1] === "0";
-  const connectionTokens: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = line.indexOf(":");
-    if (colon <= 0) throw new ProtocolError("bad header line from upstream");
-    const name = line.slice(0, colon).trim().toLowerCase();
-    const value = line.slice(colon + 1).trim();
+  let close = http10;
+  let connectionTokens: string[] | undefined;
+  for (let at = lineEnd + 2; at < text.length + 2; at = lineEnd + 2) {
+    lineEnd = text.indexOf("\r\n", at);
+    if (lineEnd < 0) lineEnd = text.length;
+    const colon = text.indexOf(":", at);
+    if (colon <= at || colon >= lineEnd) throw new ProtocolError("bad header line from upstream");
+    const name = text.slice(at, colon).trim().toLowerCase();
+    const value = text.slice(colon + 1, lineEnd).trim();
     if (name === "content-length") {
       if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new ProtocolError("bad Content-Length from upstream");
       length = value;
@@ -47,18 +48,28 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
       for (const token of value.toLowerCase().split(",")) {
         const t = token.trim();
         if (t === "close") close = true;
-        else if (t === "keep-alive" && statusLine[1] === "0") close = false;
-        connectionTokens.push(t);
+        else if (t === "keep-alive" && http10) close = false;
+        (connectionTokens ??= []).push(t);
       }
     }
     if (!HOP_BY_HOP.has(name)) headers.append(name, value);
   }
-  for (const token of connectionTokens) headers.delete(token);
+  if (connectionTokens) for (const token of connectionTokens) headers.delete(token);
   if (chunked && length !== undefined) throw new ProtocolError("upstream sent both Content-Length and Transfer-Encoding");
   const bodiless = method === "HEAD" || status === 204 || status === 304 || status < 200;
   const framing: Framing = bodiless ? "none" : chunked ? "chunked" : length !== undefined ? "length" : "close";
   if (framing === "close") close = true;
-  return { status, statusText: statusLine[3] ?? "", headers, framing, length: framing === "length" ? Number(length) : 0, keepAlive: !close };
+  return { status, statusText, headers, framing, length: framing === "length" ? Number(length) : 0, keepAlive: !close };
+}
+
+const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/;
+
+/** "HTTP/1.x NNN text": the common "HTTP/1.1 200 OK" is checked by hand, anything else by the full pattern. */
+function parseStatusLine(line: string): { status: number; statusText: string; http10: boolean } {
+  if (line === "HTTP/1.1 200 OK") return { status: 200, statusText: "OK", http10: false };
+  const match = STATUS_LINE.exec(line);
+  if (!match) throw new ProtocolError(`bad status line from upstream: ${JSON.stringify(line.slice(0, 40))}`);
+  return { status: Number(match[2]), statusText: match[3] ?? "", http10: match[1] === "0" };
 }
 
 /** Decodes a chunked body as bytes arrive; trailers are read and dropped. */

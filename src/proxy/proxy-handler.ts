@@ -13,7 +13,7 @@ import type { PauseController } from "./pause-controller.ts";
 import { pathOf, PROXIED_METHODS, refuse } from "./request-guard.ts";
 import { requestId } from "./request-id.ts";
 import { prepareBody, type PreparedBody } from "./retry-policy.ts";
-import type { Router } from "./router.ts";
+import type { Route, Router } from "./router.ts";
 import type { ProxySettings } from "./settings.ts";
 import { UpstreamFailure, UpstreamPool, type UpstreamResponse } from "./upstream.ts";
 
@@ -47,38 +47,52 @@ export class ProxyHandler {
 
   constructor(private readonly parts: ProxyParts) {}
 
-  readonly fetch = async (request: Request, server: Server<undefined>): Promise<Response> => {
+  /** Not async: the common path returns the upstream's promise without extra async frames. */
+  readonly fetch = (request: Request, server: Server<undefined>): Response | Promise<Response> => {
     const startedAt = performance.now();
     const { path, pathAndQuery } = pathOf(request.url);
     const { settings, router, pause } = this.parts;
-    const exchange: Exchange = { id: requestId(request.headers.get("x-request-id")), method: request.method, path, target: pathAndQuery, startedAt };
-    if (path === "/healthz" && (request.method === "GET" || request.method === "HEAD"))
-      return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
     const headerMap = request.headers.toJSON() as Record<string, string>;
-    const refusal = refuse(request.method, path, headerMap, settings);
+    const method = request.method;
+    const exchange: Exchange = { id: requestId(headerMap["x-request-id"] ?? null), method, path, target: pathAndQuery, startedAt };
+    if (path === "/healthz" && (method === "GET" || method === "HEAD"))
+      return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
+    const refusal = refuse(method, path, headerMap, settings);
     if (refusal) return this.answer(exchange, refusal.status, { error: refusal.error, message: refusal.message }, refusal.status === 405 ? { allow: PROXIED_METHODS } : {});
     const route = router.match(path);
     if (!route) return this.answer(exchange, 404, { error: "no_route", message: `no upstream serves ${path}` });
-    if (pause.paused && !(await pause.wait())) {
-      this.parts.metrics.pauseTimeouts++;
-      return this.answer(exchange, 503, { error: "paused", message: `the proxy is paused; held for ${settings.pauseTimeoutMs} ms` }, { "retry-after": "1" });
-    }
+    if (pause.paused) return this.afterPause(exchange, server, request, headerMap, route);
+    return this.dispatch(exchange, server, request, headerMap, route);
+  };
+
+  private async afterPause(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route): Promise<Response> {
+    if (await this.parts.pause.wait()) return this.dispatch(exchange, server, request, headerMap, route);
+    this.parts.metrics.pauseTimeouts++;
+    return this.answer(exchange, 503, { error: "paused", message: `the proxy is paused; held for ${this.parts.settings.pauseTimeoutMs} ms` }, { "retry-after": "1" });
+  }
+
+  private dispatch(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route): Response | Promise<Response> {
+    const { settings } = this.parts;
     const peer = server.requestIP(request)?.address ?? "unknown";
     const head = upstreamRequestHead(headerMap, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
-    const prepared = prepareBody(request, route.kind === "frame");
-    const body = prepared instanceof Promise ? await prepared : prepared;
+    const prepared = prepareBody(request, route.kind === "frame", headerMap);
+    if (prepared instanceof Promise) return prepared.then((body) => this.forwardRoute(exchange, server, request, headerMap, route, head, body));
+    return this.forwardRoute(exchange, server, request, headerMap, route, head, prepared);
+  }
+
+  private forwardRoute(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route, head: string, body: PreparedBody): Promise<Response> {
     if (route.kind === "fixed") {
       const attempt: Attempt = { pool: this.pool(route.upstream), label: "fixed", color: null };
-      return this.forward(exchange, server, request, head, body, attempt, () => attempt);
+      return this.forward(exchange, server, request, headerMap, head, body, attempt, () => attempt);
     }
-    const sessionId = request.headers.get("mcp-session-id");
+    const sessionId = headerMap["mcp-session-id"] ?? null;
     const first = this.colorAttempt(this.parts.selector.pick(sessionId));
     const retry = () => {
       const other = otherColor(first.color!);
       return this.colorAttempt(this.parts.isHealthy(other) ? other : first.color!);
     };
-    return this.forward(exchange, server, request, head, body, first, retry, sessionId);
-  };
+    return this.forward(exchange, server, request, headerMap, head, body, first, retry, sessionId);
+  }
 
   /** Closes idle upstream connections. */
   close(): void {
@@ -95,49 +109,50 @@ export class ProxyHandler {
     return pool;
   }
 
-  private async forward(
+  /** A promise chain rather than an async loop: one frame less per request on the hot path. */
+  private forward(
     exchange: Exchange,
     server: Server<undefined>,
     request: Request,
+    headerMap: Record<string, string>,
     head: string,
     prepared: PreparedBody,
-    first: Attempt,
+    attempt: Attempt,
     retry: () => Attempt,
     sessionId: string | null = null,
+    tries = 0,
   ): Promise<Response> {
     const { selector, metrics, settings } = this.parts;
-    const bodyLength = prepared.body instanceof ReadableStream ? Number(request.headers.get("content-length") ?? NaN) : NaN;
-    let attempt = first;
-    for (let tries = 0; ; tries++) {
-      const { color, label } = attempt;
-      if (color) selector.started(color);
-      let response: UpstreamResponse;
-      try {
-        response = await attempt.pool.send({
-          method: exchange.method,
-          target: exchange.target,
-          head,
-          body: prepared.body,
-          bodyLength: Number.isNaN(bodyLength) ? null : bodyLength,
-          headerTimeoutMs: settings.headerTimeoutMs,
-          onDone: (bytes, _completed, status, streamed) => {
-            if (color) selector.finished(color);
-            if (streamed) this.log(exchange, label, status, bytes);
-          },
-        });
-      } catch (error) {
+    const length = prepared.body instanceof ReadableStream ? headerMap["content-length"] : undefined;
+    const { color, label } = attempt;
+    if (color) selector.started(color);
+    const sent = attempt.pool.send({
+      method: exchange.method,
+      target: exchange.target,
+      head,
+      body: prepared.body,
+      bodyLength: length === undefined ? null : Number(length),
+      headerTimeoutMs: settings.headerTimeoutMs,
+      onDone: (bytes, _completed, status, streamed) => {
+        if (color) selector.finished(color);
+        if (streamed) this.log(exchange, label, status, bytes);
+      },
+    });
+    return sent.then(
+      (response) => {
+        if (color) this.trackSession(exchange, sessionId, color, response);
+        return this.respond(exchange, server, request, label, response);
+      },
+      (error) => {
         if (color) selector.finished(color);
         if (!(error instanceof UpstreamFailure)) throw error;
         metrics.upstreamError(label, error.kind);
         // a refused or reset connection: a safe request goes once more (to the other color when it is up)
         if (!prepared.retryable || tries > 0 || (error.kind !== "connect" && error.kind !== "reset")) return this.failed(exchange, label, error);
         metrics.retries++;
-        attempt = retry();
-        continue;
-      }
-      if (color) this.trackSession(exchange, sessionId, color, response);
-      return this.respond(exchange, server, request, label, response);
-    }
+        return this.forward(exchange, server, request, headerMap, head, prepared, retry(), retry, sessionId, tries + 1);
+      },
+    );
   }
 
   private trackSession(exchange: Exchange, sessionId: string | null, color: Color, response: UpstreamResponse): void {

@@ -14,14 +14,14 @@ export interface PreparedBody {
 }
 
 /** Synchronous unless the body must be read (a JSON-RPC post): most requests skip a promise. */
-export function prepareBody(request: Request, jsonRpc: boolean): PreparedBody | Promise<PreparedBody> {
-  const headers = request.headers;
-  const length = headers.get("content-length");
-  const chunked = headers.has("transfer-encoding");
+/** `headerMap` is the request's `Headers.toJSON()`, read once by the caller, so no header is read twice. */
+export function prepareBody(request: Request, jsonRpc: boolean, headerMap: Record<string, string> = request.headers.toJSON()): PreparedBody | Promise<PreparedBody> {
+  const length = headerMap["content-length"] ?? null;
+  const chunked = headerMap["transfer-encoding"] !== undefined;
   if (!chunked && (length === null || length === "0")) {
     return { body: length === "0" ? new Uint8Array(0) : null, retryable: SAFE_METHODS.has(request.method) };
   }
-  if (!jsonRpc || request.method !== "POST" || chunked || Number(length) > MAX_BUFFERED || !isJson(headers.get("content-type")))
+  if (!jsonRpc || request.method !== "POST" || chunked || Number(length) > MAX_BUFFERED || !isJson(headerMap["content-type"] ?? null))
     return { body: request.body, retryable: false };
   return request.bytes().then((bytes) => ({ body: bytes, retryable: !callsATool(bytes) }));
 }

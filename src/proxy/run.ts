@@ -4,14 +4,14 @@
  */
 import type { Config } from "../config/load.ts";
 import { backupMetrics } from "../status/backup-metrics.ts";
-import { statusPageHtml } from "../status/serve.ts";
 import { ProxyServer } from "./proxy-server.ts";
 import { proxySettings } from "./settings.ts";
 
 export async function runProxy(config: Config): Promise<number> {
   const proxy: ProxyServer = new ProxyServer(proxySettings(config), {
     extraMetrics: () => backupMetrics(config.paths.state),
-    statusPage: () => statusPageHtml(config, { status: async () => proxy.status(), latency: async () => proxy.latency() }),
+    // loaded on the first page view: its checks weigh ~5 MB of RSS that most proxies never use
+    statusPage: async () => (await import("../status/serve.ts")).statusPageHtml(config, { status: async () => proxy.status(), latency: async () => proxy.latency() }),
   });
   await proxy.start();
   await new Promise<void>((resolve) => {
