@@ -1,5 +1,4 @@
 import { loadConfig } from "../config/load.ts";
-import { startFrame } from "../frame/serve.ts";
 import { choiceFlag, CONFIG_OPTION, intFlag, stringFlag, type Command } from "../lib/cli.ts";
 
 export const serveCommand: Command = {
@@ -22,6 +21,8 @@ Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-fli
     const port = intFlag(inv, "port", 0);
     const noAuth = inv.values["no-auth"] === true;
     const config = loadConfig({ dir: stringFlag(inv, "config") });
+    // imported here: every other command (the proxy above all) would carry frame's ~15 MB of RSS
+    const { startFrame } = await import("../frame/serve.ts");
     const frame = await startFrame({ config, color, noAuth, ...(port !== undefined ? { port } : {}) });
     if (noAuth)
       process.stderr.write(
