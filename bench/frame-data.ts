@@ -2,19 +2,24 @@
 /**
  * frame data benchmark: get_record and create_record against whoami (no database work) on the same
  * running server, over HTTP with service-token auth, the Postgres audit sink and PII encryption,
- * 32 concurrent clients. Prints calls/s, p50 and p99 per tool and the ratio to whoami.
+ * 32 concurrent clients. Prints calls/s, p50 and p99 per tool, the CPU each call cost the serve
+ * process, Postgres and this load generator (bench/cpu-time.ts; steady on a shared machine when
+ * calls/s and p99 are not), and the ratio to whoami. The load generator is plain fetch, the same
+ * for every tool, so it takes the same share of the two cores in every row.
  *
  *   bun bench/frame-data.ts [--clients 32] [--duration 8] [--rounds 2]
  *
  * The server is `axe-appliance serve` as a child process on a throwaway Postgres cluster.
  */
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { issueServiceToken } from "../src/frame/auth/service-tokens.ts";
 import { loadConfig } from "../src/config/load.ts";
 import { makeConfigDir } from "../test/helpers/config.ts";
-import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
+import { freshDatabase, stopTestCluster, testCluster } from "../test/helpers/postgres.ts";
 import { freePort } from "../test/helpers/sshd.ts";
 import { removeTempDirs } from "../test/helpers/tmp.ts";
+import { clusterCpuSeconds, cpuSeconds, ownCpuSeconds } from "./cpu-time.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -60,23 +65,26 @@ async function main() {
     ];
     console.log(`frame data benchmark: ${CLIENTS} clients, ${DURATION_MS / 1000}s per tool, ${ROUNDS} rounds, ${navigator.hardwareConcurrency} cores`);
     const results = new Map<string, Stats[]>();
+    const pgdata = join((await testCluster()).dir, "pgdata");
+    const meters: Meters = { server: () => cpuSeconds(server.pid), postgres: () => clusterCpuSeconds(pgdata), client: ownCpuSeconds };
     for (let round = 0; round < ROUNDS; round++)
       for (const [tool, args] of tools) {
-        const stats = await load(callTool, tool, args);
+        const stats = await load(callTool, tool, args, meters);
         results.set(tool, [...(results.get(tool) ?? []), stats]);
       }
     // The median round per tool (by calls/s); every round is printed too, since the machine is shared.
     const median = (tool: string) => [...results.get(tool)!].sort((a, b) => a.rate - b.rate)[Math.floor(ROUNDS / 2)]!;
     const whoami = median("whoami");
     const row = (label: string, s: Stats, ratio: string) =>
-      `${label.padEnd(22)} ${s.rate.toFixed(0).padStart(8)} ${s.p50.toFixed(1).padStart(8)} ${s.p99.toFixed(1).padStart(8)} ${String(s.errors).padStart(7)}   ${ratio}`;
-    console.log(`\n${"tool".padEnd(22)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)}   vs whoami (calls/s, p99)`);
+      `${label.padEnd(22)} ${s.rate.toFixed(0).padStart(8)} ${s.p50.toFixed(1).padStart(8)} ${s.p99.toFixed(1).padStart(8)} ${String(s.errors).padStart(7)} ${us(s.cpu.server)} ${us(s.cpu.postgres)} ${us(s.cpu.client)}   ${ratio}`;
+    console.log(`\n${"tool".padEnd(22)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)} ${"serve us".padStart(9)} ${"pg us".padStart(9)} ${"client us".padStart(9)}   vs whoami (calls/s, p99)`);
     for (const [tool] of tools) {
       for (const [i, s] of results.get(tool)!.entries()) console.log(row(`${tool} round ${i + 1}`, s, ""));
       const s = median(tool);
       console.log(row(`${tool} median`, s, `${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x`));
     }
-    console.log("\n(every call authenticated with a service token and audited in Postgres; median = the round with the median calls/s)");
+    console.log("\n(every call authenticated with a service token and audited in Postgres; median = the round with the median calls/s;");
+    console.log(" CPU us/call = user+system time of the serve process, the Postgres cluster and this load generator over the round, per call)");
   } finally {
     server.kill("SIGTERM");
     await server.exited;
@@ -95,11 +103,19 @@ interface Stats {
   p50: number;
   p99: number;
   errors: number;
+  /** CPU seconds per call, by process. */
+  cpu: Record<keyof Meters, number>;
 }
 
-async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args: Args): Promise<Stats> {
+/** CPU seconds so far of the serve process, the Postgres cluster and this process. */
+type Meters = Record<"server" | "postgres" | "client", () => number>;
+
+const us = (seconds: number) => (Number.isNaN(seconds) ? "-" : (seconds * 1e6).toFixed(0)).padStart(9);
+
+async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args: Args, meters: Meters): Promise<Stats> {
   const latencies: number[] = [];
   let errors = 0;
+  const before = { server: meters.server(), postgres: meters.postgres(), client: meters.client() };
   const started = performance.now();
   const until = started + DURATION_MS;
   await Promise.all(
@@ -118,7 +134,8 @@ async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args:
   const elapsed = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
-  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors };
+  const perCall = (key: keyof Meters) => (meters[key]() - before[key]) / latencies.length;
+  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors, cpu: { server: perCall("server"), postgres: perCall("postgres"), client: perCall("client") } };
 }
 
 /** One stateless JSON-RPC tools/call per request, as the SDK client sends it. */
