@@ -2,7 +2,7 @@ import { ensureEntity, listEntities } from "../frame/store/entities.ts";
 import { DataError } from "../frame/store/errors.ts";
 import { ENTITY_NAME } from "../frame/store/names.ts";
 import { ensureMasterKey, masterKeyPath } from "../frame/store/open-data.ts";
-import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -17,18 +17,19 @@ export const entityCommand: Command = {
       details: "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts.",
       options: { config: CONFIG_OPTION },
       positionals: 1,
-      run: (inv) =>
-        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const name = inv.positionals[0];
-          if (!name) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: NAME is required`, `see '${inv.path} --help'`);
-          if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
+      run: (inv) => {
+        // Arguments are checked before the database is opened (which may start the embedded cluster).
+        const name = positional(inv, 0, "NAME");
+        if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
+        return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
           const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
             if (error instanceof DataError) throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
             throw error;
           });
           console.log(`${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`);
-        }),
+        });
+      },
     },
     {
       name: "list",

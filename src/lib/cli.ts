@@ -145,6 +145,13 @@ export function stringFlag(inv: Invocation, name: string, required = false): str
   return undefined;
 }
 
+/** Reads the positional argument at `index`, failing with a usage error that names it when absent. */
+export function positional(inv: Invocation, index: number, name: string, hint?: string): string {
+  const value = inv.positionals[index];
+  if (value === undefined) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: ${name} is required`, hint ?? `see '${inv.path} --help'`);
+  return value;
+}
+
 /** Reads a flag that must be one of `choices`. */
 export function choiceFlag<T extends string>(inv: Invocation, name: string, choices: readonly T[], required = false): T | undefined {
   const value = required ? stringFlag(inv, name, true) : stringFlag(inv, name);
