@@ -40,6 +40,8 @@ export interface RunningFrame {
   port: number;
   /** http://{bind}:{port} */
   url: string;
+  /** The service-token verifier (absent with noAuth); its `stats` count cache hits. */
+  serviceTokens?: ServiceTokenVerifier;
   /** Stops accepting, lets in-flight requests finish, closes the pool (and the embedded cluster if started here). */
   stop(): Promise<void>;
 }
@@ -56,6 +58,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 10 });
   let data: FrameData | undefined;
+  let serviceTokens: ServiceTokenVerifier | undefined;
   try {
     await migrate(sql);
     data = await openFrameData(config, sql, db.target); // tools run as the app login role, audit goes to Postgres
@@ -64,9 +67,12 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       v1IssuerBase: frame.entra_v1_issuer_base,
       ...(options.jwksCooldownMs !== undefined ? { jwksCooldownMs: options.jwksCooldownMs } : {}),
     });
-    const authenticator = options.noAuth
-      ? devAuthenticator(config.customer)
-      : bearerAuthenticator(entra, new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name)));
+    if (!options.noAuth) {
+      serviceTokens = new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name));
+      // Revocations arrive by NOTIFY; without the subscription every call asks the database (no cache).
+      await serviceTokens.listen().catch((error: unknown) => logger.warn("service-token revocations not subscribed; tokens are checked against the database on every call", { error: String(error) }));
+    }
+    const authenticator = serviceTokens ? bearerAuthenticator(entra, serviceTokens) : devAuthenticator(config.customer);
     if (!options.noAuth) void entra.warm();
     const metrics = new FrameMetrics(color);
     const app = createFrameApp({
@@ -81,9 +87,11 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     return {
       port: server.port!,
       url,
+      serviceTokens,
       async stop() {
         stopMemoryCeiling();
         await server.stop();
+        serviceTokens?.close();
         // In-flight requests are done by now; a connection stuck on a dead database must not hold the exit.
         await data?.close();
         await sql.end({ timeout: 2 });
@@ -91,6 +99,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       },
     };
   } catch (error) {
+    serviceTokens?.close();
     await data?.close();
     await sql.end({ timeout: 5 });
     await db.embedded?.stop();

@@ -80,40 +80,111 @@ export async function listServiceTokens(sql: Sql, customer: string): Promise<Ser
   return rows.map(toRecord);
 }
 
-/** Marks a token revoked; returns false when no such unrevoked token exists. */
+/** The channel a revocation is announced on; every serve process listens and drops its cached tokens. */
+export const SERVICE_TOKEN_CHANNEL = "axe_service_tokens";
+
+/**
+ * Marks a token revoked; returns false when no such unrevoked token exists. The NOTIFY is sent in
+ * the same transaction as the update (pg_notify is transactional), so a serve process hears of the
+ * revocation exactly when it commits, and never of one that rolled back.
+ */
 export async function revokeServiceToken(sql: Sql, customer: string, id: string): Promise<boolean> {
-  const rows = await sql`update meta.service_tokens set revoked_at = now()
-    where id = ${id} and customer = ${customer} and revoked_at is null returning id`;
-  return rows.length === 1;
+  return sql.begin(async (tx) => {
+    const rows = await tx`update meta.service_tokens set revoked_at = now()
+      where id = ${id} and customer = ${customer} and revoked_at is null returning id`;
+    if (rows.length !== 1) return false;
+    await tx`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${id})`;
+    return true;
+  });
 }
 
 export function looksLikeServiceToken(token: string): boolean {
   return token.startsWith(SERVICE_TOKEN_PREFIX);
 }
 
+export interface ServiceTokenCacheOptions {
+  /** How long a verified row is trusted without asking the database again. Default 60 s. */
+  ttlMs?: number;
+  /** Most rows kept; the least recently used goes first. Default 10,000. */
+  maxEntries?: number;
+}
+
+interface CachedToken {
+  row: TokenRow;
+  /** Date.now() when the row was read from the database. */
+  readAt: number;
+}
+
 /**
  * Checks a presented service token. Valid: known HMAC, not revoked, not expired, issued for this
  * customer and one of its entities. Last-used time is written at most once a minute per token.
+ *
+ * Verified rows are cached by HMAC digest (LRU, bounded, at most `ttlMs` old) so a call does not
+ * pay a database round trip for its token. Revocation stays immediate: `revokeServiceToken`
+ * NOTIFYs `SERVICE_TOKEN_CHANNEL` in its transaction and `listen()` clears the cache on every
+ * notification, and again on every (re)subscribe of the listen connection, since notifications
+ * sent while it was down are lost. Until the first subscribe the cache is not used. Expiry,
+ * customer and entity are checked from the row on every use; unknown tokens are never cached.
  */
 export class ServiceTokenVerifier {
   private readonly lastTouched = new Map<string, number>();
+  private readonly cache = new Map<string, CachedToken>();
+  private readonly ttlMs: number;
+  private readonly maxEntries: number;
+  /** True between a subscribe of the listen connection and close(); the cache is used only then. */
+  private listening = false;
+  /** Bumped on every clear, so a lookup that raced a revocation does not cache what it read. */
+  private generation = 0;
+  private unlisten: (() => Promise<void>) | undefined;
+  private closed = false;
+  /** Counters for metrics and tests: verifications answered from the cache, and whole-cache clears. */
+  readonly stats = { cacheHits: 0, cacheClears: 0, subscribes: 0 };
 
   constructor(
     private readonly sql: Sql,
     private readonly key: Buffer,
     private readonly customer: string,
     private readonly entities: readonly string[],
-  ) {}
+    cache: ServiceTokenCacheOptions = {},
+  ) {
+    this.ttlMs = cache.ttlMs ?? 60_000;
+    this.maxEntries = cache.maxEntries ?? 10_000;
+  }
+
+  /**
+   * Subscribes to revocations (a dedicated connection postgres.js re-subscribes after it drops).
+   * The cache is switched on by the first subscribe and cleared by every one after it.
+   */
+  async listen(): Promise<void> {
+    const subscription = await this.sql.listen(
+      SERVICE_TOKEN_CHANNEL,
+      () => this.clear(),
+      () => {
+        this.clear();
+        this.stats.subscribes++;
+        if (!this.closed) this.listening = true;
+      },
+    );
+    if (this.closed) await subscription.unlisten(); // closed while subscribing
+    else this.unlisten = subscription.unlisten;
+  }
+
+  /**
+   * Stops using the cache and unsubscribes. The UNLISTEN is not awaited: a dead database must not
+   * hold a shutdown, and ending the pool closes the listen connection anyway.
+   */
+  close(): void {
+    this.closed = true;
+    this.listening = false;
+    this.clear();
+    this.unlisten?.().catch(() => {});
+    this.unlisten = undefined;
+  }
 
   async verify(token: string): Promise<Principal> {
     if (!TOKEN_SHAPE.test(token)) throw new AuthError("service_token_malformed", "the service token is malformed", 401);
     const digest = tokenHmac(this.key, token);
-    const [row] = await this.sql<TokenRow[]>`
-      select id, name, customer, entity, role, hmac, created_at, expires_at, last_used_at, revoked_at
-      from meta.service_tokens where hmac = ${digest}`;
-    // The lookup is by keyed hash; compare again in constant time so the check never rests on the index alone.
-    if (!row || !timingSafeEqual(Buffer.from(row.hmac!, "hex"), Buffer.from(digest, "hex")))
-      throw new AuthError("service_token_unknown", "the service token is not known here", 401);
+    const row = this.cached(digest) ?? (await this.lookup(digest));
     if (row.revoked_at) throw new AuthError("service_token_revoked", "the service token was revoked", 401);
     if (row.expires_at.getTime() <= Date.now()) throw new AuthError("service_token_expired", "the service token has expired", 401);
     if (row.customer !== this.customer || !this.entities.includes(row.entity))
@@ -130,6 +201,41 @@ export class ServiceTokenVerifier {
       scopes: [],
       expiresAt: row.expires_at,
     };
+  }
+
+  private cached(digest: string): TokenRow | undefined {
+    if (!this.listening) return undefined;
+    const entry = this.cache.get(digest);
+    if (!entry) return undefined;
+    this.cache.delete(digest);
+    if (Date.now() - entry.readAt >= this.ttlMs) return undefined;
+    this.cache.set(digest, entry); // most recently used goes last
+    this.stats.cacheHits++;
+    return entry.row;
+  }
+
+  private async lookup(digest: string): Promise<TokenRow> {
+    const generation = this.generation;
+    const readAt = Date.now();
+    const [row] = await this.sql<TokenRow[]>`
+      select id, name, customer, entity, role, hmac, created_at, expires_at, last_used_at, revoked_at
+      from meta.service_tokens where hmac = ${digest}`;
+    // The lookup is by keyed hash; compare again in constant time so the check never rests on the index alone.
+    if (!row || !timingSafeEqual(Buffer.from(row.hmac!, "hex"), Buffer.from(digest, "hex")))
+      throw new AuthError("service_token_unknown", "the service token is not known here", 401);
+    // Only rows that can pass are kept, and only when no revocation arrived while the row was read.
+    if (this.listening && generation === this.generation && !row.revoked_at && row.customer === this.customer && this.entities.includes(row.entity)) {
+      this.cache.delete(digest);
+      this.cache.set(digest, { row, readAt });
+      if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+    }
+    return row;
+  }
+
+  private clear(): void {
+    this.generation++;
+    this.cache.clear();
+    this.stats.cacheClears++;
   }
 
   private touch(id: string): void {
