@@ -44,8 +44,12 @@ describe("service tokens", () => {
     const table = await runCli(["token", "list", "--config", running.configDir]);
     expect(table.stdout).toMatch(new RegExp(`${entry.id}\\s+zapier\\s+labs\\s+writer\\s+active`));
 
+    const clearsBefore = running.frame.serviceTokens!.stats.cacheClears;
     const revoked = await runCli(["token", "revoke", entry.id, "--config", running.configDir]);
     expect(revoked.code).toBe(0);
+    // The revocation reaches the server as a NOTIFY from the CLI's process: wait (bounded) until it has landed.
+    for (let i = 0; i < 200 && running.frame.serviceTokens!.stats.cacheClears === clearsBefore; i++) await Bun.sleep(25);
+    expect(running.frame.serviceTokens!.stats.cacheClears).toBeGreaterThan(clearsBefore);
     const refused = await rpc(running.mcpUrl, whoami, { authorization: `Bearer ${token}` });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("www-authenticate")).toStartWith('Bearer error="invalid_token"');
