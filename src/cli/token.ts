@@ -1,6 +1,6 @@
 import { ROLES, type Role } from "../config/customers.ts";
 import { issueServiceToken, listServiceTokens, parseDuration, revokeServiceToken } from "../frame/auth/service-tokens.ts";
-import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { choiceFlag, CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -20,18 +20,21 @@ export const tokenCommand: Command = {
         expires: { type: "string", value: "DURATION", description: "lifetime such as 90d, 12h, 30m or 2w (default 90d)" },
         config: CONFIG_OPTION,
       },
-      run: (inv) =>
-        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const entity = stringFlag(inv, "entity", true);
+      run: (inv) => {
+        // Flags are checked before the database is opened (which may start the embedded cluster).
+        const entity = stringFlag(inv, "entity", true);
+        const role = choiceFlag(inv, "role", ROLES, true) as Role;
+        const name = stringFlag(inv, "name", true);
+        const expiresInMs = parseDuration(stringFlag(inv, "expires") ?? "90d");
+        return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const entities = config.customer.entities.map((e) => e.name);
           if (!entities.includes(entity))
             throw new UsageError("UNKNOWN_ENTITY", `entity '${entity}' is not an entity of customer ${config.customer.name}; expected one of ${entities.join(", ")}`, "see customers.yaml");
-          const role = choiceFlag(inv, "role", ROLES, true) as Role;
-          const expiresInMs = parseDuration(stringFlag(inv, "expires") ?? "90d");
-          const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role, name: stringFlag(inv, "name", true), expiresInMs });
+          const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role, name, expiresInMs });
           process.stderr.write(`issued ${record.id} (${record.name}): ${record.role} of ${record.entity}, expires ${record.expiresAt.toISOString()}. It is shown once:\n`);
           process.stdout.write(`${token}\n`);
-        }),
+        });
+      },
     },
     {
       name: "list",
@@ -56,14 +59,14 @@ export const tokenCommand: Command = {
       usage: "ID [--config DIR]",
       options: { config: CONFIG_OPTION },
       positionals: 1,
-      run: (inv) =>
-        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const id = inv.positionals[0];
-          if (!id) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: which token? Give its ID (see 'axe-appliance token list')`);
+      run: (inv) => {
+        const id = positional(inv, 0, "ID", "give the token's ID (see 'axe-appliance token list')");
+        return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           if (!(await revokeServiceToken(sql, config.customer.name, id)))
             throw new UsageError("UNKNOWN_TOKEN", `no active token with id '${id}'`, "see 'axe-appliance token list'");
           process.stdout.write(`revoked ${id}\n`);
-        }),
+        });
+      },
     },
   ],
 };
