@@ -80,10 +80,12 @@ export function coldPresent(ctx: BackupContext): boolean {
   return ctx.settings.cold.enabled && existsSync(join(ctx.cold.volume, ctx.cold.marker));
 }
 
-export function repoFor(ctx: BackupContext, tier: TierName): Repo | undefined {
-  if (tier === "local") return ctx.local;
-  if (tier === "ring") return ctx.ring?.repo;
-  return coldPresent(ctx) ? ctx.cold : undefined;
+/** A tier's repository when it can be reached now, else why not (for a "skipped" line). */
+export function tierRepo(ctx: BackupContext, tier: TierName): { repo?: Repo; why: string } {
+  if (tier === "local") return { repo: ctx.local, why: "" };
+  if (tier === "ring") return { repo: ctx.ring?.repo, why: ctx.ringSkip ?? "" };
+  if (coldPresent(ctx)) return { repo: ctx.cold, why: "" };
+  return { why: ctx.settings.cold.enabled ? `volume ${ctx.cold.volume} not mounted` : "cold tier disabled in appliance.yaml" };
 }
 
 /** Age limits per tier in hours, for `backup status`. */

@@ -9,13 +9,13 @@ import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { connect, openDatabase, type DatabaseTarget } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
-import { backupContext, coldPresent, type BackupContext } from "./context.ts";
+import { backupContext, tierRepo, type BackupContext } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { acquireRunnerLock } from "./lock.ts";
 import { removeStaleLocks } from "./retention.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
-import { resticFailure, type Repo, type TierName } from "./restic.ts";
+import { resticFailure, type Repo } from "./restic.ts";
 import { exitCodeFor } from "./run.ts";
 import { updateTier } from "./status.ts";
 import type { TierResult } from "./tiers/types.ts";
@@ -53,12 +53,8 @@ export async function verifyBackups(config: Config): Promise<{ results: TierResu
   let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
     db = await openDatabase(config);
-    const tiers: Array<[TierName, Repo | undefined, string]> = [
-      ["local", ctx.local, ""],
-      ["ring", ctx.ring?.repo, ctx.ringSkip ?? ""],
-      ["cold", coldPresent(ctx) ? ctx.cold : undefined, ctx.settings.cold.enabled ? `volume ${ctx.cold.volume} not mounted` : "cold tier disabled in appliance.yaml"],
-    ];
-    for (const [tier, repo, why] of tiers) {
+    for (const tier of ["local", "ring", "cold"] as const) {
+      const { repo, why } = tierRepo(ctx, tier);
       if (!repo) results.push({ tier, outcome: "skipped", message: `${tier}: skipped, ${why}` });
       else results.push(await verifyTier(ctx, repo, db.target));
     }
