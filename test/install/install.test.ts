@@ -170,8 +170,14 @@ describe("install.sh --prefix DIR --no-services", () => {
       }
       expect(answer?.status).toBe(200);
       expect(await answer!.json()).toMatchObject({ resource: "https://axe.axelabs.ai/frame/mcp", scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"] });
-      const health = await fetch(`http://127.0.0.1:${ports.green}/healthz`);
-      expect(await health.json()).toMatchObject({ status: "ok", color: "green" });
+      // The proxy answering says the live color is up, not that green has finished starting.
+      let health: Response | undefined;
+      for (let i = 0; i < 300; i++) {
+        health = await fetch(`http://127.0.0.1:${ports.green}/healthz`).catch(() => undefined);
+        if (health?.status === 200) break;
+        await Bun.sleep(100);
+      }
+      expect(await health?.json()).toMatchObject({ status: "ok", color: "green" });
     } finally {
       for (const child of started) child.kill("SIGTERM");
       await Promise.all(started.map((child) => child.exited));
