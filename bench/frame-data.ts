@@ -7,7 +7,9 @@
  * calls/s and p99 are not), and the ratio to whoami. The load generator is plain fetch, the same
  * for every tool, so it takes the same share of the two cores in every row.
  *
- *   bun bench/frame-data.ts [--clients 32] [--duration 8] [--rounds 2]
+ *   bun bench/frame-data.ts [--clients 32] [--duration 8] [--rounds 2] [--only get_record,...] [--profile DIR]
+ *
+ * `--profile DIR` starts serve under `bun --cpu-prof-md` and leaves the profile in DIR when it exits.
  *
  * The server is `axe-appliance serve` as a child process on a throwaway Postgres cluster.
  */
@@ -26,6 +28,8 @@ const { values: flags } = parseArgs({
     clients: { type: "string", default: "32" },
     duration: { type: "string", default: "8" },
     rounds: { type: "string", default: "2" },
+    only: { type: "string" },
+    profile: { type: "string" },
   },
 });
 const CLIENTS = Number(flags.clients);
@@ -40,7 +44,8 @@ async function main() {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: base } } });
-  const server = Bun.spawn([process.execPath, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir], {
+  const profile = flags.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${flags.profile}`] : [];
+  const server = Bun.spawn([process.execPath, ...profile, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir], {
     stdout: "ignore", stderr: Bun.file(`${dir}/serve.log`), env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "error" },
   });
   try {
@@ -58,11 +63,13 @@ async function main() {
     const ids: string[] = [];
     for (let i = 0; i < 200; i++) ids.push((await callTool("create_record", { collection: "people", values: person(i) })).id as string);
     let n = 0;
-    const tools: Array<[string, Args]> = [
+    const only = flags.only?.split(",");
+    const tools = ([
       ["whoami", () => ({})],
       ["get_record", () => ({ id: ids[n++ % ids.length] })],
       ["create_record", () => ({ collection: "people", values: person(n++) })],
-    ];
+    ] satisfies Array<[string, Args]>).filter(([tool]) => !only || only.includes(tool));
+    if (tools.length === 0) throw new Error(`--only ${flags.only}: choose from whoami, get_record, create_record`);
     console.log(`frame data benchmark: ${CLIENTS} clients, ${DURATION_MS / 1000}s per tool, ${ROUNDS} rounds, ${navigator.hardwareConcurrency} cores`);
     const results = new Map<string, Stats[]>();
     const pgdata = join((await testCluster()).dir, "pgdata");
@@ -74,14 +81,14 @@ async function main() {
       }
     // The median round per tool (by calls/s); every round is printed too, since the machine is shared.
     const median = (tool: string) => [...results.get(tool)!].sort((a, b) => a.rate - b.rate)[Math.floor(ROUNDS / 2)]!;
-    const whoami = median("whoami");
+    const whoami = results.has("whoami") ? median("whoami") : undefined;
     const row = (label: string, s: Stats, ratio: string) =>
       `${label.padEnd(22)} ${s.rate.toFixed(0).padStart(8)} ${s.p50.toFixed(1).padStart(8)} ${s.p99.toFixed(1).padStart(8)} ${String(s.errors).padStart(7)} ${us(s.cpu.server)} ${us(s.cpu.postgres)} ${us(s.cpu.client)}   ${ratio}`;
     console.log(`\n${"tool".padEnd(22)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)} ${"serve us".padStart(9)} ${"pg us".padStart(9)} ${"client us".padStart(9)}   vs whoami (calls/s, p99)`);
     for (const [tool] of tools) {
       for (const [i, s] of results.get(tool)!.entries()) console.log(row(`${tool} round ${i + 1}`, s, ""));
       const s = median(tool);
-      console.log(row(`${tool} median`, s, `${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x`));
+      console.log(row(`${tool} median`, s, whoami ? `${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x` : ""));
     }
     console.log("\n(every call authenticated with a service token and audited in Postgres; median = the round with the median calls/s;");
     console.log(" CPU us/call = user+system time of the serve process, the Postgres cluster and this load generator over the round, per call)");

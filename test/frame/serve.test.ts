@@ -138,6 +138,16 @@ describe("serve", () => {
     expect((await json(big)).error.message).toContain("2048");
     const small = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "ping" });
     expect(small.status).toBe(200);
+    // Chunked, so no Content-Length to refuse it by: the body is read, then refused.
+    const streamed = await fetch(running.mcpUrl, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" },
+      body: new Blob([JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping", params: { pad: "é".repeat(1500) } })]).stream(),
+    });
+    expect(streamed.status).toBe(413);
+    // The header checks still come first, whatever the body is.
+    expect((await rpc(running.mcpUrl, "{not json", { accept: "application/json" })).status).toBe(406);
+    expect((await rpc(running.mcpUrl, "{not json", { "content-type": "text/plain" })).status).toBe(415);
   });
 
   test("Host and Origin are checked (DNS-rebinding protection)", async () => {
