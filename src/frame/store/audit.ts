@@ -47,13 +47,19 @@ function columns(event: AuditEvent) {
 }
 
 /** Appends events in one transaction per destination: the entity's log, or meta's for unknown entities. */
-export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
+export function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
+  return appendAuditBatch(sql, events);
+}
+
+async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: Sql): Promise<void> {
   const groups = new Map<string, ReturnType<typeof columns>[]>();
   for (const event of events) groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), columns(event)]);
   for (const [entity, rows] of groups) {
     if (entity) {
       try {
-        await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`); // one round trip per batch
+        // One round trip per batch; on the pipe its building cannot throw: `columns` gives every row
+        // the same keys with strings, numbers, Dates or null.
+        await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`, pipe);
         continue;
       } catch (error) {
         if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;
@@ -63,21 +69,23 @@ export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<vo
   }
 }
 
-const MAX_BATCH = 500;
+/** Rows per audit transaction; small enough that a batch on the pipe holds up get_record calls by a few ms at most. */
+const MAX_BATCH = 100;
 
 /**
  * Group commit: one writer drains a queue, so a burst of calls costs one transaction per entity
  * instead of one per call (the chain serialises appends anyway), and audit writes never take more
- * than one pooled connection from the tools. `record` resolves once its row is committed.
+ * than one pooled connection from the tools. `record` resolves once its row is committed. With
+ * `pipe`, the batches go on that shared connection (isPipe in with-entity.ts).
  */
-export function postgresAuditSink(sql: Sql): AuditSink & { flush(): Promise<void> } {
+export function postgresAuditSink(sql: Sql, pipe?: Sql): AuditSink & { flush(): Promise<void> } {
   const queue: Array<{ event: AuditEvent; done: (error?: unknown) => void }> = [];
   let draining: Promise<void> | undefined;
   const drain = async () => {
     while (queue.length) {
       const batch = queue.splice(0, MAX_BATCH);
       try {
-        await appendAudit(sql, ...batch.map((b) => b.event));
+        await appendAuditBatch(sql, batch.map((b) => b.event), pipe);
         for (const b of batch) b.done();
       } catch (error) {
         for (const b of batch) b.done(error);

@@ -17,6 +17,8 @@ export class DataStore {
   constructor(
     readonly sql: Sql,
     readonly keys: DataKeyCache,
+    /** A one-connection pool for `statement` (with-entity.ts, isPipe); without it each call reserves a connection. */
+    readonly pipe?: Sql,
   ) {}
 
   async run<T>(entity: string, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
@@ -25,11 +27,15 @@ export class DataStore {
     return withEntity(this.sql, entity, (tx) => work(tx, keys));
   }
 
-  /** Read work that is one statement: sent whole in one round trip (statementInEntity), then `read` decodes. */
+  /**
+   * Read work that is one statement: sent whole in one round trip (statementInEntity), on the pipe
+   * when there is one, then `read` decodes. The statement must be short and one whose building
+   * cannot throw (see isPipe in with-entity.ts).
+   */
   async statement<R extends readonly postgres.MaybeRow[], T>(entity: string, statement: (tx: Tx) => postgres.PendingQuery<R>, read: (rows: R, keys: EntityKeys) => T): Promise<T> {
     await entityRole(this.sql, entity);
     const keys = await this.keys.get(this.sql, entity);
-    return read(await statementInEntity(this.sql, entity, statement), keys);
+    return read(await statementInEntity(this.sql, entity, statement, this.pipe), keys);
   }
 }
 

@@ -17,6 +17,8 @@ export interface DataFixture {
   /** Logged in as the app role: no rights of its own, SET ROLE into entity roles. */
   app: Sql;
   appRole: string;
+  /** The app role's password, for another pool that logs in the same way (a pipe). */
+  appPassword: string;
   keyPath: string;
   ring: MasterKeyring;
   keys: DataKeyCache;
@@ -37,6 +39,7 @@ export async function dataFixture(entities = ["axe", "labs"]): Promise<DataFixtu
     db,
     app,
     appRole,
+    appPassword: password,
     keyPath,
     ring,
     keys: new DataKeyCache(ring),

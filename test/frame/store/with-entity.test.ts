@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { connect, type Sql } from "../../../src/db/connect.ts";
 import { statementInEntity, withEntity } from "../../../src/frame/store/with-entity.ts";
 import { dataFixture, type DataFixture } from "./fixture.ts";
 
@@ -62,5 +63,58 @@ describe("entity transactions (pipelined begin, switch, work, commit)", () => {
       await expect(attempt).rejects.toThrow("bad id");
     }
     await poolIsClean(fx);
+  });
+});
+
+describe("single statements on a pipe (one shared connection, never reserved)", () => {
+  let pipe: Sql | undefined;
+  afterEach(async () => {
+    await pipe?.end({ timeout: 1 });
+    pipe = undefined;
+  });
+  const openPipe = (fixture: DataFixture) => (pipe = connect({ ...fixture.db.target, user: fixture.appRole, password: fixture.appPassword }, { max: 1 }));
+
+  test("interleaved calls of two entities, some failing, each get their own answer and the pipe stays clean", async () => {
+    fx = await dataFixture();
+    const p = openPipe(fx);
+    const calls = Array.from({ length: 120 }, (_, i) => {
+      const entity = i % 2 ? "axe" : "labs";
+      const other = i % 2 ? "labs" : "axe";
+      if (i % 7 === 3) return statementInEntity(fx!.app, entity, (tx) => tx`select 1/0 as x`, p).then(() => "no error", (e: { code?: string }) => `refused ${e.code}`);
+      if (i % 7 === 5) return statementInEntity(fx!.app, entity, (tx) => tx`select count(*) from ${tx(`entity_${other}`)}.records`, p).then(() => "no error", (e: { code?: string }) => `refused ${e.code}`);
+      return statementInEntity(fx!.app, entity, (tx) => tx`select current_user as who, current_schema() as schema, ${i}::int as i`, p).then(([row]) => `${row!.schema} ${String(row!.who).endsWith(`_e_${entity}`)} ${row!.i}`);
+    });
+    const answers = await Promise.all(calls);
+    answers.forEach((answer, i) => {
+      const entity = i % 2 ? "axe" : "labs";
+      if (i % 7 === 3) expect(answer).toBe("refused 22012");
+      else if (i % 7 === 5) expect(answer).toBe("refused 42501");
+      else expect(answer).toBe(`entity_${entity} true ${i}`);
+    });
+    const [after] = await p`select current_user as who, current_setting('search_path') as path`;
+    expect(after!.who).toBe(fx.appRole);
+    expect(after!.path).not.toContain("entity_");
+    await poolIsClean(fx); // counts the pipe's backend too: none is left idle in a transaction
+  });
+
+  test("a statement whose building fails retires the pipe; later calls take reserved connections and stay correct", async () => {
+    fx = await dataFixture();
+    const p = openPipe(fx);
+    const ok = await statementInEntity(fx.app, "axe", (tx) => tx`select current_schema() as schema`, p);
+    expect(ok[0]!.schema).toBe("entity_axe");
+    const broken = statementInEntity(fx.app, "axe", (tx) => tx`select ${undefined as unknown as string} as x`, p);
+    await expect(broken).rejects.toMatchObject({ code: "UNDEFINED_VALUE" });
+    // Retired: ended by us, so the pipe itself refuses work now...
+    await expect(p`select 1`).rejects.toMatchObject({ code: "CONNECTION_ENDED" });
+    // ...and statementInEntity goes around it.
+    const [row] = await statementInEntity(fx.app, "labs", (tx) => tx`select current_schema() as schema, current_user as who`, p);
+    expect(row!.schema).toBe("entity_labs");
+    expect(String(row!.who)).toMatch(/_e_labs$/);
+    await poolIsClean(fx);
+  });
+
+  test("a pool of more than one connection is not a pipe", async () => {
+    fx = await dataFixture();
+    await expect(statementInEntity(fx.app, "axe", (tx) => tx`select 1`, fx.app)).rejects.toThrow(/exactly one connection/);
   });
 });
