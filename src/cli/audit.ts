@@ -1,5 +1,3 @@
-import { verifyAudit } from "../frame/store/audit-verify.ts";
-import { ENTITY_NAME } from "../frame/store/names.ts";
 import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { DatabaseError, UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
@@ -19,6 +17,7 @@ Exit 0 when every chain holds, 4 when one is broken (the message names the log a
       options: { entity: { type: "string", value: "E", description: "verify this entity's log only" }, json: JSON_OPTION, config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql) => {
+          const [{ verifyAudit }, { ENTITY_NAME }] = await Promise.all([import("../frame/store/audit-verify.ts"), import("../frame/store/names.ts")]);
           const entity = stringFlag(inv, "entity");
           if (entity !== undefined) {
             const [known] = ENTITY_NAME.test(entity) ? await sql`select 1 from meta.entities where name = ${entity}` : [];

@@ -1,14 +1,8 @@
 import { join, resolve } from "node:path";
 import { loadConfig, type Config } from "../config/load.ts";
-import { backupContext, tierLimits } from "../backup/context.ts";
-import { verifyBackups } from "../backup/drill.ts";
-import { initBackup } from "../backup/init.ts";
-import { findSnapshot, restoreDump, restoreToDir } from "../backup/restore.ts";
-import { runBackup, TIER_CHOICES } from "../backup/run.ts";
-import { defaultPlatform, defaultUnitDir, installUnits, scheduleUnits, selfProgram, type Platform } from "../backup/schedule.ts";
-import { readStatus, renderReport, reportTiers } from "../backup/status.ts";
+import type { Platform } from "../backup/schedule.ts";
 import type { TierResult } from "../backup/tiers/types.ts";
-import { openDatabase, type DatabaseTarget } from "../db/connect.ts";
+import type { DatabaseTarget } from "../db/connect.ts";
 import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 
@@ -49,6 +43,7 @@ ${EXITS}`,
 (init --copy-chunker-params) when reachable now, else by the first run that reaches them.${EXITS}`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
+        const { initBackup } = await import("../backup/init.ts");
         const { results, exitCode } = await initBackup(config(inv));
         return printResults(results, exitCode);
       },
@@ -61,6 +56,7 @@ ${EXITS}`,
 runs per tier only after that tier succeeded. A failed tier never stops the others.${EXITS}`,
       options: { tier: TIER, config: CONFIG_OPTION },
       run: async (inv) => {
+        const { runBackup, TIER_CHOICES } = await import("../backup/run.ts");
         const tier = choiceFlag(inv, "tier", TIER_CHOICES) ?? "all";
         const { results, exitCode } = await runBackup(config(inv), tier);
         return printResults(results, exitCode);
@@ -72,7 +68,8 @@ runs per tier only after that tier succeeded. A failed tier never stops the othe
       usage: "[--json] [--config DIR]",
       details: "Reads {data_dir}/state/backup.json. Exit 7 when any enabled tier is older than its limit or failed last time.",
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
-      run: (inv) => {
+      run: async (inv) => {
+        const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }] = await Promise.all([import("../backup/context.ts"), import("../backup/status.ts")]);
         const ctx = backupContext(config(inv));
         const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
         const bad = reports.some((r) => r.problems.length > 0);
@@ -89,6 +86,7 @@ runs per tier only after that tier succeeded. A failed tier never stops the othe
 table with the figures taken at dump time, drops the scratch database and records the last proven restore.${EXITS}`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
+        const { verifyBackups } = await import("../backup/drill.ts");
         const { results, exitCode } = await verifyBackups(config(inv));
         return printResults(results, exitCode);
       },
@@ -123,7 +121,8 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
         dir: { type: "string", value: "DIR", description: "where --install writes (default /Library/LaunchDaemons or /etc/systemd/system)" },
         config: CONFIG_OPTION,
       },
-      run: (inv) => {
+      run: async (inv) => {
+        const { defaultPlatform, defaultUnitDir, installUnits, scheduleUnits, selfProgram } = await import("../backup/schedule.ts");
         const cfg = config(inv);
         const platform: Platform = choiceFlag(inv, "platform", ["launchd", "systemd"] as const) ?? defaultPlatform();
         const units = scheduleUnits(platform, { program: selfProgram(), configDir: cfg.dir, logDir: join(cfg.paths.data, "logs") });
@@ -145,6 +144,11 @@ async function restoreCommand(inv: Invocation): Promise<number> {
   const dir = stringFlag(inv, "to-dir");
   if (!url === !dir) throw new UsageError("BAD_FLAG", `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`, `see '${inv.path} --help'`);
   const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const) ?? "local";
+  const [{ backupContext }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] = await Promise.all([
+    import("../backup/context.ts"),
+    import("../backup/restore.ts"),
+    import("../db/connect.ts"),
+  ]);
   const cfg = config(inv);
   const ctx = backupContext(cfg);
   const repo = tier === "local" ? ctx.local : tier === "ring" ? ctx.ring?.repo : ctx.cold;

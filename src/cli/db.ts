@@ -1,4 +1,3 @@
-import { migrate, migrationState } from "../db/migrate.ts";
 import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -13,6 +12,7 @@ export const dbCommand: Command = {
       options: { config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql) => {
+          const { migrate, migrationState } = await import("../db/migrate.ts");
           const applied = await migrate(sql);
           const { current } = await migrationState(sql);
           console.log(applied.length ? `applied migration${applied.length > 1 ? "s" : ""} ${applied.join(", ")}; now at version ${current}` : `up to date at version ${current}`);
@@ -25,6 +25,7 @@ export const dbCommand: Command = {
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql) => {
+          const { migrationState } = await import("../db/migrate.ts");
           const state = await migrationState(sql);
           if (inv.values.json) {
             console.log(JSON.stringify({ current: state.current, latest: state.latest, pending: state.pending.map((m) => m.version), applied: state.applied }));

@@ -1,22 +1,17 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateReleaseKeyPair } from "../deploy/sign.ts";
 import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
 import { DeployError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
-import { launchdPlists } from "../services/launchd.ts";
-import { systemdUnits } from "../services/systemd.ts";
 import { tmpdir } from "node:os";
 import { loadFleet } from "../config/customers.ts";
-import { findCustomer, loadRelease, progressBar, pushRelease, renderReport, type PushResult } from "../deploy/push.ts";
+import type { PushResult } from "../deploy/push.ts";
 import { buildInfo } from "../lib/version.ts";
 import { hostname } from "node:os";
 import { loadConfig } from "../config/load.ts";
-import { deployHistory, deployStatus, renderHistory, renderStatus } from "../deploy/history.ts";
-import { receiveRelease, type RunOutcome } from "../deploy/receive.ts";
-import { rollback } from "../deploy/rollback.ts";
+import type { RunOutcome } from "../deploy/receive.ts";
 import { AppError, UsageError } from "../lib/errors.ts";
 
 /** Without --release, build one from this checkout (source runs only) with npm run release. */
@@ -49,6 +44,7 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
   run: async (inv) => {
     const to = stringFlag(inv, "to");
     if (!to === !inv.values.all) throw new UsageError("MISSING_FLAG", `${inv.path}: give exactly one of --to CUSTOMER and --all`, `see '${inv.path} --help'`);
+    const { findCustomer, loadRelease, progressBar, pushRelease, renderReport } = await import("../deploy/push.ts");
     const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
     const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
     const release = await loadRelease(fleet, stringFlag(inv, "release") ?? buildReleaseFromSource());
@@ -88,7 +84,7 @@ sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to
     const out = resolve(stringFlag(inv, "out", true));
     const keyFile = join(out, "release.key");
     if (existsSync(keyFile)) throw new DeployError("RELEASE_KEY_EXISTS", `${keyFile} exists; a release key is never overwritten`, "choose another --out, or remove the old key on purpose");
-    const pair = await generateReleaseKeyPair();
+    const pair = await (await import("../deploy/sign.ts")).generateReleaseKeyPair();
     writeSecretFile(keyFile, pair.privatePem);
     writeFileSync(join(out, "release.pub"), pair.publicPem, { mode: 0o644 });
     const indented = pair.publicPem.trim().split("\n").map((l) => `  ${l}`).join("\n");
@@ -149,6 +145,7 @@ keep the old color warm. Prints a JSON report; every step is also appended to
       run: async (inv) => {
         if (process.stdin.isTTY) throw new UsageError("NO_RELEASE_STREAM", `${inv.path} reads a release stream on stdin, and stdin is a terminal`, "run `axe-appliance deploy push` on the operator's machine instead");
         const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const { receiveRelease } = await import("../deploy/receive.ts");
         return finish(await receiveRelease({ config, input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>, who: whoFrom(inv) }));
       },
     },
@@ -158,7 +155,7 @@ keep the old color warm. Prints a JSON report; every step is also appended to
       summary: "switch back to the warm standby color (restarting its release if it is down)",
       usage: "[--config DIR] [--who NAME]",
       options: { config: CONFIG_OPTION, who: WHO },
-      run: async (inv) => finish(await rollback({ config: loadConfig({ dir: stringFlag(inv, "config") }), who: whoFrom(inv) })),
+      run: async (inv) => finish(await (await import("../deploy/rollback.ts")).rollback({ config: loadConfig({ dir: stringFlag(inv, "config") }), who: whoFrom(inv) })),
     },
     {
       name: "units",
@@ -175,8 +172,9 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
         user: { type: "string", value: "NAME", description: "the account the services run as" },
         config: CONFIG_OPTION,
       },
-      run: (inv) => {
+      run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const [{ launchdPlists }, { systemdUnits }] = await Promise.all([import("../services/launchd.ts"), import("../services/systemd.ts")]);
         const kind = choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ?? (process.platform === "darwin" ? "launchd" : "systemd");
         const options = { ...(stringFlag(inv, "binary") ? { binary: stringFlag(inv, "binary") } : {}), ...(stringFlag(inv, "user") ? { user: stringFlag(inv, "user") } : {}) };
         const out = resolve(stringFlag(inv, "out", true));
@@ -193,6 +191,7 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
       usage: "[--config DIR] [--json]",
       options: { config: CONFIG_OPTION, json: JSON_OPTION },
       run: async (inv) => {
+        const { deployStatus, renderStatus } = await import("../deploy/history.ts");
         const status = await deployStatus(loadConfig({ dir: stringFlag(inv, "config") }));
         process.stdout.write(inv.values.json ? JSON.stringify(status, null, 2) + "\n" : renderStatus(status));
       },
@@ -202,7 +201,8 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
       summary: "the deploy journal: one line per deploy or rollback",
       usage: "[--config DIR] [--json]",
       options: { config: CONFIG_OPTION, json: JSON_OPTION },
-      run: (inv) => {
+      run: async (inv) => {
+        const { deployHistory, renderHistory } = await import("../deploy/history.ts");
         const rows = deployHistory(loadConfig({ dir: stringFlag(inv, "config") }));
         process.stdout.write(inv.values.json ? JSON.stringify(rows, null, 2) + "\n" : renderHistory(rows));
       },

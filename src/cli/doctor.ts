@@ -1,4 +1,3 @@
-import { runChecks } from "../doctor/checks.ts";
 import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 
 export const doctorCommand: Command = {
@@ -8,6 +7,7 @@ export const doctorCommand: Command = {
   details: "Exit code 0 when every check is OK, 10 when any check fails.",
   options: { json: JSON_OPTION, config: CONFIG_OPTION },
   run: async (inv) => {
+    const { runChecks } = await import("../doctor/checks.ts");
     const results = await runChecks(stringFlag(inv, "config"));
     if (inv.values.json) console.log(JSON.stringify(results));
     else {

@@ -1,7 +1,4 @@
-import { ensureEntity, listEntities } from "../frame/store/entities.ts";
-import { DataError } from "../frame/store/errors.ts";
 import { ENTITY_NAME } from "../frame/store/names.ts";
-import { ensureMasterKey, masterKeyPath } from "../frame/store/open-data.ts";
 import { CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
@@ -22,6 +19,11 @@ export const entityCommand: Command = {
         const name = positional(inv, 0, "NAME");
         if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }] = await Promise.all([
+            import("../frame/store/entities.ts"),
+            import("../frame/store/errors.ts"),
+            import("../frame/store/open-data.ts"),
+          ]);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
           const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
             if (error instanceof DataError) throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
@@ -38,6 +40,7 @@ export const entityCommand: Command = {
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql) => {
+          const { listEntities } = await import("../frame/store/entities.ts");
           const entities = await listEntities(sql);
           if (inv.values.json) return void console.log(JSON.stringify(entities));
           for (const e of entities) console.log(`${e.name.padEnd(32)}  customer ${e.customer}  role ${e.role}  since ${e.createdAt.toISOString()}`);

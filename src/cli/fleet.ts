@@ -3,9 +3,6 @@ import { loadFleet } from "../config/customers.ts";
 import { resolveConfigDir } from "../config/load.ts";
 import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-import { fleetStatus } from "../status/fleet.ts";
-import { renderFleetTable } from "../status/fleet-table.ts";
-import { STATUS_EXIT, worstLevel } from "../status/report.ts";
 
 export const fleetCommand: Command = {
   name: "fleet",
@@ -30,6 +27,11 @@ Exit codes: 0 all green, 11 some yellow, 12 some red or unreachable.`,
         config: CONFIG_OPTION,
       },
       run: async (inv) => {
+        const [{ fleetStatus }, { renderFleetTable }, { STATUS_EXIT, worstLevel }] = await Promise.all([
+          import("../status/fleet.ts"),
+          import("../status/fleet-table.ts"),
+          import("../status/report.ts"),
+        ]);
         const file = stringFlag(inv, "customers") ?? join(resolveConfigDir(stringFlag(inv, "config")), "customers.yaml");
         const fleet = loadFleet(file);
         const only = (inv.values.customer as string[] | undefined) ?? [];

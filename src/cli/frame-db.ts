@@ -1,6 +1,5 @@
 import { loadConfig, type Config } from "../config/load.ts";
-import { connect, openDatabase, type Sql } from "../db/connect.ts";
-import { migrate } from "../db/migrate.ts";
+import type { Sql } from "../db/connect.ts";
 
 /**
  * Opens the configured database as its owner (starting the embedded cluster if needed, and
@@ -13,6 +12,8 @@ export async function withOwnerDatabase<T>(
   options: { migrate?: boolean } = {},
 ): Promise<T> {
   const config = loadConfig({ dir: configDir });
+  // imported here, as every command implementation is: the proxy process must not carry postgres.js
+  const [{ connect, openDatabase }, { migrate }] = await Promise.all([import("../db/connect.ts"), import("../db/migrate.ts")]);
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 2 });
   try {

@@ -1,9 +1,5 @@
 import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
-import { loadTokenKey, TOKEN_KEY_FILE } from "../frame/auth/service-tokens.ts";
-import { initMasterKey, readMasterKey } from "../frame/crypto/master-key.ts";
-import { rotateMasterKey } from "../frame/crypto/rotate.ts";
-import { masterKeyPath } from "../frame/store/open-data.ts";
 import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { existsSync } from "node:fs";
 import { releaseInitCommand } from "./deploy.ts";
@@ -22,8 +18,13 @@ Writes {secrets_dir}/master.key (wraps every entity's data keys) and {secrets_di
 service-token hashes). An existing file is kept as it is. Back both up with the database: without
 master.key, encrypted fields cannot be read.`,
       options: { config: CONFIG_OPTION },
-      run: (inv) => {
+      run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }] = await Promise.all([
+          import("../frame/auth/service-tokens.ts"),
+          import("../frame/crypto/master-key.ts"),
+          import("../frame/store/open-data.ts"),
+        ]);
         const master = masterKeyPath(config);
         const tokenFile = join(config.paths.secrets, TOKEN_KEY_FILE);
         const tokenExisted = existsSync(tokenFile);
@@ -45,6 +46,7 @@ command is interrupted, run it again: it resumes with the same new key.`,
       options: { config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([import("../frame/crypto/rotate.ts"), import("../frame/store/open-data.ts")]);
           const result = await rotateMasterKey(sql, masterKeyPath(config));
           console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
           console.log("running servers need no restart; back up the new master.key now");

@@ -1,14 +1,14 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
-import { drainColor, pauseProxy, proxyStatus, resumeProxy, switchLiveColor } from "../proxy/admin-client.ts";
 import { COLORS, type Color } from "../proxy/admin-schema.ts";
-import { runProxy } from "../proxy/run.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
 const ADMIN = "Talks to the running proxy over its admin socket ({data_dir}/{proxy.admin_socket}); exit 9 when it refuses or is not running.";
 
 const socketOf = (inv: Invocation) => proxySettings(loadConfig({ dir: stringFlag(inv, "config") })).adminSocket;
+// the admin commands and the proxy import their implementation when they run, not with the CLI tree
+const admin = () => import("../proxy/admin-client.ts");
 
 function colorArgument(inv: Invocation, required: boolean): Color | undefined {
   const value = inv.positionals[0];
@@ -33,7 +33,7 @@ export const proxyCommand: Command = {
         "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken or another proxy holds the admin socket.",
       ].join("\n"),
       options: { config: CONFIG_OPTION },
-      run: async (inv) => runProxy(loadConfig({ dir: stringFlag(inv, "config") })),
+      run: async (inv) => (await import("../proxy/run.ts")).runProxy(loadConfig({ dir: stringFlag(inv, "config") })),
     },
     {
       name: "status",
@@ -42,7 +42,7 @@ export const proxyCommand: Command = {
       details: ADMIN,
       options: { config: CONFIG_OPTION, json: JSON_OPTION },
       run: async (inv) => {
-        const status = await proxyStatus(socketOf(inv));
+        const status = await (await admin()).proxyStatus(socketOf(inv));
         if (inv.values.json) return void console.log(JSON.stringify(status));
         console.log(`live: ${status.live}${status.paused ? "  (paused)" : ""}   listen: ${status.listen}   mcp sessions: ${status.sessions}`);
         for (const c of COLORS) {
@@ -60,7 +60,7 @@ export const proxyCommand: Command = {
       positionals: 1,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
-        const result = await switchLiveColor(socketOf(inv), colorArgument(inv, true)!);
+        const result = await (await admin()).switchLiveColor(socketOf(inv), colorArgument(inv, true)!);
         console.log(result.changed ? `live: ${result.live} (was ${result.previous})` : `live: ${result.live} (already)`);
       },
     },
@@ -74,7 +74,7 @@ export const proxyCommand: Command = {
       run: async (inv) => {
         const color = colorArgument(inv, false);
         const timeoutMs = intFlag(inv, "timeout", 1, 600_000);
-        const result = await drainColor(socketOf(inv), { ...(color ? { color } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
+        const result = await (await admin()).drainColor(socketOf(inv), { ...(color ? { color } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
         console.log(`${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight`}; ${result.sessions_released} MCP sessions released`);
         return result.drained ? 0 : 9;
       },
@@ -85,7 +85,7 @@ export const proxyCommand: Command = {
       usage: "[--config DIR]",
       details: ADMIN,
       options: { config: CONFIG_OPTION },
-      run: async (inv) => void console.log(`paused (${(await pauseProxy(socketOf(inv))).held} held)`),
+      run: async (inv) => void console.log(`paused (${(await (await admin()).pauseProxy(socketOf(inv))).held} held)`),
     },
     {
       name: "resume",
@@ -93,7 +93,7 @@ export const proxyCommand: Command = {
       usage: "[--config DIR]",
       details: ADMIN,
       options: { config: CONFIG_OPTION },
-      run: async (inv) => void console.log(`resumed (${(await resumeProxy(socketOf(inv))).held} released)`),
+      run: async (inv) => void console.log(`resumed (${(await (await admin()).resumeProxy(socketOf(inv))).held} released)`),
     },
   ],
 };

@@ -3,11 +3,9 @@ import { loadConfig } from "../config/load.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import { collectStatus } from "../status/collect.ts";
-import { socketProxySource } from "../status/proxy-source.ts";
-import { renderStatusText } from "../status/render-text.ts";
-import { STATUS_EXIT } from "../status/report.ts";
-import { DEFAULT_STATUS_PORT, serveStatusPage } from "../status/serve.ts";
+
+/** Where `status --serve` listens unless --port says otherwise. */
+const DEFAULT_STATUS_PORT = 3713;
 
 export const statusCommand: Command = {
   name: "status",
@@ -31,8 +29,10 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
   run: async (inv) => {
     if (inv.values.port !== undefined && !inv.values.serve) throw new UsageError("BAD_FLAG", `${inv.path}: --port goes with --serve`, `see '${inv.path} --help'`);
     const config = loadConfig({ dir: stringFlag(inv, "config") });
+    const { socketProxySource } = await import("../status/proxy-source.ts");
     const proxy = socketProxySource(proxySettings(config).adminSocket);
     if (inv.values.serve) {
+      const { serveStatusPage } = await import("../status/serve.ts");
       const server = serveStatusPage(config, proxy, intFlag(inv, "port", 0) ?? DEFAULT_STATUS_PORT);
       log.info("status page listening", { url: `http://127.0.0.1:${server.port}/` });
       await new Promise<void>((resolve) => {
@@ -43,6 +43,11 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
       await server.stop(true);
       return 0;
     }
+    const [{ collectStatus }, { renderStatusText }, { STATUS_EXIT }] = await Promise.all([
+      import("../status/collect.ts"),
+      import("../status/render-text.ts"),
+      import("../status/report.ts"),
+    ]);
     const report = await collectStatus(config, proxy);
     process.stdout.write(inv.values.json ? JSON.stringify(report, null, 2) + "\n" : renderStatusText(report));
     return STATUS_EXIT[report.level];

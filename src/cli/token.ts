@@ -1,5 +1,4 @@
 import { ROLES, type Role } from "../config/customers.ts";
-import { issueServiceToken, listServiceTokens, parseDuration, revokeServiceToken } from "../frame/auth/service-tokens.ts";
 import { choiceFlag, CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
@@ -20,7 +19,8 @@ export const tokenCommand: Command = {
         expires: { type: "string", value: "DURATION", description: "lifetime such as 90d, 12h, 30m or 2w (default 90d)" },
         config: CONFIG_OPTION,
       },
-      run: (inv) => {
+      run: async (inv) => {
+        const { issueServiceToken, parseDuration } = await import("../frame/auth/service-tokens.ts");
         // Flags are checked before the database is opened (which may start the embedded cluster).
         const entity = stringFlag(inv, "entity", true);
         const role = choiceFlag(inv, "role", ROLES, true) as Role;
@@ -43,6 +43,7 @@ export const tokenCommand: Command = {
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const { listServiceTokens } = await import("../frame/auth/service-tokens.ts");
           const tokens = await listServiceTokens(sql, config.customer.name);
           if (inv.values.json) return void process.stdout.write(JSON.stringify(tokens) + "\n");
           if (!tokens.length) return void process.stdout.write("no service tokens; issue one with 'axe-appliance token issue'\n");
@@ -62,6 +63,7 @@ export const tokenCommand: Command = {
       run: (inv) => {
         const id = positional(inv, 0, "ID", "give the token's ID (see 'axe-appliance token list')");
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
+          const { revokeServiceToken } = await import("../frame/auth/service-tokens.ts");
           if (!(await revokeServiceToken(sql, config.customer.name, id)))
             throw new UsageError("UNKNOWN_TOKEN", `no active token with id '${id}'`, "see 'axe-appliance token list'");
           process.stdout.write(`revoked ${id}\n`);

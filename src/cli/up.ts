@@ -1,13 +1,11 @@
 import { loadConfig, type Config } from "../config/load.ts";
-import { connect, openDatabase } from "../db/connect.ts";
-import { issueServiceToken } from "../frame/auth/service-tokens.ts";
 import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { createLogger } from "../lib/log.ts";
 import { devDir, ensureDevConfig } from "../services/dev-config.ts";
-import { upAppliance } from "../services/up.ts";
 
 /** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
 async function devToken(config: Config, mcpUrl: string): Promise<string> {
+  const [{ connect, openDatabase }, { issueServiceToken }] = await Promise.all([import("../db/connect.ts"), import("../frame/auth/service-tokens.ts")]);
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 1 });
   try {
@@ -47,6 +45,7 @@ customer and entity there on first use, and prints a service token and the \`cla
     }
     const config = loadConfig({ dir });
     const log = createLogger({ base: { service: "axe-up" } });
+    const { upAppliance } = await import("../services/up.ts");
     const app = await upAppliance(config, log);
     const { ports } = config.appliance.frame;
     const mcpUrl = `${app.proxyUrl}/frame/mcp`;

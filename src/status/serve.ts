@@ -7,8 +7,6 @@ import { collectStatus } from "./collect.ts";
 import { renderStatusPage } from "./page.ts";
 import type { ProxySource } from "./proxy-source.ts";
 
-export const DEFAULT_STATUS_PORT = 3713;
-
 /** The page for the current moment: a fresh report plus the proxy's latency (absent when the proxy is down). */
 export async function statusPageHtml(config: Config, proxy: ProxySource): Promise<string> {
   const [report, latency] = await Promise.all([collectStatus(config, proxy), proxy.latency().catch(() => undefined)]);

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { dispatch } from "../../src/lib/cli.ts";
 import { root } from "../../src/main.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -28,6 +29,18 @@ describe("the CLI", () => {
     const real = await runCli(["backup", "run", "--help"]);
     expect(real.code).toBe(0);
     expect(real.stdout).toContain("Usage: axe-appliance backup run");
+  });
+
+  test("the command tree loads no command's implementation; each imports its own when it runs", () => {
+    // a fresh process, so modules this test file imported do not count
+    const main = join(import.meta.dir, "..", "..", "src", "main.ts");
+    const probe = Bun.spawnSync([process.execPath, "-e", `await import(${JSON.stringify(main)}); console.log(JSON.stringify(Object.keys(require.cache)))`], { stdout: "pipe", stderr: "pipe" });
+    expect(probe.stderr.toString()).toBe("");
+    const loaded = (JSON.parse(probe.stdout.toString()) as string[]).map((file) => file.replace(/\\/g, "/"));
+    expect(loaded.some((file) => file.endsWith("/src/cli/backup.ts"))).toBe(true); // the tree itself is there
+    const implementations = ["/src/frame/", "/src/backup/", "/src/deploy/", "/src/db/", "/src/status/", "/src/doctor/", "/src/proxy/run.ts", "/src/services/install.ts", "/node_modules/postgres/", "/node_modules/jose/", "/node_modules/@modelcontextprotocol/"];
+    const eager = loaded.filter((file) => implementations.some((part) => file.includes(part)) && !/\/src\/frame\/store\/(names|errors)\.ts$/.test(file));
+    expect(eager).toEqual([]);
   });
 
   test("an unknown command fails with one line, a hint and exit 2", async () => {

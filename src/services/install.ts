@@ -1,0 +1,180 @@
+/**
+ * What `axe-appliance services install|uninstall` does: the launchd plists or systemd units for
+ * proxy, blue, green and the backup jobs (text from src/services and src/backup/schedule.ts),
+ * written when changed, loaded and removed, and each color's first release seeded.
+ */
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { scheduleUnits, type Platform } from "../backup/schedule.ts";
+import type { Config } from "../config/load.ts";
+import { COLORS, pointColor } from "../deploy/colors.ts";
+import { parseManifest, RELEASE_FORMAT, VERSION_PATTERN } from "../deploy/manifest.ts";
+import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
+import { findRelease, releasesDir } from "../deploy/releases.ts";
+import { ConfigError, DeployError } from "../lib/errors.ts";
+import { launchdPlists } from "./launchd.ts";
+import { systemdUnits } from "./systemd.ts";
+import { currentLink, linkCurrent } from "./unit-paths.ts";
+
+export interface UnitFile {
+  file: string;
+  text: string;
+  /** What systemd enables (services and timers, not the oneshot jobs the timers start). */
+  enable: boolean;
+}
+
+/** Every file launchd or systemd needs for this appliance: proxy, blue, green, backup jobs. */
+export function applianceUnits(config: Config, backend: Platform, binary: string, user?: string): UnitFile[] {
+  const options = { binary, ...(user ? { user } : {}) };
+  const services = (backend === "launchd" ? launchdPlists(config, options) : systemdUnits(config, options)).map((u) => ({ ...u, enable: true }));
+  const backups = scheduleUnits(backend, { program: [binary], configDir: config.dir, logDir: join(config.paths.data, "logs") }).map((u) => ({
+    file: u.name,
+    text: u.text,
+    enable: backend === "launchd" || u.name.endsWith(".timer"),
+  }));
+  return [...services, ...backups];
+}
+
+/** The file names alone (uninstall needs no valid config). */
+function unitNames(backend: Platform): Array<Pick<UnitFile, "file" | "enable">> {
+  const services = ["proxy", "blue", "green"].map((n) => ({ file: `ai.axelabs.axe.${n}.${backend === "launchd" ? "plist" : "service"}`, enable: true }));
+  const backups = scheduleUnits(backend, { program: ["x"], configDir: "/", logDir: "/" }).map((u) => ({ file: u.name, enable: backend === "launchd" || u.name.endsWith(".timer") }));
+  return [...services, ...backups];
+}
+
+const label = (file: string) => file.replace(/\.plist$/, "");
+
+function run(program: string, args: string[], say: (line: string) => void, mustSucceed = true): boolean {
+  const result = spawnSync(program, args, { encoding: "utf8" });
+  const ok = result.status === 0;
+  say(`${ok ? "ran" : "failed"}: ${program} ${args.join(" ")}`);
+  if (!ok && mustSucceed)
+    throw new DeployError("SERVICE_FAILED", `${program} ${args.join(" ")} failed: ${(result.stderr || result.stdout || result.error?.message || "").trim()}`, "see the service's log under data_dir/logs");
+  return ok;
+}
+
+const launchdLoaded = (file: string) => spawnSync("launchctl", ["print", `system/${label(file)}`], { stdio: "ignore" }).status === 0;
+
+/** What `--version` of a binary says, as manifest fields. */
+function describeBinary(binary: string): { version: string; commit: string; target: string; builtAt: string } {
+  const result = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 15_000 });
+  const match = /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/.exec((result.stdout ?? "").trim());
+  if (result.status !== 0 || !match)
+    throw new ConfigError("BINARY_UNKNOWN", `${binary} --version did not answer as axe-appliance (${(result.stdout || result.stderr || "").trim() || `exit ${result.status}`})`, "pass the compiled binary from `npm run build`");
+  const [, version, commit, target, builtAt] = match;
+  return { version: version!, commit: commit!, target: target!, builtAt: builtAt || new Date(statSync(binary).mtimeMs).toISOString() };
+}
+
+/**
+ * A color with no current/<color> link yet gets `binary` as its first release: releases/<version>/
+ * (binary and manifest, as the deploy receiver leaves them), the link and colors.json. A color a
+ * deploy already set up is never touched. Returns one line per thing done.
+ */
+export function seedReleases(config: Config, binary: string, dryRun: boolean): string[] {
+  const data = config.paths.data;
+  const missing = COLORS.filter((color) => !existsSync(currentLink(data, color)));
+  if (missing.length === 0) return [];
+  if (dryRun && !existsSync(binary)) return [`would install a first release from ${binary} and point ${missing.join(" and ")} at it`];
+  const info = describeBinary(binary);
+  const stamp = info.builtAt.replace(/[-:T]/g, "").slice(0, 14);
+  const version = `${info.version}+${stamp}.${info.commit.replace(/[^0-9A-Za-z]/g, "").slice(0, 12)}`;
+  if (!VERSION_PATTERN.test(version)) throw new ConfigError("BINARY_UNKNOWN", `cannot name a release after ${binary}: "${version}"`);
+  const lines: string[] = [];
+  if (!findRelease(data, version)) {
+    lines.push(`${dryRun ? "would install" : "installed"} release ${version} from ${binary} into ${join(releasesDir(data), version)}`);
+    if (!dryRun) installSeed(data, binary, version, info);
+  }
+  for (const color of missing) {
+    lines.push(`${dryRun ? "would point" : "pointed"} ${color} at release ${version}`);
+    if (dryRun) continue;
+    linkCurrent(data, color, version);
+    pointColor(data, color, version); // the unit runs the link, so colors.json must say the same
+  }
+  return lines;
+}
+
+function installSeed(data: string, binary: string, version: string, info: ReturnType<typeof describeBinary>): void {
+  const target = join(releasesDir(data), version);
+  const staging = `${target}.staging-${process.pid}`;
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(staging, { recursive: true, mode: 0o755 });
+  copyFileSync(binary, join(staging, BINARY_NAME));
+  chmodSync(join(staging, BINARY_NAME), 0o755);
+  const bytes = readFileSync(join(staging, BINARY_NAME));
+  const manifest = parseManifest({
+    format: RELEASE_FORMAT,
+    version,
+    sha256: createHash("sha256").update(bytes).digest("hex"),
+    size: bytes.length,
+    commit: info.commit,
+    target: info.target,
+    builtAt: info.builtAt,
+  });
+  writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + "\n");
+  renameSync(staging, target);
+}
+
+/** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */
+export function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line: string) => void): { changed: Set<string>; replaced: Set<string> } {
+  const changed = new Set<string>();
+  const replaced = new Set<string>();
+  if (!dryRun) mkdirSync(dir, { recursive: true, mode: 0o755 });
+  for (const unit of units) {
+    const path = join(dir, unit.file);
+    const same = existsSync(path) && readFileSync(path, "utf8") === unit.text;
+    if (same) {
+      say(`unchanged ${path}`);
+      continue;
+    }
+    changed.add(unit.file);
+    if (existsSync(path)) replaced.add(unit.file);
+    say(`${dryRun ? "would write" : "wrote"} ${path}`);
+    if (dryRun) continue;
+    const temp = `${path}.tmp-${process.pid}`;
+    writeFileSync(temp, unit.text, { mode: 0o644 });
+    chmodSync(temp, 0o644);
+    renameSync(temp, path);
+  }
+  return { changed, replaced };
+}
+
+export function loadUnits(backend: Platform, dir: string, units: UnitFile[], written: { changed: Set<string>; replaced: Set<string> }, dryRun: boolean, say: (line: string) => void): void {
+  const { changed, replaced } = written;
+  const act = (program: string, args: string[], mustSucceed = true) => (dryRun ? (say(`would run: ${program} ${args.join(" ")}`), true) : run(program, args, say, mustSucceed));
+  if (backend === "launchd") {
+    for (const unit of units) {
+      const loaded = launchdLoaded(unit.file);
+      if (loaded && !changed.has(unit.file)) continue;
+      if (loaded) act("launchctl", ["bootout", `system/${label(unit.file)}`], false);
+      act("launchctl", ["bootstrap", "system", join(dir, unit.file)]);
+    }
+    return;
+  }
+  if (changed.size > 0) act("systemctl", ["daemon-reload"]);
+  const enable = units.filter((u) => u.enable).map((u) => u.file);
+  const settled = (file: string) => ["is-enabled", "is-active"].every((verb) => spawnSync("systemctl", [verb, "--quiet", file], { stdio: "ignore" }).status === 0);
+  const pending = enable.filter((f) => changed.has(f) || !settled(f));
+  if (pending.length) act("systemctl", ["enable", "--now", ...pending]);
+  // enable --now started the new ones; a running service whose unit file was replaced needs a restart to use it
+  const restart = enable.filter((f) => replaced.has(f) && f.endsWith(".service"));
+  if (restart.length) act("systemctl", ["try-restart", ...restart]);
+}
+
+/** Stops and unloads the services and timers found in `dir` (unless `load` is false) and removes their files. */
+export function uninstallUnits(backend: Platform, dir: string, options: { load: boolean; dryRun: boolean }, say: (line: string) => void): void {
+  const { load, dryRun } = options;
+  const units = unitNames(backend).filter((u) => existsSync(join(dir, u.file)));
+  if (units.length === 0) say(`nothing to remove in ${dir}`);
+  const act = (program: string, args: string[]) => (dryRun ? say(`would run: ${program} ${args.join(" ")}`) : run(program, args, say, false));
+  if (load) {
+    if (backend === "launchd") for (const u of units) act("launchctl", ["bootout", `system/${label(u.file)}`]);
+    else if (units.some((u) => u.enable)) act("systemctl", ["disable", "--now", ...units.filter((u) => u.enable).map((u) => u.file)]);
+  }
+  for (const u of units) {
+    say(`${dryRun ? "would remove" : "removed"} ${join(dir, u.file)}`);
+    if (!dryRun) rmSync(join(dir, u.file), { force: true });
+  }
+  if (load && backend === "systemd" && units.length) act("systemctl", ["daemon-reload"]);
+}
