@@ -1,8 +1,8 @@
 /**
  * `pg_dump -Fc` streamed into `restic backup --stdin`, never through a clear-text file, and a
  * failed dump never becomes a snapshot: restic >= 0.17 runs pg_dump itself
- * (--stdin-from-command) and refuses to save on failure; with older restic we sit between the two
- * and, when pg_dump fails, interrupt restic (SIGINT) before its input is closed.
+ * (--stdin-from-command) and refuses to save on failure; with older restic we hold the pipe's
+ * write end and, when pg_dump fails, interrupt restic (SIGINT) before its input is closed.
  * The figures the drill compares against are taken in the same exported snapshot as the dump.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -38,9 +38,8 @@ export interface DumpOptions {
   repo: Repo;
   target: DatabaseTarget;
   host: string;
+  /** Each line of restic's --json output: its status lines carry the bytes read so far. */
   onLine?: (line: string) => void;
-  /** Bytes of dump streamed so far, where we do the streaming (restic < 0.17). */
-  onCopied?: (bytes: number) => void;
   /** Tags the snapshot `run:<id>`; the figures are kept under the same id. */
   runId: string;
 }
@@ -105,11 +104,11 @@ async function backupFromCommand(options: DumpOptions, command: string[], env: R
   return result;
 }
 
-/** Older restic: pg_dump | us | restic, and restic is interrupted before EOF when pg_dump fails (see pipe.ts). */
+/** Older restic: pg_dump | restic with us holding the pipe's end, and restic interrupted before EOF when pg_dump fails (see pipe.ts). */
 async function backupThroughPipe(options: DumpOptions, pgDump: string, args: string[], env: Record<string, string>): Promise<RunResult> {
   const { restic, repo } = options;
   const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
-  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine, options.onCopied);
+  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine);
   if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0)) throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);
   return piped.restic;

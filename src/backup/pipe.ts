@@ -1,10 +1,14 @@
 /**
- * pg_dump | us | restic backup --stdin, for restic < 0.17. We copy the bytes ourselves so that
- * we, not pg_dump's exit, decide when restic sees end of input: when pg_dump fails, restic gets
- * SIGINT first and its input is closed only after it has exited, so it never saves a truncated
- * dump. Bun's own pipes copy about twice as fast as node streams here.
+ * pg_dump | restic backup --stdin, for restic < 0.17, with us deciding when restic sees end of
+ * input. pg_dump writes straight into restic's stdin through one OS pipe (a FIFO unlinked at once;
+ * no byte passes through this process), and we hold a second write end open: when pg_dump exits 0
+ * we close it and restic saves; when pg_dump fails, restic gets SIGINT first and its input is
+ * closed only after it has exited, so it never saves a truncated dump.
  */
 import type { Subprocess } from "bun";
+import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { RunResult } from "./restic.ts";
 
 export interface PipeResult {
@@ -22,15 +26,28 @@ export async function pipeIntoRestic(
   resticArgv: string[],
   resticEnv: Record<string, string>,
   onLine?: (line: string) => void,
-  onCopied?: (bytes: number) => void,
 ): Promise<PipeResult> {
-  const dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  let restic: Subprocess<"pipe", "pipe", "pipe">;
+  const pipe = openPipe();
+  let heldWriteEnd = true;
+  const closeInput = () => {
+    if (heldWriteEnd) closeSync(pipe.write);
+    heldWriteEnd = false;
+  };
+  let dump: Subprocess<"ignore", number, "pipe">;
+  let restic: Subprocess<number, "pipe", "pipe">;
   try {
-    restic = Bun.spawn(resticArgv, { env: resticEnv, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
+    dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: pipe.write, stderr: "pipe" });
+    try {
+      restic = Bun.spawn(resticArgv, { env: resticEnv, stdin: pipe.read, stdout: "pipe", stderr: "pipe" });
+    } catch (error) {
+      dump.kill("SIGTERM");
+      throw error;
+    }
   } catch (error) {
-    dump.kill("SIGTERM");
+    closeInput();
     throw error;
+  } finally {
+    closeSync(pipe.read); // restic has its own copy; once it exits, pg_dump's writes fail
   }
   const resticStdout = readLines(restic.stdout, onLine);
   const resticStderr = new Response(restic.stderr).text();
@@ -42,46 +59,51 @@ export async function pipeIntoRestic(
       dump.kill("SIGTERM"); // rather than leave it blocked on a pipe nobody reads
     }
   });
-  let copied = 0;
   try {
-    for await (const chunk of dump.stdout) {
-      if (restic.exitCode !== null) break;
-      restic.stdin.write(chunk);
-      await restic.stdin.flush();
-      copied += chunk.byteLength;
-      onCopied?.(copied);
+    const dumpCode = await dump.exited;
+    if (dumpCode !== 0 && restic.exitCode === null) {
+      restic.kill("SIGINT");
+      await Promise.race([restic.exited, Bun.sleep(INTERRUPT_GRACE_MS)]);
+      if (restic.exitCode === null) restic.kill("SIGKILL");
     }
-  } catch {
-    // restic went away mid-write; its exit code and stderr say why
+    closeInput();
+    const resticCode = await exitCode(restic);
+    return {
+      dump: { code: dumpCode, stderr: await dumpStderr },
+      restic: { code: resticCode, stdout: await resticStdout, stderr: await resticStderr },
+      resticEndedFirst,
+    };
+  } finally {
+    closeInput();
   }
-  const dumpCode = await dump.exited;
-  if (dumpCode === 0 && !resticEndedFirst) {
-    await restic.stdin.end();
-  } else if (restic.exitCode === null) {
-    restic.kill("SIGINT");
-    await Promise.race([restic.exited, Bun.sleep(INTERRUPT_GRACE_MS)]);
-    if (restic.exitCode === null) restic.kill("SIGKILL");
+}
+
+/**
+ * An OS pipe as two descriptors: a FIFO in a private directory, opened for reading (non-blocking,
+ * so the open does not wait for a writer; restic reads it through Go's poller) and for writing,
+ * then unlinked, so nothing else can ever open it.
+ */
+function openPipe(): { read: number; write: number } {
+  const dir = mkdtempSync(join(tmpdir(), "axe-dump-pipe-"));
+  try {
+    const path = join(dir, "pipe");
+    const made = Bun.spawnSync(["mkfifo", "-m", "600", path], { stdout: "ignore", stderr: "pipe" });
+    if (made.exitCode !== 0) throw new Error(`mkfifo failed: ${made.stderr.toString().trim()}`);
+    const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      return { read, write: openSync(path, constants.O_WRONLY) };
+    } catch (error) {
+      closeSync(read);
+      throw error;
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
-  const resticCode = await exitCode(restic);
-  if (!(dumpCode === 0 && !resticEndedFirst)) safeEnd(restic);
-  return {
-    dump: { code: dumpCode, stderr: await dumpStderr },
-    restic: { code: resticCode, stdout: await resticStdout, stderr: await resticStderr },
-    resticEndedFirst,
-  };
 }
 
 async function exitCode(child: Subprocess): Promise<number> {
   const code = await child.exited;
   return child.signalCode === "SIGINT" ? 130 : child.signalCode ? 128 : code;
-}
-
-function safeEnd(child: Subprocess<"pipe", "pipe", "pipe">): void {
-  try {
-    void child.stdin.end();
-  } catch {
-    // already closed with the process
-  }
 }
 
 async function readLines(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void): Promise<string> {

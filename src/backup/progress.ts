@@ -16,24 +16,18 @@ const StatusLine = z.object({
 export interface Progress {
   /** Feed one line of restic --json output. */
   line(text: string): void;
-  /** Bytes we have streamed into restic ourselves (restic 0.14 reports none for --stdin). */
-  copied(bytes: number): void;
   done(): void;
 }
 
 const JSON_INTERVAL_MS = 5_000;
-const TTY_INTERVAL_MS = 100;
 
 export function createProgress(step: string, options: { tty?: boolean; write?: (s: string) => void } = {}): Progress {
   const tty = options.tty ?? Boolean(process.stderr.isTTY);
   const write = options.write ?? ((s: string) => process.stderr.write(s));
   let lastJson = 0;
-  let lastDraw = 0;
   let drawn = false;
-  const render = (percent_done: number, bytes_done: number, total_bytes: number | undefined, force: boolean) => {
+  const render = (percent_done: number, bytes_done: number, total_bytes: number | undefined) => {
     if (tty) {
-      if (!force && Date.now() - lastDraw < TTY_INTERVAL_MS) return;
-      lastDraw = Date.now();
       const width = 30;
       const filled = Math.round(Math.min(1, percent_done) * width);
       const bar = total_bytes ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(percent_done * 100).toFixed(0)}%` : "[streaming]";
@@ -55,10 +49,7 @@ export function createProgress(step: string, options: { tty?: boolean; write?: (
       const parsed = StatusLine.safeParse(value);
       if (!parsed.success) return;
       const { percent_done = 0, bytes_done = 0, total_bytes } = parsed.data;
-      if (bytes_done > 0 || total_bytes) render(percent_done, bytes_done, total_bytes, true);
-    },
-    copied(bytes) {
-      render(0, bytes, undefined, false);
+      if (bytes_done > 0 || total_bytes) render(percent_done, bytes_done, total_bytes);
     },
     done() {
       if (drawn) write("\n");

@@ -24,7 +24,7 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
   const step = stepTimer();
   const dumpProgress = createProgress("database dump");
   const runId = randomBytes(6).toString("hex");
-  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line, onCopied: dumpProgress.copied })).finally(dumpProgress.done);
+  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line })).finally(dumpProgress.done);
   // Only after the dump is a snapshot: a failed run leaves no trace in the repository or the figures.
   recordFigures(ctx.stateDir, runId, dump.figures);
   step("database dump");
