@@ -14,6 +14,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { PROXY_ENV } from "../src/services/backend.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -131,7 +132,8 @@ http {
       join(dir, "appliance.yaml"),
       `customer: bench\nproxy:\n  listen: 127.0.0.1:${port}\n  upstreams: { blue: "http://127.0.0.1:${upstreamPort}", green: "http://127.0.0.1:${upstreamPort}" }\n`,
     );
-    const child = spawn([process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir], {}, join(dir, "proxy.log"));
+    // with the environment launchd, systemd and `up` give the proxy (its heap sizing)
+    const child = spawn([process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir], { ...PROXY_ENV }, join(dir, "proxy.log"));
     targets.push({ name: "axe", url: `http://127.0.0.1:${port}`, pid: child.pid });
   }
   for (const t of targets) await waitFor(`${t.url}/frame/bench`);

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import type { Color } from "../deploy/colors.ts";
-import { LABEL_PREFIX, type ServiceName } from "./backend.ts";
+import { LABEL_PREFIX, PROXY_ENV, type ServiceName } from "./backend.ts";
 import { currentEnvFile, currentLink } from "./unit-paths.ts";
 
 export interface UnitCommand {
@@ -33,7 +33,13 @@ export function unitCommand(config: Config, name: ServiceName, options: UnitOpti
     logFile: join(config.paths.data, "logs", `${name}.log`),
   };
   if (name === "proxy")
-    return { ...base, description: "axe-appliance blue/green proxy", program: options.binary ?? "/opt/axe/bin/axe-appliance", args: ["proxy", "run", "--config", config.dir] };
+    return {
+      ...base,
+      env: { ...base.env, ...PROXY_ENV },
+      description: "axe-appliance blue/green proxy",
+      program: options.binary ?? "/opt/axe/bin/axe-appliance",
+      args: ["proxy", "run", "--config", config.dir],
+    };
   const color = name as Color;
   return {
     ...base,

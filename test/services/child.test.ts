@@ -54,7 +54,10 @@ describe("service spec", () => {
     expect(green.env.AXE_RELEASE).toBe("2.0.0-spec");
     const blue = serviceSpec(config, "blue", ["/opt/axe/bin/axe-appliance"]);
     expect(blue.program).toBe("/opt/axe/bin/axe-appliance"); // no release yet: this binary
-    expect(serviceSpec(config, "proxy", ["/x"]).args).toEqual(["proxy", "run", "--config", config.dir]);
+    const proxy = serviceSpec(config, "proxy", ["/x"]);
+    expect(proxy.args).toEqual(["proxy", "run", "--config", config.dir]);
+    expect(proxy.env).toEqual({ AXE_CONFIG_DIR: config.dir, BUN_JSC_forceRAMSize: "134217728" }); // as launchd and systemd set it
+    expect(green.env.BUN_JSC_forceRAMSize).toBeUndefined();
   }, 30_000);
 });
 

@@ -32,6 +32,9 @@ describe("systemd units", () => {
     const proxy = systemdUnit(c, "proxy", { binary: "/opt/axe/bin/axe-appliance" });
     expect(proxy).toContain(`ExecStart=/opt/axe/bin/axe-appliance proxy run --config ${c.dir}\n`);
     expect(proxy).not.toContain("EnvironmentFile");
+    expect(proxy).toContain(`Environment=AXE_CONFIG_DIR=${c.dir}\n`);
+    expect(proxy).toContain("Environment=BUN_JSC_forceRAMSize=134217728\n"); // the proxy's heap sizing (decision 39)
+    expect(green).not.toContain("BUN_JSC_");
     expect(systemdUnits(c).map((u) => u.file)).toEqual(["ai.axelabs.axe.proxy.service", "ai.axelabs.axe.blue.service", "ai.axelabs.axe.green.service"]);
   });
 
@@ -72,6 +75,7 @@ describe("launchd plists", () => {
     const proxy = parsePlist(launchdPlist(c, "proxy", { binary: "/opt/axe/bin/axe-appliance", user: "axe" }));
     expect(proxy.ProgramArguments).toEqual(["/opt/axe/bin/axe-appliance", "proxy", "run", "--config", c.dir]);
     expect(proxy.UserName).toBe("axe");
+    expect(proxy.EnvironmentVariables).toEqual({ AXE_CONFIG_DIR: c.dir, BUN_JSC_forceRAMSize: "134217728" });
     expect(launchdPlists(c).map((p) => p.file)).toEqual(["ai.axelabs.axe.proxy.plist", "ai.axelabs.axe.blue.plist", "ai.axelabs.axe.green.plist"]);
   });
 
