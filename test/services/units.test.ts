@@ -33,7 +33,7 @@ describe("systemd units", () => {
     expect(proxy).toContain(`ExecStart=/opt/axe/bin/axe-appliance proxy run --config ${c.dir}\n`);
     expect(proxy).not.toContain("EnvironmentFile");
     expect(proxy).toContain(`Environment=AXE_CONFIG_DIR=${c.dir}\n`);
-    expect(proxy).toContain("Environment=BUN_JSC_forceRAMSize=134217728\n"); // the proxy's heap sizing (decision 39)
+    expect(proxy).toContain("Environment=BUN_JSC_forceRAMSize=134217728\n"); // the proxy's heap sizing (decision 41)
     expect(green).not.toContain("BUN_JSC_");
     expect(systemdUnits(c).map((u) => u.file)).toEqual(["ai.axelabs.axe.proxy.service", "ai.axelabs.axe.blue.service", "ai.axelabs.axe.green.service"]);
   });
