@@ -111,6 +111,31 @@ describe("service-token cache", () => {
     expect((await call(fresh.token)).status).toBe(401);
   });
 
+  test("a listen connection that goes deaf without re-subscribing turns the cache off within three heartbeats", async () => {
+    running = await startTestFrame();
+    const key = loadTokenKey(running.config.paths.secrets);
+    const verifier = new ServiceTokenVerifier(running.db.sql, key, "axe", ["axe", "labs"], { heartbeatMs: 100 });
+    await verifier.listen();
+    try {
+      const { token, record } = await issue();
+      await verifier.verify(token);
+      await verifier.verify(token);
+      expect(verifier.stats.cacheHits).toBe(1);
+      await until(() => verifier.stats.heartbeatsHeard >= 3, "our own heartbeats");
+      expect(verifier.hearing()).toBe(true);
+
+      // Deaf: the subscription is gone and postgres.js is not re-subscribing (a failed re-subscribe looks so).
+      await (verifier as unknown as { unlisten: () => Promise<void> }).unlisten();
+      await revokeServiceToken(running.db.sql, "axe", record.id); // its notification is never heard
+      await until(() => verifier.stats.deafSpells > 0, "the missing heartbeats to be noticed", 5_000);
+      expect(verifier.hearing()).toBe(false);
+      await expect(verifier.verify(token)).rejects.toMatchObject({ code: "service_token_revoked" });
+      expect(verifier.stats.cacheHits).toBe(1); // asked the database, not the cache
+    } finally {
+      verifier.close();
+    }
+  });
+
   test("an expired token is refused even while it is cached", async () => {
     running = await startTestFrame();
     const verifier = running.frame.serviceTokens!;

@@ -10,7 +10,7 @@
  * });
  * // Authorization: Bearer ${token}
  */
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { join } from "node:path";
 import { ROLES, type Role } from "../../config/customers.ts";
 import type { Sql } from "../../db/connect.ts";
@@ -107,7 +107,15 @@ export interface ServiceTokenCacheOptions {
   ttlMs?: number;
   /** Most rows kept; the least recently used goes first. Default 10,000. */
   maxEntries?: number;
+  /**
+   * How often the verifier NOTIFYs itself to prove its listen connection still hears; the cache
+   * is used only while its own heartbeat came back within three of these. Default 2 s.
+   */
+  heartbeatMs?: number;
 }
+
+/** Payloads on SERVICE_TOKEN_CHANNEL that start so are heartbeats, not revocations. */
+const HEARTBEAT = "heartbeat:";
 
 interface CachedToken {
   row: TokenRow;
@@ -123,14 +131,23 @@ interface CachedToken {
  * pay a database round trip for its token. Revocation stays immediate: `revokeServiceToken`
  * NOTIFYs `SERVICE_TOKEN_CHANNEL` in its transaction and `listen()` clears the cache on every
  * notification, and again on every (re)subscribe of the listen connection, since notifications
- * sent while it was down are lost. Until the first subscribe the cache is not used. Expiry,
- * customer and entity are checked from the row on every use; unknown tokens are never cached.
+ * sent while it was down are lost. Until the first subscribe the cache is not used. A listen
+ * connection can also go deaf without a re-subscribe (postgres.js does not retry a failed one), so
+ * the verifier NOTIFYs a heartbeat of its own every `heartbeatMs` and uses the cache only while the
+ * last one came back within three of them. Expiry, customer and entity are checked from the row on
+ * every use; unknown tokens are never cached.
  */
 export class ServiceTokenVerifier {
   private readonly lastTouched = new Map<string, number>();
   private readonly cache = new Map<string, CachedToken>();
   private readonly ttlMs: number;
   private readonly maxEntries: number;
+  private readonly heartbeatMs: number;
+  /** This process's heartbeat payload; other processes' heartbeats are ignored. */
+  private readonly beat = `${HEARTBEAT}${randomUUID()}`;
+  /** Date.now() when our own heartbeat (or a subscribe) was last heard. */
+  private heardAt = 0;
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
   /** True between a subscribe of the listen connection and close(); the cache is used only then. */
   private listening = false;
   /** Bumped on every clear, so a lookup that raced a revocation does not cache what it read. */
@@ -138,7 +155,7 @@ export class ServiceTokenVerifier {
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
   /** Counters for metrics and tests: verifications answered from the cache, and whole-cache clears. */
-  readonly stats = { cacheHits: 0, cacheClears: 0, subscribes: 0 };
+  readonly stats = { cacheHits: 0, cacheClears: 0, subscribes: 0, heartbeatsHeard: 0, deafSpells: 0 };
 
   constructor(
     private readonly sql: Sql,
@@ -149,6 +166,7 @@ export class ServiceTokenVerifier {
   ) {
     this.ttlMs = cache.ttlMs ?? 60_000;
     this.maxEntries = cache.maxEntries ?? 10_000;
+    this.heartbeatMs = cache.heartbeatMs ?? 2_000;
   }
 
   /**
@@ -158,15 +176,38 @@ export class ServiceTokenVerifier {
   async listen(): Promise<void> {
     const subscription = await this.sql.listen(
       SERVICE_TOKEN_CHANNEL,
-      () => this.clear(),
+      (payload) => {
+        if (payload === this.beat) this.heard();
+        else if (!payload.startsWith(HEARTBEAT)) this.clear();
+      },
       () => {
         this.clear();
         this.stats.subscribes++;
+        this.heard();
         if (!this.closed) this.listening = true;
       },
     );
-    if (this.closed) await subscription.unlisten(); // closed while subscribing
-    else this.unlisten = subscription.unlisten;
+    if (this.closed) {
+      await subscription.unlisten(); // closed while subscribing
+      return;
+    }
+    this.unlisten = subscription.unlisten;
+    this.heartbeat = setInterval(() => {
+      if (this.listening && !this.hearing()) this.stats.deafSpells++;
+      this.sql`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${this.beat})`.catch(() => {});
+    }, this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** True while our own heartbeat comes back: the listen connection hears revocations. */
+  hearing(): boolean {
+    return Date.now() - this.heardAt <= 3 * this.heartbeatMs;
+  }
+
+  private heard(): void {
+    if (!this.hearing()) this.clear(); // deaf for a while: revocations may have been missed
+    this.heardAt = Date.now();
+    this.stats.heartbeatsHeard++;
   }
 
   /**
@@ -176,6 +217,7 @@ export class ServiceTokenVerifier {
   close(): void {
     this.closed = true;
     this.listening = false;
+    clearInterval(this.heartbeat);
     this.clear();
     this.unlisten?.().catch(() => {});
     this.unlisten = undefined;
@@ -204,7 +246,7 @@ export class ServiceTokenVerifier {
   }
 
   private cached(digest: string): TokenRow | undefined {
-    if (!this.listening) return undefined;
+    if (!this.listening || !this.hearing()) return undefined;
     const entry = this.cache.get(digest);
     if (!entry) return undefined;
     this.cache.delete(digest);
@@ -224,7 +266,7 @@ export class ServiceTokenVerifier {
     if (!row || !timingSafeEqual(Buffer.from(row.hmac!, "hex"), Buffer.from(digest, "hex")))
       throw new AuthError("service_token_unknown", "the service token is not known here", 401);
     // Only rows that can pass are kept, and only when no revocation arrived while the row was read.
-    if (this.listening && generation === this.generation && !row.revoked_at && row.customer === this.customer && this.entities.includes(row.entity)) {
+    if (this.listening && this.hearing() && generation === this.generation && !row.revoked_at && row.customer === this.customer && this.entities.includes(row.entity)) {
       this.cache.delete(digest);
       this.cache.set(digest, { row, readAt });
       if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
