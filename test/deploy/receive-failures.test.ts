@@ -78,9 +78,25 @@ describe("deploy receive failures leave the live color serving", () => {
 
   test("two deploys at once: one goes through, the other refuses clearly at the lock", async () => {
     const [c, d] = [await makeRelease("2.0.0-c"), await makeRelease("2.0.0-d")];
+    // The first holds the lock while the second arrives: it is stopped (SIGSTOP) right after its
+    // lock step and continued once the second has answered, so the overlap does not depend on
+    // how fast a deploy runs (one finished before the other started on a quick machine).
+    const journal = journalFor(app.config);
+    const before = journal.read().length;
     const one = runAppliance(app, ["deploy", "receive"], releaseStreamFile(c));
-    const two = runAppliance(app, ["deploy", "receive"], releaseStreamFile(d));
-    const results = await Promise.all([one.done, two.done]);
+    const deadline = Date.now() + 60_000;
+    while (!journal.read().slice(before).some((e) => e.kind === "step" && e.step === "lock")) {
+      if (Date.now() > deadline) throw new Error("the first receiver never took the lock");
+      await Bun.sleep(5);
+    }
+    one.child.kill("SIGSTOP");
+    let second;
+    try {
+      second = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(d)).done;
+    } finally {
+      one.child.kill("SIGCONT");
+    }
+    const results = [await one.done, second];
     const won = results.filter((r) => r.code === 0);
     const lost = results.filter((r) => r.code !== 0);
     expect(won.length).toBe(1);
