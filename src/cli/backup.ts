@@ -4,7 +4,7 @@ import type { Platform } from "../backup/schedule.ts";
 import type { TierResult } from "../backup/tiers/types.ts";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
+import { BackupError, UsageError } from "../lib/errors.ts";
 
 const EXITS = `
 Exit codes: 0 every tier attempted succeeded (skipped tiers, such as an absent cold SSD, do not count),
@@ -144,15 +144,20 @@ async function restoreCommand(inv: Invocation): Promise<number> {
   const dir = stringFlag(inv, "to-dir");
   if (!url === !dir) throw new UsageError("BAD_FLAG", `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`, `see '${inv.path} --help'`);
   const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const) ?? "local";
-  const [{ backupContext }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] = await Promise.all([
+  const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] = await Promise.all([
     import("../backup/context.ts"),
     import("../backup/restore.ts"),
     import("../db/connect.ts"),
   ]);
   const cfg = config(inv);
   const ctx = backupContext(cfg);
-  const repo = tier === "local" ? ctx.local : tier === "ring" ? ctx.ring?.repo : ctx.cold;
-  if (!repo) throw new UsageError("BAD_FLAG", `${inv.path}: the ring tier is not set up here (${ctx.ringSkip})`);
+  const { repo, why } = tierRepo(ctx, tier);
+  if (!repo)
+    throw new BackupError(
+      "TIER_UNAVAILABLE",
+      `${inv.path}: the ${tier} tier cannot be read here: ${why}`,
+      tier === "cold" ? "plug in the cold SSD (backup.cold.volume and its marker file in appliance.yaml), or restore from --tier local or ring" : "restore from --tier local, or set up the ring in customers.yaml and appliance.yaml",
+    );
   if (dir) {
     const snapshot = await findSnapshot(ctx, repo, id, "files");
     await restoreToDir(ctx, repo, snapshot, resolve(dir));
