@@ -148,13 +148,15 @@ export class ServiceTokenVerifier {
   /** Date.now() when our own heartbeat (or a subscribe) was last heard. */
   private heardAt = 0;
   private heartbeat: ReturnType<typeof setInterval> | undefined;
+  /** Whether the last heartbeat tick found the listen connection deaf. */
+  private deaf = false;
   /** True between a subscribe of the listen connection and close(); the cache is used only then. */
   private listening = false;
   /** Bumped on every clear, so a lookup that raced a revocation does not cache what it read. */
   private generation = 0;
   private unlisten: (() => Promise<void>) | undefined;
   private closed = false;
-  /** Counters for metrics and tests: verifications answered from the cache, and whole-cache clears. */
+  /** Counters for metrics and tests: cache hits and clears, subscribes, own heartbeats heard, spells without them. */
   readonly stats = { cacheHits: 0, cacheClears: 0, subscribes: 0, heartbeatsHeard: 0, deafSpells: 0 };
 
   constructor(
@@ -193,7 +195,9 @@ export class ServiceTokenVerifier {
     }
     this.unlisten = subscription.unlisten;
     this.heartbeat = setInterval(() => {
-      if (this.listening && !this.hearing()) this.stats.deafSpells++;
+      const deaf = this.listening && !this.hearing();
+      if (deaf && !this.deaf) this.stats.deafSpells++; // once per spell, not per heartbeat missed
+      this.deaf = deaf;
       this.sql`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${this.beat})`.catch(() => {});
     }, this.heartbeatMs);
     this.heartbeat.unref();

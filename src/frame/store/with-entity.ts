@@ -127,7 +127,7 @@ export async function statementInEntity<R extends readonly postgres.MaybeRow[]>(
  * pipe at once (its connection is dropped, every later call takes a reserved connection) and is
  * logged by the caller as the bug it is.
  */
-export function isPipe(sql: Sql): boolean {
+function isPipe(sql: Sql): boolean {
   return (sql.options as { max?: number }).max === 1;
 }
 
