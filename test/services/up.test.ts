@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { ensureDevConfig } from "../../src/services/dev-config.ts";
@@ -36,6 +36,15 @@ const alive = (pid: number) => {
   }
 };
 
+/** The last lines of every service log, so a failure in CI says what the children said. */
+function logTails(dir: string): string {
+  const logs = join(dir, "data", "logs");
+  if (!existsSync(logs)) return "(no logs)";
+  return readdirSync(logs)
+    .map((name) => `== ${name}\n${readFileSync(join(logs, name), "utf8").split("\n").slice(-15).join("\n")}`)
+    .join("\n");
+}
+
 describe("up --dev", () => {
   test("a fresh dev directory holds a valid config with a dev customer and entity", () => {
     const dir = tempDir("axe-dev");
@@ -55,15 +64,19 @@ describe("up --dev", () => {
     const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], { cwd: REPO, env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" });
     spawned.push(up);
     let out = "";
+    const upFailed = async (what: string) => {
+      up.kill("SIGINT"); // its stderr ends only when it does
+      return new Error(`up ${what}:\n${out}\n${await new Response(up.stderr).text()}\n${logTails(dir)}`);
+    };
     const reader = up.stdout.getReader();
     const deadline = Date.now() + 120_000;
     while (!out.includes("Ctrl-C stops everything")) {
-      if (Date.now() > deadline || up.exitCode !== null) throw new Error(`up did not come up:\n${out}\n${await new Response(up.stderr).text()}`);
+      if (Date.now() > deadline || up.exitCode !== null) throw await upFailed("did not come up");
       const { value, done } = await reader.read();
       if (done) break;
       out += new TextDecoder().decode(value);
     }
-    if (!out.includes("Ctrl-C stops everything")) throw new Error(`up exited early:\n${out}\n${await new Response(up.stderr).text()}`);
+    if (!out.includes("Ctrl-C stops everything")) throw await upFailed("exited early");
     const pids = Object.fromEntries(["proxy", "blue", "green"].map((name) => [name, JSON.parse(readFileSync(join(dir, "data", "run", "services", `${name}.pid`), "utf8")).pid as number]));
     pidsToReap.push(...Object.values(pids));
 
@@ -84,7 +97,7 @@ describe("up --dev", () => {
     const back = Date.now() + 60_000;
     let greenPid = pids.green;
     while (greenPid === pids.green || !(await fetch(`http://127.0.0.1:${ports.green}/healthz`).then((r) => r.ok, () => false))) {
-      if (Date.now() > back) throw new Error("green was not restarted");
+      if (Date.now() > back) throw new Error(`green was not restarted:\n${logTails(dir)}`);
       await Bun.sleep(200);
       greenPid = JSON.parse(readFileSync(join(dir, "data", "run", "services", "green.pid"), "utf8")).pid;
     }
