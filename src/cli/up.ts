@@ -56,9 +56,16 @@ customer and entity there on first use, and prints a service token and the \`cla
     if (dev) lines.push("", await devToken(config, mcpUrl).catch(async (error) => (await app.stop(), Promise.reject(error))));
     process.stdout.write(lines.join("\n") + "\n\nCtrl-C stops everything.\n");
     await new Promise<void>((resolve) => {
-      const shutdown = () => resolve();
-      process.once("SIGINT", shutdown);
-      process.once("SIGTERM", shutdown);
+      // Handlers stay for the whole stop: a second signal (Ctrl-C twice, or `timeout` signalling
+      // the process and then its group) must not kill `up` halfway and orphan the detached services.
+      let stopping = false;
+      const shutdown = () => {
+        if (stopping) return void process.stderr.write("still stopping; each service gets up to 15 s\n");
+        stopping = true;
+        resolve();
+      };
+      process.on("SIGINT", shutdown);
+      process.on("SIGTERM", shutdown);
     });
     process.stdout.write("stopping proxy, green, blue and Postgres\n");
     await app.stop();

@@ -9,6 +9,7 @@ import { tempDir } from "../helpers/tmp.ts";
 
 const spawned: Array<ReturnType<typeof Bun.spawn>> = [];
 const pidsToReap: number[] = [];
+const postmastersToReap: string[] = [];
 
 afterEach(async () => {
   for (const child of spawned.splice(0)) {
@@ -17,6 +18,9 @@ afterEach(async () => {
       await Promise.race([child.exited, Bun.sleep(20_000)]);
       if (child.exitCode === null) child.kill("SIGKILL");
     }
+  }
+  for (const file of postmastersToReap.splice(0)) {
+    if (existsSync(file)) pidsToReap.push(Number(readFileSync(file, "utf8").split("\n")[0])); // a failed run must not leave its cluster behind
   }
   for (const pid of pidsToReap.splice(0)) {
     try {
@@ -57,10 +61,11 @@ describe("up --dev", () => {
     expect(config.appliance.deploy.service_backend).toBe("child");
   });
 
-  test("runs Postgres, blue, green and proxy; prints a working token and the claude line; restarts a killed color; Ctrl-C stops all", async () => {
+  test("runs Postgres, blue, green and proxy; prints a working token and the claude line; restarts a killed color; Ctrl-C (even twice) stops all", async () => {
     const dir = tempDir("axe-dev");
     const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
     ensureDevConfig(dir, ports);
+    postmastersToReap.push(join(dir, "data", "postgres", "pgdata", "postmaster.pid"));
     const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], { cwd: REPO, env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" });
     spawned.push(up);
     let out = "";
@@ -104,6 +109,9 @@ describe("up --dev", () => {
     pidsToReap.push(greenPid!);
     expect(greenPid).not.toBe(pids.green);
 
+    // Ctrl-C twice: the second signal must not cut the stop short and orphan the services.
+    up.kill("SIGINT");
+    await Bun.sleep(100);
     up.kill("SIGINT");
     expect(await up.exited).toBe(0);
     for (const pid of [pids.proxy!, pids.blue!, greenPid!]) expect(alive(pid)).toBe(false);
