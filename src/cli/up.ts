@@ -60,7 +60,7 @@ customer and entity there on first use, and prints a service token and the \`cla
       // the process and then its group) must not kill `up` halfway and orphan the detached services.
       let stopping = false;
       const shutdown = () => {
-        if (stopping) return void process.stderr.write("still stopping; each service gets up to 15 s\n");
+        if (stopping) return void process.stderr.write("still stopping; the services are finishing their requests\n");
         stopping = true;
         resolve();
       };

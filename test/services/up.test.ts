@@ -65,7 +65,8 @@ describe("up --dev", () => {
     const dir = tempDir("axe-dev");
     const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
     ensureDevConfig(dir, ports);
-    postmastersToReap.push(join(dir, "data", "postgres", "pgdata", "postmaster.pid"));
+    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
+    postmastersToReap.push(postmaster);
     const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], { cwd: REPO, env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" });
     spawned.push(up);
     let out = "";
@@ -115,7 +116,6 @@ describe("up --dev", () => {
     up.kill("SIGINT");
     expect(await up.exited).toBe(0);
     for (const pid of [pids.proxy!, pids.blue!, greenPid!]) expect(alive(pid)).toBe(false);
-    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
     expect(await Bun.file(postmaster).exists()).toBe(false);
   }, 180_000);
 });
