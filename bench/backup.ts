@@ -23,19 +23,34 @@ import { makeConfigDir } from "../test/helpers/config.ts";
 import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
 import { removeTempDirs, tempDir } from "../test/helpers/tmp.ts";
 
-const { values: flags } = parseArgs({ options: { gb: { type: "string", default: "1" }, rounds: { type: "string", default: "2" } } });
+const { values: flags } = parseArgs({
+  options: { gb: { type: "string", default: "1" }, rounds: { type: "string", default: "2" } },
+});
 const TARGET_BYTES = Number(flags.gb) * 1024 ** 3;
 const ROUNDS = Number(flags.rounds);
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
 
 const seconds = (start: number) => (performance.now() - start) / 1000;
 
-function run(argv: string[], env: Record<string, string> = {}): { seconds: number; cpu: number; stdout: string; stderr: string } {
+function run(
+  argv: string[],
+  env: Record<string, string> = {},
+): { seconds: number; cpu: number; stdout: string; stderr: string } {
   const start = performance.now();
-  const child = Bun.spawnSync(argv, { env: { ...process.env, AXE_CONFIG_DIR: "", ...env }, stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawnSync(argv, {
+    env: { ...process.env, AXE_CONFIG_DIR: "", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const took = seconds(start);
-  if (child.exitCode !== 0) throw new Error(`${argv.join(" ")} failed (${child.exitCode}): ${child.stderr.toString().slice(-2000)}`);
-  return { seconds: took, cpu: Number(child.resourceUsage.cpuTime.total) / 1e6, stdout: child.stdout.toString(), stderr: child.stderr.toString() };
+  if (child.exitCode !== 0)
+    throw new Error(`${argv.join(" ")} failed (${child.exitCode}): ${child.stderr.toString().slice(-2000)}`);
+  return {
+    seconds: took,
+    cpu: Number(child.resourceUsage.cpuTime.total) / 1e6,
+    stdout: child.stdout.toString(),
+    stderr: child.stderr.toString(),
+  };
 }
 
 /** Seconds of one step from the runner's debug log ("backup step done"). */
@@ -60,9 +75,14 @@ async function main() {
   }
   await db.sql`vacuum analyze bench_rows`;
   const size = Number((await db.sql`select pg_database_size(current_database()) as s`)[0]!.s);
-  console.log(`database: ${(size / 1024 ** 3).toFixed(2)} GiB, ${next - 1} rows, generated in ${seconds(started).toFixed(0)}s`);
+  console.log(
+    `database: ${(size / 1024 ** 3).toFixed(2)} GiB, ${next - 1} rows, generated in ${seconds(started).toFixed(0)}s`,
+  );
 
-  const config = makeConfigDir({ database: db.target, appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("bench-cold") } } } });
+  const config = makeConfigDir({
+    database: db.target,
+    appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("bench-cold") } } },
+  });
   const pgBin = findPostgresTools(DUMP_TOOLS);
   const passDir = mkdtempSync(join(tmpdir(), "bench-pgpass-"));
   const passfile = join(passDir, "pgpass");
@@ -76,41 +96,82 @@ async function main() {
     const handRepo = tempDir("bench-hand");
     const handPassword = join(tempDir("bench-hand-pw"), "password");
     writeSecretFile(handPassword, "bench-hand-password\n");
-    const resticEnv = { RESTIC_REPOSITORY: join(handRepo, "repo"), RESTIC_PASSWORD_FILE: handPassword, RESTIC_CACHE_DIR: join(handRepo, "cache") };
+    const resticEnv = {
+      RESTIC_REPOSITORY: join(handRepo, "repo"),
+      RESTIC_PASSWORD_FILE: handPassword,
+      RESTIC_CACHE_DIR: join(handRepo, "cache"),
+    };
     run(["restic", "init", "-q"], resticEnv);
-    const hand = () => run(["bash", "-c", `set -o pipefail; "${pgBin}/pg_dump" -Fc -Z0 --no-password | restic backup --stdin --stdin-filename frame.dump --host hand -q`], { ...handEnv, ...resticEnv });
+    const hand = () =>
+      run(
+        [
+          "bash",
+          "-c",
+          `set -o pipefail; "${pgBin}/pg_dump" -Fc -Z0 --no-password | restic backup --stdin --stdin-filename frame.dump --host hand -q`,
+        ],
+        { ...handEnv, ...resticEnv },
+      );
     const ours = () => {
-      const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], { AXE_LOG_LEVEL: "debug" });
+      const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], {
+        AXE_LOG_LEVEL: "debug",
+      });
       return { ours: r.seconds, oursCpu: r.cpu, oursDump: stepSeconds(r.stderr, "database dump") };
     };
-    const r = round % 2 === 0 ? (() => { const h = hand(); return { hand: h.seconds, handCpu: h.cpu, ...ours() }; })() : (() => { const o = ours(); const h = hand(); return { ...o, hand: h.seconds, handCpu: h.cpu }; })();
+    const r =
+      round % 2 === 0
+        ? (() => {
+            const h = hand();
+            return { hand: h.seconds, handCpu: h.cpu, ...ours() };
+          })()
+        : (() => {
+            const o = ours();
+            const h = hand();
+            return { ...o, hand: h.seconds, handCpu: h.cpu };
+          })();
     results.push(r);
-    console.log(`round ${round + 1} (${round % 2 === 0 ? "hand first" : "ours first"}): hand ${r.hand.toFixed(1)}s, ours ${r.ours.toFixed(1)}s (its dump step ${r.oursDump.toFixed(1)}s), run ratio ${(r.ours / r.hand).toFixed(3)}, dump-step ratio ${(r.oursDump / r.hand).toFixed(3)}; cpu hand ${r.handCpu.toFixed(1)}s, ours ${r.oursCpu.toFixed(1)}s`);
+    console.log(
+      `round ${round + 1} (${round % 2 === 0 ? "hand first" : "ours first"}): hand ${r.hand.toFixed(1)}s, ours ${r.ours.toFixed(1)}s (its dump step ${r.oursDump.toFixed(1)}s), run ratio ${(r.ours / r.hand).toFixed(3)}, dump-step ratio ${(r.oursDump / r.hand).toFixed(3)}; cpu hand ${r.handCpu.toFixed(1)}s, ours ${r.oursCpu.toFixed(1)}s`,
+    );
   }
   const hand = results.reduce((s, r) => s + r.hand, 0);
   const ours = results.reduce((s, r) => s + r.ours, 0);
   const oursDump = results.reduce((s, r) => s + r.oursDump, 0);
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
-  console.log(`whole run (dump + figures, config and state, retention): hand ${hand.toFixed(1)}s, ours ${ours.toFixed(1)}s, ratio ${(ours / hand).toFixed(3)} (overhead ${((ours / hand - 1) * 100).toFixed(1)}%), median round ${median(results.map((r) => r.ours / r.hand)).toFixed(3)}`);
+  console.log(
+    `whole run (dump + figures, config and state, retention): hand ${hand.toFixed(1)}s, ours ${ours.toFixed(1)}s, ratio ${(ours / hand).toFixed(3)} (overhead ${((ours / hand - 1) * 100).toFixed(1)}%), median round ${median(results.map((r) => r.ours / r.hand)).toFixed(3)}`,
+  );
   const handCpu = results.reduce((s, r) => s + r.handCpu, 0);
   const oursCpu = results.reduce((s, r) => s + r.oursCpu, 0);
-  console.log(`cpu seconds (process trees): hand ${handCpu.toFixed(1)}s, ours ${oursCpu.toFixed(1)}s, ratio ${(oursCpu / handCpu).toFixed(3)}`);
-  console.log(`dump step only (same pipeline + figures in the dump's snapshot): ours ${oursDump.toFixed(1)}s, ratio ${(oursDump / hand).toFixed(3)} (overhead ${((oursDump / hand - 1) * 100).toFixed(1)}%), median round ${median(results.map((r) => r.oursDump / r.hand)).toFixed(3)}`);
+  console.log(
+    `cpu seconds (process trees): hand ${handCpu.toFixed(1)}s, ours ${oursCpu.toFixed(1)}s, ratio ${(oursCpu / handCpu).toFixed(3)}`,
+  );
+  console.log(
+    `dump step only (same pipeline + figures in the dump's snapshot): ours ${oursDump.toFixed(1)}s, ratio ${(oursDump / hand).toFixed(3)} (overhead ${((oursDump / hand - 1) * 100).toFixed(1)}%), median round ${median(results.map((r) => r.oursDump / r.hand)).toFixed(3)}`,
+  );
 
   // Incremental runs: a day's typical change (new rows appended, recent rows edited), then edits
   // scattered over the whole table, which touch most of restic's ~1 MiB chunks.
   const incremental = async (what: string, change: () => Promise<unknown>) => {
     await change();
-    const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], { AXE_LOG_LEVEL: "warn" });
-    const status = JSON.parse(readFileSync(join(config, "data", "state", "backup.json"), "utf8")) as { tiers: { local: { lastSnapshot: { bytesAdded: number }; size: number } } };
-    console.log(`incremental, ${what}: ${r.seconds.toFixed(1)}s, ${(status.tiers.local.lastSnapshot.bytesAdded / 1024 ** 2).toFixed(1)} MiB added (before compression), repository now ${(status.tiers.local.size / 1024 ** 3).toFixed(2)} GiB`);
+    const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], {
+      AXE_LOG_LEVEL: "warn",
+    });
+    const status = JSON.parse(readFileSync(join(config, "data", "state", "backup.json"), "utf8")) as {
+      tiers: { local: { lastSnapshot: { bytesAdded: number }; size: number } };
+    };
+    console.log(
+      `incremental, ${what}: ${r.seconds.toFixed(1)}s, ${(status.tiers.local.lastSnapshot.bytesAdded / 1024 ** 2).toFixed(1)} MiB added (before compression), repository now ${(status.tiers.local.size / 1024 ** 3).toFixed(2)} GiB`,
+    );
   };
   const last = next - 1;
   await incremental("1000 rows inserted, the 100 newest updated", async () => {
     await db.sql`insert into bench_rows select i, md5(i::text), 0, now() from generate_series(${next}::bigint, ${next + 999}::bigint) i`;
     await db.sql`update bench_rows set n = n + 1 where id > ${last - 100}`;
   });
-  await incremental(`${Math.floor(last / 20000)} rows updated, spread over the table`, () => db.sql`update bench_rows set n = n + 1 where id % 20000 = 0`);
+  await incremental(
+    `${Math.floor(last / 20000)} rows updated, spread over the table`,
+    () => db.sql`update bench_rows set n = n + 1 where id % 20000 = 0`,
+  );
 
   rmSync(passDir, { recursive: true, force: true });
   await db.drop();

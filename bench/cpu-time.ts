@@ -33,7 +33,8 @@ export function clusterCpuSeconds(pgdata: string): number {
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] === String(postmaster)) total += cpuSeconds(Number(entry));
+      if (/^PPid:\s+(\d+)$/m.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] === String(postmaster))
+        total += cpuSeconds(Number(entry));
     } catch {} // the process ended while we looked
   }
   return total;

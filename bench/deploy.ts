@@ -1,4 +1,5 @@
 #!/usr/bin/env bun
+import { copyFileSync } from "node:fs";
 /**
  * deploy benchmark: a gated blue/green deploy (`deploy receive`: verify, install, migrate, restart
  * the passive color, health, MCP check, switch, drain) against the peer most operators start
@@ -17,13 +18,14 @@ import { findRelease, installRelease, stagingPath } from "../src/deploy/releases
 import { colorUrl } from "../src/deploy/switch.ts";
 import { proxyStatus } from "../src/proxy/admin-client.ts";
 import { linkCurrent } from "../src/services/unit-paths.ts";
-import { copyFileSync } from "node:fs";
 import { healthOf, releaseStreamFile, runAppliance, startAppliance, startLoad } from "../test/deploy/appliance.ts";
 import { makeRelease } from "../test/deploy/fixtures.ts";
 import { stopTestCluster } from "../test/helpers/postgres.ts";
 import { removeTempDirs } from "../test/helpers/tmp.ts";
 
-const { values: flags } = parseArgs({ options: { rounds: { type: "string", default: "3" }, workers: { type: "string", default: "4" } } });
+const { values: flags } = parseArgs({
+  options: { rounds: { type: "string", default: "3" }, workers: { type: "string", default: "4" } },
+});
 const ROUNDS = Number(flags.rounds);
 const WORKERS = Number(flags.workers);
 
@@ -45,7 +47,8 @@ async function main() {
   const samples: Record<"blue/green" | "in-place", Sample[]> = { "blue/green": [], "in-place": [] };
   let n = 0;
   try {
-    const first = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(`9.0.${n++}`))).done;
+    const first = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(`9.0.${n++}`)))
+      .done;
     if (first.code !== 0) throw new Error(`first deploy failed: ${first.stderr}`);
     for (let round = 0; round < ROUNDS; round++) {
       const order = round % 2 === 0 ? (["blue/green", "in-place"] as const) : (["in-place", "blue/green"] as const);
@@ -59,23 +62,34 @@ async function main() {
         if (method === "blue/green") {
           const run = await runAppliance(app, ["deploy", "receive"], stream).done;
           if (run.code !== 0) throw new Error(`deploy failed: ${run.stderr}`);
-          console.log(`  blue/green ${release.manifest.version}: receive-to-switch ${run.report!.receiveToSwitchMs} ms, total ${run.report!.totalMs} ms`);
+          console.log(
+            `  blue/green ${release.manifest.version}: receive-to-switch ${run.report!.receiveToSwitchMs} ms, total ${run.report!.totalMs} ms`,
+          );
         } else {
           // the peer: install the same way, then restart the live color in place and wait for it
           const live = (await proxyStatus(app.socket)).live;
           const staged = stagingPath(app.config.paths.data);
           copyFileSync(release.binary, staged);
-          if (!findRelease(app.config.paths.data, release.manifest.version)) installRelease(app.config.paths.data, { manifest: release.manifest, jws: release.jws, file: staged });
+          if (!findRelease(app.config.paths.data, release.manifest.version))
+            installRelease(app.config.paths.data, { manifest: release.manifest, jws: release.jws, file: staged });
           pointColor(app.config.paths.data, live, release.manifest.version);
           linkCurrent(app.config.paths.data, live, release.manifest.version);
           await app.backend.restart(live);
-          while (!(await healthOf(colorUrl(app.config, live)).then((h) => h.release === release.manifest.version, () => false))) await Bun.sleep(20);
+          while (
+            !(await healthOf(colorUrl(app.config, live)).then(
+              (h) => h.release === release.manifest.version,
+              () => false,
+            ))
+          )
+            await Bun.sleep(20);
         }
         const ms = performance.now() - t0;
         await Bun.sleep(300);
         const result = await load.stop();
         samples[method].push({ ms, failed: result.failed, ok: result.ok });
-        console.log(`round ${round + 1} ${method.padEnd(10)} ${ms.toFixed(0).padStart(6)} ms to the new release, ${result.failed} of ${result.ok + result.failed} requests failed`);
+        console.log(
+          `round ${round + 1} ${method.padEnd(10)} ${ms.toFixed(0).padStart(6)} ms to the new release, ${result.failed} of ${result.ok + result.failed} requests failed`,
+        );
       }
     }
   } finally {
@@ -90,7 +104,9 @@ async function main() {
   const ipMs = median(ip.map((s) => s.ms));
   const failed = (xs: Sample[]) => xs.reduce((a, s) => a + s.failed, 0);
   const total = (xs: Sample[]) => xs.reduce((a, s) => a + s.failed + s.ok, 0);
-  console.log(`\nmedian time to the new release: blue/green ${bgMs.toFixed(0)} ms, in-place ${ipMs.toFixed(0)} ms (ratio ${(bgMs / ipMs).toFixed(2)})`);
+  console.log(
+    `\nmedian time to the new release: blue/green ${bgMs.toFixed(0)} ms, in-place ${ipMs.toFixed(0)} ms (ratio ${(bgMs / ipMs).toFixed(2)})`,
+  );
   console.log(`failed requests: blue/green ${failed(bg)} of ${total(bg)}, in-place ${failed(ip)} of ${total(ip)}`);
 }
 

@@ -16,12 +16,19 @@ const server = Bun.serve({
   idleTimeout: 0,
   async fetch(request) {
     const mcp = new McpServer({ name: "bare-echo", version: "1.0.0" });
-    mcp.registerTool("echo", { description: "Echoes its input.", inputSchema: { text: z.string() }, outputSchema: { text: z.string() } }, async ({ text }) => ({
-      content: [{ type: "text", text }],
-      structuredContent: { text },
-    }));
+    mcp.registerTool(
+      "echo",
+      { description: "Echoes its input.", inputSchema: { text: z.string() }, outputSchema: { text: z.string() } },
+      async ({ text }) => ({
+        content: [{ type: "text", text }],
+        structuredContent: { text },
+      }),
+    );
     // JSON answers, as frame gives (src/frame/mcp.ts): the ratio then measures frame, not the response mode.
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+    });
     await mcp.connect(transport);
     return transport.handleRequest(request);
   },

@@ -19,8 +19,8 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { issueServiceToken } from "../src/frame/auth/service-tokens.ts";
 import { loadConfig } from "../src/config/load.ts";
+import { issueServiceToken } from "../src/frame/auth/service-tokens.ts";
 import { makeConfigDir } from "../test/helpers/config.ts";
 import { freshDatabase, stopTestCluster, testCluster } from "../test/helpers/postgres.ts";
 import { freePort } from "../test/helpers/sshd.ts";
@@ -51,35 +51,60 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: base } } });
   const profile = flags.profile ? ["--cpu-prof-md", `--cpu-prof-dir=${flags.profile}`] : [];
-  const server = Bun.spawn([process.execPath, ...profile, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir], {
-    stdout: "ignore", stderr: Bun.file(`${dir}/serve.log`), env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "error" },
-  });
+  const server = Bun.spawn(
+    [process.execPath, ...profile, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir],
+    {
+      stdout: "ignore",
+      stderr: Bun.file(`${dir}/serve.log`),
+      env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "error" },
+    },
+  );
   try {
     await waitForHealth(`${base}/healthz`).catch(async (error) => {
       console.error(await Bun.file(`${dir}/serve.log`).text());
       throw error;
     });
     const config = loadConfig({ dir });
-    const { token } = await issueServiceToken(db.sql, config.paths.secrets, { customer: "axe", entity: "axe", role: "admin", name: "bench", expiresInMs: 3_600_000 });
+    const { token } = await issueServiceToken(db.sql, config.paths.secrets, {
+      customer: "axe",
+      entity: "axe",
+      role: "admin",
+      name: "bench",
+      expiresInMs: 3_600_000,
+    });
     const callTool = toolCaller(`${base}/frame/mcp`, token);
     await callTool("define_collection", {
       name: "people",
-      fields: { name: { type: "string", required: true, searchable: true }, email: { type: "string", pii: true }, phone: { type: "string", pii: true }, age: { type: "integer" } },
+      fields: {
+        name: { type: "string", required: true, searchable: true },
+        email: { type: "string", pii: true },
+        phone: { type: "string", pii: true },
+        age: { type: "integer" },
+      },
     });
     const ids: string[] = [];
-    for (let i = 0; i < 200; i++) ids.push((await callTool("create_record", { collection: "people", values: person(i) })).id as string);
+    for (let i = 0; i < 200; i++)
+      ids.push((await callTool("create_record", { collection: "people", values: person(i) })).id as string);
     let n = 0;
     const only = flags.only?.split(",");
-    const tools = ([
-      ["whoami", () => ({})],
-      ["get_record", () => ({ id: ids[n++ % ids.length] })],
-      ["create_record", () => ({ collection: "people", values: person(n++) })],
-    ] satisfies Array<[string, Args]>).filter(([tool]) => !only || only.includes(tool));
+    const tools = (
+      [
+        ["whoami", () => ({})],
+        ["get_record", () => ({ id: ids[n++ % ids.length] })],
+        ["create_record", () => ({ collection: "people", values: person(n++) })],
+      ] satisfies Array<[string, Args]>
+    ).filter(([tool]) => !only || only.includes(tool));
     if (tools.length === 0) throw new Error(`--only ${flags.only}: choose from whoami, get_record, create_record`);
-    console.log(`frame data benchmark: ${CLIENTS} clients, ${DURATION_MS / 1000}s per tool, ${ROUNDS} rounds after ${WARMUP_MS / 1000}s of warm-up per tool, ${navigator.hardwareConcurrency} cores`);
+    console.log(
+      `frame data benchmark: ${CLIENTS} clients, ${DURATION_MS / 1000}s per tool, ${ROUNDS} rounds after ${WARMUP_MS / 1000}s of warm-up per tool, ${navigator.hardwareConcurrency} cores`,
+    );
     const results = new Map<string, Stats[]>();
     const pgdata = join((await testCluster()).dir, "pgdata");
-    const meters: Meters = { server: () => cpuSeconds(server.pid), postgres: () => clusterCpuSeconds(pgdata), client: ownCpuSeconds };
+    const meters: Meters = {
+      server: () => cpuSeconds(server.pid),
+      postgres: () => clusterCpuSeconds(pgdata),
+      client: ownCpuSeconds,
+    };
     for (const [tool, args] of tools) await load(callTool, tool, args, meters, WARMUP_MS);
     for (let round = 0; round < ROUNDS; round++)
       for (const [tool, args] of tools) {
@@ -91,14 +116,26 @@ async function main() {
     const whoami = results.has("whoami") ? median("whoami") : undefined;
     const row = (label: string, s: Stats, ratio: string) =>
       `${label.padEnd(22)} ${s.rate.toFixed(0).padStart(8)} ${s.p50.toFixed(1).padStart(8)} ${s.p99.toFixed(1).padStart(8)} ${String(s.errors).padStart(7)} ${us(s.cpu.server)} ${us(s.cpu.postgres)} ${us(s.cpu.client)}   ${ratio}`;
-    console.log(`\n${"tool".padEnd(22)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)} ${"serve us".padStart(9)} ${"pg us".padStart(9)} ${"client us".padStart(9)}   vs whoami (calls/s, p99)`);
+    console.log(
+      `\n${"tool".padEnd(22)} ${"calls/s".padStart(8)} ${"p50 ms".padStart(8)} ${"p99 ms".padStart(8)} ${"errors".padStart(7)} ${"serve us".padStart(9)} ${"pg us".padStart(9)} ${"client us".padStart(9)}   vs whoami (calls/s, p99)`,
+    );
     for (const [tool] of tools) {
       for (const [i, s] of results.get(tool)!.entries()) console.log(row(`${tool} round ${i + 1}`, s, ""));
       const s = median(tool);
-      console.log(row(`${tool} median`, s, whoami ? `${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x` : ""));
+      console.log(
+        row(
+          `${tool} median`,
+          s,
+          whoami ? `${(s.rate / whoami.rate).toFixed(2)}x, ${(s.p99 / whoami.p99).toFixed(2)}x` : "",
+        ),
+      );
     }
-    console.log("\n(every call authenticated with a service token and audited in Postgres; median = the round with the median calls/s;");
-    console.log(" CPU us/call = user+system time of the serve process, the Postgres cluster and this load generator over the round, per call)");
+    console.log(
+      "\n(every call authenticated with a service token and audited in Postgres; median = the round with the median calls/s;",
+    );
+    console.log(
+      " CPU us/call = user+system time of the serve process, the Postgres cluster and this load generator over the round, per call)",
+    );
   } finally {
     server.kill("SIGTERM");
     await server.exited;
@@ -109,7 +146,12 @@ async function main() {
 }
 
 function person(i: number) {
-  return { name: `Person ${i}`, email: `person${i}@example.com`, phone: `+41 79 ${String(1_000_000 + i)}`, age: 20 + (i % 50) };
+  return {
+    name: `Person ${i}`,
+    email: `person${i}@example.com`,
+    phone: `+41 79 ${String(1_000_000 + i)}`,
+    age: 20 + (i % 50),
+  };
 }
 
 interface Stats {
@@ -126,7 +168,13 @@ type Meters = Record<"server" | "postgres" | "client", () => number>;
 
 const us = (seconds: number) => (Number.isNaN(seconds) ? "-" : (seconds * 1e6).toFixed(0)).padStart(9);
 
-async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args: Args, meters: Meters, durationMs = DURATION_MS): Promise<Stats> {
+async function load(
+  callTool: ReturnType<typeof toolCaller>,
+  tool: string,
+  args: Args,
+  meters: Meters,
+  durationMs = DURATION_MS,
+): Promise<Stats> {
   const latencies: number[] = [];
   let errors = 0;
   const before = { server: meters.server(), postgres: meters.postgres(), client: meters.client() };
@@ -149,7 +197,13 @@ async function load(callTool: ReturnType<typeof toolCaller>, tool: string, args:
   latencies.sort((a, b) => a - b);
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   const perCall = (key: keyof Meters) => (meters[key]() - before[key]) / latencies.length;
-  return { rate: latencies.length / elapsed, p50: at(0.5), p99: at(0.99), errors, cpu: { server: perCall("server"), postgres: perCall("postgres"), client: perCall("client") } };
+  return {
+    rate: latencies.length / elapsed,
+    p50: at(0.5),
+    p99: at(0.99),
+    errors,
+    cpu: { server: perCall("server"), postgres: perCall("postgres"), client: perCall("client") },
+  };
 }
 
 /** One stateless JSON-RPC tools/call per request, as the SDK client sends it. */
@@ -158,13 +212,21 @@ function toolCaller(url: string, token: string) {
   return async (name: string, args: Record<string, unknown>): Promise<Record<string, unknown>> => {
     const response = await fetch(url, {
       method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" },
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+      },
       body: JSON.stringify({ jsonrpc: "2.0", id: ++id, method: "tools/call", params: { name, arguments: args } }),
     });
     const text = await response.text();
     const json = text.startsWith("{") ? text : (/^data: (.*)$/m.exec(text)?.[1] ?? "{}");
-    const message = JSON.parse(json) as { result?: { isError?: boolean; structuredContent?: Record<string, unknown>; content?: Array<{ text: string }> } };
-    if (response.status !== 200 || !message.result || message.result.isError) throw new Error(`${name}: ${response.status} ${message.result?.content?.[0]?.text ?? text.slice(0, 200)}`);
+    const message = JSON.parse(json) as {
+      result?: { isError?: boolean; structuredContent?: Record<string, unknown>; content?: Array<{ text: string }> };
+    };
+    if (response.status !== 200 || !message.result || message.result.isError)
+      throw new Error(`${name}: ${response.status} ${message.result?.content?.[0]?.text ?? text.slice(0, 200)}`);
     return message.result.structuredContent ?? {};
   };
 }

@@ -17,7 +17,13 @@ import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
 import { freePort } from "../test/helpers/sshd.ts";
 import { removeTempDirs } from "../test/helpers/tmp.ts";
 
-const { values: flags } = parseArgs({ options: { clients: { type: "string", default: "64" }, calls: { type: "string", default: "4000" }, rounds: { type: "string", default: "3" } } });
+const { values: flags } = parseArgs({
+  options: {
+    clients: { type: "string", default: "64" },
+    calls: { type: "string", default: "4000" },
+    rounds: { type: "string", default: "3" },
+  },
+});
 const CLIENTS = Number(flags.clients);
 const CALLS = Number(flags.calls);
 const ROUNDS = Number(flags.rounds);
@@ -40,7 +46,13 @@ interface Result {
 async function waitFor(url: string, child: ReturnType<typeof Bun.spawn>) {
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) throw new Error(`${url}: server exited ${child.exitCode}`);
-    if (await fetch(url, { method: "POST" }).then(() => true, () => false)) return;
+    if (
+      await fetch(url, { method: "POST" }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     await Bun.sleep(100);
   }
   throw new Error(`${url}: server did not start`);
@@ -58,7 +70,8 @@ async function load(target: Target): Promise<Result> {
         const t0 = performance.now();
         const response = await fetch(target.url, { method: "POST", headers: target.headers, body: target.body });
         const text = await response.text();
-        if (response.status !== 200 || !text.includes('"result"') || text.includes('"isError":true')) throw new Error(`${target.name}: ${response.status} ${text.slice(0, 200)}`);
+        if (response.status !== 200 || !text.includes('"result"') || text.includes('"isError":true'))
+          throw new Error(`${target.name}: ${response.status} ${text.slice(0, 200)}`);
         latencies.push(performance.now() - t0);
       }
     }),
@@ -81,38 +94,81 @@ const children: Array<ReturnType<typeof Bun.spawn>> = [];
 try {
   const framePort = await freePort();
   const base = `http://127.0.0.1:${framePort}`;
-  const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: base, entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase } } });
-  const frame = Bun.spawn([process.execPath, MAIN, "serve", "--color", "blue", "--port", String(framePort), "--config", dir], { stdout: "ignore", stderr: "ignore", env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "warn" } });
+  const dir = makeConfigDir({
+    database: db.target,
+    appliance: {
+      frame: { public_url: base, entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+    },
+  });
+  const frame = Bun.spawn(
+    [process.execPath, MAIN, "serve", "--color", "blue", "--port", String(framePort), "--config", dir],
+    { stdout: "ignore", stderr: "ignore", env: { ...process.env, AXE_CONFIG_DIR: "", AXE_LOG_LEVEL: "warn" } },
+  );
   const barePort = await freePort();
   const bare = Bun.spawn([process.execPath, BARE, String(barePort)], { stdout: "ignore", stderr: "inherit" });
   children.push(frame, bare);
   await waitFor(`${base}/frame/mcp`, frame);
   await waitFor(`http://127.0.0.1:${barePort}/`, bare);
 
-  const token = await standIn.accessToken(TENANT_AXE, { clientId: CLIENT_AXE, version: 2 }, CONNECTOR_CLIENT, { oid: crypto.randomUUID(), username: "bench@axellc.com" }, { expiresInSec: 3600 });
-  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" };
-  const call = (name: string, args: unknown) => JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args } });
+  const token = await standIn.accessToken(
+    TENANT_AXE,
+    { clientId: CLIENT_AXE, version: 2 },
+    CONNECTOR_CLIENT,
+    { oid: crypto.randomUUID(), username: "bench@axellc.com" },
+    { expiresInSec: 3600 },
+  );
+  const headers = {
+    "content-type": "application/json",
+    accept: "application/json, text/event-stream",
+    "mcp-protocol-version": "2025-11-25",
+  };
+  const call = (name: string, args: unknown) =>
+    JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args } });
   const targets: Target[] = [
-    { name: "frame whoami (Entra RS256)", url: `${base}/frame/mcp`, body: call("whoami", {}), headers: { ...headers, authorization: `Bearer ${token}` }, pid: frame.pid },
-    { name: "bare SDK echo (no auth)", url: `http://127.0.0.1:${barePort}/`, body: call("echo", { text: "hello" }), headers, pid: bare.pid },
+    {
+      name: "frame whoami (Entra RS256)",
+      url: `${base}/frame/mcp`,
+      body: call("whoami", {}),
+      headers: { ...headers, authorization: `Bearer ${token}` },
+      pid: frame.pid,
+    },
+    {
+      name: "bare SDK echo (no auth)",
+      url: `http://127.0.0.1:${barePort}/`,
+      body: call("echo", { text: "hello" }),
+      headers,
+      pid: bare.pid,
+    },
   ];
   for (const target of targets) await load({ ...target }).catch((e) => Promise.reject(e)); // warm-up round, not counted
   const results = new Map<string, Result[]>(targets.map((t) => [t.name, []]));
-  for (let round = 0; round < ROUNDS; round++) for (const target of round % 2 ? [...targets].reverse() : targets) results.get(target.name)!.push(await load(target));
+  for (let round = 0; round < ROUNDS; round++)
+    for (const target of round % 2 ? [...targets].reverse() : targets)
+      results.get(target.name)!.push(await load(target));
 
   const best = (name: string) => {
     const rs = results.get(name)!;
     const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-    return { callsPerSec: median(rs.map((r) => r.callsPerSec)), p50: median(rs.map((r) => r.p50)), p99: median(rs.map((r) => r.p99)) };
+    return {
+      callsPerSec: median(rs.map((r) => r.callsPerSec)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+    };
   };
-  console.log(`frame-whoami: ${CLIENTS} concurrent clients, ${CALLS} calls per round, ${ROUNDS} rounds (medians), Bun ${Bun.version}`);
+  console.log(
+    `frame-whoami: ${CLIENTS} concurrent clients, ${CALLS} calls per round, ${ROUNDS} rounds (medians), Bun ${Bun.version}`,
+  );
   for (const target of targets) {
     const r = best(target.name);
-    console.log(`  ${target.name.padEnd(28)} ${r.callsPerSec.toFixed(0).padStart(6)} calls/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   RSS ${rssMb(target.pid)} MB`);
+    console.log(
+      `  ${target.name.padEnd(28)} ${r.callsPerSec.toFixed(0).padStart(6)} calls/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   RSS ${rssMb(target.pid)} MB`,
+    );
   }
   const f = best(targets[0]!.name);
   const b = best(targets[1]!.name);
-  console.log(`  ratio frame/bare: calls/s ${(f.callsPerSec / b.callsPerSec).toFixed(2)} (target >= 0.8), p99 ${(f.p99 / b.p99).toFixed(2)}x (target <= 1.5x), frame RSS ${rssMb(frame.pid)} MB (target < 150 MB)`);
+  console.log(
+    `  ratio frame/bare: calls/s ${(f.callsPerSec / b.callsPerSec).toFixed(2)} (target >= 0.8), p99 ${(f.p99 / b.p99).toFixed(2)}x (target <= 1.5x), frame RSS ${rssMb(frame.pid)} MB (target < 150 MB)`,
+  );
 } finally {
   for (const child of children) child.kill("SIGTERM");
   await Promise.all(children.map((c) => c.exited));

@@ -30,12 +30,20 @@ const work = mkdtempSync(join(tmpdir(), "axe-bench-"));
 const started: Bun.Subprocess[] = [];
 
 function ensureTools(): void {
-  const missing = ["nginx", "caddy", "wrk"].filter((t) => !Bun.which(t) && !Bun.which(t, { PATH: "/usr/sbin:/usr/bin" }));
+  const missing = ["nginx", "caddy", "wrk"].filter(
+    (t) => !Bun.which(t) && !Bun.which(t, { PATH: "/usr/sbin:/usr/bin" }),
+  );
   if (missing.length === 0) return;
   console.error(`installing ${missing.join(", ")} with apt-get`);
-  const run = (args: string[]) => Bun.spawnSync(args, { stdout: "inherit", stderr: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const run = (args: string[]) =>
+    Bun.spawnSync(args, {
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
   run(["apt-get", "update"]);
-  if (run(["apt-get", "install", "-y", ...missing]).exitCode !== 0) throw new Error("apt-get install failed; run as root on Debian/Ubuntu");
+  if (run(["apt-get", "install", "-y", ...missing]).exitCode !== 0)
+    throw new Error("apt-get install failed; run as root on Debian/Ubuntu");
 }
 
 async function freePort(): Promise<number> {
@@ -58,14 +66,26 @@ async function waitFor(url: string): Promise<void> {
 }
 
 function spawn(cmd: string[], env: Record<string, string> = {}, log = "/dev/null"): Bun.Subprocess {
-  const child = Bun.spawn(cmd, { env: { ...process.env, ...env }, stdout: Bun.file(log), stderr: Bun.file(log), stdin: "ignore" });
+  const child = Bun.spawn(cmd, {
+    env: { ...process.env, ...env },
+    stdout: Bun.file(log),
+    stderr: Bun.file(log),
+    stdin: "ignore",
+  });
   started.push(child);
   return child;
 }
 
 /** Peak RSS in MB of a process and its children (nginx workers). */
 function peakRssMb(pid: number): number {
-  const pids = [pid, ...Bun.spawnSync(["pgrep", "-P", String(pid)]).stdout.toString().split("\n").filter(Boolean).map(Number)];
+  const pids = [
+    pid,
+    ...Bun.spawnSync(["pgrep", "-P", String(pid)])
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number),
+  ];
   let kb = 0;
   for (const p of pids) {
     try {
@@ -119,21 +139,35 @@ http {
   if (only.has("caddy")) {
     const port = await freePort();
     const file = join(work, "Caddyfile");
-    writeFileSync(file, `{\n  admin off\n  auto_https off\n}\nhttp://127.0.0.1:${port} {\n  reverse_proxy 127.0.0.1:${upstreamPort}\n}\n`);
-    const child = spawn(["caddy", "run", "--config", file, "--adapter", "caddyfile"], { HOME: work, XDG_DATA_HOME: work, XDG_CONFIG_HOME: work });
+    writeFileSync(
+      file,
+      `{\n  admin off\n  auto_https off\n}\nhttp://127.0.0.1:${port} {\n  reverse_proxy 127.0.0.1:${upstreamPort}\n}\n`,
+    );
+    const child = spawn(["caddy", "run", "--config", file, "--adapter", "caddyfile"], {
+      HOME: work,
+      XDG_DATA_HOME: work,
+      XDG_CONFIG_HOME: work,
+    });
     targets.push({ name: "caddy", url: `http://127.0.0.1:${port}`, pid: child.pid });
   }
   if (only.has("axe")) {
     const port = await freePort();
     const dir = join(work, "axe");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "customers.yaml"), "customers:\n  - name: bench\n    domains: [bench.example]\n    host: bench.example\n    machine: bench\n    entra: { tenant_id: 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13, client_id: 0b7d3f21-94c6-4e1a-8f52-6a1d2c9e7b40, scope: frame.access }\n");
+    writeFileSync(
+      join(dir, "customers.yaml"),
+      "customers:\n  - name: bench\n    domains: [bench.example]\n    host: bench.example\n    machine: bench\n    entra: { tenant_id: 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13, client_id: 0b7d3f21-94c6-4e1a-8f52-6a1d2c9e7b40, scope: frame.access }\n",
+    );
     writeFileSync(
       join(dir, "appliance.yaml"),
       `customer: bench\nproxy:\n  listen: 127.0.0.1:${port}\n  upstreams: { blue: "http://127.0.0.1:${upstreamPort}", green: "http://127.0.0.1:${upstreamPort}" }\n`,
     );
     // with the environment launchd, systemd and `up` give the proxy (its heap sizing)
-    const child = spawn([process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir], { ...PROXY_ENV }, join(dir, "proxy.log"));
+    const child = spawn(
+      [process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir],
+      { ...PROXY_ENV },
+      join(dir, "proxy.log"),
+    );
     targets.push({ name: "axe", url: `http://127.0.0.1:${port}`, pid: child.pid });
   }
   for (const t of targets) await waitFor(`${t.url}/frame/bench`);
@@ -150,7 +184,14 @@ interface Run {
 
 /** utime + stime of a process and its children, in clock ticks (100 per second). */
 function cpuTicks(pid: number): number {
-  const pids = [pid, ...Bun.spawnSync(["pgrep", "-P", String(pid)]).stdout.toString().split("\n").filter(Boolean).map(Number)];
+  const pids = [
+    pid,
+    ...Bun.spawnSync(["pgrep", "-P", String(pid)])
+      .stdout.toString()
+      .split("\n")
+      .filter(Boolean)
+      .map(Number),
+  ];
   let ticks = 0;
   for (const p of pids) {
     try {
@@ -163,7 +204,14 @@ function cpuTicks(pid: number): number {
 
 function wrk(url: string, connections: number, pid: number): Run {
   const before = cpuTicks(pid);
-  const out = Bun.spawnSync(["wrk", `-t${flags.threads}`, `-c${connections}`, `-d${flags.duration}s`, "--latency", url]).stdout.toString();
+  const out = Bun.spawnSync([
+    "wrk",
+    `-t${flags.threads}`,
+    `-c${connections}`,
+    `-d${flags.duration}s`,
+    "--latency",
+    url,
+  ]).stdout.toString();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const p99 = /\s99%\s+([\d.]+)(us|ms|s)/.exec(out);
   const p99ms = p99 ? Number(p99[1]) * (p99[2] === "us" ? 0.001 : p99[2] === "s" ? 1000 : 1) : NaN;
@@ -192,13 +240,19 @@ async function main(): Promise<void> {
         const run = wrk(`${t.url}/frame/bench`, c, t.pid);
         const key = `${t.name}@${c}`;
         results.set(key, [...(results.get(key) ?? []), run]);
-        console.error(`round ${round}  c${c}  ${t.name.padEnd(6)} ${run.rps.toFixed(0).padStart(7)} req/s  p99 ${run.p99ms.toFixed(2)} ms  cpu ${run.cpuUs.toFixed(1)} us/req  errors ${run.errors}`);
+        console.error(
+          `round ${round}  c${c}  ${t.name.padEnd(6)} ${run.rps.toFixed(0).padStart(7)} req/s  p99 ${run.p99ms.toFixed(2)} ms  cpu ${run.cpuUs.toFixed(1)} us/req  errors ${run.errors}`,
+        );
       }
     }
   }
   const cores = navigator.hardwareConcurrency;
-  console.log(`\nproxy benchmark: ${flags.rounds} rounds x ${flags.duration}s, wrk -t${flags.threads}, ${cores} cores, ~200-byte upstream (Bun)`);
-  console.log("| concurrency | proxy | req/s (median) | vs nginx | p99 ms (median) | CPU us/request | errors | peak RSS MB |");
+  console.log(
+    `\nproxy benchmark: ${flags.rounds} rounds x ${flags.duration}s, wrk -t${flags.threads}, ${cores} cores, ~200-byte upstream (Bun)`,
+  );
+  console.log(
+    "| concurrency | proxy | req/s (median) | vs nginx | p99 ms (median) | CPU us/request | errors | peak RSS MB |",
+  );
   console.log("|---|---|---|---|---|---|---|---|");
   for (const c of levels) {
     const nginx = results.get(`nginx@${c}`);
@@ -209,7 +263,9 @@ async function main(): Promise<void> {
       const p99 = median(runs.map((r) => r.p99ms));
       const errors = runs.reduce((a, r) => a + r.errors, 0);
       const cpu = median(runs.map((r) => r.cpuUs));
-      console.log(`| ${c} | ${t.name} | ${rps.toFixed(0)} | ${Number.isNaN(base) ? "-" : (rps / base).toFixed(2) + "x"} | ${p99.toFixed(2)} | ${cpu.toFixed(1)} | ${errors} | ${peakRssMb(t.pid)} |`);
+      console.log(
+        `| ${c} | ${t.name} | ${rps.toFixed(0)} | ${Number.isNaN(base) ? "-" : `${(rps / base).toFixed(2)}x`} | ${p99.toFixed(2)} | ${cpu.toFixed(1)} | ${errors} | ${peakRssMb(t.pid)} |`,
+      );
     }
   }
 }

@@ -24,16 +24,29 @@ export function hostTarget(): Target {
 export function gitCommit(): string {
   const head = spawnSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: root, encoding: "utf8" });
   if (head.status !== 0) return "unknown";
-  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], { cwd: root, encoding: "utf8" }).stdout.trim();
+  const dirty = spawnSync("git", ["status", "--porcelain", "--untracked-files=no"], {
+    cwd: root,
+    encoding: "utf8",
+  }).stdout.trim();
   return head.stdout.trim() + (dirty ? "-dirty" : "");
 }
 
 /** Compiles one target to `outfile`; returns its sha256. */
 export function compile(target: Target, outfile: string, commit = gitCommit()): string {
-  const defines = { AXE_BUILD_COMMIT: commit, AXE_BUILD_TARGET: `bun-${target}`, AXE_BUILD_TIME: new Date().toISOString() };
+  const defines = {
+    AXE_BUILD_COMMIT: commit,
+    AXE_BUILD_TARGET: `bun-${target}`,
+    AXE_BUILD_TIME: new Date().toISOString(),
+  };
   const args = [
-    "build", join(root, "src/main.ts"), "--compile", "--minify", "--bytecode", "--sourcemap=none",
-    `--target=bun-${target}`, `--outfile=${outfile}`,
+    "build",
+    join(root, "src/main.ts"),
+    "--compile",
+    "--minify",
+    "--bytecode",
+    "--sourcemap=none",
+    `--target=bun-${target}`,
+    `--outfile=${outfile}`,
     ...Object.entries(defines).map(([k, v]) => `--define=${k}=${JSON.stringify(v)}`),
   ];
   const result = spawnSync(process.execPath, args, { cwd: root, stdio: ["ignore", "inherit", "inherit"] });
@@ -49,6 +62,6 @@ if (import.meta.main) {
     ? TARGETS.map((t) => [t, join(out, `axe-appliance-${t}`)] as const)
     : [[hostTarget(), join(out, "axe-appliance")] as const];
   const sums = builds.map(([target, file]) => `${compile(target, file)}  ${basename(file)}`);
-  writeFileSync(join(out, "SHA256SUMS"), sums.join("\n") + "\n");
+  writeFileSync(join(out, "SHA256SUMS"), `${sums.join("\n")}\n`);
   console.log(sums.join("\n"));
 }

@@ -23,12 +23,19 @@ export function defaultVersion(commit: string, at = new Date()): string {
 
 if (import.meta.main) {
   const { values } = parseArgs({
-    options: { out: { type: "string" }, version: { type: "string" }, target: { type: "string" }, "key-file": { type: "string" } },
+    options: {
+      out: { type: "string" },
+      version: { type: "string" },
+      target: { type: "string" },
+      "key-file": { type: "string" },
+    },
     strict: true,
   });
   const keyFile = values["key-file"] ?? process.env.AXE_RELEASE_KEY_FILE;
   if (!keyFile) {
-    console.error("error: no release key: pass --key-file FILE or set AXE_RELEASE_KEY_FILE\nhint: make one with `axe-appliance keys release-init --out DIR`");
+    console.error(
+      "error: no release key: pass --key-file FILE or set AXE_RELEASE_KEY_FILE\nhint: make one with `axe-appliance keys release-init --out DIR`",
+    );
     process.exit(2);
   }
   const target = (values.target ?? hostTarget()) as ReleaseTarget;
@@ -44,7 +51,9 @@ if (import.meta.main) {
     const binary = join(out, "axe-appliance");
     compile(target, binary, commit);
     const release = await writeReleaseDir({ binary, outDir: out, version, commit, target, privatePem });
-    console.log(`release ${release.manifest.version} (${target}, ${release.manifest.size} bytes, sha256 ${release.manifest.sha256}) in ${out}`);
+    console.log(
+      `release ${release.manifest.version} (${target}, ${release.manifest.size} bytes, sha256 ${release.manifest.sha256}) in ${out}`,
+    );
   } catch (error) {
     console.error(`error: ${(error as Error).message}`);
     process.exit(1);

@@ -1,25 +1,25 @@
 #!/usr/bin/env bun
-/**
- * axe-appliance: one program per customer Mac mini. Each mode is a subcommand; this file only
- * assembles the command tree and turns errors into one-line messages and exit codes.
- */
-import { dispatch, type Command } from "./lib/cli.ts";
-import { AppError, EXIT_CODES } from "./lib/errors.ts";
-import { buildInfo } from "./lib/version.ts";
 import { auditCommand } from "./cli/audit.ts";
-import { entityCommand } from "./cli/entity.ts";
-import { fleetCommand } from "./cli/fleet.ts";
 import { backupCommand } from "./cli/backup.ts";
 import { dbCommand } from "./cli/db.ts";
 import { deployCommand } from "./cli/deploy.ts";
 import { doctorCommand } from "./cli/doctor.ts";
+import { entityCommand } from "./cli/entity.ts";
+import { fleetCommand } from "./cli/fleet.ts";
 import { keysCommand } from "./cli/keys.ts";
 import { proxyCommand } from "./cli/proxy.ts";
 import { serveCommand } from "./cli/serve.ts";
-import { statusCommand } from "./cli/status.ts";
 import { servicesCommand } from "./cli/services.ts";
+import { statusCommand } from "./cli/status.ts";
 import { tokenCommand } from "./cli/token.ts";
 import { upCommand } from "./cli/up.ts";
+/**
+ * axe-appliance: one program per customer Mac mini. Each mode is a subcommand; this file only
+ * assembles the command tree and turns errors into one-line messages and exit codes.
+ */
+import { type Command, dispatch } from "./lib/cli.ts";
+import { AppError, EXIT_CODES } from "./lib/errors.ts";
+import { buildInfo } from "./lib/version.ts";
 
 export const root: Command = {
   name: "axe-appliance",

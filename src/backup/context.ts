@@ -6,10 +6,10 @@ import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import type { z } from "zod";
 import { ringPeer } from "../config/customers.ts";
-import { secretPath, type Config } from "../config/load.ts";
+import { type Config, secretPath } from "../config/load.ts";
 import type { BackupSection } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
-import { Restic, type Repo, type TierName } from "./restic.ts";
+import { type Repo, Restic, type TierName } from "./restic.ts";
 
 export type BackupSettings = z.output<typeof BackupSection>;
 export type Keep = BackupSettings["local"]["keep"];
@@ -36,7 +36,11 @@ export interface BackupContext {
 export function backupContext(config: Config): BackupContext {
   const settings = config.appliance.backup;
   const under = (base: string, p: string) => (isAbsolute(p) ? p : join(base, p));
-  const local: Repo = { tier: "local", repository: under(config.paths.data, settings.local.repository), passwordFile: secretPath(config, settings.local.password_file) };
+  const local: Repo = {
+    tier: "local",
+    repository: under(config.paths.data, settings.local.repository),
+    passwordFile: secretPath(config, settings.local.password_file),
+  };
   const { ring, ringSkip } = ringTarget(config, settings);
   const cold = {
     tier: "cold" as const,
@@ -61,11 +65,19 @@ export function backupContext(config: Config): BackupContext {
 
 function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarget; ringSkip?: string } {
   if (!settings.ring.enabled) return { ringSkip: "ring tier disabled in appliance.yaml" };
-  const peer = settings.ring.peer ? config.fleet.customers.find((c) => c.name === settings.ring.peer) : ringPeer(config.fleet, config.customer.name);
+  const peer = settings.ring.peer
+    ? config.fleet.customers.find((c) => c.name === settings.ring.peer)
+    : ringPeer(config.fleet, config.customer.name);
   if (settings.ring.peer && !peer)
-    throw new BackupError("RING_PEER_UNKNOWN", `backup.ring.peer "${settings.ring.peer}" is not a customer in customers.yaml`, "fix appliance.yaml backup.ring.peer");
-  if (!peer && !settings.ring.repository) return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
-  const repository = settings.ring.repository ?? `sftp:${peer!.ssh_user}@${peer!.machine}:backup/ring/${config.customer.name}`;
+    throw new BackupError(
+      "RING_PEER_UNKNOWN",
+      `backup.ring.peer "${settings.ring.peer}" is not a customer in customers.yaml`,
+      "fix appliance.yaml backup.ring.peer",
+    );
+  if (!peer && !settings.ring.repository)
+    return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
+  const repository =
+    settings.ring.repository ?? `sftp:${peer!.ssh_user}@${peer!.machine}:backup/ring/${config.customer.name}`;
   const options = settings.ring.ssh_command ? [`sftp.command=${settings.ring.ssh_command}`] : [];
   return {
     ring: {
@@ -85,7 +97,9 @@ export function tierRepo(ctx: BackupContext, tier: TierName): { repo?: Repo; why
   if (tier === "local") return { repo: ctx.local, why: "" };
   if (tier === "ring") return { repo: ctx.ring?.repo, why: ctx.ringSkip ?? "" };
   if (coldPresent(ctx)) return { repo: ctx.cold, why: "" };
-  return { why: ctx.settings.cold.enabled ? `volume ${ctx.cold.volume} not mounted` : "cold tier disabled in appliance.yaml" };
+  return {
+    why: ctx.settings.cold.enabled ? `volume ${ctx.cold.volume} not mounted` : "cold tier disabled in appliance.yaml",
+  };
 }
 
 /** Age limits per tier in hours, for `backup status`. */

@@ -7,37 +7,51 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
-import { connect, openDatabase, type DatabaseTarget } from "../db/connect.ts";
+import { connect, type DatabaseTarget, openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
-import { backupContext, tierRepo, type BackupContext } from "./context.ts";
+import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { acquireRunnerLock } from "./lock.ts";
-import { removeStaleLocks } from "./retention.ts";
+import { type Repo, resticFailure } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
-import { resticFailure, type Repo } from "./restic.ts";
+import { removeStaleLocks } from "./retention.ts";
 import { exitCodeFor } from "./run.ts";
 import { updateTier } from "./status.ts";
 import type { TierResult } from "./tiers/types.ts";
 
 /** Restores the latest dump of `repo` into a scratch database beside `target` and proves it. */
-export async function drill(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<{ snapshot: string; tables: number }> {
+export async function drill(
+  ctx: BackupContext,
+  repo: Repo,
+  target: DatabaseTarget,
+): Promise<{ snapshot: string; tables: number }> {
   const snapshot = await findSnapshot(ctx, repo, "latest", DUMP_TAG);
   const runId = (snapshot.tags ?? []).find((t) => t.startsWith(RUN_TAG_PREFIX))?.slice(RUN_TAG_PREFIX.length);
   const localId = snapshot.original ?? snapshot.id;
   const expected = runId ? figuresFor(ctx.stateDir, runId) : undefined;
   if (!expected)
-    throw new BackupError("DRILL_NO_FIGURES", `${repo.tier}: no figures recorded for dump ${localId.slice(0, 8)}, so a restore cannot be proven`, "restore the state directory (`backup restore --to-dir`) or run `axe-appliance backup run` for a new dump");
+    throw new BackupError(
+      "DRILL_NO_FIGURES",
+      `${repo.tier}: no figures recorded for dump ${localId.slice(0, 8)}, so a restore cannot be proven`,
+      "restore the state directory (`backup restore --to-dir`) or run `axe-appliance backup run` for a new dump",
+    );
   const scratch = `axe_drill_${randomBytes(5).toString("hex")}`;
   const admin = connect(target, { max: 1 });
   try {
     await admin`create database ${admin(scratch)}`;
     await restoreDump(ctx, repo, snapshot, { ...target, database: scratch }, ["--no-owner", "--no-acl"]);
     const sql = connect({ ...target, database: scratch }, { max: 1 });
-    const actual = await tableFigures(sql, new Map(expected.map((f) => [f.table, f.method]))).finally(() => sql.end({ timeout: 5 }));
+    const actual = await tableFigures(sql, new Map(expected.map((f) => [f.table, f.method]))).finally(() =>
+      sql.end({ timeout: 5 }),
+    );
     const problems = compareFigures(expected, actual);
     if (problems.length)
-      throw new BackupError("DRILL_MISMATCH", `${repo.tier}: restored dump ${snapshot.id.slice(0, 8)} differs from what was dumped: ${problems.slice(0, 5).join("; ")}`, "keep this repository; run `axe-appliance backup verify` on the other tiers and report it");
+      throw new BackupError(
+        "DRILL_MISMATCH",
+        `${repo.tier}: restored dump ${snapshot.id.slice(0, 8)} differs from what was dumped: ${problems.slice(0, 5).join("; ")}`,
+        "keep this repository; run `axe-appliance backup verify` on the other tiers and report it",
+      );
     return { snapshot: snapshot.id.slice(0, 8), tables: actual.length };
   } finally {
     await admin`drop database if exists ${admin(scratch)} with (force)`.catch(() => {});
@@ -71,20 +85,46 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
     const restic = ctx.restic();
     await removeStaleLocks(restic, repo);
     const check = await restic.run(repo, ["check", `--read-data-subset=${ctx.settings.check_subset}`]);
-    const checkError = check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
-    updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastCheck: { time: now(), ok: !checkError, ...(checkError ? { error: checkError } : {}) } }));
+    const checkError =
+      check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
+    updateTier(ctx.stateDir, repo.tier, (t) => ({
+      ...t,
+      lastCheck: { time: now(), ok: !checkError, ...(checkError ? { error: checkError } : {}) },
+    }));
     if (checkError) {
-      if (/wrong password|already locked|unable to open config|ssh/i.test(check.stderr)) throw resticFailure(repo, "checking the repository", check);
-      throw new BackupError("CHECK_FAILED", `${repo.tier}: restic check found damage: ${checkError}`, "do not prune this repository; copy a good tier back over it (docs/operations.md, 'A damaged repository')");
+      if (/wrong password|already locked|unable to open config|ssh/i.test(check.stderr))
+        throw resticFailure(repo, "checking the repository", check);
+      throw new BackupError(
+        "CHECK_FAILED",
+        `${repo.tier}: restic check found damage: ${checkError}`,
+        "do not prune this repository; copy a good tier back over it (docs/operations.md, 'A damaged repository')",
+      );
     }
     const proven = await drill(ctx, repo, target);
-    updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: true, snapshot: proven.snapshot }, lastProvenRestore: { time: now(), snapshot: proven.snapshot } }));
-    return { tier: repo.tier, outcome: "ok", snapshot: proven.snapshot, message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}` };
+    updateTier(ctx.stateDir, repo.tier, (t) => ({
+      ...t,
+      lastDrill: { time: now(), ok: true, snapshot: proven.snapshot },
+      lastProvenRestore: { time: now(), snapshot: proven.snapshot },
+    }));
+    return {
+      tier: repo.tier,
+      outcome: "ok",
+      snapshot: proven.snapshot,
+      message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}`,
+    };
   } catch (error) {
     const e = error as AppError;
     const message = e instanceof AppError ? e.message : String(error);
     if (!(e instanceof BackupError && e.code === "CHECK_FAILED"))
-      updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastDrill: { time: now(), ok: false, error: message, code: e.code } }));
-    return { tier: repo.tier, outcome: "failed", code: e.code, message: `${message}${e.hint ? `\n  hint: ${e.hint}` : ""}` };
+      updateTier(ctx.stateDir, repo.tier, (t) => ({
+        ...t,
+        lastDrill: { time: now(), ok: false, error: message, code: e.code },
+      }));
+    return {
+      tier: repo.tier,
+      outcome: "failed",
+      code: e.code,
+      message: `${message}${e.hint ? `\n  hint: ${e.hint}` : ""}`,
+    };
   }
 }

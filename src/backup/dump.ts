@@ -9,13 +9,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { connect, libpqEnv, type DatabaseTarget } from "../db/connect.ts";
+import { connect, type DatabaseTarget, libpqEnv } from "../db/connect.ts";
 import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
-import { tableFigures, type TableFigure } from "./figures.ts";
+import { type TableFigure, tableFigures } from "./figures.ts";
 import { pipeIntoRestic } from "./pipe.ts";
-import { resticFailure, type Repo, type Restic, type RunResult } from "./restic.ts";
+import { type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
 
 export const DUMP_FILENAME = "frame.dump";
 export const DUMP_TAG = "db";
@@ -64,7 +64,11 @@ export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
     });
   } catch (error) {
     if (error instanceof AppError) throw error;
-    throw new BackupError("DUMP_FAILED", `dumping the database failed: ${(error as Error).message}; no snapshot was saved`, "is Postgres running? `axe-appliance doctor`");
+    throw new BackupError(
+      "DUMP_FAILED",
+      `dumping the database failed: ${(error as Error).message}; no snapshot was saved`,
+      "is Postgres running? `axe-appliance doctor`",
+    );
   } finally {
     await sql.end({ timeout: 5 });
     auth.cleanup();
@@ -90,11 +94,24 @@ export function libpqAuth(target: DatabaseTarget): { env: Record<string, string>
 }
 
 function backupArgs(options: DumpOptions): string[] {
-  return ["backup", "--json", "--host", options.host, "--tag", `${DUMP_TAG},${RUN_TAG_PREFIX}${options.runId}`, "--stdin-filename", DUMP_FILENAME];
+  return [
+    "backup",
+    "--json",
+    "--host",
+    options.host,
+    "--tag",
+    `${DUMP_TAG},${RUN_TAG_PREFIX}${options.runId}`,
+    "--stdin-filename",
+    DUMP_FILENAME,
+  ];
 }
 
 /** restic >= 0.17: restic runs pg_dump and saves nothing when it exits non-zero. */
-async function backupFromCommand(options: DumpOptions, command: string[], env: Record<string, string>): Promise<RunResult> {
+async function backupFromCommand(
+  options: DumpOptions,
+  command: string[],
+  env: Record<string, string>,
+): Promise<RunResult> {
   const args = [...backupArgs(options), "--stdin-from-command", "--", ...command];
   const result = await options.restic.run(options.repo, args, { onLine: options.onLine, extraEnv: env });
   if (result.code !== 0) {
@@ -105,11 +122,23 @@ async function backupFromCommand(options: DumpOptions, command: string[], env: R
 }
 
 /** Older restic: pg_dump | restic with us holding the pipe's end, and restic interrupted before EOF when pg_dump fails (see pipe.ts). */
-async function backupThroughPipe(options: DumpOptions, pgDump: string, args: string[], env: Record<string, string>): Promise<RunResult> {
+async function backupThroughPipe(
+  options: DumpOptions,
+  pgDump: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<RunResult> {
   const { restic, repo } = options;
   const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
-  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), options.onLine);
-  if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0)) throw resticFailure(repo, "saving the database dump", piped.restic);
+  const piped = await pipeIntoRestic(
+    [pgDump, ...args],
+    { ...processEnv(), ...env },
+    resticArgv,
+    restic.env(repo),
+    options.onLine,
+  );
+  if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0))
+    throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);
   return piped.restic;
 }
@@ -120,7 +149,11 @@ function processEnv(): Record<string, string> {
 
 function dumpFailure(code: number, stderr: string): BackupError {
   const tail = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${code}`;
-  return new BackupError("DUMP_FAILED", `pg_dump failed (exit ${code}): ${tail}; no snapshot was saved`, "fix the database problem pg_dump names, then run `axe-appliance backup run` again");
+  return new BackupError(
+    "DUMP_FAILED",
+    `pg_dump failed (exit ${code}): ${tail}; no snapshot was saved`,
+    "fix the database problem pg_dump names, then run `axe-appliance backup run` again",
+  );
 }
 
 function summaryOf(result: RunResult): BackupSummary {
@@ -132,7 +165,11 @@ function summaryOf(result: RunResult): BackupSummary {
       // progress lines are not all JSON on every version; keep looking
     }
   }
-  throw new BackupError("RESTIC_OUTPUT", "restic backup --json printed no summary with a snapshot id", "report this with `restic version`");
+  throw new BackupError(
+    "RESTIC_OUTPUT",
+    "restic backup --json printed no summary with a snapshot id",
+    "report this with `restic version`",
+  );
 }
 
 export { summaryOf };

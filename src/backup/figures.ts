@@ -27,7 +27,10 @@ const KEEP_DUMPS = 200;
 type Queryable = postgres.Sql | postgres.TransactionSql;
 
 /** Row count and checksum of every ordinary table outside the system schemas. */
-export async function tableFigures(sql: Queryable, methods?: Map<string, TableFigure["method"]>): Promise<TableFigure[]> {
+export async function tableFigures(
+  sql: Queryable,
+  methods?: Map<string, TableFigure["method"]>,
+): Promise<TableFigure[]> {
   const tables = await sql<{ schema: string; name: string }[]>`
     select n.nspname as schema, c.relname as name
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -47,14 +50,23 @@ export async function tableFigures(sql: Queryable, methods?: Map<string, TableFi
  * (json, xml, point...); then the row's text is hashed instead. A savepoint keeps the
  * surrounding transaction (the dump's snapshot) usable after that failure.
  */
-async function tableFigure(sql: Queryable, schema: string, name: string, method?: TableFigure["method"]): Promise<TableFigure> {
+async function tableFigure(
+  sql: Queryable,
+  schema: string,
+  name: string,
+  method?: TableFigure["method"],
+): Promise<TableFigure> {
   const table = `${schema}.${name}`;
   const byText = async (q: Queryable) =>
-    (await q<{ rows: string; checksum: string }[]>`
-      select count(*)::text as rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`)[0]!;
+    (
+      await q<{ rows: string; checksum: string }[]>`
+      select count(*)::text as rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
+    )[0]!;
   const byRecord = async (q: Queryable) =>
-    (await q<{ rows: string; checksum: string }[]>`
-      select count(*)::text as rows, coalesce(sum(hash_record_extended(t, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`)[0]!;
+    (
+      await q<{ rows: string; checksum: string }[]>`
+      select count(*)::text as rows, coalesce(sum(hash_record_extended(t, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
+    )[0]!;
   if (method === "text") return { table, method, ...(await byText(sql)) };
   try {
     const row = "savepoint" in sql ? await sql.savepoint((sp) => byRecord(sp)) : await byRecord(sql);
@@ -98,9 +110,11 @@ function readFigures(stateDir: string): z.infer<typeof FiguresFileSchema> {
 export function recordFigures(stateDir: string, runId: string, tables: TableFigure[]): void {
   const file = readFigures(stateDir);
   file.dumps[runId] = { time: new Date().toISOString(), tables };
-  const ids = Object.entries(file.dumps).sort((a, b) => a[1].time.localeCompare(b[1].time)).map(([id]) => id);
+  const ids = Object.entries(file.dumps)
+    .sort((a, b) => a[1].time.localeCompare(b[1].time))
+    .map(([id]) => id);
   for (const id of ids.slice(0, Math.max(0, ids.length - KEEP_DUMPS))) delete file.dumps[id];
-  writeAtomically(figuresPath(stateDir), JSON.stringify(file) + "\n");
+  writeAtomically(figuresPath(stateDir), `${JSON.stringify(file)}\n`);
 }
 
 export function figuresFor(stateDir: string, runId: string): TableFigure[] | undefined {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.ts";
-import { AppError } from "../lib/errors.ts";
+import type { AppError } from "../lib/errors.ts";
 import { createSecretFileOnce } from "../lib/secret-file.ts";
 import { backupContext, coldPresent } from "./context.ts";
 import { exitCodeFor } from "./run.ts";
@@ -14,29 +14,57 @@ import type { TierResult } from "./tiers/types.ts";
 
 export async function initBackup(config: Config): Promise<{ results: TierResult[]; exitCode: 0 | 7 | 8 }> {
   const ctx = backupContext(config);
-  const password = () => randomBytes(32).toString("base64url") + "\n";
-  const made = [ctx.local, ctx.ring?.repo, ctx.cold].filter((r) => r !== undefined).filter((r) => createSecretFileOnce(r.passwordFile, password));
+  const password = () => `${randomBytes(32).toString("base64url")}\n`;
+  const made = [ctx.local, ctx.ring?.repo, ctx.cold]
+    .filter((r) => r !== undefined)
+    .filter((r) => createSecretFileOnce(r.passwordFile, password));
   const restic = ctx.restic();
   const results: TierResult[] = [];
-  const note = (file: string) => (made.some((r) => r.passwordFile === file) ? ` (new password in ${file}: copy it to the operator's password manager)` : "");
+  const note = (file: string) =>
+    made.some((r) => r.passwordFile === file)
+      ? ` (new password in ${file}: copy it to the operator's password manager)`
+      : "";
   if (await restic.exists(ctx.local)) {
-    results.push({ tier: "local", outcome: "ok", message: `local: repository ${ctx.local.repository} already there${note(ctx.local.passwordFile)}` });
+    results.push({
+      tier: "local",
+      outcome: "ok",
+      message: `local: repository ${ctx.local.repository} already there${note(ctx.local.passwordFile)}`,
+    });
   } else {
     await restic.must(ctx.local, ["init"], "creating the local repository");
-    results.push({ tier: "local", outcome: "ok", message: `local: created ${ctx.local.repository}${note(ctx.local.passwordFile)}` });
+    results.push({
+      tier: "local",
+      outcome: "ok",
+      message: `local: created ${ctx.local.repository}${note(ctx.local.passwordFile)}`,
+    });
   }
   for (const repo of [ctx.ring?.repo, coldPresent(ctx) ? ctx.cold : undefined]) {
     if (!repo) continue;
     try {
       const created = await ensureCopyRepo(ctx, repo);
-      results.push({ tier: repo.tier, outcome: "ok", message: `${repo.tier}: ${created ? "created" : "already there:"} ${repo.repository}${note(repo.passwordFile)}` });
+      results.push({
+        tier: repo.tier,
+        outcome: "ok",
+        message: `${repo.tier}: ${created ? "created" : "already there:"} ${repo.repository}${note(repo.passwordFile)}`,
+      });
     } catch (error) {
       const e = error as AppError;
-      results.push({ tier: repo.tier, outcome: "failed", code: e.code, message: `${repo.tier}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}` });
+      results.push({
+        tier: repo.tier,
+        outcome: "failed",
+        code: e.code,
+        message: `${repo.tier}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ""}`,
+      });
     }
   }
   if (!ctx.ring) results.push({ tier: "ring", outcome: "skipped", message: `ring: skipped, ${ctx.ringSkip}` });
-  if (!ctx.settings.cold.enabled) results.push({ tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" });
-  else if (!coldPresent(ctx)) results.push({ tier: "cold", outcome: "skipped", message: `cold: volume ${ctx.cold.volume} not mounted; the first run with it mounted creates the repository` });
+  if (!ctx.settings.cold.enabled)
+    results.push({ tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" });
+  else if (!coldPresent(ctx))
+    results.push({
+      tier: "cold",
+      outcome: "skipped",
+      message: `cold: volume ${ctx.cold.volume} not mounted; the first run with it mounted creates the repository`,
+    });
   return { results, exitCode: exitCodeFor(results) };
 }

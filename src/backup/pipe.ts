@@ -5,10 +5,11 @@
  * we close it and restic saves; when pg_dump fails, restic gets SIGINT first and its input is
  * closed only after it has exited, so it never saves a truncated dump.
  */
-import type { Subprocess } from "bun";
+
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Subprocess } from "bun";
 import type { RunResult } from "./restic.ts";
 
 export interface PipeResult {

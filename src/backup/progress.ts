@@ -30,7 +30,9 @@ export function createProgress(step: string, options: { tty?: boolean; write?: (
     if (tty) {
       const width = 30;
       const filled = Math.round(Math.min(1, percent_done) * width);
-      const bar = total_bytes ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(percent_done * 100).toFixed(0)}%` : "[streaming]";
+      const bar = total_bytes
+        ? `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(percent_done * 100).toFixed(0)}%`
+        : "[streaming]";
       write(`\r${step.padEnd(14)} ${bar} ${formatBytes(bytes_done)}   `);
       drawn = true;
     } else if (Date.now() - lastJson >= JSON_INTERVAL_MS) {

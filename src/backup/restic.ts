@@ -7,7 +7,7 @@
  * const restic = await Restic.detect("restic", { cacheDir });
  * const snaps = await restic.snapshots(repo, ["--tag", "db"]);
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
@@ -69,7 +69,9 @@ export class Restic {
     if (!version)
       throw new BackupError(
         "RESTIC_MISSING",
-        result.error ? `restic not found (${bin}): ${(result.error as NodeJS.ErrnoException).code ?? result.error.message}` : `${bin} version did not answer like restic: ${(result.stderr || result.stdout).trim()}`,
+        result.error
+          ? `restic not found (${bin}): ${(result.error as NodeJS.ErrnoException).code ?? result.error.message}`
+          : `${bin} version did not answer like restic: ${(result.stderr || result.stdout).trim()}`,
         "install restic: `brew install restic` on macOS, `apt-get install restic` on Debian; or set backup.restic in appliance.yaml",
       );
     return new Restic(bin, version, options.cacheDir);
@@ -108,13 +110,25 @@ export class Restic {
   }
 
   /** Runs restic to the end; `onLine` sees each stdout line as it comes (JSON progress). */
-  run(repo: Repo, args: string[], options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {}): Promise<RunResult> {
-    const child = spawn(this.bin, this.args(repo, args), { env: this.env(repo, options.extraEnv), stdio: ["ignore", "pipe", "pipe"] });
+  run(
+    repo: Repo,
+    args: string[],
+    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {},
+  ): Promise<RunResult> {
+    const child = spawn(this.bin, this.args(repo, args), {
+      env: this.env(repo, options.extraEnv),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     return collect(child, options.onLine);
   }
 
   /** Runs restic and throws a classified BackupError unless it exits 0. */
-  async must(repo: Repo, args: string[], doing: string, options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {}): Promise<RunResult> {
+  async must(
+    repo: Repo,
+    args: string[],
+    doing: string,
+    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {},
+  ): Promise<RunResult> {
     const result = await this.run(repo, args, options);
     if (result.code !== 0) throw resticFailure(repo, doing, result);
     return result;
@@ -157,7 +171,15 @@ export function collect(child: ChildProcess, onLine?: (line: string) => void): P
       for (const line of lines) if (line.trim()) onLine(line);
     });
     child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", (error) => reject(new BackupError("RESTIC_SPAWN", `could not start restic: ${error.message}`, "is restic installed? See `axe-appliance doctor`")));
+    child.on("error", (error) =>
+      reject(
+        new BackupError(
+          "RESTIC_SPAWN",
+          `could not start restic: ${error.message}`,
+          "is restic installed? See `axe-appliance doctor`",
+        ),
+      ),
+    );
     child.on("close", (code, signal) => resolve({ code: code ?? 128 + signalNumber(signal), stdout, stderr }));
   });
 }
@@ -172,10 +194,19 @@ export async function parseJson<T>(text: string, schema: z.ZodType<T>, what: str
   try {
     value = JSON.parse(text.trim().split("\n").at(-1) ?? "");
   } catch {
-    throw new BackupError("RESTIC_OUTPUT", `${what}: expected JSON, got: ${text.trim().slice(0, 200)}`, "is this restic too old? `restic version`; 0.14 or newer is needed");
+    throw new BackupError(
+      "RESTIC_OUTPUT",
+      `${what}: expected JSON, got: ${text.trim().slice(0, 200)}`,
+      "is this restic too old? `restic version`; 0.14 or newer is needed",
+    );
   }
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new BackupError("RESTIC_OUTPUT", `${what}: unexpected JSON: ${parsed.error.issues[0]?.message}`, "report this with `restic version`");
+  if (!parsed.success)
+    throw new BackupError(
+      "RESTIC_OUTPUT",
+      `${what}: unexpected JSON: ${parsed.error.issues[0]?.message}`,
+      "report this with `restic version`",
+    );
   return parsed.data;
 }
 
@@ -185,9 +216,18 @@ function assertPasswordFile(repo: Repo): void {
   try {
     mode = statSync(repo.passwordFile).mode & 0o777;
   } catch {
-    throw new BackupError("PASSWORD_MISSING", `${repo.tier}: password file ${repo.passwordFile} not found`, "run `axe-appliance backup init`, or restore the file from the operator's password manager");
+    throw new BackupError(
+      "PASSWORD_MISSING",
+      `${repo.tier}: password file ${repo.passwordFile} not found`,
+      "run `axe-appliance backup init`, or restore the file from the operator's password manager",
+    );
   }
-  if (mode & 0o077) throw new BackupError("PASSWORD_MODE", `${repo.tier}: password file ${repo.passwordFile} has mode ${mode.toString(8)}; expected 600`, `chmod 600 ${repo.passwordFile}`);
+  if (mode & 0o077)
+    throw new BackupError(
+      "PASSWORD_MODE",
+      `${repo.tier}: password file ${repo.passwordFile} has mode ${mode.toString(8)}; expected 600`,
+      `chmod 600 ${repo.passwordFile}`,
+    );
 }
 
 /** What a failed restic run means, from its exit code (>= 0.17) or its message (0.14). */
@@ -196,15 +236,44 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
   const tail = text.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${result.code}`;
   const where = `${repo.tier} tier (${repo.repository})`;
   if (result.code === 12 || /wrong password or no key found/i.test(text))
-    return new BackupError("WRONG_PASSWORD", `${where}: ${doing}: the password in ${repo.passwordFile} does not open this repository`, "restore the right password file; nothing was changed in the repository");
+    return new BackupError(
+      "WRONG_PASSWORD",
+      `${where}: ${doing}: the password in ${repo.passwordFile} does not open this repository`,
+      "restore the right password file; nothing was changed in the repository",
+    );
   if (result.code === 11 || /already locked/i.test(text))
-    return new BackupError("REPO_LOCKED", `${where}: ${doing}: the repository is locked by another restic (${tail})`, "wait for the other backup to finish; `axe-appliance backup run` removes locks left by dead runners itself");
+    return new BackupError(
+      "REPO_LOCKED",
+      `${where}: ${doing}: the repository is locked by another restic (${tail})`,
+      "wait for the other backup to finish; `axe-appliance backup run` removes locks left by dead runners itself",
+    );
   if (/no space left on device/i.test(text))
-    return new BackupError("DISK_FULL", `${where}: ${doing}: no space left on device`, "free space on the repository's disk; nothing was deleted");
-  if (/ssh command exited|connection refused|connection closed|unable to start the sftp session|could not resolve|timed out/i.test(text))
-    return new BackupError("PEER_UNREACHABLE", `${where}: ${doing}: cannot reach the peer (${tail})`, "is the peer up and on Tailscale? Try `ssh` to it by hand; the other tiers still ran");
+    return new BackupError(
+      "DISK_FULL",
+      `${where}: ${doing}: no space left on device`,
+      "free space on the repository's disk; nothing was deleted",
+    );
+  if (
+    /ssh command exited|connection refused|connection closed|unable to start the sftp session|could not resolve|timed out/i.test(
+      text,
+    )
+  )
+    return new BackupError(
+      "PEER_UNREACHABLE",
+      `${where}: ${doing}: cannot reach the peer (${tail})`,
+      "is the peer up and on Tailscale? Try `ssh` to it by hand; the other tiers still ran",
+    );
   if (result.code === 10 || /unable to open config file|Is there a repository at the following location/i.test(text))
-    return new BackupError("REPO_MISSING", `${where}: ${doing}: no repository there`, "run `axe-appliance backup init`");
-  if (result.code === 130 || result.code === 2 + 128) return new BackupError("INTERRUPTED", `${where}: ${doing}: interrupted`, "run it again");
-  return new BackupError("RESTIC_FAILED", `${where}: ${doing} failed: ${tail}`, "run `axe-appliance backup verify` to check the repository");
+    return new BackupError(
+      "REPO_MISSING",
+      `${where}: ${doing}: no repository there`,
+      "run `axe-appliance backup init`",
+    );
+  if (result.code === 130 || result.code === 2 + 128)
+    return new BackupError("INTERRUPTED", `${where}: ${doing}: interrupted`, "run it again");
+  return new BackupError(
+    "RESTIC_FAILED",
+    `${where}: ${doing} failed: ${tail}`,
+    "run `axe-appliance backup verify` to check the repository",
+  );
 }

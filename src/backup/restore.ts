@@ -8,17 +8,23 @@ import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
 import type { BackupContext } from "./context.ts";
 import { DUMP_FILENAME, DUMP_TAG, libpqAuth } from "./dump.ts";
-import { resticFailure, type Repo, type Snapshot } from "./restic.ts";
+import { type Repo, resticFailure, type Snapshot } from "./restic.ts";
 
 /** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
 export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {
-  const snapshots = await ctx.restic().snapshots(repo, id === "latest" ? ["--host", ctx.host, ...(tag ? ["--tag", tag] : [])] : []);
+  const snapshots = await ctx
+    .restic()
+    .snapshots(repo, id === "latest" ? ["--host", ctx.host, ...(tag ? ["--tag", tag] : [])] : []);
   const found =
     id === "latest"
       ? snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1)
       : snapshots.find((s) => s.id.startsWith(id) || s.short_id === id);
   if (!found)
-    throw new BackupError("SNAPSHOT_NOT_FOUND", `${repo.tier}: no snapshot ${id === "latest" ? `of host ${ctx.host}${tag ? ` tagged ${tag}` : ""}` : id} in ${repo.repository}`, "list them with `restic snapshots`, or run `axe-appliance backup run` first");
+    throw new BackupError(
+      "SNAPSHOT_NOT_FOUND",
+      `${repo.tier}: no snapshot ${id === "latest" ? `of host ${ctx.host}${tag ? ` tagged ${tag}` : ""}` : id} in ${repo.repository}`,
+      "list them with `restic snapshots`, or run `axe-appliance backup run` first",
+    );
   return found;
 }
 
@@ -30,9 +36,19 @@ export function isDumpSnapshot(snapshot: Snapshot): boolean {
  * Streams the dump in `snapshot` into `pg_restore` against `target` (which must exist).
  * `--single-transaction --exit-on-error`: the database gets everything or nothing.
  */
-export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snapshot, target: DatabaseTarget, extraArgs: string[] = []): Promise<void> {
+export async function restoreDump(
+  ctx: BackupContext,
+  repo: Repo,
+  snapshot: Snapshot,
+  target: DatabaseTarget,
+  extraArgs: string[] = [],
+): Promise<void> {
   if (!isDumpSnapshot(snapshot))
-    throw new UsageError("NOT_A_DUMP", `snapshot ${snapshot.id.slice(0, 8)} holds files (${snapshot.paths.join(", ")}), not a database dump`, "use --to-dir DIR for it, or pick a snapshot tagged db");
+    throw new UsageError(
+      "NOT_A_DUMP",
+      `snapshot ${snapshot.id.slice(0, 8)} holds files (${snapshot.paths.join(", ")}), not a database dump`,
+      "use --to-dir DIR for it, or pick a snapshot tagged db",
+    );
   let bin: string;
   try {
     bin = findPostgresTools(DUMP_TOOLS);
@@ -49,10 +65,15 @@ export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snap
       [join(bin, "pg_restore"), ...args],
       { ...processEnv(), ...auth.env },
     );
-    if (piped.dump.code !== 0 && !piped.dumpStoppedByUs) throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, piped.dump);
+    if (piped.dump.code !== 0 && !piped.dumpStoppedByUs)
+      throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, piped.dump);
     if (piped.restore.code !== 0) {
       const tail = piped.restore.stderr.trim().split("\n").slice(-3).join("; ");
-      throw new BackupError("RESTORE_FAILED", `pg_restore into ${target.database} failed: ${tail}; nothing was restored (one transaction)`, "restore into an empty database; on a new machine create the entity roles first or pass --no-owner");
+      throw new BackupError(
+        "RESTORE_FAILED",
+        `pg_restore into ${target.database} failed: ${tail}; nothing was restored (one transaction)`,
+        "restore into an empty database; on a new machine create the entity roles first or pass --no-owner",
+      );
     }
   } finally {
     auth.cleanup();
@@ -64,10 +85,19 @@ export async function restoreDump(ctx: BackupContext, repo: Repo, snapshot: Snap
  * producer left blocked on a full pipe would otherwise keep nothing alive and the process would
  * end silently.
  */
-async function pipeDumpIntoRestore(dumpArgv: string[], dumpEnv: Record<string, string>, restoreArgv: string[], restoreEnv: Record<string, string>) {
+async function pipeDumpIntoRestore(
+  dumpArgv: string[],
+  dumpEnv: Record<string, string>,
+  restoreArgv: string[],
+  restoreEnv: Record<string, string>,
+) {
   const restore = Bun.spawn(restoreArgv, { env: restoreEnv, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
   const dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const texts = [new Response(dump.stderr).text(), new Response(restore.stdout).text(), new Response(restore.stderr).text()] as const;
+  const texts = [
+    new Response(dump.stderr).text(),
+    new Response(restore.stdout).text(),
+    new Response(restore.stderr).text(),
+  ] as const;
   let dumpStoppedByUs = false;
   void restore.exited.then(() => {
     if (dump.exitCode === null) {
@@ -104,5 +134,7 @@ function processEnv(): Record<string, string> {
 
 /** `restic restore` of a snapshot into a directory. */
 export async function restoreToDir(ctx: BackupContext, repo: Repo, snapshot: Snapshot, dir: string): Promise<void> {
-  await ctx.restic().must(repo, ["restore", snapshot.id, "--target", dir], `restoring snapshot ${snapshot.id.slice(0, 8)} into ${dir}`);
+  await ctx
+    .restic()
+    .must(repo, ["restore", snapshot.id, "--target", dir], `restoring snapshot ${snapshot.id.slice(0, 8)} into ${dir}`);
 }

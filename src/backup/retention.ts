@@ -48,6 +48,10 @@ export async function retentionAfterSave(restic: Restic, repo: Repo, keep: Keep,
     await retryAfterStaleLocks(restic, repo, () => applyRetention(restic, repo, keep, host));
   } catch (error) {
     if (!(error instanceof BackupError)) throw error;
-    throw new BackupError(error.code, `${error.message}; the new snapshots are saved, nothing was forgotten, the next run applies retention`, error.hint);
+    throw new BackupError(
+      error.code,
+      `${error.message}; the new snapshots are saved, nothing was forgotten, the next run applies retention`,
+      error.hint,
+    );
   }
 }

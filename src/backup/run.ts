@@ -11,7 +11,7 @@ import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
 import { AppError } from "../lib/errors.ts";
-import { backupContext, type BackupContext } from "./context.ts";
+import { type BackupContext, backupContext } from "./context.ts";
 import { acquireRunnerLock } from "./lock.ts";
 import type { TierName } from "./restic.ts";
 import { updateTier } from "./status.ts";
@@ -62,7 +62,12 @@ async function attempt(ctx: BackupContext, tier: TierName): Promise<TierResult> 
     };
   }
   if (result.outcome === "failed") {
-    const failure = { time: new Date().toISOString(), ok: false, error: result.message.split("\n")[0], code: result.code };
+    const failure = {
+      time: new Date().toISOString(),
+      ok: false,
+      error: result.message.split("\n")[0],
+      code: result.code,
+    };
     updateTier(ctx.stateDir, tier, (t) => ({ ...t, lastAttempt: failure }));
   }
   return result;

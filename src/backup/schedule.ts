@@ -40,8 +40,20 @@ export function scheduleUnits(platform: Platform, options: ScheduleOptions): Uni
   const hour = options.hour ?? 2;
   const minute = options.minute ?? 30;
   const jobs = [
-    { id: "backup", args: ["backup", "run", "--tier", "all"], when: { hour, minute }, weekday: undefined, what: "daily backup: local, ring peer, cold SSD" },
-    { id: "backup-verify", args: ["backup", "verify"], when: { hour: (hour + 2) % 24, minute }, weekday: 0, what: "weekly restic check and restore drill" },
+    {
+      id: "backup",
+      args: ["backup", "run", "--tier", "all"],
+      when: { hour, minute },
+      weekday: undefined,
+      what: "daily backup: local, ring peer, cold SSD",
+    },
+    {
+      id: "backup-verify",
+      args: ["backup", "verify"],
+      when: { hour: (hour + 2) % 24, minute },
+      weekday: 0,
+      what: "weekly restic check and restore drill",
+    },
   ];
   return platform === "launchd" ? jobs.map((j) => plist(j, options)) : jobs.flatMap((j) => systemd(j, options));
 }
@@ -88,7 +100,8 @@ function plist(job: Job, options: ScheduleOptions): UnitFile {
   return { name: `${LABEL}.${job.id}.plist`, text };
 }
 
-const quote = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`);
+const quote = (s: string) =>
+  /^[\w@%+=:,./-]+$/.test(s) ? s : `"${s.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 const pad = (n: number) => String(n).padStart(2, "0");
 
 function systemd(job: Job, options: ScheduleOptions): UnitFile[] {
@@ -144,6 +157,9 @@ export function installUnits(platform: Platform, units: UnitFile[], dir: string)
   const enable =
     platform === "launchd"
       ? paths.map((p) => `sudo launchctl bootstrap system ${p}`).join(" && ")
-      : `sudo systemctl daemon-reload && sudo systemctl enable --now ${units.filter((u) => u.name.endsWith(".timer")).map((u) => u.name).join(" ")}`;
+      : `sudo systemctl daemon-reload && sudo systemctl enable --now ${units
+          .filter((u) => u.name.endsWith(".timer"))
+          .map((u) => u.name)
+          .join(" ")}`;
   return { paths, enable };
 }

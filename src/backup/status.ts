@@ -9,11 +9,18 @@ import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
 import type { TierName } from "./restic.ts";
 
-const Outcome = z.object({ time: z.string(), ok: z.boolean(), error: z.string().optional(), code: z.string().optional() });
+const Outcome = z.object({
+  time: z.string(),
+  ok: z.boolean(),
+  error: z.string().optional(),
+  code: z.string().optional(),
+});
 
 const TierStatusSchema = z.object({
   lastAttempt: Outcome.optional(),
-  lastSnapshot: z.object({ time: z.string(), id: z.string(), dumpId: z.string().optional(), bytesAdded: z.number().optional() }).optional(),
+  lastSnapshot: z
+    .object({ time: z.string(), id: z.string(), dumpId: z.string().optional(), bytesAdded: z.number().optional() })
+    .optional(),
   lastCheck: Outcome.optional(),
   lastDrill: Outcome.extend({ snapshot: z.string().optional() }).optional(),
   lastProvenRestore: z.object({ time: z.string(), snapshot: z.string() }).optional(),
@@ -25,7 +32,11 @@ const TierStatusSchema = z.object({
 export const StatusFileSchema = z.object({
   version: z.literal(1),
   updated: z.string(),
-  tiers: z.object({ local: TierStatusSchema.optional(), ring: TierStatusSchema.optional(), cold: TierStatusSchema.optional() }),
+  tiers: z.object({
+    local: TierStatusSchema.optional(),
+    ring: TierStatusSchema.optional(),
+    cold: TierStatusSchema.optional(),
+  }),
 });
 
 export type TierStatus = z.infer<typeof TierStatusSchema>;
@@ -47,10 +58,19 @@ export function readStatus(stateDir: string): StatusFile {
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new BackupError("STATUS_INVALID", `${path}: not JSON`, `move it aside; the next \`axe-appliance backup run\` writes a new one`);
+    throw new BackupError(
+      "STATUS_INVALID",
+      `${path}: not JSON`,
+      `move it aside; the next \`axe-appliance backup run\` writes a new one`,
+    );
   }
   const parsed = StatusFileSchema.safeParse(raw);
-  if (!parsed.success) throw new BackupError("STATUS_INVALID", `${path}: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`, "move it aside; the next `axe-appliance backup run` writes a new one");
+  if (!parsed.success)
+    throw new BackupError(
+      "STATUS_INVALID",
+      `${path}: ${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}`,
+      "move it aside; the next `axe-appliance backup run` writes a new one",
+    );
   return parsed.data;
 }
 
@@ -59,7 +79,7 @@ export function updateTier(stateDir: string, tier: TierName, change: (current: T
   const status = readStatus(stateDir);
   status.tiers[tier] = change(status.tiers[tier] ?? {});
   status.updated = new Date().toISOString();
-  writeAtomically(statusPath(stateDir), JSON.stringify(status, null, 2) + "\n");
+  writeAtomically(statusPath(stateDir), `${JSON.stringify(status, null, 2)}\n`);
 }
 
 export function writeAtomically(path: string, text: string): void {
@@ -85,17 +105,24 @@ export interface TierReport {
 }
 
 /** Judges each tier against its age limit; a problem list per tier says what is wrong. */
-export function reportTiers(status: StatusFile, limits: Array<{ tier: TierName; enabled: boolean; limitHours: number }>, now = new Date()): TierReport[] {
+export function reportTiers(
+  status: StatusFile,
+  limits: Array<{ tier: TierName; enabled: boolean; limitHours: number }>,
+  now = new Date(),
+): TierReport[] {
   return limits.map(({ tier, enabled, limitHours }) => {
     const t = status.tiers[tier] ?? {};
     const problems: string[] = [];
     const ageHours = t.lastSnapshot ? (now.getTime() - Date.parse(t.lastSnapshot.time)) / 3_600_000 : undefined;
     if (enabled) {
       if (ageHours === undefined) problems.push("no good snapshot yet: run `axe-appliance backup run`");
-      else if (ageHours > limitHours) problems.push(`last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}`);
-      if (t.lastAttempt && !t.lastAttempt.ok) problems.push(`last run failed: ${t.lastAttempt.error ?? "unknown error"}`);
+      else if (ageHours > limitHours)
+        problems.push(`last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}`);
+      if (t.lastAttempt && !t.lastAttempt.ok)
+        problems.push(`last run failed: ${t.lastAttempt.error ?? "unknown error"}`);
       if (t.lastCheck && !t.lastCheck.ok) problems.push(`last check failed: ${t.lastCheck.error ?? "unknown error"}`);
-      if (t.lastDrill && !t.lastDrill.ok) problems.push(`last restore drill failed: ${t.lastDrill.error ?? "unknown error"}`);
+      if (t.lastDrill && !t.lastDrill.ok)
+        problems.push(`last restore drill failed: ${t.lastDrill.error ?? "unknown error"}`);
     }
     return {
       tier,
@@ -134,7 +161,7 @@ export function renderReport(reports: TierReport[]): string {
     );
     for (const p of r.problems) lines.push(`       ! ${p}`);
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 export function formatBytes(n: number): string {

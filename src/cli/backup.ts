@@ -1,9 +1,9 @@
 import { join, resolve } from "node:path";
-import { loadConfig, type Config } from "../config/load.ts";
 import type { Platform } from "../backup/schedule.ts";
 import type { TierResult } from "../backup/tiers/types.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import type { DatabaseTarget } from "../db/connect.ts";
-import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, choiceFlag, type Invocation, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
 
 const EXITS = `
@@ -19,7 +19,8 @@ function printResults(results: TierResult[], exitCode: number): number {
     else process.stdout.write(`${r.message}\n`);
     if (r.warning) process.stderr.write(`warning: ${r.warning}\n`);
   }
-  if (exitCode === 8) process.stderr.write("partial: some tiers failed (exit 8); `axe-appliance backup status` shows each tier\n");
+  if (exitCode === 8)
+    process.stderr.write("partial: some tiers failed (exit 8); `axe-appliance backup status` shows each tier\n");
   return exitCode;
 }
 
@@ -66,14 +67,18 @@ runs per tier only after that tier succeeded. A failed tier never stops the othe
       name: "status",
       summary: "per tier: last good snapshot age, last check, last proven restore, size, what is wrong",
       usage: "[--json] [--config DIR]",
-      details: "Reads {data_dir}/state/backup.json. Exit 7 when any enabled tier is older than its limit or failed last time.",
+      details:
+        "Reads {data_dir}/state/backup.json. Exit 7 when any enabled tier is older than its limit or failed last time.",
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: async (inv) => {
-        const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }] = await Promise.all([import("../backup/context.ts"), import("../backup/status.ts")]);
+        const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }] = await Promise.all([
+          import("../backup/context.ts"),
+          import("../backup/status.ts"),
+        ]);
         const ctx = backupContext(config(inv));
         const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
         const bad = reports.some((r) => r.problems.length > 0);
-        if (inv.values.json) process.stdout.write(JSON.stringify({ ok: !bad, tiers: reports }, null, 2) + "\n");
+        if (inv.values.json) process.stdout.write(`${JSON.stringify({ ok: !bad, tiers: reports }, null, 2)}\n`);
         else process.stdout.write(renderReport(reports));
         return bad ? 7 : 0;
       },
@@ -94,7 +99,8 @@ table with the figures taken at dump time, drops the scratch database and record
     {
       name: "restore",
       summary: "restore a snapshot into a database or a directory",
-      usage: "--snapshot ID|latest (--to-database URL | --to-dir DIR) [--tier local|ring|cold] [--no-owner] [--config DIR]",
+      usage:
+        "--snapshot ID|latest (--to-database URL | --to-dir DIR) [--tier local|ring|cold] [--no-owner] [--config DIR]",
       details: `--to-database streams the dump into pg_restore in one transaction; the database must exist and be empty.
 The URL carries no password: libpq reads it from PGPASSFILE or ~/.pgpass (or database.password_file when
 the URL names the configured server). --no-owner on a new machine whose entity roles do not exist yet.
@@ -102,10 +108,17 @@ the URL names the configured server). --no-owner on a new machine whose entity r
 Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usage.`,
       options: {
         snapshot: { type: "string", value: "ID", description: "snapshot id (or prefix), or latest" },
-        "to-database": { type: "string", value: "URL", description: "postgres://user@host:port/db to restore a dump into" },
+        "to-database": {
+          type: "string",
+          value: "URL",
+          description: "postgres://user@host:port/db to restore a dump into",
+        },
         "to-dir": { type: "string", value: "DIR", description: "directory to restore files into" },
         tier: { type: "string", value: "TIER", description: "repository to read: local (default), ring or cold" },
-        "no-owner": { type: "boolean", description: "do not restore ownership and grants (pg_restore --no-owner --no-acl)" },
+        "no-owner": {
+          type: "boolean",
+          description: "do not restore ownership and grants (pg_restore --no-owner --no-acl)",
+        },
         config: CONFIG_OPTION,
       },
       run: async (inv) => restoreCommand(inv),
@@ -114,23 +127,38 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
       name: "schedule",
       summary: "print, or with --install write, the launchd/systemd timers",
       usage: "[--install] [--platform launchd|systemd] [--dir DIR] [--config DIR]",
-      details: "Daily `backup run --tier all` at 02:30, weekly `backup verify` on Sunday at 04:30. --install writes the files and prints the command that enables them.",
+      details:
+        "Daily `backup run --tier all` at 02:30, weekly `backup verify` on Sunday at 04:30. --install writes the files and prints the command that enables them.",
       options: {
         install: { type: "boolean", description: "write the unit files instead of printing them" },
         platform: { type: "string", value: "NAME", description: "launchd or systemd (default: this machine's)" },
-        dir: { type: "string", value: "DIR", description: "where --install writes (default /Library/LaunchDaemons or /etc/systemd/system)" },
+        dir: {
+          type: "string",
+          value: "DIR",
+          description: "where --install writes (default /Library/LaunchDaemons or /etc/systemd/system)",
+        },
         config: CONFIG_OPTION,
       },
       run: async (inv) => {
-        const { defaultPlatform, defaultUnitDir, installUnits, scheduleUnits, selfProgram } = await import("../backup/schedule.ts");
+        const { defaultPlatform, defaultUnitDir, installUnits, scheduleUnits, selfProgram } = await import(
+          "../backup/schedule.ts"
+        );
         const cfg = config(inv);
         const platform: Platform = choiceFlag(inv, "platform", ["launchd", "systemd"] as const) ?? defaultPlatform();
-        const units = scheduleUnits(platform, { program: selfProgram(), configDir: cfg.dir, logDir: join(cfg.paths.data, "logs") });
+        const units = scheduleUnits(platform, {
+          program: selfProgram(),
+          configDir: cfg.dir,
+          logDir: join(cfg.paths.data, "logs"),
+        });
         if (!inv.values.install) {
           for (const u of units) process.stdout.write(`# ${u.name}\n${u.text}\n`);
           return 0;
         }
-        const { paths, enable } = installUnits(platform, units, resolve(stringFlag(inv, "dir") ?? defaultUnitDir(platform)));
+        const { paths, enable } = installUnits(
+          platform,
+          units,
+          resolve(stringFlag(inv, "dir") ?? defaultUnitDir(platform)),
+        );
         process.stdout.write(`wrote ${paths.join(", ")}\nenable them with: ${enable}\n`);
         return 0;
       },
@@ -142,13 +170,15 @@ async function restoreCommand(inv: Invocation): Promise<number> {
   const id = stringFlag(inv, "snapshot", true);
   const url = stringFlag(inv, "to-database");
   const dir = stringFlag(inv, "to-dir");
-  if (!url === !dir) throw new UsageError("BAD_FLAG", `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`, `see '${inv.path} --help'`);
+  if (!url === !dir)
+    throw new UsageError(
+      "BAD_FLAG",
+      `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`,
+      `see '${inv.path} --help'`,
+    );
   const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const) ?? "local";
-  const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] = await Promise.all([
-    import("../backup/context.ts"),
-    import("../backup/restore.ts"),
-    import("../db/connect.ts"),
-  ]);
+  const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] =
+    await Promise.all([import("../backup/context.ts"), import("../backup/restore.ts"), import("../db/connect.ts")]);
   const cfg = config(inv);
   const ctx = backupContext(cfg);
   const { repo, why } = tierRepo(ctx, tier);
@@ -156,12 +186,16 @@ async function restoreCommand(inv: Invocation): Promise<number> {
     throw new BackupError(
       "TIER_UNAVAILABLE",
       `${inv.path}: the ${tier} tier cannot be read here: ${why}`,
-      tier === "cold" ? "plug in the cold SSD (backup.cold.volume and its marker file in appliance.yaml), or restore from --tier local or ring" : "restore from --tier local, or set up the ring in customers.yaml and appliance.yaml",
+      tier === "cold"
+        ? "plug in the cold SSD (backup.cold.volume and its marker file in appliance.yaml), or restore from --tier local or ring"
+        : "restore from --tier local, or set up the ring in customers.yaml and appliance.yaml",
     );
   if (dir) {
     const snapshot = await findSnapshot(ctx, repo, id, "files");
     await restoreToDir(ctx, repo, snapshot, resolve(dir));
-    process.stdout.write(`restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}\n`);
+    process.stdout.write(
+      `restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}\n`,
+    );
     return 0;
   }
   const snapshot = await findSnapshot(ctx, repo, id, "db");
@@ -169,7 +203,9 @@ async function restoreCommand(inv: Invocation): Promise<number> {
   try {
     const target = restoreTarget(db.target, url!);
     await restoreDump(ctx, repo, snapshot, target, inv.values["no-owner"] ? ["--no-owner", "--no-acl"] : []);
-    process.stdout.write(`restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}\n`);
+    process.stdout.write(
+      `restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}\n`,
+    );
     return 0;
   } finally {
     await db.embedded?.stop();
@@ -182,10 +218,18 @@ function restoreTarget(configured: DatabaseTarget, url: string): DatabaseTarget 
   try {
     parsed = new URL(url);
   } catch {
-    throw new UsageError("BAD_FLAG", `--to-database: '${url}' is not a URL; expected postgres://user@host:port/database`);
+    throw new UsageError(
+      "BAD_FLAG",
+      `--to-database: '${url}' is not a URL; expected postgres://user@host:port/database`,
+    );
   }
-  if (!/^postgres(ql)?:$/.test(parsed.protocol)) throw new UsageError("BAD_FLAG", "--to-database: expected a postgres:// URL");
-  if (parsed.password) throw new UsageError("BAD_FLAG", "--to-database: the URL holds a password; put it in a pgpass file (PGPASSFILE) instead, never on the command line");
+  if (!/^postgres(ql)?:$/.test(parsed.protocol))
+    throw new UsageError("BAD_FLAG", "--to-database: expected a postgres:// URL");
+  if (parsed.password)
+    throw new UsageError(
+      "BAD_FLAG",
+      "--to-database: the URL holds a password; put it in a pgpass file (PGPASSFILE) instead, never on the command line",
+    );
   const target = {
     host: decodeURIComponent(parsed.hostname) || "127.0.0.1",
     port: Number(parsed.port || 5432),

@@ -1,25 +1,42 @@
-import { existsSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { choiceFlag, CONFIG_OPTION, JSON_OPTION, stringFlag, type Command, type Invocation, type Option } from "../lib/cli.ts";
-import { DeployError } from "../lib/errors.ts";
-import { writeSecretFile } from "../lib/secret-file.ts";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { loadFleet } from "../config/customers.ts";
-import type { PushResult } from "../deploy/push.ts";
-import { buildInfo } from "../lib/version.ts";
-import { hostname } from "node:os";
 import { loadConfig } from "../config/load.ts";
+import type { PushResult } from "../deploy/push.ts";
 import type { RunOutcome } from "../deploy/receive.ts";
-import { AppError, UsageError } from "../lib/errors.ts";
+import {
+  CONFIG_OPTION,
+  type Command,
+  choiceFlag,
+  type Invocation,
+  JSON_OPTION,
+  type Option,
+  stringFlag,
+} from "../lib/cli.ts";
+import { AppError, DeployError, UsageError } from "../lib/errors.ts";
+import { writeSecretFile } from "../lib/secret-file.ts";
+import { buildInfo } from "../lib/version.ts";
 
 /** Without --release, build one from this checkout (source runs only) with npm run release. */
 function buildReleaseFromSource(): string {
-  if (buildInfo().commit !== "source") throw new UsageError("MISSING_FLAG", "deploy push: --release DIR is required when running the compiled binary", "build one with `npm run release` in the repository");
+  if (buildInfo().commit !== "source")
+    throw new UsageError(
+      "MISSING_FLAG",
+      "deploy push: --release DIR is required when running the compiled binary",
+      "build one with `npm run release` in the repository",
+    );
   const out = mkdtempSync(join(tmpdir(), "axe-release-"));
-  const build = spawnSync(process.execPath, [join(import.meta.dir, "..", "..", "build", "release.ts"), "--out", out], { stdio: ["ignore", "inherit", "inherit"] });
-  if (build.status !== 0) throw new DeployError("PUSH_BUILD", `push: npm run release failed (exit ${build.status})`, "set AXE_RELEASE_KEY_FILE to the release key, or pass --release DIR");
+  const build = spawnSync(process.execPath, [join(import.meta.dir, "..", "..", "build", "release.ts"), "--out", out], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  if (build.status !== 0)
+    throw new DeployError(
+      "PUSH_BUILD",
+      `push: npm run release failed (exit ${build.status})`,
+      "set AXE_RELEASE_KEY_FILE to the release key, or pass --release DIR",
+    );
   return out;
 }
 
@@ -38,12 +55,21 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
     all: { type: "boolean", description: "every customer in customers.yaml order, stopping at the first failure" },
     release: { type: "string", value: "DIR", description: "a release directory from `npm run release`" },
     customers: { type: "string", value: "FILE", description: "the fleet file (default: ./customers.yaml)" },
-    "ssh-config": { type: "string", value: "FILE", description: "an ssh_config for ssh -F (default: $AXE_SSH_CONFIG, else ssh's own)" },
+    "ssh-config": {
+      type: "string",
+      value: "FILE",
+      description: "an ssh_config for ssh -F (default: $AXE_SSH_CONFIG, else ssh's own)",
+    },
     json: JSON_OPTION,
   },
   run: async (inv) => {
     const to = stringFlag(inv, "to");
-    if (!to === !inv.values.all) throw new UsageError("MISSING_FLAG", `${inv.path}: give exactly one of --to CUSTOMER and --all`, `see '${inv.path} --help'`);
+    if (!to === !inv.values.all)
+      throw new UsageError(
+        "MISSING_FLAG",
+        `${inv.path}: give exactly one of --to CUSTOMER and --all`,
+        `see '${inv.path} --help'`,
+      );
     const { findCustomer, loadRelease, progressBar, pushRelease, renderReport } = await import("../deploy/push.ts");
     const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
     const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
@@ -53,19 +79,43 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
     for (const customer of names) {
       if (!inv.values.json) process.stderr.write(`pushing ${release.manifest.version} to ${customer}\n`);
       const progress = process.stderr.isTTY ? progressBar((s) => process.stderr.write(s)) : undefined;
-      const result = await pushRelease({ fleet, customer, release, ...(sshConfig ? { sshConfig } : {}), ...(progress ? { progress } : {}) }).catch(
-        (error: Error): PushResult => ({ customer, machine: findCustomer(fleet, customer).machine, ok: false, stderr: error.message }),
+      const result = await pushRelease({
+        fleet,
+        customer,
+        release,
+        ...(sshConfig ? { sshConfig } : {}),
+        ...(progress ? { progress } : {}),
+      }).catch(
+        (error: Error): PushResult => ({
+          customer,
+          machine: findCustomer(fleet, customer).machine,
+          ok: false,
+          stderr: error.message,
+        }),
       );
       results.push(result);
       if (!inv.values.json) process.stdout.write(renderReport(result));
       if (!result.ok) break;
     }
-    if (inv.values.json) process.stdout.write(JSON.stringify(results.map(({ customer, machine, ok, report }) => ({ customer, machine, ok, report })), null, 2) + "\n");
+    if (inv.values.json)
+      process.stdout.write(
+        `${JSON.stringify(
+          results.map(({ customer, machine, ok, report }) => ({ customer, machine, ok, report })),
+          null,
+          2,
+        )}\n`,
+      );
     const failed = results.find((r) => !r.ok);
     if (!failed) return 0;
     const skipped = names.slice(results.length);
-    const why = failed.report?.error ? ` at step ${failed.report.error.message}` : failed.report ? "" : `: ${failed.stderr}`;
-    process.stderr.write(`error: deploy to ${failed.customer} failed${why}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n`);
+    const why = failed.report?.error
+      ? ` at step ${failed.report.error.message}`
+      : failed.report
+        ? ""
+        : `: ${failed.stderr}`;
+    process.stderr.write(
+      `error: deploy to ${failed.customer} failed${why}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n`,
+    );
     return 6;
   },
 };
@@ -83,12 +133,23 @@ sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to
   run: async (inv) => {
     const out = resolve(stringFlag(inv, "out", true));
     const keyFile = join(out, "release.key");
-    if (existsSync(keyFile)) throw new DeployError("RELEASE_KEY_EXISTS", `${keyFile} exists; a release key is never overwritten`, "choose another --out, or remove the old key on purpose");
+    if (existsSync(keyFile))
+      throw new DeployError(
+        "RELEASE_KEY_EXISTS",
+        `${keyFile} exists; a release key is never overwritten`,
+        "choose another --out, or remove the old key on purpose",
+      );
     const pair = await (await import("../deploy/sign.ts")).generateReleaseKeyPair();
     writeSecretFile(keyFile, pair.privatePem);
     writeFileSync(join(out, "release.pub"), pair.publicPem, { mode: 0o644 });
-    const indented = pair.publicPem.trim().split("\n").map((l) => `  ${l}`).join("\n");
-    process.stdout.write(`wrote ${keyFile} (0600) and ${join(out, "release.pub")}; key id ${pair.kid}\n\nadd to customers.yaml:\n\nrelease_public_key: |\n${indented}\n`);
+    const indented = pair.publicPem
+      .trim()
+      .split("\n")
+      .map((l) => `  ${l}`)
+      .join("\n");
+    process.stdout.write(
+      `wrote ${keyFile} (0600) and ${join(out, "release.pub")}; key id ${pair.kid}\n\nadd to customers.yaml:\n\nrelease_public_key: |\n${indented}\n`,
+    );
   },
 };
 
@@ -118,14 +179,20 @@ function tailscaleIdentity(ip: string): string | undefined {
 
 /** Prints the JSON report; a failure also gets its one-line reason on stderr and exit 6. */
 function finish(outcome: RunOutcome): number {
-  process.stdout.write(JSON.stringify(outcome.report, null, 2) + "\n");
+  process.stdout.write(`${JSON.stringify(outcome.report, null, 2)}\n`);
   if (outcome.report.ok) return 0;
   const error = outcome.error;
-  process.stderr.write(`error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`);
+  process.stderr.write(
+    `error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`,
+  );
   return 6;
 }
 
-const WHO: Option = { type: "string", value: "NAME", description: "who deploys, for the journal (the forced command passes the SSH key's comment)" };
+const WHO: Option = {
+  type: "string",
+  value: "NAME",
+  description: "who deploys, for the journal (the forced command passes the SSH key's comment)",
+};
 
 export const deployCommand: Command = {
   name: "deploy",
@@ -143,10 +210,21 @@ keep the old color warm. Prints a JSON report; every step is also appended to
 {data_dir}/state/deploy-journal.jsonl. Exit 6 when a step fails: the live color keeps serving.`,
       options: { config: CONFIG_OPTION, who: WHO },
       run: async (inv) => {
-        if (process.stdin.isTTY) throw new UsageError("NO_RELEASE_STREAM", `${inv.path} reads a release stream on stdin, and stdin is a terminal`, "run `axe-appliance deploy push` on the operator's machine instead");
+        if (process.stdin.isTTY)
+          throw new UsageError(
+            "NO_RELEASE_STREAM",
+            `${inv.path} reads a release stream on stdin, and stdin is a terminal`,
+            "run `axe-appliance deploy push` on the operator's machine instead",
+          );
         const config = loadConfig({ dir: stringFlag(inv, "config") });
         const { receiveRelease } = await import("../deploy/receive.ts");
-        return finish(await receiveRelease({ config, input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>, who: whoFrom(inv) }));
+        return finish(
+          await receiveRelease({
+            config,
+            input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>,
+            who: whoFrom(inv),
+          }),
+        );
       },
     },
     pushCommand,
@@ -155,7 +233,13 @@ keep the old color warm. Prints a JSON report; every step is also appended to
       summary: "switch back to the warm standby color (restarting its release if it is down)",
       usage: "[--config DIR] [--who NAME]",
       options: { config: CONFIG_OPTION, who: WHO },
-      run: async (inv) => finish(await (await import("../deploy/rollback.ts")).rollback({ config: loadConfig({ dir: stringFlag(inv, "config") }), who: whoFrom(inv) })),
+      run: async (inv) =>
+        finish(
+          await (await import("../deploy/rollback.ts")).rollback({
+            config: loadConfig({ dir: stringFlag(inv, "config") }),
+            who: whoFrom(inv),
+          }),
+        ),
     },
     {
       name: "units",
@@ -167,16 +251,32 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
 {data_dir}/current/<color> link that deploys move, so the files never change across deploys.`,
       options: {
         out: { type: "string", value: "DIR", description: "where to write the files" },
-        backend: { type: "string", value: "launchd|systemd", description: "default: launchd on macOS, systemd elsewhere" },
-        binary: { type: "string", value: "PATH", description: "the installed binary that runs the proxy (default /opt/axe/bin/axe-appliance)" },
+        backend: {
+          type: "string",
+          value: "launchd|systemd",
+          description: "default: launchd on macOS, systemd elsewhere",
+        },
+        binary: {
+          type: "string",
+          value: "PATH",
+          description: "the installed binary that runs the proxy (default /opt/axe/bin/axe-appliance)",
+        },
         user: { type: "string", value: "NAME", description: "the account the services run as" },
         config: CONFIG_OPTION,
       },
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const [{ launchdPlists }, { systemdUnits }] = await Promise.all([import("../services/launchd.ts"), import("../services/systemd.ts")]);
-        const kind = choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ?? (process.platform === "darwin" ? "launchd" : "systemd");
-        const options = { ...(stringFlag(inv, "binary") ? { binary: stringFlag(inv, "binary") } : {}), ...(stringFlag(inv, "user") ? { user: stringFlag(inv, "user") } : {}) };
+        const [{ launchdPlists }, { systemdUnits }] = await Promise.all([
+          import("../services/launchd.ts"),
+          import("../services/systemd.ts"),
+        ]);
+        const kind =
+          choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ??
+          (process.platform === "darwin" ? "launchd" : "systemd");
+        const options = {
+          ...(stringFlag(inv, "binary") ? { binary: stringFlag(inv, "binary") } : {}),
+          ...(stringFlag(inv, "user") ? { user: stringFlag(inv, "user") } : {}),
+        };
         const out = resolve(stringFlag(inv, "out", true));
         mkdirSync(out, { recursive: true });
         for (const unit of kind === "launchd" ? launchdPlists(config, options) : systemdUnits(config, options)) {
@@ -193,7 +293,7 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
       run: async (inv) => {
         const { deployStatus, renderStatus } = await import("../deploy/history.ts");
         const status = await deployStatus(loadConfig({ dir: stringFlag(inv, "config") }));
-        process.stdout.write(inv.values.json ? JSON.stringify(status, null, 2) + "\n" : renderStatus(status));
+        process.stdout.write(inv.values.json ? `${JSON.stringify(status, null, 2)}\n` : renderStatus(status));
       },
     },
     {
@@ -204,7 +304,7 @@ into DIR, for /Library/LaunchDaemons or /etc/systemd/system. The colors run the
       run: async (inv) => {
         const { deployHistory, renderHistory } = await import("../deploy/history.ts");
         const rows = deployHistory(loadConfig({ dir: stringFlag(inv, "config") }));
-        process.stdout.write(inv.values.json ? JSON.stringify(rows, null, 2) + "\n" : renderHistory(rows));
+        process.stdout.write(inv.values.json ? `${JSON.stringify(rows, null, 2)}\n` : renderHistory(rows));
       },
     },
   ],

@@ -1,4 +1,4 @@
-import { CONFIG_OPTION, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 
 export const doctorCommand: Command = {
   name: "doctor",
@@ -13,7 +13,9 @@ export const doctorCommand: Command = {
     else {
       const width = Math.max(...results.map((r) => r.name.length));
       for (const r of results) {
-        console.log(`${r.ok ? "OK  " : "FAIL"}  ${r.name.padEnd(width)}  ${r.detail.replaceAll("\n", "\n" + " ".repeat(width + 8))}`);
+        console.log(
+          `${r.ok ? "OK  " : "FAIL"}  ${r.name.padEnd(width)}  ${r.detail.replaceAll("\n", `\n${" ".repeat(width + 8)}`)}`,
+        );
         if (!r.ok && r.fix) console.log(`${" ".repeat(width + 8)}fix: ${r.fix}`);
       }
     }

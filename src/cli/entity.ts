@@ -1,5 +1,5 @@
 import { ENTITY_NAME } from "../frame/store/names.ts";
-import { CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, JSON_OPTION, positional, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -11,13 +11,18 @@ export const entityCommand: Command = {
       name: "create",
       summary: "create an entity of this machine's customer (safe to run twice)",
       usage: "NAME [--config DIR]",
-      details: "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts.",
+      details:
+        "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts.",
       options: { config: CONFIG_OPTION },
       positionals: 1,
       run: (inv) => {
         // Arguments are checked before the database is opened (which may start the embedded cluster).
         const name = positional(inv, 0, "NAME");
-        if (!ENTITY_NAME.test(name)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`);
+        if (!ENTITY_NAME.test(name))
+          throw new UsageError(
+            "BAD_ARGUMENT",
+            `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`,
+          );
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }] = await Promise.all([
             import("../frame/store/entities.ts"),
@@ -26,10 +31,13 @@ export const entityCommand: Command = {
           ]);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
           const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
-            if (error instanceof DataError) throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
+            if (error instanceof DataError)
+              throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
             throw error;
           });
-          console.log(`${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`);
+          console.log(
+            `${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`,
+          );
         });
       },
     },
@@ -43,7 +51,10 @@ export const entityCommand: Command = {
           const { listEntities } = await import("../frame/store/entities.ts");
           const entities = await listEntities(sql);
           if (inv.values.json) return void console.log(JSON.stringify(entities));
-          for (const e of entities) console.log(`${e.name.padEnd(32)}  customer ${e.customer}  role ${e.role}  since ${e.createdAt.toISOString()}`);
+          for (const e of entities)
+            console.log(
+              `${e.name.padEnd(32)}  customer ${e.customer}  role ${e.role}  since ${e.createdAt.toISOString()}`,
+            );
           if (!entities.length) console.log("no entities yet; `axe-appliance entity create NAME` or start serve");
         }),
     },

@@ -1,4 +1,4 @@
-import { loadConfig, type Config } from "../config/load.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import type { Sql } from "../db/connect.ts";
 
 /**
@@ -13,7 +13,10 @@ export async function withOwnerDatabase<T>(
 ): Promise<T> {
   const config = loadConfig({ dir: configDir });
   // imported here, as every command implementation is: the proxy process must not carry postgres.js
-  const [{ connect, openDatabase }, { migrate }] = await Promise.all([import("../db/connect.ts"), import("../db/migrate.ts")]);
+  const [{ connect, openDatabase }, { migrate }] = await Promise.all([
+    import("../db/connect.ts"),
+    import("../db/migrate.ts"),
+  ]);
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 2 });
   try {

@@ -1,7 +1,7 @@
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../config/load.ts";
-import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
-import { existsSync } from "node:fs";
+import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
 import { releaseInitCommand } from "./deploy.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -20,11 +20,12 @@ master.key, encrypted fields cannot be read.`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }] = await Promise.all([
-          import("../frame/auth/service-tokens.ts"),
-          import("../frame/crypto/master-key.ts"),
-          import("../frame/store/open-data.ts"),
-        ]);
+        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }] =
+          await Promise.all([
+            import("../frame/auth/service-tokens.ts"),
+            import("../frame/crypto/master-key.ts"),
+            import("../frame/store/open-data.ts"),
+          ]);
         const master = masterKeyPath(config);
         const tokenFile = join(config.paths.secrets, TOKEN_KEY_FILE);
         const tokenExisted = existsSync(tokenFile);
@@ -46,7 +47,10 @@ command is interrupted, run it again: it resumes with the same new key.`,
       options: { config: CONFIG_OPTION },
       run: (inv) =>
         withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([import("../frame/crypto/rotate.ts"), import("../frame/store/open-data.ts")]);
+          const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([
+            import("../frame/crypto/rotate.ts"),
+            import("../frame/store/open-data.ts"),
+          ]);
           const result = await rotateMasterKey(sql, masterKeyPath(config));
           console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
           console.log("running servers need no restart; back up the new master.key now");

@@ -1,10 +1,11 @@
 import { loadConfig } from "../config/load.ts";
-import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, type Invocation, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { COLORS, type Color } from "../proxy/admin-schema.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
-const ADMIN = "Talks to the running proxy over its admin socket ({data_dir}/{proxy.admin_socket}); exit 9 when it refuses or is not running.";
+const ADMIN =
+  "Talks to the running proxy over its admin socket ({data_dir}/{proxy.admin_socket}); exit 9 when it refuses or is not running.";
 
 const socketOf = (inv: Invocation) => proxySettings(loadConfig({ dir: stringFlag(inv, "config") })).adminSocket;
 // the admin commands and the proxy import their implementation when they run, not with the CLI tree
@@ -13,7 +14,12 @@ const admin = () => import("../proxy/admin-client.ts");
 function colorArgument(inv: Invocation, required: boolean): Color | undefined {
   const value = inv.positionals[0];
   if (value === undefined && !required) return undefined;
-  if (!COLORS.includes(value as Color)) throw new UsageError("BAD_ARGUMENT", `${inv.path}: COLOR must be blue or green, not '${value ?? ""}'`, `see '${inv.path} --help'`);
+  if (!COLORS.includes(value as Color))
+    throw new UsageError(
+      "BAD_ARGUMENT",
+      `${inv.path}: COLOR must be blue or green, not '${value ?? ""}'`,
+      `see '${inv.path} --help'`,
+    );
   return value as Color;
 }
 
@@ -44,11 +50,15 @@ export const proxyCommand: Command = {
       run: async (inv) => {
         const status = await (await admin()).proxyStatus(socketOf(inv));
         if (inv.values.json) return void console.log(JSON.stringify(status));
-        console.log(`live: ${status.live}${status.paused ? "  (paused)" : ""}   listen: ${status.listen}   mcp sessions: ${status.sessions}`);
+        console.log(
+          `live: ${status.live}${status.paused ? "  (paused)" : ""}   listen: ${status.listen}   mcp sessions: ${status.sessions}`,
+        );
         for (const c of COLORS) {
           const s = status.colors[c];
           const mark = c === status.live ? "*" : " ";
-          console.log(`${mark} ${c.padEnd(5)}  ${(s.healthy ? "healthy" : "DOWN").padEnd(7)}  release ${s.release ?? "-"}  in-flight ${s.inflight}  ${s.upstream}${s.last_error ? `  (${s.last_error})` : ""}`);
+          console.log(
+            `${mark} ${c.padEnd(5)}  ${(s.healthy ? "healthy" : "DOWN").padEnd(7)}  release ${s.release ?? "-"}  in-flight ${s.inflight}  ${s.upstream}${s.last_error ? `  (${s.last_error})` : ""}`,
+          );
         }
       },
     },
@@ -61,7 +71,9 @@ export const proxyCommand: Command = {
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const result = await (await admin()).switchLiveColor(socketOf(inv), colorArgument(inv, true)!);
-        console.log(result.changed ? `live: ${result.live} (was ${result.previous})` : `live: ${result.live} (already)`);
+        console.log(
+          result.changed ? `live: ${result.live} (was ${result.previous})` : `live: ${result.live} (already)`,
+        );
       },
     },
     {
@@ -70,12 +82,24 @@ export const proxyCommand: Command = {
       usage: "[COLOR] [--timeout MS] [--config DIR]",
       details: `Exit 0 when drained, 9 when the timeout passed first or COLOR is live.\n${ADMIN}`,
       positionals: 1,
-      options: { config: CONFIG_OPTION, timeout: { type: "string", value: "MS", description: "give up after MS milliseconds (default proxy.drain_timeout_ms)" } },
+      options: {
+        config: CONFIG_OPTION,
+        timeout: {
+          type: "string",
+          value: "MS",
+          description: "give up after MS milliseconds (default proxy.drain_timeout_ms)",
+        },
+      },
       run: async (inv) => {
         const color = colorArgument(inv, false);
         const timeoutMs = intFlag(inv, "timeout", 1, 600_000);
-        const result = await (await admin()).drainColor(socketOf(inv), { ...(color ? { color } : {}), ...(timeoutMs ? { timeoutMs } : {}) });
-        console.log(`${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight`}; ${result.sessions_released} MCP sessions released`);
+        const result = await (await admin()).drainColor(socketOf(inv), {
+          ...(color ? { color } : {}),
+          ...(timeoutMs ? { timeoutMs } : {}),
+        });
+        console.log(
+          `${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight`}; ${result.sessions_released} MCP sessions released`,
+        );
         return result.drained ? 0 : 9;
       },
     },
@@ -93,7 +117,8 @@ export const proxyCommand: Command = {
       usage: "[--config DIR]",
       details: ADMIN,
       options: { config: CONFIG_OPTION },
-      run: async (inv) => void console.log(`resumed (${(await (await admin()).resumeProxy(socketOf(inv))).held} released)`),
+      run: async (inv) =>
+        void console.log(`resumed (${(await (await admin()).resumeProxy(socketOf(inv))).held} released)`),
     },
   ],
 };

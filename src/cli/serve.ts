@@ -1,5 +1,5 @@
 import { loadConfig } from "../config/load.ts";
-import { choiceFlag, CONFIG_OPTION, intFlag, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, choiceFlag, intFlag, stringFlag } from "../lib/cli.ts";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -11,10 +11,17 @@ metadata at /.well-known/oauth-protected-resource[/frame/mcp], and GET /healthz.
 access tokens of this machine's customer and service tokens from 'axe-appliance token issue'.
 Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.`,
   options: {
-    color: { type: "string", value: "blue|green", description: "which copy this is; picks the default port (frame.ports: blue 3710, green 3711)" },
+    color: {
+      type: "string",
+      value: "blue|green",
+      description: "which copy this is; picks the default port (frame.ports: blue 3710, green 3711)",
+    },
     port: { type: "string", value: "N", description: "listen on this port instead" },
     config: CONFIG_OPTION,
-    "no-auth": { type: "boolean", description: "development only, loopback only: every request acts as admin of the customer's first entity" },
+    "no-auth": {
+      type: "boolean",
+      description: "development only, loopback only: every request acts as admin of the customer's first entity",
+    },
   },
   async run(inv) {
     const color = choiceFlag(inv, "color", ["blue", "green"] as const, true)!;

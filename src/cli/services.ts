@@ -6,23 +6,40 @@
 import { resolve } from "node:path";
 import type { Platform } from "../backup/schedule.ts";
 import { loadConfig } from "../config/load.ts";
-import { choiceFlag, CONFIG_OPTION, stringFlag, type Command, type Invocation } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, choiceFlag, type Invocation, stringFlag } from "../lib/cli.ts";
 
 const DEFAULT_BINARY = "/opt/axe/bin/axe-appliance";
 const defaultDir = (backend: Platform) => (backend === "launchd" ? "/Library/LaunchDaemons" : "/etc/systemd/system");
-const backendFlag = (inv: Invocation): Platform => choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ?? (process.platform === "darwin" ? "launchd" : "systemd");
+const backendFlag = (inv: Invocation): Platform =>
+  choiceFlag(inv, "backend", ["launchd", "systemd"] as const) ??
+  (process.platform === "darwin" ? "launchd" : "systemd");
 const install = () => import("../services/install.ts");
 
 const COMMON = {
   backend: { type: "string", value: "NAME", description: "launchd or systemd (default: this machine's)" },
-  dir: { type: "string", value: "DIR", description: "where the files go (default /Library/LaunchDaemons or /etc/systemd/system)" },
+  dir: {
+    type: "string",
+    value: "DIR",
+    description: "where the files go (default /Library/LaunchDaemons or /etc/systemd/system)",
+  },
   "dry-run": { type: "boolean", description: "print what would change and change nothing" },
 } as const;
 const UNIT_OPTIONS = {
-  binary: { type: "string", value: "PATH", description: `the installed binary the proxy and backups run (default ${DEFAULT_BINARY})` },
-  user: { type: "string", value: "NAME", description: "run the services as this account (default: root, which restarts them on deploys)" },
+  binary: {
+    type: "string",
+    value: "PATH",
+    description: `the installed binary the proxy and backups run (default ${DEFAULT_BINARY})`,
+  },
+  user: {
+    type: "string",
+    value: "NAME",
+    description: "run the services as this account (default: root, which restarts them on deploys)",
+  },
 } as const;
-const NO_LOAD = { type: "boolean", description: "write or remove the files only; do not run launchctl or systemctl" } as const;
+const NO_LOAD = {
+  type: "boolean",
+  description: "write or remove the files only; do not run launchctl or systemctl",
+} as const;
 
 export const servicesCommand: Command = {
   name: "services",
@@ -41,14 +58,20 @@ Exit codes: 0 done (or nothing to do), 3 config invalid, 6 launchctl or systemct
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
         const { applianceUnits } = await install();
-        for (const u of applianceUnits(config, backendFlag(inv), stringFlag(inv, "binary") ?? DEFAULT_BINARY, stringFlag(inv, "user")))
+        for (const u of applianceUnits(
+          config,
+          backendFlag(inv),
+          stringFlag(inv, "binary") ?? DEFAULT_BINARY,
+          stringFlag(inv, "user"),
+        ))
           process.stdout.write(`# ${u.file}\n${u.text}\n`);
       },
     },
     {
       name: "install",
       summary: "seed each color's first release, write the files that changed, load them",
-      usage: "[--backend launchd|systemd] [--dir DIR] [--binary PATH] [--user NAME] [--no-load] [--dry-run] [--config DIR]",
+      usage:
+        "[--backend launchd|systemd] [--dir DIR] [--binary PATH] [--user NAME] [--no-load] [--dry-run] [--config DIR]",
       details: `Idempotent: unchanged files are left alone and already loaded services are not restarted.
 launchd: launchctl bootstrap system (bootout first when a loaded plist changed).
 systemd: daemon-reload when a file changed, enable --now, try-restart of changed services.`,
@@ -75,7 +98,12 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
       run: async (inv) => {
         const backend = backendFlag(inv);
         const dir = resolve(stringFlag(inv, "dir") ?? defaultDir(backend));
-        (await install()).uninstallUnits(backend, dir, { load: !inv.values["no-load"], dryRun: inv.values["dry-run"] === true }, (line) => process.stdout.write(`${line}\n`));
+        (await install()).uninstallUnits(
+          backend,
+          dir,
+          { load: !inv.values["no-load"], dryRun: inv.values["dry-run"] === true },
+          (line) => process.stdout.write(`${line}\n`),
+        );
       },
     },
   ],

@@ -1,5 +1,5 @@
-import { CONFIG_OPTION, intFlag, JSON_OPTION, stringFlag, type Command } from "../lib/cli.ts";
 import { loadConfig } from "../config/load.ts";
+import { CONFIG_OPTION, type Command, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { proxySettings } from "../proxy/settings.ts";
@@ -27,7 +27,8 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
     config: CONFIG_OPTION,
   },
   run: async (inv) => {
-    if (inv.values.port !== undefined && !inv.values.serve) throw new UsageError("BAD_FLAG", `${inv.path}: --port goes with --serve`, `see '${inv.path} --help'`);
+    if (inv.values.port !== undefined && !inv.values.serve)
+      throw new UsageError("BAD_FLAG", `${inv.path}: --port goes with --serve`, `see '${inv.path} --help'`);
     const config = loadConfig({ dir: stringFlag(inv, "config") });
     const { socketProxySource } = await import("../status/proxy-source.ts");
     const proxy = socketProxySource(proxySettings(config).adminSocket);
@@ -49,7 +50,7 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
       import("../status/report.ts"),
     ]);
     const report = await collectStatus(config, proxy);
-    process.stdout.write(inv.values.json ? JSON.stringify(report, null, 2) + "\n" : renderStatusText(report));
+    process.stdout.write(inv.values.json ? `${JSON.stringify(report, null, 2)}\n` : renderStatusText(report));
     return STATUS_EXIT[report.level];
   },
 };

@@ -1,5 +1,5 @@
 import { ROLES, type Role } from "../config/customers.ts";
-import { choiceFlag, CONFIG_OPTION, JSON_OPTION, positional, stringFlag, type Command } from "../lib/cli.ts";
+import { CONFIG_OPTION, type Command, choiceFlag, JSON_OPTION, positional, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
@@ -11,12 +11,17 @@ export const tokenCommand: Command = {
       name: "issue",
       summary: "issue a token (printed once; only its keyed hash is stored)",
       usage: "--entity E --role reader|writer|admin --name N [--expires 90d] [--config DIR]",
-      details: "Prints the token on stdout, once. Send it as 'Authorization: Bearer <token>' to /frame/mcp.\nThe entity must be one of this machine's customer's entities in customers.yaml.",
+      details:
+        "Prints the token on stdout, once. Send it as 'Authorization: Bearer <token>' to /frame/mcp.\nThe entity must be one of this machine's customer's entities in customers.yaml.",
       options: {
         entity: { type: "string", value: "E", description: "the entity the token acts in" },
         role: { type: "string", value: "ROLE", description: `one of ${ROLES.join(", ")}` },
         name: { type: "string", value: "N", description: "what uses the token, for people reading 'token list'" },
-        expires: { type: "string", value: "DURATION", description: "lifetime such as 90d, 12h, 30m or 2w (default 90d)" },
+        expires: {
+          type: "string",
+          value: "DURATION",
+          description: "lifetime such as 90d, 12h, 30m or 2w (default 90d)",
+        },
         config: CONFIG_OPTION,
       },
       run: async (inv) => {
@@ -29,9 +34,21 @@ export const tokenCommand: Command = {
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const entities = config.customer.entities.map((e) => e.name);
           if (!entities.includes(entity))
-            throw new UsageError("UNKNOWN_ENTITY", `entity '${entity}' is not an entity of customer ${config.customer.name}; expected one of ${entities.join(", ")}`, "see customers.yaml");
-          const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role, name, expiresInMs });
-          process.stderr.write(`issued ${record.id} (${record.name}): ${record.role} of ${record.entity}, expires ${record.expiresAt.toISOString()}. It is shown once:\n`);
+            throw new UsageError(
+              "UNKNOWN_ENTITY",
+              `entity '${entity}' is not an entity of customer ${config.customer.name}; expected one of ${entities.join(", ")}`,
+              "see customers.yaml",
+            );
+          const { token, record } = await issueServiceToken(sql, config.paths.secrets, {
+            customer: config.customer.name,
+            entity,
+            role,
+            name,
+            expiresInMs,
+          });
+          process.stderr.write(
+            `issued ${record.id} (${record.name}): ${record.role} of ${record.entity}, expires ${record.expiresAt.toISOString()}. It is shown once:\n`,
+          );
           process.stdout.write(`${token}\n`);
         });
       },
@@ -45,13 +62,32 @@ export const tokenCommand: Command = {
         withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const { listServiceTokens } = await import("../frame/auth/service-tokens.ts");
           const tokens = await listServiceTokens(sql, config.customer.name);
-          if (inv.values.json) return void process.stdout.write(JSON.stringify(tokens) + "\n");
-          if (!tokens.length) return void process.stdout.write("no service tokens; issue one with 'axe-appliance token issue'\n");
+          if (inv.values.json) return void process.stdout.write(`${JSON.stringify(tokens)}\n`);
+          if (!tokens.length)
+            return void process.stdout.write("no service tokens; issue one with 'axe-appliance token issue'\n");
           const now = Date.now();
-          const state = (t: (typeof tokens)[number]) => (t.revokedAt ? "revoked" : t.expiresAt.getTime() <= now ? "expired" : "active");
-          const rows = [["ID", "NAME", "ENTITY", "ROLE", "STATE", "EXPIRES", "LAST USED"], ...tokens.map((t) => [t.id, t.name, t.entity, t.role, state(t), t.expiresAt.toISOString(), t.lastUsedAt?.toISOString() ?? "never"])];
+          const state = (t: (typeof tokens)[number]) =>
+            t.revokedAt ? "revoked" : t.expiresAt.getTime() <= now ? "expired" : "active";
+          const rows = [
+            ["ID", "NAME", "ENTITY", "ROLE", "STATE", "EXPIRES", "LAST USED"],
+            ...tokens.map((t) => [
+              t.id,
+              t.name,
+              t.entity,
+              t.role,
+              state(t),
+              t.expiresAt.toISOString(),
+              t.lastUsedAt?.toISOString() ?? "never",
+            ]),
+          ];
           const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-          for (const row of rows) process.stdout.write(row.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd() + "\n");
+          for (const row of rows)
+            process.stdout.write(
+              `${row
+                .map((cell, i) => cell.padEnd(widths[i]!))
+                .join("  ")
+                .trimEnd()}\n`,
+            );
         }),
     },
     {

@@ -1,16 +1,25 @@
-import { loadConfig, type Config } from "../config/load.ts";
-import { CONFIG_OPTION, stringFlag, type Command } from "../lib/cli.ts";
+import { type Config, loadConfig } from "../config/load.ts";
+import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
 import { createLogger } from "../lib/log.ts";
 import { devDir, ensureDevConfig } from "../services/dev-config.ts";
 
 /** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
 async function devToken(config: Config, mcpUrl: string): Promise<string> {
-  const [{ connect, openDatabase }, { issueServiceToken }] = await Promise.all([import("../db/connect.ts"), import("../frame/auth/service-tokens.ts")]);
+  const [{ connect, openDatabase }, { issueServiceToken }] = await Promise.all([
+    import("../db/connect.ts"),
+    import("../frame/auth/service-tokens.ts"),
+  ]);
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 1 });
   try {
     const entity = config.customer.entities[0]!.name;
-    const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role: "admin", name: "dev", expiresInMs: 30 * 24 * 3600_000 });
+    const { token, record } = await issueServiceToken(sql, config.paths.secrets, {
+      customer: config.customer.name,
+      entity,
+      role: "admin",
+      name: "dev",
+      expiresInMs: 30 * 24 * 3600_000,
+    });
     return [
       `service token for entity ${entity} (admin, expires ${record.expiresAt.toISOString()}; shown once):`,
       `  ${token}`,
@@ -33,7 +42,10 @@ processes, restarted with backoff when they die; Ctrl-C stops them all. Their lo
 {data_dir}/logs/. With --dev and no --config: uses ./dev-data (or $AXE_DEV_DIR), creating a dev
 customer and entity there on first use, and prints a service token and the \`claude mcp add\` line.`,
   options: {
-    dev: { type: "boolean", description: "create a dev customer and entity, print a service token and the `claude mcp add` line" },
+    dev: {
+      type: "boolean",
+      description: "create a dev customer and entity, print a service token and the `claude mcp add` line",
+    },
     config: CONFIG_OPTION,
   },
   run: async (inv) => {
@@ -53,8 +65,9 @@ customer and entity there on first use, and prints a service token and the \`cla
       `axe-appliance is up: proxy ${app.proxyUrl} (live: ${app.live}), blue :${ports.blue}, green :${ports.green}; logs in ${config.paths.data}/logs`,
       `MCP endpoint: ${mcpUrl}`,
     ];
-    if (dev) lines.push("", await devToken(config, mcpUrl).catch(async (error) => (await app.stop(), Promise.reject(error))));
-    process.stdout.write(lines.join("\n") + "\n\nCtrl-C stops everything.\n");
+    if (dev)
+      lines.push("", await devToken(config, mcpUrl).catch(async (error) => (await app.stop(), Promise.reject(error))));
+    process.stdout.write(`${lines.join("\n")}\n\nCtrl-C stops everything.\n`);
     await new Promise<void>((resolve) => {
       // Handlers stay for the whole stop: a second signal (Ctrl-C twice, or `timeout` signalling
       // the process and then its group) must not kill `up` halfway and orphan the detached services.

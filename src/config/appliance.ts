@@ -3,8 +3,8 @@
  * drain and health timeouts. Relative paths are resolved against the config directory.
  */
 import { z } from "zod";
-import { YamlSource } from "./yaml-source.ts";
 import { BackupSection, DatabaseSection, DeploySection, FrameSection, ProxySection } from "./sections.ts";
+import { YamlSource } from "./yaml-source.ts";
 
 export const ApplianceFileSchema = z.strictObject({
   customer: z.string().min(1, "expected the name of this machine's customer in customers.yaml"),

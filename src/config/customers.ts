@@ -14,8 +14,14 @@ export const ROLES = ["reader", "writer", "admin"] as const;
 export type Role = (typeof ROLES)[number];
 
 const name = (what: string) =>
-  z.string().regex(NAME, `expected a ${what} name: lower-case letters, digits and _, starting with a letter, at most 31 characters`);
-const guid = (what: string) => z.string().regex(GUID, `expected ${what} as a GUID like 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13`);
+  z
+    .string()
+    .regex(
+      NAME,
+      `expected a ${what} name: lower-case letters, digits and _, starting with a letter, at most 31 characters`,
+    );
+const guid = (what: string) =>
+  z.string().regex(GUID, `expected ${what} as a GUID like 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13`);
 const domain = z.string().regex(DOMAIN, "expected a lower-case e-mail domain such as axellc.com");
 
 const EntitySchema = z.strictObject({
@@ -35,13 +41,18 @@ const EntraSchema = z.strictObject({
   app_id_uri: z.url("expected an Application ID URI such as https://axe.axelabs.ai/frame/mcp").optional(),
   accept_v1_tokens: z.boolean().default(false),
   /** Delegated scope every user token must carry in `scp`. */
-  scope: z.string().regex(/^[\w.-]+$/, "expected a scope name such as frame.access").default("frame.access"),
+  scope: z
+    .string()
+    .regex(/^[\w.-]+$/, "expected a scope name such as frame.access")
+    .default("frame.access"),
   /** Client ids of connector apps allowed to call (token `azp` / `appid`); empty allows any in the tenant. */
   allowed_clients: z.array(guid("a client id")).default([]),
   allow_guests: z.boolean().default(false),
   allow_app_only: z.boolean().default(false),
   /** Entra app role value to frame role; users with none of them get `default_role`. */
-  roles: z.record(z.string().min(1), z.enum(ROLES)).default({ "Frame.Read": "reader", "Frame.Write": "writer", "Frame.Admin": "admin" }),
+  roles: z
+    .record(z.string().min(1), z.enum(ROLES))
+    .default({ "Frame.Read": "reader", "Frame.Write": "writer", "Frame.Admin": "admin" }),
   default_role: z.enum([...ROLES, "none"]).default("writer"),
 });
 
@@ -50,7 +61,10 @@ const CustomerSchema = z.strictObject({
   domains: z.array(domain).min(1, "expected at least one e-mail domain"),
   host: z.string().regex(/^[a-z0-9.-]+$/, "expected a host name such as axe.axelabs.ai"),
   machine: z.string().min(1, "expected the machine's Tailscale name"),
-  ssh_user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).default("axe"),
+  ssh_user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/)
+    .default("axe"),
   entra: EntraSchema,
   entities: z.array(EntitySchema).optional(),
 });
@@ -86,30 +100,54 @@ export function checkFleet(source: YamlSource, raw: CustomersFile): Fleet {
   const domainOwner = new Map<string, string>();
   const names = new Set<string>();
   const customers: Customer[] = raw.customers.map((customer, i) => {
-    if (names.has(customer.name)) problems.push(source.problem(["customers", i, "name"], `customer "${customer.name}" is listed twice`));
+    if (names.has(customer.name))
+      problems.push(source.problem(["customers", i, "name"], `customer "${customer.name}" is listed twice`));
     names.add(customer.name);
     customer.domains.forEach((d, j) => {
       const owner = domainOwner.get(d);
-      if (owner) problems.push(source.problem(["customers", i, "domains", j], `domain ${d} is already listed for customer ${owner}; a domain belongs to one customer`));
+      if (owner)
+        problems.push(
+          source.problem(
+            ["customers", i, "domains", j],
+            `domain ${d} is already listed for customer ${owner}; a domain belongs to one customer`,
+          ),
+        );
       else domainOwner.set(d, customer.name);
     });
-    const entities = customer.entities ?? [{ name: customer.name, domains: customer.domains, app_roles: [], groups: [] }];
+    const entities = customer.entities ?? [
+      { name: customer.name, domains: customer.domains, app_roles: [], groups: [] },
+    ];
     const entityNames = new Set<string>();
     entities.forEach((entity, j) => {
-      if (entityNames.has(entity.name)) problems.push(source.problem(["customers", i, "entities", j, "name"], `entity "${entity.name}" is listed twice`));
+      if (entityNames.has(entity.name))
+        problems.push(
+          source.problem(["customers", i, "entities", j, "name"], `entity "${entity.name}" is listed twice`),
+        );
       entityNames.add(entity.name);
       entity.domains.forEach((d, k) => {
         if (!customer.domains.includes(d))
-          problems.push(source.problem(["customers", i, "entities", j, "domains", k], `domain ${d} is not one of customer ${customer.name}'s domains (${customer.domains.join(", ")})`));
+          problems.push(
+            source.problem(
+              ["customers", i, "entities", j, "domains", k],
+              `domain ${d} is not one of customer ${customer.name}'s domains (${customer.domains.join(", ")})`,
+            ),
+          );
       });
     });
     return { ...customer, entities };
   });
   const ring = raw.ring ?? customers.map((c) => c.name);
   ring.forEach((member, i) => {
-    if (!names.has(member)) problems.push(source.problem(["ring", i], `ring names unknown customer "${member}"; expected one of ${[...names].join(", ")}`));
+    if (!names.has(member))
+      problems.push(
+        source.problem(
+          ["ring", i],
+          `ring names unknown customer "${member}"; expected one of ${[...names].join(", ")}`,
+        ),
+      );
   });
-  if (problems.length) throw new ConfigError("CONFIG_INVALID", problems.join("\n"), "fix customers.yaml and run `axe-appliance doctor`");
+  if (problems.length)
+    throw new ConfigError("CONFIG_INVALID", problems.join("\n"), "fix customers.yaml and run `axe-appliance doctor`");
   return { file: source.file, releasePublicKey: raw.release_public_key, customers, ring };
 }
 

@@ -8,8 +8,8 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 import { ConfigError } from "../lib/errors.ts";
-import { readApplianceFile, type ApplianceFile } from "./appliance.ts";
-import { loadFleet, type Customer, type Fleet } from "./customers.ts";
+import { type ApplianceFile, readApplianceFile } from "./appliance.ts";
+import { type Customer, type Fleet, loadFleet } from "./customers.ts";
 
 export const DEFAULT_CONFIG_DIR = "/opt/axe/config";
 
@@ -47,7 +47,10 @@ export function loadConfig(options: { dir?: string } = {}): Config {
   if (!customer)
     throw new ConfigError(
       "CONFIG_INVALID",
-      source.problem(["customer"], `"${appliance.customer}" is not a customer in customers.yaml; expected one of ${fleet.customers.map((c) => c.name).join(", ")}`),
+      source.problem(
+        ["customer"],
+        `"${appliance.customer}" is not a customer in customers.yaml; expected one of ${fleet.customers.map((c) => c.name).join(", ")}`,
+      ),
     );
   if (customer.entra.tenant_id === "TBD")
     throw new ConfigError(

@@ -4,10 +4,14 @@
  */
 import { z } from "zod";
 
-const ms = (fallback: number) => z.number().int().positive("expected a positive number of milliseconds").default(fallback);
-const port = (fallback: number) => z.number().int().min(1).max(65535, "expected a TCP port (1-65535)").default(fallback);
+const ms = (fallback: number) =>
+  z.number().int().positive("expected a positive number of milliseconds").default(fallback);
+const port = (fallback: number) =>
+  z.number().int().min(1).max(65535, "expected a TCP port (1-65535)").default(fallback);
 const httpUrl = z.url({ protocol: /^https?$/, error: "expected an http(s) URL such as http://127.0.0.1:3710" });
-const hostPort = z.string().regex(/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i, "expected host:port such as 127.0.0.1:3712");
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i, "expected host:port such as 127.0.0.1:3712");
 
 const Keep = z.strictObject({
   last: z.number().int().min(0).default(0),
@@ -66,7 +70,12 @@ export const ProxySection = z.strictObject({
   drain_timeout_ms: ms(30_000),
   pause_timeout_ms: ms(10_000),
   /** Request line plus headers; Bun's own parser refuses more than 16 KiB before we see it. */
-  max_header_bytes: z.number().int().min(1024).max(16_384, "expected at most 16384: Bun refuses larger headers itself").default(16_384),
+  max_header_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(16_384, "expected at most 16384: Bun refuses larger headers itself")
+    .default(16_384),
   max_body_bytes: z.number().int().positive().default(10_485_760),
   /** Connect plus response headers from an upstream; then 504. A refused connection is a 502 at once. */
   header_timeout_ms: ms(60_000),
@@ -79,16 +88,26 @@ export const ProxySection = z.strictObject({
 export const DeploySection = z.strictObject({
   keep_releases: z.number().int().min(2).default(5),
   health_timeout_ms: ms(30_000),
-  max_release_bytes: z.number().int().positive().default(200 * 1024 * 1024),
+  max_release_bytes: z
+    .number()
+    .int()
+    .positive()
+    .default(200 * 1024 * 1024),
   /** How proxy, blue and green are kept alive. */
   service_backend: z.enum(["launchd", "systemd", "child"]).optional(),
 });
 
 export const BackupSection = z.strictObject({
   /** Host name recorded in snapshots (restic --host); default: this customer's name. */
-  host: z.string().regex(/^[\w.-]+$/, "expected a host name such as axe").optional(),
+  host: z
+    .string()
+    .regex(/^[\w.-]+$/, "expected a host name such as axe")
+    .optional(),
   /** `restic check --read-data-subset` for `backup verify`: a percentage such as 5% or n/t. */
-  check_subset: z.string().regex(/^(\d+(\.\d+)?%|\d+\/\d+|\d+[kmgt]?)$/i, "expected a subset such as 5% or 1/10").default("5%"),
+  check_subset: z
+    .string()
+    .regex(/^(\d+(\.\d+)?%|\d+\/\d+|\d+[kmgt]?)$/i, "expected a subset such as 5% or 1/10")
+    .default("5%"),
   /** restic binary; default: `restic` on PATH. */
   restic: z.string().default("restic"),
   local: z

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from "yaml";
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
 
@@ -23,7 +23,8 @@ export class YamlSource {
     try {
       text = readFileSync(file, "utf8");
     } catch (error) {
-      const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : String((error as Error).message);
+      const reason =
+        (error as NodeJS.ErrnoException).code === "ENOENT" ? "not found" : String((error as Error).message);
       throw new ConfigError("CONFIG_MISSING", `${file}: ${reason}`);
     }
     return YamlSource.parse(file, text);
@@ -64,7 +65,11 @@ export class YamlSource {
     const result = schema.safeParse(this.doc.toJS() ?? {});
     if (result.success) return result.data;
     const problems = result.error.issues.slice(0, 5).map((issue) => this.describe(issue));
-    throw new ConfigError("CONFIG_INVALID", problems.join("\n"), `fix ${basename(this.file)} and run \`axe-appliance doctor\``);
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      problems.join("\n"),
+      `fix ${basename(this.file)} and run \`axe-appliance doctor\``,
+    );
   }
 
   /** One problem as `file:line: key.path: message`. */
@@ -76,7 +81,11 @@ export class YamlSource {
     const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
     if (issue.code === "unrecognized_keys") {
       const key = issue.keys[0] ?? "";
-      return this.problem(path, `unknown key${issue.keys.length > 1 ? "s " + issue.keys.join(", ") : ""}; expected one of the documented keys (see appliance.example.yaml / customers.yaml)`, key);
+      return this.problem(
+        path,
+        `unknown key${issue.keys.length > 1 ? `s ${issue.keys.join(", ")}` : ""}; expected one of the documented keys (see appliance.example.yaml / customers.yaml)`,
+        key,
+      );
     }
     return this.problem(path, issue.message);
   }

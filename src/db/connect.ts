@@ -81,10 +81,11 @@ export async function ensureDatabase(admin: DatabaseTarget, name: string): Promi
   const sql = connect(admin, { max: 1 });
   try {
     const [row] = await sql`select 1 as present from pg_database where datname = ${name}`;
-    if (!row) await sql`create database ${sql(name)}`.catch((error) => {
-      // Created meanwhile by the other color: 42P04 when it had committed, 23505 when both raced the catalog.
-      if (!["42P04", "23505"].includes((error as { code?: string }).code ?? "")) throw error;
-    });
+    if (!row)
+      await sql`create database ${sql(name)}`.catch((error) => {
+        // Created meanwhile by the other color: 42P04 when it had committed, 23505 when both raced the catalog.
+        if (!["42P04", "23505"].includes((error as { code?: string }).code ?? "")) throw error;
+      });
   } catch (error) {
     throw asDatabaseError(error, `could not create database ${name}`);
   } finally {

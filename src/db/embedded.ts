@@ -9,7 +9,7 @@
  * await pg.stop();
  */
 import { spawn, spawnSync } from "node:child_process";
-import { randomBytes, createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseError } from "../lib/errors.ts";
@@ -91,17 +91,25 @@ export class EmbeddedPostgres {
 
   private async initdb(pgdata: string): Promise<void> {
     const password = randomBytes(24).toString("base64url");
-    writeSecretFile(join(this.dir, "superuser.password"), password + "\n");
+    writeSecretFile(join(this.dir, "superuser.password"), `${password}\n`);
     writeSecretFile(join(this.dir, "pgpass"), `*:*:*:${SUPERUSER}:${password}\n`);
     const pwfile = join(this.dir, ".initdb-pw");
-    writeSecretFile(pwfile, password + "\n");
+    writeSecretFile(pwfile, `${password}\n`);
     if (this.owner) {
       chownSync(this.dir, this.owner.uid, this.owner.gid);
       chownSync(pwfile, this.owner.uid, this.owner.gid);
     }
     try {
       await this.run("initdb", [
-        "-D", pgdata, "-U", SUPERUSER, `--pwfile=${pwfile}`, "--auth=scram-sha-256", "-E", "UTF8", "--locale=C",
+        "-D",
+        pgdata,
+        "-U",
+        SUPERUSER,
+        `--pwfile=${pwfile}`,
+        "--auth=scram-sha-256",
+        "-E",
+        "UTF8",
+        "--locale=C",
         ...(this.throwaway ? ["--no-sync"] : []),
       ]);
     } finally {
@@ -116,7 +124,8 @@ export class EmbeddedPostgres {
     if (this.owner) chownSync(this.socketDir, this.owner.uid, this.owner.gid);
     const conf = join(pgdata, "postgresql.conf");
     const text = readFileSync(conf, "utf8");
-    if (!text.includes("include_if_exists = 'axe.conf'")) writeFileSync(conf, text + "\ninclude_if_exists = 'axe.conf'\n");
+    if (!text.includes("include_if_exists = 'axe.conf'"))
+      writeFileSync(conf, `${text}\ninclude_if_exists = 'axe.conf'\n`);
     const settings = [
       "# written by axe-appliance at every start: Unix socket only, no TCP",
       "listen_addresses = ''",
@@ -132,7 +141,10 @@ export class EmbeddedPostgres {
   }
 
   private isRunning(pgdata: string): boolean {
-    const status = spawnSync(join(this.bin, "pg_ctl"), ["-D", pgdata, "status"], { stdio: "ignore", ...(this.owner ?? {}) });
+    const status = spawnSync(join(this.bin, "pg_ctl"), ["-D", pgdata, "status"], {
+      stdio: "ignore",
+      ...(this.owner ?? {}),
+    });
     return status.status === 0;
   }
 
@@ -155,7 +167,13 @@ export class EmbeddedPostgres {
       child.on("close", (code) => {
         if (code === 0) return resolve();
         const tail = output.trim().split("\n").slice(-5).join("\n  ");
-        reject(new DatabaseError("EMBEDDED_POSTGRES", `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`, `see ${join(this.dir, "postgres.log")}`));
+        reject(
+          new DatabaseError(
+            "EMBEDDED_POSTGRES",
+            `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`,
+            `see ${join(this.dir, "postgres.log")}`,
+          ),
+        );
       });
     });
   }

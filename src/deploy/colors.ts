@@ -39,7 +39,7 @@ export function writeColors(dataDir: string, state: ColorsState): void {
   const temp = `${file}.tmp-${process.pid}`;
   const fd = openSync(temp, "w", 0o644);
   try {
-    writeSync(fd, JSON.stringify(state, null, 2) + "\n");
+    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

@@ -1,8 +1,8 @@
 /** `deploy status` and `deploy history`: what runs where, and what the journal says happened. */
 import type { Config } from "../config/load.ts";
-import { proxyStatus, type ProxyStatus } from "../proxy/admin-client.ts";
+import { type ProxyStatus, proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import { readColors, type ColorsState } from "./colors.ts";
+import { type ColorsState, readColors } from "./colors.ts";
 import type { JournalEntry } from "./journal.ts";
 import { inspectDeployLock } from "./lock.ts";
 import { journalFor, lockFileFor } from "./receive.ts";
@@ -17,13 +17,19 @@ export interface DeployStatus {
 }
 
 export async function deployStatus(config: Config): Promise<DeployStatus> {
-  const proxy = await proxyStatus(proxySettings(config).adminSocket).catch((error: Error) => ({ error: error.message }));
+  const proxy = await proxyStatus(proxySettings(config).adminSocket).catch((error: Error) => ({
+    error: error.message,
+  }));
   const lock = inspectDeployLock(lockFileFor(config));
   return {
     ...("live" in proxy ? { live: proxy.live } : {}),
     proxy,
     colors: readColors(config.paths.data),
-    releases: listReleases(config.paths.data).map((r) => ({ version: r.version, installedAt: r.installedAt.toISOString(), commit: r.manifest.commit })),
+    releases: listReleases(config.paths.data).map((r) => ({
+      version: r.version,
+      installedAt: r.installedAt.toISOString(),
+      commit: r.manifest.commit,
+    })),
     ...(lock ? { lock } : {}),
   };
 }
@@ -34,12 +40,19 @@ export function renderStatus(status: DeployStatus): string {
   for (const color of ["blue", "green"] as const) {
     const seen = "error" in status.proxy ? undefined : status.proxy.colors[color];
     const role = status.live === undefined ? "" : status.live === color ? "live   " : "standby";
-    const health = seen ? (seen.healthy ? "healthy" : `unhealthy${seen.last_error ? ` (${seen.last_error})` : ""}`) : "unknown";
+    const health = seen
+      ? seen.healthy
+        ? "healthy"
+        : `unhealthy${seen.last_error ? ` (${seen.last_error})` : ""}`
+      : "unknown";
     lines.push(`${color.padEnd(5)}  ${role}  release ${status.colors[color]?.version ?? "(none)"}  ${health}`);
   }
   lines.push(`installed releases (newest first): ${status.releases.map((r) => r.version).join(", ") || "none"}`);
-  if (status.lock) lines.push(`deploy lock: pid ${status.lock.pid} (${status.lock.alive ? "running" : "dead: the next deploy takes it over"}), ${status.lock.version} by ${status.lock.who}`);
-  return lines.join("\n") + "\n";
+  if (status.lock)
+    lines.push(
+      `deploy lock: pid ${status.lock.pid} (${status.lock.alive ? "running" : "dead: the next deploy takes it over"}), ${status.lock.version} by ${status.lock.who}`,
+    );
+  return `${lines.join("\n")}\n`;
 }
 
 export interface HistoryRow {
@@ -59,10 +72,17 @@ export interface HistoryRow {
 export function deployHistory(config: Config): HistoryRow[] {
   const rows = new Map<string, HistoryRow>();
   for (const entry of journalFor(config).read()) {
-    const row = rows.get(entry.id) ?? { id: entry.id, action: entry.action, who: entry.who, started: entry.time, steps: [] };
+    const row = rows.get(entry.id) ?? {
+      id: entry.id,
+      action: entry.action,
+      who: entry.who,
+      started: entry.time,
+      steps: [],
+    };
     rows.set(entry.id, row);
     if (typeof entry.release === "string") row.release = entry.release;
-    if (entry.kind === "step") row.steps.push({ step: String(entry.step), ok: entry.ok === true, ms: Number(entry.ms) });
+    if (entry.kind === "step")
+      row.steps.push({ step: String(entry.step), ok: entry.ok === true, ms: Number(entry.ms) });
     if (entry.kind === "end") endRow(row, entry);
   }
   return [...rows.values()];
@@ -80,10 +100,10 @@ function endRow(row: HistoryRow, entry: JournalEntry): void {
 
 export function renderHistory(rows: HistoryRow[]): string {
   if (!rows.length) return "no deploys yet\n";
-  return rows
+  return `${rows
     .map((r) => {
       const outcome = r.ok === undefined ? "INTERRUPTED" : r.ok ? "ok" : `FAILED at ${r.failedStep}: ${r.error}`;
       return `${r.started}  ${r.action.padEnd(8)}  ${(r.release ?? "?").padEnd(28)}  ${r.who}  ${outcome}${r.totalMs ? `  (${r.totalMs} ms)` : ""}`;
     })
-    .join("\n") + "\n";
+    .join("\n")}\n`;
 }

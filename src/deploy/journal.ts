@@ -3,7 +3,17 @@
  * event (a deploy or rollback starting, each step's outcome and duration, the end). Lines are
  * appended with O_APPEND and fsynced, never rewritten; `deploy history` reads them back.
  */
-import { closeSync, existsSync, fsyncSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 export interface JournalEntry {
@@ -24,7 +34,7 @@ export class DeployJournal {
     mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
     const fd = openSync(this.file, "a+", 0o600);
     try {
-      writeSync(fd, (endsTorn(fd) ? "\n" : "") + JSON.stringify(line) + "\n");
+      writeSync(fd, `${(endsTorn(fd) ? "\n" : "") + JSON.stringify(line)}\n`);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

@@ -47,7 +47,7 @@ function tryCreate(file: string, owner: LockOwner): boolean {
     throw error;
   }
   try {
-    writeSync(fd, JSON.stringify(owner) + "\n");
+    writeSync(fd, `${JSON.stringify(owner)}\n`);
   } finally {
     closeSync(fd);
   }
@@ -78,7 +78,11 @@ export function acquireDeployLock(file: string, who: string, version: string): H
       // someone else moved it first; try again
     }
   }
-  throw new DeployError("DEPLOY_LOCKED", `lock: could not take ${file} (another deploy keeps taking it)`, "try again in a few seconds");
+  throw new DeployError(
+    "DEPLOY_LOCKED",
+    `lock: could not take ${file} (another deploy keeps taking it)`,
+    "try again in a few seconds",
+  );
 }
 
 function releaseIfOurs(file: string): void {

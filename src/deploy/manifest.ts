@@ -33,7 +33,11 @@ export function parseManifest(value: unknown): Manifest {
   const parsed = ManifestSchema.safeParse(value);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0]!;
-  throw new DeployError("RELEASE_MANIFEST", `verify: the release manifest is invalid: ${issue.path.join(".") || "(root)"}: ${issue.message}`, "rebuild the release with `npm run release`");
+  throw new DeployError(
+    "RELEASE_MANIFEST",
+    `verify: the release manifest is invalid: ${issue.path.join(".") || "(root)"}: ${issue.message}`,
+    "rebuild the release with `npm run release`",
+  );
 }
 
 /** The target this process runs on, in manifest terms. */

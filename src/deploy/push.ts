@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import type { Customer, Fleet } from "../config/customers.ts";
 import { DeployError } from "../lib/errors.ts";
-import { readReleaseDir, type ReleaseDir } from "./release-dir.ts";
+import { type ReleaseDir, readReleaseDir } from "./release-dir.ts";
 import { encodeReleaseHeader } from "./release-stream.ts";
 import { verifyManifest } from "./sign.ts";
 import type { RunReport } from "./steps.ts";
@@ -34,7 +34,11 @@ export interface PushResult {
 
 export function findCustomer(fleet: Fleet, name: string): Customer {
   const customer = fleet.customers.find((c) => c.name === name);
-  if (!customer) throw new DeployError("PUSH_UNKNOWN_CUSTOMER", `push: no customer "${name}" in ${fleet.file}; expected one of ${fleet.customers.map((c) => c.name).join(", ")}`);
+  if (!customer)
+    throw new DeployError(
+      "PUSH_UNKNOWN_CUSTOMER",
+      `push: no customer "${name}" in ${fleet.file}; expected one of ${fleet.customers.map((c) => c.name).join(", ")}`,
+    );
   return customer;
 }
 
@@ -42,14 +46,25 @@ export function findCustomer(fleet: Fleet, name: string): Customer {
 export async function loadRelease(fleet: Fleet, dir: string): Promise<ReleaseDir> {
   const release = readReleaseDir(dir);
   await verifyManifest(release.jws, fleet.releasePublicKey).catch((error: Error) => {
-    throw new DeployError("PUSH_UNVERIFIED", `push: ${dir} would be refused by the machines: ${error.message.replace(/^verify: /, "")}`, "sign it with the key whose public half is release_public_key");
+    throw new DeployError(
+      "PUSH_UNVERIFIED",
+      `push: ${dir} would be refused by the machines: ${error.message.replace(/^verify: /, "")}`,
+      "sign it with the key whose public half is release_public_key",
+    );
   });
   return release;
 }
 
 export async function pushRelease(options: PushOptions): Promise<PushResult> {
   const customer = findCustomer(options.fleet, options.customer);
-  const args = [...(options.sshConfig ? ["-F", options.sshConfig] : []), "-o", "BatchMode=yes", `${customer.ssh_user}@${customer.machine}`, "deploy", "receive"];
+  const args = [
+    ...(options.sshConfig ? ["-F", options.sshConfig] : []),
+    "-o",
+    "BatchMode=yes",
+    `${customer.ssh_user}@${customer.machine}`,
+    "deploy",
+    "receive",
+  ];
   const ssh = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
@@ -79,8 +94,18 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
     report = undefined;
   }
   if (!report && code !== 0)
-    throw new DeployError("PUSH_SSH", `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code}): ${stderr.trim() || "no output"}`, "check that the machine is up on Tailscale and that its authorized_keys has the deploy key");
-  return { customer: customer.name, machine: customer.machine, ok: code === 0 && report?.ok === true, ...(report ? { report } : {}), stderr: stderr.trim() };
+    throw new DeployError(
+      "PUSH_SSH",
+      `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code}): ${stderr.trim() || "no output"}`,
+      "check that the machine is up on Tailscale and that its authorized_keys has the deploy key",
+    );
+  return {
+    customer: customer.name,
+    machine: customer.machine,
+    ok: code === 0 && report?.ok === true,
+    ...(report ? { report } : {}),
+    stderr: stderr.trim(),
+  };
 }
 
 function write(stream: NodeJS.WritableStream, data: Uint8Array): Promise<void> {
@@ -105,7 +130,9 @@ export function progressBar(write: (s: string) => void): (sent: number, total: n
     drawn = percent;
     const filled = Math.round(percent / 5);
     const mb = (n: number) => (n / 1_048_576).toFixed(1);
-    write(`\r[${"#".repeat(filled)}${"-".repeat(20 - filled)}] ${String(percent).padStart(3)}%  ${mb(sent)}/${mb(total)} MB${sent >= total ? "\n" : ""}`);
+    write(
+      `\r[${"#".repeat(filled)}${"-".repeat(20 - filled)}] ${String(percent).padStart(3)}%  ${mb(sent)}/${mb(total)} MB${sent >= total ? "\n" : ""}`,
+    );
   };
 }
 
@@ -113,8 +140,13 @@ export function progressBar(write: (s: string) => void): (sent: number, total: n
 export function renderReport(result: PushResult): string {
   const r = result.report;
   if (!r) return `${result.customer}: no report\n${result.stderr}\n`;
-  const lines = [`${result.customer} (${result.machine}): ${r.action} ${r.release ?? "?"} ${r.ok ? "ok" : "FAILED"}${r.color ? `, ${r.color} is ${r.ok ? "live" : "not live"}` : ""} in ${r.totalMs} ms`];
-  for (const step of r.steps) lines.push(`  ${step.ok ? "ok  " : "FAIL"}  ${step.step.padEnd(8)} ${String(step.ms).padStart(6)} ms  ${step.ok ? (step.detail ?? "") : step.error}`);
+  const lines = [
+    `${result.customer} (${result.machine}): ${r.action} ${r.release ?? "?"} ${r.ok ? "ok" : "FAILED"}${r.color ? `, ${r.color} is ${r.ok ? "live" : "not live"}` : ""} in ${r.totalMs} ms`,
+  ];
+  for (const step of r.steps)
+    lines.push(
+      `  ${step.ok ? "ok  " : "FAIL"}  ${step.step.padEnd(8)} ${String(step.ms).padStart(6)} ms  ${step.ok ? (step.detail ?? "") : step.error}`,
+    );
   if (!r.ok && result.stderr) lines.push(result.stderr);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }

@@ -14,13 +14,13 @@ import { proxySettings } from "../proxy/settings.ts";
 import type { ServiceBackend } from "../services/backend.ts";
 import { serviceBackend } from "../services/select.ts";
 import { linkCurrent } from "../services/unit-paths.ts";
-import { other, pointColor, readColors, type Color } from "./colors.ts";
+import { type Color, other, pointColor, readColors } from "./colors.ts";
 import { DeployJournal } from "./journal.ts";
 import { acquireDeployLock, type HeldLock } from "./lock.ts";
-import { installRelease, pruneReleases, stagingPath, type InstalledRelease } from "./releases.ts";
 import { readRelease, type VerifiedRelease } from "./release-stream.ts";
+import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
 import { runBinary } from "./run-binary.ts";
-import { StepRunner, type RunReport } from "./steps.ts";
+import { type RunReport, StepRunner } from "./steps.ts";
 import { finishSwitch, gateAndSwitch, restoreColor } from "./switch.ts";
 
 export interface ReceiveOptions {
@@ -58,7 +58,11 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     let verified!: VerifiedRelease;
     await runner.step("verify", async () => {
       staged = stagingPath(data);
-      verified = await readRelease(options.input, { publicPem: config.fleet.releasePublicKey, maxBytes: config.appliance.deploy.max_release_bytes, stagingFile: staged });
+      verified = await readRelease(options.input, {
+        publicPem: config.fleet.releasePublicKey,
+        maxBytes: config.appliance.deploy.max_release_bytes,
+        stagingFile: staged,
+      });
       runner.report.release = verified.manifest.version;
       return `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit})`;
     });
@@ -66,7 +70,9 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     await runner.step("lock", () => {
       lock = acquireDeployLock(lockFileFor(config), options.who, release);
       const stale = lock.stale;
-      return stale ? `took over a stale lock of dead pid ${stale.pid} (release ${stale.version} by ${stale.who}, since ${stale.startedAt})` : `held by pid ${process.pid}`;
+      return stale
+        ? `took over a stale lock of dead pid ${stale.pid} (release ${stale.version} by ${stale.who}, since ${stale.startedAt})`
+        : `held by pid ${process.pid}`;
     });
     let installed!: InstalledRelease;
     await runner.step("install", () => {
@@ -76,10 +82,17 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     await runner.step("version", async () => {
       const line = await runBinary(installed.binary, ["--version"], { timeoutMs: 15_000 });
       if (!line.includes(installed.manifest.commit) || !line.includes(installed.manifest.target))
-        throw new Error(`the binary says "${line}", expected commit ${installed.manifest.commit} for ${installed.manifest.target}`);
+        throw new Error(
+          `the binary says "${line}", expected commit ${installed.manifest.commit} for ${installed.manifest.target}`,
+        );
       return line;
     });
-    await runner.step("migrate", () => runBinary(installed.binary, ["db", "migrate", "--config", config.dir], { timeoutMs: 120_000, env: { AXE_CONFIG_DIR: config.dir } }));
+    await runner.step("migrate", () =>
+      runBinary(installed.binary, ["db", "migrate", "--config", config.dir], {
+        timeoutMs: 120_000,
+        env: { AXE_CONFIG_DIR: config.dir },
+      }),
+    );
     let live: Color = "blue";
     let passive: Color = "green";
     await runner.step("start", async () => {
@@ -99,7 +112,11 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     await finishSwitch({ config, backend, runner, from: live });
     await runner.step("prune", () => {
       const colors = readColors(data);
-      const removed = pruneReleases(data, config.appliance.deploy.keep_releases, [colors.blue?.version, colors.green?.version].filter((v): v is string => !!v));
+      const removed = pruneReleases(
+        data,
+        config.appliance.deploy.keep_releases,
+        [colors.blue?.version, colors.green?.version].filter((v): v is string => !!v),
+      );
       return removed.length ? `removed ${removed.join(", ")}` : "nothing to remove";
     });
     return { report: runner.finish(true) };
@@ -107,7 +124,12 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     if (staged) rmSync(staged, { force: true }); // verified but never installed (e.g. refused at the lock)
     if (restore) {
       const undo = restore;
-      await runner.step("restore", async () => (await undo(), "the passive color is back on its previous release; the live color never changed")).catch(() => undefined);
+      await runner
+        .step(
+          "restore",
+          async () => (await undo(), "the passive color is back on its previous release; the live color never changed"),
+        )
+        .catch(() => undefined);
     }
     return { report: runner.finish(false), error: error as Error };
   } finally {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
-import { parseManifest, RELEASE_FORMAT, type Manifest, type ReleaseTarget } from "./manifest.ts";
+import { type Manifest, parseManifest, RELEASE_FORMAT, type ReleaseTarget } from "./manifest.ts";
 import { signManifest } from "./sign.ts";
 
 export const BINARY_NAME = "axe-appliance";
@@ -50,8 +50,8 @@ export async function writeReleaseDir(options: WriteReleaseOptions): Promise<Rel
     builtAt: options.builtAt ?? new Date().toISOString(),
   });
   const jws = await signManifest(manifest, options.privatePem);
-  writeFileSync(join(options.outDir, JWS_NAME), jws + "\n");
-  writeFileSync(join(options.outDir, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + "\n");
+  writeFileSync(join(options.outDir, JWS_NAME), `${jws}\n`);
+  writeFileSync(join(options.outDir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir: options.outDir, binary, jws, manifest };
 }
 
@@ -60,14 +60,23 @@ export function readReleaseDir(dir: string): ReleaseDir {
   const binary = join(dir, BINARY_NAME);
   const jwsFile = join(dir, JWS_NAME);
   for (const file of [binary, jwsFile])
-    if (!existsSync(file)) throw new DeployError("RELEASE_MISSING", `push: ${file} not found; ${dir} is not a release directory`, "build one with `npm run release`");
+    if (!existsSync(file))
+      throw new DeployError(
+        "RELEASE_MISSING",
+        `push: ${file} not found; ${dir} is not a release directory`,
+        "build one with `npm run release`",
+      );
   const jws = readFileSync(jwsFile, "utf8").trim();
   const payload = jws.split(".")[1] ?? "";
   let decoded: unknown;
   try {
     decoded = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
   } catch {
-    throw new DeployError("RELEASE_MANIFEST", `push: ${jwsFile} is not a signed manifest`, "build the release again with `npm run release`");
+    throw new DeployError(
+      "RELEASE_MANIFEST",
+      `push: ${jwsFile} is not a signed manifest`,
+      "build the release again with `npm run release`",
+    );
   }
   return { dir, binary, jws, manifest: parseManifest(decoded) };
 }

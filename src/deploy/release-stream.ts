@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { chmodSync, closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { DeployError } from "../lib/errors.ts";
-import { runningTarget, type Manifest } from "./manifest.ts";
+import { type Manifest, runningTarget } from "./manifest.ts";
 import { verifyManifest } from "./sign.ts";
 
 export const MAGIC = new TextEncoder().encode("AXEREL1\n");
@@ -84,25 +84,45 @@ export interface VerifiedRelease {
   file: string;
 }
 
-const refuse = (code: string, message: string, hint?: string) => new DeployError(code, `verify: ${message}; nothing was installed or run`, hint);
+const refuse = (code: string, message: string, hint?: string) =>
+  new DeployError(code, `verify: ${message}; nothing was installed or run`, hint);
 
-export async function readRelease(source: AsyncIterable<Uint8Array>, options: ReadReleaseOptions): Promise<VerifiedRelease> {
+export async function readRelease(
+  source: AsyncIterable<Uint8Array>,
+  options: ReadReleaseOptions,
+): Promise<VerifiedRelease> {
   const reader = new ByteReader(source);
   const magic = await reader.exactly(MAGIC.length + 4);
   if (!magic) throw refuse("RELEASE_TRUNCATED", "the release stream ended before its header");
-  if (!MAGIC.every((b, i) => magic[i] === b)) throw refuse("RELEASE_FORMAT", "the input is not an axe release stream", "send it with `axe-appliance deploy push`");
+  if (!MAGIC.every((b, i) => magic[i] === b))
+    throw refuse(
+      "RELEASE_FORMAT",
+      "the input is not an axe release stream",
+      "send it with `axe-appliance deploy push`",
+    );
   const length = new DataView(magic.buffer, magic.byteOffset).getUint32(MAGIC.length, false);
-  if (length === 0 || length > MAX_HEADER_BYTES) throw refuse("RELEASE_OVERSIZED", `the signed manifest claims ${length} bytes (limit ${MAX_HEADER_BYTES})`);
+  if (length === 0 || length > MAX_HEADER_BYTES)
+    throw refuse("RELEASE_OVERSIZED", `the signed manifest claims ${length} bytes (limit ${MAX_HEADER_BYTES})`);
   const header = await reader.exactly(length);
   if (!header) throw refuse("RELEASE_TRUNCATED", "the release stream ended inside the signed manifest");
   const jws = new TextDecoder().decode(header);
   const manifest = await verifyManifest(jws, options.publicPem).catch((error: unknown) => {
-    if (error instanceof DeployError) throw new DeployError(error.code, `${error.message}; nothing was installed or run`, error.hint);
+    if (error instanceof DeployError)
+      throw new DeployError(error.code, `${error.message}; nothing was installed or run`, error.hint);
     throw error;
   });
   const target = options.target ?? runningTarget();
-  if (manifest.target !== target) throw refuse("RELEASE_TARGET", `release ${manifest.version} is built for ${manifest.target}, this machine is ${target}`, `build it with --target ${target}`);
-  if (manifest.size > options.maxBytes) throw refuse("RELEASE_OVERSIZED", `release ${manifest.version} is ${manifest.size} bytes, over deploy.max_release_bytes (${options.maxBytes})`);
+  if (manifest.target !== target)
+    throw refuse(
+      "RELEASE_TARGET",
+      `release ${manifest.version} is built for ${manifest.target}, this machine is ${target}`,
+      `build it with --target ${target}`,
+    );
+  if (manifest.size > options.maxBytes)
+    throw refuse(
+      "RELEASE_OVERSIZED",
+      `release ${manifest.version} is ${manifest.size} bytes, over deploy.max_release_bytes (${options.maxBytes})`,
+    );
   await stageBinary(reader, manifest, options.stagingFile);
   return { manifest, jws, file: options.stagingFile };
 }
@@ -115,13 +135,23 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
   try {
     for (let chunk = await reader.chunk(); chunk; chunk = await reader.chunk()) {
       received += chunk.length;
-      if (received > manifest.size) throw refuse("RELEASE_OVERSIZED", `the stream carries more than the ${manifest.size} bytes the manifest declares`);
+      if (received > manifest.size)
+        throw refuse(
+          "RELEASE_OVERSIZED",
+          `the stream carries more than the ${manifest.size} bytes the manifest declares`,
+        );
       hash.update(chunk);
       writeSync(fd, chunk);
     }
-    if (received < manifest.size) throw refuse("RELEASE_TRUNCATED", `the stream ended after ${received} of ${manifest.size} bytes`, "push the release again");
+    if (received < manifest.size)
+      throw refuse(
+        "RELEASE_TRUNCATED",
+        `the stream ended after ${received} of ${manifest.size} bytes`,
+        "push the release again",
+      );
     const digest = hash.digest("hex");
-    if (digest !== manifest.sha256) throw refuse("RELEASE_SHA256", `the binary's sha256 is ${digest}, the signed manifest says ${manifest.sha256}`);
+    if (digest !== manifest.sha256)
+      throw refuse("RELEASE_SHA256", `the binary's sha256 is ${digest}, the signed manifest says ${manifest.sha256}`);
     fsyncSync(fd);
     ok = true;
   } finally {

@@ -3,13 +3,23 @@
  * manifest.json). A release appears atomically: it is assembled in a hidden staging directory
  * and renamed into place. Only the newest `keep` releases stay, and never one a color points at.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
-import { parseManifest, type Manifest } from "./manifest.ts";
+import { processAlive } from "./lock.ts";
+import { type Manifest, parseManifest } from "./manifest.ts";
 import { BINARY_NAME, JWS_NAME, MANIFEST_NAME } from "./release-dir.ts";
 import type { VerifiedRelease } from "./release-stream.ts";
-import { processAlive } from "./lock.ts";
 
 export interface InstalledRelease {
   version: string;
@@ -38,15 +48,19 @@ export function installRelease(dataDir: string, verified: VerifiedRelease): Inst
     const existing = readInstalled(target);
     rmSync(verified.file, { force: true });
     if (existing?.manifest.sha256 === manifest.sha256) return existing;
-    throw new DeployError("RELEASE_EXISTS", `install: release ${manifest.version} is already installed with a different binary`, "give the new release its own version");
+    throw new DeployError(
+      "RELEASE_EXISTS",
+      `install: release ${manifest.version} is already installed with a different binary`,
+      "give the new release its own version",
+    );
   }
   const staging = `${target}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true, mode: 0o755 });
   renameSync(verified.file, join(staging, BINARY_NAME));
   chmodSync(join(staging, BINARY_NAME), 0o755); // executable only now, after verification
-  writeFileSync(join(staging, JWS_NAME), verified.jws + "\n");
-  writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + "\n");
+  writeFileSync(join(staging, JWS_NAME), `${verified.jws}\n`);
+  writeFileSync(join(staging, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(staging, target);
   return readInstalled(target)!;
 }
@@ -54,7 +68,13 @@ export function installRelease(dataDir: string, verified: VerifiedRelease): Inst
 function readInstalled(dir: string): InstalledRelease | undefined {
   try {
     const manifest = parseManifest(JSON.parse(readFileSync(join(dir, MANIFEST_NAME), "utf8")));
-    return { version: manifest.version, dir, binary: join(dir, BINARY_NAME), manifest, installedAt: statSync(join(dir, MANIFEST_NAME)).mtime };
+    return {
+      version: manifest.version,
+      dir,
+      binary: join(dir, BINARY_NAME),
+      manifest,
+      installedAt: statSync(join(dir, MANIFEST_NAME)).mtime,
+    };
   } catch {
     return undefined;
   }
@@ -82,7 +102,8 @@ export function pruneReleases(dataDir: string, keep: number, inUse: string[]): s
   for (const name of readdirSync(dir)) {
     const leftover = /^\.incoming-(\d+)-|\.staging-(\d+)$/.exec(name);
     const pid = Number(leftover?.[1] ?? leftover?.[2]);
-    if (leftover && pid !== process.pid && !processAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
+    if (leftover && pid !== process.pid && !processAlive(pid))
+      rmSync(join(dir, name), { recursive: true, force: true });
   }
   const removed: string[] = [];
   listReleases(dataDir).forEach((release, i) => {

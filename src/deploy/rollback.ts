@@ -10,15 +10,19 @@ import { proxySettings } from "../proxy/settings.ts";
 import type { ServiceBackend } from "../services/backend.ts";
 import { serviceBackend } from "../services/select.ts";
 import { linkCurrent } from "../services/unit-paths.ts";
-import { other, readColors, type Color } from "./colors.ts";
+import { type Color, other, readColors } from "./colors.ts";
+import { waitForHealth } from "./gate.ts";
 import { acquireDeployLock, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
 import { findRelease } from "./releases.ts";
 import { StepRunner } from "./steps.ts";
-import { waitForHealth } from "./gate.ts";
 import { colorUrl, finishSwitch, gateAndSwitch } from "./switch.ts";
 
-export async function rollback(options: { config: Config; who: string; backend?: ServiceBackend }): Promise<RunOutcome> {
+export async function rollback(options: {
+  config: Config;
+  who: string;
+  backend?: ServiceBackend;
+}): Promise<RunOutcome> {
   const { config } = options;
   const backend = options.backend ?? serviceBackend(config);
   const runner = new StepRunner(journalFor(config), "rollback", options.who);
@@ -36,12 +40,27 @@ export async function rollback(options: { config: Config; who: string; backend?:
       standby = other(live);
       const version = readColors(config.paths.data)[standby]?.version;
       if (!version || !findRelease(config.paths.data, version))
-        throw new DeployError("NO_STANDBY", `${standby} has no installed release to roll back to`, "push the release you want with `axe-appliance deploy push`");
+        throw new DeployError(
+          "NO_STANDBY",
+          `${standby} has no installed release to roll back to`,
+          "push the release you want with `axe-appliance deploy push`",
+        );
       release = version;
       runner.report.release = version;
       runner.report.color = standby;
-      runner.report.previous = { color: live, ...(readColors(config.paths.data)[live] ? { release: readColors(config.paths.data)[live]!.version } : {}) };
-      const warm = await waitForHealth({ url: colorUrl(config, standby), color: standby, release: version, timeoutMs: 1500 }).then(() => true, () => false);
+      runner.report.previous = {
+        color: live,
+        ...(readColors(config.paths.data)[live] ? { release: readColors(config.paths.data)[live]!.version } : {}),
+      };
+      const warm = await waitForHealth({
+        url: colorUrl(config, standby),
+        color: standby,
+        release: version,
+        timeoutMs: 1500,
+      }).then(
+        () => true,
+        () => false,
+      );
       if (warm) return `${standby} is warm on ${version}`;
       linkCurrent(config.paths.data, standby, version);
       await backend.restart(standby);

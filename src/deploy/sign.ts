@@ -8,9 +8,20 @@
  * const jws = await signManifest(manifest, readSecretFile(keyFile));
  * const verified = await verifyManifest(jws, fleet.releasePublicKey);
  */
-import { calculateJwkThumbprint, CompactSign, compactVerify, decodeProtectedHeader, exportJWK, exportPKCS8, exportSPKI, generateKeyPair, importPKCS8, importSPKI } from "jose";
+import {
+  CompactSign,
+  calculateJwkThumbprint,
+  compactVerify,
+  decodeProtectedHeader,
+  exportJWK,
+  exportPKCS8,
+  exportSPKI,
+  generateKeyPair,
+  importPKCS8,
+  importSPKI,
+} from "jose";
 import { DeployError } from "../lib/errors.ts";
-import { parseManifest, type Manifest } from "./manifest.ts";
+import { type Manifest, parseManifest } from "./manifest.ts";
 
 const ALG = "Ed25519";
 const TYP = "axe-release+json";
@@ -23,7 +34,11 @@ export interface ReleaseKeyPair {
 
 export async function generateReleaseKeyPair(): Promise<ReleaseKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
-  return { privatePem: await exportPKCS8(privateKey), publicPem: await exportSPKI(publicKey), kid: await keyId(publicKey) };
+  return {
+    privatePem: await exportPKCS8(privateKey),
+    publicPem: await exportSPKI(publicKey),
+    kid: await keyId(publicKey),
+  };
 }
 
 async function keyId(publicKey: CryptoKey): Promise<string> {
@@ -39,7 +54,11 @@ async function importPublic(publicPem: string): Promise<CryptoKey> {
   try {
     return await importSPKI(publicPem.trim(), ALG, { extractable: true });
   } catch (error) {
-    throw new DeployError("RELEASE_KEY", `verify: the pinned release public key is not an Ed25519 SPKI PEM: ${(error as Error).message}`, "fix release_public_key in customers.yaml (see `axe-appliance keys release-init`)");
+    throw new DeployError(
+      "RELEASE_KEY",
+      `verify: the pinned release public key is not an Ed25519 SPKI PEM: ${(error as Error).message}`,
+      "fix release_public_key in customers.yaml (see `axe-appliance keys release-init`)",
+    );
   }
 }
 
@@ -49,7 +68,11 @@ export async function signManifest(manifest: Manifest, privatePem: string): Prom
   try {
     key = await importPKCS8(privatePem.trim(), ALG, { extractable: true });
   } catch (error) {
-    throw new DeployError("RELEASE_KEY", `sign: the release key is not an Ed25519 PKCS8 PEM: ${(error as Error).message}`, "make one with `axe-appliance keys release-init --out DIR`");
+    throw new DeployError(
+      "RELEASE_KEY",
+      `sign: the release key is not an Ed25519 PKCS8 PEM: ${(error as Error).message}`,
+      "make one with `axe-appliance keys release-init --out DIR`",
+    );
   }
   const jwk = await exportJWK(key);
   const kid = await calculateJwkThumbprint({ kty: jwk.kty!, crv: jwk.crv!, x: jwk.x! });
@@ -60,24 +83,43 @@ export async function signManifest(manifest: Manifest, privatePem: string): Prom
 /** Verifies the signature against the pinned key, then validates the manifest. */
 export async function verifyManifest(jws: string, publicPem: string | undefined): Promise<Manifest> {
   if (!publicPem)
-    throw new DeployError("RELEASE_KEY", "verify: customers.yaml pins no release_public_key, so no release can be trusted", "add the operator's public key (from `axe-appliance keys release-init`) as release_public_key");
+    throw new DeployError(
+      "RELEASE_KEY",
+      "verify: customers.yaml pins no release_public_key, so no release can be trusted",
+      "add the operator's public key (from `axe-appliance keys release-init`) as release_public_key",
+    );
   const key = await importPublic(publicPem);
   const expectedKid = await keyId(key);
   let header;
   try {
     header = decodeProtectedHeader(jws);
   } catch {
-    throw new DeployError("RELEASE_SIGNATURE", "verify: the release's signed manifest is not a compact JWS", "rebuild the release with `npm run release`");
+    throw new DeployError(
+      "RELEASE_SIGNATURE",
+      "verify: the release's signed manifest is not a compact JWS",
+      "rebuild the release with `npm run release`",
+    );
   }
   if (header.alg !== ALG || header.typ !== TYP)
-    throw new DeployError("RELEASE_SIGNATURE", `verify: expected an ${ALG} ${TYP} signature, got alg ${String(header.alg)} typ ${String(header.typ)}`);
+    throw new DeployError(
+      "RELEASE_SIGNATURE",
+      `verify: expected an ${ALG} ${TYP} signature, got alg ${String(header.alg)} typ ${String(header.typ)}`,
+    );
   if (header.kid !== expectedKid)
-    throw new DeployError("RELEASE_WRONG_KEY", `verify: the release is signed by key ${String(header.kid)}, but this machine trusts only ${expectedKid}`, "sign with the key whose public half is release_public_key in customers.yaml");
+    throw new DeployError(
+      "RELEASE_WRONG_KEY",
+      `verify: the release is signed by key ${String(header.kid)}, but this machine trusts only ${expectedKid}`,
+      "sign with the key whose public half is release_public_key in customers.yaml",
+    );
   let payload: Uint8Array;
   try {
     ({ payload } = await compactVerify(jws, key, { algorithms: [ALG] }));
   } catch {
-    throw new DeployError("RELEASE_SIGNATURE", "verify: the release signature does not match its manifest (tampered or corrupted)", "rebuild and sign the release again");
+    throw new DeployError(
+      "RELEASE_SIGNATURE",
+      "verify: the release signature does not match its manifest (tampered or corrupted)",
+      "rebuild and sign the release again",
+    );
   }
   let decoded: unknown;
   try {

@@ -32,7 +32,10 @@ export interface RunReport {
 }
 
 export class StepRunner {
-  readonly id = `${new Date().toISOString().replace(/[-:.TZ]/g, "").slice(0, 14)}-${randomBytes(3).toString("hex")}`;
+  readonly id = `${new Date()
+    .toISOString()
+    .replace(/[-:.TZ]/g, "")
+    .slice(0, 14)}-${randomBytes(3).toString("hex")}`;
   readonly report: RunReport;
   private readonly started = performance.now();
 
@@ -63,7 +66,11 @@ export class StepRunner {
       this.record({ step: name, ok: false, ms: Math.round(performance.now() - t0), code, error: message });
       const reason = message.startsWith(`${name}:`) ? message : `${name}: ${message}`;
       this.report.error ??= { step: name, code, message: reason, ...(e?.hint ? { hint: e.hint } : {}) };
-      throw new DeployError(code, `${this.report.action} ${this.report.release ?? ""} failed at step ${reason}`.replace("  ", " "), e?.hint);
+      throw new DeployError(
+        code,
+        `${this.report.action} ${this.report.release ?? ""} failed at step ${reason}`.replace("  ", " "),
+        e?.hint,
+      );
     }
   }
 
@@ -82,6 +89,13 @@ export class StepRunner {
 
   private record(step: StepReport): void {
     this.report.steps.push(step);
-    this.journal.append({ id: this.id, kind: "step", action: this.report.action, who: this.report.who, ...(this.report.release ? { release: this.report.release } : {}), ...step });
+    this.journal.append({
+      id: this.id,
+      kind: "step",
+      action: this.report.action,
+      who: this.report.who,
+      ...(this.report.release ? { release: this.report.release } : {}),
+      ...step,
+    });
   }
 }

@@ -11,7 +11,7 @@ import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.
 import { proxySettings } from "../proxy/settings.ts";
 import type { ServiceBackend } from "../services/backend.ts";
 import { linkCurrent } from "../services/unit-paths.ts";
-import { pointColor, readColors, writeColors, type Color } from "./colors.ts";
+import { type Color, pointColor, readColors, writeColors } from "./colors.ts";
 import { mcpCheck, waitForHealth } from "./gate.ts";
 import type { StepRunner } from "./steps.ts";
 
@@ -43,7 +43,13 @@ async function withGateToken(config: Config, check: (token: string) => Promise<s
   const sql = connect(db.target, { max: 1 });
   try {
     const entity = config.customer.entities[0]!.name;
-    const { token, record } = await issueServiceToken(sql, config.paths.secrets, { customer: config.customer.name, entity, role: "reader", name: "deploy-gate", expiresInMs: 5 * 60_000 });
+    const { token, record } = await issueServiceToken(sql, config.paths.secrets, {
+      customer: config.customer.name,
+      entity,
+      role: "reader",
+      name: "deploy-gate",
+      expiresInMs: 5 * 60_000,
+    });
     try {
       return await check(token);
     } finally {
@@ -55,7 +61,12 @@ async function withGateToken(config: Config, check: (token: string) => Promise<s
 }
 
 /** The proxy switches only to a color its own health checks see healthy on the new release: wait for that. */
-async function switchWhenProxyAgrees(config: Config, color: Color, release: string, timeoutMs: number): Promise<string> {
+async function switchWhenProxyAgrees(
+  config: Config,
+  color: Color,
+  release: string,
+  timeoutMs: number,
+): Promise<string> {
   const socket = proxySettings(config).adminSocket;
   const deadline = Date.now() + timeoutMs;
   let last = "";
@@ -69,26 +80,57 @@ async function switchWhenProxyAgrees(config: Config, color: Color, release: stri
     last = `proxy sees ${color} ${seen.healthy ? "healthy" : "unhealthy"} on ${seen.release ?? "no release"}${seen.last_error ? ` (${seen.last_error})` : ""}`;
     await Bun.sleep(50);
   }
-  throw new DeployError("SWITCH_TIMEOUT", `the proxy did not see ${color} healthy on ${release} within ${timeoutMs} ms: ${last}`, "see `axe-appliance proxy status`");
+  throw new DeployError(
+    "SWITCH_TIMEOUT",
+    `the proxy did not see ${color} healthy on ${release} within ${timeoutMs} ms: ${last}`,
+    "see `axe-appliance proxy status`",
+  );
 }
 
 /** drain -> standby. */
-export async function finishSwitch({ config, backend, runner, from }: { config: Config; backend: ServiceBackend; runner: StepRunner; from: Color }): Promise<void> {
+export async function finishSwitch({
+  config,
+  backend,
+  runner,
+  from,
+}: {
+  config: Config;
+  backend: ServiceBackend;
+  runner: StepRunner;
+  from: Color;
+}): Promise<void> {
   const socket = proxySettings(config).adminSocket;
   await runner.step("drain", async () => {
     const result = await drainColor(socket, { color: from, timeoutMs: config.appliance.proxy.drain_timeout_ms });
-    return result.drained ? `${from} has no request in flight` : `${from} still had ${result.inflight} request(s) in flight at the drain timeout`;
+    return result.drained
+      ? `${from} has no request in flight`
+      : `${from} still had ${result.inflight} request(s) in flight at the drain timeout`;
   });
   await runner.step("standby", async () => {
     if (!readColors(config.paths.data)[from]) return `no warm standby yet: ${from} never ran a release on this machine`;
     const status = await backend.status(from);
-    if (!status.running) throw new DeployError("STANDBY_DOWN", `${from} is not running, so there is no warm standby for rollback`, "start it again with the service backend");
+    if (!status.running)
+      throw new DeployError(
+        "STANDBY_DOWN",
+        `${from} is not running, so there is no warm standby for rollback`,
+        "start it again with the service backend",
+      );
     return `${from} stays running on ${readColors(config.paths.data)[from]?.version ?? "its release"} as the warm standby`;
   });
 }
 
 /** Points `color` back at `version` and restarts it (or stops it when it had none). */
-export async function restoreColor({ config, backend, color, version }: { config: Config; backend: ServiceBackend; color: Color; version: string | undefined }): Promise<void> {
+export async function restoreColor({
+  config,
+  backend,
+  color,
+  version,
+}: {
+  config: Config;
+  backend: ServiceBackend;
+  color: Color;
+  version: string | undefined;
+}): Promise<void> {
   const data = config.paths.data;
   if (!version) {
     const { [color]: _dropped, ...rest } = readColors(data);

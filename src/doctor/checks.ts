@@ -6,9 +6,9 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
-import { loadConfig, resolveConfigDir, type Config } from "../config/load.ts";
+import { type Config, loadConfig, resolveConfigDir } from "../config/load.ts";
 import { DUMP_TOOLS, findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
-import { AppError } from "../lib/errors.ts";
+import type { AppError } from "../lib/errors.ts";
 
 export interface CheckResult {
   name: string;
@@ -22,9 +22,18 @@ export async function runChecks(configDir?: string): Promise<CheckResult[]> {
   let config: Config | undefined;
   try {
     config = loadConfig({ dir: configDir });
-    results.push({ name: "config", ok: true, detail: `${config.dir}: customer ${config.customer.name}, MCP URL ${config.mcpUrl}` });
+    results.push({
+      name: "config",
+      ok: true,
+      detail: `${config.dir}: customer ${config.customer.name}, MCP URL ${config.mcpUrl}`,
+    });
   } catch (error) {
-    results.push({ name: "config", ok: false, detail: describe(error), fix: (error as AppError).hint ?? `fix the files in ${resolveConfigDir(configDir)}` });
+    results.push({
+      name: "config",
+      ok: false,
+      detail: describe(error),
+      fix: (error as AppError).hint ?? `fix the files in ${resolveConfigDir(configDir)}`,
+    });
   }
   results.push(toolCheck("postgres server", SERVER_TOOLS, !config?.appliance.database.url));
   results.push(toolCheck("postgres client tools", DUMP_TOOLS, true));
@@ -48,7 +57,12 @@ function toolCheck(name: string, tools: readonly string[], needed: boolean): Che
 function resticCheck(): CheckResult {
   const result = spawnSync("restic", ["version"], { encoding: "utf8", timeout: 5000 });
   if (result.status === 0) return { name: "restic", ok: true, detail: result.stdout.trim().split("\n")[0]! };
-  return { name: "restic", ok: false, detail: "restic not found on PATH", fix: "`brew install restic` on macOS, `apt-get install restic` on Debian" };
+  return {
+    name: "restic",
+    ok: false,
+    detail: "restic not found on PATH",
+    fix: "`brew install restic` on macOS, `apt-get install restic` on Debian",
+  };
 }
 
 /** A port is fine when free, or when an axe-appliance process answers /healthz on it. */
@@ -65,21 +79,39 @@ async function portChecks(config: Config): Promise<CheckResult[]> {
       const label = `port ${port} (${name})`;
       if (!(await isListening(host, port))) return { name: label, ok: true, detail: `free on ${host}` };
       if (await answersAsAppliance(host, port)) return { name: label, ok: true, detail: "in use by axe-appliance" };
-      return { name: label, ok: false, detail: `in use on ${host} by another program`, fix: `find it with \`lsof -nP -iTCP:${port} -sTCP:LISTEN\` and stop it, or change the port in appliance.yaml` };
+      return {
+        name: label,
+        ok: false,
+        detail: `in use on ${host} by another program`,
+        fix: `find it with \`lsof -nP -iTCP:${port} -sTCP:LISTEN\` and stop it, or change the port in appliance.yaml`,
+      };
     }),
   );
 }
 
 function secretChecks(config: Config): CheckResult[] {
   const dir = config.paths.secrets;
-  if (!existsSync(dir)) return [{ name: "secrets", ok: true, detail: `${dir} not created yet (keys init and backup init create it)` }];
+  if (!existsSync(dir))
+    return [{ name: "secrets", ok: true, detail: `${dir} not created yet (keys init and backup init create it)` }];
   const results: CheckResult[] = [];
   const dirMode = statSync(dir).mode & 0o777;
-  if (dirMode & 0o077) results.push({ name: "secrets dir", ok: false, detail: `${dir} is mode ${dirMode.toString(8)}`, fix: `chmod 700 ${dir}` });
+  if (dirMode & 0o077)
+    results.push({
+      name: "secrets dir",
+      ok: false,
+      detail: `${dir} is mode ${dirMode.toString(8)}`,
+      fix: `chmod 700 ${dir}`,
+    });
   const wide = readdirSync(dir)
     .map((name) => join(dir, name))
     .filter((path) => statSync(path).isFile() && (statSync(path).mode & 0o077) !== 0);
-  if (wide.length) results.push({ name: "secret file modes", ok: false, detail: `readable by others: ${wide.join(", ")}`, fix: `chmod 600 ${wide.join(" ")}` });
+  if (wide.length)
+    results.push({
+      name: "secret file modes",
+      ok: false,
+      detail: `readable by others: ${wide.join(", ")}`,
+      fix: `chmod 600 ${wide.join(" ")}`,
+    });
   else results.push({ name: "secret file modes", ok: true, detail: `every file in ${dir} is 0600` });
   return results;
 }
@@ -100,7 +132,9 @@ function isListening(host: string, port: number): Promise<boolean> {
 
 async function answersAsAppliance(host: string, port: number): Promise<boolean> {
   try {
-    const response = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
+    const response = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`, {
+      signal: AbortSignal.timeout(1000),
+    });
     const body = (await response.json()) as { service?: string };
     return typeof body.service === "string" && body.service.startsWith("axe-");
   } catch {

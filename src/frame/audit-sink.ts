@@ -70,7 +70,9 @@ export function memoryAuditSink(): AuditSink & { events: AuditEvent[] } {
 
 /** sha256 of the arguments as canonical JSON (keys sorted), so equal calls have equal digests. */
 export function argsDigest(args: unknown): string {
-  return createHash("sha256").update(canonicalJson(args ?? {})).digest("hex");
+  return createHash("sha256")
+    .update(canonicalJson(args ?? {}))
+    .digest("hex");
 }
 
 function canonicalJson(value: unknown): string {

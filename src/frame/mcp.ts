@@ -6,17 +6,24 @@
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { CallToolRequestSchema, ErrorCode, ListToolsRequestSchema, McpError, type CallToolResult, type Tool } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  ListToolsRequestSchema,
+  McpError,
+  type Tool,
+} from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
 import { z } from "zod";
 import type { Sql } from "../db/connect.ts";
 import type { Logger } from "../lib/log.ts";
 import { releaseVersion } from "../lib/version.ts";
-import { argsDigest, type AuditSink } from "./audit-sink.ts";
+import { type AuditSink, argsDigest } from "./audit-sink.ts";
 import { hasRole, type Principal } from "./principal.ts";
-import { ToolError, type ToolDefinition } from "./tools/registry.ts";
-import { registerCollectionResources } from "./tools/resources.ts";
 import { withoutRecordValues } from "./tools/audit-args.ts";
+import { type ToolDefinition, ToolError } from "./tools/registry.ts";
+import { registerCollectionResources } from "./tools/resources.ts";
 
 export const SERVER_NAME = "axe-frame";
 const INSTRUCTIONS =
@@ -55,10 +62,20 @@ export class ToolCatalog {
 const sharedValidator = new AjvJsonSchemaValidator();
 
 /** Answers one MCP HTTP request for `principal`. */
-export async function handleMcpRequest(request: Request, principal: Principal, catalog: ToolCatalog, deps: McpDependencies, requestId: string): Promise<Response> {
+export async function handleMcpRequest(
+  request: Request,
+  principal: Principal,
+  catalog: ToolCatalog,
+  deps: McpDependencies,
+  requestId: string,
+): Promise<Response> {
   const server = new Server(
     { name: SERVER_NAME, title: "frame", version: releaseVersion() },
-    { capabilities: { tools: { listChanged: false }, resources: { listChanged: false } }, instructions: INSTRUCTIONS, jsonSchemaValidator: sharedValidator },
+    {
+      capabilities: { tools: { listChanged: false }, resources: { listChanged: false } },
+      instructions: INSTRUCTIONS,
+      jsonSchemaValidator: sharedValidator,
+    },
   );
   server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: catalog.list }));
   registerCollectionResources(server, principal, deps, requestId);
@@ -67,7 +84,11 @@ export async function handleMcpRequest(request: Request, principal: Principal, c
   );
   // One JSON body, not an SSE stream: frame sends nothing before the result (no progress, logging
   // or sampling), and the stream cost ~15% of a call's CPU plus two writes per response.
-  const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, maxRequestBodySize: deps.maxBodyBytes, enableJsonResponse: true });
+  const transport = new WebStandardStreamableHTTPServerTransport({
+    sessionIdGenerator: undefined,
+    maxRequestBodySize: deps.maxBodyBytes,
+    enableJsonResponse: true,
+  });
   transport.onerror = (error) => deps.logger.debug("mcp transport", { requestId, error });
   await server.connect(transport);
   if (request.method !== "POST") return transport.handleRequest(request);
@@ -99,7 +120,8 @@ async function callTool(
   signal: AbortSignal,
 ): Promise<CallToolResult> {
   const tool = catalog.get(name);
-  if (!tool) throw new McpError(ErrorCode.InvalidParams, `unknown tool '${name}'; tools/list shows the tools frame has`);
+  if (!tool)
+    throw new McpError(ErrorCode.InvalidParams, `unknown tool '${name}'; tools/list shows the tools frame has`);
   const started = performance.now();
   const logger = deps.logger.child({ requestId, tool: name });
   const finish = (outcome: "ok" | "error" | "denied", result: CallToolResult, reason?: string) => {
@@ -121,17 +143,43 @@ async function callTool(
     return result;
   };
   if (!hasRole(principal.role, tool.role))
-    return finish("denied", toolError(`${name} needs the ${tool.role} role; you are ${principal.role}`, "ask an admin for a higher role, or use a read-only tool"), "role");
+    return finish(
+      "denied",
+      toolError(
+        `${name} needs the ${tool.role} role; you are ${principal.role}`,
+        "ask an admin for a higher role, or use a read-only tool",
+      ),
+      "role",
+    );
   const input = tool.input.safeParse(args);
   if (!input.success)
-    return finish("error", toolError(`invalid arguments for ${name}: ${z.prettifyError(input.error).replaceAll("\n", "; ")}`, "fix the arguments to match the tool's inputSchema and call again"), "invalid_input");
+    return finish(
+      "error",
+      toolError(
+        `invalid arguments for ${name}: ${z.prettifyError(input.error).replaceAll("\n", "; ")}`,
+        "fix the arguments to match the tool's inputSchema and call again",
+      ),
+      "invalid_input",
+    );
   try {
-    const output = tool.output.parse(await tool.handler({ principal, sql: deps.sql, logger, requestId, signal }, input.data));
-    return finish("ok", { content: [{ type: "text", text: JSON.stringify(output) }], structuredContent: output as Record<string, unknown> });
+    const output = tool.output.parse(
+      await tool.handler({ principal, sql: deps.sql, logger, requestId, signal }, input.data),
+    );
+    return finish("ok", {
+      content: [{ type: "text", text: JSON.stringify(output) }],
+      structuredContent: output as Record<string, unknown>,
+    });
   } catch (error) {
     if (error instanceof ToolError) return finish("error", toolError(error.message, error.hint), error.code);
     logger.error("tool failed", { error });
-    return finish("error", toolError(`${name} failed inside frame (request ${requestId}); this is a bug, not your input`, "retry once; if it fails again, report the request id"), "internal");
+    return finish(
+      "error",
+      toolError(
+        `${name} failed inside frame (request ${requestId}); this is a bug, not your input`,
+        "retry once; if it fails again, report the request id",
+      ),
+      "internal",
+    );
   }
 }
 

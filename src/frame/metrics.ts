@@ -29,24 +29,34 @@ export class FrameMetrics {
   /** A tool call or a refused request, as the audit sink sees it. */
   audited(event: AuditEvent): void {
     if (event.tool) bump(this.toolCalls, `tool="${event.tool.replace(LABEL, "_")}",outcome="${event.outcome}"`);
-    else if (event.outcome === "refused" || event.outcome === "denied") bump(this.refusals, `reason="${(event.reason ?? "unknown").replace(LABEL, "_")}",status="${event.status ?? 0}"`);
+    else if (event.outcome === "refused" || event.outcome === "denied")
+      bump(this.refusals, `reason="${(event.reason ?? "unknown").replace(LABEL, "_")}",status="${event.status ?? 0}"`);
   }
 
   render(): string {
     const out: string[] = [];
     const c = `color="${this.color}"`;
-    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const family = (name: string, type: string, help: string) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family("axe_frame_requests_total", "counter", "MCP requests answered, by status class.");
     for (const [labels, n] of this.requests) out.push(`axe_frame_requests_total{${c},${labels}} ${n}`);
     family("axe_frame_request_duration_seconds", "histogram", "Time to answer an MCP request (to response headers).");
-    BUCKETS.forEach((le, i) => out.push(`axe_frame_request_duration_seconds_bucket{${c},le="${le}"} ${this.buckets[i]}`));
+    for (const [i, le] of BUCKETS.entries())
+      out.push(`axe_frame_request_duration_seconds_bucket{${c},le="${le}"} ${this.buckets[i]}`);
     out.push(`axe_frame_request_duration_seconds_bucket{${c},le="+Inf"} ${this.durationCount}`);
-    out.push(`axe_frame_request_duration_seconds_sum{${c}} ${this.durationSum}`, `axe_frame_request_duration_seconds_count{${c}} ${this.durationCount}`);
+    out.push(
+      `axe_frame_request_duration_seconds_sum{${c}} ${this.durationSum}`,
+      `axe_frame_request_duration_seconds_count{${c}} ${this.durationCount}`,
+    );
     family("axe_frame_tool_calls_total", "counter", "Tool calls by tool and outcome (ok, error, denied).");
     for (const [labels, n] of this.toolCalls) out.push(`axe_frame_tool_calls_total{${c},${labels}} ${n}`);
-    family("axe_frame_auth_refusals_total", "counter", "Requests refused before any tool ran, by reason and HTTP status.");
+    family(
+      "axe_frame_auth_refusals_total",
+      "counter",
+      "Requests refused before any tool ran, by reason and HTTP status.",
+    );
     for (const [labels, n] of this.refusals) out.push(`axe_frame_auth_refusals_total{${c},${labels}} ${n}`);
-    return out.join("\n") + "\n";
+    return `${out.join("\n")}\n`;
   }
 }
 

@@ -11,16 +11,16 @@ import { connect, openDatabase } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
-import { logAuditSink, type AuditSink } from "./audit-sink.ts";
+import type { AuditSink } from "./audit-sink.ts";
 import { bearerAuthenticator, devAuthenticator } from "./auth/authenticate.ts";
 import { EntraVerifier } from "./auth/entra.ts";
 import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
 import { createFrameApp } from "./http/app.ts";
-import { countingAuditSink, FrameMetrics } from "./metrics.ts";
 import { ToolCatalog } from "./mcp.ts";
 import { startMemoryCeiling } from "./memory.ts";
+import { countingAuditSink, FrameMetrics } from "./metrics.ts";
+import { type FrameData, openFrameData } from "./store/open-data.ts";
 import { TOOLS } from "./tools/index.ts";
-import { openFrameData, type FrameData } from "./store/open-data.ts";
 
 export interface ServeOptions {
   config: Config;
@@ -53,7 +53,11 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
   const frame = config.appliance.frame;
   const logger = options.logger ?? createLogger({ base: { service: "axe-frame", color } });
   if (options.noAuth && !LOOPBACK.test(frame.bind))
-    throw new ConfigError("NO_AUTH_NOT_LOOPBACK", `--no-auth is refused: frame.bind is ${frame.bind}, not a loopback address`, "set frame.bind to 127.0.0.1 for development, or drop --no-auth");
+    throw new ConfigError(
+      "NO_AUTH_NOT_LOOPBACK",
+      `--no-auth is refused: frame.bind is ${frame.bind}, not a loopback address`,
+      "set frame.bind to 127.0.0.1 for development, or drop --no-auth",
+    );
   const port = options.port ?? frame.ports[color];
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 10 });
@@ -68,16 +72,35 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       ...(options.jwksCooldownMs !== undefined ? { jwksCooldownMs: options.jwksCooldownMs } : {}),
     });
     if (!options.noAuth) {
-      serviceTokens = new ServiceTokenVerifier(sql, loadTokenKey(config.paths.secrets), config.customer.name, config.customer.entities.map((e) => e.name));
+      serviceTokens = new ServiceTokenVerifier(
+        sql,
+        loadTokenKey(config.paths.secrets),
+        config.customer.name,
+        config.customer.entities.map((e) => e.name),
+      );
       // Revocations arrive by NOTIFY; without the subscription every call asks the database (no cache).
-      await serviceTokens.listen().catch((error: unknown) => logger.warn("service-token revocations not subscribed; tokens are checked against the database on every call", { error: String(error) }));
+      await serviceTokens
+        .listen()
+        .catch((error: unknown) =>
+          logger.warn(
+            "service-token revocations not subscribed; tokens are checked against the database on every call",
+            { error: String(error) },
+          ),
+        );
     }
     const authenticator = serviceTokens ? bearerAuthenticator(entra, serviceTokens) : devAuthenticator(config.customer);
     if (!options.noAuth) void entra.warm();
     const metrics = new FrameMetrics(color);
     const app = createFrameApp({
-      config, color, authenticator, issuer: entra.issuerV2, catalog: new ToolCatalog(TOOLS), sql: data.sql,
-      audit: countingAuditSink(options.audit ?? data.audit, metrics), logger, metrics,
+      config,
+      color,
+      authenticator,
+      issuer: entra.issuerV2,
+      catalog: new ToolCatalog(TOOLS),
+      sql: data.sql,
+      audit: countingAuditSink(options.audit ?? data.audit, metrics),
+      logger,
+      metrics,
     });
     app.listen({ hostname: frame.bind, port });
     const stopMemoryCeiling = startMemoryCeiling();

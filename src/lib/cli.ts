@@ -41,14 +41,21 @@ export interface Command {
 export const HELP: Option = { type: "boolean", short: "h", description: "show this help" };
 
 /** Runs the command `argv` names under `root`; returns the exit code. */
-export async function dispatch(root: Command, argv: string[], out: (s: string) => void = (s) => void process.stdout.write(s)): Promise<number> {
+export async function dispatch(
+  root: Command,
+  argv: string[],
+  out: (s: string) => void = (s) => void process.stdout.write(s),
+): Promise<number> {
   let command = root;
   let path = root.name;
   let rest = argv;
   while (command.subcommands && rest.length > 0 && !rest[0]!.startsWith("-")) {
     const next = command.subcommands.find((c) => c.name === rest[0]);
     if (!next) {
-      const guess = closest(rest[0]!, command.subcommands.map((c) => c.name));
+      const guess = closest(
+        rest[0]!,
+        command.subcommands.map((c) => c.name),
+      );
       throw new UsageError(
         "UNKNOWN_COMMAND",
         `unknown command '${[path, rest[0]].join(" ")}'`,
@@ -84,12 +91,22 @@ function parseFlags(command: Command, path: string, args: string[]) {
   } catch (error) {
     const message = (error as Error).message.split("\n")[0]!.replace(/\. To specify a positional.*$/, "");
     const flag = /'(-[^']+)'/.exec(message)?.[1];
-    const guess = flag ? closest(flag.replace(/^-+/, "").split("=")[0]!, Object.keys(command.options ?? {})) : undefined;
-    throw new UsageError("BAD_FLAG", `${path}: ${message.replace(/^Unknown option/, "unknown option")}`, guess ? `did you mean '--${guess}'? See '${path} --help'` : `see '${path} --help'`);
+    const guess = flag
+      ? closest(flag.replace(/^-+/, "").split("=")[0]!, Object.keys(command.options ?? {}))
+      : undefined;
+    throw new UsageError(
+      "BAD_FLAG",
+      `${path}: ${message.replace(/^Unknown option/, "unknown option")}`,
+      guess ? `did you mean '--${guess}'? See '${path} --help'` : `see '${path} --help'`,
+    );
   }
   const allowed = command.positionals ?? 0;
   if (allowed !== "any" && parsed.positionals.length > allowed) {
-    throw new UsageError("BAD_ARGUMENT", `${path}: unexpected argument '${parsed.positionals[allowed]}'`, `see '${path} --help'`);
+    throw new UsageError(
+      "BAD_ARGUMENT",
+      `${path}: unexpected argument '${parsed.positionals[allowed]}'`,
+      `see '${path} --help'`,
+    );
   }
   return { values: parsed.values as Values, positionals: parsed.positionals };
 }
@@ -107,10 +124,11 @@ export function renderHelp(command: Command, path: string): string {
   }
   const options = Object.entries({ ...command.options, help: HELP });
   lines.push("", "Options:");
-  const label = ([name, o]: [string, Option]) => `${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
+  const label = ([name, o]: [string, Option]) =>
+    `${o.short ? `-${o.short}, ` : ""}--${name}${o.type === "string" ? ` ${o.value ?? "VALUE"}` : ""}`;
   const width = Math.max(...options.map((o) => label(o).length));
   for (const option of options) lines.push(`  ${label(option).padEnd(width)}  ${option[1].description}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The candidate within edit distance 2 of `word`, for "did you mean". */
@@ -148,16 +166,26 @@ export function stringFlag(inv: Invocation, name: string, required = false): str
 /** Reads the positional argument at `index`, failing with a usage error that names it when absent. */
 export function positional(inv: Invocation, index: number, name: string, hint?: string): string {
   const value = inv.positionals[index];
-  if (value === undefined) throw new UsageError("MISSING_ARGUMENT", `${inv.path}: ${name} is required`, hint ?? `see '${inv.path} --help'`);
+  if (value === undefined)
+    throw new UsageError("MISSING_ARGUMENT", `${inv.path}: ${name} is required`, hint ?? `see '${inv.path} --help'`);
   return value;
 }
 
 /** Reads a flag that must be one of `choices`. */
-export function choiceFlag<T extends string>(inv: Invocation, name: string, choices: readonly T[], required = false): T | undefined {
+export function choiceFlag<T extends string>(
+  inv: Invocation,
+  name: string,
+  choices: readonly T[],
+  required = false,
+): T | undefined {
   const value = required ? stringFlag(inv, name, true) : stringFlag(inv, name);
   if (value === undefined) return undefined;
   if (!(choices as readonly string[]).includes(value))
-    throw new UsageError("BAD_FLAG", `${inv.path}: --${name} must be one of ${choices.join(", ")}, not '${value}'`, `see '${inv.path} --help'`);
+    throw new UsageError(
+      "BAD_FLAG",
+      `${inv.path}: --${name} must be one of ${choices.join(", ")}, not '${value}'`,
+      `see '${inv.path} --help'`,
+    );
   return value as T;
 }
 
@@ -167,13 +195,17 @@ export function intFlag(inv: Invocation, name: string, min = 1, max = 65535): nu
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max)
-    throw new UsageError("BAD_FLAG", `${inv.path}: --${name} must be a whole number from ${min} to ${max}, not '${value}'`);
+    throw new UsageError(
+      "BAD_FLAG",
+      `${inv.path}: --${name} must be a whole number from ${min} to ${max}, not '${value}'`,
+    );
   return n;
 }
 
 export const CONFIG_OPTION: Option = {
   type: "string",
   value: "DIR",
-  description: "config directory with appliance.yaml and customers.yaml (default: $AXE_CONFIG_DIR, /opt/axe/config, or .)",
+  description:
+    "config directory with appliance.yaml and customers.yaml (default: $AXE_CONFIG_DIR, /opt/axe/config, or .)",
 };
 export const JSON_OPTION: Option = { type: "boolean", description: "print JSON instead of a table" };

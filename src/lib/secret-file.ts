@@ -1,5 +1,16 @@
 /** Secret files: created 0600 (never wider), read with a check of their mode. */
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, writeSync, fsyncSync, renameSync, readFileSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 import { ConfigError } from "./errors.ts";
 
@@ -31,8 +42,17 @@ export function readSecretFile(path: string): string {
   try {
     mode = statSync(path).mode & 0o777;
   } catch {
-    throw new ConfigError("SECRET_MISSING", `${path}: secret file not found`, "create it (see `axe-appliance keys init`) or fix the path in appliance.yaml");
+    throw new ConfigError(
+      "SECRET_MISSING",
+      `${path}: secret file not found`,
+      "create it (see `axe-appliance keys init`) or fix the path in appliance.yaml",
+    );
   }
-  if (mode & 0o077) throw new ConfigError("SECRET_MODE", `${path}: mode ${mode.toString(8)} lets others read a secret; expected 600`, `chmod 600 ${path}`);
+  if (mode & 0o077)
+    throw new ConfigError(
+      "SECRET_MODE",
+      `${path}: mode ${mode.toString(8)} lets others read a secret; expected 600`,
+      `chmod 600 ${path}`,
+    );
   return readFileSync(path, "utf8").trim();
 }

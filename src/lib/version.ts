@@ -19,7 +19,8 @@ export function buildInfo(): BuildInfo {
   return {
     version: pkg.version,
     commit: typeof AXE_BUILD_COMMIT === "string" ? AXE_BUILD_COMMIT : "source",
-    target: typeof AXE_BUILD_TARGET === "string" ? AXE_BUILD_TARGET : `bun-${process.platform}-${process.arch} (source)`,
+    target:
+      typeof AXE_BUILD_TARGET === "string" ? AXE_BUILD_TARGET : `bun-${process.platform}-${process.arch} (source)`,
     builtAt: typeof AXE_BUILD_TIME === "string" ? AXE_BUILD_TIME : "",
   };
 }

@@ -17,7 +17,15 @@ export class AccessLog {
    * `upstream` is blue, green, fixed, or proxy when we answered ourselves. The line is written by
    * hand: id (a checked request id), method (a token) and upstream never need escaping; path does.
    */
-  record(id: string, method: string, path: string, status: number, upstream: string, bytes: number, startedAt: number): void {
+  record(
+    id: string,
+    method: string,
+    path: string,
+    status: number,
+    upstream: string,
+    bytes: number,
+    startedAt: number,
+  ): void {
     if (!this.enabled) return;
     const duration = Math.round((performance.now() - startedAt) * 100) / 100;
     this.pending.push(
@@ -42,7 +50,7 @@ export class AccessLog {
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const lines = this.pending.join("\n") + "\n";
+    const lines = `${this.pending.join("\n")}\n`;
     this.pending = [];
     this.write(lines);
   }

@@ -9,8 +9,16 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { z } from "zod";
 import { AppError, ProxyError } from "../lib/errors.ts";
-import { DrainRequestSchema, SwitchRequestSchema, type Color, type DrainResult, type PauseResult, type ProxyStatus, type SwitchResult } from "./admin-schema.ts";
 import { proxyStatus } from "./admin-client.ts";
+import {
+  type Color,
+  DrainRequestSchema,
+  type DrainResult,
+  type PauseResult,
+  type ProxyStatus,
+  SwitchRequestSchema,
+  type SwitchResult,
+} from "./admin-schema.ts";
 import type { LatencySeries } from "./latency-history.ts";
 
 /** What the admin API can ask of the running proxy. */
@@ -50,14 +58,25 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
           if (control.latency) return json(200, control.latency());
           break;
         case "GET /page":
-          if (control.statusPage) return new Response(await control.statusPage(), { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
+          if (control.statusPage)
+            return new Response(await control.statusPage(), {
+              headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+            });
           break;
       }
-      return json(404, { error: { code: "ADMIN_NOT_FOUND", message: `no admin endpoint ${route}`, hint: "GET /status, POST /switch, /drain, /pause, /resume, GET /metrics, /latency, /page" } });
+      return json(404, {
+        error: {
+          code: "ADMIN_NOT_FOUND",
+          message: `no admin endpoint ${route}`,
+          hint: "GET /status, POST /switch, /drain, /pause, /resume, GET /metrics, /latency, /page",
+        },
+      });
     } catch (error) {
       if (!(error instanceof AppError)) throw error;
       const status = error.code === "ADMIN_BAD_BODY" ? 400 : 409;
-      return json(status, { error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) } });
+      return json(status, {
+        error: { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) },
+      });
     }
   };
 }
@@ -71,7 +90,11 @@ export async function listenAdmin(socketPath: string, control: ProxyControl): Pr
       () => false,
     );
     if (running)
-      throw new ProxyError("PROXY_RUNNING", `another proxy already answers on ${socketPath}`, "stop it first, or check `axe-appliance proxy status`");
+      throw new ProxyError(
+        "PROXY_RUNNING",
+        `another proxy already answers on ${socketPath}`,
+        "stop it first, or check `axe-appliance proxy status`",
+      );
     unlinkSync(socketPath);
   }
   const previous = process.umask(0o177); // the socket is born 0600, no window where others may connect

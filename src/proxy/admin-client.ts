@@ -10,15 +10,15 @@ import type { z } from "zod";
 import { ProxyError } from "../lib/errors.ts";
 import {
   AdminErrorSchema,
-  DrainResultSchema,
-  PauseResultSchema,
-  ProxyStatusSchema,
-  SwitchResultSchema,
   type Color,
   type DrainResult,
+  DrainResultSchema,
   type PauseResult,
+  PauseResultSchema,
   type ProxyStatus,
+  ProxyStatusSchema,
   type SwitchResult,
+  SwitchResultSchema,
 } from "./admin-schema.ts";
 
 export type { Color, ColorStatus, DrainResult, PauseResult, ProxyStatus, SwitchResult } from "./admin-schema.ts";
@@ -34,8 +34,14 @@ export async function switchLiveColor(socketPath: string, color: Color): Promise
 }
 
 /** Waits until `color` (default: the passive one) has no in-flight request, bounded by the drain timeout. */
-export async function drainColor(socketPath: string, options: { color?: Color; timeoutMs?: number } = {}): Promise<DrainResult> {
-  const body = { ...(options.color ? { color: options.color } : {}), ...(options.timeoutMs ? { timeout_ms: options.timeoutMs } : {}) };
+export async function drainColor(
+  socketPath: string,
+  options: { color?: Color; timeoutMs?: number } = {},
+): Promise<DrainResult> {
+  const body = {
+    ...(options.color ? { color: options.color } : {}),
+    ...(options.timeoutMs ? { timeout_ms: options.timeoutMs } : {}),
+  };
   return call(socketPath, "POST", "/drain", body, DrainResultSchema);
 }
 
@@ -56,11 +62,22 @@ export async function proxyMetrics(socketPath: string): Promise<string> {
   return response.text();
 }
 
-async function call<S extends z.ZodType>(socketPath: string, method: string, path: string, body: unknown, schema: S): Promise<z.infer<S>> {
+async function call<S extends z.ZodType>(
+  socketPath: string,
+  method: string,
+  path: string,
+  body: unknown,
+  schema: S,
+): Promise<z.infer<S>> {
   const response = await send(socketPath, method, path, body);
   if (!response.ok) throw await refusal(response);
   const parsed = schema.safeParse(await response.json().catch(() => undefined));
-  if (!parsed.success) throw new ProxyError("PROXY_BAD_ANSWER", `the proxy at ${socketPath} answered ${path} with an unexpected body`, "is the proxy the same release as this command?");
+  if (!parsed.success)
+    throw new ProxyError(
+      "PROXY_BAD_ANSWER",
+      `the proxy at ${socketPath} answered ${path} with an unexpected body`,
+      "is the proxy the same release as this command?",
+    );
   return parsed.data;
 }
 

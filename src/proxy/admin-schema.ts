@@ -46,7 +46,12 @@ export const DrainRequestSchema = z.strictObject({
   /** Default: proxy.drain_timeout_ms. */
   timeout_ms: z.number().int().positive().max(600_000).optional(),
 });
-export const DrainResultSchema = z.object({ color: ColorSchema, drained: z.boolean(), inflight: z.number().int(), sessions_released: z.number().int() });
+export const DrainResultSchema = z.object({
+  color: ColorSchema,
+  drained: z.boolean(),
+  inflight: z.number().int(),
+  sessions_released: z.number().int(),
+});
 export type DrainResult = z.infer<typeof DrainResultSchema>;
 
 export const PauseResultSchema = z.object({ paused: z.boolean(), held: z.number().int() });

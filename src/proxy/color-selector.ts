@@ -4,7 +4,7 @@
  * the session ends (DELETE, or 404 from that color) or the drain time after a switch passes.
  * It also counts in-flight requests per color, so a drain knows when the old color is idle.
  */
-import { otherColor, type Color } from "./admin-schema.ts";
+import { type Color, otherColor } from "./admin-schema.ts";
 
 /** Bound on remembered sessions; the oldest pin is forgotten first. */
 const MAX_PINS = 10_000;

@@ -5,10 +5,27 @@
  */
 /** Dropped from requests: hop-by-hop, framing (the upstream client writes its own), and ours to set. */
 const DROPPED = new Set([
-  "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-  "content-length", "expect", "x-request-id",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "content-length",
+  "expect",
+  "x-request-id",
 ]);
-const FORWARDED = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "forwarded"]);
+const FORWARDED = new Set([
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "x-forwarded-port",
+  "x-real-ip",
+  "forwarded",
+]);
 /** Rewritten by us even when the caller is trusted. */
 const OURS = new Set(["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]);
 
@@ -21,7 +38,15 @@ export interface ForwardContext {
 /** The header lines ("name: value\r\n" each) of the upstream request, from the caller's header map. */
 export function upstreamRequestHead(incoming: Record<string, string>, context: ForwardContext): string {
   const connection = incoming.connection;
-  const named = connection === undefined ? undefined : new Set(connection.toLowerCase().split(",").map((t) => t.trim()));
+  const named =
+    connection === undefined
+      ? undefined
+      : new Set(
+          connection
+            .toLowerCase()
+            .split(",")
+            .map((t) => t.trim()),
+        );
   const trusted = context.trusted;
   let head = "";
   for (const name in incoming) {

@@ -61,10 +61,16 @@ export class HealthCheck {
       });
       const body = (await response.json().catch(() => ({}))) as { release?: unknown };
       const release = typeof body.release === "string" ? body.release : null;
-      return response.status === 200 ? { ok: true, release, error: null } : { ok: false, release, error: `HTTP ${response.status}` };
+      return response.status === 200
+        ? { ok: true, release, error: null }
+        : { ok: false, release, error: `HTTP ${response.status}` };
     } catch (error) {
       const e = error as Error & { code?: string };
-      return { ok: false, release: null, error: e.name === "TimeoutError" ? `no answer within ${this.settings.timeoutMs} ms` : (e.code ?? e.message) };
+      return {
+        ok: false,
+        release: null,
+        error: e.name === "TimeoutError" ? `no answer within ${this.settings.timeoutMs} ms` : (e.code ?? e.message),
+      };
     }
   }
 

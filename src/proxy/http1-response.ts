@@ -3,7 +3,17 @@
  * headers dropped) and the framing of its body, plus a decoder for chunked bodies. Anything
  * ambiguous (two lengths, a length with chunked, a bad size) is an error, never a guess.
  */
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+]);
 
 export type Framing = "none" | "length" | "chunked" | "close";
 
@@ -39,10 +49,12 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
     const name = text.slice(at, colon).trim().toLowerCase();
     const value = text.slice(colon + 1, lineEnd).trim();
     if (name === "content-length") {
-      if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value)) throw new ProtocolError("bad Content-Length from upstream");
+      if (!/^\d{1,15}$/.test(value) || (length !== undefined && length !== value))
+        throw new ProtocolError("bad Content-Length from upstream");
       length = value;
     } else if (name === "transfer-encoding") {
-      if (value.toLowerCase() !== "chunked") throw new ProtocolError(`unsupported Transfer-Encoding from upstream: ${value}`);
+      if (value.toLowerCase() !== "chunked")
+        throw new ProtocolError(`unsupported Transfer-Encoding from upstream: ${value}`);
       chunked = true;
     } else if (name === "connection") {
       for (const token of value.toLowerCase().split(",")) {
@@ -55,7 +67,8 @@ export function parseResponseHead(text: string, method: string): ResponseHead {
     if (!HOP_BY_HOP.has(name)) headers.append(name, value);
   }
   if (connectionTokens) for (const token of connectionTokens) headers.delete(token);
-  if (chunked && length !== undefined) throw new ProtocolError("upstream sent both Content-Length and Transfer-Encoding");
+  if (chunked && length !== undefined)
+    throw new ProtocolError("upstream sent both Content-Length and Transfer-Encoding");
   const bodiless = method === "HEAD" || status === 204 || status === 304 || status < 200;
   const framing: Framing = bodiless ? "none" : chunked ? "chunked" : length !== undefined ? "length" : "close";
   if (framing === "close") close = true;

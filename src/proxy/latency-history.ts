@@ -7,7 +7,7 @@ import { z } from "zod";
 const MINUTE = 60_000;
 const SLOTS = 60;
 /** Upper bounds in milliseconds, roughly x1.5 apart from 1 ms to 30 s; the last slot is "more". */
-const BOUNDS_MS = Array.from({ length: 26 }, (_, i) => Math.round(Math.pow(1.5, i) * 100) / 100);
+const BOUNDS_MS = Array.from({ length: 26 }, (_, i) => Math.round(1.5 ** i * 100) / 100);
 
 export const LatencyPointSchema = z.object({
   /** Start of the minute, ISO time. */
@@ -56,7 +56,14 @@ export class LatencyHistory {
       const slot = byMinute.get(minute);
       const at = new Date(minute * MINUTE).toISOString();
       if (!slot || slot.count === 0) points.push({ minute: at, count: 0, p50_ms: null, p95_ms: null, max_ms: null });
-      else points.push({ minute: at, count: slot.count, p50_ms: quantile(slot, 0.5), p95_ms: quantile(slot, 0.95), max_ms: Math.round(slot.max * 100) / 100 });
+      else
+        points.push({
+          minute: at,
+          count: slot.count,
+          p50_ms: quantile(slot, 0.5),
+          p95_ms: quantile(slot, 0.95),
+          max_ms: Math.round(slot.max * 100) / 100,
+        });
     }
     return { points };
   }

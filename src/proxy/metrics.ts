@@ -46,18 +46,31 @@ export class Metrics {
 
   render(gauges: Gauges): string {
     const out: string[] = [];
-    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    const family = (name: string, type: string, help: string) =>
+      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
     family("axe_proxy_requests_total", "counter", "Requests answered, by upstream and status class.");
-    UPSTREAMS.forEach((u, i) =>
-      this.requests[i]!.forEach((n, c) => c > 0 && n > 0 && out.push(`axe_proxy_requests_total{upstream="${u}",code="${c}xx"} ${n}`)),
+    for (const [i, u] of UPSTREAMS.entries())
+      for (const [c, n] of this.requests[i]!.entries())
+        if (c > 0 && n > 0) out.push(`axe_proxy_requests_total{upstream="${u}",code="${c}xx"} ${n}`);
+    family(
+      "axe_proxy_request_duration_seconds",
+      "histogram",
+      "Time from request to the last byte of the answer (for streams, until they end).",
     );
-    family("axe_proxy_request_duration_seconds", "histogram", "Time from request to the last byte of the answer (for streams, until they end).");
-    BUCKETS.forEach((le, i) => out.push(`axe_proxy_request_duration_seconds_bucket{le="${le}"} ${this.buckets[i]}`));
+    for (const [i, le] of BUCKETS.entries())
+      out.push(`axe_proxy_request_duration_seconds_bucket{le="${le}"} ${this.buckets[i]}`);
     out.push(`axe_proxy_request_duration_seconds_bucket{le="+Inf"} ${this.durationCount}`);
-    out.push(`axe_proxy_request_duration_seconds_sum ${this.durationSum}`, `axe_proxy_request_duration_seconds_count ${this.durationCount}`);
+    out.push(
+      `axe_proxy_request_duration_seconds_sum ${this.durationSum}`,
+      `axe_proxy_request_duration_seconds_count ${this.durationCount}`,
+    );
     family("axe_proxy_upstream_errors_total", "counter", "Upstream connection failures and timeouts.");
     for (const [labels, n] of this.errors) out.push(`axe_proxy_upstream_errors_total{${labels}} ${n}`);
-    family("axe_proxy_retries_total", "counter", "Safe requests retried on the other color after a connection failure.");
+    family(
+      "axe_proxy_retries_total",
+      "counter",
+      "Safe requests retried on the other color after a connection failure.",
+    );
     out.push(`axe_proxy_retries_total ${this.retries}`);
     family("axe_proxy_switches_total", "counter", "Live color switches.");
     out.push(`axe_proxy_switches_total ${this.switches}`);
@@ -75,6 +88,6 @@ export class Metrics {
     out.push(`axe_proxy_held_requests ${gauges.held}`);
     family("axe_proxy_mcp_sessions", "gauge", "MCP sessions pinned to a color.");
     out.push(`axe_proxy_mcp_sessions ${gauges.sessions}`);
-    return out.join("\n") + "\n";
+    return `${out.join("\n")}\n`;
   }
 }

@@ -4,15 +4,15 @@
  * request whose connection fails is sent once more, to the other color when it is healthy.
  */
 import type { Server } from "bun";
-import { otherColor, type Color } from "./admin-schema.ts";
 import type { AccessLog } from "./access-log.ts";
+import { type Color, otherColor } from "./admin-schema.ts";
 import type { ColorSelector } from "./color-selector.ts";
 import { isEventStream, upstreamRequestHead } from "./forward-headers.ts";
 import type { Metrics, UpstreamLabel } from "./metrics.ts";
 import type { PauseController } from "./pause-controller.ts";
-import { pathOf, PROXIED_METHODS, refuse } from "./request-guard.ts";
+import { PROXIED_METHODS, pathOf, refuse } from "./request-guard.ts";
 import { requestId } from "./request-id.ts";
-import { prepareBody, type PreparedBody } from "./retry-policy.ts";
+import { type PreparedBody, prepareBody } from "./retry-policy.ts";
 import type { Route, Router } from "./router.ts";
 import type { ProxySettings } from "./settings.ts";
 import { UpstreamFailure, UpstreamPool, type UpstreamResponse } from "./upstream.ts";
@@ -54,33 +54,75 @@ export class ProxyHandler {
     const { settings, router, pause } = this.parts;
     const headerMap = request.headers.toJSON() as Record<string, string>;
     const method = request.method;
-    const exchange: Exchange = { id: requestId(headerMap["x-request-id"] ?? null), method, path, target: pathAndQuery, startedAt };
+    const exchange: Exchange = {
+      id: requestId(headerMap["x-request-id"] ?? null),
+      method,
+      path,
+      target: pathAndQuery,
+      startedAt,
+    };
     if (path === "/healthz" && (method === "GET" || method === "HEAD"))
       return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
     const refusal = refuse(method, path, headerMap, settings);
-    if (refusal) return this.answer(exchange, refusal.status, { error: refusal.error, message: refusal.message }, refusal.status === 405 ? { allow: PROXIED_METHODS } : {});
+    if (refusal)
+      return this.answer(
+        exchange,
+        refusal.status,
+        { error: refusal.error, message: refusal.message },
+        refusal.status === 405 ? { allow: PROXIED_METHODS } : {},
+      );
     const route = router.match(path);
     if (!route) return this.answer(exchange, 404, { error: "no_route", message: `no upstream serves ${path}` });
     if (pause.paused) return this.afterPause(exchange, server, request, headerMap, route);
     return this.dispatch(exchange, server, request, headerMap, route);
   };
 
-  private async afterPause(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route): Promise<Response> {
+  private async afterPause(
+    exchange: Exchange,
+    server: Server<undefined>,
+    request: Request,
+    headerMap: Record<string, string>,
+    route: Route,
+  ): Promise<Response> {
     if (await this.parts.pause.wait()) return this.dispatch(exchange, server, request, headerMap, route);
     this.parts.metrics.pauseTimeouts++;
-    return this.answer(exchange, 503, { error: "paused", message: `the proxy is paused; held for ${this.parts.settings.pauseTimeoutMs} ms` }, { "retry-after": "1" });
+    return this.answer(
+      exchange,
+      503,
+      { error: "paused", message: `the proxy is paused; held for ${this.parts.settings.pauseTimeoutMs} ms` },
+      { "retry-after": "1" },
+    );
   }
 
-  private dispatch(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route): Response | Promise<Response> {
+  private dispatch(
+    exchange: Exchange,
+    server: Server<undefined>,
+    request: Request,
+    headerMap: Record<string, string>,
+    route: Route,
+  ): Response | Promise<Response> {
     const { settings } = this.parts;
     const peer = server.requestIP(request)?.address ?? "unknown";
-    const head = upstreamRequestHead(headerMap, { peer, trusted: settings.trustedProxies.has(peer), requestId: exchange.id });
+    const head = upstreamRequestHead(headerMap, {
+      peer,
+      trusted: settings.trustedProxies.has(peer),
+      requestId: exchange.id,
+    });
     const prepared = prepareBody(request, route.kind === "frame", headerMap);
-    if (prepared instanceof Promise) return prepared.then((body) => this.forwardRoute(exchange, server, request, headerMap, route, head, body));
+    if (prepared instanceof Promise)
+      return prepared.then((body) => this.forwardRoute(exchange, server, request, headerMap, route, head, body));
     return this.forwardRoute(exchange, server, request, headerMap, route, head, prepared);
   }
 
-  private forwardRoute(exchange: Exchange, server: Server<undefined>, request: Request, headerMap: Record<string, string>, route: Route, head: string, body: PreparedBody): Promise<Response> {
+  private forwardRoute(
+    exchange: Exchange,
+    server: Server<undefined>,
+    request: Request,
+    headerMap: Record<string, string>,
+    route: Route,
+    head: string,
+    body: PreparedBody,
+  ): Promise<Response> {
     if (route.kind === "fixed") {
       const attempt: Attempt = { pool: this.pool(route.upstream), label: "fixed", color: null };
       return this.forward(exchange, server, request, headerMap, head, body, attempt, () => attempt);
@@ -148,7 +190,8 @@ export class ProxyHandler {
         if (!(error instanceof UpstreamFailure)) throw error;
         metrics.upstreamError(label, error.kind);
         // a refused or reset connection: a safe request goes once more (to the other color when it is up)
-        if (!prepared.retryable || tries > 0 || (error.kind !== "connect" && error.kind !== "reset")) return this.failed(exchange, label, error);
+        if (!prepared.retryable || tries > 0 || (error.kind !== "connect" && error.kind !== "reset"))
+          return this.failed(exchange, label, error);
         metrics.retries++;
         return this.forward(exchange, server, request, headerMap, head, prepared, retry(), retry, sessionId, tries + 1);
       },
@@ -159,15 +202,26 @@ export class ProxyHandler {
     const issued = response.head.headers.get("mcp-session-id");
     if (issued !== null) this.parts.selector.pin(issued, color);
     const status = response.head.status;
-    if (sessionId !== null && ((exchange.method === "DELETE" && status < 300) || status === 404)) this.parts.selector.unpin(sessionId);
+    if (sessionId !== null && ((exchange.method === "DELETE" && status < 300) || status === 404))
+      this.parts.selector.unpin(sessionId);
   }
 
-  private respond(exchange: Exchange, server: Server<undefined>, request: Request, label: UpstreamLabel, response: UpstreamResponse): Response {
+  private respond(
+    exchange: Exchange,
+    server: Server<undefined>,
+    request: Request,
+    label: UpstreamLabel,
+    response: UpstreamResponse,
+  ): Response {
     const { head } = response;
     head.headers.set("x-request-id", exchange.id);
     if (response.bytes) {
       this.log(exchange, label, head.status, response.bytes.byteLength);
-      return new Response(response.bytes.byteLength === 0 ? null : response.bytes, { status: head.status, statusText: head.statusText, headers: head.headers });
+      return new Response(response.bytes.byteLength === 0 ? null : response.bytes, {
+        status: head.status,
+        statusText: head.statusText,
+        headers: head.headers,
+      });
     }
     // a long stream (SSE, chunked, a download) must not be cut by the idle timeout
     server.timeout(request, 0);
@@ -176,15 +230,31 @@ export class ProxyHandler {
   }
 
   private failed(exchange: Exchange, label: UpstreamLabel, failure: UpstreamFailure): Response {
-    if (failure.kind === "timeout") return this.answer(exchange, 504, { error: "upstream_timeout", message: failure.message }, {}, label);
-    return this.answer(exchange, 502, { error: "upstream_unreachable", message: `cannot reach the ${label} upstream: ${failure.message}` }, {}, label);
+    if (failure.kind === "timeout")
+      return this.answer(exchange, 504, { error: "upstream_timeout", message: failure.message }, {}, label);
+    return this.answer(
+      exchange,
+      502,
+      { error: "upstream_unreachable", message: `cannot reach the ${label} upstream: ${failure.message}` },
+      {},
+      label,
+    );
   }
 
   /** A JSON answer of our own. */
-  private answer(exchange: Exchange, status: number, body: Record<string, unknown>, extra: Record<string, string> = {}, label: UpstreamLabel = "proxy"): Response {
+  private answer(
+    exchange: Exchange,
+    status: number,
+    body: Record<string, unknown>,
+    extra: Record<string, string> = {},
+    label: UpstreamLabel = "proxy",
+  ): Response {
     const text = JSON.stringify(status >= 400 ? { ...body, request_id: exchange.id } : body);
     this.log(exchange, label, status, text.length);
-    return new Response(text, { status, headers: { "content-type": "application/json", "x-request-id": exchange.id, ...extra } });
+    return new Response(text, {
+      status,
+      headers: { "content-type": "application/json", "x-request-id": exchange.id, ...extra },
+    });
   }
 
   private log(exchange: Exchange, label: UpstreamLabel, status: number, bytes: number): void {

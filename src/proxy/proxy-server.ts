@@ -10,9 +10,17 @@
  */
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
-import { COLORS, otherColor, type Color, type DrainResult, type PauseResult, type ProxyStatus, type SwitchResult } from "./admin-schema.ts";
-import { listenAdmin, type ProxyControl } from "./admin-api.ts";
 import { AccessLog } from "./access-log.ts";
+import { listenAdmin, type ProxyControl } from "./admin-api.ts";
+import {
+  COLORS,
+  type Color,
+  type DrainResult,
+  otherColor,
+  type PauseResult,
+  type ProxyStatus,
+  type SwitchResult,
+} from "./admin-schema.ts";
 import { ColorSelector } from "./color-selector.ts";
 import { HealthCheck, type HealthConsumer, type Probe } from "./health-check.ts";
 import type { LatencySeries } from "./latency-history.ts";
@@ -54,8 +62,20 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     const saved = readProxyState(settings.stateFile);
     this.selector = new ColorSelector(saved?.live ?? "blue", settings.drainTimeoutMs);
     this.health = {
-      blue: new HealthCheck("blue", settings.upstreams.blue, settings.health, this, saved?.colors.blue.healthy ?? false),
-      green: new HealthCheck("green", settings.upstreams.green, settings.health, this, saved?.colors.green.healthy ?? false),
+      blue: new HealthCheck(
+        "blue",
+        settings.upstreams.blue,
+        settings.health,
+        this,
+        saved?.colors.blue.healthy ?? false,
+      ),
+      green: new HealthCheck(
+        "green",
+        settings.upstreams.green,
+        settings.health,
+        this,
+        saved?.colors.green.healthy ?? false,
+      ),
     };
     if (saved) for (const c of COLORS) this.health[c].release = saved.colors[c].release;
     this.pauseController = new PauseController(settings.pauseTimeoutMs);
@@ -103,7 +123,11 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }
-    this.log.info("proxy listening", { listen: `${this.settings.hostname}:${this.port}`, live: this.selector.live, admin_socket: this.settings.adminSocket });
+    this.log.info("proxy listening", {
+      listen: `${this.settings.hostname}:${this.port}`,
+      live: this.selector.live,
+      admin_socket: this.settings.adminSocket,
+    });
   }
 
   /** Stops accepting, waits for in-flight requests and streams (up to the drain timeout), then closes. */
@@ -112,7 +136,10 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     this.server = undefined;
     if (server) {
       const graceful = server.stop(false);
-      const drained = await Promise.race([graceful.then(() => true), Bun.sleep(this.settings.drainTimeoutMs).then(() => false)]);
+      const drained = await Promise.race([
+        graceful.then(() => true),
+        Bun.sleep(this.settings.drainTimeoutMs).then(() => false),
+      ]);
       if (!drained) await server.stop(true);
     }
     for (const c of COLORS) this.health[c].stop();
@@ -165,10 +192,19 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   async drain(color: Color | undefined, timeoutMs: number | undefined): Promise<DrainResult> {
     const target = color ?? otherColor(this.selector.live);
     if (target === this.selector.live)
-      throw new ProxyError("PROXY_DRAIN_LIVE", `refusing to drain ${target}: it is the live color`, "switch first, then drain the old color");
+      throw new ProxyError(
+        "PROXY_DRAIN_LIVE",
+        `refusing to drain ${target}: it is the live color`,
+        "switch first, then drain the old color",
+      );
     const drained = await this.selector.waitIdle(target, timeoutMs ?? this.settings.drainTimeoutMs);
     const released = this.selector.releaseSessions(target);
-    this.log.info("drained color", { color: target, drained, inflight: this.selector.inflight[target], sessions_released: released });
+    this.log.info("drained color", {
+      color: target,
+      drained,
+      inflight: this.selector.inflight[target],
+      sessions_released: released,
+    });
     return { color: target, drained, inflight: this.selector.inflight[target], sessions_released: released };
   }
 
@@ -189,26 +225,36 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   }
 
   metrics(): string {
-    return this.metricsRegistry.render({
-      live: this.selector.live,
-      paused: this.pauseController.paused,
-      held: this.pauseController.held,
-      sessions: this.selector.sessions,
-      inflight: this.selector.inflight,
-      healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
-    }) + (this.extraMetrics?.() ?? "");
+    return (
+      this.metricsRegistry.render({
+        live: this.selector.live,
+        paused: this.pauseController.paused,
+        held: this.pauseController.held,
+        sessions: this.selector.sessions,
+        inflight: this.selector.inflight,
+        healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
+      }) + (this.extraMetrics?.() ?? "")
+    );
   }
 
   healthChanged(color: Color, healthy: boolean, probe: Probe): void {
     const level = healthy || color !== this.selector.live ? "info" : "warn";
-    this.log[level](`${color} is ${healthy ? "healthy" : "unhealthy"}`, { color, release: probe.release, error: probe.error, live: this.selector.live });
+    this.log[level](`${color} is ${healthy ? "healthy" : "unhealthy"}`, {
+      color,
+      release: probe.release,
+      error: probe.error,
+      live: this.selector.live,
+    });
     if (this.server) this.saveState();
   }
 
   private saveState(): void {
     const color = (c: Color) => ({ release: this.health[c].release, healthy: this.health[c].healthy });
     try {
-      writeProxyState(this.settings.stateFile, { live: this.selector.live, colors: { blue: color("blue"), green: color("green") } });
+      writeProxyState(this.settings.stateFile, {
+        live: this.selector.live,
+        colors: { blue: color("blue"), green: color("green") },
+      });
     } catch (error) {
       this.log.error("cannot write the proxy state file", { file: this.settings.stateFile, error });
     }

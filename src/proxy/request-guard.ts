@@ -10,6 +10,7 @@ const DIGITS = /^\d{1,15}$/;
 /** For the Allow header of a 405. */
 export const PROXIED_METHODS = [...METHODS].join(", ");
 /** Encoded slash, backslash, NUL and dot, and raw dot segments: an upstream must see what we routed. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control bytes in a path are what this refuses
 const UNSAFE_PATH = /%(2f|5c|00|2e)|\/\.\.?(\/|$)|[\x00-\x20\x7f\\]/i;
 
 export interface Refusal {
@@ -32,21 +33,37 @@ export function pathOf(url: string): { path: string; pathAndQuery: string } {
 }
 
 /** `headers` is the request's header map (Bun's `Headers.toJSON()`: lower-case names, one value each). */
-export function refuse(method: string, path: string, headers: Record<string, string>, limits: GuardLimits): Refusal | undefined {
-  if (!METHODS.has(method)) return { status: 405, error: "method_not_allowed", message: `method ${method} is not proxied` };
+export function refuse(
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  limits: GuardLimits,
+): Refusal | undefined {
+  if (!METHODS.has(method))
+    return { status: 405, error: "method_not_allowed", message: `method ${method} is not proxied` };
   const te = headers["transfer-encoding"];
   const length = headers["content-length"];
   if (te !== undefined && (length !== undefined || te.toLowerCase() !== "chunked"))
-    return { status: 400, error: "bad_framing", message: "Transfer-Encoding must be chunked alone, without Content-Length" };
+    return {
+      status: 400,
+      error: "bad_framing",
+      message: "Transfer-Encoding must be chunked alone, without Content-Length",
+    };
   if (length !== undefined) {
-    if (!DIGITS.test(length)) return { status: 400, error: "bad_framing", message: "Content-Length must be one number" };
+    if (!DIGITS.test(length))
+      return { status: 400, error: "bad_framing", message: "Content-Length must be one number" };
     if (Number(length) > limits.maxBodyBytes) return tooLarge(limits.maxBodyBytes);
   }
-  if (UNSAFE_PATH.test(path)) return { status: 400, error: "bad_path", message: "the path holds dot segments or encoded separators" };
+  if (UNSAFE_PATH.test(path))
+    return { status: 400, error: "bad_path", message: "the path holds dot segments or encoded separators" };
   let size = method.length + path.length + 12;
   for (const name in headers) size += name.length + String(headers[name]).length + 4;
   if (size > limits.maxHeaderBytes)
-    return { status: 431, error: "headers_too_large", message: `request headers exceed ${limits.maxHeaderBytes} bytes` };
+    return {
+      status: 431,
+      error: "headers_too_large",
+      message: `request headers exceed ${limits.maxHeaderBytes} bytes`,
+    };
   return undefined;
 }
 

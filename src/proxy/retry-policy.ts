@@ -15,13 +15,23 @@ export interface PreparedBody {
 
 /** Synchronous unless the body must be read (a JSON-RPC post): most requests skip a promise. */
 /** `headerMap` is the request's `Headers.toJSON()`, read once by the caller, so no header is read twice. */
-export function prepareBody(request: Request, jsonRpc: boolean, headerMap: Record<string, string> = request.headers.toJSON()): PreparedBody | Promise<PreparedBody> {
+export function prepareBody(
+  request: Request,
+  jsonRpc: boolean,
+  headerMap: Record<string, string> = request.headers.toJSON(),
+): PreparedBody | Promise<PreparedBody> {
   const length = headerMap["content-length"] ?? null;
   const chunked = headerMap["transfer-encoding"] !== undefined;
   if (!chunked && (length === null || length === "0")) {
     return { body: length === "0" ? new Uint8Array(0) : null, retryable: SAFE_METHODS.has(request.method) };
   }
-  if (!jsonRpc || request.method !== "POST" || chunked || Number(length) > MAX_BUFFERED || !isJson(headerMap["content-type"] ?? null))
+  if (
+    !jsonRpc ||
+    request.method !== "POST" ||
+    chunked ||
+    Number(length) > MAX_BUFFERED ||
+    !isJson(headerMap["content-type"] ?? null)
+  )
     return { body: request.body, retryable: false };
   return request.bytes().then((bytes) => ({ body: bytes, retryable: !callsATool(bytes) }));
 }
@@ -35,7 +45,9 @@ export function callsATool(bytes: Uint8Array): boolean {
     return true;
   }
   const messages = Array.isArray(message) ? message : [message];
-  return messages.some((m) => typeof m !== "object" || m === null || (m as { method?: unknown }).method === "tools/call");
+  return messages.some(
+    (m) => typeof m !== "object" || m === null || (m as { method?: unknown }).method === "tools/call",
+  );
 }
 
 function isJson(contentType: string | null): boolean {

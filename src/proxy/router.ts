@@ -20,7 +20,7 @@ export class Router {
     this.table = entries
       .map(({ prefix, route }) => ({
         // "/frame/" also answers "/frame"; "/blueprint" also answers "/blueprint/..."
-        prefix: prefix.endsWith("/") ? prefix : prefix + "/",
+        prefix: prefix.endsWith("/") ? prefix : `${prefix}/`,
         exact: prefix.endsWith("/") && prefix.length > 1 ? prefix.slice(0, -1) : prefix,
         route,
       }))

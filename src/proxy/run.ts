@@ -11,7 +11,11 @@ export async function runProxy(config: Config): Promise<number> {
   const proxy: ProxyServer = new ProxyServer(proxySettings(config), {
     extraMetrics: () => backupMetrics(config.paths.state),
     // loaded on the first page view: its checks weigh ~5 MB of RSS that most proxies never use
-    statusPage: async () => (await import("../status/serve.ts")).statusPageHtml(config, { status: async () => proxy.status(), latency: async () => proxy.latency() }),
+    statusPage: async () =>
+      (await import("../status/serve.ts")).statusPageHtml(config, {
+        status: async () => proxy.status(),
+        latency: async () => proxy.latency(),
+      }),
   });
   await proxy.start();
   await new Promise<void>((resolve) => {

@@ -38,7 +38,11 @@ export function readProxyState(file: string): ProxyState | undefined {
   }
   const parsed = ProxyStateSchema.safeParse(json);
   if (!parsed.success)
-    throw new ConfigError("PROXY_STATE_INVALID", `${file}: not a valid proxy state file (${parsed.error.issues[0]?.message ?? "not JSON"})`, `move it aside; the proxy then starts with blue live`);
+    throw new ConfigError(
+      "PROXY_STATE_INVALID",
+      `${file}: not a valid proxy state file (${parsed.error.issues[0]?.message ?? "not JSON"})`,
+      `move it aside; the proxy then starts with blue live`,
+    );
   return parsed.data;
 }
 
@@ -48,7 +52,7 @@ export function writeProxyState(file: string, state: Omit<ProxyState, "version" 
   const temp = `${file}.${process.pid}.tmp`;
   const fd = openSync(temp, "w", 0o644);
   try {
-    writeSync(fd, JSON.stringify(full, null, 2) + "\n");
+    writeSync(fd, `${JSON.stringify(full, null, 2)}\n`);
     fsyncSync(fd);
   } finally {
     closeSync(fd);

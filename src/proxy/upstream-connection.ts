@@ -5,7 +5,7 @@
  * UpstreamFailures that say whether the request may be retried.
  */
 import type { Socket, SocketHandler } from "bun";
-import { ChunkedDecoder, parseResponseHead, ProtocolError, type ResponseHead } from "./http1-response.ts";
+import { ChunkedDecoder, ProtocolError, parseResponseHead, type ResponseHead } from "./http1-response.ts";
 
 /** connect: nothing was sent. reset: closed before any answer. broken: the answer broke off. */
 export type FailureKind = "connect" | "reset" | "timeout" | "broken";
@@ -94,21 +94,34 @@ export class Connection {
 
   send(request: UpstreamRequest, timer: ReturnType<typeof setTimeout>): Promise<UpstreamResponse> {
     return new Promise((resolve, reject) => {
-      const exchange: Exchange = { request, resolve, reject, timer, state: "head", answered: false, resolved: false, bodySent: false, received: 0 };
+      const exchange: Exchange = {
+        request,
+        resolve,
+        reject,
+        timer,
+        state: "head",
+        answered: false,
+        resolved: false,
+        bodySent: false,
+        received: 0,
+      };
       this.exchange = exchange;
       this.writeRequest(exchange);
     });
   }
 
   timedOut(): void {
-    this.fail(new UpstreamFailure("timeout", `no response headers within ${this.exchange?.request.headerTimeoutMs} ms`));
+    this.fail(
+      new UpstreamFailure("timeout", `no response headers within ${this.exchange?.request.headerTimeoutMs} ms`),
+    );
   }
 
   private writeRequest(exchange: Exchange): void {
     const { method, target, head, body, bodyLength } = exchange.request;
     let framing = "";
     if (body instanceof Uint8Array) framing = `content-length: ${body.byteLength}\r\n`;
-    else if (body) framing = bodyLength !== null ? `content-length: ${bodyLength}\r\n` : "transfer-encoding: chunked\r\n";
+    else if (body)
+      framing = bodyLength !== null ? `content-length: ${bodyLength}\r\n` : "transfer-encoding: chunked\r\n";
     else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
     // an HTTP/1.0 caller may send no Host; HTTP/1.1 requires one, so name the upstream
     const host = head.startsWith("host:") || head.includes("\r\nhost:") ? "" : `host: ${this.pool.host}\r\n`;
@@ -179,7 +192,8 @@ export class Connection {
         return this.fail(new UpstreamFailure("broken", (error as Error).message));
       }
       if (head.status < 200) {
-        if (head.status === 101) return this.fail(new UpstreamFailure("broken", "upstream switched protocols; upgrades are not proxied"));
+        if (head.status === 101)
+          return this.fail(new UpstreamFailure("broken", "upstream switched protocols; upgrades are not proxied"));
         if (buffer.length > end + 4) this.onData(buffer.subarray(end + 4)); // an interim 1xx: the real head follows
         return;
       }
@@ -225,7 +239,8 @@ export class Connection {
       const take = Math.min(head.length - exchange.received, data.length - offset);
       exchange.small.set(data.subarray(offset, offset + take), exchange.received);
       exchange.received += take;
-      if (offset + take < data.length) return this.fail(new UpstreamFailure("broken", "upstream sent more than its Content-Length"));
+      if (offset + take < data.length)
+        return this.fail(new UpstreamFailure("broken", "upstream sent more than its Content-Length"));
       if (exchange.received === head.length) {
         this.resolve(exchange, exchange.small, null);
         this.finish(exchange, true);
@@ -296,7 +311,15 @@ export class Connection {
       return;
     }
     const kind = exchange.state === "head" && !exchange.answered ? "reset" : "broken";
-    this.abandon(exchange, new UpstreamFailure(kind, kind === "reset" ? "the upstream closed the connection before answering" : "the upstream broke off its response"));
+    this.abandon(
+      exchange,
+      new UpstreamFailure(
+        kind,
+        kind === "reset"
+          ? "the upstream closed the connection before answering"
+          : "the upstream broke off its response",
+      ),
+    );
   }
 
   private abandon(exchange: Exchange, failure: UpstreamFailure): void {
@@ -307,7 +330,12 @@ export class Connection {
   }
 
   private done(exchange: Exchange, completed: boolean): void {
-    exchange.request.onDone(exchange.received, completed, exchange.head?.status ?? 0, exchange.controller !== undefined);
+    exchange.request.onDone(
+      exchange.received,
+      completed,
+      exchange.head?.status ?? 0,
+      exchange.controller !== undefined,
+    );
   }
 
   /** A request body waiting for the socket to drain must not wait forever on a closed one. */
@@ -329,4 +357,3 @@ export class Connection {
 
 const CRLF = Buffer.from("\r\n");
 const LAST_CHUNK = Buffer.from("0\r\n\r\n");
-

@@ -3,9 +3,21 @@
  * only about 64 idle connections in all, so at 256 concurrent requests it opens a new TCP
  * connection for most of them; this pool keeps one per concurrent request (decision 14).
  */
-import { Connection, connectionHandlers, UpstreamFailure, type ConnectionOwner, type UpstreamRequest, type UpstreamResponse } from "./upstream-connection.ts";
+import {
+  Connection,
+  type ConnectionOwner,
+  connectionHandlers,
+  UpstreamFailure,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "./upstream-connection.ts";
 
-export { UpstreamFailure, type FailureKind, type UpstreamRequest, type UpstreamResponse } from "./upstream-connection.ts";
+export {
+  type FailureKind,
+  UpstreamFailure,
+  type UpstreamRequest,
+  type UpstreamResponse,
+} from "./upstream-connection.ts";
 
 const IDLE_MS = 4_000;
 const MAX_IDLE = 1_024;
@@ -36,7 +48,10 @@ export class UpstreamPool implements ConnectionOwner {
     while ((connection = this.idle.pop()) && connection.closed);
     if (connection) {
       const reused = connection;
-      return reused.send(request, setTimeout(() => reused.timedOut(), request.headerTimeoutMs));
+      return reused.send(
+        request,
+        setTimeout(() => reused.timedOut(), request.headerTimeoutMs),
+      );
     }
     return this.sendOnNew(request);
   }
@@ -80,18 +95,32 @@ export class UpstreamPool implements ConnectionOwner {
   private async connect(timeoutMs: number): Promise<Connection> {
     const connection = new Connection(this);
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const connecting = Bun.connect<Connection>({ hostname: this.hostname, port: this.port, socket: connectionHandlers, data: connection });
+    const connecting = Bun.connect<Connection>({
+      hostname: this.hostname,
+      port: this.port,
+      socket: connectionHandlers,
+      data: connection,
+    });
     try {
       const socket = await Promise.race([
         connecting,
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new UpstreamFailure("timeout", `no connection within ${timeoutMs} ms`)), timeoutMs))),
+        new Promise<never>(
+          (_, reject) =>
+            (timer = setTimeout(
+              () => reject(new UpstreamFailure("timeout", `no connection within ${timeoutMs} ms`)),
+              timeoutMs,
+            )),
+        ),
       ]);
       socket.setNoDelay(true);
       connection.socket = socket;
       return connection;
     } catch (error) {
       if (error instanceof UpstreamFailure) {
-        connecting.then((late) => late.terminate(), () => undefined);
+        connecting.then(
+          (late) => late.terminate(),
+          () => undefined,
+        );
         throw error;
       }
       const e = error as Error & { code?: string };

@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
-import { readColors, type Color } from "../deploy/colors.ts";
+import { type Color, readColors } from "../deploy/colors.ts";
 import { findRelease } from "../deploy/releases.ts";
 import { buildInfo, releaseVersion } from "../lib/version.ts";
 
@@ -66,7 +66,13 @@ export function serviceSpec(config: Config, name: ServiceName, self = selfComman
   const base = { name, label: `${LABEL_PREFIX}.${name}`, logFile };
   const env = { AXE_CONFIG_DIR: config.dir };
   if (name === "proxy") {
-    return { ...base, program: self[0]!, args: [...self.slice(1), "proxy", "run", "--config", config.dir], env: { ...env, ...PROXY_ENV }, release: releaseVersion() };
+    return {
+      ...base,
+      program: self[0]!,
+      args: [...self.slice(1), "proxy", "run", "--config", config.dir],
+      env: { ...env, ...PROXY_ENV },
+      release: releaseVersion(),
+    };
   }
   const version = readColors(config.paths.data)[name as Color]?.version;
   const installed = version ? findRelease(config.paths.data, version) : undefined;

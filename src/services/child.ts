@@ -4,12 +4,12 @@
  * {data_dir}/logs/<name>.log. Detached, so a color started by `deploy receive` outlives the
  * receiver; PID files, so the next receiver (or `up`'s supervisor) finds it again.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { processAlive } from "../deploy/lock.ts";
-import { serviceSpec, type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus } from "./backend.ts";
+import { type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus, serviceSpec } from "./backend.ts";
 
 interface PidRecord {
   pid: number;
@@ -49,7 +49,11 @@ export class ChildBackend implements ServiceBackend {
     const log = openSync(spec.logFile, "a", 0o640);
     let child: ChildProcess;
     try {
-      child = spawn(spec.program, spec.args, { detached: true, stdio: ["ignore", log, log], env: { ...process.env, ...spec.env } });
+      child = spawn(spec.program, spec.args, {
+        detached: true,
+        stdio: ["ignore", log, log],
+        env: { ...process.env, ...spec.env },
+      });
     } finally {
       closeSync(log);
     }
@@ -61,7 +65,7 @@ export class ChildBackend implements ServiceBackend {
     child.once("exit", () => spawned.delete(pid));
     child.unref();
     const record: PidRecord = { pid, release: spec.release, startedAt: new Date().toISOString() };
-    writeFileSync(this.pidFile(name), JSON.stringify(record) + "\n", { mode: 0o600 });
+    writeFileSync(this.pidFile(name), `${JSON.stringify(record)}\n`, { mode: 0o600 });
   }
 
   async stop(name: ServiceName): Promise<void> {

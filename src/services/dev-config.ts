@@ -37,11 +37,16 @@ export function ensureDevConfig(dir: string, ports: DevPorts = { blue: 3710, gre
   };
   const appliance = {
     customer: "dev",
-    frame: { ports: { blue: ports.blue, green: ports.green }, public_url: `http://127.0.0.1:${ports.proxy}`, entra_authority: "http://127.0.0.1:9" },
+    frame: {
+      ports: { blue: ports.blue, green: ports.green },
+      public_url: `http://127.0.0.1:${ports.proxy}`,
+      entra_authority: "http://127.0.0.1:9",
+    },
     proxy: { listen: `127.0.0.1:${ports.proxy}` },
     deploy: { service_backend: "child" },
   };
-  const header = "# Development appliance made by `axe-appliance up --dev`. Not for production: the Entra tenant is a placeholder.\n";
+  const header =
+    "# Development appliance made by `axe-appliance up --dev`. Not for production: the Entra tenant is a placeholder.\n";
   writeFileSync(join(dir, "customers.yaml"), header + stringify(customers));
   writeFileSync(join(dir, "appliance.yaml"), header + stringify(appliance));
   return true;

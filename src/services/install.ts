@@ -5,9 +5,19 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
-import { scheduleUnits, type Platform } from "../backup/schedule.ts";
+import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
 import { COLORS, pointColor } from "../deploy/colors.ts";
 import { parseManifest, RELEASE_FORMAT, VERSION_PATTERN } from "../deploy/manifest.ts";
@@ -28,8 +38,14 @@ export interface UnitFile {
 /** Every file launchd or systemd needs for this appliance: proxy, blue, green, backup jobs. */
 export function applianceUnits(config: Config, backend: Platform, binary: string, user?: string): UnitFile[] {
   const options = { binary, ...(user ? { user } : {}) };
-  const services = (backend === "launchd" ? launchdPlists(config, options) : systemdUnits(config, options)).map((u) => ({ ...u, enable: true }));
-  const backups = scheduleUnits(backend, { program: [binary], configDir: config.dir, logDir: join(config.paths.data, "logs") }).map((u) => ({
+  const services = (backend === "launchd" ? launchdPlists(config, options) : systemdUnits(config, options)).map(
+    (u) => ({ ...u, enable: true }),
+  );
+  const backups = scheduleUnits(backend, {
+    program: [binary],
+    configDir: config.dir,
+    logDir: join(config.paths.data, "logs"),
+  }).map((u) => ({
     file: u.name,
     text: u.text,
     enable: backend === "launchd" || u.name.endsWith(".timer"),
@@ -39,8 +55,14 @@ export function applianceUnits(config: Config, backend: Platform, binary: string
 
 /** The file names alone (uninstall needs no valid config). */
 function unitNames(backend: Platform): Array<Pick<UnitFile, "file" | "enable">> {
-  const services = ["proxy", "blue", "green"].map((n) => ({ file: `ai.axelabs.axe.${n}.${backend === "launchd" ? "plist" : "service"}`, enable: true }));
-  const backups = scheduleUnits(backend, { program: ["x"], configDir: "/", logDir: "/" }).map((u) => ({ file: u.name, enable: backend === "launchd" || u.name.endsWith(".timer") }));
+  const services = ["proxy", "blue", "green"].map((n) => ({
+    file: `ai.axelabs.axe.${n}.${backend === "launchd" ? "plist" : "service"}`,
+    enable: true,
+  }));
+  const backups = scheduleUnits(backend, { program: ["x"], configDir: "/", logDir: "/" }).map((u) => ({
+    file: u.name,
+    enable: backend === "launchd" || u.name.endsWith(".timer"),
+  }));
   return [...services, ...backups];
 }
 
@@ -51,20 +73,37 @@ function run(program: string, args: string[], say: (line: string) => void, mustS
   const ok = result.status === 0;
   say(`${ok ? "ran" : "failed"}: ${program} ${args.join(" ")}`);
   if (!ok && mustSucceed)
-    throw new DeployError("SERVICE_FAILED", `${program} ${args.join(" ")} failed: ${(result.stderr || result.stdout || result.error?.message || "").trim()}`, "see the service's log under data_dir/logs");
+    throw new DeployError(
+      "SERVICE_FAILED",
+      `${program} ${args.join(" ")} failed: ${(result.stderr || result.stdout || result.error?.message || "").trim()}`,
+      "see the service's log under data_dir/logs",
+    );
   return ok;
 }
 
-const launchdLoaded = (file: string) => spawnSync("launchctl", ["print", `system/${label(file)}`], { stdio: "ignore" }).status === 0;
+const launchdLoaded = (file: string) =>
+  spawnSync("launchctl", ["print", `system/${label(file)}`], { stdio: "ignore" }).status === 0;
 
 /** What `--version` of a binary says, as manifest fields. */
 function describeBinary(binary: string): { version: string; commit: string; target: string; builtAt: string } {
   const result = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 15_000 });
-  const match = /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/.exec((result.stdout ?? "").trim());
+  const match =
+    /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/.exec(
+      (result.stdout ?? "").trim(),
+    );
   if (result.status !== 0 || !match)
-    throw new ConfigError("BINARY_UNKNOWN", `${binary} --version did not answer as axe-appliance (${(result.stdout || result.stderr || "").trim() || `exit ${result.status}`})`, "pass the compiled binary from `npm run build`");
+    throw new ConfigError(
+      "BINARY_UNKNOWN",
+      `${binary} --version did not answer as axe-appliance (${(result.stdout || result.stderr || "").trim() || `exit ${result.status}`})`,
+      "pass the compiled binary from `npm run build`",
+    );
   const [, version, commit, target, builtAt] = match;
-  return { version: version!, commit: commit!, target: target!, builtAt: builtAt || new Date(statSync(binary).mtimeMs).toISOString() };
+  return {
+    version: version!,
+    commit: commit!,
+    target: target!,
+    builtAt: builtAt || new Date(statSync(binary).mtimeMs).toISOString(),
+  };
 }
 
 /**
@@ -76,14 +115,18 @@ export function seedReleases(config: Config, binary: string, dryRun: boolean): s
   const data = config.paths.data;
   const missing = COLORS.filter((color) => !existsSync(currentLink(data, color)));
   if (missing.length === 0) return [];
-  if (dryRun && !existsSync(binary)) return [`would install a first release from ${binary} and point ${missing.join(" and ")} at it`];
+  if (dryRun && !existsSync(binary))
+    return [`would install a first release from ${binary} and point ${missing.join(" and ")} at it`];
   const info = describeBinary(binary);
   const stamp = info.builtAt.replace(/[-:T]/g, "").slice(0, 14);
   const version = `${info.version}+${stamp}.${info.commit.replace(/[^0-9A-Za-z]/g, "").slice(0, 12)}`;
-  if (!VERSION_PATTERN.test(version)) throw new ConfigError("BINARY_UNKNOWN", `cannot name a release after ${binary}: "${version}"`);
+  if (!VERSION_PATTERN.test(version))
+    throw new ConfigError("BINARY_UNKNOWN", `cannot name a release after ${binary}: "${version}"`);
   const lines: string[] = [];
   if (!findRelease(data, version)) {
-    lines.push(`${dryRun ? "would install" : "installed"} release ${version} from ${binary} into ${join(releasesDir(data), version)}`);
+    lines.push(
+      `${dryRun ? "would install" : "installed"} release ${version} from ${binary} into ${join(releasesDir(data), version)}`,
+    );
     if (!dryRun) installSeed(data, binary, version, info);
   }
   for (const color of missing) {
@@ -112,12 +155,17 @@ function installSeed(data: string, binary: string, version: string, info: Return
     target: info.target,
     builtAt: info.builtAt,
   });
-  writeFileSync(join(staging, MANIFEST_NAME), JSON.stringify(manifest, null, 2) + "\n");
+  writeFileSync(join(staging, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(staging, target);
 }
 
 /** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */
-export function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say: (line: string) => void): { changed: Set<string>; replaced: Set<string> } {
+export function writeUnits(
+  dir: string,
+  units: UnitFile[],
+  dryRun: boolean,
+  say: (line: string) => void,
+): { changed: Set<string>; replaced: Set<string> } {
   const changed = new Set<string>();
   const replaced = new Set<string>();
   if (!dryRun) mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -140,9 +188,17 @@ export function writeUnits(dir: string, units: UnitFile[], dryRun: boolean, say:
   return { changed, replaced };
 }
 
-export function loadUnits(backend: Platform, dir: string, units: UnitFile[], written: { changed: Set<string>; replaced: Set<string> }, dryRun: boolean, say: (line: string) => void): void {
+export function loadUnits(
+  backend: Platform,
+  dir: string,
+  units: UnitFile[],
+  written: { changed: Set<string>; replaced: Set<string> },
+  dryRun: boolean,
+  say: (line: string) => void,
+): void {
   const { changed, replaced } = written;
-  const act = (program: string, args: string[], mustSucceed = true) => (dryRun ? (say(`would run: ${program} ${args.join(" ")}`), true) : run(program, args, say, mustSucceed));
+  const act = (program: string, args: string[], mustSucceed = true) =>
+    dryRun ? (say(`would run: ${program} ${args.join(" ")}`), true) : run(program, args, say, mustSucceed);
   if (backend === "launchd") {
     for (const unit of units) {
       const loaded = launchdLoaded(unit.file);
@@ -154,7 +210,10 @@ export function loadUnits(backend: Platform, dir: string, units: UnitFile[], wri
   }
   if (changed.size > 0) act("systemctl", ["daemon-reload"]);
   const enable = units.filter((u) => u.enable).map((u) => u.file);
-  const settled = (file: string) => ["is-enabled", "is-active"].every((verb) => spawnSync("systemctl", [verb, "--quiet", file], { stdio: "ignore" }).status === 0);
+  const settled = (file: string) =>
+    ["is-enabled", "is-active"].every(
+      (verb) => spawnSync("systemctl", [verb, "--quiet", file], { stdio: "ignore" }).status === 0,
+    );
   const pending = enable.filter((f) => changed.has(f) || !settled(f));
   if (pending.length) act("systemctl", ["enable", "--now", ...pending]);
   // enable --now started the new ones; a running service whose unit file was replaced needs a restart to use it
@@ -163,14 +222,21 @@ export function loadUnits(backend: Platform, dir: string, units: UnitFile[], wri
 }
 
 /** Stops and unloads the services and timers found in `dir` (unless `load` is false) and removes their files. */
-export function uninstallUnits(backend: Platform, dir: string, options: { load: boolean; dryRun: boolean }, say: (line: string) => void): void {
+export function uninstallUnits(
+  backend: Platform,
+  dir: string,
+  options: { load: boolean; dryRun: boolean },
+  say: (line: string) => void,
+): void {
   const { load, dryRun } = options;
   const units = unitNames(backend).filter((u) => existsSync(join(dir, u.file)));
   if (units.length === 0) say(`nothing to remove in ${dir}`);
-  const act = (program: string, args: string[]) => (dryRun ? say(`would run: ${program} ${args.join(" ")}`) : run(program, args, say, false));
+  const act = (program: string, args: string[]) =>
+    dryRun ? say(`would run: ${program} ${args.join(" ")}`) : run(program, args, say, false);
   if (load) {
     if (backend === "launchd") for (const u of units) act("launchctl", ["bootout", `system/${label(u.file)}`]);
-    else if (units.some((u) => u.enable)) act("systemctl", ["disable", "--now", ...units.filter((u) => u.enable).map((u) => u.file)]);
+    else if (units.some((u) => u.enable))
+      act("systemctl", ["disable", "--now", ...units.filter((u) => u.enable).map((u) => u.file)]);
   }
   for (const u of units) {
     say(`${dryRun ? "would remove" : "removed"} ${join(dir, u.file)}`);

@@ -8,18 +8,29 @@ import { spawnSync } from "node:child_process";
 import type { Config } from "../config/load.ts";
 import { DeployError } from "../lib/errors.ts";
 import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
-import { unitCommand, type UnitOptions } from "./unit-commands.ts";
+import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 
-const xml = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+const xml = (s: string) =>
+  s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
 
 /** The text of the plist for `name`. */
 export function launchdPlist(config: Config, name: ServiceName, options: UnitOptions = {}): string {
   const unit = unitCommand(config, name, options);
   const argv = unit.envFile
-    ? ["/bin/sh", "-c", 'set -a; . "$1"; set +a; shift 2; exec "$0" "$@"', unit.program, unit.envFile, "--", ...unit.args]
+    ? [
+        "/bin/sh",
+        "-c",
+        'set -a; . "$1"; set +a; shift 2; exec "$0" "$@"',
+        unit.program,
+        unit.envFile,
+        "--",
+        ...unit.args,
+      ]
     : [unit.program, ...unit.args];
   const strings = (items: string[]) => items.map((s) => `\t\t<string>${xml(s)}</string>`).join("\n");
-  const env = Object.entries(unit.env).map(([k, v]) => `\t\t<key>${xml(k)}</key>\n\t\t<string>${xml(v)}</string>`).join("\n");
+  const env = Object.entries(unit.env)
+    .map(([k, v]) => `\t\t<key>${xml(k)}</key>\n\t\t<string>${xml(v)}</string>`)
+    .join("\n");
   return `<?xml version="1.0" encoding="UTF-8"?>
 <!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
 <plist version="1.0">
@@ -66,17 +77,31 @@ export class LaunchdBackend implements ServiceBackend {
 
   private run(args: string[]): { ok: boolean; out: string } {
     const result = spawnSync("launchctl", args, { encoding: "utf8" });
-    return { ok: result.status === 0, out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? "") };
+    return {
+      ok: result.status === 0,
+      out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? ""),
+    };
   }
 
   private must(args: string[]): void {
     const result = this.run(args);
-    if (!result.ok) throw new DeployError("SERVICE_FAILED", `launchctl ${args.join(" ")} failed: ${result.out}`, "see `launchctl print` for the service and its log under data_dir/logs");
+    if (!result.ok)
+      throw new DeployError(
+        "SERVICE_FAILED",
+        `launchctl ${args.join(" ")} failed: ${result.out}`,
+        "see `launchctl print` for the service and its log under data_dir/logs",
+      );
   }
 
-  async start(name: ServiceName) { this.must(["kickstart", this.target(name)]); }
-  async stop(name: ServiceName) { this.must(["kill", "SIGTERM", this.target(name)]); }
-  async restart(name: ServiceName) { this.must(["kickstart", "-k", this.target(name)]); }
+  async start(name: ServiceName) {
+    this.must(["kickstart", this.target(name)]);
+  }
+  async stop(name: ServiceName) {
+    this.must(["kill", "SIGTERM", this.target(name)]);
+  }
+  async restart(name: ServiceName) {
+    this.must(["kickstart", "-k", this.target(name)]);
+  }
 
   async status(name: ServiceName): Promise<ServiceStatus> {
     const result = this.run(["print", this.target(name)]);

@@ -82,10 +82,15 @@ export class Supervisor {
         this.options.log.warn("process is down; starting it again", { process: p.name, attempt: track.failures + 1 });
       }
       track.upSince = undefined;
-      const delay = Math.min((this.options.minBackoffMs ?? 1000) * 2 ** track.failures, this.options.maxBackoffMs ?? 30_000);
+      const delay = Math.min(
+        (this.options.minBackoffMs ?? 1000) * 2 ** track.failures,
+        this.options.maxBackoffMs ?? 30_000,
+      );
       track.failures++;
       track.nextStartAt = now + delay;
-      await p.start().catch((error: Error) => this.options.log.error("could not start process", { process: p.name, error }));
+      await p
+        .start()
+        .catch((error: Error) => this.options.log.error("could not start process", { process: p.name, error }));
     }
   }
 }

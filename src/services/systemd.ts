@@ -7,9 +7,10 @@ import { spawnSync } from "node:child_process";
 import type { Config } from "../config/load.ts";
 import { DeployError } from "../lib/errors.ts";
 import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
-import { unitCommand, type UnitOptions } from "./unit-commands.ts";
+import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 
-const quote = (arg: string) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`);
+const quote = (arg: string) =>
+  /^[\w@%+=:,./-]+$/.test(arg) ? arg : `"${arg.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
 
 /** The text of the unit file for `name`. */
 export function systemdUnit(config: Config, name: ServiceName, options: UnitOptions = {}): string {
@@ -42,7 +43,10 @@ export function systemdUnit(config: Config, name: ServiceName, options: UnitOpti
 
 /** Unit file names and texts for every service. */
 export function systemdUnits(config: Config, options: UnitOptions = {}): Array<{ file: string; text: string }> {
-  return SERVICES.map((name) => ({ file: `${LABEL_PREFIX}.${name}.service`, text: systemdUnit(config, name, options) }));
+  return SERVICES.map((name) => ({
+    file: `${LABEL_PREFIX}.${name}.service`,
+    text: systemdUnit(config, name, options),
+  }));
 }
 
 export class SystemdBackend implements ServiceBackend {
@@ -51,18 +55,32 @@ export class SystemdBackend implements ServiceBackend {
 
   private run(args: string[]): { ok: boolean; out: string } {
     const result = spawnSync(this.systemctl, args, { encoding: "utf8" });
-    return { ok: result.status === 0, out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? "") };
+    return {
+      ok: result.status === 0,
+      out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? ""),
+    };
   }
 
   private must(verb: string, name: ServiceName): void {
     const unit = `${LABEL_PREFIX}.${name}.service`;
     const result = this.run([verb, unit]);
-    if (!result.ok) throw new DeployError("SERVICE_FAILED", `systemctl ${verb} ${unit} failed: ${result.out}`, `see \`journalctl -u ${unit}\``);
+    if (!result.ok)
+      throw new DeployError(
+        "SERVICE_FAILED",
+        `systemctl ${verb} ${unit} failed: ${result.out}`,
+        `see \`journalctl -u ${unit}\``,
+      );
   }
 
-  async start(name: ServiceName) { this.must("start", name); }
-  async stop(name: ServiceName) { this.must("stop", name); }
-  async restart(name: ServiceName) { this.must("restart", name); }
+  async start(name: ServiceName) {
+    this.must("start", name);
+  }
+  async stop(name: ServiceName) {
+    this.must("stop", name);
+  }
+  async restart(name: ServiceName) {
+    this.must("restart", name);
+  }
 
   async status(name: ServiceName): Promise<ServiceStatus> {
     const result = this.run(["show", "--property=MainPID,ActiveState", `${LABEL_PREFIX}.${name}.service`]);

@@ -16,7 +16,7 @@ import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { SERVICES } from "./backend.ts";
 import { ChildBackend } from "./child.ts";
-import { Supervisor, type Supervised } from "./supervisor.ts";
+import { type Supervised, Supervisor } from "./supervisor.ts";
 
 export interface RunningAppliance {
   backend: ChildBackend;
@@ -41,7 +41,11 @@ function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgres }): 
   };
 }
 
-export async function upAppliance(config: Config, log: Logger, options: { healthTimeoutMs?: number } = {}): Promise<RunningAppliance> {
+export async function upAppliance(
+  config: Config,
+  log: Logger,
+  options: { healthTimeoutMs?: number } = {},
+): Promise<RunningAppliance> {
   const backend = new ChildBackend(config);
   const opened: { pg?: EmbeddedPostgres } = {};
   const processes: Supervised[] = [];
@@ -53,7 +57,12 @@ export async function upAppliance(config: Config, log: Logger, options: { health
     processes.push(postgres);
   }
   for (const name of SERVICES)
-    processes.push({ name, running: async () => (await backend.status(name)).running, start: () => backend.start(name), paused: () => backend.restarting(name) });
+    processes.push({
+      name,
+      running: async () => (await backend.status(name)).running,
+      start: () => backend.start(name),
+      paused: () => backend.restarting(name),
+    });
   const supervisor = new Supervisor(processes, { log });
   supervisor.start();
   const stop = async () => {
@@ -70,8 +79,14 @@ export async function upAppliance(config: Config, log: Logger, options: { health
         return { backend, proxyUrl: `http://${config.appliance.proxy.listen}`, live: status.live, stop };
       }
       if (Date.now() > deadline) {
-        const seen = status ? `blue ${status.colors.blue.last_error ?? "?"}, green ${status.colors.green.last_error ?? "?"}` : "the proxy does not answer";
-        throw new DeployError("UP_TIMEOUT", `the appliance did not come up: ${seen}`, `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`);
+        const seen = status
+          ? `blue ${status.colors.blue.last_error ?? "?"}, green ${status.colors.green.last_error ?? "?"}`
+          : "the proxy does not answer";
+        throw new DeployError(
+          "UP_TIMEOUT",
+          `the appliance did not come up: ${seen}`,
+          `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`,
+        );
       }
       await Bun.sleep(200);
     }

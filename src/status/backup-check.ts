@@ -2,9 +2,10 @@
  * Backup tiers with the age of their last good snapshot, judged by the backup module's own
  * limits. The local tier is the one restores come from first: its problems are red, the others yellow.
  */
-import type { Config } from "../config/load.ts";
+
 import { backupContext, tierLimits } from "../backup/context.ts";
 import { formatAge, readStatus, reportTiers } from "../backup/status.ts";
+import type { Config } from "../config/load.ts";
 import type { BackupTierReport, Check } from "./report.ts";
 
 export function checkBackups(config: Config, now = new Date()): { backup: BackupTierReport[]; checks: Check[] } {
@@ -26,7 +27,12 @@ export function checkBackups(config: Config, now = new Date()): { backup: Backup
   const checks = reports.map((r): Check => {
     const name = `backup:${r.tier}`;
     if (!r.enabled) return { name, level: "ok", summary: "disabled" };
-    if (r.problems.length === 0) return { name, level: "ok", summary: `last good snapshot ${formatAge(r.ageHours ?? 0)} old (limit ${formatAge(r.limitHours)})` };
+    if (r.problems.length === 0)
+      return {
+        name,
+        level: "ok",
+        summary: `last good snapshot ${formatAge(r.ageHours ?? 0)} old (limit ${formatAge(r.limitHours)})`,
+      };
     return { name, level: r.tier === "local" ? "fail" : "warn", summary: r.problems.join("; ") };
   });
   return { backup, checks };

@@ -14,7 +14,10 @@ export function backupMetrics(stateDir: string, now = Date.now()): string {
     "# HELP axe_backup_last_success_timestamp_seconds Time of the tier's last good snapshot.",
     "# TYPE axe_backup_last_success_timestamp_seconds gauge",
   ];
-  const ages = ["# HELP axe_backup_last_success_age_seconds Age of the tier's last good snapshot.", "# TYPE axe_backup_last_success_age_seconds gauge"];
+  const ages = [
+    "# HELP axe_backup_last_success_age_seconds Age of the tier's last good snapshot.",
+    "# TYPE axe_backup_last_success_age_seconds gauge",
+  ];
   for (const tier of TIERS) {
     const time = status.tiers[tier]?.lastSnapshot?.time;
     if (!time) continue;
@@ -22,5 +25,5 @@ export function backupMetrics(stateDir: string, now = Date.now()): string {
     out.push(`axe_backup_last_success_timestamp_seconds{tier="${tier}"} ${at / 1000}`);
     ages.push(`axe_backup_last_success_age_seconds{tier="${tier}"} ${Math.max(0, (now - at) / 1000)}`);
   }
-  return [...out, ...ages].join("\n") + "\n";
+  return `${[...out, ...ages].join("\n")}\n`;
 }

@@ -15,7 +15,7 @@ import { checkLastDeploy } from "./deploy-check.ts";
 import { checkDisk } from "./disk-check.ts";
 import { checkMetadata } from "./metadata-check.ts";
 import type { ProxySource } from "./proxy-source.ts";
-import { worstLevel, type StatusReport } from "./report.ts";
+import { type StatusReport, worstLevel } from "./report.ts";
 
 export async function collectStatus(config: Config, proxy: ProxySource, now = new Date()): Promise<StatusReport> {
   const [colors, metadata] = await Promise.all([checkColors(config, proxy), checkMetadata(config)]);

@@ -40,8 +40,14 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
   ]);
   const checks: Check[] = [];
   const live = seen instanceof Error ? null : seen.live;
-  if (seen instanceof Error) checks.push({ name: "proxy", level: "fail", summary: `proxy not reachable: ${oneLine(seen.message)}` });
-  else checks.push({ name: "proxy", level: seen.paused ? "warn" : "ok", summary: `${seen.paused ? "PAUSED, " : ""}listening on ${seen.listen}, ${live} live` });
+  if (seen instanceof Error)
+    checks.push({ name: "proxy", level: "fail", summary: `proxy not reachable: ${oneLine(seen.message)}` });
+  else
+    checks.push({
+      name: "proxy",
+      level: seen.paused ? "warn" : "ok",
+      summary: `${seen.paused ? "PAUSED, " : ""}listening on ${seen.listen}, ${live} live`,
+    });
   const colors = {} as Record<Color, ColorReport>;
   COLORS.forEach((color, i) => {
     const h = health[i]!;
@@ -51,9 +57,15 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
     const role = live === null ? "live unknown" : isLive ? "live" : "standby";
     colors[color] = { live: isLive, healthy: h.ok, release, error: h.ok ? null : (h.error ?? null) };
     const installed = pointers[color] !== undefined;
-    if (h.ok) checks.push({ name: `color:${color}`, level: "ok", summary: `${role}, healthy, release ${release ?? "?"}` });
+    if (h.ok)
+      checks.push({ name: `color:${color}`, level: "ok", summary: `${role}, healthy, release ${release ?? "?"}` });
     else if (isLive) checks.push({ name: `color:${color}`, level: "fail", summary: `live but DOWN: ${h.error}` });
-    else if (installed) checks.push({ name: `color:${color}`, level: "warn", summary: `${role} DOWN (release ${release ?? "?"}): ${h.error}; rollback is not instant` });
+    else if (installed)
+      checks.push({
+        name: `color:${color}`,
+        level: "warn",
+        summary: `${role} DOWN (release ${release ?? "?"}): ${h.error}; rollback is not instant`,
+      });
     else checks.push({ name: `color:${color}`, level: "ok", summary: `${role}, no release installed yet` });
   });
   const liveHealth = live ? health[COLORS.indexOf(live)] : undefined;
@@ -71,7 +83,12 @@ async function healthz(url: string): Promise<Healthz> {
     const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
     const body = (await response.json().catch(() => ({}))) as { release?: unknown; database?: Healthz["database"] };
     const release = typeof body.release === "string" ? body.release : undefined;
-    return { ok: response.ok, ...(release ? { release } : {}), ...(body.database ? { database: body.database } : {}), ...(response.ok ? {} : { error: `${url} answered HTTP ${response.status}` }) };
+    return {
+      ok: response.ok,
+      ...(release ? { release } : {}),
+      ...(body.database ? { database: body.database } : {}),
+      ...(response.ok ? {} : { error: `${url} answered HTTP ${response.status}` }),
+    };
   } catch (error) {
     return { ok: false, error: `${url}: ${oneLine((error as Error).message)}` };
   }

@@ -8,13 +8,42 @@ export function checkLastDeploy(config: Config): { lastDeploy: StatusReport["las
   try {
     rows = deployHistory(config);
   } catch (error) {
-    return { lastDeploy: null, check: { name: "deploy", level: "warn", summary: `deploy journal unreadable: ${(error as Error).message}` } };
+    return {
+      lastDeploy: null,
+      check: { name: "deploy", level: "warn", summary: `deploy journal unreadable: ${(error as Error).message}` },
+    };
   }
   const last = rows[rows.length - 1];
-  if (!last) return { lastDeploy: null, check: { name: "deploy", level: "warn", summary: "no deploy yet: run `axe-appliance deploy push` from the operator's machine" } };
-  const lastDeploy = { action: last.action, release: last.release ?? null, ok: last.ok ?? null, started: last.started, who: last.who, error: last.error ?? null };
+  if (!last)
+    return {
+      lastDeploy: null,
+      check: {
+        name: "deploy",
+        level: "warn",
+        summary: "no deploy yet: run `axe-appliance deploy push` from the operator's machine",
+      },
+    };
+  const lastDeploy = {
+    action: last.action,
+    release: last.release ?? null,
+    ok: last.ok ?? null,
+    started: last.started,
+    who: last.who,
+    error: last.error ?? null,
+  };
   const what = `${last.action} of ${last.release ?? "?"} by ${last.who} at ${last.started.slice(0, 19)}Z`;
   if (last.ok === true) return { lastDeploy, check: { name: "deploy", level: "ok", summary: `${what}: ok` } };
-  if (last.ok === undefined) return { lastDeploy, check: { name: "deploy", level: "warn", summary: `${what}: INTERRUPTED (the live color kept serving)` } };
-  return { lastDeploy, check: { name: "deploy", level: "warn", summary: `${what}: FAILED at ${last.failedStep ?? "?"}: ${last.error ?? "?"} (the live color kept serving)` } };
+  if (last.ok === undefined)
+    return {
+      lastDeploy,
+      check: { name: "deploy", level: "warn", summary: `${what}: INTERRUPTED (the live color kept serving)` },
+    };
+  return {
+    lastDeploy,
+    check: {
+      name: "deploy",
+      level: "warn",
+      summary: `${what}: FAILED at ${last.failedStep ?? "?"}: ${last.error ?? "?"} (the live color kept serving)`,
+    },
+  };
 }

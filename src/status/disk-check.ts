@@ -1,8 +1,8 @@
 /** Free space on the data directory's file system: under 15% is yellow, under 5% red. */
 import { existsSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
-import type { Config } from "../config/load.ts";
 import { formatBytes } from "../backup/status.ts";
+import type { Config } from "../config/load.ts";
 import type { Check, StatusReport } from "./report.ts";
 
 export function checkDisk(config: Config): { disk: StatusReport["disk"]; check: Check } {
@@ -12,11 +12,21 @@ export function checkDisk(config: Config): { disk: StatusReport["disk"]; check: 
   try {
     stats = statfsSync(path);
   } catch (error) {
-    return { disk: null, check: { name: "disk", level: "warn", summary: `cannot read free space of ${path}: ${(error as Error).message}` } };
+    return {
+      disk: null,
+      check: { name: "disk", level: "warn", summary: `cannot read free space of ${path}: ${(error as Error).message}` },
+    };
   }
   const freeBytes = stats.bavail * stats.bsize;
   const totalBytes = stats.blocks * stats.bsize;
   const ratio = totalBytes > 0 ? freeBytes / totalBytes : 0;
   const level = ratio < 0.05 ? "fail" : ratio < 0.15 ? "warn" : "ok";
-  return { disk: { path, freeBytes, totalBytes }, check: { name: "disk", level, summary: `${formatBytes(freeBytes)} free of ${formatBytes(totalBytes)} (${Math.round(ratio * 100)}%) at ${path}` } };
+  return {
+    disk: { path, freeBytes, totalBytes },
+    check: {
+      name: "disk",
+      level,
+      summary: `${formatBytes(freeBytes)} free of ${formatBytes(totalBytes)} (${Math.round(ratio * 100)}%) at ${path}`,
+    },
+  };
 }

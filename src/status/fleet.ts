@@ -8,7 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import type { Customer } from "../config/customers.ts";
-import { StatusReportSchema, type Level, type StatusReport } from "./report.ts";
+import { type Level, type StatusReport, StatusReportSchema } from "./report.ts";
 
 export interface FleetOptions {
   /** ssh -F FILE: Tailscale names, keys, or a test sshd. */
@@ -42,7 +42,8 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
   const row = { customer: customer.name, machine: customer.machine };
   const args = [
     ...(options.sshConfig ? ["-F", options.sshConfig] : []),
-    "-o", "BatchMode=yes",
+    "-o",
+    "BatchMode=yes",
     ...(options.sshOptions ?? []),
     `${customer.ssh_user}@${customer.machine}`,
     "--",
@@ -55,7 +56,11 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
   // 255 is ssh's own failure (down, refused, key); anything else ran on the machine but was not our `status --json`
   const said = lastLine(run.stderr) || `exit ${run.code}`;
   if (run.code === 255) return { ...row, state: "unreachable", error: said };
-  return { ...row, state: "unreachable", error: `no status report (${said}); does this key's forced command run \`axe-appliance status --json\` of a current release?` };
+  return {
+    ...row,
+    state: "unreachable",
+    error: `no status report (${said}); does this key's forced command run \`axe-appliance status --json\` of a current release?`,
+  };
 }
 
 function parseJson(text: string): unknown {
@@ -94,6 +99,9 @@ function runSsh(args: string[], timeoutMs: number): Promise<SshRun> {
 }
 
 function lastLine(text: string): string {
-  const lines = text.trim().split("\n").filter((l) => l.trim() && !l.startsWith("{"));
+  const lines = text
+    .trim()
+    .split("\n")
+    .filter((l) => l.trim() && !l.startsWith("{"));
   return (lines[lines.length - 1] ?? "").slice(0, 200);
 }

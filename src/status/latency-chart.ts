@@ -19,7 +19,11 @@ export function latencyChartSvg(points: LatencyPoint[]): string {
   const x = (i: number) => PAD.left + step * (i + 0.5);
   const y = (ms: number) => PAD.top + plotH - (Math.min(ms, top) / top) * plotH;
   const bars = points
-    .map((p, i) => (p.count ? `<rect class="count" x="${(x(i) - step * 0.4).toFixed(1)}" width="${(step * 0.8).toFixed(1)}" y="${(PAD.top + plotH - (p.count / maxCount) * plotH * 0.35).toFixed(1)}" height="${((p.count / maxCount) * plotH * 0.35).toFixed(1)}"><title>${p.minute.slice(11, 16)}Z: ${p.count} requests</title></rect>` : ""))
+    .map((p, i) =>
+      p.count
+        ? `<rect class="count" x="${(x(i) - step * 0.4).toFixed(1)}" width="${(step * 0.8).toFixed(1)}" y="${(PAD.top + plotH - (p.count / maxCount) * plotH * 0.35).toFixed(1)}" height="${((p.count / maxCount) * plotH * 0.35).toFixed(1)}"><title>${p.minute.slice(11, 16)}Z: ${p.count} requests</title></rect>`
+        : "",
+    )
     .join("");
   const ticks = [0, 0.25, 0.5, 0.75, 1]
     .map((f) => {
@@ -32,19 +36,34 @@ export function latencyChartSvg(points: LatencyPoint[]): string {
     [Math.floor(n / 2), "-30 min"],
     [n - 1, "now"],
   ]
-    .map(([i, label]) => `<text class="axis" x="${x(i as number).toFixed(1)}" y="${H - 12}" text-anchor="middle">${label}</text>`)
+    .map(
+      ([i, label]) =>
+        `<text class="axis" x="${x(i as number).toFixed(1)}" y="${H - 12}" text-anchor="middle">${label}</text>`,
+    )
     .join("");
   const withData = points.filter((p) => p.count > 0).length;
   return (
     `<svg id="latency-chart" data-minutes-with-requests="${withData}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="frame latency, last hour">` +
     `<style>.grid{stroke:#e3e3e3}.axis{font:11px sans-serif;fill:#666}.count{fill:#d6dbe1}.p50{stroke:#2b6cb0;fill:none;stroke-width:2}.p95{stroke:#dd6b20;fill:none;stroke-width:2}.dot50{fill:#2b6cb0}.dot95{fill:#dd6b20}</style>` +
-    ticks + bars + lines(points, "p50_ms", "p50", x, y) + lines(points, "p95_ms", "p95", x, y) + xLabels +
-    (withData === 0 ? `<text class="axis" x="${W / 2}" y="${H / 2}" text-anchor="middle">no frame requests in the last hour</text>` : "") +
+    ticks +
+    bars +
+    lines(points, "p50_ms", "p50", x, y) +
+    lines(points, "p95_ms", "p95", x, y) +
+    xLabels +
+    (withData === 0
+      ? `<text class="axis" x="${W / 2}" y="${H / 2}" text-anchor="middle">no frame requests in the last hour</text>`
+      : "") +
     `</svg>`
   );
 }
 
-function lines(points: LatencyPoint[], key: "p50_ms" | "p95_ms", cls: string, x: (i: number) => number, y: (ms: number) => number): string {
+function lines(
+  points: LatencyPoint[],
+  key: "p50_ms" | "p95_ms",
+  cls: string,
+  x: (i: number) => number,
+  y: (ms: number) => number,
+): string {
   const out: string[] = [];
   let run: string[] = [];
   const flush = () => {
@@ -65,7 +84,7 @@ function lines(points: LatencyPoint[], key: "p50_ms" | "p95_ms", cls: string, x:
 }
 
 function niceCeiling(value: number): number {
-  const magnitude = Math.pow(10, Math.floor(Math.log10(value)));
+  const magnitude = 10 ** Math.floor(Math.log10(value));
   for (const m of [1, 2, 2.5, 5, 10]) if (value <= m * magnitude) return m * magnitude;
   return 10 * magnitude;
 }

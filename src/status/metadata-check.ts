@@ -14,18 +14,28 @@ export async function checkMetadata(config: Config): Promise<{ metadata: StatusR
   const path = `/.well-known/oauth-protected-resource${publicUrl.pathname}`;
   const local = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}${path}`;
   const url = `${publicUrl.origin}${path}`;
-  const result = (ok: boolean, detail: string) => ({ metadata: { url, ok, detail }, check: { name: "metadata", level: ok ? "ok" : "fail", summary: `${url}: ${detail}` } as Check });
+  const result = (ok: boolean, detail: string) => ({
+    metadata: { url, ok, detail },
+    check: { name: "metadata", level: ok ? "ok" : "fail", summary: `${url}: ${detail}` } as Check,
+  });
   let body: { resource?: unknown; authorization_servers?: unknown };
   try {
-    const response = await fetch(local, { headers: { host: publicUrl.host, "x-forwarded-proto": publicUrl.protocol.replace(":", "") }, signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(local, {
+      headers: { host: publicUrl.host, "x-forwarded-proto": publicUrl.protocol.replace(":", "") },
+      signal: AbortSignal.timeout(5_000),
+    });
     if (!response.ok) return result(false, `HTTP ${response.status} through the local proxy`);
     body = (await response.json()) as typeof body;
   } catch (error) {
     return result(false, `no answer through the local proxy: ${oneLine((error as Error).message)}`);
   }
-  if (body.resource !== config.mcpUrl) return result(false, `resource is ${JSON.stringify(body.resource)}, expected ${config.mcpUrl}`);
+  if (body.resource !== config.mcpUrl)
+    return result(false, `resource is ${JSON.stringify(body.resource)}, expected ${config.mcpUrl}`);
   const servers = Array.isArray(body.authorization_servers) ? body.authorization_servers.map(String) : [];
   if (!servers.some((s) => s.includes(config.customer.entra.tenant_id)))
-    return result(false, `authorization_servers ${JSON.stringify(servers)} do not name tenant ${config.customer.entra.tenant_id}`);
+    return result(
+      false,
+      `authorization_servers ${JSON.stringify(servers)} do not name tenant ${config.customer.entra.tenant_id}`,
+    );
   return result(true, `resource and authorization server (${servers[0]}) as configured`);
 }

@@ -13,7 +13,10 @@ const WORD: Record<Level, string> = { ok: "GREEN", warn: "YELLOW", fail: "RED" }
 
 export function renderStatusPage(report: StatusReport, latency: LatencySeries | undefined): string {
   const rows = report.checks
-    .map((c) => `<tr><td><span class="dot" style="background:${COLOR[c.level]}"></span>${esc(c.level.toUpperCase())}</td><td>${esc(c.name)}</td><td>${esc(c.summary)}</td></tr>`)
+    .map(
+      (c) =>
+        `<tr><td><span class="dot" style="background:${COLOR[c.level]}"></span>${esc(c.level.toUpperCase())}</td><td>${esc(c.name)}</td><td>${esc(c.summary)}</td></tr>`,
+    )
     .join("");
   const requests = latency?.points.reduce((sum, p) => sum + p.count, 0) ?? 0;
   return `<!doctype html>

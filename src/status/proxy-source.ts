@@ -2,8 +2,8 @@
  * Where the status report reads the proxy from: its admin socket (the `status` command) or the
  * running ProxyServer itself (the page the proxy serves on GET /page).
  */
-import { proxyStatus, type ProxyStatus } from "../proxy/admin-client.ts";
-import { LatencySeriesSchema, type LatencySeries } from "../proxy/latency-history.ts";
+import { type ProxyStatus, proxyStatus } from "../proxy/admin-client.ts";
+import { type LatencySeries, LatencySeriesSchema } from "../proxy/latency-history.ts";
 
 export interface ProxySource {
   status(): Promise<ProxyStatus>;
@@ -15,7 +15,10 @@ export function socketProxySource(socketPath: string): ProxySource {
   return {
     status: () => proxyStatus(socketPath),
     async latency() {
-      const response = await fetch("http://axe-proxy/latency", { unix: socketPath, signal: AbortSignal.timeout(5_000) });
+      const response = await fetch("http://axe-proxy/latency", {
+        unix: socketPath,
+        signal: AbortSignal.timeout(5_000),
+      });
       if (!response.ok) throw new Error(`the proxy answered GET /latency with HTTP ${response.status}`);
       return LatencySeriesSchema.parse(await response.json());
     },

@@ -16,9 +16,12 @@ export function paint(level: Level, text: string, color: boolean): string {
 }
 
 export function renderStatusText(report: StatusReport, color = useColor()): string {
-  const head = `${report.customer} on ${report.machine}: ${paint(report.level, report.level === "ok" ? "GREEN" : report.level === "warn" ? "YELLOW" : "RED", color)}` +
+  const head =
+    `${report.customer} on ${report.machine}: ${paint(report.level, report.level === "ok" ? "GREEN" : report.level === "warn" ? "YELLOW" : "RED", color)}` +
     `  live ${report.live ?? "?"}, release ${report.release ?? "?"}  (${report.time.slice(0, 19)}Z)`;
   const width = Math.max(...report.checks.map((c) => c.name.length));
-  const lines = report.checks.map((c) => `  ${paint(c.level, WORD[c.level], color)}  ${c.name.padEnd(width)}  ${c.summary}`);
-  return [head, ...lines].join("\n") + "\n";
+  const lines = report.checks.map(
+    (c) => `  ${paint(c.level, WORD[c.level], color)}  ${c.name.padEnd(width)}  ${c.summary}`,
+  );
+  return `${[head, ...lines].join("\n")}\n`;
 }

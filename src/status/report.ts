@@ -50,7 +50,14 @@ export const StatusReportSchema = z.object({
   colors: z.object({ blue: ColorReport, green: ColorReport }),
   database: z.object({ reachable: z.boolean(), migration: z.number().nullable(), via: z.string() }),
   lastDeploy: z
-    .object({ action: z.string(), release: z.string().nullable(), ok: z.boolean().nullable(), started: z.string(), who: z.string(), error: z.string().nullable() })
+    .object({
+      action: z.string(),
+      release: z.string().nullable(),
+      ok: z.boolean().nullable(),
+      started: z.string(),
+      who: z.string(),
+      error: z.string().nullable(),
+    })
     .nullable(),
   backup: z.array(BackupTierReportSchema),
   metadata: z.object({ url: z.string(), ok: z.boolean(), detail: z.string() }),

@@ -20,8 +20,12 @@ export function serveStatusPage(config: Config, proxy: ProxySource, port: number
     async fetch(request) {
       const path = new URL(request.url).pathname;
       if (request.method !== "GET") return new Response("GET only\n", { status: 405 });
-      if (path === "/") return new Response(await statusPageHtml(config, proxy), { headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" } });
-      if (path === "/status.json") return Response.json(await collectStatus(config, proxy), { headers: { "cache-control": "no-store" } });
+      if (path === "/")
+        return new Response(await statusPageHtml(config, proxy), {
+          headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+        });
+      if (path === "/status.json")
+        return Response.json(await collectStatus(config, proxy), { headers: { "cache-control": "no-store" } });
       return new Response("not found: try / or /status.json\n", { status: 404 });
     },
   });

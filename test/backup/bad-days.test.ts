@@ -6,7 +6,7 @@ import { readStatus } from "../../src/backup/status.ts";
 import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, lockIds, snapshotCount, type BackupFixture } from "../helpers/restic.ts";
+import { type BackupFixture, backupFixture, lockIds, snapshotCount } from "../helpers/restic.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
 let db: TestDatabase | undefined;
@@ -64,7 +64,12 @@ describe("backup on bad days", () => {
     const fx = await readyFixture();
     // A restic writing a backup is killed with -9 mid-stream: its lock stays in the repository.
     const victim = spawn("restic", ["backup", "--stdin", "--stdin-filename", "frame.dump"], {
-      env: { ...process.env, RESTIC_REPOSITORY: fx.localRepo, RESTIC_PASSWORD_FILE: fx.passwordFile("local"), RESTIC_CACHE_DIR: join(fx.dataDir, "cache", "restic") },
+      env: {
+        ...process.env,
+        RESTIC_REPOSITORY: fx.localRepo,
+        RESTIC_PASSWORD_FILE: fx.passwordFile("local"),
+        RESTIC_CACHE_DIR: join(fx.dataDir, "cache", "restic"),
+      },
       stdio: ["pipe", "ignore", "ignore"],
     });
     victim.stdin!.on("error", () => {}); // EPIPE once it is killed
@@ -77,16 +82,25 @@ describe("backup on bad days", () => {
     victim.stdin!.destroy();
     // Our runner died too: its lock file names a PID that is gone.
     mkdirSync(join(fx.dataDir, "run"), { recursive: true });
-    writeFileSync(join(fx.dataDir, "run", "backup.lock"), JSON.stringify({ pid: victim.pid, started: new Date().toISOString() }));
+    writeFileSync(
+      join(fx.dataDir, "run", "backup.lock"),
+      JSON.stringify({ pid: victim.pid, started: new Date().toISOString() }),
+    );
 
     // While a live process holds the runner lock, nothing is unlocked or run.
-    writeFileSync(join(fx.dataDir, "run", "backup.lock"), JSON.stringify({ pid: process.pid, started: new Date().toISOString() }));
+    writeFileSync(
+      join(fx.dataDir, "run", "backup.lock"),
+      JSON.stringify({ pid: process.pid, started: new Date().toISOString() }),
+    );
     const refused = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
     expect(refused.code).toBe(7);
     expect(refused.stderr).toContain(`another backup runner (PID ${process.pid}`);
     expect(lockIds(fx.localRepo, fx.passwordFile("local")).length).toBe(1);
 
-    writeFileSync(join(fx.dataDir, "run", "backup.lock"), JSON.stringify({ pid: victim.pid, started: new Date().toISOString() }));
+    writeFileSync(
+      join(fx.dataDir, "run", "backup.lock"),
+      JSON.stringify({ pid: victim.pid, started: new Date().toISOString() }),
+    );
     const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
     expect(run.stderr).not.toContain("error:");
     expect(run.code).toBe(0);
@@ -101,13 +115,19 @@ describe("backup on bad days", () => {
     const dumpBefore = readStatus(fx.stateDir).tiers.local!.lastSnapshot!.dumpId;
     // A restic run by hand, alive but stopped (SIGSTOP), holds its lock.
     const other = spawn("restic", ["backup", "--stdin", "--stdin-filename", "hand.dump"], {
-      env: { ...process.env, RESTIC_REPOSITORY: fx.localRepo, RESTIC_PASSWORD_FILE: fx.passwordFile("local"), RESTIC_CACHE_DIR: join(fx.dataDir, "cache", "restic") },
+      env: {
+        ...process.env,
+        RESTIC_REPOSITORY: fx.localRepo,
+        RESTIC_PASSWORD_FILE: fx.passwordFile("local"),
+        RESTIC_CACHE_DIR: join(fx.dataDir, "cache", "restic"),
+      },
       stdio: ["pipe", "ignore", "ignore"],
     });
     other.stdin!.on("error", () => {});
     other.stdin!.write(Buffer.alloc(1 << 16, 1));
     try {
-      for (let i = 0; i < 100 && lockIds(fx.localRepo, fx.passwordFile("local")).length === 0; i++) await Bun.sleep(100);
+      for (let i = 0; i < 100 && lockIds(fx.localRepo, fx.passwordFile("local")).length === 0; i++)
+        await Bun.sleep(100);
       process.kill(other.pid!, "SIGSTOP");
       const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
       expect(run.code).toBe(7);
@@ -134,7 +154,9 @@ describe("backup on bad days", () => {
     const good = await runCli(["backup", "verify", "--config", fx.configDir]);
     expect(good.stderr).not.toContain("error:");
     expect(good.code).toBe(0);
-    expect(good.stdout).toMatch(/local: check passed \(100% of the data read\); dump [0-9a-f]{8} restored and proven: row counts and checksums match in 5 tables/);
+    expect(good.stdout).toMatch(
+      /local: check passed \(100% of the data read\); dump [0-9a-f]{8} restored and proven: row counts and checksums match in 5 tables/,
+    );
     const proven = readStatus(fx.stateDir).tiers.local!;
     expect(proven.lastProvenRestore?.snapshot).toBe(proven.lastDrill!.snapshot!);
     const drills = await db!.sql`select count(*)::int as n from pg_database where datname like 'axe_drill_%'`;

@@ -23,7 +23,18 @@ describe("cold tier", () => {
     expect(absent.stdout).toContain(`cold: volume ${fx.coldVolume} absent, skipped (never copied)`);
     expect(absent.stderr).toContain("warning: cold SSD: never copied, over the limit of 30 days");
     expect(readStatus(fx.stateDir).tiers.cold?.skipped?.reason).toContain("not mounted");
-    const unmounted = await runCli(["backup", "restore", "--snapshot", "latest", "--to-dir", `${fx.stateDir}-restored`, "--tier", "cold", "--config", fx.configDir]);
+    const unmounted = await runCli([
+      "backup",
+      "restore",
+      "--snapshot",
+      "latest",
+      "--to-dir",
+      `${fx.stateDir}-restored`,
+      "--tier",
+      "cold",
+      "--config",
+      fx.configDir,
+    ]);
     expect(unmounted.code).toBe(7);
     expect(unmounted.stderr).toContain(`the cold tier cannot be read here: volume ${fx.coldVolume} not mounted`);
     expect(unmounted.stderr).toContain("plug in the cold SSD");

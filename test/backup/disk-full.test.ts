@@ -24,25 +24,29 @@ afterEach(async () => {
 });
 
 describe("disk full", () => {
-  test.skipIf(!isRoot)("the cold SSD runs out of space: cold fails with the reason, local succeeds, exit 8", async () => {
-    const volume = tempDir("axe-full");
-    const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", volume], { encoding: "utf8" });
-    expect(mount.stderr).toBe("");
-    mounted = volume;
-    writeFileSync(join(volume, ".axe-cold"), "");
-    db = await freshDatabase("bk");
-    await db.sql`create table entity_axe_blobs (id int primary key, body text)`;
-    await db.sql`insert into entity_axe_blobs select i, md5(random()::text) || md5(random()::text) from generate_series(1, 60000) i`;
-    const fx = backupFixture({ database: db.target, backup: { cold: { volume } } });
-    expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
+  test.skipIf(!isRoot)(
+    "the cold SSD runs out of space: cold fails with the reason, local succeeds, exit 8",
+    async () => {
+      const volume = tempDir("axe-full");
+      const mount = spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", volume], { encoding: "utf8" });
+      expect(mount.stderr).toBe("");
+      mounted = volume;
+      writeFileSync(join(volume, ".axe-cold"), "");
+      db = await freshDatabase("bk");
+      await db.sql`create table entity_axe_blobs (id int primary key, body text)`;
+      await db.sql`insert into entity_axe_blobs select i, md5(random()::text) || md5(random()::text) from generate_series(1, 60000) i`;
+      const fx = backupFixture({ database: db.target, backup: { cold: { volume } } });
+      expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
 
-    const run = await runCli(["backup", "run", "--tier", "all", "--config", fx.configDir]);
-    expect(run.code).toBe(8);
-    expect(run.stdout).toMatch(/local: database snapshot [0-9a-f]{8}/);
-    expect(run.stderr).toContain("cold tier");
-    expect(run.stderr).toContain("no space left on device");
-    expect(run.stderr).toContain("nothing was deleted");
-    expect(readStatus(fx.stateDir).tiers.cold?.lastAttempt).toMatchObject({ ok: false, code: "DISK_FULL" });
-    expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2);
-  }, 120_000);
+      const run = await runCli(["backup", "run", "--tier", "all", "--config", fx.configDir]);
+      expect(run.code).toBe(8);
+      expect(run.stdout).toMatch(/local: database snapshot [0-9a-f]{8}/);
+      expect(run.stderr).toContain("cold tier");
+      expect(run.stderr).toContain("no space left on device");
+      expect(run.stderr).toContain("nothing was deleted");
+      expect(readStatus(fx.stateDir).tiers.cold?.lastAttempt).toMatchObject({ ok: false, code: "DISK_FULL" });
+      expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2);
+    },
+    120_000,
+  );
 });

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { findPostgresTools, DUMP_TOOLS } from "../../src/db/postgres-tools.ts";
 import { readStatus } from "../../src/backup/status.ts";
+import { DUMP_TOOLS, findPostgresTools } from "../../src/db/postgres-tools.ts";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { backupFixture, lockIds, snapshotCount } from "../helpers/restic.ts";
@@ -43,7 +43,9 @@ describe("pg_dump failing mid-stream", () => {
     const before = snapshotCount(fx.localRepo, fx.passwordFile("local"));
     expect(before).toBe(2);
 
-    const failed = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir], { env: { AXE_PG_BIN: failingPgDumpDir() } });
+    const failed = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir], {
+      env: { AXE_PG_BIN: failingPgDumpDir() },
+    });
     expect(failed.code).toBe(7);
     expect(failed.stderr).toContain("pg_dump failed (exit 1)");
     expect(failed.stderr).toContain("server closed the connection unexpectedly");

@@ -4,18 +4,20 @@
  * drill makes its scratch database in the same cluster.
  */
 import { describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { connect, openDatabase } from "../../src/db/connect.ts";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { snapshotCount } from "../helpers/restic.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
 
 describe("backup on the embedded cluster", () => {
   test("run, verify with a drill, and restore into a second database of the same cluster", async () => {
-    const config = makeConfigDir({ appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("axe-cold") }, check_subset: "100%" } } });
+    const config = makeConfigDir({
+      appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("axe-cold") }, check_subset: "100%" } },
+    });
     mkdirSync(join(config, "data"), { mode: 0o755 }); // as root, the cluster runs as postgres and must reach into it
     const db = await openDatabase(loadConfig({ dir: config }));
     try {
@@ -30,7 +32,9 @@ describe("backup on the embedded cluster", () => {
       const run = await runCli(["backup", "run", "--tier", "local", "--config", config]);
       expect(run.stderr).not.toContain("error:");
       expect(run.code).toBe(0);
-      expect(snapshotCount(join(config, "data", "backup", "restic"), join(config, "secrets", "restic-local.password"))).toBe(2);
+      expect(
+        snapshotCount(join(config, "data", "backup", "restic"), join(config, "secrets", "restic-local.password")),
+      ).toBe(2);
 
       const verify = await runCli(["backup", "verify", "--config", config]);
       expect(verify.stderr).not.toContain("error:");
@@ -38,7 +42,16 @@ describe("backup on the embedded cluster", () => {
       expect(verify.stdout).toMatch(/local: .* restored and proven: row counts and checksums match in 1 table$/m);
 
       const url = `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/frame_restored`;
-      const restore = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", url, "--config", config]);
+      const restore = await runCli([
+        "backup",
+        "restore",
+        "--snapshot",
+        "latest",
+        "--to-database",
+        url,
+        "--config",
+        config,
+      ]);
       expect(restore.stderr).toBe("");
       expect(restore.code).toBe(0);
       const restored = connect({ ...db.target, database: "frame_restored" }, { max: 1 });

@@ -1,7 +1,6 @@
 /** Test data for backup tests: entity-like schemas, many rows, and a hash-chained audit table. */
 import { createHash } from "node:crypto";
-import type { Sql } from "../../src/db/connect.ts";
-import type { DatabaseTarget } from "../../src/db/connect.ts";
+import type { DatabaseTarget, Sql } from "../../src/db/connect.ts";
 
 export const SCHEMAS = ["entity_alpha", "entity_beta"] as const;
 const GENESIS = "0".repeat(64);
@@ -20,12 +19,19 @@ export async function seedFrameLikeData(sql: Sql, rows = 2000): Promise<void> {
     let prev = GENESIS;
     const audit: Array<{ seq: number; prev_hash: string; hash: string; who: string; tool: string; at: Date }> = [];
     for (let seq = 1; seq <= Math.ceil(rows / 4); seq++) {
-      const row = { seq, prev_hash: prev, who: `user${seq % 11}@${schema}`, tool: seq % 2 ? "record_create" : "record_update", at: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)) };
+      const row = {
+        seq,
+        prev_hash: prev,
+        who: `user${seq % 11}@${schema}`,
+        tool: seq % 2 ? "record_create" : "record_update",
+        at: new Date(Date.UTC(2026, 0, 1, 0, 0, seq)),
+      };
       const hash = chainHash(row);
       audit.push({ ...row, hash });
       prev = hash;
     }
-    for (let i = 0; i < audit.length; i += 500) await sql`insert into ${sql(schema)}.audit_log ${sql(audit.slice(i, i + 500))}`;
+    for (let i = 0; i < audit.length; i += 500)
+      await sql`insert into ${sql(schema)}.audit_log ${sql(audit.slice(i, i + 500))}`;
   }
   // json and point have no hash function, so this table's figures fall back to hashing row text.
   await sql`create table entity_alpha.settings (k text primary key, v json, at point)`;
@@ -33,7 +39,9 @@ export async function seedFrameLikeData(sql: Sql, rows = 2000): Promise<void> {
 }
 
 export function chainHash(row: { seq: number; prev_hash: string; who: string; tool: string; at: Date }): string {
-  return createHash("sha256").update(`${row.prev_hash}|${row.seq}|${row.who}|${row.tool}|${row.at.toISOString()}`).digest("hex");
+  return createHash("sha256")
+    .update(`${row.prev_hash}|${row.seq}|${row.who}|${row.tool}|${row.at.toISOString()}`)
+    .digest("hex");
 }
 
 /** Every row of every seeded table as JSON text, sorted: equal before and after means every record came back. */
@@ -41,7 +49,9 @@ export async function allRows(sql: Sql): Promise<Record<string, string[]>> {
   const out: Record<string, string[]> = {};
   for (const schema of SCHEMAS) {
     for (const table of ["records", "audit_log"]) {
-      const rows = await sql<{ row: string }[]>`select to_jsonb(t)::text as row from ${sql(schema)}.${sql(table)} t order by 1`;
+      const rows = await sql<
+        { row: string }[]
+      >`select to_jsonb(t)::text as row from ${sql(schema)}.${sql(table)} t order by 1`;
       out[`${schema}.${table}`] = rows.map((r) => r.row);
     }
   }
@@ -51,12 +61,15 @@ export async function allRows(sql: Sql): Promise<Record<string, string[]>> {
 /** Walks each audit_log in seq order; returns the first broken link, or undefined when the chains hold. */
 export async function brokenChainLink(sql: Sql): Promise<string | undefined> {
   for (const schema of SCHEMAS) {
-    const rows = await sql<{ seq: string; prev_hash: string; hash: string; who: string; tool: string; at: Date }[]>`select * from ${sql(schema)}.audit_log order by seq`;
+    const rows = await sql<
+      { seq: string; prev_hash: string; hash: string; who: string; tool: string; at: Date }[]
+    >`select * from ${sql(schema)}.audit_log order by seq`;
     let prev = GENESIS;
     for (const [i, row] of rows.entries()) {
       if (Number(row.seq) !== i + 1) return `${schema}: seq ${i + 1} missing`;
       if (row.prev_hash !== prev) return `${schema}: seq ${row.seq} prev_hash breaks the chain`;
-      if (chainHash({ ...row, seq: Number(row.seq) }) !== row.hash) return `${schema}: seq ${row.seq} hash does not match its columns`;
+      if (chainHash({ ...row, seq: Number(row.seq) }) !== row.hash)
+        return `${schema}: seq ${row.seq} hash does not match its columns`;
       prev = row.hash;
     }
     if (rows.length === 0) return `${schema}: empty audit_log`;

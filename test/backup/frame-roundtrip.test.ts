@@ -9,9 +9,9 @@ import { appendAudit } from "../../src/frame/store/audit.ts";
 import { defineCollection } from "../../src/frame/store/collections.ts";
 import { DataStore } from "../../src/frame/store/data-store.ts";
 import { createRecord, getRecord, updateRecord } from "../../src/frame/store/records.ts";
+import { type DataFixture, dataFixture } from "../frame/store/fixture.ts";
 import { runCli } from "../helpers/cli.ts";
 import { backupFixture } from "../helpers/restic.ts";
-import { dataFixture, type DataFixture } from "../frame/store/fixture.ts";
 import { databaseUrl } from "./fixtures.ts";
 
 let fx: DataFixture | undefined;
@@ -27,7 +27,9 @@ async function everyRow(sql: Sql): Promise<Record<string, string[]>> {
     where table_type = 'BASE TABLE' and (table_schema = 'meta' or table_schema like 'entity\\_%') order by 1, 2`;
   const out: Record<string, string[]> = {};
   for (const { schema, name } of tables) {
-    const rows = await sql<{ row: string }[]>`select to_jsonb(t)::text as row from ${sql(schema)}.${sql(name)} t order by 1`;
+    const rows = await sql<
+      { row: string }[]
+    >`select to_jsonb(t)::text as row from ${sql(schema)}.${sql(name)} t order by 1`;
     out[`${schema}.${name}`] = rows.map((r) => r.row);
   }
   return out;
@@ -37,16 +39,38 @@ describe("backup round trip on the frame store", () => {
   test("records, history, PII and audit chains come back; audit verify passes", async () => {
     fx = await dataFixture(["axe", "labs"]);
     const store = new DataStore(fx.app, fx.keys);
-    const people = { fields: { name: { type: "string", required: true, searchable: true }, email: { type: "string", pii: true }, age: { type: "integer" } } };
+    const people = {
+      fields: {
+        name: { type: "string", required: true, searchable: true },
+        email: { type: "string", pii: true },
+        age: { type: "integer" },
+      },
+    };
     const ids: Record<string, string[]> = { axe: [], labs: [] };
     for (const entity of ["axe", "labs"]) {
       await store.run(entity, (tx) => defineCollection(tx, "admin", "people", people));
       for (let i = 0; i < 60; i++) {
-        const r = await store.run(entity, (tx, keys) => createRecord(tx, keys, "u1", "people", { name: `Zoë ${entity} ${i}`, email: `p${i}@${entity}.example`, age: i }));
+        const r = await store.run(entity, (tx, keys) =>
+          createRecord(tx, keys, "u1", "people", {
+            name: `Zoë ${entity} ${i}`,
+            email: `p${i}@${entity}.example`,
+            age: i,
+          }),
+        );
         ids[entity]!.push(r.id);
         if (i % 3 === 0) await store.run(entity, (tx, keys) => updateRecord(tx, keys, "u2", r.id, 1, { age: i + 100 }));
       }
-      await appendAudit(fx.db.sql, ...Array.from({ length: 80 }, (_, i) => ({ at: new Date(), who: `u${i % 5}`, entity, tool: "record_create", outcome: "ok" as const, durationMs: i })));
+      await appendAudit(
+        fx.db.sql,
+        ...Array.from({ length: 80 }, (_, i) => ({
+          at: new Date(),
+          who: `u${i % 5}`,
+          entity,
+          tool: "record_create",
+          outcome: "ok" as const,
+          durationMs: i,
+        })),
+      );
     }
     const before = await everyRow(fx.db.sql);
     expect(before["entity_axe.audit_log"]!.length).toBe(80);
@@ -66,7 +90,16 @@ describe("backup round trip on the frame store", () => {
     await admin.end({ timeout: 5 });
     expect(await everyRow(fx.db.sql)).toEqual({});
 
-    const restore = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", databaseUrl(fx.db.target), "--config", bx.configDir]);
+    const restore = await runCli([
+      "backup",
+      "restore",
+      "--snapshot",
+      "latest",
+      "--to-database",
+      databaseUrl(fx.db.target),
+      "--config",
+      bx.configDir,
+    ]);
     expect(restore.stderr).toBe("");
     expect(restore.code).toBe(0);
     expect(await everyRow(fx.db.sql)).toEqual(before);

@@ -31,7 +31,8 @@ describe("ring tier over sftp to a real sshd on loopback", () => {
     const init = await runCli(["backup", "init", "--config", fx.configDir]);
     expect(init.stderr).toBe("");
     expect(init.stdout).toContain(`ring: created sftp:peer:${ringDir}`);
-    const chunker = (repo: string, tier: "local" | "ring") => (resticJson(repo, fx.passwordFile(tier), ["cat", "config"]) as { chunker_polynomial: string }).chunker_polynomial;
+    const chunker = (repo: string, tier: "local" | "ring") =>
+      (resticJson(repo, fx.passwordFile(tier), ["cat", "config"]) as { chunker_polynomial: string }).chunker_polynomial;
     expect(chunker(ringDir, "ring")).toBe(chunker(fx.localRepo, "local"));
 
     const first = await runCli(["backup", "run", "--tier", "all", "--config", fx.configDir]);
@@ -39,17 +40,23 @@ describe("ring tier over sftp to a real sshd on loopback", () => {
     expect(first.code).toBe(0);
     expect(first.stdout).toContain("ring: copied to peer");
     expect(snapshotCount(ringDir, fx.passwordFile("ring"))).toBe(2);
-    const copies = resticJson(ringDir, fx.passwordFile("ring"), ["snapshots"]) as Array<{ original?: string; tags?: string[] }>;
+    const copies = resticJson(ringDir, fx.passwordFile("ring"), ["snapshots"]) as Array<{
+      original?: string;
+      tags?: string[];
+    }>;
     expect(copies.every((s) => typeof s.original === "string")).toBe(true);
 
     // A restore drill from the peer's copy proves the ring tier too.
     const verify = await runCli(["backup", "verify", "--config", fx.configDir]);
     expect(verify.stderr).not.toContain("error:");
     expect(verify.code).toBe(0);
-    expect(verify.stdout).toMatch(/ring: check passed .* restored and proven: row counts and checksums match in 5 tables/);
+    expect(verify.stdout).toMatch(
+      /ring: check passed .* restored and proven: row counts and checksums match in 5 tables/,
+    );
     expect(readStatus(fx.stateDir).tiers.ring?.lastProvenRestore).toBeDefined();
 
-    const ids = (repo: string, tier: "local" | "ring") => (resticJson(repo, fx.passwordFile(tier), ["snapshots"]) as Array<{ id: string }>).map((s) => s.id).sort();
+    const ids = (repo: string, tier: "local" | "ring") =>
+      (resticJson(repo, fx.passwordFile(tier), ["snapshots"]) as Array<{ id: string }>).map((s) => s.id).sort();
     const localBefore = ids(fx.localRepo, "local");
     const ringBefore = ids(ringDir, "ring");
     await sshd.stop();

@@ -29,7 +29,9 @@ describe("backup round trip", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/local: database snapshot [0-9a-f]{8} \(5 tables\)/);
     expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(2); // the dump and the files
-    const figures = JSON.parse(readFileSync(join(fx.stateDir, "backup-figures.json"), "utf8")) as { dumps: Record<string, { tables: Array<{ table: string; rows: string; method: string }> }> };
+    const figures = JSON.parse(readFileSync(join(fx.stateDir, "backup-figures.json"), "utf8")) as {
+      dumps: Record<string, { tables: Array<{ table: string; rows: string; method: string }> }>;
+    };
     const tables = Object.values(figures.dumps)[0]!.tables;
     expect(tables.map((t) => [t.table, t.rows, t.method])).toEqual([
       ["entity_alpha.audit_log", "500", "record"],
@@ -41,14 +43,31 @@ describe("backup round trip", () => {
     // Config, secrets (restic encrypts them) and state are in the files snapshot; the data dir's
     // repository and database are not.
     const files = listLatest(fx.localRepo, fx.passwordFile("local"), "files");
-    for (const p of ["appliance.yaml", "customers.yaml", "secrets/database.password", "secrets/restic-local.password", "data/state/backup-figures.json"])
+    for (const p of [
+      "appliance.yaml",
+      "customers.yaml",
+      "secrets/database.password",
+      "secrets/restic-local.password",
+      "data/state/backup-figures.json",
+    ])
       expect(files).toContain(join(fx.configDir, p));
-    expect(files.filter((p) => p.startsWith(join(fx.dataDir, "backup")) || p.startsWith(join(fx.dataDir, "cache")))).toEqual([]);
+    expect(
+      files.filter((p) => p.startsWith(join(fx.dataDir, "backup")) || p.startsWith(join(fx.dataDir, "cache"))),
+    ).toEqual([]);
 
     for (const schema of SCHEMAS) await db.sql`drop schema ${db.sql(schema)} cascade`;
     expect((await db.sql`select count(*)::int as n from pg_namespace where nspname like 'entity_%'`)[0]!.n).toBe(0);
 
-    const restore = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", databaseUrl(db.target), "--config", fx.configDir]);
+    const restore = await runCli([
+      "backup",
+      "restore",
+      "--snapshot",
+      "latest",
+      "--to-database",
+      databaseUrl(db.target),
+      "--config",
+      fx.configDir,
+    ]);
     expect(restore.stderr).toBe("");
     expect(restore.code).toBe(0);
     expect(restore.stdout).toMatch(/^restored database dump [0-9a-f]{8} from the local tier into bk_/);
@@ -57,7 +76,16 @@ describe("backup round trip", () => {
 
     // Restoring over data that is there fails as a whole (one transaction) and changes nothing.
     await db.sql`insert into entity_alpha.records (collection, data) values ('after', '{}')`;
-    const again = await runCli(["backup", "restore", "--snapshot", "latest", "--to-database", databaseUrl(db.target), "--config", fx.configDir]);
+    const again = await runCli([
+      "backup",
+      "restore",
+      "--snapshot",
+      "latest",
+      "--to-database",
+      databaseUrl(db.target),
+      "--config",
+      fx.configDir,
+    ]);
     expect(again.code).toBe(7);
     expect(again.stderr).toContain("nothing was restored (one transaction)");
     expect((await db.sql`select count(*)::int as n from entity_alpha.records`)[0]!.n).toBe(2001);

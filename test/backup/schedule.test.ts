@@ -24,7 +24,10 @@ describe("backup schedule", () => {
     const out = await runCli(["backup", "schedule", "--platform", "launchd", "--config", config]);
     expect(out.code).toBe(0);
     const plists = out.stdout.split(/^# /m).filter(Boolean);
-    expect(plists.map((p) => p.split("\n")[0])).toEqual(["ai.axelabs.axe.backup.plist", "ai.axelabs.axe.backup-verify.plist"]);
+    expect(plists.map((p) => p.split("\n")[0])).toEqual([
+      "ai.axelabs.axe.backup.plist",
+      "ai.axelabs.axe.backup-verify.plist",
+    ]);
     const daily = plists[0]!;
     expect(daily).toContain("<key>Label</key><string>ai.axelabs.axe.backup</string>");
     const args = [...daily.matchAll(/^ {4}<string>(.*)<\/string>$/gm)].map((m) => m[1]);
@@ -38,7 +41,17 @@ describe("backup schedule", () => {
   test("--install writes the files where asked and prints how to enable them", async () => {
     const config = makeConfigDir();
     const dir = tempDir("axe-units");
-    const out = await runCli(["backup", "schedule", "--install", "--platform", "systemd", "--dir", dir, "--config", config]);
+    const out = await runCli([
+      "backup",
+      "schedule",
+      "--install",
+      "--platform",
+      "systemd",
+      "--dir",
+      dir,
+      "--config",
+      config,
+    ]);
     expect(out.code).toBe(0);
     expect(out.stdout).toContain("systemctl enable --now axe-backup.timer axe-backup-verify.timer");
     const timer = readFileSync(join(dir, "axe-backup.timer"), "utf8");

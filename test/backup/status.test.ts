@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { writeFileSync, mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { forgetArgs } from "../../src/backup/retention.ts";
 import { parseResticVersion, Restic } from "../../src/backup/restic.ts";
+import { forgetArgs } from "../../src/backup/retention.ts";
 import { readStatus, reportTiers, type StatusFile } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
@@ -21,7 +21,10 @@ describe("backup status", () => {
     const status: StatusFile = {
       version: 1,
       updated: now.toISOString(),
-      tiers: { local: { lastSnapshot: { time: hoursAgo(now, 30), id: "abcd1234" } }, ring: { lastAttempt: { time: hoursAgo(now, 1), ok: false, error: "down" } } },
+      tiers: {
+        local: { lastSnapshot: { time: hoursAgo(now, 30), id: "abcd1234" } },
+        ring: { lastAttempt: { time: hoursAgo(now, 1), ok: false, error: "down" } },
+      },
     };
     const [local, ring, cold] = reportTiers(status, limits, now);
     expect(local!.problems).toEqual(["last good snapshot is 30.0h old, over the limit of 26.0h"]);
@@ -37,23 +40,45 @@ describe("backup status", () => {
     const state = join(config, "data", "state");
     mkdirSync(state, { recursive: true });
     const fresh = new Date().toISOString();
-    writeFileSync(join(state, "backup.json"), JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: fresh, id: "abcd1234" }, size: 2048 }, cold: { lastSnapshot: { time: "2026-01-01T00:00:00Z", id: "ffff0000" } } } }));
+    writeFileSync(
+      join(state, "backup.json"),
+      JSON.stringify({
+        version: 1,
+        updated: fresh,
+        tiers: {
+          local: { lastSnapshot: { time: fresh, id: "abcd1234" }, size: 2048 },
+          cold: { lastSnapshot: { time: "2026-01-01T00:00:00Z", id: "ffff0000" } },
+        },
+      }),
+    );
     const out = await runCli(["backup", "status", "--json", "--config", config]);
     expect(out.code).toBe(7);
-    const report = JSON.parse(out.stdout) as { ok: boolean; tiers: Array<{ tier: string; problems: string[]; size?: number }> };
-    expect(report.tiers.map((t) => [t.tier, t.problems.length])).toEqual([["local", 0], ["ring", 0], ["cold", 1]]);
+    const report = JSON.parse(out.stdout) as {
+      ok: boolean;
+      tiers: Array<{ tier: string; problems: string[]; size?: number }>;
+    };
+    expect(report.tiers.map((t) => [t.tier, t.problems.length])).toEqual([
+      ["local", 0],
+      ["ring", 0],
+      ["cold", 1],
+    ]);
     expect(report.tiers[2]!.problems[0]).toMatch(/^last good snapshot is \d+\.\dd old, over the limit of 30\.0d$/);
     const table = await runCli(["backup", "status", "--config", config]);
     expect(table.stdout).toContain("ring   disabled");
     expect(table.stdout).toContain("2.0 KiB");
 
     // A machine that never gets an SSD turns the cold tier off, and status stops asking for it.
-    const noCold = makeConfigDir({ appliance: { data_dir: join(config, "data"), backup: { ring: { enabled: false }, cold: { enabled: false } } } });
+    const noCold = makeConfigDir({
+      appliance: { data_dir: join(config, "data"), backup: { ring: { enabled: false }, cold: { enabled: false } } },
+    });
     const off = await runCli(["backup", "status", "--config", noCold]);
     expect(off.stdout).toContain("cold   disabled");
     expect(off.code).toBe(0);
 
-    writeFileSync(join(state, "backup.json"), JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: 5 } } } }));
+    writeFileSync(
+      join(state, "backup.json"),
+      JSON.stringify({ version: 1, updated: fresh, tiers: { local: { lastSnapshot: { time: 5 } } } }),
+    );
     const bad = await runCli(["backup", "status", "--config", config]);
     expect(bad.code).toBe(7);
     expect(bad.stderr).toContain("backup.json: tiers.local.lastSnapshot.time");
@@ -63,7 +88,11 @@ describe("backup status", () => {
 
 describe("restic version and retention", () => {
   test("versions are parsed, and --stdin-from-command is used only from 0.17", () => {
-    expect(parseResticVersion("restic 0.14.0 compiled with go1.19.8 on linux/amd64")).toMatchObject({ major: 0, minor: 14, patch: 0 });
+    expect(parseResticVersion("restic 0.14.0 compiled with go1.19.8 on linux/amd64")).toMatchObject({
+      major: 0,
+      minor: 14,
+      patch: 0,
+    });
     expect(parseResticVersion("restic 0.17.3 compiled with go1.23.1 on darwin/arm64")).toMatchObject({ minor: 17 });
     expect(parseResticVersion("something else")).toBeUndefined();
     const installed = Restic.detect("restic");
@@ -73,7 +102,16 @@ describe("restic version and retention", () => {
 
   test("forget keeps what the policy says, for this host only, and is skipped when the policy keeps everything", () => {
     expect(forgetArgs({ last: 0, hourly: 0, daily: 7, weekly: 4, monthly: 12 }, "axe")).toEqual([
-      "forget", "--prune", "--host", "axe", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "12",
+      "forget",
+      "--prune",
+      "--host",
+      "axe",
+      "--keep-daily",
+      "7",
+      "--keep-weekly",
+      "4",
+      "--keep-monthly",
+      "12",
     ]);
     expect(forgetArgs({ last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0 }, "axe")).toBeUndefined();
   });

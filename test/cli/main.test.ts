@@ -34,12 +34,34 @@ describe("the CLI", () => {
   test("the command tree loads no command's implementation; each imports its own when it runs", () => {
     // a fresh process, so modules this test file imported do not count
     const main = join(import.meta.dir, "..", "..", "src", "main.ts");
-    const probe = Bun.spawnSync([process.execPath, "-e", `await import(${JSON.stringify(main)}); console.log(JSON.stringify(Object.keys(require.cache)))`], { stdout: "pipe", stderr: "pipe" });
+    const probe = Bun.spawnSync(
+      [
+        process.execPath,
+        "-e",
+        `await import(${JSON.stringify(main)}); console.log(JSON.stringify(Object.keys(require.cache)))`,
+      ],
+      { stdout: "pipe", stderr: "pipe" },
+    );
     expect(probe.stderr.toString()).toBe("");
     const loaded = (JSON.parse(probe.stdout.toString()) as string[]).map((file) => file.replace(/\\/g, "/"));
     expect(loaded.some((file) => file.endsWith("/src/cli/backup.ts"))).toBe(true); // the tree itself is there
-    const implementations = ["/src/frame/", "/src/backup/", "/src/deploy/", "/src/db/", "/src/status/", "/src/doctor/", "/src/proxy/run.ts", "/src/services/install.ts", "/node_modules/postgres/", "/node_modules/jose/", "/node_modules/@modelcontextprotocol/"];
-    const eager = loaded.filter((file) => implementations.some((part) => file.includes(part)) && !/\/src\/frame\/store\/(names|errors)\.ts$/.test(file));
+    const implementations = [
+      "/src/frame/",
+      "/src/backup/",
+      "/src/deploy/",
+      "/src/db/",
+      "/src/status/",
+      "/src/doctor/",
+      "/src/proxy/run.ts",
+      "/src/services/install.ts",
+      "/node_modules/postgres/",
+      "/node_modules/jose/",
+      "/node_modules/@modelcontextprotocol/",
+    ];
+    const eager = loaded.filter(
+      (file) =>
+        implementations.some((part) => file.includes(part)) && !/\/src\/frame\/store\/(names|errors)\.ts$/.test(file),
+    );
     expect(eager).toEqual([]);
   });
 
@@ -47,7 +69,9 @@ describe("the CLI", () => {
     const { code, stderr, stdout } = await runCli(["serv"]);
     expect(code).toBe(2);
     expect(stdout).toBe("");
-    expect(stderr).toBe("error: unknown command 'axe-appliance serv'\nhint: did you mean 'axe-appliance serve'? See 'axe-appliance --help'\n");
+    expect(stderr).toBe(
+      "error: unknown command 'axe-appliance serv'\nhint: did you mean 'axe-appliance serve'? See 'axe-appliance --help'\n",
+    );
   });
 
   test("an unknown flag fails with exit 2 and a hint", async () => {
@@ -74,7 +98,8 @@ describe("the CLI", () => {
     const { code, stdout } = await runCli(["--help"]);
     expect(code).toBe(0);
     expect(stdout).toContain("Exit codes:");
-    for (const name of ["serve", "proxy", "deploy", "backup", "up", "token", "keys", "db", "audit", "status", "doctor"]) expect(stdout).toContain(`  ${name} `);
+    for (const name of ["serve", "proxy", "deploy", "backup", "up", "token", "keys", "db", "audit", "status", "doctor"])
+      expect(stdout).toContain(`  ${name} `);
   });
 
   test("a config problem is one message naming the file, exit 3", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { checkFleet, CustomersFileSchema, loadFleet, ringPeer } from "../../src/config/customers.ts";
+import { CustomersFileSchema, checkFleet, loadFleet, ringPeer } from "../../src/config/customers.ts";
 import { YamlSource } from "../../src/config/yaml-source.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
 import { REPO } from "../helpers/cli.ts";
@@ -38,7 +38,9 @@ describe("customers.yaml", () => {
 
   test("defaults: one entity named after the customer owning all its domains", () => {
     const fleet = parse(valid);
-    expect(fleet.customers[1]!.entities).toEqual([{ name: "other", domains: ["other.example"], app_roles: [], groups: [] }]);
+    expect(fleet.customers[1]!.entities).toEqual([
+      { name: "other", domains: ["other.example"], app_roles: [], groups: [] },
+    ]);
     expect(fleet.customers[0]!.entra.roles["Frame.Admin"]).toBe("admin");
   });
 
@@ -59,28 +61,43 @@ describe("customers.yaml", () => {
 
   test("a domain listed twice names the second place and the owner", () => {
     const text = valid.replace("      - other.example", "      - other.example\n      - axellc.com");
-    const line = text.split("\n").findIndex((l, i, all) => l.includes("- axellc.com") && i > all.findIndex((x) => x.includes("name: other"))) + 1;
+    const line =
+      text
+        .split("\n")
+        .findIndex((l, i, all) => l.includes("- axellc.com") && i > all.findIndex((x) => x.includes("name: other"))) +
+      1;
     const message = failure(text).message;
-    expect(message).toContain(`customers.yaml:${line}: customers[1].domains[1]: domain axellc.com is already listed for customer axe`);
+    expect(message).toContain(
+      `customers.yaml:${line}: customers[1].domains[1]: domain axellc.com is already listed for customer axe`,
+    );
   });
 
   test("a ring naming an unknown customer is an error", () => {
     const message = failure(valid.replace("  - other\ncustomers", "  - nobody\ncustomers")).message;
-    expect(message).toContain("customers.yaml:3: ring[1]: ring names unknown customer \"nobody\"");
+    expect(message).toContain('customers.yaml:3: ring[1]: ring names unknown customer "nobody"');
   });
 
   test("a tenant that is neither a GUID nor TBD is refused", () => {
-    expect(failure(valid.replace("122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13", "122fb574-...")).message).toMatch(/entra\.tenant_id: .*GUID/);
-  });
-
-  test("an entity domain outside the customer's domains is refused", () => {
-    expect(failure(valid.replace("- name: labs\n        domains:\n          - axe-labs.dev", "- name: labs\n        domains:\n          - other.example")).message).toContain(
-      "entities[1].domains[0]: domain other.example is not one of customer axe's domains",
+    expect(failure(valid.replace("122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13", "122fb574-...")).message).toMatch(
+      /entra\.tenant_id: .*GUID/,
     );
   });
 
+  test("an entity domain outside the customer's domains is refused", () => {
+    expect(
+      failure(
+        valid.replace(
+          "- name: labs\n        domains:\n          - axe-labs.dev",
+          "- name: labs\n        domains:\n          - other.example",
+        ),
+      ).message,
+    ).toContain("entities[1].domains[0]: domain other.example is not one of customer axe's domains");
+  });
+
   test("YAML syntax errors name the line", () => {
-    expect(failure("customers:\n  - name: axe\n   domains: [x").message).toMatch(/^customers\.yaml:\d+: not valid YAML/);
+    expect(failure("customers:\n  - name: axe\n   domains: [x").message).toMatch(
+      /^customers\.yaml:\d+: not valid YAML/,
+    );
   });
 
   test("a key given twice in one map is a syntax error, not a silent override", () => {

@@ -16,7 +16,8 @@ describe("embedded Postgres", () => {
       expect(statSync(join(dir, "superuser.password")).mode & 0o777).toBe(0o600);
       expect(statSync(first.socketDir).mode & 0o777).toBe(0o700);
       const sql = connect(first.target(), { max: 1 });
-      const [row] = await sql`select current_setting('listen_addresses') as listen, current_setting('password_encryption') as enc`;
+      const [row] =
+        await sql`select current_setting('listen_addresses') as listen, current_setting('password_encryption') as enc`;
       await sql.end();
       expect(row!.listen).toBe("");
       expect(row!.enc).toBe("scram-sha-256");

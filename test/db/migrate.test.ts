@@ -27,7 +27,10 @@ describe("migrations", () => {
 
   test("two colors migrating at once: the advisory lock lets exactly one apply", async () => {
     db = await freshDatabase("mig");
-    const slow: Migration[] = [...MIGRATIONS, { version: 9001, name: "slow", sql: "select pg_sleep(0.3); create table meta.once (x int);" }];
+    const slow: Migration[] = [
+      ...MIGRATIONS,
+      { version: 9001, name: "slow", sql: "select pg_sleep(0.3); create table meta.once (x int);" },
+    ];
     const blue = connect(db.target, { max: 1 });
     const green = connect(db.target, { max: 1 });
     try {
@@ -43,7 +46,10 @@ describe("migrations", () => {
 
   test("a failing migration rolls back all of its work", async () => {
     db = await freshDatabase("mig");
-    const broken: Migration[] = [...MIGRATIONS, { version: 9002, name: "broken", sql: "create table meta.half (x int); select * from nowhere;" }];
+    const broken: Migration[] = [
+      ...MIGRATIONS,
+      { version: 9002, name: "broken", sql: "create table meta.half (x int); select * from nowhere;" },
+    ];
     await expect(migrate(db.sql, broken)).rejects.toBeInstanceOf(DatabaseError);
     const [half] = await db.sql`select to_regclass('meta.half') is not null as present`;
     expect(half!.present).toBe(false);
@@ -53,7 +59,7 @@ describe("migrations", () => {
   test("an edited shipped migration is refused", async () => {
     db = await freshDatabase("mig");
     await migrate(db.sql);
-    const edited = MIGRATIONS.map((m, i) => (i === 0 ? { ...m, sql: m.sql + "\n-- edited" } : m));
+    const edited = MIGRATIONS.map((m, i) => (i === 0 ? { ...m, sql: `${m.sql}\n-- edited` } : m));
     await expect(migrationState(db.sql, edited)).rejects.toThrow(/differs from this release's copy/);
   });
 });

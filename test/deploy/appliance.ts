@@ -6,15 +6,15 @@
  */
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../../src/config/load.ts";
+import { type Config, loadConfig } from "../../src/config/load.ts";
+import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
+import { encodeReleaseHeader } from "../../src/deploy/release-stream.ts";
+import type { RunReport } from "../../src/deploy/steps.ts";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { proxySettings } from "../../src/proxy/settings.ts";
-import { serviceSpec, type ServiceName } from "../../src/services/backend.ts";
+import { type ServiceName, serviceSpec } from "../../src/services/backend.ts";
 import { ChildBackend } from "../../src/services/child.ts";
-import { encodeReleaseHeader } from "../../src/deploy/release-stream.ts";
-import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
-import type { RunReport } from "../../src/deploy/steps.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { freePort } from "../helpers/sshd.ts";
@@ -41,21 +41,38 @@ export async function startAppliance(): Promise<ApplianceUnderTest> {
     customers: { ...TEST_CUSTOMERS, release_public_key: publicPem },
     appliance: {
       frame: { ports: { blue, green }, entra_authority: "http://127.0.0.1:9" },
-      proxy: { listen: `127.0.0.1:${proxy}`, health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 2, unhealthy_threshold: 2 }, drain_timeout_ms: 5000 },
+      proxy: {
+        listen: `127.0.0.1:${proxy}`,
+        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 2, unhealthy_threshold: 2 },
+        drain_timeout_ms: 5000,
+      },
       deploy: { service_backend: "child", health_timeout_ms: 30_000 },
     },
   });
   const config = loadConfig({ dir });
   // the proxy and any color without a release run the compiled binary, as on a machine
-  const backend = new ChildBackend(config, { spec: (name: ServiceName) => serviceSpec(config, name, [binary]), stopTimeoutMs: 10_000 });
+  const backend = new ChildBackend(config, {
+    spec: (name: ServiceName) => serviceSpec(config, name, [binary]),
+    stopTimeoutMs: 10_000,
+  });
   await backend.start("proxy");
   const socket = proxySettings(config).adminSocket;
   for (let i = 0; i < 200; i++) {
-    if (await proxyStatus(socket).then(() => true, () => false)) break;
+    if (
+      await proxyStatus(socket).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     await Bun.sleep(50);
   }
   return {
-    config, db, backend, binary, socket,
+    config,
+    db,
+    backend,
+    binary,
+    socket,
     proxyUrl: `http://127.0.0.1:${proxy}`,
     async stop() {
       for (const name of ["blue", "green", "proxy"] as const) await backend.stop(name);
@@ -99,7 +116,11 @@ export function runAppliance(app: ApplianceUnderTest, args: string[], stdinFile?
     env: { ...process.env, AXE_DEPLOY_WHO: "operator@test" },
   });
   const done = (async (): Promise<CliRun> => {
-    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(child.stdout).text(),
+      new Response(child.stderr).text(),
+      child.exited,
+    ]);
     let report: RunReport | undefined;
     try {
       report = JSON.parse(stdout);
@@ -121,7 +142,13 @@ export interface LoadResult {
 /** MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s). */
 export async function startLoad(app: ApplianceUnderTest, workers = 4) {
   const entity = app.config.customer.entities[0]!.name;
-  const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, { customer: app.config.customer.name, entity, role: "reader", name: "load", expiresInMs: 600_000 });
+  const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, {
+    customer: app.config.customer.name,
+    entity,
+    role: "reader",
+    name: "load",
+    expiresInMs: 600_000,
+  });
   const result: LoadResult = { ok: 0, failed: 0, failures: [], releases: new Set() };
   let running = true;
   const deadline = Date.now() + 120_000;
@@ -130,7 +157,12 @@ export async function startLoad(app: ApplianceUnderTest, workers = 4) {
       try {
         const response = await fetch(`${app.proxyUrl}/frame/mcp`, {
           method: "POST",
-          headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+          headers: {
+            authorization: `Bearer ${token}`,
+            "content-type": "application/json",
+            accept: "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-06-18",
+          },
           body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
         });
         const text = await response.text();

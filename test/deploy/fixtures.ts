@@ -5,9 +5,9 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { compile, gitCommit, hostTarget } from "../../build/compile.ts";
-import { writeReleaseDir, type ReleaseDir } from "../../src/deploy/release-dir.ts";
-import { generateReleaseKeyPair, type ReleaseKeyPair } from "../../src/deploy/sign.ts";
 import type { ReleaseTarget } from "../../src/deploy/manifest.ts";
+import { type ReleaseDir, writeReleaseDir } from "../../src/deploy/release-dir.ts";
+import { generateReleaseKeyPair, type ReleaseKeyPair } from "../../src/deploy/sign.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 let binary: Promise<string> | undefined;
@@ -34,7 +34,10 @@ export function releaseKeys(): Promise<ReleaseKeyPair> {
   return keys;
 }
 
-export async function makeRelease(version: string, options: { keys?: ReleaseKeyPair; target?: ReleaseTarget; binary?: string } = {}): Promise<ReleaseDir> {
+export async function makeRelease(
+  version: string,
+  options: { keys?: ReleaseKeyPair; target?: ReleaseTarget; binary?: string } = {},
+): Promise<ReleaseDir> {
   const pair = options.keys ?? (await releaseKeys());
   const compiled = await compiledBinary();
   return writeReleaseDir({

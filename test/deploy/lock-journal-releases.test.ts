@@ -1,14 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, statSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { pointColor, readColors } from "../../src/deploy/colors.ts";
 import { DeployJournal } from "../../src/deploy/journal.ts";
 import { acquireDeployLock, inspectDeployLock } from "../../src/deploy/lock.ts";
 import { installRelease, listReleases, pruneReleases, stagingPath } from "../../src/deploy/releases.ts";
-import { pointColor, readColors } from "../../src/deploy/colors.ts";
 import { DeployError } from "../../src/lib/errors.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { compiledBinary, makeRelease } from "./fixtures.ts";
-import { copyFileSync } from "node:fs";
 
 describe("deploy lock", () => {
   test("a second deploy is refused while the first holds the lock, naming the holder", () => {
@@ -35,10 +34,18 @@ describe("deploy lock", () => {
     const file = join(tempDir("axe-lock"), "deploy.lock");
     const dead = Bun.spawn(["true"]);
     await dead.exited;
-    writeFileSync(file, JSON.stringify({ pid: dead.pid, startedAt: "2026-01-01T00:00:00Z", who: "crashed@op", version: "0.9.0" }));
+    writeFileSync(
+      file,
+      JSON.stringify({ pid: dead.pid, startedAt: "2026-01-01T00:00:00Z", who: "crashed@op", version: "0.9.0" }),
+    );
     expect(inspectDeployLock(file)?.alive).toBe(false);
     const lock = acquireDeployLock(file, "bob@laptop", "1.0.1");
-    expect(lock.stale).toEqual({ pid: dead.pid, startedAt: "2026-01-01T00:00:00Z", who: "crashed@op", version: "0.9.0" });
+    expect(lock.stale).toEqual({
+      pid: dead.pid,
+      startedAt: "2026-01-01T00:00:00Z",
+      who: "crashed@op",
+      version: "0.9.0",
+    });
     expect(JSON.parse(readFileSync(file, "utf8")).pid).toBe(process.pid);
     lock.release();
     expect(existsSync(file)).toBe(false);
@@ -83,13 +90,19 @@ describe("installed releases", () => {
     const impostor = await makeRelease("1.0.7", { binary: other });
     const staged2 = stagingPath(data);
     copyFileSync(impostor.binary, staged2);
-    expect(() => installRelease(data, { manifest: impostor.manifest, jws: impostor.jws, file: staged2 })).toThrow(/already installed with a different binary/);
+    expect(() => installRelease(data, { manifest: impostor.manifest, jws: impostor.jws, file: staged2 })).toThrow(
+      /already installed with a different binary/,
+    );
 
     pointColor(data, "blue", "1.0.1");
     expect(readColors(data).blue?.version).toBe("1.0.1");
     const removed = pruneReleases(data, 5, ["1.0.1"]);
     expect(removed.sort()).toEqual(["1.0.2"]);
-    expect(listReleases(data).map((r) => r.version).sort()).toEqual(["1.0.1", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"]);
+    expect(
+      listReleases(data)
+        .map((r) => r.version)
+        .sort(),
+    ).toEqual(["1.0.1", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"]);
   }, 60_000);
 });
 

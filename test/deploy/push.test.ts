@@ -2,16 +2,16 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { generateReleaseKeyPair } from "../../src/deploy/sign.ts";
 import { deployHistory } from "../../src/deploy/history.ts";
+import { generateReleaseKeyPair } from "../../src/deploy/sign.ts";
 import { colorUrl } from "../../src/deploy/switch.ts";
-import { TEST_CUSTOMERS } from "../helpers/config.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { runCli } from "../helpers/cli.ts";
+import { TEST_CUSTOMERS } from "../helpers/config.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { type ApplianceUnderTest, healthOf, startAppliance } from "./appliance.ts";
 import { makeRelease, releaseKeys } from "./fixtures.ts";
-import { healthOf, startAppliance, type ApplianceUnderTest } from "./appliance.ts";
 
 let app: ApplianceUnderTest;
 let sshd: TestSshd;
@@ -21,14 +21,22 @@ let sshConfig: string;
 beforeAll(async () => {
   app = await startAppliance();
   // the machine's authorized_keys: the deploy key may only run the receiver (what docs/operations.md says)
-  sshd = await startSshd({ forcedCommand: `${app.binary} deploy receive --config ${app.config.dir} --who operator@test` });
+  sshd = await startSshd({
+    forcedCommand: `${app.binary} deploy receive --config ${app.config.dir} --who operator@test`,
+  });
   const dir = tempDir("axe-operator");
   fleetFile = join(dir, "customers.yaml");
   const customers = TEST_CUSTOMERS.customers.map((c) => ({ ...c, ssh_user: sshd.user }));
-  writeFileSync(fleetFile, stringify({ ...TEST_CUSTOMERS, customers, release_public_key: (await releaseKeys()).publicPem }));
+  writeFileSync(
+    fleetFile,
+    stringify({ ...TEST_CUSTOMERS, customers, release_public_key: (await releaseKeys()).publicPem }),
+  );
   // both customers' machine names lead to this one sshd (and so to the one appliance under test)
   sshConfig = join(dir, "ssh_config");
-  writeFileSync(sshConfig, readFileSync(sshd.configFile("axe-macmini"), "utf8") + readFileSync(sshd.configFile("other-macmini"), "utf8"));
+  writeFileSync(
+    sshConfig,
+    readFileSync(sshd.configFile("axe-macmini"), "utf8") + readFileSync(sshd.configFile("other-macmini"), "utf8"),
+  );
 }, 90_000);
 
 afterAll(async () => {
@@ -67,7 +75,10 @@ describe("deploy push over ssh to the forced-command receiver", () => {
     if (all.code !== 0) console.error(all.stdout, all.stderr);
     expect(all.code).toBe(0);
     const results = JSON.parse(all.stdout) as Array<{ customer: string; ok: boolean; report: { release: string } }>;
-    expect(results.map((r) => [r.customer, r.ok, r.report.release])).toEqual([["axe", true, "3.0.0-b"], ["other", true, "3.0.0-b"]]);
+    expect(results.map((r) => [r.customer, r.ok, r.report.release])).toEqual([
+      ["axe", true, "3.0.0-b"],
+      ["other", true, "3.0.0-b"],
+    ]);
 
     // now the first machine in the order is unreachable: nothing after it is pushed
     const broken = join(tempDir("axe-operator"), "ssh_config");

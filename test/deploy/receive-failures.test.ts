@@ -1,14 +1,21 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { colorUrl } from "../../src/deploy/switch.ts";
 import { deployHistory } from "../../src/deploy/history.ts";
 import { journalFor } from "../../src/deploy/receive.ts";
 import { listReleases } from "../../src/deploy/releases.ts";
 import { generateReleaseKeyPair } from "../../src/deploy/sign.ts";
+import { colorUrl } from "../../src/deploy/switch.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import {
+  type ApplianceUnderTest,
+  healthOf,
+  releaseStreamFile,
+  runAppliance,
+  startAppliance,
+  startLoad,
+} from "./appliance.ts";
 import { makeRelease } from "./fixtures.ts";
-import { healthOf, releaseStreamFile, runAppliance, startAppliance, startLoad, type ApplianceUnderTest } from "./appliance.ts";
 
 let app: ApplianceUnderTest;
 
@@ -22,7 +29,10 @@ afterAll(async () => {
   await app?.stop();
 });
 
-const installed = () => listReleases(app.config.paths.data).map((r) => r.version).sort();
+const installed = () =>
+  listReleases(app.config.paths.data)
+    .map((r) => r.version)
+    .sort();
 
 async function liveUntouched() {
   expect((await proxyStatus(app.socket)).live).toBe("green");
@@ -34,9 +44,24 @@ describe("deploy receive refuses before anything runs", () => {
     const good = await makeRelease("2.0.0-x");
     const stranger = await makeRelease("2.0.0-y", { keys: await generateReleaseKeyPair() });
     const cases: Array<[string, string, string]> = [
-      ["RELEASE_SIGNATURE", releaseStreamFile(good, (b) => { const i = 8 + 4 + 200; b[i] = b[i]! ^ 1; return b; }), "signature does not match"],
+      [
+        "RELEASE_SIGNATURE",
+        releaseStreamFile(good, (b) => {
+          const i = 8 + 4 + 200;
+          b[i] = b[i]! ^ 1;
+          return b;
+        }),
+        "signature does not match",
+      ],
       ["RELEASE_WRONG_KEY", releaseStreamFile(stranger), "signed by key"],
-      ["RELEASE_SHA256", releaseStreamFile(good, (b) => { b[b.length - 5000] = b[b.length - 5000]! ^ 0xff; return b; }), "sha256"],
+      [
+        "RELEASE_SHA256",
+        releaseStreamFile(good, (b) => {
+          b[b.length - 5000] = b[b.length - 5000]! ^ 0xff;
+          return b;
+        }),
+        "sha256",
+      ],
       ["RELEASE_TRUNCATED", releaseStreamFile(good, (b) => b.subarray(0, b.length - 1_000_000)), "ended after"],
     ];
     for (const [code, file, says] of cases) {
@@ -56,15 +81,29 @@ describe("deploy receive refuses before anything runs", () => {
 describe("deploy receive failures leave the live color serving", () => {
   test("a release whose health check fails: live untouched under load, journal says why, exit 6", async () => {
     // blue's port is taken, so the new blue cannot listen and exits: its health check never passes
-    const blocker = Bun.serve({ hostname: "127.0.0.1", port: app.config.appliance.frame.ports.blue, fetch: () => new Response("not frame", { status: 503 }) });
+    const blocker = Bun.serve({
+      hostname: "127.0.0.1",
+      port: app.config.appliance.frame.ports.blue,
+      fetch: () => new Response("not frame", { status: 503 }),
+    });
     try {
       const load = await startLoad(app);
-      const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("2.0.0-bad"))).done;
+      const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("2.0.0-bad")))
+        .done;
       const during = await load.stop();
       expect(run.code).toBe(6);
       expect(run.stderr).toContain("failed at step health");
       expect(run.report!.error).toMatchObject({ step: "health" });
-      expect(run.report!.steps.map((s) => `${s.step}:${s.ok}`)).toEqual(["verify:true", "lock:true", "install:true", "version:true", "migrate:true", "start:true", "health:false", "restore:true"]);
+      expect(run.report!.steps.map((s) => `${s.step}:${s.ok}`)).toEqual([
+        "verify:true",
+        "lock:true",
+        "install:true",
+        "version:true",
+        "migrate:true",
+        "start:true",
+        "health:false",
+        "restore:true",
+      ]);
       expect(during.failures).toEqual([]);
       expect(during.ok).toBeGreaterThan(0);
       await liveUntouched();
@@ -85,7 +124,12 @@ describe("deploy receive failures leave the live color serving", () => {
     const before = journal.read().length;
     const one = runAppliance(app, ["deploy", "receive"], releaseStreamFile(c));
     const deadline = Date.now() + 60_000;
-    while (!journal.read().slice(before).some((e) => e.kind === "step" && e.step === "lock")) {
+    while (
+      !journal
+        .read()
+        .slice(before)
+        .some((e) => e.kind === "step" && e.step === "lock")
+    ) {
       if (Date.now() > deadline) throw new Error("the first receiver never took the lock");
       await Bun.sleep(5);
     }
@@ -114,7 +158,12 @@ describe("deploy receive failures leave the live color serving", () => {
     const before = journal.read().length;
     const victim = runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("2.0.0-e")));
     const deadline = Date.now() + 60_000;
-    while (!journal.read().slice(before).some((e) => e.kind === "step" && e.step === "migrate")) {
+    while (
+      !journal
+        .read()
+        .slice(before)
+        .some((e) => e.kind === "step" && e.step === "migrate")
+    ) {
       if (Date.now() > deadline) throw new Error("the receiver never reached the migrate step");
       await Bun.sleep(10);
     }
@@ -123,7 +172,9 @@ describe("deploy receive failures leave the live color serving", () => {
     const next = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("2.0.0-f"))).done;
     if (next.code !== 0) console.error(next.stdout, next.stderr);
     expect(next.code).toBe(0);
-    expect(next.report!.steps.find((s) => s.step === "lock")!.detail).toContain(`took over a stale lock of dead pid ${victim.child.pid}`);
+    expect(next.report!.steps.find((s) => s.step === "lock")!.detail).toContain(
+      `took over a stale lock of dead pid ${victim.child.pid}`,
+    );
     const history = deployHistory(app.config);
     expect(history.find((h) => h.release === "2.0.0-e")!.ok).toBeUndefined(); // interrupted: no end line
     expect(history.at(-1)).toMatchObject({ release: "2.0.0-f", ok: true });

@@ -1,10 +1,17 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { colorUrl } from "../../src/deploy/switch.ts";
 import { readColors } from "../../src/deploy/colors.ts";
 import { deployHistory } from "../../src/deploy/history.ts";
+import { colorUrl } from "../../src/deploy/switch.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import {
+  type ApplianceUnderTest,
+  healthOf,
+  releaseStreamFile,
+  runAppliance,
+  startAppliance,
+  startLoad,
+} from "./appliance.ts";
 import { makeRelease } from "./fixtures.ts";
-import { healthOf, releaseStreamFile, runAppliance, startAppliance, startLoad, type ApplianceUnderTest } from "./appliance.ts";
 
 let app: ApplianceUnderTest;
 
@@ -25,7 +32,20 @@ describe("deploy receive, end to end", () => {
     const first = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("1.0.0-a"))).done;
     if (first.code !== 0) console.error(first.stdout, first.stderr);
     expect(first.code).toBe(0);
-    expect(stepNames(first.report)).toEqual(["verify:ok", "lock:ok", "install:ok", "version:ok", "migrate:ok", "start:ok", "health:ok", "mcp:ok", "switch:ok", "drain:ok", "standby:ok", "prune:ok"]);
+    expect(stepNames(first.report)).toEqual([
+      "verify:ok",
+      "lock:ok",
+      "install:ok",
+      "version:ok",
+      "migrate:ok",
+      "start:ok",
+      "health:ok",
+      "mcp:ok",
+      "switch:ok",
+      "drain:ok",
+      "standby:ok",
+      "prune:ok",
+    ]);
     expect(first.report!.who).toBe("operator@test");
     expect((await proxyStatus(app.socket)).live).toBe("green");
 
@@ -36,14 +56,19 @@ describe("deploy receive, end to end", () => {
     const during = await load.stop();
     if (second.code !== 0) console.error(second.stdout, second.stderr);
     expect(second.code).toBe(0);
-    console.log(`deploy under load: ${during.ok} requests ok, ${during.failed} failed; receive-to-switch ${second.report!.receiveToSwitchMs} ms, total ${second.report!.totalMs} ms`);
+    console.log(
+      `deploy under load: ${during.ok} requests ok, ${during.failed} failed; receive-to-switch ${second.report!.receiveToSwitchMs} ms, total ${second.report!.totalMs} ms`,
+    );
     expect(during.failures).toEqual([]);
     expect(during.ok).toBeGreaterThan(0);
     expect((await proxyStatus(app.socket)).live).toBe("blue");
     expect(await healthOf(colorUrl(app.config, "blue"))).toMatchObject({ color: "blue", release: "1.0.0-b" });
     // the old color still runs, warm, on the old release
     expect(await healthOf(colorUrl(app.config, "green"))).toMatchObject({ color: "green", release: "1.0.0-a" });
-    expect(readColors(app.config.paths.data)).toMatchObject({ blue: { version: "1.0.0-b" }, green: { version: "1.0.0-a" } });
+    expect(readColors(app.config.paths.data)).toMatchObject({
+      blue: { version: "1.0.0-b" },
+      green: { version: "1.0.0-a" },
+    });
 
     const load2 = await startLoad(app);
     await Bun.sleep(300);
@@ -52,7 +77,9 @@ describe("deploy receive, end to end", () => {
     const duringRollback = await load2.stop();
     if (back.code !== 0) console.error(back.stdout, back.stderr);
     expect(back.code).toBe(0);
-    console.log(`rollback under load: ${duringRollback.ok} requests ok, ${duringRollback.failed} failed; total ${back.report!.totalMs} ms`);
+    console.log(
+      `rollback under load: ${duringRollback.ok} requests ok, ${duringRollback.failed} failed; total ${back.report!.totalMs} ms`,
+    );
     expect(duringRollback.failures).toEqual([]);
     expect((await proxyStatus(app.socket)).live).toBe("green");
     expect(await healthOf(colorUrl(app.config, "blue"))).toMatchObject({ release: "1.0.0-b" }); // still warm
@@ -61,7 +88,17 @@ describe("deploy receive, end to end", () => {
     expect(status.stdout).toMatch(/^blue {3}standby {2}release 1\.0\.0-b {2}healthy$/m);
     expect(status.stdout).toMatch(/^green {2}live {5}release 1\.0\.0-a {2}healthy$/m);
     const listed = await runAppliance(app, ["deploy", "history"]).done;
-    expect(listed.stdout.trim().split("\n").map((l) => l.split(/\s{2,}/).slice(1, 3).join(" "))).toEqual(["deploy 1.0.0-a", "deploy 1.0.0-b", "rollback 1.0.0-a"]);
+    expect(
+      listed.stdout
+        .trim()
+        .split("\n")
+        .map((l) =>
+          l
+            .split(/\s{2,}/)
+            .slice(1, 3)
+            .join(" "),
+        ),
+    ).toEqual(["deploy 1.0.0-a", "deploy 1.0.0-b", "rollback 1.0.0-a"]);
     const history = deployHistory(app.config);
     expect(history.map((h) => [h.action, h.release, h.ok])).toEqual([
       ["deploy", "1.0.0-a", true],

@@ -23,19 +23,27 @@ describe("keys release-init and npm run release", () => {
     expect(again.stderr).toContain("never overwritten");
 
     const out = join(tempDir("axe-release"), "r");
-    const build = Bun.spawnSync([process.execPath, join(REPO, "build/release.ts"), "--out", out, "--version", "7.0.0-cli"], {
-      cwd: REPO,
-      env: { ...process.env, AXE_RELEASE_KEY_FILE: join(keys, "release.key") },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
+    const build = Bun.spawnSync(
+      [process.execPath, join(REPO, "build/release.ts"), "--out", out, "--version", "7.0.0-cli"],
+      {
+        cwd: REPO,
+        env: { ...process.env, AXE_RELEASE_KEY_FILE: join(keys, "release.key") },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    );
     expect(build.exitCode).toBe(0);
     const release = readReleaseDir(out);
     const manifest = await verifyManifest(release.jws, publicPem);
     expect(manifest).toMatchObject({ version: "7.0.0-cli", target: hostTarget(), size: statSync(release.binary).size });
     expect(manifest.sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(release.binary)).digest("hex"));
 
-    const noKey = Bun.spawnSync([process.execPath, join(REPO, "build/release.ts"), "--out", out], { cwd: REPO, env: { ...process.env, AXE_RELEASE_KEY_FILE: "" }, stdout: "pipe", stderr: "pipe" });
+    const noKey = Bun.spawnSync([process.execPath, join(REPO, "build/release.ts"), "--out", out], {
+      cwd: REPO,
+      env: { ...process.env, AXE_RELEASE_KEY_FILE: "" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     expect(noKey.exitCode).toBe(2);
     expect(noKey.stderr.toString()).toContain("no release key");
   }, 60_000);

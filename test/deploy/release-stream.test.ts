@@ -2,9 +2,9 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
+import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
 import { encodeReleaseHeader, readRelease } from "../../src/deploy/release-stream.ts";
 import { generateReleaseKeyPair, signManifest } from "../../src/deploy/sign.ts";
-import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
 import { DeployError } from "../../src/lib/errors.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { chunks, makeRelease, releaseKeys } from "./fixtures.ts";
@@ -30,7 +30,12 @@ function streamOf(jws: string, body: Uint8Array): Uint8Array {
 async function receive(bytes: Uint8Array, options: { maxBytes?: number; publicPem?: string; target?: string } = {}) {
   const stagingFile = join(tempDir("axe-stage"), "incoming");
   try {
-    const verified = await readRelease(chunks(bytes), { publicPem: options.publicPem ?? publicPem, maxBytes: options.maxBytes ?? 1e9, stagingFile, target: options.target });
+    const verified = await readRelease(chunks(bytes), {
+      publicPem: options.publicPem ?? publicPem,
+      maxBytes: options.maxBytes ?? 1e9,
+      stagingFile,
+      target: options.target,
+    });
     return { verified, stagingFile };
   } catch (error) {
     // a refused release leaves nothing staged
@@ -40,7 +45,10 @@ async function receive(bytes: Uint8Array, options: { maxBytes?: number; publicPe
 }
 
 async function refusal(bytes: Uint8Array, options: Parameters<typeof receive>[1] = {}): Promise<DeployError> {
-  const error = await receive(bytes, options).then(() => undefined, (e: unknown) => e);
+  const error = await receive(bytes, options).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(DeployError);
   return error as DeployError;
 }
@@ -51,7 +59,7 @@ describe("release stream", () => {
     expect(verified.manifest.version).toBe("1.0.0-stream");
     expect(verified.manifest.target).toBe(hostTarget());
     expect(readFileSync(stagingFile).equals(Buffer.from(binary))).toBe(true);
-    expect((Bun.file(stagingFile).size)).toBe(binary.length);
+    expect(Bun.file(stagingFile).size).toBe(binary.length);
     const { mode } = await import("node:fs").then((fs) => fs.statSync(stagingFile));
     expect(mode & 0o111).toBe(0);
   });

@@ -6,7 +6,6 @@ import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-
 describe("doctor", () => {
   test("a good config passes the config and secret checks; a world-readable secret fails with its fix", async () => {
     const dir = makeConfigDir({ appliance: { data_dir: tempDir("axe-data") } });
@@ -26,10 +25,14 @@ describe("doctor", () => {
   test("a port held by another program fails with how to find it", async () => {
     const squatter = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("not us") });
     try {
-      const dir = makeConfigDir({ appliance: { frame: { ports: { blue: squatter.port, green: 1 } }, proxy: { listen: "127.0.0.1:1" } } });
+      const dir = makeConfigDir({
+        appliance: { frame: { ports: { blue: squatter.port, green: 1 } }, proxy: { listen: "127.0.0.1:1" } },
+      });
       const { code, stdout } = await runCli(["doctor", "--config", dir]);
       expect(code).toBe(10);
-      expect(stdout).toMatch(new RegExp(`FAIL\\s+port ${squatter.port} \\(frame blue\\)\\s+in use on 127\\.0\\.0\\.1 by another program`));
+      expect(stdout).toMatch(
+        new RegExp(`FAIL\\s+port ${squatter.port} \\(frame blue\\)\\s+in use on 127\\.0\\.0\\.1 by another program`),
+      );
       expect(stdout).toContain(`lsof -nP -iTCP:${squatter.port}`);
     } finally {
       squatter.stop(true);
@@ -46,9 +49,14 @@ describe("doctor", () => {
 
   test("the machine's own customer with a TBD tenant is refused", async () => {
     const dir = makeConfigDir({ appliance: { customer: "other" }, customers: undefined });
-    const customers = (await Bun.file(join(dir, "customers.yaml")).text()).replace("9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d", "TBD");
+    const customers = (await Bun.file(join(dir, "customers.yaml")).text()).replace(
+      "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
+      "TBD",
+    );
     writeFileSync(join(dir, "customers.yaml"), customers);
     const { stdout } = await runCli(["doctor", "--config", dir]);
-    expect(stdout).toMatch(/FAIL\s+config\s+.*customers\.other\.entra\.tenant_id: is TBD, but other is this machine's customer \(.*appliance\.yaml:1\)/);
+    expect(stdout).toMatch(
+      /FAIL\s+config\s+.*customers\.other\.entra\.tenant_id: is TBD, but other is this machine's customer \(.*appliance\.yaml:1\)/,
+    );
   });
 });

@@ -20,19 +20,34 @@ const db = await freshDatabase("conformance");
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: base } } });
-const serve = Bun.spawn([process.execPath, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir, "--no-auth"], {
-  stdout: "ignore",
-  stderr: "pipe",
-  env: { ...process.env, AXE_CONFIG_DIR: "" },
-});
+const serve = Bun.spawn(
+  [process.execPath, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir, "--no-auth"],
+  {
+    stdout: "ignore",
+    stderr: "pipe",
+    env: { ...process.env, AXE_CONFIG_DIR: "" },
+  },
+);
 let code = 1;
 try {
-  for (let i = 0; i < 300 && !(await fetch(`${base}/healthz`).then((r) => r.ok, () => false)); i++) {
-    if (serve.exitCode !== null) throw new Error(`serve exited ${serve.exitCode}: ${await new Response(serve.stderr).text()}`);
+  for (
+    let i = 0;
+    i < 300 &&
+    !(await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ));
+    i++
+  ) {
+    if (serve.exitCode !== null)
+      throw new Error(`serve exited ${serve.exitCode}: ${await new Response(serve.stderr).text()}`);
     await Bun.sleep(100);
   }
   const extra = process.argv.slice(2);
-  const run = Bun.spawn([process.execPath, CLI, "server", "--url", `${base}/frame/mcp`, "--expected-failures", BASELINE, ...extra], { stdout: "inherit", stderr: "inherit" });
+  const run = Bun.spawn(
+    [process.execPath, CLI, "server", "--url", `${base}/frame/mcp`, "--expected-failures", BASELINE, ...extra],
+    { stdout: "inherit", stderr: "inherit" },
+  );
   code = await run.exited;
 } finally {
   serve.kill("SIGTERM");
@@ -41,5 +56,9 @@ try {
   await stopTestCluster();
   removeTempDirs();
 }
-console.log(code === 0 ? "conformance: every applicable scenario passed; baseline failures as expected" : `conformance: failed (exit ${code})`);
+console.log(
+  code === 0
+    ? "conformance: every applicable scenario passed; baseline failures as expected"
+    : `conformance: failed (exit ${code})`,
+);
 process.exit(code);

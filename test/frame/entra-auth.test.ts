@@ -13,7 +13,10 @@ const whoami = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "w
 /** customers.yaml of the test fleet with the axe customer's entra (and entities) adjusted. */
 function fleetWith(entra: Record<string, unknown>, entities?: unknown[]) {
   const [axe, other] = TEST_CUSTOMERS.customers;
-  return { ...TEST_CUSTOMERS, customers: [{ ...axe, entra: { ...axe!.entra, ...entra }, ...(entities ? { entities } : {}) }, other] };
+  return {
+    ...TEST_CUSTOMERS,
+    customers: [{ ...axe, entra: { ...axe!.entra, ...entra }, ...(entities ? { entities } : {}) }, other],
+  };
 }
 
 let standIn: EntraStandIn;
@@ -23,15 +26,19 @@ beforeAll(async () => {
   standIn = await EntraStandIn.start();
   await standIn.addTenant(TENANT_AXE);
   await standIn.addTenant(TENANT_OTHER);
-  running = await startTestFrame({ frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase } });
+  running = await startTestFrame({
+    frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+  });
 });
 afterAll(async () => {
   await running?.close();
   await standIn?.stop();
 });
 
-const token = (user: TestUser = KIM, options: Parameters<EntraStandIn["accessToken"]>[4] = {}) => standIn.accessToken(TENANT_AXE, API, CONNECTOR_CLIENT, user, options);
-const call = (bearer?: string, frame = running) => rpc(frame.mcpUrl, whoami, bearer ? { authorization: `Bearer ${bearer}` } : {});
+const token = (user: TestUser = KIM, options: Parameters<EntraStandIn["accessToken"]>[4] = {}) =>
+  standIn.accessToken(TENANT_AXE, API, CONNECTOR_CLIENT, user, options);
+const call = (bearer?: string, frame = running) =>
+  rpc(frame.mcpUrl, whoami, bearer ? { authorization: `Bearer ${bearer}` } : {});
 
 async function expectRefused(response: Response, status: number, reason: string) {
   const body = await json(response);
@@ -50,7 +57,14 @@ describe("Entra tokens", () => {
     const client = await mcpClient(running.mcpUrl, await token());
     const result = await client.callTool({ name: "whoami", arguments: {} });
     await client.close();
-    expect(result.structuredContent).toMatchObject({ principal: `${TENANT_AXE}/${KIM.oid}`, kind: "entra", customer: "axe", entity: "axe", role: "writer", scopes: ["frame.access"] });
+    expect(result.structuredContent).toMatchObject({
+      principal: `${TENANT_AXE}/${KIM.oid}`,
+      kind: "entra",
+      customer: "axe",
+      entity: "axe",
+      role: "writer",
+      scopes: ["frame.access"],
+    });
     const labs = await call(await token({ oid: randomUUID(), username: "jo@Axe-Labs.dev" }));
     expect(labs.status).toBe(200);
     expect(await labs.text()).toContain('\\"entity\\":\\"labs\\"');
@@ -59,8 +73,15 @@ describe("Entra tokens", () => {
   test("no token: 401 with resource_metadata and scope, and no error code", async () => {
     const response = await call();
     expect(response.status).toBe(401);
-    expect(response.headers.get("www-authenticate")).toBe(`Bearer resource_metadata="${running.base}/.well-known/oauth-protected-resource/frame/mcp", scope="${SCOPE}"`);
-    expect(running.audit.events.at(-1)).toMatchObject({ who: "anonymous", reason: "missing_token", outcome: "refused", status: 401 });
+    expect(response.headers.get("www-authenticate")).toBe(
+      `Bearer resource_metadata="${running.base}/.well-known/oauth-protected-resource/frame/mcp", scope="${SCOPE}"`,
+    );
+    expect(running.audit.events.at(-1)).toMatchObject({
+      who: "anonymous",
+      reason: "missing_token",
+      outcome: "refused",
+      status: 401,
+    });
   });
 
   test("the protected resource metadata is served at the path-inserted and the root URL", async () => {
@@ -82,22 +103,58 @@ describe("Entra tokens", () => {
     const now = Math.floor(Date.now() / 1000);
     const stranger = await generateKeyPair("RS256");
     const current = standIn.key(TENANT_AXE);
-    const hsKey = new TextEncoder().encode(await exportSPKI((await crypto.subtle.importKey("jwk", current.publicJwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, true, ["verify"])) as never));
+    const hsKey = new TextEncoder().encode(
+      await exportSPKI(
+        (await crypto.subtle.importKey("jwk", current.publicJwk, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" }, true, [
+          "verify",
+        ])) as never,
+      ),
+    );
     const valid = await token();
     const [, payload] = valid.split(".");
     const cases: Array<[string, string, string]> = [
       ["garbage", "not.a.jwt", "malformed_token"],
       ["expired", await token(KIM, { claims: { iat: now - 7200, nbf: now - 7200, exp: now - 3600 } }), "token_expired"],
       ["not yet valid", await token(KIM, { claims: { nbf: now + 3600 } }), "token_not_yet_valid"],
-      ["wrong issuer", await token(KIM, { claims: { iss: `https://login.microsoftonline.com/${TENANT_AXE}/v2.0` } }), "wrong_issuer"],
-      ["wrong audience", await token(KIM, { claims: { aud: "00000003-0000-0000-c000-000000000000" } }), "wrong_audience"],
+      [
+        "wrong issuer",
+        await token(KIM, { claims: { iss: `https://login.microsoftonline.com/${TENANT_AXE}/v2.0` } }),
+        "wrong_issuer",
+      ],
+      [
+        "wrong audience",
+        await token(KIM, { claims: { aud: "00000003-0000-0000-c000-000000000000" } }),
+        "wrong_audience",
+      ],
       ["no exp", await token(KIM, { claims: { exp: undefined } }), "invalid_claims"],
-      ["other tenant, its own valid key", await standIn.accessToken(TENANT_OTHER, API, CONNECTOR_CLIENT, KIM), "unknown_key"],
+      [
+        "other tenant, its own valid key",
+        await standIn.accessToken(TENANT_OTHER, API, CONNECTOR_CLIENT, KIM),
+        "unknown_key",
+      ],
       ["other tenant's tid under our issuer", await token(KIM, { claims: { tid: TENANT_OTHER } }), "wrong_tenant"],
-      ["alg none", `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${payload}.`, "alg_not_allowed"],
-      ["HS256 with the RSA public key", await new SignJWT(JSON.parse(Buffer.from(payload!, "base64url").toString())).setProtectedHeader({ alg: "HS256", kid: current.kid }).sign(hsKey), "alg_not_allowed"],
-      ["unknown kid", await token(KIM, { key: { kid: "unpublished-kid", privateKey: stranger.privateKey, publicJwk: {} } }), "unknown_key"],
-      ["known kid, wrong key", await token(KIM, { key: { kid: current.kid, privateKey: stranger.privateKey, publicJwk: {} } }), "bad_signature"],
+      [
+        "alg none",
+        `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${payload}.`,
+        "alg_not_allowed",
+      ],
+      [
+        "HS256 with the RSA public key",
+        await new SignJWT(JSON.parse(Buffer.from(payload!, "base64url").toString()))
+          .setProtectedHeader({ alg: "HS256", kid: current.kid })
+          .sign(hsKey),
+        "alg_not_allowed",
+      ],
+      [
+        "unknown kid",
+        await token(KIM, { key: { kid: "unpublished-kid", privateKey: stranger.privateKey, publicJwk: {} } }),
+        "unknown_key",
+      ],
+      [
+        "known kid, wrong key",
+        await token(KIM, { key: { kid: current.kid, privateKey: stranger.privateKey, publicJwk: {} } }),
+        "bad_signature",
+      ],
       ["a v1 token when v1 is not accepted", await token(KIM, { version: 1 }), "wrong_issuer"],
     ];
     for (const [name, bearer, reason] of cases) {
@@ -109,13 +166,27 @@ describe("Entra tokens", () => {
 
   test("valid tokens that may not come in: 403 insufficient_scope", async () => {
     const cases: Array<[string, string, string]> = [
-      ["app-only", await token(KIM, { claims: { scp: undefined, idtyp: "app", roles: ["Frame.Admin"], preferred_username: undefined } }), "app_only"],
+      [
+        "app-only",
+        await token(KIM, {
+          claims: { scp: undefined, idtyp: "app", roles: ["Frame.Admin"], preferred_username: undefined },
+        }),
+        "app_only",
+      ],
       ["guest by idp", await token({ ...KIM, extra: { idp: `https://sts.windows.net/${TENANT_OTHER}/` } }), "guest"],
       ["guest by acct", await token({ ...KIM, extra: { acct: 1 } }), "guest"],
-      ["another customer's domain", await token({ oid: randomUUID(), username: "lee@other.example" }), "other_customer_domain"],
+      [
+        "another customer's domain",
+        await token({ oid: randomUUID(), username: "lee@other.example" }),
+        "other_customer_domain",
+      ],
       ["a domain of nobody", await token({ oid: randomUUID(), username: "max@gmail.com" }), "unknown_domain"],
       ["missing scope", await token(KIM, { scp: "User.Read" }), "missing_scope"],
-      ["a client that is not an allowed connector", await standIn.accessToken(TENANT_AXE, API, randomUUID(), KIM), "client_not_allowed"],
+      [
+        "a client that is not an allowed connector",
+        await standIn.accessToken(TENANT_AXE, API, randomUUID(), KIM),
+        "client_not_allowed",
+      ],
     ];
     for (const [name, bearer, reason] of cases) {
       const response = await call(bearer);
@@ -160,12 +231,23 @@ describe("Entra options", () => {
     });
     try {
       const v1 = await token({ ...KIM, roles: ["Frame.Read"] }, { version: 1 });
-      expect(JSON.parse(Buffer.from(v1.split(".")[1]!, "base64url").toString())).toMatchObject({ ver: "1.0", aud: API.appIdUri, iss: standIn.issuerV1(TENANT_AXE), appid: CONNECTOR_CLIENT });
+      expect(JSON.parse(Buffer.from(v1.split(".")[1]!, "base64url").toString())).toMatchObject({
+        ver: "1.0",
+        aud: API.appIdUri,
+        iss: standIn.issuerV1(TENANT_AXE),
+        appid: CONNECTOR_CLIENT,
+      });
       const client = await mcpClient(frame.mcpUrl, v1);
-      expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ entity: "axe", role: "reader" });
+      expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({
+        entity: "axe",
+        role: "reader",
+      });
       await client.close();
       const mapped = await mcpClient(frame.mcpUrl, await token({ ...KIM, roles: ["Frame.Admin", "Labs.Member"] }));
-      expect((await mapped.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ entity: "labs", role: "admin" });
+      expect((await mapped.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({
+        entity: "labs",
+        role: "admin",
+      });
       await mapped.close();
       const none = await call(await token(KIM), frame);
       expect(none.status).toBe(403);

@@ -1,9 +1,9 @@
 /** A running frame for tests: a fresh database, a config dir whose public URL is the server itself. */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { loadConfig, type Config } from "../../src/config/load.ts";
-import { memoryAuditSink, type AuditSink } from "../../src/frame/audit-sink.ts";
-import { startFrame, type RunningFrame } from "../../src/frame/serve.ts";
+import { type Config, loadConfig } from "../../src/config/load.ts";
+import { type AuditSink, memoryAuditSink } from "../../src/frame/audit-sink.ts";
+import { type RunningFrame, startFrame } from "../../src/frame/serve.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
@@ -49,7 +49,12 @@ export async function startTestFrame(options: TestFrameOptions = {}): Promise<Te
     jwksCooldownMs: options.jwksCooldownMs ?? 0,
   });
   return {
-    frame, config, configDir, db, base, audit,
+    frame,
+    config,
+    configDir,
+    db,
+    base,
+    audit,
     mcpUrl: `${base}/frame/mcp`,
     async close() {
       await frame.stop();
@@ -61,7 +66,10 @@ export async function startTestFrame(options: TestFrameOptions = {}): Promise<Te
 /** An SDK client connected with a bearer token (or none). */
 export async function mcpClient(mcpUrl: string, token?: string): Promise<Client> {
   const client = new Client({ name: "frame-test", version: "1.0.0" });
-  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : {});
+  const transport = new StreamableHTTPClientTransport(
+    new URL(mcpUrl),
+    token ? { requestInit: { headers: { authorization: `Bearer ${token}` } } } : {},
+  );
   await client.connect(transport);
   return client;
 }
@@ -70,7 +78,12 @@ export async function mcpClient(mcpUrl: string, token?: string): Promise<Client>
 export function rpc(mcpUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
   return fetch(mcpUrl, {
     method: "POST",
-    headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25", ...headers },
+    headers: {
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2025-11-25",
+      ...headers,
+    },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
 }

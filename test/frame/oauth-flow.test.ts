@@ -1,8 +1,12 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { type OAuthClientProvider, UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { UnauthorizedError, type OAuthClientProvider } from "@modelcontextprotocol/sdk/client/auth.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from "@modelcontextprotocol/sdk/shared/auth.js";
+import type {
+  OAuthClientInformationMixed,
+  OAuthClientMetadata,
+  OAuthTokens,
+} from "@modelcontextprotocol/sdk/shared/auth.js";
 import { CLIENT_AXE, CONNECTOR_CLIENT, TENANT_AXE } from "../helpers/config.ts";
 import { EntraStandIn } from "../helpers/entra.ts";
 import { startTestFrame, type TestFrame } from "./harness.ts";
@@ -19,7 +23,13 @@ class ConnectorProvider implements OAuthClientProvider {
     return REDIRECT;
   }
   get clientMetadata(): OAuthClientMetadata {
-    return { redirect_uris: [REDIRECT], client_name: "connector under test", grant_types: ["authorization_code"], response_types: ["code"], token_endpoint_auth_method: "client_secret_basic" };
+    return {
+      redirect_uris: [REDIRECT],
+      client_name: "connector under test",
+      grant_types: ["authorization_code"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "client_secret_basic",
+    };
   }
   clientInformation(): OAuthClientInformationMixed {
     return { client_id: CONNECTOR_CLIENT, client_secret: SECRET };
@@ -49,8 +59,14 @@ beforeAll(async () => {
   await standIn.addTenant(TENANT_AXE);
   standIn.addApi({ clientId: CLIENT_AXE, appIdUri: "https://axe.axelabs.ai/frame/mcp", version: 2 });
   standIn.addClient({ clientId: CONNECTOR_CLIENT, secret: SECRET, redirectUris: [REDIRECT] });
-  standIn.signInAs(TENANT_AXE, { oid: "0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a", username: "jo@axe-labs.dev", name: "Jo" });
-  running = await startTestFrame({ frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase } });
+  standIn.signInAs(TENANT_AXE, {
+    oid: "0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a",
+    username: "jo@axe-labs.dev",
+    name: "Jo",
+  });
+  running = await startTestFrame({
+    frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+  });
 });
 afterAll(async () => {
   await running?.close();
@@ -63,7 +79,9 @@ test("the SDK's own OAuth client goes from the bare MCP URL to whoami: PRM, Entr
 
   // 1. Unauthenticated connect: 401 with resource_metadata; the SDK discovers and sends us to authorize.
   const first = new StreamableHTTPClientTransport(url, { authProvider: provider });
-  await expect(new Client({ name: "connector", version: "1" }).connect(first)).rejects.toBeInstanceOf(UnauthorizedError);
+  await expect(new Client({ name: "connector", version: "1" }).connect(first)).rejects.toBeInstanceOf(
+    UnauthorizedError,
+  );
   const authorize = provider.authorizationUrl!;
   expect(authorize.origin + authorize.pathname).toBe(`${standIn.authority}/${TENANT_AXE}/oauth2/v2.0/authorize`);
   expect(authorize.searchParams.get("client_id")).toBe(CONNECTOR_CLIENT);
@@ -89,7 +107,12 @@ test("the SDK's own OAuth client goes from the bare MCP URL to whoami: PRM, Entr
   const tools = await client.listTools();
   expect(tools.tools.map((t) => t.name)).toContain("whoami");
   const result = await client.callTool({ name: "whoami", arguments: {} });
-  expect(result.structuredContent).toMatchObject({ kind: "entra", customer: "axe", entity: "labs", principal: `${TENANT_AXE}/0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a` });
+  expect(result.structuredContent).toMatchObject({
+    kind: "entra",
+    customer: "axe",
+    entity: "labs",
+    principal: `${TENANT_AXE}/0d9c8b7a-6f5e-4d3c-8b2a-1f0e9d8c7b6a`,
+  });
   await client.close();
 
   // A replayed code is refused by the stand-in, as Entra would.

@@ -20,7 +20,11 @@ afterEach(async () => {
 
 /** Starts `axe-appliance serve` as a child process and waits for its "listening" line. */
 async function spawnServe(args: string[]) {
-  const child = Bun.spawn([process.execPath, MAIN, "serve", ...args], { stdout: "pipe", stderr: "pipe", env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: "9.9.9-test" } });
+  const child = Bun.spawn([process.execPath, MAIN, "serve", ...args], {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: "9.9.9-test" },
+  });
   const reader = child.stdout.getReader();
   let stdout = "";
   while (!stdout.includes("listening")) {
@@ -36,15 +40,38 @@ describe("serve", () => {
   test("the CLI serves healthz and whoami with --no-auth, warns loudly, and exits 0 on SIGTERM", async () => {
     db = await freshDatabase("serve");
     const port = await freePort();
-    const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: `http://127.0.0.1:${port}` } } });
-    const { child, stdout, stderr } = await spawnServe(["--color", "green", "--port", String(port), "--config", dir, "--no-auth"]);
+    const dir = makeConfigDir({
+      database: db.target,
+      appliance: { frame: { public_url: `http://127.0.0.1:${port}` } },
+    });
+    const { child, stdout, stderr } = await spawnServe([
+      "--color",
+      "green",
+      "--port",
+      String(port),
+      "--config",
+      dir,
+      "--no-auth",
+    ]);
     expect(stdout).toContain(`frame green listening on http://127.0.0.1:${port}`);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(health.status).toBe(200);
-    expect(await json(health)).toEqual({ status: "ok", service: "axe-frame", color: "green", release: "9.9.9-test", database: { reachable: true, migration: expect.any(Number) } });
+    expect(await json(health)).toEqual({
+      status: "ok",
+      service: "axe-frame",
+      color: "green",
+      release: "9.9.9-test",
+      database: { reachable: true, migration: expect.any(Number) },
+    });
     const client = await mcpClient(`http://127.0.0.1:${port}/frame/mcp`);
     const result = await client.callTool({ name: "whoami", arguments: {} });
-    expect(result.structuredContent).toMatchObject({ principal: "dev", kind: "dev", customer: "axe", entity: "axe", role: "admin" });
+    expect(result.structuredContent).toMatchObject({
+      principal: "dev",
+      kind: "dev",
+      customer: "axe",
+      entity: "axe",
+      role: "admin",
+    });
     await client.close();
     child.kill("SIGTERM");
     expect(await child.exited).toBe(0);
@@ -57,9 +84,17 @@ describe("serve", () => {
   test("SIGTERM: new connections are refused, a request already in flight is answered, exit 0", async () => {
     db = await freshDatabase("serve");
     const port = await freePort();
-    const dir = makeConfigDir({ database: db.target, appliance: { frame: { public_url: `http://127.0.0.1:${port}` } } });
+    const dir = makeConfigDir({
+      database: db.target,
+      appliance: { frame: { public_url: `http://127.0.0.1:${port}` } },
+    });
     const { child } = await spawnServe(["--color", "blue", "--port", String(port), "--config", dir, "--no-auth"]);
-    const body = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } });
+    const body = JSON.stringify({
+      jsonrpc: "2.0",
+      id: 7,
+      method: "tools/call",
+      params: { name: "whoami", arguments: {} },
+    });
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     const slowBody = new ReadableStream({
@@ -71,13 +106,29 @@ describe("serve", () => {
       },
     });
     const inFlight = fetch(`http://127.0.0.1:${port}/frame/mcp`, {
-      method: "POST", body: slowBody, duplex: "half",
+      method: "POST",
+      body: slowBody,
+      duplex: "half",
       headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
     } as RequestInit);
     await Bun.sleep(200);
     child.kill("SIGTERM");
-    for (let i = 0; i < 50 && (await fetch(`http://127.0.0.1:${port}/healthz`).then(() => true, () => false)); i++) await Bun.sleep(50);
-    expect(await fetch(`http://127.0.0.1:${port}/healthz`).then(() => "answered", () => "refused")).toBe("refused");
+    for (
+      let i = 0;
+      i < 50 &&
+      (await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => true,
+        () => false,
+      ));
+      i++
+    )
+      await Bun.sleep(50);
+    expect(
+      await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        () => "answered",
+        () => "refused",
+      ),
+    ).toBe("refused");
     release();
     const answer = await inFlight;
     expect(answer.status).toBe(200);
@@ -88,8 +139,12 @@ describe("serve", () => {
   test("--no-auth is refused when bound beyond loopback", async () => {
     db = await freshDatabase("serve");
     const dir = makeConfigDir({ database: db.target, appliance: { frame: { bind: "0.0.0.0" } } });
-    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(ConfigError);
-    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(/not a loopback address/);
+    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(
+      ConfigError,
+    );
+    await expect(startFrame({ config: loadConfig({ dir }), color: "blue", port: 0, noAuth: true })).rejects.toThrow(
+      /not a loopback address/,
+    );
   });
 
   test("the migration version is reported, and an unreachable database makes healthz 503 degraded", async () => {
@@ -103,7 +158,12 @@ describe("serve", () => {
       await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${running.db.target.database}`;
       const degraded = await fetch(`${running.base}/healthz`);
       expect(degraded.status).toBe(503);
-      expect(await json(degraded)).toMatchObject({ status: "degraded", service: "axe-frame", color: "blue", database: { reachable: false } });
+      expect(await json(degraded)).toMatchObject({
+        status: "degraded",
+        service: "axe-frame",
+        color: "blue",
+        database: { reachable: false },
+      });
     } finally {
       await admin`alter database ${name} with allow_connections true`;
       await admin.end();
@@ -112,7 +172,12 @@ describe("serve", () => {
 
   test("stateless: no Mcp-Session-Id; GET and DELETE answer 405; bad JSON gets a JSON-RPC error", async () => {
     running = await startTestFrame({ noAuth: true });
-    const init = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "initialize", params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } } });
+    const init = await rpc(running.mcpUrl, {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "initialize",
+      params: { protocolVersion: "2025-11-25", capabilities: {}, clientInfo: { name: "t", version: "1" } },
+    });
     expect(init.status).toBe(200);
     expect(init.headers.get("mcp-session-id")).toBeNull();
     expect(await init.text()).toContain('"serverInfo"');
@@ -141,8 +206,14 @@ describe("serve", () => {
     // Chunked, so no Content-Length to refuse it by: the body is read, then refused.
     const streamed = await fetch(running.mcpUrl, {
       method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25" },
-      body: new Blob([JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping", params: { pad: "é".repeat(1500) } })]).stream(),
+      headers: {
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+      },
+      body: new Blob([
+        JSON.stringify({ jsonrpc: "2.0", id: 2, method: "ping", params: { pad: "é".repeat(1500) } }),
+      ]).stream(),
     });
     expect(streamed.status).toBe(413);
     // The header checks still come first, whatever the body is.
@@ -160,7 +231,10 @@ describe("serve", () => {
     expect((await rpc(running.mcpUrl, ping, { host: "127.0.0.1.evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { origin: "https://evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { origin: "https://claude.ai" })).status).toBe(200);
-    expect((await fetch(`${running.base}/.well-known/oauth-protected-resource`, { headers: { host: "evil.example" } })).status).toBe(403);
+    expect(
+      (await fetch(`${running.base}/.well-known/oauth-protected-resource`, { headers: { host: "evil.example" } }))
+        .status,
+    ).toBe(403);
     expect(running.audit.events.some((e) => e.reason === "host_or_origin" && e.outcome === "refused")).toBe(true);
   });
 });

@@ -1,6 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "../../src/db/connect.ts";
-import { issueServiceToken, loadTokenKey, revokeServiceToken, ServiceTokenVerifier, SERVICE_TOKEN_CHANNEL } from "../../src/frame/auth/service-tokens.ts";
+import {
+  issueServiceToken,
+  loadTokenKey,
+  revokeServiceToken,
+  SERVICE_TOKEN_CHANNEL,
+  ServiceTokenVerifier,
+} from "../../src/frame/auth/service-tokens.ts";
 import { json, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
 let running: TestFrame | undefined;
@@ -22,7 +28,13 @@ async function until(condition: () => boolean, what: string, limitMs = 10_000): 
 }
 
 async function issue(expiresInMs = 60_000) {
-  return issueServiceToken(running!.db.sql, running!.config.paths.secrets, { customer: "axe", entity: "labs", role: "writer", name: "cached", expiresInMs });
+  return issueServiceToken(running!.db.sql, running!.config.paths.secrets, {
+    customer: "axe",
+    entity: "labs",
+    role: "writer",
+    name: "cached",
+    expiresInMs,
+  });
 }
 
 describe("service-token cache", () => {
@@ -35,7 +47,11 @@ describe("service-token cache", () => {
     const hits = verifier.stats.cacheHits;
     const second = await call(token);
     expect(second.status).toBe(200);
-    expect((await json(second)).result.structuredContent).toMatchObject({ kind: "service", entity: "labs", role: "writer" });
+    expect((await json(second)).result.structuredContent).toMatchObject({
+      kind: "service",
+      entity: "labs",
+      role: "writer",
+    });
     expect(verifier.stats.cacheHits).toBe(hits + 1); // answered without a token query
 
     // The CLI's path (`token revoke`), from a pool of its own, as the separate process would.

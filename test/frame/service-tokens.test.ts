@@ -16,7 +16,20 @@ const whoami = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "w
 describe("service tokens", () => {
   test("issue prints the token once, it works over HTTP, list shows it without the secret, revoke stops it", async () => {
     running = await startTestFrame();
-    const issued = await runCli(["token", "issue", "--entity", "labs", "--role", "writer", "--name", "zapier", "--expires", "30d", "--config", running.configDir]);
+    const issued = await runCli([
+      "token",
+      "issue",
+      "--entity",
+      "labs",
+      "--role",
+      "writer",
+      "--name",
+      "zapier",
+      "--expires",
+      "30d",
+      "--config",
+      running.configDir,
+    ]);
     expect(issued.stderr).toContain("shown once");
     expect(issued.code).toBe(0);
     const token = issued.stdout.trim();
@@ -27,7 +40,13 @@ describe("service tokens", () => {
     const client = await mcpClient(running.mcpUrl, token);
     const result = await client.callTool({ name: "whoami", arguments: {} });
     await client.close();
-    expect(result.structuredContent).toMatchObject({ kind: "service", customer: "axe", entity: "labs", role: "writer", name: "zapier" });
+    expect(result.structuredContent).toMatchObject({
+      kind: "service",
+      customer: "axe",
+      entity: "labs",
+      role: "writer",
+      name: "zapier",
+    });
     const expiresAt = Date.parse((result.structuredContent as { expiresAt: string }).expiresAt);
     expect(Math.abs(expiresAt - (Date.now() + 30 * 86_400_000))).toBeLessThan(120_000);
 
@@ -48,13 +67,19 @@ describe("service tokens", () => {
     const revoked = await runCli(["token", "revoke", entry.id, "--config", running.configDir]);
     expect(revoked.code).toBe(0);
     // The revocation reaches the server as a NOTIFY from the CLI's process: wait (bounded) until it has landed.
-    for (let i = 0; i < 200 && running.frame.serviceTokens!.stats.cacheClears === clearsBefore; i++) await Bun.sleep(25);
+    for (let i = 0; i < 200 && running.frame.serviceTokens!.stats.cacheClears === clearsBefore; i++)
+      await Bun.sleep(25);
     expect(running.frame.serviceTokens!.stats.cacheClears).toBeGreaterThan(clearsBefore);
     const refused = await rpc(running.mcpUrl, whoami, { authorization: `Bearer ${token}` });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("www-authenticate")).toStartWith('Bearer error="invalid_token"');
     expect((await json(refused)).reason).toBe("service_token_revoked");
-    expect(running.audit.events.at(-1)).toMatchObject({ who: "anonymous", reason: "service_token_revoked", outcome: "refused", status: 401 });
+    expect(running.audit.events.at(-1)).toMatchObject({
+      who: "anonymous",
+      reason: "service_token_revoked",
+      outcome: "refused",
+      status: 401,
+    });
     const again = await runCli(["token", "revoke", entry.id, "--config", running.configDir]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("no active token");
@@ -62,7 +87,13 @@ describe("service tokens", () => {
 
   test("an expired token, an unknown one and a forged one are refused with 401 invalid_token", async () => {
     running = await startTestFrame();
-    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, { customer: "axe", entity: "axe", role: "reader", name: "brief", expiresInMs: 1 });
+    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, {
+      customer: "axe",
+      entity: "axe",
+      role: "reader",
+      name: "brief",
+      expiresInMs: 1,
+    });
     await Bun.sleep(5);
     for (const [bearer, reason] of [
       [token, "service_token_expired"],
@@ -78,7 +109,13 @@ describe("service tokens", () => {
 
   test("a token of another customer's entity in the same database is refused", async () => {
     running = await startTestFrame();
-    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, { customer: "other", entity: "other", role: "admin", name: "elsewhere", expiresInMs: 60_000 });
+    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, {
+      customer: "other",
+      entity: "other",
+      role: "admin",
+      name: "elsewhere",
+      expiresInMs: 60_000,
+    });
     const response = await rpc(running.mcpUrl, whoami, { authorization: `Bearer ${token}` });
     expect(response.status).toBe(401);
     expect((await json(response)).reason).toBe("service_token_elsewhere");
@@ -86,15 +123,46 @@ describe("service tokens", () => {
 
   test("issue refuses an entity that is not the machine customer's and an unknown role; a reader token acts as a reader", async () => {
     running = await startTestFrame();
-    const wrong = await runCli(["token", "issue", "--entity", "other", "--role", "admin", "--name", "x", "--config", running.configDir]);
+    const wrong = await runCli([
+      "token",
+      "issue",
+      "--entity",
+      "other",
+      "--role",
+      "admin",
+      "--name",
+      "x",
+      "--config",
+      running.configDir,
+    ]);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toContain("not an entity of customer axe; expected one of axe, labs");
-    const badRole = await runCli(["token", "issue", "--entity", "axe", "--role", "owner", "--name", "x", "--config", running.configDir]);
+    const badRole = await runCli([
+      "token",
+      "issue",
+      "--entity",
+      "axe",
+      "--role",
+      "owner",
+      "--name",
+      "x",
+      "--config",
+      running.configDir,
+    ]);
     expect(badRole.code).toBe(2);
     expect(badRole.stderr).toContain("must be one of reader, writer, admin");
-    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, { customer: "axe", entity: "axe", role: "reader", name: "ro", expiresInMs: 60_000 });
+    const { token } = await issueServiceToken(running.db.sql, running.config.paths.secrets, {
+      customer: "axe",
+      entity: "axe",
+      role: "reader",
+      name: "ro",
+      expiresInMs: 60_000,
+    });
     const client = await mcpClient(running.mcpUrl, token);
-    expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({ role: "reader", roles: ["reader"] });
+    expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({
+      role: "reader",
+      roles: ["reader"],
+    });
     await client.close();
   });
 

@@ -10,7 +10,10 @@ export interface CliResult {
   stderr: string;
 }
 
-export async function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; stdin?: Uint8Array | string } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; stdin?: Uint8Array | string } = {},
+): Promise<CliResult> {
   const child = Bun.spawn([process.execPath, MAIN, ...args], {
     cwd: options.cwd ?? REPO,
     env: { ...process.env, AXE_CONFIG_DIR: "", ...options.env },
@@ -18,6 +21,10 @@ export async function runCli(args: string[], options: { env?: Record<string, str
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
   return { code, stdout, stderr };
 }

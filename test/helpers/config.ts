@@ -2,8 +2,8 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import type { DatabaseTarget } from "../../src/db/connect.ts";
+import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import { tempDir } from "./tmp.ts";
 
 export const TENANT_AXE = "122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13";
@@ -19,7 +19,13 @@ export const TEST_CUSTOMERS = {
       domains: ["axellc.com", "axe-labs.dev"],
       host: "axe.axelabs.ai",
       machine: "axe-macmini",
-      entra: { tenant_id: TENANT_AXE, client_id: CLIENT_AXE, app_id_uri: "https://axe.axelabs.ai/frame/mcp", scope: "frame.access", allowed_clients: [CONNECTOR_CLIENT] },
+      entra: {
+        tenant_id: TENANT_AXE,
+        client_id: CLIENT_AXE,
+        app_id_uri: "https://axe.axelabs.ai/frame/mcp",
+        scope: "frame.access",
+        allowed_clients: [CONNECTOR_CLIENT],
+      },
       entities: [
         { name: "axe", domains: ["axellc.com"] },
         { name: "labs", domains: ["axe-labs.dev"] },

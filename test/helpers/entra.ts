@@ -9,7 +9,7 @@
  * v1 issuers are {authority}/sts/{tid}/ (frame.entra_v1_issuer_base = {authority}/sts).
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 
 export interface SigningKey {
   kid: string;
@@ -132,7 +132,13 @@ export class EntraStandIn {
   }
 
   /** Signs an access token as Entra would for `user` in `tid`, calling `api` from `clientId`. */
-  async accessToken(tid: string, api: TestApi, clientId: string, user: TestUser, options: MintOptions & { scp?: string } = {}): Promise<string> {
+  async accessToken(
+    tid: string,
+    api: TestApi,
+    clientId: string,
+    user: TestUser,
+    options: MintOptions & { scp?: string } = {},
+  ): Promise<string> {
     const version = options.version ?? api.version;
     const now = Math.floor(Date.now() / 1000);
     const base: Record<string, unknown> = {
@@ -163,7 +169,11 @@ export class EntraStandIn {
   async sign(tid: string, claims: Record<string, unknown>, options: MintOptions = {}): Promise<string> {
     const key = options.key ?? this.key(tid);
     const payload = Object.fromEntries(Object.entries(claims).filter(([, v]) => v !== undefined));
-    return new SignJWT(payload).setProtectedHeader({ typ: "JWT", alg: "RS256", kid: key.kid, x5t: key.kid, ...options.header } as { alg: string }).sign(key.privateKey);
+    return new SignJWT(payload)
+      .setProtectedHeader({ typ: "JWT", alg: "RS256", kid: key.kid, x5t: key.kid, ...options.header } as {
+        alg: string;
+      })
+      .sign(key.privateKey);
   }
 
   private tenant(tid: string): Tenant {
@@ -174,7 +184,10 @@ export class EntraStandIn {
 
   private async handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    const match = /^\/([0-9a-f-]{36})\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/authorize|oauth2\/v2\.0\/token)$/.exec(url.pathname);
+    const match =
+      /^\/([0-9a-f-]{36})\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/authorize|oauth2\/v2\.0\/token)$/.exec(
+        url.pathname,
+      );
     const tenant = match ? this.tenants.get(match[1]!) : undefined;
     if (!match || !tenant) return Response.json({ error: "invalid_tenant" }, { status: 404 });
     const tid = match[1]!;
@@ -184,11 +197,21 @@ export class EntraStandIn {
       case "discovery/v2.0/keys":
         this.jwksFetches++;
         if (this.jwksDown) return new Response("unavailable", { status: 503 });
-        return Response.json({ keys: tenant.keys.map((k) => ({ ...k.publicJwk, kid: k.kid, x5t: k.kid, use: "sig", issuer: this.issuerV2(tid) })) });
+        return Response.json({
+          keys: tenant.keys.map((k) => ({
+            ...k.publicJwk,
+            kid: k.kid,
+            x5t: k.kid,
+            use: "sig",
+            issuer: this.issuerV2(tid),
+          })),
+        });
       case "oauth2/v2.0/authorize":
         return this.authorize(tid, tenant, url.searchParams);
       default:
-        return request.method === "POST" ? this.token(tid, request) : Response.json({ error: "invalid_request" }, { status: 405 });
+        return request.method === "POST"
+          ? this.token(tid, request)
+          : Response.json({ error: "invalid_request" }, { status: 405 });
     }
   }
 
@@ -209,7 +232,23 @@ export class EntraStandIn {
       userinfo_endpoint: `${this.authority}/oidc/userinfo`,
       authorization_endpoint: `${base}/oauth2/v2.0/authorize`,
       http_logout_supported: true,
-      claims_supported: ["sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "nonce", "preferred_username", "name", "tid", "ver", "at_hash", "c_hash", "email"],
+      claims_supported: [
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "acr",
+        "nonce",
+        "preferred_username",
+        "name",
+        "tid",
+        "ver",
+        "at_hash",
+        "c_hash",
+        "email",
+      ],
       tenant_region_scope: "EU",
     };
   }
@@ -217,20 +256,30 @@ export class EntraStandIn {
   private authorize(tid: string, tenant: Tenant, params: URLSearchParams): Response {
     const client = this.clients.get(params.get("client_id") ?? "");
     const redirectUri = params.get("redirect_uri") ?? "";
-    if (!client || !client.redirectUris.includes(redirectUri)) return Response.json({ error: "invalid_client" }, { status: 400 });
-    const fail = (error: string) => Response.redirect(`${redirectUri}?${new URLSearchParams({ error, state: params.get("state") ?? "" })}`, 302);
+    if (!client?.redirectUris.includes(redirectUri)) return Response.json({ error: "invalid_client" }, { status: 400 });
+    const fail = (error: string) =>
+      Response.redirect(`${redirectUri}?${new URLSearchParams({ error, state: params.get("state") ?? "" })}`, 302);
     if (params.get("response_type") !== "code") return fail("unsupported_response_type");
     if (params.get("code_challenge_method") !== "S256" || !params.get("code_challenge")) return fail("invalid_request");
     if (!tenant.signedIn) return fail("login_required");
     const code = randomBytes(24).toString("base64url");
-    this.codes.set(code, { tid, clientId: client.clientId, redirectUri, challenge: params.get("code_challenge")!, scope: params.get("scope") ?? "", user: tenant.signedIn, expires: Date.now() + 60_000 });
+    this.codes.set(code, {
+      tid,
+      clientId: client.clientId,
+      redirectUri,
+      challenge: params.get("code_challenge")!,
+      scope: params.get("scope") ?? "",
+      user: tenant.signedIn,
+      expires: Date.now() + 60_000,
+    });
     const query = new URLSearchParams({ code, ...(params.get("state") ? { state: params.get("state")! } : {}) });
     return Response.redirect(`${redirectUri}?${query}`, 302);
   }
 
   private async token(tid: string, request: Request): Promise<Response> {
     const form = new URLSearchParams(await request.text());
-    const fail = (error: string, description: string) => Response.json({ error, error_description: description }, { status: 400 });
+    const fail = (error: string, description: string) =>
+      Response.json({ error, error_description: description }, { status: 400 });
     let clientId = form.get("client_id") ?? "";
     let secret = form.get("client_secret") ?? "";
     const basic = /^Basic (.+)$/i.exec(request.headers.get("authorization") ?? "");
@@ -241,20 +290,33 @@ export class EntraStandIn {
       secret = decodeURIComponent(decoded.slice(colon + 1));
     }
     const client = this.clients.get(clientId);
-    if (!client || client.secret !== secret) return Response.json({ error: "invalid_client", error_description: "AADSTS7000215: Invalid client secret provided." }, { status: 401 });
-    if (form.get("grant_type") !== "authorization_code") return fail("unsupported_grant_type", "only authorization_code here");
+    if (!client || client.secret !== secret)
+      return Response.json(
+        { error: "invalid_client", error_description: "AADSTS7000215: Invalid client secret provided." },
+        { status: 401 },
+      );
+    if (form.get("grant_type") !== "authorization_code")
+      return fail("unsupported_grant_type", "only authorization_code here");
     const pending = this.codes.get(form.get("code") ?? "");
     this.codes.delete(form.get("code") ?? "");
-    if (!pending || pending.expires < Date.now() || pending.tid !== tid || pending.clientId !== clientId) return fail("invalid_grant", "AADSTS70008: the code is unknown, used or expired");
+    if (!pending || pending.expires < Date.now() || pending.tid !== tid || pending.clientId !== clientId)
+      return fail("invalid_grant", "AADSTS70008: the code is unknown, used or expired");
     if (form.get("redirect_uri") !== pending.redirectUri) return fail("invalid_grant", "redirect_uri does not match");
     const verifier = form.get("code_verifier") ?? "";
-    if (createHash("sha256").update(verifier).digest("base64url") !== pending.challenge) return fail("invalid_grant", "AADSTS501481: the code_verifier does not match the code_challenge");
+    if (createHash("sha256").update(verifier).digest("base64url") !== pending.challenge)
+      return fail("invalid_grant", "AADSTS501481: the code_verifier does not match the code_challenge");
     const requested = pending.scope.split(" ").filter((s) => s.includes("/"));
     const api = this.apis.find((a) => requested.some((s) => s.startsWith(`${a.appIdUri ?? `api://${a.clientId}`}/`)));
     if (!api) return fail("invalid_scope", "AADSTS650053: no API exposes the requested scope");
     const scp = requested.map((s) => s.slice(s.lastIndexOf("/") + 1)).join(" ");
     const accessToken = await this.accessToken(tid, api, clientId, pending.user, { scp });
-    return Response.json({ token_type: "Bearer", scope: requested.join(" "), expires_in: 3600, ext_expires_in: 3600, access_token: accessToken });
+    return Response.json({
+      token_type: "Bearer",
+      scope: requested.join(" "),
+      expires_in: 3600,
+      ext_expires_in: 3600,
+      access_token: accessToken,
+    });
   }
 }
 

@@ -4,7 +4,7 @@
  * fresh database of its own, so tests never share rows.
  */
 import { randomBytes } from "node:crypto";
-import { connect, ensureDatabase, type DatabaseTarget, type Sql } from "../../src/db/connect.ts";
+import { connect, type DatabaseTarget, ensureDatabase, type Sql } from "../../src/db/connect.ts";
 import { EmbeddedPostgres } from "../../src/db/embedded.ts";
 import { tempDir } from "./tmp.ts";
 

@@ -3,7 +3,7 @@
  * one client key, an authorized_keys line with an optional forced command, and the ssh options a
  * client needs to reach it. Stop it with `stop()`; the test run removes its directory.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -40,7 +40,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   writeFileSync(join(dir, "authorized_keys"), `${restrict}${publicKey}\n`, { mode: 0o600 });
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation dir
   const port = await freePort();
-  const setEnv = Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`).join(" ");
+  const setEnv = Object.entries(options.env ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join(" ");
   writeFileSync(
     join(dir, "sshd_config"),
     [
@@ -61,15 +63,30 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       "",
     ].join("\n"),
   );
-  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], { stdio: ["ignore", "ignore", "pipe"] });
+  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   let stderr = "";
   child.stderr!.on("data", (chunk) => (stderr += chunk));
   await waitForPort(port, child, () => stderr);
   const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim(); // os.userInfo() can say "unknown" here
   const sshOptions = [
-    "-p", String(port), "-i", clientKey,
-    "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-    "-o", `UserKnownHostsFile=${join(dir, "known_hosts")}`, "-o", "ConnectTimeout=5", "-o", "LogLevel=ERROR",
+    "-p",
+    String(port),
+    "-i",
+    clientKey,
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    `UserKnownHostsFile=${join(dir, "known_hosts")}`,
+    "-o",
+    "ConnectTimeout=5",
+    "-o",
+    "LogLevel=ERROR",
   ];
   return {
     port,
@@ -82,9 +99,18 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       writeFileSync(
         file,
         [
-          `Host ${name}`, "  HostName 127.0.0.1", `  Port ${port}`, `  User ${user}`, `  IdentityFile ${clientKey}`,
-          "  IdentitiesOnly yes", "  BatchMode yes", "  StrictHostKeyChecking no", `  UserKnownHostsFile ${join(dir, "known_hosts")}`,
-          "  ConnectTimeout 5", "  LogLevel ERROR", "",
+          `Host ${name}`,
+          "  HostName 127.0.0.1",
+          `  Port ${port}`,
+          `  User ${user}`,
+          `  IdentityFile ${clientKey}`,
+          "  IdentitiesOnly yes",
+          "  BatchMode yes",
+          "  StrictHostKeyChecking no",
+          `  UserKnownHostsFile ${join(dir, "known_hosts")}`,
+          "  ConnectTimeout 5",
+          "  LogLevel ERROR",
+          "",
         ].join("\n"),
         { mode: 0o600 },
       );
@@ -95,7 +121,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
 }
 
 function keygen(file: string, comment: string): void {
-  const result = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], { encoding: "utf8" });
+  const result = spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", file], {
+    encoding: "utf8",
+  });
   if (result.status !== 0) throw new Error(`ssh-keygen failed: ${result.stderr}`);
 }
 
@@ -114,7 +142,16 @@ async function waitForPort(port: number, child: ChildProcess, stderr: () => stri
   for (let attempt = 0; attempt < 100; attempt++) {
     if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr()}`);
     const open = await new Promise<boolean>((resolve) => {
-      const socket = Bun.connect({ hostname: "127.0.0.1", port, socket: { open: (s) => (s.end(), resolve(true)), data() {}, error: () => resolve(false), connectError: () => resolve(false) } });
+      const socket = Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          open: (s) => (s.end(), resolve(true)),
+          data() {},
+          error: () => resolve(false),
+          connectError: () => resolve(false),
+        },
+      });
       socket.catch(() => resolve(false));
     });
     if (open) return;

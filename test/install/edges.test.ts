@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
@@ -13,7 +13,14 @@ let ports: string[];
 beforeAll(async () => {
   release();
   fleet = fleetFile();
-  ports = ["--proxy-port", String(await freePort()), "--blue-port", String(await freePort()), "--green-port", String(await freePort())];
+  ports = [
+    "--proxy-port",
+    String(await freePort()),
+    "--blue-port",
+    String(await freePort()),
+    "--green-port",
+    String(await freePort()),
+  ];
 }, 180_000);
 
 /** A release bundle as an operator copies it onto a machine: install.sh, the binary, SHA256SUMS, customers.yaml. */
@@ -29,7 +36,10 @@ function bundle(sha256 = release().sha256): string {
 
 /** Runs a plist through Python's plistlib: the text must be a valid property list. */
 function parsePlist(file: string): Record<string, unknown> {
-  const run = Bun.spawnSync(["python3", "-c", "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))", file], { stdout: "pipe", stderr: "pipe" });
+  const run = Bun.spawnSync(
+    ["python3", "-c", "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))", file],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   if (run.exitCode !== 0) throw new Error(run.stderr.toString());
   return JSON.parse(run.stdout.toString());
 }
@@ -38,10 +48,15 @@ describe("install.sh from a release bundle", () => {
   test("without --binary it installs the binary beside it, checked against SHA256SUMS", async () => {
     const dir = bundle();
     const prefix = join(tempDir("axe-inst"), "axe");
-    const run = await runInstall(["--prefix", prefix, "--no-services", "--customer", "axe", "--no-deploy-key", ...ports], { script: join(dir, "install.sh") });
+    const run = await runInstall(
+      ["--prefix", prefix, "--no-services", "--customer", "axe", "--no-deploy-key", ...ports],
+      { script: join(dir, "install.sh") },
+    );
     if (run.code !== 0) console.error(run.stdout, run.stderr);
     expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`binary ${join(dir, `axe-appliance-${hostTarget()}`)}: sha256 ${release().sha256} checked`);
+    expect(run.stdout).toContain(
+      `binary ${join(dir, `axe-appliance-${hostTarget()}`)}: sha256 ${release().sha256} checked`,
+    );
     expect(readFileSync(join(prefix, "bin/axe-appliance")).equals(readFileSync(release().binary))).toBe(true);
     expect(readFileSync(join(prefix, "config/customers.yaml"), "utf8")).toBe(readFileSync(fleet, "utf8"));
   }, 120_000);
@@ -49,7 +64,9 @@ describe("install.sh from a release bundle", () => {
   test("a binary whose sha256 does not match SHA256SUMS is refused before anything is written", async () => {
     const dir = bundle("0".repeat(64));
     const prefix = join(tempDir("axe-inst"), "axe");
-    const run = await runInstall(["--prefix", prefix, "--no-services", "--customer", "axe", ...ports], { script: join(dir, "install.sh") });
+    const run = await runInstall(["--prefix", prefix, "--no-services", "--customer", "axe", ...ports], {
+      script: join(dir, "install.sh"),
+    });
     expect(run.code).toBe(5);
     expect(run.stderr).toContain(`sha256 is ${release().sha256}, expected ${"0".repeat(64)}`);
     expect(existsSync(prefix)).toBe(false);
@@ -57,7 +74,16 @@ describe("install.sh from a release bundle", () => {
 });
 
 describe("install.sh fails early and clearly, writing nothing", () => {
-  const base = () => ["--prefix", join(tempDir("axe-inst"), "axe"), "--no-services", "--customers", fleet, "--binary", release().binary, ...ports];
+  const base = () => [
+    "--prefix",
+    join(tempDir("axe-inst"), "axe"),
+    "--no-services",
+    "--customers",
+    fleet,
+    "--binary",
+    release().binary,
+    ...ports,
+  ];
 
   test("a customer that is not in customers.yaml", async () => {
     const args = base();
@@ -117,7 +143,10 @@ describe("install.sh fails early and clearly, writing nothing", () => {
 
   test("a binary from an older release (no `services` command) is refused as the wrong binary", async () => {
     const old = join(tempDir("axe-inst-old"), "axe-appliance");
-    writeFileSync(old, `#!/bin/sh\n[ "$1" = --version ] && echo "axe-appliance 0.0.9 (commit 0123456789ab, bun-${hostTarget()}, built 2026-01-01T00:00:00.000Z)" && exit 0\necho "error: unknown command 'axe-appliance $1'" >&2\nexit 2\n`);
+    writeFileSync(
+      old,
+      `#!/bin/sh\n[ "$1" = --version ] && echo "axe-appliance 0.0.9 (commit 0123456789ab, bun-${hostTarget()}, built 2026-01-01T00:00:00.000Z)" && exit 0\necho "error: unknown command 'axe-appliance $1'" >&2\nexit 2\n`,
+    );
     chmodSync(old, 0o755);
     const args = base();
     args[args.indexOf("--binary") + 1] = old;
@@ -128,7 +157,13 @@ describe("install.sh fails early and clearly, writing nothing", () => {
   });
 
   test("a database password in the URL is refused and never echoed", async () => {
-    const run = await runInstall([...base(), "--customer", "axe", "--database-url", "postgres://frame:s3cret-pw@127.0.0.1:3700/frame"]);
+    const run = await runInstall([
+      ...base(),
+      "--customer",
+      "axe",
+      "--database-url",
+      "postgres://frame:s3cret-pw@127.0.0.1:3700/frame",
+    ]);
     expect(run.code).toBe(2);
     expect(run.stderr).toContain("--database-url holds a password");
     expect(run.stdout + run.stderr).not.toContain("s3cret-pw");
@@ -139,7 +174,20 @@ describe("install.sh --backend launchd, deploy key, dry run, uninstall", () => {
   let prefix: string;
   let keys: string;
   const pub = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk5b3dUeXBlS2V5Rm9yVGVzdHNPbmx5MDEyMzQ1Njc4 operator@laptop";
-  const args = (customer = "axe") => ["--prefix", prefix, "--no-services", "--backend", "launchd", "--customer", customer, "--customers", fleet, "--binary", release().binary, ...ports];
+  const args = (customer = "axe") => [
+    "--prefix",
+    prefix,
+    "--no-services",
+    "--backend",
+    "launchd",
+    "--customer",
+    customer,
+    "--customers",
+    fleet,
+    "--binary",
+    release().binary,
+    ...ports,
+  ];
 
   beforeAll(() => {
     prefix = join(tempDir("axe-inst"), "axe");
@@ -168,16 +216,44 @@ describe("install.sh --backend launchd, deploy key, dry run, uninstall", () => {
     expect(run.code).toBe(0);
     const dir = join(prefix, "services");
     expect(readdirSync(dir).sort()).toEqual([
-      "ai.axelabs.axe.backup-verify.plist", "ai.axelabs.axe.backup.plist",
-      "ai.axelabs.axe.blue.plist", "ai.axelabs.axe.green.plist", "ai.axelabs.axe.proxy.plist",
+      "ai.axelabs.axe.backup-verify.plist",
+      "ai.axelabs.axe.backup.plist",
+      "ai.axelabs.axe.blue.plist",
+      "ai.axelabs.axe.green.plist",
+      "ai.axelabs.axe.proxy.plist",
     ]);
     const proxy = parsePlist(join(dir, "ai.axelabs.axe.proxy.plist"));
     expect(proxy).toMatchObject({ Label: "ai.axelabs.axe.proxy", KeepAlive: true, RunAtLoad: true });
-    expect(proxy.ProgramArguments).toEqual([`${prefix}/bin/axe-appliance`, "proxy", "run", "--config", `${prefix}/config`]);
+    expect(proxy.ProgramArguments).toEqual([
+      `${prefix}/bin/axe-appliance`,
+      "proxy",
+      "run",
+      "--config",
+      `${prefix}/config`,
+    ]);
     const green = parsePlist(join(dir, "ai.axelabs.axe.green.plist")).ProgramArguments as string[];
-    expect(green.slice(3)).toEqual([`${prefix}/data/current/green/axe-appliance`, `${prefix}/data/current/green.env`, "--", "serve", "--color", "green", "--port", ports[5]!, "--config", `${prefix}/config`]);
+    expect(green.slice(3)).toEqual([
+      `${prefix}/data/current/green/axe-appliance`,
+      `${prefix}/data/current/green.env`,
+      "--",
+      "serve",
+      "--color",
+      "green",
+      "--port",
+      ports[5]!,
+      "--config",
+      `${prefix}/config`,
+    ]);
     const backup = parsePlist(join(dir, "ai.axelabs.axe.backup.plist"));
-    expect(backup.ProgramArguments).toEqual([`${prefix}/bin/axe-appliance`, "backup", "run", "--tier", "all", "--config", `${prefix}/config`]);
+    expect(backup.ProgramArguments).toEqual([
+      `${prefix}/bin/axe-appliance`,
+      "backup",
+      "run",
+      "--tier",
+      "all",
+      "--config",
+      `${prefix}/config`,
+    ]);
 
     const line = `restrict,command="AXE_DEPLOY_WHO=operator@laptop sudo -n ${prefix}/bin/axe-appliance deploy receive --config ${prefix}/config" ${pub}`;
     expect(readFileSync(keys, "utf8")).toBe(`ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyStays other@host\n${line}\n`);
@@ -197,7 +273,16 @@ describe("install.sh --backend launchd, deploy key, dry run, uninstall", () => {
 
   test("--uninstall removes the services and the forced command, keeps config, keys and data; --purge deletes them", async () => {
     const secrets = readdirSync(join(prefix, "config/secrets")).sort();
-    const run = await runInstall(["--prefix", prefix, "--no-services", "--backend", "launchd", "--uninstall", "--authorized-keys", keys]);
+    const run = await runInstall([
+      "--prefix",
+      prefix,
+      "--no-services",
+      "--backend",
+      "launchd",
+      "--uninstall",
+      "--authorized-keys",
+      keys,
+    ]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`removed ${prefix}/services/ai.axelabs.axe.proxy.plist`);
     expect(readdirSync(join(prefix, "services"))).toEqual([]);
@@ -205,12 +290,30 @@ describe("install.sh --backend launchd, deploy key, dry run, uninstall", () => {
     expect(readdirSync(join(prefix, "config/secrets")).sort()).toEqual(secrets);
     expect(existsSync(join(prefix, "data/state/colors.json"))).toBe(true);
 
-    const unconfirmed = await runInstall(["--prefix", prefix, "--no-services", "--backend", "launchd", "--uninstall", "--purge"]);
+    const unconfirmed = await runInstall([
+      "--prefix",
+      prefix,
+      "--no-services",
+      "--backend",
+      "launchd",
+      "--uninstall",
+      "--purge",
+    ]);
     expect(unconfirmed.code).toBe(2);
     expect(unconfirmed.stderr).toContain("confirm with --customer axe");
     expect(existsSync(join(prefix, "config/secrets/master.key"))).toBe(true);
 
-    const purge = await runInstall(["--prefix", prefix, "--no-services", "--backend", "launchd", "--uninstall", "--purge", "--customer", "axe"]);
+    const purge = await runInstall([
+      "--prefix",
+      prefix,
+      "--no-services",
+      "--backend",
+      "launchd",
+      "--uninstall",
+      "--purge",
+      "--customer",
+      "axe",
+    ]);
     expect(purge.code).toBe(0);
     expect(existsSync(prefix)).toBe(false);
   }, 60_000);

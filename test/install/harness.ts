@@ -7,8 +7,8 @@ import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFi
 import { join, relative } from "node:path";
 import { stringify } from "yaml";
 import { compile, hostTarget } from "../../build/compile.ts";
-import { TEST_CUSTOMERS } from "../helpers/config.ts";
 import { REPO } from "../helpers/cli.ts";
+import { TEST_CUSTOMERS } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 export const INSTALL_SH = join(REPO, "install.sh");
@@ -39,9 +39,14 @@ export interface InstallRun {
   stderr: string;
 }
 
-export async function runInstall(args: string[], options: { script?: string; env?: Record<string, string>; user?: string } = {}): Promise<InstallRun> {
+export async function runInstall(
+  args: string[],
+  options: { script?: string; env?: Record<string, string>; user?: string } = {},
+): Promise<InstallRun> {
   const command = ["bash", options.script ?? INSTALL_SH, ...args];
-  const argv = options.user ? ["setpriv", `--reuid=${options.user}`, `--regid=${options.user}`, "--clear-groups", ...command] : command;
+  const argv = options.user
+    ? ["setpriv", `--reuid=${options.user}`, `--regid=${options.user}`, "--clear-groups", ...command]
+    : command;
   const child = Bun.spawn(argv, {
     cwd: tempDir("axe-inst-cwd"),
     env: { ...process.env, AXE_CONFIG_DIR: "", ...options.env },
@@ -49,7 +54,11 @@ export async function runInstall(args: string[], options: { script?: string; env
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
   return { code, stdout, stderr };
 }
 

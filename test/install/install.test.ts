@@ -5,7 +5,7 @@ import { parse } from "yaml";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { freePort } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { fleetFile, modeOf, release, runInstall, snapshot, type InstallRun } from "./harness.ts";
+import { fleetFile, type InstallRun, modeOf, release, runInstall, snapshot } from "./harness.ts";
 
 let db: TestDatabase;
 let prefix: string;
@@ -15,10 +15,25 @@ let ports: { proxy: number; blue: number; green: number };
 let first: InstallRun;
 
 const installArgs = () => [
-  "--prefix", prefix, "--no-services", "--customer", "axe", "--customers", fleet, "--binary", release().binary,
-  "--database-url", `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`,
-  "--database-password-file", passwordFile,
-  "--proxy-port", String(ports.proxy), "--blue-port", String(ports.blue), "--green-port", String(ports.green),
+  "--prefix",
+  prefix,
+  "--no-services",
+  "--customer",
+  "axe",
+  "--customers",
+  fleet,
+  "--binary",
+  release().binary,
+  "--database-url",
+  `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`,
+  "--database-password-file",
+  passwordFile,
+  "--proxy-port",
+  String(ports.proxy),
+  "--blue-port",
+  String(ports.blue),
+  "--green-port",
+  String(ports.green),
 ];
 
 beforeAll(async () => {
@@ -48,7 +63,9 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(readFileSync(join(prefix, "bin/axe-appliance")).equals(readFileSync(release().binary))).toBe(true);
     for (const secret of ["master.key", "token.key", "database.password", "restic-local.password"])
       expect(`${secret} ${modeOf(join(prefix, "config/secrets", secret))}`).toBe(`${secret} 600`);
-    expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(readFileSync(passwordFile, "utf8"));
+    expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(
+      readFileSync(passwordFile, "utf8"),
+    );
     expect(readFileSync(join(prefix, "config/customers.yaml"), "utf8")).toBe(readFileSync(fleet, "utf8"));
     expect(existsSync(join(prefix, "data/backup/restic/config"))).toBe(true); // backup init made the local repository
   });
@@ -59,7 +76,10 @@ describe("install.sh --prefix DIR --no-services", () => {
       customer: "axe",
       data_dir: join(prefix, "data"),
       secrets_dir: "secrets",
-      database: { url: `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`, password_file: "database.password" },
+      database: {
+        url: `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`,
+        password_file: "database.password",
+      },
       frame: { ports: { blue: ports.blue, green: ports.green } },
       proxy: { listen: `127.0.0.1:${ports.proxy}` },
     });
@@ -75,7 +95,12 @@ describe("install.sh --prefix DIR --no-services", () => {
       expect(readFileSync(join(prefix, `data/current/${color}.env`), "utf8")).toBe(`AXE_RELEASE=${version}\n`);
     }
     const manifest = JSON.parse(readFileSync(join(prefix, "data/releases", version, "manifest.json"), "utf8"));
-    expect(manifest).toMatchObject({ format: "axe-release/1", version, sha256: release().sha256, size: readFileSync(release().binary).length });
+    expect(manifest).toMatchObject({
+      format: "axe-release/1",
+      version,
+      sha256: release().sha256,
+      size: readFileSync(release().binary).length,
+    });
     expect(first.stdout).toContain(`pointed blue at release ${version}`);
   });
 
@@ -86,14 +111,21 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(proxy).toContain(`ExecStart=${prefix}/bin/axe-appliance proxy run --config ${cfg}\n`);
     expect(proxy).toContain("Restart=always\n");
     const blue = readFileSync(join(dir, "ai.axelabs.axe.blue.service"), "utf8");
-    expect(blue).toContain(`ExecStart=${prefix}/data/current/blue/axe-appliance serve --color blue --port ${ports.blue} --config ${cfg}\n`);
+    expect(blue).toContain(
+      `ExecStart=${prefix}/data/current/blue/axe-appliance serve --color blue --port ${ports.blue} --config ${cfg}\n`,
+    );
     expect(blue).toContain(`EnvironmentFile=-${prefix}/data/current/blue.env\n`);
     const green = readFileSync(join(dir, "ai.axelabs.axe.green.service"), "utf8");
     expect(green).toContain(`--port ${ports.green} --config ${cfg}\n`);
-    expect(readFileSync(join(dir, "axe-backup.service"), "utf8")).toContain(`ExecStart=${prefix}/bin/axe-appliance backup run --tier all --config ${cfg}\n`);
+    expect(readFileSync(join(dir, "axe-backup.service"), "utf8")).toContain(
+      `ExecStart=${prefix}/bin/axe-appliance backup run --tier all --config ${cfg}\n`,
+    );
     expect(readFileSync(join(dir, "axe-backup.timer"), "utf8")).toContain("OnCalendar=*-*-* 02:30:00\n");
-    expect(readFileSync(join(dir, "axe-backup-verify.service"), "utf8")).toContain(`ExecStart=${prefix}/bin/axe-appliance backup verify --config ${cfg}\n`);
-    for (const file of ["ai.axelabs.axe.proxy.service", "axe-backup.timer"]) expect(modeOf(join(dir, file))).toBe("644");
+    expect(readFileSync(join(dir, "axe-backup-verify.service"), "utf8")).toContain(
+      `ExecStart=${prefix}/bin/axe-appliance backup verify --config ${cfg}\n`,
+    );
+    for (const file of ["ai.axelabs.axe.proxy.service", "axe-backup.timer"])
+      expect(modeOf(join(dir, file))).toBe("644");
   });
 
   test("doctor ran at the end and found nothing wrong; no secret reached the output", () => {
@@ -107,7 +139,8 @@ describe("install.sh --prefix DIR --no-services", () => {
   });
 
   test("a second run changes nothing and says so", async () => {
-    const exclude = (tree: Record<string, string>) => Object.fromEntries(Object.entries(tree).filter(([path]) => !path.startsWith("data/cache")));
+    const exclude = (tree: Record<string, string>) =>
+      Object.fromEntries(Object.entries(tree).filter(([path]) => !path.startsWith("data/cache")));
     const before = exclude(snapshot(prefix));
     const again = await runInstall(installArgs());
     expect(again.code).toBe(0);
@@ -125,17 +158,31 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(run.code).toBe(0);
     expect(run.stderr).toContain("kept the existing");
     expect(run.stderr).not.toContain("another-password");
-    expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(readFileSync(passwordFile, "utf8"));
+    expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(
+      readFileSync(passwordFile, "utf8"),
+    );
   }, 120_000);
 
   test("the installed binary serves from the prefix: blue through its current link answers /healthz", async () => {
     const cfg = join(prefix, "config");
     const version = readFileSync(join(prefix, "data/current/blue.env"), "utf8").trim().split("=")[1]!;
-    const child = Bun.spawn([join(prefix, "data/current/blue/axe-appliance"), "serve", "--color", "blue", "--port", String(ports.blue), "--config", cfg], {
-      env: { ...process.env, AXE_CONFIG_DIR: cfg, AXE_RELEASE: version },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
+    const child = Bun.spawn(
+      [
+        join(prefix, "data/current/blue/axe-appliance"),
+        "serve",
+        "--color",
+        "blue",
+        "--port",
+        String(ports.blue),
+        "--config",
+        cfg,
+      ],
+      {
+        env: { ...process.env, AXE_CONFIG_DIR: cfg, AXE_RELEASE: version },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    );
     try {
       let health: Response | undefined;
       for (let i = 0; i < 300 && !health; i++) {
@@ -143,7 +190,13 @@ describe("install.sh --prefix DIR --no-services", () => {
         if (!health) await Bun.sleep(100);
       }
       expect(health?.status).toBe(200);
-      expect(await health!.json()).toMatchObject({ status: "ok", service: "axe-frame", color: "blue", release: version, database: { reachable: true } });
+      expect(await health!.json()).toMatchObject({
+        status: "ok",
+        service: "axe-frame",
+        color: "blue",
+        release: version,
+        database: { reachable: true },
+      });
     } finally {
       child.kill("SIGTERM");
       await child.exited;
@@ -157,8 +210,13 @@ describe("install.sh --prefix DIR --no-services", () => {
       const env: Record<string, string> = {};
       for (const [, key, value] of unit.matchAll(/^Environment=(\w+)=(.*)$/gm)) env[key!] = value!;
       const envFile = /^EnvironmentFile=-(.*)$/m.exec(unit)?.[1];
-      if (envFile) for (const [, key, value] of readFileSync(envFile, "utf8").matchAll(/^(\w+)=(.*)$/gm)) env[key!] = value!;
-      return Bun.spawn(argv, { env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env }, stdout: "ignore", stderr: "pipe" });
+      if (envFile)
+        for (const [, key, value] of readFileSync(envFile, "utf8").matchAll(/^(\w+)=(.*)$/gm)) env[key!] = value!;
+      return Bun.spawn(argv, {
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+        stdout: "ignore",
+        stderr: "pipe",
+      });
     });
     try {
       const url = `http://127.0.0.1:${ports.proxy}/.well-known/oauth-protected-resource/frame/mcp`;
@@ -169,7 +227,10 @@ describe("install.sh --prefix DIR --no-services", () => {
         await Bun.sleep(100);
       }
       expect(answer?.status).toBe(200);
-      expect(await answer!.json()).toMatchObject({ resource: "https://axe.axelabs.ai/frame/mcp", scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"] });
+      expect(await answer!.json()).toMatchObject({
+        resource: "https://axe.axelabs.ai/frame/mcp",
+        scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"],
+      });
       // The proxy answering says the live color is up, not that green has finished starting.
       let health: Response | undefined;
       for (let i = 0; i < 300; i++) {

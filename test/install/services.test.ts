@@ -43,7 +43,13 @@ function services(args: string[], config: string) {
   calls = join(config, "calls.log");
   const configArgs = args[0] === "uninstall" ? [] : ["--binary", release().binary, "--config", config];
   const run = Bun.spawnSync([release().binary, "services", ...args, ...configArgs], {
-    env: { ...process.env, AXE_CONFIG_DIR: "", PATH: `${fakes}:${process.env.PATH}`, CALLS: calls, LOADED: join(config, "loaded") },
+    env: {
+      ...process.env,
+      AXE_CONFIG_DIR: "",
+      PATH: `${fakes}:${process.env.PATH}`,
+      CALLS: calls,
+      LOADED: join(config, "loaded"),
+    },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -65,7 +71,8 @@ describe("services install loads what changed, once", () => {
     const first = services(["install", "--backend", "systemd", "--dir", dir], config);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
-    const enable = "systemctl enable --now ai.axelabs.axe.proxy.service ai.axelabs.axe.blue.service ai.axelabs.axe.green.service axe-backup.timer axe-backup-verify.timer";
+    const enable =
+      "systemctl enable --now ai.axelabs.axe.proxy.service ai.axelabs.axe.blue.service ai.axelabs.axe.green.service axe-backup.timer axe-backup-verify.timer";
     expect(first.calls).toBe(`systemctl daemon-reload\n${enable}\n`);
 
     const second = services(["install", "--backend", "systemd", "--dir", dir], config);
@@ -76,7 +83,9 @@ describe("services install loads what changed, once", () => {
     writeFileSync(join(dir, "ai.axelabs.axe.green.service"), "[Unit]\nDescription=edited by hand\n");
     const third = services(["install", "--backend", "systemd", "--dir", dir], config);
     expect(third.stdout).toContain(`wrote ${dir}/ai.axelabs.axe.green.service`);
-    expect(third.calls).toBe("systemctl daemon-reload\nsystemctl enable --now ai.axelabs.axe.green.service\nsystemctl try-restart ai.axelabs.axe.green.service\n");
+    expect(third.calls).toBe(
+      "systemctl daemon-reload\nsystemctl enable --now ai.axelabs.axe.green.service\nsystemctl try-restart ai.axelabs.axe.green.service\n",
+    );
 
     const removed = services(["uninstall", "--backend", "systemd", "--dir", dir], config);
     expect(removed.code).toBe(0);
@@ -87,10 +96,18 @@ describe("services install loads what changed, once", () => {
   test("launchd: bootstrap each plist that is not loaded; a changed plist is booted out first; uninstall boots out", () => {
     const config = makeConfigDir({ appliance: { data_dir: "data" } });
     const dir = tempDir("axe-inst-plists");
-    const labels = ["ai.axelabs.axe.proxy", "ai.axelabs.axe.blue", "ai.axelabs.axe.green", "ai.axelabs.axe.backup", "ai.axelabs.axe.backup-verify"];
+    const labels = [
+      "ai.axelabs.axe.proxy",
+      "ai.axelabs.axe.blue",
+      "ai.axelabs.axe.green",
+      "ai.axelabs.axe.backup",
+      "ai.axelabs.axe.backup-verify",
+    ];
     const first = services(["install", "--backend", "launchd", "--dir", dir], config);
     expect(first.code).toBe(0);
-    expect(first.calls).toBe(labels.map((l) => `launchctl print system/${l}\nlaunchctl bootstrap system ${dir}/${l}.plist\n`).join(""));
+    expect(first.calls).toBe(
+      labels.map((l) => `launchctl print system/${l}\nlaunchctl bootstrap system ${dir}/${l}.plist\n`).join(""),
+    );
 
     const second = services(["install", "--backend", "launchd", "--dir", dir], config);
     expect(second.calls).toBe(labels.map((l) => `launchctl print system/${l}\n`).join(""));

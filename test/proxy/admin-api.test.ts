@@ -5,12 +5,15 @@ import { join } from "node:path";
 import { ProxyError } from "../../src/lib/errors.ts";
 import { pauseProxy, proxyMetrics, proxyStatus, resumeProxy } from "../../src/proxy/admin-client.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
 let proxy: InProcessProxy;
 
 beforeAll(async () => {
-  const [blue, green] = await Promise.all([startUpstream("blue", { RELEASE: "2.0.0" }), startUpstream("green", { RELEASE: "2.1.0" })]);
+  const [blue, green] = await Promise.all([
+    startUpstream("blue", { RELEASE: "2.0.0" }),
+    startUpstream("green", { RELEASE: "2.1.0" }),
+  ]);
   proxy = await startProxy(proxyConfigDir(blue, green, { pause_timeout_ms: 400 }));
 });
 afterAll(stopAll);
@@ -28,7 +31,9 @@ test("the socket is mode 0600 and status names both colors with their releases",
 test("bad bodies are 400 with a message; unknown endpoints 404", async () => {
   const bad = await admin("/switch", { method: "POST", body: JSON.stringify({ color: "purple" }) });
   expect(bad.status).toBe(400);
-  expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({ code: "ADMIN_BAD_BODY" });
+  expect(((await bad.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+    code: "ADMIN_BAD_BODY",
+  });
   const extra = await admin("/switch", { method: "POST", body: JSON.stringify({ color: "green", force: true }) });
   expect(extra.status).toBe(400);
   const notJson = await admin("/drain", { method: "POST", body: "{" });
@@ -78,6 +83,8 @@ test("a socket nobody listens on is PROXY_UNREACHABLE with a hint", async () => 
 });
 
 test("a second proxy on the same socket is refused", async () => {
-  const error = await startProxy(proxyConfigDir("http://127.0.0.1:1", "http://127.0.0.1:2", { admin_socket: proxy.socket })).catch((e: unknown) => e);
+  const error = await startProxy(
+    proxyConfigDir("http://127.0.0.1:1", "http://127.0.0.1:2", { admin_socket: proxy.socket }),
+  ).catch((e: unknown) => e);
   expect((error as ProxyError).code).toBe("PROXY_RUNNING");
 });

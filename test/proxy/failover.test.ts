@@ -9,13 +9,27 @@ import { join } from "node:path";
 import { ProxyError } from "../../src/lib/errors.ts";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { eventually, proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy, type Upstream } from "./harness.ts";
+import {
+  eventually,
+  type InProcessProxy,
+  proxyConfigDir,
+  startProxy,
+  startUpstream,
+  stopAll,
+  type Upstream,
+} from "./harness.ts";
 
 afterAll(stopAll);
 
-const toolsCall = JSON.stringify({ jsonrpc: "2.0", id: 7, method: "tools/call", params: { name: "whoami", arguments: {} } });
+const toolsCall = JSON.stringify({
+  jsonrpc: "2.0",
+  id: 7,
+  method: "tools/call",
+  params: { name: "whoami", arguments: {} },
+});
 const toolsList = JSON.stringify({ jsonrpc: "2.0", id: 8, method: "tools/list" });
-const post = (url: string, body: string) => fetch(url, { method: "POST", body, headers: { "content-type": "application/json" } });
+const post = (url: string, body: string) =>
+  fetch(url, { method: "POST", body, headers: { "content-type": "application/json" } });
 
 describe("kill -9 of the live color", () => {
   let blue: Upstream;
@@ -77,14 +91,19 @@ describe("a degraded color and a hung one", () => {
 
   beforeAll(async () => {
     dir = tempDir("axe-health");
-    const [blue, green] = await Promise.all([startUpstream("blue"), startUpstream("green", { HEALTH_FILE: join(dir, "sick") })]);
+    const [blue, green] = await Promise.all([
+      startUpstream("blue"),
+      startUpstream("green", { HEALTH_FILE: join(dir, "sick") }),
+    ]);
     writeFileSync(join(dir, "sick"), "");
     proxy = await startProxy(proxyConfigDir(blue, green, { header_timeout_ms: 300 }));
   });
 
   test("a 503 /healthz makes the color unhealthy, and it recovers after healthy_threshold good answers", async () => {
     await eventually(async () => !(await proxyStatus(proxy.socket)).colors.green.healthy);
-    expect(((await switchLiveColor(proxy.socket, "green").catch((e: ProxyError) => e)) as ProxyError).code).toBe("PROXY_COLOR_UNHEALTHY");
+    expect(((await switchLiveColor(proxy.socket, "green").catch((e: ProxyError) => e)) as ProxyError).code).toBe(
+      "PROXY_COLOR_UNHEALTHY",
+    );
     rmSync(join(dir, "sick"));
     await eventually(async () => (await proxyStatus(proxy.socket)).colors.green.healthy);
     expect((await switchLiveColor(proxy.socket, "green")).live).toBe("green");

@@ -1,6 +1,6 @@
 /** The request path over real loopback HTTP: routes, headers, bodies, streams, own answers. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy, type Upstream } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let blue: Upstream;
 let green: Upstream;
@@ -8,12 +8,19 @@ let fixed: Upstream;
 let proxy: InProcessProxy;
 
 beforeAll(async () => {
-  [blue, green, fixed] = await Promise.all([startUpstream("blue", { RELEASE: "1.0.0" }), startUpstream("green", { RELEASE: "1.1.0" }), startUpstream("blueprint")]);
-  proxy = await startProxy(proxyConfigDir(blue, green, { routes: [{ prefix: "/blueprint/", upstream: fixed.url }], max_body_bytes: 100_000 }));
+  [blue, green, fixed] = await Promise.all([
+    startUpstream("blue", { RELEASE: "1.0.0" }),
+    startUpstream("green", { RELEASE: "1.1.0" }),
+    startUpstream("blueprint"),
+  ]);
+  proxy = await startProxy(
+    proxyConfigDir(blue, green, { routes: [{ prefix: "/blueprint/", upstream: fixed.url }], max_body_bytes: 100_000 }),
+  );
 });
 afterAll(stopAll);
 
-const echo = async (path: string, init: RequestInit = {}) => (await fetch(proxy.url + path, init)).json() as Promise<Record<string, any>>;
+const echo = async (path: string, init: RequestInit = {}) =>
+  (await fetch(proxy.url + path, init)).json() as Promise<Record<string, any>>;
 
 describe("routing", () => {
   test("the proxy answers its own /healthz as axe-proxy", async () => {
@@ -42,14 +49,26 @@ describe("routing", () => {
 
   test("a path that climbs out of /frame/ is routed as what it resolves to, never to frame", async () => {
     const response = await fetch(`${proxy.url}/frame/../blueprint/echo`);
-    expect(((await response.json()) as { color: string; path: string })).toMatchObject({ color: "blueprint", path: "/blueprint/echo" });
+    expect((await response.json()) as { color: string; path: string }).toMatchObject({
+      color: "blueprint",
+      path: "/blueprint/echo",
+    });
   });
 });
 
 describe("headers", () => {
   test("X-Forwarded-* are ours, hop-by-hop headers are dropped, Host is kept, X-Request-Id added", async () => {
     const body = await echo("/frame/echo", {
-      headers: { host: "axe.axelabs.ai", "x-forwarded-for": "6.6.6.6", "x-forwarded-proto": "https", "x-forwarded-host": "evil.example", "keep-alive": "timeout=5", "x-custom": "kept", connection: "x-custom-hop", "x-custom-hop": "drop me" },
+      headers: {
+        host: "axe.axelabs.ai",
+        "x-forwarded-for": "6.6.6.6",
+        "x-forwarded-proto": "https",
+        "x-forwarded-host": "evil.example",
+        "keep-alive": "timeout=5",
+        "x-custom": "kept",
+        connection: "x-custom-hop",
+        "x-custom-hop": "drop me",
+      },
     });
     const h = body.headers as Record<string, string>;
     expect(h.host).toBe("axe.axelabs.ai");
@@ -73,7 +92,9 @@ describe("headers", () => {
   test("compressed bodies pass through as they are", async () => {
     const response = await fetch(`${proxy.url}/frame/gzip`, { decompress: false });
     expect(response.headers.get("content-encoding")).toBe("gzip");
-    expect(new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await response.arrayBuffer())))).toBe("blue compressed");
+    expect(new TextDecoder().decode(Bun.gunzipSync(new Uint8Array(await response.arrayBuffer())))).toBe(
+      "blue compressed",
+    );
   });
 });
 
@@ -87,7 +108,10 @@ describe("bodies and streams", () => {
         c.close();
       },
     });
-    expect(await echo("/frame/echo", { method: "PUT", body: stream })).toMatchObject({ method: "PUT", bodyBytes: 10_000 });
+    expect(await echo("/frame/echo", { method: "PUT", body: stream })).toMatchObject({
+      method: "PUT",
+      bodyBytes: 10_000,
+    });
   });
 
   test("a large response arrives whole", async () => {

@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
+import { mcpClient } from "../frame/harness.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { freePort } from "../helpers/sshd.ts";
-import { mcpClient } from "../frame/harness.ts";
-import { eventually, startProxy, stopAll, type InProcessProxy } from "./harness.ts";
+import { eventually, type InProcessProxy, startProxy, stopAll } from "./harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 const frames: Bun.Subprocess[] = [];
@@ -17,11 +17,14 @@ let db: TestDatabase;
 let proxy: InProcessProxy;
 
 async function spawnFrame(color: string, port: number, dir: string): Promise<void> {
-  const child = Bun.spawn([process.execPath, MAIN, "serve", "--color", color, "--port", String(port), "--config", dir, "--no-auth"], {
-    stdout: "pipe",
-    stderr: "pipe",
-    env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: `1.0.0-${color}` },
-  });
+  const child = Bun.spawn(
+    [process.execPath, MAIN, "serve", "--color", color, "--port", String(port), "--config", dir, "--no-auth"],
+    {
+      stdout: "pipe",
+      stderr: "pipe",
+      env: { ...process.env, AXE_CONFIG_DIR: "", AXE_RELEASE: `1.0.0-${color}` },
+    },
+  );
   frames.push(child);
   const reader = child.stdout.getReader();
   let out = "";
@@ -40,7 +43,10 @@ beforeAll(async () => {
     database: db.target,
     appliance: {
       frame: { ports: { blue, green } },
-      proxy: { listen: "127.0.0.1:0", health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 } },
+      proxy: {
+        listen: "127.0.0.1:0",
+        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
+      },
     },
   });
   await Promise.all([spawnFrame("blue", blue, dir), spawnFrame("green", green, dir)]);

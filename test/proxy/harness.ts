@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { ProxyServer } from "../../src/proxy/proxy-server.ts";
-import { proxySettings, type ProxySettings } from "../../src/proxy/settings.ts";
+import { type ProxySettings, proxySettings } from "../../src/proxy/settings.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 
 const BUN = process.execPath;
@@ -36,7 +36,11 @@ export async function startUpstream(color: string, env: Record<string, string> =
 }
 
 /** A config dir whose proxy fronts the given colors, with fast health checks. */
-export function proxyConfigDir(blue: Upstream | string, green: Upstream | string, proxy: Record<string, unknown> = {}): string {
+export function proxyConfigDir(
+  blue: Upstream | string,
+  green: Upstream | string,
+  proxy: Record<string, unknown> = {},
+): string {
   const url = (u: Upstream | string) => (typeof u === "string" ? u : u.url);
   return makeConfigDir({
     appliance: {
@@ -63,7 +67,10 @@ export interface InProcessProxy {
 export async function startProxy(configDir: string): Promise<InProcessProxy> {
   const settings = proxySettings(loadConfig({ dir: configDir }));
   let access = "";
-  const server = new ProxyServer(settings, { log: createLogger({ level: "error" }), accessWrite: (chunk) => (access += chunk) });
+  const server = new ProxyServer(settings, {
+    log: createLogger({ level: "error" }),
+    accessWrite: (chunk) => (access += chunk),
+  });
   await server.start();
   proxies.add(server);
   return {
@@ -72,8 +79,13 @@ export async function startProxy(configDir: string): Promise<InProcessProxy> {
     url: `http://127.0.0.1:${server.port}`,
     socket: settings.adminSocket,
     accessLines: () => {
+      // biome-ignore lint/complexity/useLiteralKeys: the test reads the private log; a bracket keeps tsc quiet
       server["accessLog"].flush();
-      return access.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+      return access
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     },
   };
 }

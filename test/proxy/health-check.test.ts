@@ -15,7 +15,9 @@ test("healthy and unhealthy after their thresholds; a dead port is unhealthy; th
   const upstream = await startUpstream("green", { RELEASE: "9.9.9", HEALTH_FILE: sick });
   const changes: Array<[Color, boolean, Probe]> = [];
   const settings = { path: "/healthz", intervalMs: 30, timeoutMs: 500, healthyThreshold: 3, unhealthyThreshold: 2 };
-  const check = new HealthCheck("green", upstream.url, settings, { healthChanged: (c, h, p) => changes.push([c, h, p]) });
+  const check = new HealthCheck("green", upstream.url, settings, {
+    healthChanged: (c, h, p) => changes.push([c, h, p]),
+  });
   await check.start();
   expect(check.healthy).toBe(true);
   expect(check.release).toBe("9.9.9");

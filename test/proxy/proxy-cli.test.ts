@@ -2,14 +2,17 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { eventually, proxyConfigDir, spawnProxy, startUpstream, stopAll, type ChildProxy } from "./harness.ts";
+import { type ChildProxy, eventually, proxyConfigDir, spawnProxy, startUpstream, stopAll } from "./harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 let configDir: string;
 let proxy: ChildProxy;
 
 beforeAll(async () => {
-  const [blue, green] = await Promise.all([startUpstream("blue", { RELEASE: "3.0.0" }), startUpstream("green", { RELEASE: "3.1.0" })]);
+  const [blue, green] = await Promise.all([
+    startUpstream("blue", { RELEASE: "3.0.0" }),
+    startUpstream("green", { RELEASE: "3.1.0" }),
+  ]);
   configDir = proxyConfigDir(blue, green);
   proxy = await spawnProxy(configDir);
 });

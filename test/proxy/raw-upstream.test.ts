@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
-import { proxyConfigDir, startProxy, stopAll, type InProcessProxy } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, stopAll } from "./harness.ts";
 
 let upstream: Server;
 let proxy: InProcessProxy;
@@ -15,11 +15,25 @@ let connections = 0;
 
 /** Answers by path; writes in pieces with short pauses so the proxy sees split reads. */
 function answer(socket: Socket, path: string): void {
-  const pieces = (parts: string[]) => parts.forEach((p, i) => setTimeout(() => socket.write(p), i * 5));
-  if (path === "/frame/interim") socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfinally");
-  else if (path === "/frame/split") pieces(["HTTP/1.1 200 OK\r\nTrans", "fer-Encoding: chunked\r\n\r", "\n3\r\nab", "c\r\n", "2\r\nde\r\n0\r\n", "\r\n"]);
-  else if (path === "/frame/until-close") pieces(["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread ", "until ", "close"]), setTimeout(() => socket.end(), 50);
-  else if (path === "/frame/smuggle") socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  const pieces = (parts: string[]) => {
+    for (const [i, p] of parts.entries()) setTimeout(() => socket.write(p), i * 5);
+  };
+  if (path === "/frame/interim")
+    socket.write("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nfinally");
+  else if (path === "/frame/split")
+    pieces([
+      "HTTP/1.1 200 OK\r\nTrans",
+      "fer-Encoding: chunked\r\n\r",
+      "\n3\r\nab",
+      "c\r\n",
+      "2\r\nde\r\n0\r\n",
+      "\r\n",
+    ]);
+  else if (path === "/frame/until-close")
+    pieces(["HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nread ", "until ", "close"]),
+      setTimeout(() => socket.end(), 50);
+  else if (path === "/frame/smuggle")
+    socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
   else if (path === "/frame/drop-after") {
     socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     setTimeout(() => socket.destroy(), 5); // keep-alive promised, then the connection goes away
@@ -43,7 +57,8 @@ beforeAll(async () => {
           counted = true;
           connections++;
         }
-        if (head.startsWith("GET /healthz")) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"status":"ok"}');
+        if (head.startsWith("GET /healthz"))
+          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{"status":"ok"}');
         else answer(socket, head.split(" ")[1]!);
       }
     });
@@ -80,7 +95,8 @@ test("a response with both Content-Length and Transfer-Encoding is a 502, not pa
 
 test("keep-alive: sequential requests share a connection; a dropped one is replaced, not failed", async () => {
   const before = connections;
-  for (let i = 0; i < 5; i++) expect(await (await fetch(`${proxy.url}/frame/same-${i}`)).text()).toBe(`/frame/same-${i}`);
+  for (let i = 0; i < 5; i++)
+    expect(await (await fetch(`${proxy.url}/frame/same-${i}`)).text()).toBe(`/frame/same-${i}`);
   expect(connections - before).toBeLessThanOrEqual(1);
   expect(await (await fetch(`${proxy.url}/frame/drop-after`)).text()).toBe("ok");
   await Bun.sleep(30);

@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { pathOf } from "../../src/proxy/request-guard.ts";
-import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy, type Upstream } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let blue: Upstream;
 let proxy: InProcessProxy;
@@ -10,7 +10,9 @@ let port: number;
 
 beforeAll(async () => {
   blue = await startUpstream("blue");
-  proxy = await startProxy(proxyConfigDir(blue, "http://127.0.0.1:1", { max_body_bytes: 1000, max_header_bytes: 4096 }));
+  proxy = await startProxy(
+    proxyConfigDir(blue, "http://127.0.0.1:1", { max_body_bytes: 1000, max_header_bytes: 4096 }),
+  );
   port = proxy.server.port;
 });
 afterAll(stopAll);
@@ -37,32 +39,42 @@ const reachedUpstream = (response: string) => response.includes('"color":"blue"'
 
 describe("refused before any upstream sees it", () => {
   test("Content-Length together with Transfer-Encoding (request smuggling)", async () => {
-    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n");
+    const response = await raw(
+      "POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /frame/echo HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
     expect(statusOf(response)).toBe(400);
     expect(reachedUpstream(response)).toBe(false);
   });
 
   test("two different Content-Length headers", async () => {
-    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    const response = await raw(
+      "POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    );
     expect(statusOf(response)).toBe(400);
     expect(reachedUpstream(response)).toBe(false);
   });
 
   test("a Transfer-Encoding other than chunked", async () => {
-    const response = await raw("POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+    const response = await raw(
+      "POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    );
     expect(statusOf(response)).toBeGreaterThanOrEqual(400);
     expect(reachedUpstream(response)).toBe(false);
   });
 
   test("a body over max_body_bytes is 413", async () => {
-    const response = await raw(`POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n${"a".repeat(5000)}`);
+    const response = await raw(
+      `POST /frame/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n${"a".repeat(5000)}`,
+    );
     expect(statusOf(response)).toBe(413);
     expect(reachedUpstream(response)).toBe(false);
   });
 
   test("a chunked body over max_body_bytes is refused", async () => {
     const chunk = "a".repeat(800);
-    const response = await raw(`POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n${chunk}\r\n320\r\n${chunk}\r\n0\r\n\r\n`);
+    const response = await raw(
+      `POST /frame/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n${chunk}\r\n320\r\n${chunk}\r\n0\r\n\r\n`,
+    );
     expect(statusOf(response)).toBe(413);
     expect(reachedUpstream(response)).toBe(false);
   });

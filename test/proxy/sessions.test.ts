@@ -1,7 +1,7 @@
 /** MCP sessions stay on the color that issued them across a switch, until they end or are drained. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { drainColor, proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
-import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
 let proxy: InProcessProxy;
 
@@ -21,7 +21,11 @@ async function mcp(body: string, session?: string, method = "POST") {
     headers: { "content-type": "application/json", ...(session ? { "mcp-session-id": session } : {}) },
   });
   const text = await response.text();
-  return { status: response.status, session: response.headers.get("mcp-session-id"), body: text ? (JSON.parse(text) as { result?: { color: string } }) : {} };
+  return {
+    status: response.status,
+    session: response.headers.get("mcp-session-id"),
+    body: text ? (JSON.parse(text) as { result?: { color: string } }) : {},
+  };
 }
 
 test("a session keeps its color across a switch; new sessions go to the new live color", async () => {

@@ -1,7 +1,7 @@
 /** Streams outlive the idle timeout; bodiless answers stay bodiless. */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { proxyConfigDir, startProxy, startUpstream, stopAll, type InProcessProxy } from "./harness.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
 let proxy: InProcessProxy;
 let tunnel: InProcessProxy;
@@ -64,7 +64,9 @@ test("a large request body streams through with back-pressure and arrives whole"
 });
 
 test("X-Forwarded-* from a trusted proxy (the tunnel) are kept and extended", async () => {
-  const response = await fetch(`${tunnel.url}/frame/echo`, { headers: { "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https", "x-forwarded-host": "axe.axelabs.ai" } });
+  const response = await fetch(`${tunnel.url}/frame/echo`, {
+    headers: { "x-forwarded-for": "203.0.113.7", "x-forwarded-proto": "https", "x-forwarded-host": "axe.axelabs.ai" },
+  });
   const headers = ((await response.json()) as { headers: Record<string, string> }).headers;
   expect(headers["x-forwarded-for"]).toBe("203.0.113.7, 127.0.0.1");
   expect(headers["x-forwarded-proto"]).toBe("https");

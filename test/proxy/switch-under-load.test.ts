@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
-import { proxyConfigDir, spawnProxy, startUpstream, stopAll, type ChildProxy } from "./harness.ts";
+import { type ChildProxy, proxyConfigDir, spawnProxy, startUpstream, stopAll } from "./harness.ts";
 
 const REQUESTS = 20_000;
 const CONNECTIONS = 64;
@@ -48,7 +48,9 @@ test("switching 10 times under load fails no request, and open streams complete"
         const before = switches % 2 === 1 ? "blue" : "green";
         // a stream opened on the old color just before the switch must finish there
         const stream = await fetch(`${proxy.url}/frame/sse?n=8&gap=40`); // headers in: open on the old color
-        streams.push(stream.text().then((text) => ({ before, text: stream.status === 200 ? text : `HTTP ${stream.status}` })));
+        streams.push(
+          stream.text().then((text) => ({ before, text: stream.status === 200 ? text : `HTTP ${stream.status}` })),
+        );
         const result = await switchLiveColor(proxy.socket, switches % 2 === 1 ? "green" : "blue");
         expect(result.changed).toBe(true);
       }

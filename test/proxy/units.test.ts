@@ -77,20 +77,41 @@ describe("headers", () => {
   });
 
   test("a trusted proxy's X-Forwarded-* are extended; anyone else's are replaced; hop-by-hop and framing dropped", () => {
-    const lines = (head: string) => new Headers(head.trim().split("\r\n").map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)] as [string, string]));
-    const incoming = new Headers({ host: "h", "x-forwarded-for": "9.9.9.9", "x-forwarded-proto": "https", "x-forwarded-host": "pub", forwarded: "for=1", upgrade: "h2c", te: "trailers", "content-length": "5", connection: "x-hop", "x-hop": "1", "x-kept": "k" });
+    const lines = (head: string) =>
+      new Headers(
+        head
+          .trim()
+          .split("\r\n")
+          .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 2)] as [string, string]),
+      );
+    const incoming = new Headers({
+      host: "h",
+      "x-forwarded-for": "9.9.9.9",
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "pub",
+      forwarded: "for=1",
+      upgrade: "h2c",
+      te: "trailers",
+      "content-length": "5",
+      connection: "x-hop",
+      "x-hop": "1",
+      "x-kept": "k",
+    });
     const trusted = lines(upstreamRequestHead(incoming.toJSON(), { peer: "10.0.0.1", trusted: true, requestId: "r" }));
     expect(trusted.get("x-forwarded-for")).toBe("9.9.9.9, 10.0.0.1");
     expect(trusted.get("x-forwarded-proto")).toBe("https");
     expect(trusted.get("x-forwarded-host")).toBe("pub");
     expect(trusted.get("forwarded")).toBe("for=1");
-    const untrusted = lines(upstreamRequestHead(incoming.toJSON(), { peer: "10.0.0.2", trusted: false, requestId: "r" }));
+    const untrusted = lines(
+      upstreamRequestHead(incoming.toJSON(), { peer: "10.0.0.2", trusted: false, requestId: "r" }),
+    );
     expect(untrusted.get("x-forwarded-for")).toBe("10.0.0.2");
     expect(untrusted.get("x-forwarded-proto")).toBe("http");
     expect(untrusted.get("x-forwarded-host")).toBe("h");
     expect(untrusted.get("x-request-id")).toBe("r");
     expect(untrusted.get("x-kept")).toBe("k");
-    for (const gone of ["forwarded", "upgrade", "te", "content-length", "connection", "x-hop"]) expect(untrusted.get(gone)).toBeNull();
+    for (const gone of ["forwarded", "upgrade", "te", "content-length", "connection", "x-hop"])
+      expect(untrusted.get(gone)).toBeNull();
   });
 
   test("event streams are matched by media type", () => {
@@ -118,8 +139,15 @@ describe("state file", () => {
     const dir = tempDir("axe-state");
     const file = join(dir, "state", "proxy.json");
     expect(readProxyState(file)).toBeUndefined();
-    writeProxyState(file, { live: "green", colors: { blue: { release: "1", healthy: false }, green: { release: "2", healthy: true } } });
-    expect(readProxyState(file)).toMatchObject({ version: 1, live: "green", colors: { green: { release: "2", healthy: true } } });
+    writeProxyState(file, {
+      live: "green",
+      colors: { blue: { release: "1", healthy: false }, green: { release: "2", healthy: true } },
+    });
+    expect(readProxyState(file)).toMatchObject({
+      version: 1,
+      live: "green",
+      colors: { green: { release: "2", healthy: true } },
+    });
     expect(readdirSync(join(dir, "state"))).toEqual(["proxy.json"]);
     writeFileSync(file, '{"version":1,"live":"purple"}');
     expect(() => readProxyState(file)).toThrow(ConfigError);

@@ -1,23 +1,23 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, type Config } from "../../src/config/load.ts";
+import { type Config, loadConfig } from "../../src/config/load.ts";
 import { pointColor } from "../../src/deploy/colors.ts";
 import { installRelease, stagingPath } from "../../src/deploy/releases.ts";
-import { serviceSpec, type ServiceName, type ServiceSpec } from "../../src/services/backend.ts";
+import { createLogger } from "../../src/lib/log.ts";
+import { type ServiceName, type ServiceSpec, serviceSpec } from "../../src/services/backend.ts";
 import { ChildBackend } from "../../src/services/child.ts";
 import { Supervisor } from "../../src/services/supervisor.ts";
-import { createLogger } from "../../src/lib/log.ts";
+import { makeRelease } from "../deploy/fixtures.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { copyFileSync } from "node:fs";
-import { makeRelease } from "../deploy/fixtures.ts";
 
 const FIXTURE = join(import.meta.dir, "fixture-process.ts");
 const backends: ChildBackend[] = [];
 
 afterEach(async () => {
-  for (const backend of backends.splice(0)) for (const name of ["proxy", "blue", "green"] as const) await backend.stop(name);
+  for (const backend of backends.splice(0))
+    for (const name of ["proxy", "blue", "green"] as const) await backend.stop(name);
 });
 
 function fixtureBackend(config: Config, env: Record<string, string> = {}, stopTimeoutMs = 5000) {
@@ -28,7 +28,14 @@ function fixtureBackend(config: Config, env: Record<string, string> = {}, stopTi
   };
   const backend = new ChildBackend(config, { spec, stopTimeoutMs });
   backends.push(backend);
-  const lines = () => (existsSync(out) ? readFileSync(out, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)) : []);
+  const lines = () =>
+    existsSync(out)
+      ? readFileSync(out, "utf8")
+          .trim()
+          .split("\n")
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
   return { backend, lines };
 }
 
@@ -107,7 +114,14 @@ describe("supervisor", () => {
     const { backend, lines } = fixtureBackend(config, { FIXTURE_EXIT_AFTER_MS: "150" });
     const logged: string[] = [];
     const supervisor = new Supervisor(
-      [{ name: "proxy", running: async () => (await backend.status("proxy")).running, start: () => backend.start("proxy"), paused: () => backend.restarting("proxy") }],
+      [
+        {
+          name: "proxy",
+          running: async () => (await backend.status("proxy")).running,
+          start: () => backend.start("proxy"),
+          paused: () => backend.restarting("proxy"),
+        },
+      ],
       { intervalMs: 20, minBackoffMs: 100, maxBackoffMs: 400, log: createLogger({ write: (l) => logged.push(l) }) },
     );
     supervisor.start();

@@ -7,7 +7,15 @@
 import { appendFileSync } from "node:fs";
 
 const out = process.env.FIXTURE_OUT!;
-appendFileSync(out, JSON.stringify({ pid: process.pid, argv: process.argv.slice(2), release: process.env.AXE_RELEASE, config: process.env.AXE_CONFIG_DIR }) + "\n");
+appendFileSync(
+  out,
+  `${JSON.stringify({
+    pid: process.pid,
+    argv: process.argv.slice(2),
+    release: process.env.AXE_RELEASE,
+    config: process.env.AXE_CONFIG_DIR,
+  })}\n`,
+);
 if (process.env.FIXTURE_IGNORE_TERM === "1") process.on("SIGTERM", () => {});
 else process.on("SIGTERM", () => process.exit(0));
 const exitAfter = Number(process.env.FIXTURE_EXIT_AFTER_MS ?? 0);

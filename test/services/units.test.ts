@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readlinkSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { launchdPlist, launchdPlists } from "../../src/services/launchd.ts";
@@ -8,13 +8,17 @@ import { currentEnvFile, currentLink, linkCurrent } from "../../src/services/uni
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const config = () => loadConfig({ dir: makeConfigDir({ appliance: { frame: { ports: { blue: 4710, green: 4711 } } } }) });
+const config = () =>
+  loadConfig({ dir: makeConfigDir({ appliance: { frame: { ports: { blue: 4710, green: 4711 } } } }) });
 
 /** Parses a plist with Python's plistlib: the text must be a valid property list. */
 function parsePlist(text: string): Record<string, unknown> {
   const file = join(tempDir("axe-plist"), "x.plist");
   writeFileSync(file, text);
-  const run = Bun.spawnSync(["python3", "-c", "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))", file], { stdout: "pipe", stderr: "pipe" });
+  const run = Bun.spawnSync(
+    ["python3", "-c", "import json,plistlib,sys; print(json.dumps(plistlib.load(open(sys.argv[1],'rb'))))", file],
+    { stdout: "pipe", stderr: "pipe" },
+  );
   if (run.exitCode !== 0) throw new Error(run.stderr.toString());
   return JSON.parse(run.stdout.toString());
 }
@@ -23,7 +27,9 @@ describe("systemd units", () => {
   test("each color runs the current/<color> link with its env file, kept alive by systemd", () => {
     const c = config();
     const green = systemdUnit(c, "green", { user: "axe" });
-    expect(green).toContain(`ExecStart=${c.paths.data}/current/green/axe-appliance serve --color green --port 4711 --config ${c.dir}\n`);
+    expect(green).toContain(
+      `ExecStart=${c.paths.data}/current/green/axe-appliance serve --color green --port 4711 --config ${c.dir}\n`,
+    );
     expect(green).toContain(`EnvironmentFile=-${c.paths.data}/current/green.env\n`);
     expect(green).toContain(`Environment=AXE_CONFIG_DIR=${c.dir}\n`);
     expect(green).toContain("Restart=always\n");
@@ -35,7 +41,11 @@ describe("systemd units", () => {
     expect(proxy).toContain(`Environment=AXE_CONFIG_DIR=${c.dir}\n`);
     expect(proxy).toContain("Environment=BUN_JSC_forceRAMSize=134217728\n"); // the proxy's heap sizing (decision 41)
     expect(green).not.toContain("BUN_JSC_");
-    expect(systemdUnits(c).map((u) => u.file)).toEqual(["ai.axelabs.axe.proxy.service", "ai.axelabs.axe.blue.service", "ai.axelabs.axe.green.service"]);
+    expect(systemdUnits(c).map((u) => u.file)).toEqual([
+      "ai.axelabs.axe.proxy.service",
+      "ai.axelabs.axe.blue.service",
+      "ai.axelabs.axe.green.service",
+    ]);
   });
 
   test("a path with a space is quoted", () => {
@@ -71,12 +81,27 @@ describe("launchd plists", () => {
     expect(blue.EnvironmentVariables).toEqual({ AXE_CONFIG_DIR: c.dir });
     const argv = blue.ProgramArguments as string[];
     expect(argv.slice(0, 2)).toEqual(["/bin/sh", "-c"]);
-    expect(argv.slice(3)).toEqual([`${c.paths.data}/current/blue/axe-appliance`, `${c.paths.data}/current/blue.env`, "--", "serve", "--color", "blue", "--port", "4710", "--config", c.dir]);
+    expect(argv.slice(3)).toEqual([
+      `${c.paths.data}/current/blue/axe-appliance`,
+      `${c.paths.data}/current/blue.env`,
+      "--",
+      "serve",
+      "--color",
+      "blue",
+      "--port",
+      "4710",
+      "--config",
+      c.dir,
+    ]);
     const proxy = parsePlist(launchdPlist(c, "proxy", { binary: "/opt/axe/bin/axe-appliance", user: "axe" }));
     expect(proxy.ProgramArguments).toEqual(["/opt/axe/bin/axe-appliance", "proxy", "run", "--config", c.dir]);
     expect(proxy.UserName).toBe("axe");
     expect(proxy.EnvironmentVariables).toEqual({ AXE_CONFIG_DIR: c.dir, BUN_JSC_forceRAMSize: "134217728" });
-    expect(launchdPlists(c).map((p) => p.file)).toEqual(["ai.axelabs.axe.proxy.plist", "ai.axelabs.axe.blue.plist", "ai.axelabs.axe.green.plist"]);
+    expect(launchdPlists(c).map((p) => p.file)).toEqual([
+      "ai.axelabs.axe.proxy.plist",
+      "ai.axelabs.axe.blue.plist",
+      "ai.axelabs.axe.green.plist",
+    ]);
   });
 
   test("the /bin/sh line really loads the env file and passes the arguments through", () => {
@@ -86,7 +111,10 @@ describe("launchd plists", () => {
     const env = join(dir, "green.env");
     writeFileSync(env, "AXE_RELEASE=3.1.4\n");
     // run the same script with a stand-in program that prints what it got
-    const run = Bun.spawnSync([argv[0]!, argv[1]!, argv[2]!, "/bin/sh", env, "--", "-c", 'echo "$AXE_RELEASE $*"', "x", "a b", "c"], { stdout: "pipe" });
+    const run = Bun.spawnSync(
+      [argv[0]!, argv[1]!, argv[2]!, "/bin/sh", env, "--", "-c", 'echo "$AXE_RELEASE $*"', "x", "a b", "c"],
+      { stdout: "pipe" },
+    );
     expect(run.stdout.toString()).toBe("3.1.4 a b c\n");
   });
 });
@@ -106,10 +134,22 @@ describe("deploy units", () => {
     const { runCli } = await import("../helpers/cli.ts");
     const c = config();
     const out = tempDir("axe-units-out");
-    const run = await runCli(["deploy", "units", "--out", out, "--backend", "systemd", "--user", "axe", "--config", c.dir]);
+    const run = await runCli([
+      "deploy",
+      "units",
+      "--out",
+      out,
+      "--backend",
+      "systemd",
+      "--user",
+      "axe",
+      "--config",
+      c.dir,
+    ]);
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
-    for (const unit of systemdUnits(c, { user: "axe" })) expect(readFileSync(join(out, unit.file), "utf8")).toBe(unit.text);
+    for (const unit of systemdUnits(c, { user: "axe" }))
+      expect(readFileSync(join(out, unit.file), "utf8")).toBe(unit.text);
     const plists = await runCli(["deploy", "units", "--out", out, "--backend", "launchd", "--config", c.dir]);
     expect(plists.code).toBe(0);
     for (const plist of launchdPlists(c)) expect(readFileSync(join(out, plist.file), "utf8")).toBe(plist.text);

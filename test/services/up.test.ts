@@ -67,7 +67,12 @@ describe("up --dev", () => {
     ensureDevConfig(dir, ports);
     const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
     postmastersToReap.push(postmaster);
-    const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], { cwd: REPO, env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" });
+    const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {
+      cwd: REPO,
+      env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     spawned.push(up);
     let out = "";
     const upFailed = async (what: string) => {
@@ -83,16 +88,30 @@ describe("up --dev", () => {
       out += new TextDecoder().decode(value);
     }
     if (!out.includes("Ctrl-C stops everything")) throw await upFailed("exited early");
-    const pids = Object.fromEntries(["proxy", "blue", "green"].map((name) => [name, JSON.parse(readFileSync(join(dir, "data", "run", "services", `${name}.pid`), "utf8")).pid as number]));
+    const pids = Object.fromEntries(
+      ["proxy", "blue", "green"].map((name) => [
+        name,
+        JSON.parse(readFileSync(join(dir, "data", "run", "services", `${name}.pid`), "utf8")).pid as number,
+      ]),
+    );
     pidsToReap.push(...Object.values(pids));
 
     const mcpUrl = `http://127.0.0.1:${ports.proxy}/frame/mcp`;
     const line = out.split("\n").find((l) => l.includes("claude mcp add"))!;
-    expect(line).toMatch(new RegExp(`^  claude mcp add --transport http axe ${mcpUrl.replaceAll(".", "\\.")} --header "Authorization: Bearer axe_st_[A-Za-z0-9_-]+"$`));
+    expect(line).toMatch(
+      new RegExp(
+        `^  claude mcp add --transport http axe ${mcpUrl.replaceAll(".", "\\.")} --header "Authorization: Bearer axe_st_[A-Za-z0-9_-]+"$`,
+      ),
+    );
     const token = /Bearer (axe_st_[A-Za-z0-9_-]+)/.exec(line)![1]!;
     const list = await fetch(mcpUrl, {
       method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-06-18",
+      },
       body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
     });
     expect(list.status).toBe(200);
@@ -102,7 +121,13 @@ describe("up --dev", () => {
     process.kill(pids.green!, "SIGKILL");
     const back = Date.now() + 60_000;
     let greenPid = pids.green;
-    while (greenPid === pids.green || !(await fetch(`http://127.0.0.1:${ports.green}/healthz`).then((r) => r.ok, () => false))) {
+    while (
+      greenPid === pids.green ||
+      !(await fetch(`http://127.0.0.1:${ports.green}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
       if (Date.now() > back) throw new Error(`green was not restarted:\n${logTails(dir)}`);
       await Bun.sleep(200);
       greenPid = JSON.parse(readFileSync(join(dir, "data", "run", "services", "green.pid"), "utf8")).pid;

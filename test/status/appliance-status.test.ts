@@ -9,8 +9,14 @@ import { join } from "node:path";
 import { colorUrl } from "../../src/deploy/switch.ts";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { proxyMetrics } from "../../src/proxy/admin-client.ts";
+import {
+  type ApplianceUnderTest,
+  releaseStreamFile,
+  runAppliance,
+  startAppliance,
+  startLoad,
+} from "../deploy/appliance.ts";
 import { makeRelease } from "../deploy/fixtures.ts";
-import { releaseStreamFile, runAppliance, startAppliance, startLoad, type ApplianceUnderTest } from "../deploy/appliance.ts";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { freePort } from "../helpers/sshd.ts";
 import { pngSize, renderedDom, screenshot } from "./chromium.ts";
@@ -34,7 +40,12 @@ afterAll(async () => {
 async function mcp(token: string, body: unknown): Promise<Response> {
   return fetch(`${app.proxyUrl}/frame/mcp`, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18" },
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2025-06-18",
+    },
     body: JSON.stringify(body),
   });
 }
@@ -53,10 +64,28 @@ describe("status on one machine", () => {
     expect(report.database.reachable).toBe(true);
     expect(report.database.migration).toBeGreaterThan(0);
     expect(report.lastDeploy).toMatchObject({ action: "deploy", release: "1.0.0-b", ok: true });
-    expect(report.backup.map((b) => [b.tier, b.enabled, b.problems])).toEqual([["local", true, []], ["ring", true, []], ["cold", true, []]]);
-    expect(report.metadata).toMatchObject({ ok: true, url: "https://axe.axelabs.ai/.well-known/oauth-protected-resource/frame/mcp" });
+    expect(report.backup.map((b) => [b.tier, b.enabled, b.problems])).toEqual([
+      ["local", true, []],
+      ["ring", true, []],
+      ["cold", true, []],
+    ]);
+    expect(report.metadata).toMatchObject({
+      ok: true,
+      url: "https://axe.axelabs.ai/.well-known/oauth-protected-resource/frame/mcp",
+    });
     expect(report.disk!.totalBytes).toBeGreaterThan(report.disk!.freeBytes);
-    expect(Object.keys(levels(report))).toEqual(["proxy", "color:blue", "color:green", "database", "deploy", "backup:local", "backup:ring", "backup:cold", "metadata", "disk"]);
+    expect(Object.keys(levels(report))).toEqual([
+      "proxy",
+      "color:blue",
+      "color:green",
+      "database",
+      "deploy",
+      "backup:local",
+      "backup:ring",
+      "backup:cold",
+      "metadata",
+      "disk",
+    ]);
 
     const text = await runCli(["status", "--config", app.config.dir]);
     expect(text.code).toBe(0);
@@ -66,8 +95,19 @@ describe("status on one machine", () => {
   }, 60_000);
 
   test("metrics: proxy requests, latency, switches and backup ages; frame tool calls by outcome and refusals by reason", async () => {
-    const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, { customer: "axe", entity: "axe", role: "reader", name: "metrics", expiresInMs: 600_000 });
-    const call = await mcp(token, { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "whoami", arguments: {} } });
+    const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, {
+      customer: "axe",
+      entity: "axe",
+      role: "reader",
+      name: "metrics",
+      expiresInMs: 600_000,
+    });
+    const call = await mcp(token, {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "whoami", arguments: {} },
+    });
     expect(call.status).toBe(200);
     await call.text();
     const refused = await mcp("axe_st_not-a-real-token", { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
@@ -80,7 +120,8 @@ describe("status on one machine", () => {
     expect(proxy).toMatch(/^axe_proxy_requests_total\{upstream="blue",code="2xx"\} [1-9]/m);
     expect(proxy).toMatch(/^axe_proxy_request_duration_seconds_count [1-9]/m);
     expect(proxy).toMatch(/^axe_proxy_switches_total [1-9]/m);
-    for (const tier of ["local", "ring", "cold"]) expect(proxy).toMatch(new RegExp(`^axe_backup_last_success_age_seconds\\{tier="${tier}"\\} \\d`, "m"));
+    for (const tier of ["local", "ring", "cold"])
+      expect(proxy).toMatch(new RegExp(`^axe_backup_last_success_age_seconds\\{tier="${tier}"\\} \\d`, "m"));
 
     expect((await fetch(`${app.proxyUrl}/metrics`)).status).toBe(404); // frame's counters stay off the public side
     const frame = await (await fetch(`${colorUrl(app.config, "blue")}/metrics`)).text();
@@ -101,13 +142,19 @@ describe("status on one machine", () => {
     expect(Number(/data-minutes-with-requests="(\d+)"/.exec(socketHtml)?.[1])).toBeGreaterThan(0);
 
     const port = await freePort();
-    const server = Bun.spawn([process.execPath, MAIN, "status", "--serve", "--port", String(port), "--config", app.config.dir], {
-      cwd: REPO, env: { ...process.env, AXE_CONFIG_DIR: "" }, stdout: "ignore", stderr: "pipe",
-    });
+    const server = Bun.spawn(
+      [process.execPath, MAIN, "status", "--serve", "--port", String(port), "--config", app.config.dir],
+      {
+        cwd: REPO,
+        env: { ...process.env, AXE_CONFIG_DIR: "" },
+        stdout: "ignore",
+        stderr: "pipe",
+      },
+    );
     try {
       const url = `http://127.0.0.1:${port}/`;
       let page: Response | undefined;
-      for (let i = 0; i < 100 && !page; i++) page = await fetch(url).catch(() => (Bun.sleep(100).then(() => undefined)));
+      for (let i = 0; i < 100 && !page; i++) page = await fetch(url).catch(() => Bun.sleep(100).then(() => undefined));
       expect(page?.status).toBe(200);
       const html = await page!.text();
       expect(html).toContain('<span class="badge" id="level"');
@@ -157,7 +204,12 @@ describe("status on one machine", () => {
     const standby = await statusJson(app.config.dir);
     expect(standby.code).toBe(11);
     expect(standby.report.colors.green).toMatchObject({ live: false, healthy: false, release: "1.0.0-a" });
-    expect(levels(standby.report)).toMatchObject({ "color:green": "warn", "color:blue": "ok", metadata: "ok", database: "ok" });
+    expect(levels(standby.report)).toMatchObject({
+      "color:green": "warn",
+      "color:blue": "ok",
+      metadata: "ok",
+      database: "ok",
+    });
 
     await app.backend.stop("blue");
     const live = await statusJson(app.config.dir);

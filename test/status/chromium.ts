@@ -10,18 +10,35 @@ export function chromiumBinary(): string {
     const path = Bun.which(name);
     if (path) return path;
   }
-  throw new Error("headless Chromium is needed for the status page test: apt-get install chromium (bash .ci/run installs it)");
+  throw new Error(
+    "headless Chromium is needed for the status page test: apt-get install chromium (bash .ci/run installs it)",
+  );
 }
 
 const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--hide-scrollbars", "--window-size=1200,800",
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--hide-scrollbars",
+  "--window-size=1200,800",
 ];
 
 async function run(args: string[]): Promise<string> {
-  const child = Bun.spawn([chromiumBinary(), ...FLAGS, `--user-data-dir=${tempDir("axe-chromium")}`, ...args], { stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn([chromiumBinary(), ...FLAGS, `--user-data-dir=${tempDir("axe-chromium")}`, ...args], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
   clearTimeout(timer);
   if (code !== 0) throw new Error(`chromium exited ${code}: ${stderr.slice(-2000)}`);
   return stdout;

@@ -1,14 +1,19 @@
 /** Helpers for status tests: backup status written by the backup module itself, and `status --json` through the real CLI. */
-import { updateTier } from "../../src/backup/status.ts";
+
 import type { TierName } from "../../src/backup/restic.ts";
-import { StatusReportSchema, type StatusReport } from "../../src/status/report.ts";
+import { updateTier } from "../../src/backup/status.ts";
+import { type StatusReport, StatusReportSchema } from "../../src/status/report.ts";
 import { runCli } from "../helpers/cli.ts";
 
 /** Records a good snapshot `hoursAgo` hours ago on each tier, as `backup run` does. */
 export function recordSnapshots(stateDir: string, hoursAgo: Partial<Record<TierName, number>>): void {
   for (const [tier, hours] of Object.entries(hoursAgo) as Array<[TierName, number]>) {
     const time = new Date(Date.now() - hours * 3_600_000).toISOString();
-    updateTier(stateDir, tier, (t) => ({ ...t, lastAttempt: { time, ok: true }, lastSnapshot: { time, id: `snap-${tier}-${hours}` } }));
+    updateTier(stateDir, tier, (t) => ({
+      ...t,
+      lastAttempt: { time, ok: true },
+      lastSnapshot: { time, id: `snap-${tier}-${hours}` },
+    }));
   }
 }
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import type { FleetRow } from "../../src/status/fleet.ts";
 import { MAIN, runCli } from "../helpers/cli.ts";
-import { makeConfigDir, TEST_CUSTOMERS, TENANT_AXE } from "../helpers/config.ts";
+import { makeConfigDir, TENANT_AXE, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { recordSnapshots } from "./fixtures.ts";
@@ -28,16 +28,40 @@ beforeAll(async () => {
   const axe = await startSshd({ forcedCommand: status(axeDir), env: { HOME: tempDir("axe-home") } });
   const other = await startSshd({ forcedCommand: status(otherDir) });
   const hung = await startSshd({ forcedCommand: "exec sleep 15" });
-  const wrong = await startSshd({ forcedCommand: "echo '{\"steps\":[]}'; echo 'error: no release on stdin' >&2; exit 6" });
+  const wrong = await startSshd({
+    forcedCommand: "echo '{\"steps\":[]}'; echo 'error: no release on stdin' >&2; exit 6",
+  });
   started.push(axe, other, hung, wrong);
   const dir = tempDir("axe-fleet");
   sshConfig = join(dir, "ssh_config");
-  writeFileSync(sshConfig, [axe.configFile("axe-macmini"), other.configFile("other-macmini"), hung.configFile("hung-macmini"), wrong.configFile("wrong-macmini")].map((f) => readFileSync(f, "utf8")).join("\n"));
+  writeFileSync(
+    sshConfig,
+    [
+      axe.configFile("axe-macmini"),
+      other.configFile("other-macmini"),
+      hung.configFile("hung-macmini"),
+      wrong.configFile("wrong-macmini"),
+    ]
+      .map((f) => readFileSync(f, "utf8"))
+      .join("\n"),
+  );
   fleetFile = join(dir, "customers.yaml");
   const customers = [
     ...TEST_CUSTOMERS.customers,
-    { name: "hung", domains: ["hung.example"], host: "hung.axelabs.ai", machine: "hung-macmini", entra: { tenant_id: TENANT_AXE } },
-    { name: "wrong", domains: ["wrong.example"], host: "wrong.axelabs.ai", machine: "wrong-macmini", entra: { tenant_id: TENANT_AXE } },
+    {
+      name: "hung",
+      domains: ["hung.example"],
+      host: "hung.axelabs.ai",
+      machine: "hung-macmini",
+      entra: { tenant_id: TENANT_AXE },
+    },
+    {
+      name: "wrong",
+      domains: ["wrong.example"],
+      host: "wrong.axelabs.ai",
+      machine: "wrong-macmini",
+      entra: { tenant_id: TENANT_AXE },
+    },
   ].map((c) => ({ ...c, ssh_user: axe.user }));
   writeFileSync(fleetFile, stringify({ customers }));
   await other.stop(); // the machine that is down
@@ -49,12 +73,28 @@ afterAll(async () => {
 
 describe("fleet status", () => {
   test("one machine reports, one is down, one hangs past the timeout, one runs another command: four rows, exit 12", async () => {
-    const args = ["fleet", "status", "--customers", fleetFile, "--ssh-config", sshConfig, "--ssh-option", "ConnectTimeout=5", "--timeout", "8"];
+    const args = [
+      "fleet",
+      "status",
+      "--customers",
+      fleetFile,
+      "--ssh-config",
+      sshConfig,
+      "--ssh-option",
+      "ConnectTimeout=5",
+      "--timeout",
+      "8",
+    ];
     const json = await runCli([...args, "--json"]);
     if (json.code !== 12) console.error(json.stdout, json.stderr);
     expect(json.code).toBe(12);
     const rows = JSON.parse(json.stdout) as FleetRow[];
-    expect(rows.map((r) => [r.customer, r.state])).toEqual([["axe", "fail"], ["other", "unreachable"], ["hung", "unreachable"], ["wrong", "unreachable"]]);
+    expect(rows.map((r) => [r.customer, r.state])).toEqual([
+      ["axe", "fail"],
+      ["other", "unreachable"],
+      ["hung", "unreachable"],
+      ["wrong", "unreachable"],
+    ]);
 
     const axe = rows[0]!.report!;
     expect(axe.customer).toBe("axe"); // the report came from that machine's config dir
@@ -76,7 +116,17 @@ describe("fleet status", () => {
   }, 60_000);
 
   test("--customer picks machines; an unknown name is a usage error", async () => {
-    const only = await runCli(["fleet", "status", "--json", "--customers", fleetFile, "--ssh-config", sshConfig, "--customer", "other"]);
+    const only = await runCli([
+      "fleet",
+      "status",
+      "--json",
+      "--customers",
+      fleetFile,
+      "--ssh-config",
+      sshConfig,
+      "--customer",
+      "other",
+    ]);
     expect(only.code).toBe(12);
     expect((JSON.parse(only.stdout) as FleetRow[]).map((r) => r.customer)).toEqual(["other"]);
     const unknown = await runCli(["fleet", "status", "--customers", fleetFile, "--customer", "nobody"]);

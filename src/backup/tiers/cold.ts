@@ -3,15 +3,19 @@
  * from local, then `restic check`. Absent, it is skipped quietly; its age is still reported and
  * a warning raised once it is older than the configured limit.
  */
-import { coldPresent, type BackupContext } from "../context.ts";
+import { type BackupContext, coldPresent } from "../context.ts";
 import { formatAge, readStatus, updateTier } from "../status.ts";
 import { copyFromLocal } from "./copy.ts";
 import type { TierResult } from "./types.ts";
 
 export async function runColdTier(ctx: BackupContext, now = new Date()): Promise<TierResult> {
-  if (!ctx.settings.cold.enabled) return { tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" };
+  if (!ctx.settings.cold.enabled)
+    return { tier: "cold", outcome: "skipped", message: "cold: skipped, cold tier disabled in appliance.yaml" };
   if (!coldPresent(ctx)) {
-    updateTier(ctx.stateDir, "cold", (t) => ({ ...t, skipped: { time: now.toISOString(), reason: `volume ${ctx.cold.volume} not mounted` } }));
+    updateTier(ctx.stateDir, "cold", (t) => ({
+      ...t,
+      skipped: { time: now.toISOString(), reason: `volume ${ctx.cold.volume} not mounted` },
+    }));
     const last = readStatus(ctx.stateDir).tiers.cold?.lastSnapshot;
     const limitHours = ctx.settings.cold.max_age_days * 24;
     const ageHours = last ? (now.getTime() - Date.parse(last.time)) / 3_600_000 : undefined;
@@ -20,16 +24,36 @@ export async function runColdTier(ctx: BackupContext, now = new Date()): Promise
       ageHours === undefined || ageHours > limitHours
         ? `cold SSD: ${age}, over the limit of ${ctx.settings.cold.max_age_days} days: mount ${ctx.cold.volume} and run \`axe-appliance backup run --tier cold\``
         : undefined;
-    return { tier: "cold", outcome: "skipped", message: `cold: volume ${ctx.cold.volume} absent, skipped (${age})`, warning };
+    return {
+      tier: "cold",
+      outcome: "skipped",
+      message: `cold: volume ${ctx.cold.volume} absent, skipped (${age})`,
+      warning,
+    };
   }
   const { snapshot, created } = await copyFromLocal(ctx, ctx.cold, ctx.settings.cold.keep);
   const check = await ctx.restic().run(ctx.cold, ["check"]);
   const checkOk = check.code === 0;
   updateTier(ctx.stateDir, "cold", (t) => ({
     ...t,
-    lastCheck: { time: new Date().toISOString(), ok: checkOk, ...(checkOk ? {} : { error: check.stderr.trim().split("\n").slice(-2).join("; ") }) },
+    lastCheck: {
+      time: new Date().toISOString(),
+      ok: checkOk,
+      ...(checkOk ? {} : { error: check.stderr.trim().split("\n").slice(-2).join("; ") }),
+    },
   }));
   if (!checkOk)
-    return { tier: "cold", outcome: "failed", code: "CHECK_FAILED", snapshot, message: `cold: copied, but restic check failed: ${check.stderr.trim().split("\n").slice(-2).join("; ")}; run \`axe-appliance backup verify\`` };
-  return { tier: "cold", outcome: "ok", snapshot, message: `cold: ${created ? "created the repository and " : ""}copied to ${ctx.cold.repository}, checked; latest snapshot ${snapshot ?? "none"}` };
+    return {
+      tier: "cold",
+      outcome: "failed",
+      code: "CHECK_FAILED",
+      snapshot,
+      message: `cold: copied, but restic check failed: ${check.stderr.trim().split("\n").slice(-2).join("; ")}; run \`axe-appliance backup verify\``,
+    };
+  return {
+    tier: "cold",
+    outcome: "ok",
+    snapshot,
+    message: `cold: ${created ? "created the repository and " : ""}copied to ${ctx.cold.repository}, checked; latest snapshot ${snapshot ?? "none"}`,
+  };
 }

@@ -4,8 +4,8 @@
  * `restic copy` from the local repository.
  */
 import type { BackupContext, Keep } from "../context.ts";
-import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import type { Repo } from "../restic.ts";
+import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { updateTier } from "../status.ts";
 
 /** The local repository as a copy source: the password by file, through the environment. */
@@ -22,10 +22,18 @@ export async function ensureCopyRepo(ctx: BackupContext, repo: Repo): Promise<bo
 }
 
 /** Copies this host's snapshots from local, applies retention, records the outcome. */
-export async function copyFromLocal(ctx: BackupContext, repo: Repo, keep: Keep | undefined): Promise<{ snapshot?: string; created: boolean }> {
+export async function copyFromLocal(
+  ctx: BackupContext,
+  repo: Repo,
+  keep: Keep | undefined,
+): Promise<{ snapshot?: string; created: boolean }> {
   const restic = ctx.restic();
   const created = await ensureCopyRepo(ctx, repo);
-  await retryAfterStaleLocks(restic, repo, () => restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", { extraEnv: fromEnv(ctx) }));
+  await retryAfterStaleLocks(restic, repo, () =>
+    restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", {
+      extraEnv: fromEnv(ctx),
+    }),
+  );
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
   const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
   updateTier(ctx.stateDir, repo.tier, (t) => ({

@@ -11,8 +11,8 @@ import type { BackupContext } from "../context.ts";
 import { dumpDatabase, summaryOf } from "../dump.ts";
 import { recordFigures } from "../figures.ts";
 import { createProgress } from "../progress.ts";
-import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { resticFailure } from "../restic.ts";
+import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { updateTier } from "../status.ts";
 import type { TierResult } from "./types.ts";
 
@@ -24,13 +24,19 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
   const step = stepTimer();
   const dumpProgress = createProgress("database dump");
   const runId = randomBytes(6).toString("hex");
-  const dump = await retryAfterStaleLocks(restic, repo, () => dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line })).finally(dumpProgress.done);
+  const dump = await retryAfterStaleLocks(restic, repo, () =>
+    dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line }),
+  ).finally(dumpProgress.done);
   // Only after the dump is a snapshot: a failed run leaves no trace in the repository or the figures.
   recordFigures(ctx.stateDir, runId, dump.figures);
   step("database dump");
   const filesProgress = createProgress("config, state");
   const files = await retryAfterStaleLocks(restic, repo, async () => {
-    const result = await restic.run(repo, ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)], { onLine: filesProgress.line });
+    const result = await restic.run(
+      repo,
+      ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)],
+      { onLine: filesProgress.line },
+    );
     if (result.code !== 0 && result.code !== 3) throw resticFailure(repo, "backing up config and state", result);
     return result;
   }).finally(filesProgress.done);
@@ -40,7 +46,12 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
   updateTier(ctx.stateDir, "local", (t) => ({
     ...t,
     lastAttempt: { time: new Date().toISOString(), ok: true },
-    lastSnapshot: { time: new Date().toISOString(), id: filesSummary.snapshot_id, dumpId: dump.summary.snapshot_id, bytesAdded: added },
+    lastSnapshot: {
+      time: new Date().toISOString(),
+      id: filesSummary.snapshot_id,
+      dumpId: dump.summary.snapshot_id,
+      bytesAdded: added,
+    },
     skipped: undefined,
   }));
   await retentionAfterSave(restic, repo, ctx.settings.local.keep, ctx.host);

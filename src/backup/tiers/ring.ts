@@ -6,7 +6,10 @@ import type { TierResult } from "./types.ts";
 
 export async function runRingTier(ctx: BackupContext): Promise<TierResult> {
   if (!ctx.ring) {
-    updateTier(ctx.stateDir, "ring", (t) => ({ ...t, skipped: { time: new Date().toISOString(), reason: ctx.ringSkip ?? "disabled" } }));
+    updateTier(ctx.stateDir, "ring", (t) => ({
+      ...t,
+      skipped: { time: new Date().toISOString(), reason: ctx.ringSkip ?? "disabled" },
+    }));
     return { tier: "ring", outcome: "skipped", message: `ring: skipped, ${ctx.ringSkip}` };
   }
   const keep = ctx.settings.ring.forget ? ctx.settings.ring.keep : undefined;

@@ -38,7 +38,12 @@ export function devAuthenticator(customer: Customer): Authenticator {
 
 /** The bearer token of an Authorization header; a missing header is `missing_token` (a bare challenge). */
 export function bearerToken(header: string | null): string {
-  if (!header) throw new AuthError("missing_token", "sign-in required: send an Entra access token or a service token as a Bearer token", 401);
+  if (!header)
+    throw new AuthError(
+      "missing_token",
+      "sign-in required: send an Entra access token or a service token as a Bearer token",
+      401,
+    );
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
   if (!match) throw new AuthError("malformed_header", "the Authorization header is not 'Bearer <token>'", 401);
   return match[1]!;

@@ -4,7 +4,7 @@
  * audience and lifetime jose has already checked.
  */
 import type { JWTPayload } from "jose";
-import { customerForDomain, ROLES, type Customer, type Fleet, type Role } from "../../config/customers.ts";
+import { type Customer, customerForDomain, type Fleet, ROLES, type Role } from "../../config/customers.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Principal } from "../principal.ts";
 
@@ -45,18 +45,23 @@ export class IdentifiedRefusal extends AuthError {
 /** Throws an AuthError (401 or 403) unless the claims make a principal of `customer`. */
 export function principalFromClaims(claims: EntraClaims, customer: Customer, fleet: Fleet, isV1: boolean): Principal {
   const entra = customer.entra;
-  if (claims.tid !== entra.tenant_id) throw new AuthError("wrong_tenant", "the token was issued for another tenant", 401);
-  if (typeof claims.oid !== "string" || !claims.oid) throw new AuthError("no_subject", "the token has no oid claim", 401);
+  if (claims.tid !== entra.tenant_id)
+    throw new AuthError("wrong_tenant", "the token was issued for another tenant", 401);
+  if (typeof claims.oid !== "string" || !claims.oid)
+    throw new AuthError("no_subject", "the token has no oid claim", 401);
   const subject = `${claims.tid}/${claims.oid}`;
   const forbid = (code: string, message: string) => new IdentifiedRefusal(code, message, subject);
   const client = isV1 ? claims.appid : claims.azp;
   if (entra.allowed_clients.length && (!client || !entra.allowed_clients.includes(client)))
     throw forbid("client_not_allowed", "the client application that obtained this token is not an allowed connector");
   const appOnly = claims.idtyp === "app" || claims.scp === undefined;
-  if (appOnly && !entra.allow_app_only) throw forbid("app_only", "app-only tokens (no signed-in user) are not accepted");
-  if (isGuest(claims) && !entra.allow_guests) throw forbid("guest", "guest accounts are not accepted; sign in with an account of the company's own tenant");
+  if (appOnly && !entra.allow_app_only)
+    throw forbid("app_only", "app-only tokens (no signed-in user) are not accepted");
+  if (isGuest(claims) && !entra.allow_guests)
+    throw forbid("guest", "guest accounts are not accepted; sign in with an account of the company's own tenant");
   const scopes = (claims.scp ?? "").split(" ").filter(Boolean);
-  if (!appOnly && !scopes.includes(entra.scope)) throw forbid("missing_scope", `the token lacks the ${entra.scope} scope`);
+  if (!appOnly && !scopes.includes(entra.scope))
+    throw forbid("missing_scope", `the token lacks the ${entra.scope} scope`);
   const appRoles = Array.isArray(claims.roles) ? claims.roles : [];
   const role = frameRole(appRoles, customer);
   if (!role) throw forbid("no_role", "no frame role is assigned to this account");
@@ -90,16 +95,28 @@ function frameRole(appRoles: string[], customer: Customer): Role | undefined {
 }
 
 /** Explicit app-role or group mapping first, else the e-mail domain of the sign-in name. */
-function entityFor(claims: EntraClaims, appRoles: string[], customer: Customer, fleet: Fleet, forbid: (code: string, message: string) => AuthError): string {
+function entityFor(
+  claims: EntraClaims,
+  appRoles: string[],
+  customer: Customer,
+  fleet: Fleet,
+  forbid: (code: string, message: string) => AuthError,
+): string {
   const groups = Array.isArray(claims.groups) ? claims.groups : [];
-  const explicit = customer.entities.find((e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)));
+  const explicit = customer.entities.find(
+    (e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)),
+  );
   if (explicit) return explicit.name;
   const username = claims.preferred_username ?? claims.upn ?? claims.unique_name;
-  const domain = typeof username === "string" && username.includes("@") ? username.slice(username.lastIndexOf("@") + 1).toLowerCase() : undefined;
+  const domain =
+    typeof username === "string" && username.includes("@")
+      ? username.slice(username.lastIndexOf("@") + 1).toLowerCase()
+      : undefined;
   if (!domain) throw forbid("no_entity", "the token names no sign-in domain and no entity mapping applies");
   const byDomain = customer.entities.find((e) => e.domains.includes(domain));
   if (byDomain) return byDomain.name;
   const owner = customerForDomain(fleet, domain);
-  if (owner && owner.name !== customer.name) throw forbid("other_customer_domain", "the account's domain belongs to another customer");
+  if (owner && owner.name !== customer.name)
+    throw forbid("other_customer_domain", "the account's domain belongs to another customer");
   throw forbid("unknown_domain", "the account's domain is not one of this customer's entities");
 }

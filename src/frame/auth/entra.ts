@@ -12,7 +12,7 @@ import { createRemoteJWKSet, errors, jwtVerify, type RemoteJWKSet } from "jose";
 import type { Customer, Fleet } from "../../config/customers.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Principal } from "../principal.ts";
-import { principalFromClaims, type EntraClaims } from "./entra-claims.ts";
+import { type EntraClaims, principalFromClaims } from "./entra-claims.ts";
 
 export interface EntraSettings {
   /** Entra base URL, https://login.microsoftonline.com in production. */
@@ -86,15 +86,26 @@ function asAuthError(error: unknown): AuthError {
   if (error instanceof errors.JWTExpired) return invalid("token_expired", "the token has expired");
   if (error instanceof errors.JWTClaimValidationFailed) {
     if (error.claim === "nbf") return invalid("token_not_yet_valid", "the token is not valid yet");
-    if (error.claim === "iss") return invalid("wrong_issuer", "the token was not issued by this customer's Entra tenant");
+    if (error.claim === "iss")
+      return invalid("wrong_issuer", "the token was not issued by this customer's Entra tenant");
     if (error.claim === "aud") return invalid("wrong_audience", "the token is not meant for this API");
     return invalid("invalid_claims", `the token's ${error.claim} claim is missing or invalid`);
   }
-  if (error instanceof errors.JOSEAlgNotAllowed) return invalid("alg_not_allowed", "the token is not signed with RS256");
-  if (error instanceof errors.JWSSignatureVerificationFailed) return invalid("bad_signature", "the token's signature does not verify");
+  if (error instanceof errors.JOSEAlgNotAllowed)
+    return invalid("alg_not_allowed", "the token is not signed with RS256");
+  if (error instanceof errors.JWSSignatureVerificationFailed)
+    return invalid("bad_signature", "the token's signature does not verify");
   if (error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys)
     return invalid("unknown_key", "the token is signed with a key the tenant does not publish");
-  if (error instanceof errors.JWSInvalid || error instanceof errors.JWTInvalid || error instanceof errors.JOSENotSupported)
+  if (
+    error instanceof errors.JWSInvalid ||
+    error instanceof errors.JWTInvalid ||
+    error instanceof errors.JOSENotSupported
+  )
     return invalid("malformed_token", "the token is not a well-formed JWT");
-  return new AuthError("keys_unavailable", "the sign-in keys of the Entra tenant cannot be fetched right now; retry shortly", 503);
+  return new AuthError(
+    "keys_unavailable",
+    "the sign-in keys of the Entra tenant cannot be fetched right now; retry shortly",
+    503,
+  );
 }

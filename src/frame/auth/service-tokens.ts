@@ -47,9 +47,14 @@ export interface IssueOptions {
 /** Reads the HMAC key, creating it (32 random bytes, mode 0600) the first time. */
 export function loadTokenKey(secretsDir: string): Buffer {
   const file = join(secretsDir, TOKEN_KEY_FILE);
-  createSecretFileOnce(file, () => randomBytes(32).toString("base64") + "\n");
+  createSecretFileOnce(file, () => `${randomBytes(32).toString("base64")}\n`);
   const key = Buffer.from(readSecretFile(file), "base64");
-  if (key.length < 32) throw new ConfigError("TOKEN_KEY_SHORT", `${file}: expected at least 32 bytes of base64, found ${key.length}`, "move the file aside and let the appliance create a new one (this invalidates every service token)");
+  if (key.length < 32)
+    throw new ConfigError(
+      "TOKEN_KEY_SHORT",
+      `${file}: expected at least 32 bytes of base64, found ${key.length}`,
+      "move the file aside and let the appliance create a new one (this invalidates every service token)",
+    );
   return key;
 }
 
@@ -58,9 +63,15 @@ export function tokenHmac(key: Buffer, token: string): string {
 }
 
 /** Creates a token, stores its HMAC, and returns the token (the only time it exists in clear). */
-export async function issueServiceToken(sql: Sql, secretsDir: string, options: IssueOptions): Promise<{ token: string; record: ServiceTokenRecord }> {
-  if (!ROLES.includes(options.role)) throw new UsageError("BAD_ROLE", `role must be one of ${ROLES.join(", ")}, not '${options.role}'`);
-  if (!options.name.trim() || options.name.length > 64) throw new UsageError("BAD_NAME", "a token name is 1 to 64 characters");
+export async function issueServiceToken(
+  sql: Sql,
+  secretsDir: string,
+  options: IssueOptions,
+): Promise<{ token: string; record: ServiceTokenRecord }> {
+  if (!ROLES.includes(options.role))
+    throw new UsageError("BAD_ROLE", `role must be one of ${ROLES.join(", ")}, not '${options.role}'`);
+  if (!options.name.trim() || options.name.length > 64)
+    throw new UsageError("BAD_NAME", "a token name is 1 to 64 characters");
   if (!(options.expiresInMs > 0)) throw new UsageError("BAD_EXPIRY", "a token must expire in the future");
   const key = loadTokenKey(secretsDir);
   const token = SERVICE_TOKEN_PREFIX + randomBytes(32).toString("base64url");
@@ -232,9 +243,14 @@ export class ServiceTokenVerifier {
     const digest = tokenHmac(this.key, token);
     const row = this.cached(digest) ?? (await this.lookup(digest));
     if (row.revoked_at) throw new AuthError("service_token_revoked", "the service token was revoked", 401);
-    if (row.expires_at.getTime() <= Date.now()) throw new AuthError("service_token_expired", "the service token has expired", 401);
+    if (row.expires_at.getTime() <= Date.now())
+      throw new AuthError("service_token_expired", "the service token has expired", 401);
     if (row.customer !== this.customer || !this.entities.includes(row.entity))
-      throw new AuthError("service_token_elsewhere", "the service token was issued for another customer or entity", 401);
+      throw new AuthError(
+        "service_token_elsewhere",
+        "the service token was issued for another customer or entity",
+        401,
+      );
     this.touch(row.id);
     return {
       kind: "service",
@@ -270,7 +286,14 @@ export class ServiceTokenVerifier {
     if (!row || !timingSafeEqual(Buffer.from(row.hmac!, "hex"), Buffer.from(digest, "hex")))
       throw new AuthError("service_token_unknown", "the service token is not known here", 401);
     // Only rows that can pass are kept, and only when no revocation arrived while the row was read.
-    if (this.listening && this.hearing() && generation === this.generation && !row.revoked_at && row.customer === this.customer && this.entities.includes(row.entity)) {
+    if (
+      this.listening &&
+      this.hearing() &&
+      generation === this.generation &&
+      !row.revoked_at &&
+      row.customer === this.customer &&
+      this.entities.includes(row.entity)
+    ) {
       this.cache.delete(digest);
       this.cache.set(digest, { row, readAt });
       if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
@@ -288,15 +311,23 @@ export class ServiceTokenVerifier {
     const now = Date.now();
     if (now - (this.lastTouched.get(id) ?? 0) < 60_000) return;
     this.lastTouched.set(id, now);
-    this.sql`update meta.service_tokens set last_used_at = now() where id = ${id}`.catch(() => this.lastTouched.delete(id));
+    this.sql`update meta.service_tokens set last_used_at = now() where id = ${id}`.catch(() =>
+      this.lastTouched.delete(id),
+    );
   }
 }
 
 /** "90d", "12h", "30m", "2w", "45s" to milliseconds. */
 export function parseDuration(text: string): number {
   const match = /^(\d+)\s*([smhdw])$/.exec(text.trim());
-  if (!match) throw new UsageError("BAD_DURATION", `'${text}' is not a duration; expected a number and a unit, such as 90d, 12h, 30m or 2w`);
-  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[match[2] as "s" | "m" | "h" | "d" | "w"];
+  if (!match)
+    throw new UsageError(
+      "BAD_DURATION",
+      `'${text}' is not a duration; expected a number and a unit, such as 90d, 12h, 30m or 2w`,
+    );
+  const unit = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[
+    match[2] as "s" | "m" | "h" | "d" | "w"
+  ];
   const ms = Number(match[1]) * unit;
   if (ms <= 0) throw new UsageError("BAD_DURATION", `'${text}' is not in the future`);
   return ms;

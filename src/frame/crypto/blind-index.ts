@@ -11,6 +11,8 @@ export function normalise(value: unknown): string {
 
 /** The term stored in records.blind: `{field}:{hmac hex}`. */
 export function blindTerm(key: Uint8Array, collection: string, field: string, value: unknown): string {
-  const mac = createHmac("sha256", key).update(`${collection}\0${field}\0${normalise(value)}`).digest("hex");
+  const mac = createHmac("sha256", key)
+    .update(`${collection}\0${field}\0${normalise(value)}`)
+    .digest("hex");
   return `${field}:${mac}`;
 }

@@ -26,7 +26,7 @@ export function wrapDataKey(master: MasterKey, entity: string, purpose: KeyPurpo
 
 export function unwrapDataKey(master: MasterKey, entity: string, purpose: KeyPurpose, wrapped: Uint8Array): Buffer {
   const key = open(master.key, wrapped, wrapContext(entity, purpose));
-  if (!key || key.length !== 32)
+  if (key?.length !== 32)
     throw new KeyError(
       "DATA_KEY_UNWRAP",
       `the ${purpose} data key of entity ${entity} does not open with master key ${master.id}: the stored key was altered or belongs elsewhere`,
@@ -69,7 +69,11 @@ export class DataKeyCache {
     const unwrap = (purpose: KeyPurpose) => {
       const row = rows.find((r) => r.purpose === purpose);
       if (!row)
-        throw new KeyError("DATA_KEY_MISSING", `entity ${entity} has no ${purpose} data key`, `run \`axe-appliance entity create ${entity}\``);
+        throw new KeyError(
+          "DATA_KEY_MISSING",
+          `entity ${entity} has no ${purpose} data key`,
+          `run \`axe-appliance entity create ${entity}\``,
+        );
       return unwrapDataKey(this.ring.byId(row.master_key_id), entity, purpose, row.wrapped);
     };
     return { pii: unwrap("pii"), blind: unwrap("blind") };

@@ -29,14 +29,18 @@ export function masterKeyId(key: Uint8Array): string {
 }
 
 export function newMasterKeyText(): string {
-  return randomBytes(32).toString("base64") + "\n";
+  return `${randomBytes(32).toString("base64")}\n`;
 }
 
 /** Reads and checks a master key file (mode 0600, 32 bytes of base64). */
 export function readMasterKey(path: string): MasterKey {
   const parsed = KeyText.safeParse(readSecretFile(path));
   if (!parsed.success)
-    throw new KeyError("MASTER_KEY_INVALID", `${path}: ${parsed.error.issues[0]!.message}`, "restore the file from backup; a new key cannot open existing data");
+    throw new KeyError(
+      "MASTER_KEY_INVALID",
+      `${path}: ${parsed.error.issues[0]!.message}`,
+      "restore the file from backup; a new key cannot open existing data",
+    );
   const key = Buffer.from(parsed.data, "base64");
   return { key, id: masterKeyId(key) };
 }

@@ -14,7 +14,9 @@ export function encryptField(key: Uint8Array, recordId: string, field: string, v
 }
 
 export function decryptField(key: Uint8Array, recordId: string, field: string, stored: string): unknown {
-  const plain = stored.startsWith(PREFIX) ? open(key, Buffer.from(stored.slice(PREFIX.length), "base64"), context(recordId, field)) : undefined;
+  const plain = stored.startsWith(PREFIX)
+    ? open(key, Buffer.from(stored.slice(PREFIX.length), "base64"), context(recordId, field))
+    : undefined;
   if (!plain)
     throw new KeyError(
       "PII_DECRYPT",

@@ -9,7 +9,7 @@
 import { renameSync } from "node:fs";
 import type { Sql } from "../../db/connect.ts";
 import { createSecretFileOnce } from "../../lib/secret-file.ts";
-import { unwrapDataKey, wrapDataKey, type KeyPurpose } from "./data-keys.ts";
+import { type KeyPurpose, unwrapDataKey, wrapDataKey } from "./data-keys.ts";
 import { MasterKeyring, newMasterKeyText, readMasterKey } from "./master-key.ts";
 
 export const KEYS_LOCK = "axe-appliance:entities";

@@ -10,10 +10,10 @@ import type { Sql } from "../../db/connect.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AuditSink } from "../audit-sink.ts";
-import type { FrameMetrics } from "../metrics.ts";
 import type { Authenticator } from "../auth/authenticate.ts";
 import { IdentifiedRefusal } from "../auth/entra-claims.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
+import type { FrameMetrics } from "../metrics.ts";
 import { requestGuard } from "./guards.ts";
 import { healthResponse } from "./health.ts";
 import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
@@ -41,15 +41,38 @@ export function createFrameApp(options: FrameAppOptions) {
   const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));
   const deps = { sql: options.sql, logger, audit, maxBodyBytes };
 
-  const refuse = (status: number, reason: string, started: number, requestId: string, who = "anonymous", entity?: string) =>
+  const refuse = (
+    status: number,
+    reason: string,
+    started: number,
+    requestId: string,
+    who = "anonymous",
+    entity?: string,
+  ) =>
     audit
-      .record({ at: new Date(), who, reason, customer: config.customer.name, ...(entity ? { entity } : {}), outcome: status === 403 && who !== "anonymous" ? "denied" : "refused", status, durationMs: Math.round(performance.now() - started), requestId })
+      .record({
+        at: new Date(),
+        who,
+        reason,
+        customer: config.customer.name,
+        ...(entity ? { entity } : {}),
+        outcome: status === 403 && who !== "anonymous" ? "denied" : "refused",
+        status,
+        durationMs: Math.round(performance.now() - started),
+        requestId,
+      })
       .catch((error) => logger.error("audit sink failed", { error }));
 
   const serveMetadata = ({ request }: { request: Request }) => {
     const refused = guard.check(request);
     if (refused) return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
-    return new Response(metadata, { headers: { "content-type": "application/json", "access-control-allow-origin": "*", "cache-control": "max-age=300" } });
+    return new Response(metadata, {
+      headers: {
+        "content-type": "application/json",
+        "access-control-allow-origin": "*",
+        "cache-control": "max-age=300",
+      },
+    });
   };
 
   async function mcp(request: Request): Promise<Response> {
@@ -66,13 +89,22 @@ export function createFrameApp(options: FrameAppOptions) {
       principal = await options.authenticator.authenticate(request);
     } catch (error) {
       if (!(error instanceof AuthError)) throw error;
-      void refuse(error.status, error.code, started, requestId, error instanceof IdentifiedRefusal ? error.subject : "anonymous");
+      void refuse(
+        error.status,
+        error.code,
+        started,
+        requestId,
+        error instanceof IdentifiedRefusal ? error.subject : "anonymous",
+      );
       return authErrorResponse(error, config);
     }
     if (request.method !== "POST")
-      return jsonRpcError(405, -32000, "Method not allowed: frame is stateless; send JSON-RPC messages with POST", { allow: "POST" });
+      return jsonRpcError(405, -32000, "Method not allowed: frame is stateless; send JSON-RPC messages with POST", {
+        allow: "POST",
+      });
     const length = Number(request.headers.get("content-length") ?? 0);
-    if (length > maxBodyBytes) return jsonRpcError(413, -32000, `Request body too large: at most ${maxBodyBytes} bytes`);
+    if (length > maxBodyBytes)
+      return jsonRpcError(413, -32000, `Request body too large: at most ${maxBodyBytes} bytes`);
     return handleMcpRequest(request, principal, options.catalog, deps, requestId);
   }
 
@@ -80,7 +112,10 @@ export function createFrameApp(options: FrameAppOptions) {
     .get("/healthz", () => healthResponse(options.sql, options.color))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
-    .get("/metrics", () => new Response(options.metrics?.render() ?? "", { headers: { "content-type": "text/plain; version=0.0.4" } }))
+    .get(
+      "/metrics",
+      () => new Response(options.metrics?.render() ?? "", { headers: { "content-type": "text/plain; version=0.0.4" } }),
+    )
     .all("/frame/mcp", async ({ request }) => {
       const started = performance.now();
       let response: Response;
@@ -88,7 +123,11 @@ export function createFrameApp(options: FrameAppOptions) {
         response = await mcp(request);
       } catch (error) {
         logger.error("mcp request failed", { error });
-        response = jsonRpcError(500, -32603, "Internal error: the request failed inside frame; retry, and report it if it persists");
+        response = jsonRpcError(
+          500,
+          -32603,
+          "Internal error: the request failed inside frame; retry, and report it if it persists",
+        );
       }
       options.metrics?.request(response.status, (performance.now() - started) / 1000);
       return response;

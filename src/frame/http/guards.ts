@@ -15,8 +15,16 @@ export interface RequestGuard {
 
 export function requestGuard(config: Config): RequestGuard {
   const publicUrl = new URL(config.mcpUrl);
-  const hosts = new Set([publicUrl.hostname.toLowerCase(), ...LOOPBACK_HOSTS, ...config.appliance.frame.allowed_hosts.map((h) => h.toLowerCase())]);
-  const origins = new Set([publicUrl.origin, ...CLAUDE_ORIGINS, ...config.appliance.frame.allowed_origins.map((o) => o.replace(/\/+$/, ""))]);
+  const hosts = new Set([
+    publicUrl.hostname.toLowerCase(),
+    ...LOOPBACK_HOSTS,
+    ...config.appliance.frame.allowed_hosts.map((h) => h.toLowerCase()),
+  ]);
+  const origins = new Set([
+    publicUrl.origin,
+    ...CLAUDE_ORIGINS,
+    ...config.appliance.frame.allowed_origins.map((o) => o.replace(/\/+$/, "")),
+  ]);
   return {
     check(request) {
       const host = request.headers.get("host");

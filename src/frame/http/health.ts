@@ -14,20 +14,34 @@ const TIMEOUT_MS = 2_000;
 
 export async function checkHealth(sql: Sql, color: "blue" | "green"): Promise<Health> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), TIMEOUT_MS)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), TIMEOUT_MS)),
+  );
   let database = { reachable: false, migration: 0 };
   try {
-    const [row] = await Promise.race([sql<{ version: number }[]>`select coalesce(max(version), 0)::int as version from meta.schema_migrations`, timeout]);
+    const [row] = await Promise.race([
+      sql<{ version: number }[]>`select coalesce(max(version), 0)::int as version from meta.schema_migrations`,
+      timeout,
+    ]);
     database = { reachable: true, migration: row?.version ?? 0 };
   } catch {
     // unreachable, slow, or not migrated: reported as not reachable, the details are in Postgres' log
   } finally {
     clearTimeout(timer);
   }
-  return { status: database.reachable ? "ok" : "degraded", service: "axe-frame", color, release: releaseVersion(), database };
+  return {
+    status: database.reachable ? "ok" : "degraded",
+    service: "axe-frame",
+    color,
+    release: releaseVersion(),
+    database,
+  };
 }
 
 export async function healthResponse(sql: Sql, color: "blue" | "green"): Promise<Response> {
   const health = await checkHealth(sql, color);
-  return Response.json(health, { status: health.status === "ok" ? 200 : 503, headers: { "cache-control": "no-store" } });
+  return Response.json(health, {
+    status: health.status === "ok" ? 200 : 503,
+    headers: { "cache-control": "no-store" },
+  });
 }

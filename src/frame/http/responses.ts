@@ -46,7 +46,8 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
     headers["retry-after"] = "5";
   } else if (error.status === 403) {
     code = "insufficient_scope";
-    headers["www-authenticate"] = `Bearer error="insufficient_scope", error_description="${description}"${scope}, ${metadata}`;
+    headers["www-authenticate"] =
+      `Bearer error="insufficient_scope", error_description="${description}"${scope}, ${metadata}`;
   } else if (error.code === "missing_token") {
     code = "unauthorized";
     // RFC 6750 3.1: a request without credentials gets a challenge with no error code.
@@ -55,11 +56,19 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
     code = "invalid_token";
     headers["www-authenticate"] = `Bearer error="invalid_token", error_description="${description}", ${metadata}`;
   }
-  return new Response(JSON.stringify({ error: code, error_description: error.message, reason: error.code }), { status: error.status, headers });
+  return new Response(JSON.stringify({ error: code, error_description: error.message, reason: error.code }), {
+    status: error.status,
+    headers,
+  });
 }
 
 /** A JSON-RPC error response with no id, for requests refused before MCP parses them. */
-export function jsonRpcError(status: number, code: number, message: string, headers: Record<string, string> = {}): Response {
+export function jsonRpcError(
+  status: number,
+  code: number,
+  message: string,
+  headers: Record<string, string> = {},
+): Response {
   return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
     status,
     headers: { "content-type": "application/json", ...headers },

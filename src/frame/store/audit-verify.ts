@@ -28,10 +28,13 @@ export async function verifyChain(sql: Sql, log: string, schema: string): Promis
     for (const row of rows) {
       const seq = Number(row.seq);
       const reason =
-        seq !== previous.seq + 1 ? `row ${previous.seq + 1} is missing (next row is ${seq})`
-        : row.prev_hash !== previous.hash ? "prev_hash does not match the hash of the row before"
-        : row.hash !== row.expected ? "the row's columns do not match its hash (it was changed)"
-        : undefined;
+        seq !== previous.seq + 1
+          ? `row ${previous.seq + 1} is missing (next row is ${seq})`
+          : row.prev_hash !== previous.hash
+            ? "prev_hash does not match the hash of the row before"
+            : row.hash !== row.expected
+              ? "the row's columns do not match its hash (it was changed)"
+              : undefined;
       if (reason) {
         report.broken = { seq: reason.startsWith("row ") ? previous.seq + 1 : seq, reason };
         return sql.CLOSE;

@@ -53,7 +53,8 @@ export function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
 
 async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: Sql): Promise<void> {
   const groups = new Map<string, ReturnType<typeof columns>[]>();
-  for (const event of events) groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), columns(event)]);
+  for (const event of events)
+    groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), columns(event)]);
   for (const [entity, rows] of groups) {
     if (entity) {
       try {
@@ -85,7 +86,11 @@ export function postgresAuditSink(sql: Sql, pipe?: Sql): AuditSink & { flush(): 
     while (queue.length) {
       const batch = queue.splice(0, MAX_BATCH);
       try {
-        await appendAuditBatch(sql, batch.map((b) => b.event), pipe);
+        await appendAuditBatch(
+          sql,
+          batch.map((b) => b.event),
+          pipe,
+        );
         for (const b of batch) b.done();
       } catch (error) {
         for (const b of batch) b.done(error);

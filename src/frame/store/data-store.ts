@@ -32,7 +32,11 @@ export class DataStore {
    * when there is one, then `read` decodes. The statement must be short and one whose building
    * cannot throw (see isPipe in with-entity.ts).
    */
-  async statement<R extends readonly postgres.MaybeRow[], T>(entity: string, statement: (tx: Tx) => postgres.PendingQuery<R>, read: (rows: R, keys: EntityKeys) => T): Promise<T> {
+  async statement<R extends readonly postgres.MaybeRow[], T>(
+    entity: string,
+    statement: (tx: Tx) => postgres.PendingQuery<R>,
+    read: (rows: R, keys: EntityKeys) => T,
+  ): Promise<T> {
     await entityRole(this.sql, entity);
     const keys = await this.keys.get(this.sql, entity);
     return read(await statementInEntity(this.sql, entity, statement, this.pipe), keys);

@@ -34,7 +34,11 @@ async function roleExists(tx: Queryable, role: string): Promise<boolean> {
 }
 
 /** Creates the entity if it is new, completes it if it is half made; returns whether it was new. */
-export async function ensureEntity(owner: Sql, entity: { name: string; customer: string }, ring: MasterKeyring): Promise<boolean> {
+export async function ensureEntity(
+  owner: Sql,
+  entity: { name: string; customer: string },
+  ring: MasterKeyring,
+): Promise<boolean> {
   const name = assertEntityName(entity.name);
   ring.current(); // fail before any DDL when there is no usable master key
   return owner.begin(async (tx) => {
@@ -43,7 +47,11 @@ export async function ensureEntity(owner: Sql, entity: { name: string; customer:
     const role = roles.entity(name);
     const [existing] = await tx<{ customer: string }[]>`select customer from meta.entities where name = ${name}`;
     if (existing && existing.customer !== entity.customer)
-      throw new DataError("invalid_input", `entity ${name} already belongs to customer ${existing.customer}, not ${entity.customer}`, "pick another entity name in customers.yaml");
+      throw new DataError(
+        "invalid_input",
+        `entity ${name} already belongs to customer ${existing.customer}, not ${entity.customer}`,
+        "pick another entity name in customers.yaml",
+      );
     if (!(await roleExists(tx, role))) await tx`create role ${tx(role)} nologin noinherit`;
     await createEntitySchema(tx, entitySchema(name), role);
     await tx`insert into meta.entities (name, customer, role_name) values (${name}, ${entity.customer}, ${role})
@@ -83,6 +91,8 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
 
 /** ALTER ROLE takes no bind parameters: Postgres itself quotes the password with format(%L). */
 async function setPassword(tx: Tx, role: string, password: string): Promise<void> {
-  const [row] = await tx<{ statement: string }[]>`select format('alter role %I with login password %L', ${role}::text, ${password}::text) as statement`;
+  const [row] = await tx<
+    { statement: string }[]
+  >`select format('alter role %I with login password %L', ${role}::text, ${password}::text) as statement`;
   await tx.unsafe(row!.statement);
 }

@@ -26,17 +26,32 @@ export const FieldDefinition = z
     required: z.boolean().default(false),
     pii: z.boolean().default(false).describe("encrypted at rest; exact-match search only"),
     searchable: z.boolean().default(false).describe("part of full-text search; not allowed with pii"),
-    max_length: z.number().int().min(1).max(MAX_LENGTH_LIMIT).optional().describe(`strings only; default ${DEFAULT_MAX_LENGTH}`),
+    max_length: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_LENGTH_LIMIT)
+      .optional()
+      .describe(`strings only; default ${DEFAULT_MAX_LENGTH}`),
     description: z.string().max(500).refine(noNul, NUL_MESSAGE).optional(),
   })
-  .refine((f) => !(f.pii && f.searchable), "a PII field cannot be searchable (full-text would keep it in clear); PII is found by exact match")
+  .refine(
+    (f) => !(f.pii && f.searchable),
+    "a PII field cannot be searchable (full-text would keep it in clear); PII is found by exact match",
+  )
   .refine((f) => f.max_length === undefined || f.type === "string", "max_length applies to string fields only");
 
 export const CollectionDefinition = z.strictObject({
   description: z.string().max(1000).refine(noNul, NUL_MESSAGE).optional(),
   fields: z
-    .record(z.string().regex(FIELD_NAME, "field names are lower case letters, digits and _, starting with a letter"), FieldDefinition)
-    .refine((f) => Object.keys(f).length >= 1 && Object.keys(f).length <= MAX_FIELDS, `a collection has 1 to ${MAX_FIELDS} fields`),
+    .record(
+      z.string().regex(FIELD_NAME, "field names are lower case letters, digits and _, starting with a letter"),
+      FieldDefinition,
+    )
+    .refine(
+      (f) => Object.keys(f).length >= 1 && Object.keys(f).length <= MAX_FIELDS,
+      `a collection has 1 to ${MAX_FIELDS} fields`,
+    ),
 });
 export type CollectionDefinition = z.output<typeof CollectionDefinition>;
 export type FieldDefinition = z.output<typeof FieldDefinition>;
@@ -52,19 +67,28 @@ export function fieldProblem(field: FieldDefinition, value: unknown): string | u
     case "string":
       if (typeof value !== "string") return `expected a string, got ${kind(value)}`;
       if (value.includes("\u0000")) return "contains a NUL character (\\u0000), which text fields cannot hold";
-      if (value.length > (field.max_length ?? DEFAULT_MAX_LENGTH)) return `is ${value.length} characters; at most ${field.max_length ?? DEFAULT_MAX_LENGTH} allowed`;
+      if (value.length > (field.max_length ?? DEFAULT_MAX_LENGTH))
+        return `is ${value.length} characters; at most ${field.max_length ?? DEFAULT_MAX_LENGTH} allowed`;
       return undefined;
     case "number":
-      return typeof value === "number" && Number.isFinite(value) ? undefined : `expected a finite number, got ${kind(value)}`;
+      return typeof value === "number" && Number.isFinite(value)
+        ? undefined
+        : `expected a finite number, got ${kind(value)}`;
     case "integer":
       if (Number.isSafeInteger(value)) return undefined;
-      return typeof value === "number" && Number.isInteger(value) ? "is outside the safe integer range (±2^53)" : `expected a whole number, got ${kind(value)}`;
+      return typeof value === "number" && Number.isInteger(value)
+        ? "is outside the safe integer range (±2^53)"
+        : `expected a whole number, got ${kind(value)}`;
     case "boolean":
       return typeof value === "boolean" ? undefined : `expected true or false, got ${kind(value)}`;
     case "date":
-      return typeof value === "string" && DATE.test(value) && !Number.isNaN(Date.parse(value)) ? undefined : "expected a date as YYYY-MM-DD";
+      return typeof value === "string" && DATE.test(value) && !Number.isNaN(Date.parse(value))
+        ? undefined
+        : "expected a date as YYYY-MM-DD";
     case "datetime":
-      return typeof value === "string" && DATETIME.test(value) && !Number.isNaN(Date.parse(value)) ? undefined : "expected an ISO 8601 time with zone, e.g. 2026-01-31T09:30:00Z";
+      return typeof value === "string" && DATETIME.test(value) && !Number.isNaN(Date.parse(value))
+        ? undefined
+        : "expected an ISO 8601 time with zone, e.g. 2026-01-31T09:30:00Z";
   }
 }
 
@@ -81,7 +105,12 @@ function kind(value: unknown): string {
  * (`patch: true`: only the given fields, null removes an optional one). Throws one DataError
  * listing every problem.
  */
-export function checkValues(collection: string, definition: CollectionDefinition, values: Record<string, unknown>, patch: boolean): Record<string, Scalar | null> {
+export function checkValues(
+  collection: string,
+  definition: CollectionDefinition,
+  values: Record<string, unknown>,
+  patch: boolean,
+): Record<string, Scalar | null> {
   const problems: string[] = [];
   const out: Record<string, Scalar | null> = {};
   for (const [name, value] of Object.entries(values)) {
@@ -103,8 +132,16 @@ export function checkValues(collection: string, definition: CollectionDefinition
     for (const [name, field] of Object.entries(definition.fields))
       if (field.required && values[name] === undefined) problems.push(`${name}: is required`);
   if (problems.length)
-    throw new DataError("invalid_input", `invalid values for ${collection}: ${problems.slice(0, 10).join("; ")}`, `call list_collections to see ${collection}'s fields and types`);
+    throw new DataError(
+      "invalid_input",
+      `invalid values for ${collection}: ${problems.slice(0, 10).join("; ")}`,
+      `call list_collections to see ${collection}'s fields and types`,
+    );
   if (Buffer.byteLength(JSON.stringify(out)) > MAX_RECORD_BYTES)
-    throw new DataError("too_large", `the record's values exceed ${MAX_RECORD_BYTES} bytes`, "store large documents elsewhere and keep a reference in the record");
+    throw new DataError(
+      "too_large",
+      `the record's values exceed ${MAX_RECORD_BYTES} bytes`,
+      "store large documents elsewhere and keep a reference in the record",
+    );
   return out;
 }

@@ -12,7 +12,10 @@ export const FIELD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
 export function assertEntityName(name: string): string {
   if (!ENTITY_NAME.test(name))
-    throw new DataError("unknown_entity", `entity name must match ${ENTITY_NAME.source} (lower case, digits, _; at most 31 characters)`);
+    throw new DataError(
+      "unknown_entity",
+      `entity name must match ${ENTITY_NAME.source} (lower case, digits, _; at most 31 characters)`,
+    );
   return name;
 }
 

@@ -45,28 +45,45 @@ export async function ensureMasterKey(owner: Sql, path: string): Promise<MasterK
   if (!existsSync(path)) {
     const [row] = await owner`select count(*)::int as n from meta.data_keys`;
     if (row!.n > 0)
-      throw new KeyError("MASTER_KEY_MISSING", `${path} is missing, but ${row!.n} data keys were wrapped by it`, "restore master.key from backup; a new key cannot open existing data");
+      throw new KeyError(
+        "MASTER_KEY_MISSING",
+        `${path} is missing, but ${row!.n} data keys were wrapped by it`,
+        "restore master.key from backup; a new key cannot open existing data",
+      );
     initMasterKey(path);
   }
   const ring = new MasterKeyring(path);
   ring.current();
   // A wrong key file stops start-up here, by name, rather than failing the first tool call.
-  for (const { master_key_id } of await owner<{ master_key_id: string }[]>`select distinct master_key_id from meta.data_keys`) ring.byId(master_key_id);
+  for (const { master_key_id } of await owner<
+    { master_key_id: string }[]
+  >`select distinct master_key_id from meta.data_keys`)
+    ring.byId(master_key_id);
   return ring;
 }
 
-export async function openFrameData(config: Config, owner: Sql, ownerTarget: DatabaseTarget, options: { max?: number } = {}): Promise<FrameData> {
+export async function openFrameData(
+  config: Config,
+  owner: Sql,
+  ownerTarget: DatabaseTarget,
+  options: { max?: number } = {},
+): Promise<FrameData> {
   const ring = await ensureMasterKey(owner, masterKeyPath(config));
   const passwordFile = join(config.paths.secrets, APP_PASSWORD_FILE);
-  createSecretFileOnce(passwordFile, () => randomBytes(24).toString("base64url") + "\n");
+  createSecretFileOnce(passwordFile, () => `${randomBytes(24).toString("base64url")}\n`);
   const password = readSecretFile(passwordFile);
   let role: string;
   try {
-    for (const entity of config.customer.entities) await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
+    for (const entity of config.customer.entities)
+      await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
     role = await ensureAppRole(owner, password);
   } catch (error) {
     if ((error as { code?: string }).code === "42501")
-      throw new DatabaseError("DATABASE_PRIVILEGES", `the database user cannot create entity roles: ${(error as Error).message}`, "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)");
+      throw new DatabaseError(
+        "DATABASE_PRIVILEGES",
+        `the database user cannot create entity roles: ${(error as Error).message}`,
+        "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)",
+      );
     throw error;
   }
   const target = { ...ownerTarget, user: role, password };

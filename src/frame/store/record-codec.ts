@@ -3,8 +3,9 @@
  * field) plus blind-index terms; searchable clear fields feed the full-text vector; everything
  * else stays in `data`. Reading reverses it.
  */
-import type { EntityKeys } from "../crypto/data-keys.ts";
+
 import { blindTerm } from "../crypto/blind-index.ts";
+import type { EntityKeys } from "../crypto/data-keys.ts";
 import { decryptField, encryptField } from "../crypto/pii.ts";
 import type { CollectionDefinition, Scalar } from "./fields.ts";
 
@@ -16,7 +17,13 @@ export interface EncodedValues {
   searchText: string;
 }
 
-export function encodeValues(keys: EntityKeys, collection: string, definition: CollectionDefinition, id: string, values: Record<string, Scalar>): EncodedValues {
+export function encodeValues(
+  keys: EntityKeys,
+  collection: string,
+  definition: CollectionDefinition,
+  id: string,
+  values: Record<string, Scalar>,
+): EncodedValues {
   const out: EncodedValues = { data: {}, pii: {}, blind: [], searchText: "" };
   const text: string[] = [];
   for (const [name, value] of Object.entries(values)) {
@@ -33,7 +40,12 @@ export function encodeValues(keys: EntityKeys, collection: string, definition: C
   return out;
 }
 
-export function decodeValues(keys: EntityKeys, id: string, data: Record<string, Scalar>, pii: Record<string, string>): Record<string, Scalar> {
+export function decodeValues(
+  keys: EntityKeys,
+  id: string,
+  data: Record<string, Scalar>,
+  pii: Record<string, string>,
+): Record<string, Scalar> {
   const values: Record<string, Scalar> = { ...data };
   for (const [name, stored] of Object.entries(pii)) values[name] = decryptField(keys.pii, id, name, stored) as Scalar;
   return values;

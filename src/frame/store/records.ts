@@ -34,7 +34,18 @@ export interface RecordRow {
   deleted_at: Date | null;
 }
 
-export const RECORD_COLUMNS = ["id", "collection", "version", "data", "pii", "created_at", "created_by", "updated_at", "updated_by", "deleted_at"];
+export const RECORD_COLUMNS = [
+  "id",
+  "collection",
+  "version",
+  "data",
+  "pii",
+  "created_at",
+  "created_by",
+  "updated_at",
+  "updated_by",
+  "deleted_at",
+];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export function toRecord(keys: EntityKeys, row: RecordRow): RecordOut {
@@ -51,15 +62,26 @@ export function toRecord(keys: EntityKeys, row: RecordRow): RecordOut {
 }
 
 const notFound = (id: string) =>
-  new DataError("not_found", `no record ${id} in this entity`, "check the id (search_records lists ids); a deleted record still shows in record_history");
+  new DataError(
+    "not_found",
+    `no record ${id} in this entity`,
+    "check the id (search_records lists ids); a deleted record still shows in record_history",
+  );
 
 export function assertRecordId(id: string): string {
-  if (!UUID.test(id)) throw new DataError("invalid_input", "record ids are UUIDs such as 0b7d3f21-94c6-4e1a-8f52-6a1d2c9e7b40", "use an id returned by create_record or search_records");
+  if (!UUID.test(id))
+    throw new DataError(
+      "invalid_input",
+      "record ids are UUIDs such as 0b7d3f21-94c6-4e1a-8f52-6a1d2c9e7b40",
+      "use an id returned by create_record or search_records",
+    );
   return id.toLowerCase();
 }
 
 function selectRow(tx: Tx, id: string, lock: boolean) {
-  return tx<RecordRow[]>`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
+  return tx<
+    RecordRow[]
+  >`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
 }
 
 function liveRow(rows: readonly RecordRow[], id: string): RecordRow {
@@ -74,9 +96,16 @@ async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
 
 /** get_record as one statement plus decoding, for DataStore.statement (one round trip). */
 export const selectRecord = (tx: Tx, id: string) => selectRow(tx, id, false);
-export const readRecord = (rows: readonly RecordRow[], keys: EntityKeys, id: string): RecordOut => toRecord(keys, liveRow(rows, id));
+export const readRecord = (rows: readonly RecordRow[], keys: EntityKeys, id: string): RecordOut =>
+  toRecord(keys, liveRow(rows, id));
 
-export async function createRecord(tx: Tx, keys: EntityKeys, who: string, collection: string, values: Record<string, unknown>): Promise<RecordOut> {
+export async function createRecord(
+  tx: Tx,
+  keys: EntityKeys,
+  who: string,
+  collection: string,
+  values: Record<string, unknown>,
+): Promise<RecordOut> {
   const { definition } = await getCollection(tx, collection);
   const clean = checkValues(collection, definition, values, false) as Record<string, Scalar>;
   const id = randomUUID();
@@ -95,10 +124,21 @@ export async function getRecord(tx: Tx, keys: EntityKeys, id: string): Promise<R
 }
 
 /** Applies `patch` (null removes an optional field) if the record is still at `expectedVersion`. */
-export async function updateRecord(tx: Tx, keys: EntityKeys, who: string, id: string, expectedVersion: number, patch: Record<string, unknown>): Promise<RecordOut> {
+export async function updateRecord(
+  tx: Tx,
+  keys: EntityKeys,
+  who: string,
+  id: string,
+  expectedVersion: number,
+  patch: Record<string, unknown>,
+): Promise<RecordOut> {
   const row = await loadRow(tx, id, true); // waits for a concurrent writer, then sees its version
   if (row.version !== expectedVersion)
-    throw new DataError("version_conflict", `record ${row.id} is at version ${row.version}, not ${expectedVersion}: someone changed it since you read it`, `call get_record, re-apply your change to the current values, then update with expected_version ${row.version}`);
+    throw new DataError(
+      "version_conflict",
+      `record ${row.id} is at version ${row.version}, not ${expectedVersion}: someone changed it since you read it`,
+      `call get_record, re-apply your change to the current values, then update with expected_version ${row.version}`,
+    );
   const { definition } = await getCollection(tx, row.collection);
   const clean = checkValues(row.collection, definition, patch, true);
   const merged: Record<string, Scalar> = toRecord(keys, row).values;
@@ -117,10 +157,19 @@ export async function updateRecord(tx: Tx, keys: EntityKeys, who: string, id: st
 }
 
 /** Soft delete: the row stays (and its history), hidden from get and search. */
-export async function deleteRecord(tx: Tx, who: string, id: string, expectedVersion?: number): Promise<{ id: string; version: number; deletedAt: Date }> {
+export async function deleteRecord(
+  tx: Tx,
+  who: string,
+  id: string,
+  expectedVersion?: number,
+): Promise<{ id: string; version: number; deletedAt: Date }> {
   const row = await loadRow(tx, id, true);
   if (expectedVersion !== undefined && row.version !== expectedVersion)
-    throw new DataError("version_conflict", `record ${row.id} is at version ${row.version}, not ${expectedVersion}`, `call get_record to review it, then delete with expected_version ${row.version}`);
+    throw new DataError(
+      "version_conflict",
+      `record ${row.id} is at version ${row.version}, not ${expectedVersion}`,
+      `call get_record to review it, then delete with expected_version ${row.version}`,
+    );
   const [deleted] = await tx<RecordRow[]>`
     update records set version = version + 1, deleted_at = now(), updated_at = now(), updated_by = ${who}
     where id = ${row.id} returning ${tx(RECORD_COLUMNS)}`;
@@ -142,13 +191,32 @@ export interface VersionOut {
 }
 
 /** Every version of a record, oldest first, deleted records included. */
-export async function recordHistory(tx: Tx, keys: EntityKeys, id: string): Promise<{ collection: string; versions: VersionOut[] }> {
+export async function recordHistory(
+  tx: Tx,
+  keys: EntityKeys,
+  id: string,
+): Promise<{ collection: string; versions: VersionOut[] }> {
   const [record] = await tx<{ collection: string }[]>`select collection from records where id = ${assertRecordId(id)}`;
   if (!record) throw notFound(id);
-  const rows = await tx<{ version: number; op: VersionOut["op"]; data: Record<string, Scalar>; pii: Record<string, string>; changed_at: Date; changed_by: string }[]>`
+  const rows = await tx<
+    {
+      version: number;
+      op: VersionOut["op"];
+      data: Record<string, Scalar>;
+      pii: Record<string, string>;
+      changed_at: Date;
+      changed_by: string;
+    }[]
+  >`
     select version, op, data, pii, changed_at, changed_by from record_versions where record_id = ${id.toLowerCase()} order by version`;
   return {
     collection: record.collection,
-    versions: rows.map((r) => ({ version: r.version, op: r.op, values: decodeValues(keys, id.toLowerCase(), r.data, r.pii), changedAt: r.changed_at, changedBy: r.changed_by })),
+    versions: rows.map((r) => ({
+      version: r.version,
+      op: r.op,
+      values: decodeValues(keys, id.toLowerCase(), r.data, r.pii),
+      changedAt: r.changed_at,
+      changedBy: r.changed_by,
+    })),
   };
 }

@@ -3,13 +3,14 @@
  * fields by JSON containment, PII fields by their blind-index term), in insertion order with an
  * opaque cursor and a hard page limit.
  */
-import type { EntityKeys } from "../crypto/data-keys.ts";
+
 import { blindTerm } from "../crypto/blind-index.ts";
+import type { EntityKeys } from "../crypto/data-keys.ts";
 import { getCollection } from "./collections.ts";
 import { DataError } from "./errors.ts";
 import { fieldProblem, type Scalar } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
-import { RECORD_COLUMNS, toRecord, type RecordOut, type RecordRow } from "./records.ts";
+import { RECORD_COLUMNS, type RecordOut, type RecordRow, toRecord } from "./records.ts";
 
 export const MAX_PAGE = 100;
 export const DEFAULT_PAGE = 20;
@@ -33,7 +34,12 @@ const encodeCursor = (pos: number) => Buffer.from(`pos:${pos}`).toString("base64
 
 function decodeCursor(cursor: string): number {
   const match = /^pos:(\d{1,18})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!match) throw new DataError("invalid_input", "cursor is not one this server gave out", "pass the nextCursor of the previous page unchanged, or omit it to start over");
+  if (!match)
+    throw new DataError(
+      "invalid_input",
+      "cursor is not one this server gave out",
+      "pass the nextCursor of the previous page unchanged, or omit it to start over",
+    );
   return Number(match[1]);
 }
 
@@ -42,10 +48,20 @@ export async function searchRecords(tx: Tx, keys: EntityKeys, input: SearchInput
   const limit = Math.min(Math.max(1, input.limit ?? DEFAULT_PAGE), MAX_PAGE);
   const after = input.cursor ? decodeCursor(input.cursor) : 0;
   const query = input.query?.trim();
-  if (query?.includes("\u0000")) throw new DataError("invalid_input", "query contains a NUL character (\\u0000)", "remove it and search again");
-  if (query && query.length > MAX_QUERY_LENGTH) throw new DataError("invalid_input", `query is longer than ${MAX_QUERY_LENGTH} characters`, "search with fewer words");
+  if (query?.includes("\u0000"))
+    throw new DataError("invalid_input", "query contains a NUL character (\\u0000)", "remove it and search again");
+  if (query && query.length > MAX_QUERY_LENGTH)
+    throw new DataError(
+      "invalid_input",
+      `query is longer than ${MAX_QUERY_LENGTH} characters`,
+      "search with fewer words",
+    );
   if (query && !Object.values(definition.fields).some((f) => f.searchable))
-    throw new DataError("invalid_input", `collection ${name} has no searchable fields, so a full-text query cannot match`, "use filters for exact values, or ask an admin to mark fields searchable");
+    throw new DataError(
+      "invalid_input",
+      `collection ${name} has no searchable fields, so a full-text query cannot match`,
+      "use filters for exact values, or ask an admin to mark fields searchable",
+    );
 
   const clear: Record<string, Scalar> = {};
   const blind: string[] = [];
@@ -57,7 +73,12 @@ export async function searchRecords(tx: Tx, keys: EntityKeys, input: SearchInput
     else if (def!.pii) blind.push(blindTerm(keys.blind, name, field, value));
     else clear[field] = value as Scalar;
   }
-  if (problems.length) throw new DataError("invalid_input", `invalid filters: ${problems.slice(0, 10).join("; ")}`, `filters are exact values of ${name}'s fields; call list_collections for them`);
+  if (problems.length)
+    throw new DataError(
+      "invalid_input",
+      `invalid filters: ${problems.slice(0, 10).join("; ")}`,
+      `filters are exact values of ${name}'s fields; call list_collections for them`,
+    );
 
   const rows = await tx<(RecordRow & { pos: string })[]>`
     select ${tx(RECORD_COLUMNS)}, pos from records

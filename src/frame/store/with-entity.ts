@@ -22,7 +22,12 @@ export async function entityRole(sql: Queryable, entity: string): Promise<string
   const [row] = ENTITY_NAME.test(entity)
     ? await sql<{ role_name: string | null }[]>`select role_name from meta.entities where name = ${entity}`
     : [];
-  if (!row?.role_name) throw new DataError("unknown_entity", `entity ${entity} does not exist on this appliance`, "an operator creates it with `axe-appliance entity create NAME`");
+  if (!row?.role_name)
+    throw new DataError(
+      "unknown_entity",
+      `entity ${entity} does not exist on this appliance`,
+      "an operator creates it with `axe-appliance entity create NAME`",
+    );
   known.set(entity, row.role_name);
   return row.role_name;
 }
@@ -51,7 +56,8 @@ export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => 
     // A statement that failed inside the work aborts the transaction even if the work caught it:
     // Postgres then answers COMMIT with ROLLBACK, and the caller must not see a success.
     const committed = await tx`commit`;
-    if (committed.command !== "COMMIT") throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
+    if (committed.command !== "COMMIT")
+      throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
     return value;
   } catch (error) {
     lost = lostConnection(error);
@@ -88,7 +94,10 @@ export async function statementInEntity<R extends readonly postgres.MaybeRow[]>(
   const tx = await sql.reserve();
   const sent: Promise<unknown>[] = [];
   try {
-    sent.push(tx`begin`.execute(), tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`.execute());
+    sent.push(
+      tx`begin`.execute(),
+      tx`select set_config('role', ${role}, true), set_config('search_path', ${schema}, true)`.execute(),
+    );
     let query: postgres.PendingQuery<R>;
     try {
       query = statement(tx);
@@ -98,7 +107,8 @@ export async function statementInEntity<R extends readonly postgres.MaybeRow[]>(
     }
     sent.push(query.execute(), tx`commit`.execute());
     const [, , rows, committed] = await Promise.all(sent); // rejects with the first failure in order
-    if ((committed as postgres.RowList<R>).command !== "COMMIT") throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
+    if ((committed as postgres.RowList<R>).command !== "COMMIT")
+      throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
     return rows as postgres.RowList<R>;
   } finally {
     // Every message has its answer (or the connection is gone) before the connection goes back.
@@ -149,7 +159,8 @@ async function statementOnPipe<R extends readonly postgres.MaybeRow[]>(
   ] as const;
   try {
     const [, , rows, committed] = await Promise.all(sent); // rejects with the first failure in order
-    if (committed.command !== "COMMIT") throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
+    if (committed.command !== "COMMIT")
+      throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
     return rows;
   } catch (error) {
     if (!(error instanceof postgres.PostgresError) && !lostConnection(error) && !retired.has(pipe)) {

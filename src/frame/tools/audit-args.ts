@@ -15,7 +15,9 @@ export function withoutRecordValues(args: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args as Record<string, unknown>)) {
     if (VALUE_KEYS.has(key) && value && typeof value === "object" && !Array.isArray(value))
-      out[key] = Object.fromEntries(Object.keys(value).map((field) => [field, typeOf((value as Record<string, unknown>)[field])]));
+      out[key] = Object.fromEntries(
+        Object.keys(value).map((field) => [field, typeOf((value as Record<string, unknown>)[field])]),
+      );
     else if (VALUE_KEYS.has(key) || key === "query") out[key] = typeOf(value);
     else out[key] = value;
   }

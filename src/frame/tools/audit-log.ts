@@ -1,7 +1,7 @@
 /** query_audit_log (admin): the entity's audit rows, newest first. */
 import { z } from "zod";
 import { queryAudit } from "../store/audit.ts";
-import { noNul, NUL_MESSAGE } from "../store/fields.ts";
+import { NUL_MESSAGE, noNul } from "../store/fields.ts";
 import { inEntity } from "./data-common.ts";
 import { defineTool, READ_ONLY, ToolError } from "./registry.ts";
 
@@ -20,24 +20,53 @@ export const queryAuditLogTool = defineTool({
     limit: z.number().int().min(1).max(200).default(50),
   }),
   output: z.object({
-    rows: z.array(z.object({
-      seq: z.number().int(), at: z.string(), who: z.string(), token_kind: z.string().nullable(), tool: z.string().nullable(),
-      outcome: z.string(), reason: z.string().nullable(), status: z.number().int().nullable(), duration_ms: z.number().int(),
-      args_digest: z.string().nullable(), request_id: z.string().nullable(), hash: z.string(),
-    })),
+    rows: z.array(
+      z.object({
+        seq: z.number().int(),
+        at: z.string(),
+        who: z.string(),
+        token_kind: z.string().nullable(),
+        tool: z.string().nullable(),
+        outcome: z.string(),
+        reason: z.string().nullable(),
+        status: z.number().int().nullable(),
+        duration_ms: z.number().int(),
+        args_digest: z.string().nullable(),
+        request_id: z.string().nullable(),
+        hash: z.string(),
+      }),
+    ),
   }),
   annotations: READ_ONLY,
   role: "admin",
   async handler(ctx, input) {
     const since = input.since === undefined ? undefined : new Date(input.since);
-    if (since && Number.isNaN(since.getTime())) throw new ToolError("invalid_input", "since is not an ISO 8601 time", "e.g. 2026-01-31T00:00:00Z");
+    if (since && Number.isNaN(since.getTime()))
+      throw new ToolError("invalid_input", "since is not an ISO 8601 time", "e.g. 2026-01-31T00:00:00Z");
     const rows = await inEntity(ctx, (tx) =>
-      queryAudit(tx, { tool: input.tool, outcome: input.outcome, who: input.who, since, beforeSeq: input.before_seq, limit: input.limit }),
+      queryAudit(tx, {
+        tool: input.tool,
+        outcome: input.outcome,
+        who: input.who,
+        since,
+        beforeSeq: input.before_seq,
+        limit: input.limit,
+      }),
     );
     return {
       rows: rows.map((r) => ({
-        seq: r.seq, at: r.at.toISOString(), who: r.who, token_kind: r.tokenKind, tool: r.tool, outcome: r.outcome, reason: r.reason,
-        status: r.status, duration_ms: r.durationMs, args_digest: r.argsDigest, request_id: r.requestId, hash: r.hash,
+        seq: r.seq,
+        at: r.at.toISOString(),
+        who: r.who,
+        token_kind: r.tokenKind,
+        tool: r.tool,
+        outcome: r.outcome,
+        reason: r.reason,
+        status: r.status,
+        duration_ms: r.durationMs,
+        args_digest: r.argsDigest,
+        request_id: r.requestId,
+        hash: r.hash,
       })),
     };
   },

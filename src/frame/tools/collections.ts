@@ -1,6 +1,6 @@
 /** list_collections (reader) and define_collection (admin). */
 import { z } from "zod";
-import { defineCollection, listCollections, type Collection } from "../store/collections.ts";
+import { type Collection, defineCollection, listCollections } from "../store/collections.ts";
 import { FIELD_TYPES } from "../store/fields.ts";
 import { CollectionName, inEntity } from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
@@ -64,7 +64,10 @@ export const defineCollectionTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
   role: "admin",
   async handler(ctx, input) {
-    const definition = { fields: input.fields, ...(input.description !== undefined ? { description: input.description } : {}) };
+    const definition = {
+      fields: input.fields,
+      ...(input.description !== undefined ? { description: input.description } : {}),
+    };
     return collectionOut(await inEntity(ctx, (tx) => defineCollection(tx, ctx.principal.id, input.name, definition)));
   },
 });

@@ -9,7 +9,7 @@ import { dataStoreFor } from "../store/data-store.ts";
 import { DataError } from "../store/errors.ts";
 import type { Tx } from "../store/queryable.ts";
 import type { RecordOut } from "../store/records.ts";
-import { ToolError, type ToolAnnotations, type ToolContext } from "./registry.ts";
+import { type ToolAnnotations, type ToolContext, ToolError } from "./registry.ts";
 
 /** Runs `work` in one transaction as the caller's entity role; DataErrors become ToolErrors. */
 export async function inEntity<T>(ctx: ToolContext, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
@@ -22,7 +22,11 @@ export async function inEntity<T>(ctx: ToolContext, work: (tx: Tx, keys: EntityK
 }
 
 /** inEntity for one read statement, sent with begin and commit in one round trip; `read` decodes its rows. */
-export async function inEntityStatement<R extends readonly postgres.MaybeRow[], T>(ctx: ToolContext, statement: (tx: Tx) => postgres.PendingQuery<R>, read: (rows: R, keys: EntityKeys) => T): Promise<T> {
+export async function inEntityStatement<R extends readonly postgres.MaybeRow[], T>(
+  ctx: ToolContext,
+  statement: (tx: Tx) => postgres.PendingQuery<R>,
+  read: (rows: R, keys: EntityKeys) => T,
+): Promise<T> {
   try {
     return await dataStoreFor(ctx.sql).statement(ctx.principal.entity, statement, read);
   } catch (error) {
@@ -31,11 +35,24 @@ export async function inEntityStatement<R extends readonly postgres.MaybeRow[], 
   }
 }
 
-export const WRITE: ToolAnnotations = { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false };
+export const WRITE: ToolAnnotations = {
+  readOnlyHint: false,
+  destructiveHint: false,
+  idempotentHint: false,
+  openWorldHint: false,
+};
 
 export const CollectionName = z.string().min(1).max(63).describe("collection name, as list_collections shows it");
-export const RecordId = z.string().min(1).max(64).describe("the record's id (a UUID) from create_record or search_records");
-export const Version = z.number().int().min(1).max(2 ** 31 - 1);
+export const RecordId = z
+  .string()
+  .min(1)
+  .max(64)
+  .describe("the record's id (a UUID) from create_record or search_records");
+export const Version = z
+  .number()
+  .int()
+  .min(1)
+  .max(2 ** 31 - 1);
 
 export const Value = z.union([z.string(), z.number(), z.boolean()]);
 export const Values = z.record(z.string().max(63), Value).describe("field name to value");

@@ -1,18 +1,27 @@
 /** record_history (reader): every version of a record, deleted ones included. */
 import { z } from "zod";
 import { recordHistory } from "../store/records.ts";
-import { inEntity, RecordId, Values } from "./data-common.ts";
+import { inEntity, Values } from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
 
 export const recordHistoryTool = defineTool({
   name: "record_history",
   title: "Record history",
-  description: "Every version of one record, oldest first: what changed (create, update, delete), when, by whom, and the values at that version.",
+  description:
+    "Every version of one record, oldest first: what changed (create, update, delete), when, by whom, and the values at that version.",
   input: z.object({ id: z.string().min(1).max(64).describe("the record's id") }),
   output: z.object({
     id: z.string(),
     collection: z.string(),
-    versions: z.array(z.object({ version: z.number().int(), op: z.enum(["create", "update", "delete"]), values: Values, changed_at: z.string(), changed_by: z.string() })),
+    versions: z.array(
+      z.object({
+        version: z.number().int(),
+        op: z.enum(["create", "update", "delete"]),
+        values: Values,
+        changed_at: z.string(),
+        changed_by: z.string(),
+      }),
+    ),
   }),
   annotations: READ_ONLY,
   role: "reader",
@@ -21,7 +30,13 @@ export const recordHistoryTool = defineTool({
     return {
       id: input.id.toLowerCase(),
       collection: history.collection,
-      versions: history.versions.map((v) => ({ version: v.version, op: v.op, values: v.values, changed_at: v.changedAt.toISOString(), changed_by: v.changedBy })),
+      versions: history.versions.map((v) => ({
+        version: v.version,
+        op: v.op,
+        values: v.values,
+        changed_at: v.changedAt.toISOString(),
+        changed_by: v.changedBy,
+      })),
     };
   },
 });

@@ -1,7 +1,17 @@
 /** create_record, get_record, update_record (writer; expected version), delete_record (writer; soft, destructive). */
 import { z } from "zod";
 import { createRecord, deleteRecord, readRecord, selectRecord, updateRecord } from "../store/records.ts";
-import { CollectionName, inEntity, inEntityStatement, InputValues, RecordId, recordOut, RecordShape, Version, WRITE } from "./data-common.ts";
+import {
+  CollectionName,
+  InputValues,
+  inEntity,
+  inEntityStatement,
+  RecordId,
+  RecordShape,
+  recordOut,
+  Version,
+  WRITE,
+} from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
 
 export const createRecordTool = defineTool({
@@ -15,7 +25,9 @@ export const createRecordTool = defineTool({
   annotations: WRITE,
   role: "writer",
   async handler(ctx, input) {
-    return recordOut(await inEntity(ctx, (tx, keys) => createRecord(tx, keys, ctx.principal.id, input.collection, input.values)));
+    return recordOut(
+      await inEntity(ctx, (tx, keys) => createRecord(tx, keys, ctx.principal.id, input.collection, input.values)),
+    );
   },
 });
 
@@ -28,7 +40,13 @@ export const getRecordTool = defineTool({
   annotations: READ_ONLY,
   role: "reader",
   async handler(ctx, input) {
-    return recordOut(await inEntityStatement(ctx, (tx) => selectRecord(tx, input.id), (rows, keys) => readRecord(rows, keys, input.id)));
+    return recordOut(
+      await inEntityStatement(
+        ctx,
+        (tx) => selectRecord(tx, input.id),
+        (rows, keys) => readRecord(rows, keys, input.id),
+      ),
+    );
   },
 });
 
@@ -39,12 +57,20 @@ export const updateRecordTool = defineTool({
     "Changes some values of a record. Send the version you last read as `expected_version`: if someone changed the record " +
     "since, nothing is written and you get a version_conflict (read it again, then retry). Fields not in `values` keep " +
     "their value; a null removes an optional field. The previous version stays in record_history.",
-  input: z.object({ id: RecordId, expected_version: Version.describe("the version get_record or search_records showed"), values: InputValues }),
+  input: z.object({
+    id: RecordId,
+    expected_version: Version.describe("the version get_record or search_records showed"),
+    values: InputValues,
+  }),
   output: RecordShape,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   role: "writer",
   async handler(ctx, input) {
-    return recordOut(await inEntity(ctx, (tx, keys) => updateRecord(tx, keys, ctx.principal.id, input.id, input.expected_version, input.values)));
+    return recordOut(
+      await inEntity(ctx, (tx, keys) =>
+        updateRecord(tx, keys, ctx.principal.id, input.id, input.expected_version, input.values),
+      ),
+    );
   },
 });
 

@@ -5,11 +5,15 @@
  */
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import {
-  ErrorCode, ListResourcesRequestSchema, ListResourceTemplatesRequestSchema, McpError, ReadResourceRequestSchema,
+  ErrorCode,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  McpError,
+  ReadResourceRequestSchema,
   type ReadResourceResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Sql } from "../../db/connect.ts";
-import { argsDigest, type AuditSink } from "../audit-sink.ts";
+import { type AuditSink, argsDigest } from "../audit-sink.ts";
 import type { Principal } from "../principal.ts";
 import { getCollection, listCollections } from "../store/collections.ts";
 import { dataStoreFor } from "../store/data-store.ts";
@@ -24,7 +28,12 @@ export interface ResourceDependencies {
   audit: AuditSink;
 }
 
-export function registerCollectionResources(server: Server, principal: Principal, deps: ResourceDependencies, requestId: string): void {
+export function registerCollectionResources(
+  server: Server,
+  principal: Principal,
+  deps: ResourceDependencies,
+  requestId: string,
+): void {
   const store = () => dataStoreFor(deps.sql);
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
     const collections = await store().run(principal.entity, (tx) => listCollections(tx));
@@ -39,19 +48,32 @@ export function registerCollectionResources(server: Server, principal: Principal
     };
   });
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
-    resourceTemplates: [{ uriTemplate: `${PREFIX}{name}`, name: "collection", title: "Collection schema", description: "fields, types and PII flags of one collection", mimeType: "application/json" }],
+    resourceTemplates: [
+      {
+        uriTemplate: `${PREFIX}{name}`,
+        name: "collection",
+        title: "Collection schema",
+        description: "fields, types and PII flags of one collection",
+        mimeType: "application/json",
+      },
+    ],
   }));
   server.setRequestHandler(ReadResourceRequestSchema, async (request): Promise<ReadResourceResult> => {
     const started = performance.now();
     const uri = request.params.uri;
     let outcome: "ok" | "error" = "error";
     try {
-      if (!uri.startsWith(PREFIX)) throw new McpError(ErrorCode.InvalidParams, `unknown resource ${uri.slice(0, 200)}; resources/list shows frame://collections/{name}`);
+      if (!uri.startsWith(PREFIX))
+        throw new McpError(
+          ErrorCode.InvalidParams,
+          `unknown resource ${uri.slice(0, 200)}; resources/list shows frame://collections/{name}`,
+        );
       const name = uri.slice(PREFIX.length);
       const collection = await store()
         .run(principal.entity, (tx) => getCollection(tx, name))
         .catch((error) => {
-          if (error instanceof DataError) throw new McpError(ErrorCode.InvalidParams, `${error.message}; ${error.hint ?? ""}`);
+          if (error instanceof DataError)
+            throw new McpError(ErrorCode.InvalidParams, `${error.message}; ${error.hint ?? ""}`);
           throw error;
         });
       outcome = "ok";
@@ -59,8 +81,16 @@ export function registerCollectionResources(server: Server, principal: Principal
     } finally {
       void deps.audit
         .record({
-          at: new Date(), who: principal.id, customer: principal.customer, entity: principal.entity, tool: "resources/read", outcome,
-          durationMs: performance.now() - started, argsDigest: argsDigest({ uri }), requestId, tokenKind: principal.kind,
+          at: new Date(),
+          who: principal.id,
+          customer: principal.customer,
+          entity: principal.entity,
+          tool: "resources/read",
+          outcome,
+          durationMs: performance.now() - started,
+          argsDigest: argsDigest({ uri }),
+          requestId,
+          tokenKind: principal.kind,
         })
         .catch(() => {}); // the server logs sink failures for tool calls; a resource read is not worth failing
     }

@@ -1,14 +1,14 @@
 /** search_records (reader): full text, exact filters (PII through the blind index), cursor pages. */
 import { z } from "zod";
 import { DEFAULT_PAGE, MAX_PAGE, MAX_QUERY_LENGTH, searchRecords } from "../store/search.ts";
-import { CollectionName, inEntity, recordOut, RecordShape } from "./data-common.ts";
+import { CollectionName, inEntity, RecordShape, recordOut } from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
 
 export const searchRecordsTool = defineTool({
   name: "search_records",
   title: "Search records",
   description:
-    "Finds records of one collection. `query` is full-text (words, \"quoted phrases\", -excluded) over the collection's " +
+    'Finds records of one collection. `query` is full-text (words, "quoted phrases", -excluded) over the collection\'s ' +
     "searchable fields; `filters` maps field names to exact values (PII fields match exactly, ignoring case and outer spaces). " +
     `Returns up to \`limit\` records (default ${DEFAULT_PAGE}, at most ${MAX_PAGE}) and a next_cursor to pass back for the next page.`,
   input: z.object({

@@ -11,7 +11,9 @@ export const whoamiTool = defineTool({
     "your role (reader, writer or admin), the kind of token you signed in with and when it expires. Takes no arguments.",
   input: z.object({}),
   output: z.object({
-    principal: z.string().describe("stable id: {tenant}/{object id} for Entra users, service:{id} for service tokens, dev for --no-auth"),
+    principal: z
+      .string()
+      .describe("stable id: {tenant}/{object id} for Entra users, service:{id} for service tokens, dev for --no-auth"),
     kind: z.enum(["entra", "service", "dev"]),
     customer: z.string(),
     entity: z.string(),

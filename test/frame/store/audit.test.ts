@@ -3,7 +3,7 @@ import type { AuditEvent } from "../../../src/frame/audit-sink.ts";
 import { appendAudit, postgresAuditSink, queryAudit } from "../../../src/frame/store/audit.ts";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
-import { dataFixture, type DataFixture } from "./fixture.ts";
+import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
 afterEach(async () => {
@@ -11,7 +11,16 @@ afterEach(async () => {
   fx = undefined;
 });
 
-const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({ at: new Date(), who: "tid/oid", entity: "axe", tool: "get_record", outcome: "ok", durationMs: 3.4, argsDigest: "ab".repeat(32), ...over });
+const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({
+  at: new Date(),
+  who: "tid/oid",
+  entity: "axe",
+  tool: "get_record",
+  outcome: "ok",
+  durationMs: 3.4,
+  argsDigest: "ab".repeat(32),
+  ...over,
+});
 
 describe("audit log", () => {
   test("rows chain in order per entity; refused requests without an entity go to meta", async () => {
@@ -19,10 +28,23 @@ describe("audit log", () => {
     const sink = postgresAuditSink(fx.app);
     await Promise.all(Array.from({ length: 12 }, (_, i) => sink.record(event({ tool: `t${i}` }))));
     await sink.record(event({ entity: "labs" }));
-    await sink.record(event({ entity: undefined, tool: undefined, who: "anonymous", outcome: "refused", status: 401, reason: "token_missing" }));
+    await sink.record(
+      event({
+        entity: undefined,
+        tool: undefined,
+        who: "anonymous",
+        outcome: "refused",
+        status: 401,
+        reason: "token_missing",
+      }),
+    );
     await sink.record(event({ entity: "elsewhere", outcome: "denied", status: 403, reason: "foreign_domain" }));
     const reports = await verifyAudit(fx.db.sql);
-    expect(reports.map((r) => [r.log, r.rows, r.broken])).toEqual([["meta", 2, undefined], ["axe", 12, undefined], ["labs", 1, undefined]]);
+    expect(reports.map((r) => [r.log, r.rows, r.broken])).toEqual([
+      ["meta", 2, undefined],
+      ["axe", 12, undefined],
+      ["labs", 1, undefined],
+    ]);
     const rows = await withEntity(fx.app, "axe", (tx) => queryAudit(tx, { limit: 5 }));
     expect(rows.map((r) => r.seq)).toEqual([12, 11, 10, 9, 8]);
     expect(rows[0]!.durationMs).toBe(3);
@@ -31,7 +53,9 @@ describe("audit log", () => {
   test("the app's role cannot change or remove audit rows, not even under the entity's role", async () => {
     fx = await dataFixture(["axe"]);
     await appendAudit(fx.app, event());
-    await expect(withEntity(fx.app, "axe", (tx) => tx`update audit_log set outcome = 'error'`)).rejects.toThrow(/permission denied/);
+    await expect(withEntity(fx.app, "axe", (tx) => tx`update audit_log set outcome = 'error'`)).rejects.toThrow(
+      /permission denied/,
+    );
     await expect(withEntity(fx.app, "axe", (tx) => tx`delete from audit_log`)).rejects.toThrow(/permission denied/);
     await expect(withEntity(fx.app, "axe", (tx) => tx`truncate audit_log`)).rejects.toThrow(/permission denied/);
     await expect(fx.app`update meta.audit_log set outcome = 'error'`).rejects.toThrow(/permission denied/);

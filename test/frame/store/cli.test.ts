@@ -36,7 +36,15 @@ describe("keys, entity and audit commands", () => {
     expect(rotated.stdout).toMatch(/re-wrapped 2 data keys: master key [0-9a-f]{16} -> [0-9a-f]{16}/);
     expect(readFileSync(master, "utf8")).not.toBe(key);
 
-    for (let i = 0; i < 3; i++) await appendAudit(db.sql, { at: new Date(), who: "dev", entity: "axe", tool: `t${i}`, outcome: "ok", durationMs: 1 });
+    for (let i = 0; i < 3; i++)
+      await appendAudit(db.sql, {
+        at: new Date(),
+        who: "dev",
+        entity: "axe",
+        tool: `t${i}`,
+        outcome: "ok",
+        durationMs: 1,
+      });
     const clean = await runCli(["audit", "verify", "--config", dir]);
     expect(clean.code).toBe(0);
     expect(clean.stdout).toMatch(/ok\s+entity_axe\.audit_log\s+3 rows verified/);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { ensureEntity, listEntities } from "../../../src/frame/store/entities.ts";
 import { DataError } from "../../../src/frame/store/errors.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
-import { dataFixture, type DataFixture } from "./fixture.ts";
+import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
 afterEach(async () => {
@@ -19,7 +19,12 @@ describe("entities", () => {
     const schemas = await fx.db.sql`select nspname from pg_namespace where nspname like 'entity_%' order by 1`;
     expect(schemas.map((r) => r.nspname)).toEqual(["entity_axe", "entity_labs"]);
     const keys = await fx.db.sql`select entity, purpose, length(wrapped) as n from meta.data_keys order by 1, 2`;
-    expect(keys.map((k) => `${k.entity}/${k.purpose}/${k.n}`)).toEqual(["axe/blind/60", "axe/pii/60", "labs/blind/60", "labs/pii/60"]);
+    expect(keys.map((k) => `${k.entity}/${k.purpose}/${k.n}`)).toEqual([
+      "axe/blind/60",
+      "axe/pii/60",
+      "labs/blind/60",
+      "labs/pii/60",
+    ]);
     const before = await fx.db.sql`select wrapped from meta.data_keys order by entity, purpose`;
     expect(await ensureEntity(fx.db.sql, { name: "axe", customer: "axe" }, fx.ring)).toBe(false);
     const after = await fx.db.sql`select wrapped from meta.data_keys order by entity, purpose`;
@@ -30,7 +35,9 @@ describe("entities", () => {
     fx = await dataFixture(["axe"]);
     for (const name of ["Axe", "a-b", "x; drop schema meta", "1abc", "a".repeat(32)])
       await expect(ensureEntity(fx.db.sql, { name, customer: "axe" }, fx.ring)).rejects.toBeInstanceOf(DataError);
-    await expect(ensureEntity(fx.db.sql, { name: "axe", customer: "other" }, fx.ring)).rejects.toThrow(/belongs to customer axe/);
+    await expect(ensureEntity(fx.db.sql, { name: "axe", customer: "other" }, fx.ring)).rejects.toThrow(
+      /belongs to customer axe/,
+    );
     const [count] = await fx.db.sql`select count(*)::int as n from pg_namespace where nspname like 'entity_%'`;
     expect(count!.n).toBe(1);
   });
@@ -41,10 +48,16 @@ describe("entities", () => {
     await expect(fx.app`select * from meta.data_keys where false`).resolves.toBeDefined();
     const own = await withEntity(fx.app, "axe", (tx) => tx`select count(*)::int as n from records`);
     expect(own[0]!.n).toBe(0);
-    await expect(withEntity(fx.app, "axe", (tx) => tx`select * from entity_labs.records`)).rejects.toThrow(/permission denied for schema entity_labs/);
-    await expect(withEntity(fx.app, "axe", (tx) => tx`select * from meta.data_keys`)).rejects.toThrow(/permission denied/);
+    await expect(withEntity(fx.app, "axe", (tx) => tx`select * from entity_labs.records`)).rejects.toThrow(
+      /permission denied for schema entity_labs/,
+    );
+    await expect(withEntity(fx.app, "axe", (tx) => tx`select * from meta.data_keys`)).rejects.toThrow(
+      /permission denied/,
+    );
     const superuser = fx.db.target.user;
-    await expect(withEntity(fx.app, "axe", (tx) => tx`select set_config('role', ${superuser}, true)`)).rejects.toThrow(/permission denied/);
+    await expect(withEntity(fx.app, "axe", (tx) => tx`select set_config('role', ${superuser}, true)`)).rejects.toThrow(
+      /permission denied/,
+    );
     await expect(withEntity(fx.app, "nope", async () => 1)).rejects.toThrow(/does not exist/);
   });
 });

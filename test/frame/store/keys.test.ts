@@ -4,13 +4,13 @@ import { DataKeyCache } from "../../../src/frame/crypto/data-keys.ts";
 import { KeyError } from "../../../src/frame/crypto/errors.ts";
 import { MasterKeyring, newMasterKeyText } from "../../../src/frame/crypto/master-key.ts";
 import { rotateMasterKey } from "../../../src/frame/crypto/rotate.ts";
-import { writeSecretFile } from "../../../src/lib/secret-file.ts";
 import { defineCollection } from "../../../src/frame/store/collections.ts";
 import { DataStore } from "../../../src/frame/store/data-store.ts";
 import { ensureEntity } from "../../../src/frame/store/entities.ts";
 import { createRecord, getRecord } from "../../../src/frame/store/records.ts";
 import { searchRecords } from "../../../src/frame/store/search.ts";
-import { dataFixture, type DataFixture } from "./fixture.ts";
+import { writeSecretFile } from "../../../src/lib/secret-file.ts";
+import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
 afterEach(async () => {
@@ -23,8 +23,19 @@ async function seeded() {
   const serving = new DataStore(fx.app, fx.keys);
   const ids: string[] = [];
   for (const entity of ["axe", "labs"]) {
-    await serving.run(entity, (tx) => defineCollection(tx, "a", "people", { fields: { name: { type: "string" }, email: { type: "string", pii: true } } }));
-    for (const n of [1, 2]) ids.push((await serving.run(entity, (tx, keys) => createRecord(tx, keys, "u", "people", { name: `${entity}${n}`, email: `${entity}${n}@x.io` }))).id);
+    await serving.run(entity, (tx) =>
+      defineCollection(tx, "a", "people", {
+        fields: { name: { type: "string" }, email: { type: "string", pii: true } },
+      }),
+    );
+    for (const n of [1, 2])
+      ids.push(
+        (
+          await serving.run(entity, (tx, keys) =>
+            createRecord(tx, keys, "u", "people", { name: `${entity}${n}`, email: `${entity}${n}@x.io` }),
+          )
+        ).id,
+      );
   }
   return { serving, ids };
 }
@@ -51,10 +62,13 @@ describe("master key", () => {
         const record = await store.run(entity, (tx, keys) => getRecord(tx, keys, id));
         expect(record.values.email).toBe(`${entity}${(i % 2) + 1}@x.io`);
       }
-    const found = await fresh.run("labs", (tx, keys) => searchRecords(tx, keys, { collection: "people", filters: { email: "labs2@x.io" } }));
+    const found = await fresh.run("labs", (tx, keys) =>
+      searchRecords(tx, keys, { collection: "people", filters: { email: "labs2@x.io" } }),
+    );
     expect(found.records.map((r) => r.id)).toEqual([ids[3]!]);
     await ensureEntity(fx!.db.sql, { name: "late", customer: "axe" }, new MasterKeyring(fx!.keyPath));
-    const [late] = await fx!.db.sql`select count(*)::int as n from meta.data_keys where entity = 'late' and master_key_id = ${result.to}`;
+    const [late] = await fx!.db
+      .sql`select count(*)::int as n from meta.data_keys where entity = 'late' and master_key_id = ${result.to}`;
     expect(late!.n).toBe(2);
   });
 
@@ -73,8 +87,12 @@ describe("master key", () => {
     const store = new DataStore(fx!.app, new DataKeyCache(new MasterKeyring(fx!.keyPath)));
     const attempt = store.run("axe", (tx, keys) => getRecord(tx, keys, ids[0]!));
     await expect(attempt).rejects.toBeInstanceOf(KeyError);
-    await expect(attempt).rejects.toThrow(/wrapped by master key [0-9a-f]{16}, but .*master\.key holds a different key/);
+    await expect(attempt).rejects.toThrow(
+      /wrapped by master key [0-9a-f]{16}, but .*master\.key holds a different key/,
+    );
     writeSecretFile(fx!.keyPath, "not a key\n");
-    await expect(new DataKeyCache(new MasterKeyring(fx!.keyPath)).get(fx!.app, "axe")).rejects.toThrow(/expected 32 bytes in base64/);
+    await expect(new DataKeyCache(new MasterKeyring(fx!.keyPath)).get(fx!.app, "axe")).rejects.toThrow(
+      /expected 32 bytes in base64/,
+    );
   });
 });

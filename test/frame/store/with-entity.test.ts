@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect, type Sql } from "../../../src/db/connect.ts";
 import { statementInEntity, withEntity } from "../../../src/frame/store/with-entity.ts";
-import { dataFixture, type DataFixture } from "./fixture.ts";
+import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
 afterEach(async () => {
@@ -11,10 +11,13 @@ afterEach(async () => {
 
 /** The pool answers as the app role again, and none of its connections is left inside a transaction. */
 async function poolIsClean(fixture: DataFixture): Promise<void> {
-  const rows = await Promise.all(Array.from({ length: 16 }, () => fixture.app`select current_user as who, current_setting('search_path') as path`));
+  const rows = await Promise.all(
+    Array.from({ length: 16 }, () => fixture.app`select current_user as who, current_setting('search_path') as path`),
+  );
   for (const [row] of rows) expect(row!.who).toBe(fixture.appRole);
   for (const [row] of rows) expect(row!.path).not.toContain("entity_");
-  const [open] = await fixture.db.sql`select count(*)::int as n from pg_stat_activity where usename = ${fixture.appRole} and state like 'idle in transaction%'`;
+  const [open] = await fixture.db
+    .sql`select count(*)::int as n from pg_stat_activity where usename = ${fixture.appRole} and state like 'idle in transaction%'`;
   expect(open!.n).toBe(0);
 }
 
@@ -28,7 +31,11 @@ describe("entity transactions (pipelined begin, switch, work, commit)", () => {
     });
     expect(inside).toMatchObject({ schema: "entity_axe", sameTransaction: true });
     expect(inside.who).toMatch(/_e_axe$/);
-    const [one] = await statementInEntity(fx.app, "labs", (tx) => tx`select current_user as who, current_schema() as schema`);
+    const [one] = await statementInEntity(
+      fx.app,
+      "labs",
+      (tx) => tx`select current_user as who, current_schema() as schema`,
+    );
     expect(one!.schema).toBe("entity_labs");
     expect(one!.who).toMatch(/_e_labs$/);
     await poolIsClean(fx);
@@ -36,8 +43,12 @@ describe("entity transactions (pipelined begin, switch, work, commit)", () => {
 
   test("another entity's schema is refused by Postgres in both forms", async () => {
     fx = await dataFixture();
-    await expect(statementInEntity(fx.app, "axe", (tx) => tx`select count(*) from entity_labs.records`)).rejects.toMatchObject({ code: "42501" });
-    await expect(withEntity(fx.app, "axe", (tx) => tx`select count(*) from entity_labs.records`)).rejects.toMatchObject({ code: "42501" });
+    await expect(
+      statementInEntity(fx.app, "axe", (tx) => tx`select count(*) from entity_labs.records`),
+    ).rejects.toMatchObject({ code: "42501" });
+    await expect(withEntity(fx.app, "axe", (tx) => tx`select count(*) from entity_labs.records`)).rejects.toMatchObject(
+      { code: "42501" },
+    );
     await poolIsClean(fx);
   });
 
@@ -72,7 +83,8 @@ describe("single statements on a pipe (one shared connection, never reserved)", 
     await pipe?.end({ timeout: 1 });
     pipe = undefined;
   });
-  const openPipe = (fixture: DataFixture) => (pipe = connect({ ...fixture.db.target, user: fixture.appRole, password: fixture.appPassword }, { max: 1 }));
+  const openPipe = (fixture: DataFixture) =>
+    (pipe = connect({ ...fixture.db.target, user: fixture.appRole, password: fixture.appPassword }, { max: 1 }));
 
   test("interleaved calls of two entities, some failing, each get their own answer and the pipe stays clean", async () => {
     fx = await dataFixture();
@@ -80,9 +92,27 @@ describe("single statements on a pipe (one shared connection, never reserved)", 
     const calls = Array.from({ length: 120 }, (_, i) => {
       const entity = i % 2 ? "axe" : "labs";
       const other = i % 2 ? "labs" : "axe";
-      if (i % 7 === 3) return statementInEntity(fx!.app, entity, (tx) => tx`select 1/0 as x`, p).then(() => "no error", (e: { code?: string }) => `refused ${e.code}`);
-      if (i % 7 === 5) return statementInEntity(fx!.app, entity, (tx) => tx`select count(*) from ${tx(`entity_${other}`)}.records`, p).then(() => "no error", (e: { code?: string }) => `refused ${e.code}`);
-      return statementInEntity(fx!.app, entity, (tx) => tx`select current_user as who, current_schema() as schema, ${i}::int as i`, p).then(([row]) => `${row!.schema} ${String(row!.who).endsWith(`_e_${entity}`)} ${row!.i}`);
+      if (i % 7 === 3)
+        return statementInEntity(fx!.app, entity, (tx) => tx`select 1/0 as x`, p).then(
+          () => "no error",
+          (e: { code?: string }) => `refused ${e.code}`,
+        );
+      if (i % 7 === 5)
+        return statementInEntity(
+          fx!.app,
+          entity,
+          (tx) => tx`select count(*) from ${tx(`entity_${other}`)}.records`,
+          p,
+        ).then(
+          () => "no error",
+          (e: { code?: string }) => `refused ${e.code}`,
+        );
+      return statementInEntity(
+        fx!.app,
+        entity,
+        (tx) => tx`select current_user as who, current_schema() as schema, ${i}::int as i`,
+        p,
+      ).then(([row]) => `${row!.schema} ${String(row!.who).endsWith(`_e_${entity}`)} ${row!.i}`);
     });
     const answers = await Promise.all(calls);
     answers.forEach((answer, i) => {
@@ -107,7 +137,12 @@ describe("single statements on a pipe (one shared connection, never reserved)", 
     // Retired: ended by us, so the pipe itself refuses work now...
     await expect(p`select 1`).rejects.toMatchObject({ code: "CONNECTION_ENDED" });
     // ...and statementInEntity goes around it.
-    const [row] = await statementInEntity(fx.app, "labs", (tx) => tx`select current_schema() as schema, current_user as who`, p);
+    const [row] = await statementInEntity(
+      fx.app,
+      "labs",
+      (tx) => tx`select current_schema() as schema, current_user as who`,
+      p,
+    );
     expect(row!.schema).toBe("entity_labs");
     expect(String(row!.who)).toMatch(/_e_labs$/);
     await poolIsClean(fx);
@@ -115,6 +150,8 @@ describe("single statements on a pipe (one shared connection, never reserved)", 
 
   test("a pool of more than one connection is not a pipe", async () => {
     fx = await dataFixture();
-    await expect(statementInEntity(fx.app, "axe", (tx) => tx`select 1`, fx.app)).rejects.toThrow(/exactly one connection/);
+    await expect(statementInEntity(fx.app, "axe", (tx) => tx`select 1`, fx.app)).rejects.toThrow(
+      /exactly one connection/,
+    );
   });
 });

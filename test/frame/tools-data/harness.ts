@@ -3,10 +3,10 @@
  * and role, so tool tests go through real HTTP, real auth, the real MCP SDK client and real rows.
  */
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { loadConfig, type Config } from "../../../src/config/load.ts";
 import type { Role } from "../../../src/config/customers.ts";
+import { type Config, loadConfig } from "../../../src/config/load.ts";
 import { issueServiceToken } from "../../../src/frame/auth/service-tokens.ts";
-import { startFrame, type RunningFrame } from "../../../src/frame/serve.ts";
+import { type RunningFrame, startFrame } from "../../../src/frame/serve.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { makeConfigDir } from "../../helpers/config.ts";
 import { freshDatabase, type TestDatabase } from "../../helpers/postgres.ts";
@@ -27,14 +27,27 @@ export async function startDataFrame(): Promise<DataFrame> {
   const db = await freshDatabase("tools");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const config = loadConfig({ dir: makeConfigDir({ database: db.target, appliance: { frame: { public_url: base, ports: { blue: port, green: port + 1 } } } }) });
+  const config = loadConfig({
+    dir: makeConfigDir({
+      database: db.target,
+      appliance: { frame: { public_url: base, ports: { blue: port, green: port + 1 } } },
+    }),
+  });
   const frame = await startFrame({ config, color: "blue", logger: createLogger({ level: "error" }) });
   const clients: Client[] = [];
   return {
-    frame, config, db,
+    frame,
+    config,
+    db,
     mcpUrl: `${base}/frame/mcp`,
     async client(entity, role) {
-      const { token } = await issueServiceToken(db.sql, config.paths.secrets, { customer: "axe", entity, role, name: `${entity}-${role}`, expiresInMs: 3_600_000 });
+      const { token } = await issueServiceToken(db.sql, config.paths.secrets, {
+        customer: "axe",
+        entity,
+        role,
+        name: `${entity}-${role}`,
+        expiresInMs: 3_600_000,
+      });
       const client = await mcpClient(`${base}/frame/mcp`, token);
       clients.push(client);
       return client;
@@ -57,7 +70,11 @@ export interface CallOutcome {
 export async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallOutcome> {
   const result = await client.callTool({ name, arguments: args });
   const content = result.content as Array<{ type: string; text?: string }>;
-  return { isError: Boolean(result.isError), text: content.map((c) => c.text ?? "").join("\n"), data: (result.structuredContent ?? {}) as Record<string, any> };
+  return {
+    isError: Boolean(result.isError),
+    text: content.map((c) => c.text ?? "").join("\n"),
+    data: (result.structuredContent ?? {}) as Record<string, any>,
+  };
 }
 
 export const PEOPLE = {

@@ -2,10 +2,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../../../src/db/connect.ts";
-import { entityRole } from "../../../src/frame/store/with-entity.ts";
-import { APP_PASSWORD_FILE } from "../../../src/frame/store/open-data.ts";
 import { databaseRoles } from "../../../src/frame/store/entities.ts";
-import { call, PEOPLE, startDataFrame, type DataFrame } from "./harness.ts";
+import { APP_PASSWORD_FILE } from "../../../src/frame/store/open-data.ts";
+import { entityRole } from "../../../src/frame/store/with-entity.ts";
+import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
 let running: DataFrame | undefined;
 afterEach(async () => {
@@ -19,7 +19,12 @@ describe("two entities of one customer", () => {
     const labs = await running.client("labs", "admin");
     await call(labs, "define_collection", PEOPLE);
     await call(labs, "define_collection", { name: "secrets", fields: { code: { type: "string", searchable: true } } });
-    const theirs = (await call(labs, "create_record", { collection: "people", values: { name: "Lab Person", email: "lab@axe-labs.dev", age: 30 } })).data;
+    const theirs = (
+      await call(labs, "create_record", {
+        collection: "people",
+        values: { name: "Lab Person", email: "lab@axe-labs.dev", age: 30 },
+      })
+    ).data;
     const secret = (await call(labs, "create_record", { collection: "secrets", values: { code: "launch" } })).data;
 
     const axe = await running.client("axe", "admin");
@@ -38,10 +43,19 @@ describe("two entities of one customer", () => {
         expect(result.text).toMatch(/no record .* in this entity/);
       }
     }
-    expect((await call(axe, "search_records", { collection: "secrets", query: "launch" })).text).toMatch(/no collection named "secrets"/);
-    expect((await call(axe, "create_record", { collection: "secrets", values: { code: "x" } })).text).toMatch(/no collection named "secrets"/);
-    expect((await call(axe, "search_records", { collection: "people", filters: { email: "lab@axe-labs.dev" } })).data.records).toEqual([]);
-    expect((await call(axe, "search_records", { collection: "people", filters: { age: 30 } })).data.records).toEqual([]);
+    expect((await call(axe, "search_records", { collection: "secrets", query: "launch" })).text).toMatch(
+      /no collection named "secrets"/,
+    );
+    expect((await call(axe, "create_record", { collection: "secrets", values: { code: "x" } })).text).toMatch(
+      /no collection named "secrets"/,
+    );
+    expect(
+      (await call(axe, "search_records", { collection: "people", filters: { email: "lab@axe-labs.dev" } })).data
+        .records,
+    ).toEqual([]);
+    expect((await call(axe, "search_records", { collection: "people", filters: { age: 30 } })).data.records).toEqual(
+      [],
+    );
     expect((await call(axe, "search_records", { collection: "people", query: "lab" })).data.records).toEqual([]);
     const everything = (await call(axe, "search_records", { collection: "people", limit: 100 })).data.records;
     expect(everything.map((r: any) => r.values.name)).toEqual(["Axe Person"]);
@@ -51,7 +65,8 @@ describe("two entities of one customer", () => {
     expect(labsWho.length).toBeGreaterThan(0);
     for (const row of audit) expect(labsWho).not.toContain(row.who);
 
-    const [still] = await running.db.sql`select version, deleted_at, data from entity_labs.records where id = ${theirs.id}`;
+    const [still] = await running.db
+      .sql`select version, deleted_at, data from entity_labs.records where id = ${theirs.id}`;
     expect(still).toMatchObject({ version: 1, deleted_at: null, data: { name: "Lab Person", age: 30 } });
   });
 
@@ -67,9 +82,15 @@ describe("two entities of one customer", () => {
           await tx`select set_config('role', ${axeRole}, true)`;
           return tx.unsafe(query); // deliberately raw: the point is what the role allows, whatever the SQL
         });
-      await expect(attempt("select * from entity_labs.records")).rejects.toThrow(/permission denied for schema entity_labs/);
+      await expect(attempt("select * from entity_labs.records")).rejects.toThrow(
+        /permission denied for schema entity_labs/,
+      );
       await expect(attempt("select * from entity_labs.audit_log")).rejects.toThrow(/permission denied/);
-      await expect(attempt("insert into entity_labs.collections (name, definition, created_by, updated_by) values ('x', '{}', 'a', 'a')")).rejects.toThrow(/permission denied/);
+      await expect(
+        attempt(
+          "insert into entity_labs.collections (name, definition, created_by, updated_by) values ('x', '{}', 'a', 'a')",
+        ),
+      ).rejects.toThrow(/permission denied/);
       await expect(attempt("select wrapped from meta.data_keys")).rejects.toThrow(/permission denied/);
       await expect(attempt("select count(*) from entity_axe.records")).resolves.toBeDefined();
     } finally {

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { call, PEOPLE, startDataFrame, type DataFrame } from "./harness.ts";
+import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
 let running: DataFrame | undefined;
 afterEach(async () => {
@@ -10,7 +10,10 @@ afterEach(async () => {
 describe("collection schemas as MCP resources", () => {
   test("list and read the caller's entity's collections only; reads are audited", async () => {
     running = await startDataFrame();
-    await call(await running.client("labs", "admin"), "define_collection", { name: "secrets", fields: { code: { type: "string" } } });
+    await call(await running.client("labs", "admin"), "define_collection", {
+      name: "secrets",
+      fields: { code: { type: "string" } },
+    });
     const admin = await running.client("axe", "admin");
     await call(admin, "define_collection", PEOPLE);
     const reader = await running.client("axe", "reader");
@@ -19,14 +22,18 @@ describe("collection schemas as MCP resources", () => {
     const read = await reader.readResource({ uri: "frame://collections/people" });
     const body = JSON.parse((read.contents[0] as { text: string }).text);
     expect(body.fields.email).toMatchObject({ type: "string", pii: true });
-    await expect(reader.readResource({ uri: "frame://collections/secrets" })).rejects.toThrow(/no collection named "secrets"/);
+    await expect(reader.readResource({ uri: "frame://collections/secrets" })).rejects.toThrow(
+      /no collection named "secrets"/,
+    );
     await expect(reader.readResource({ uri: "file:///etc/passwd" })).rejects.toThrow(/unknown resource/);
     for (let i = 0; i < 200; i++) {
-      const [row] = await running.db.sql`select count(*)::int as n from entity_axe.audit_log where tool = 'resources/read'`;
+      const [row] = await running.db
+        .sql`select count(*)::int as n from entity_axe.audit_log where tool = 'resources/read'`;
       if (row!.n >= 3) break;
       await Bun.sleep(25);
     }
-    const rows = await running.db.sql`select outcome from entity_axe.audit_log where tool = 'resources/read' order by seq`;
+    const rows = await running.db
+      .sql`select outcome from entity_axe.audit_log where tool = 'resources/read' order by seq`;
     expect(rows.map((r) => r.outcome)).toEqual(["ok", "error", "error"]);
   });
 });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { rpc } from "../harness.ts";
-import { call, PEOPLE, startDataFrame, type DataFrame } from "./harness.ts";
+import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
 let running: DataFrame | undefined;
 
@@ -25,29 +25,54 @@ describe("data tools over MCP", () => {
     const reader = await running.client("axe", "reader");
     const { tools } = await reader.listTools();
     const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
-    for (const name of ["list_collections", "define_collection", "create_record", "get_record", "update_record", "delete_record", "search_records", "record_history", "query_audit_log"])
+    for (const name of [
+      "list_collections",
+      "define_collection",
+      "create_record",
+      "get_record",
+      "update_record",
+      "delete_record",
+      "search_records",
+      "record_history",
+      "query_audit_log",
+    ])
       expect(byName[name]?.outputSchema).toBeDefined();
     expect(byName.get_record!.annotations).toMatchObject({ readOnlyHint: true, destructiveHint: false });
     expect(byName.search_records!.annotations?.readOnlyHint).toBe(true);
     expect(byName.delete_record!.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: true });
-    expect(byName.create_record!.annotations).toMatchObject({ readOnlyHint: false, destructiveHint: false, idempotentHint: false });
+    expect(byName.create_record!.annotations).toMatchObject({
+      readOnlyHint: false,
+      destructiveHint: false,
+      idempotentHint: false,
+    });
   });
 
   test("admin defines, writer writes, reader reads; readers cannot write and writers cannot define", async () => {
     running = await startDataFrame();
-    const [admin, writer, reader] = [await running.client("axe", "admin"), await running.client("axe", "writer"), await running.client("axe", "reader")];
+    const [admin, writer, reader] = [
+      await running.client("axe", "admin"),
+      await running.client("axe", "writer"),
+      await running.client("axe", "reader"),
+    ];
     expect((await call(writer, "define_collection", PEOPLE)).text).toMatch(/needs the admin role/);
     const defined = await call(admin, "define_collection", PEOPLE);
     expect(defined.isError).toBe(false);
     expect(defined.data.fields.email).toMatchObject({ type: "string", pii: true, searchable: false });
-    const created = await call(writer, "create_record", { collection: "people", values: { name: "Ann Lee", email: "ann@example.com", age: 41 } });
+    const created = await call(writer, "create_record", {
+      collection: "people",
+      values: { name: "Ann Lee", email: "ann@example.com", age: 41 },
+    });
     expect(created.data).toMatchObject({ version: 1, values: { name: "Ann Lee", email: "ann@example.com", age: 41 } });
     const id = created.data.id as string;
     const denied = await call(reader, "create_record", { collection: "people", values: { name: "Eve" } });
     expect(denied).toMatchObject({ isError: true });
     expect(denied.text).toMatch(/needs the writer role; you are reader/);
     expect((await call(reader, "get_record", { id })).data.values.email).toBe("ann@example.com");
-    expect((await call(reader, "search_records", { collection: "people", filters: { email: "ANN@example.com" } })).data.records.map((r: any) => r.id)).toEqual([id]);
+    expect(
+      (
+        await call(reader, "search_records", { collection: "people", filters: { email: "ANN@example.com" } })
+      ).data.records.map((r: any) => r.id),
+    ).toEqual([id]);
     expect((await call(reader, "search_records", { collection: "people", query: "lee" })).data.records.length).toBe(1);
     const updated = await call(writer, "update_record", { id, expected_version: 1, values: { notes: "vip" } });
     expect(updated.data.version).toBe(2);
@@ -56,7 +81,11 @@ describe("data tools over MCP", () => {
     expect(stale.text).toMatch(/is at version 2, not 1.*expected_version 2/);
     expect((await call(writer, "delete_record", { id, expected_version: 2 })).data.version).toBe(3);
     expect((await call(reader, "get_record", { id })).text).toMatch(/no record .* in this entity/);
-    expect((await call(reader, "record_history", { id })).data.versions.map((v: any) => v.op)).toEqual(["create", "update", "delete"]);
+    expect((await call(reader, "record_history", { id })).data.versions.map((v: any) => v.op)).toEqual([
+      "create",
+      "update",
+      "delete",
+    ]);
     expect((await call(reader, "list_collections")).data.collections.map((c: any) => c.name)).toEqual(["people"]);
     expect((await call(writer, "query_audit_log")).text).toMatch(/needs the admin role/);
   });
@@ -65,25 +94,40 @@ describe("data tools over MCP", () => {
     running = await startDataFrame();
     const [admin, reader] = [await running.client("axe", "admin"), await running.client("axe", "reader")];
     await call(admin, "define_collection", PEOPLE);
-    await call(admin, "create_record", { collection: "people", values: { name: "Ann", email: "secret-ann@example.com" } });
+    await call(admin, "create_record", {
+      collection: "people",
+      values: { name: "Ann", email: "secret-ann@example.com" },
+    });
     await call(admin, "search_records", { collection: "people", filters: { email: "secret-ann@example.com" } });
-    await call(reader, "create_record", { collection: "people", values: { name: "Eve", email: "secret-eve@example.com" } });
+    await call(reader, "create_record", {
+      collection: "people",
+      values: { name: "Eve", email: "secret-eve@example.com" },
+    });
     const unauthenticated = await rpc(running.mcpUrl, { jsonrpc: "2.0", id: 1, method: "tools/list" });
     expect(unauthenticated.status).toBe(401);
     await auditRows(running, 4); // the server records audit rows after answering
     const log = await call(admin, "query_audit_log", { limit: 10 });
     const rows = log.data.rows as Array<Record<string, unknown>>;
     expect(rows.map((r) => [r.tool, r.outcome])).toEqual([
-      ["create_record", "denied"], ["search_records", "ok"], ["create_record", "ok"], ["define_collection", "ok"],
+      ["create_record", "denied"],
+      ["search_records", "ok"],
+      ["create_record", "ok"],
+      ["define_collection", "ok"],
     ]);
     for (const row of rows) expect(row.args_digest).toMatch(/^[0-9a-f]{64}$/);
     // The digest covers the call's shape, not its values: two creates with other PII digest alike.
-    await call(admin, "create_record", { collection: "people", values: { name: "Bob", email: "secret-bob@example.com" } });
+    await call(admin, "create_record", {
+      collection: "people",
+      values: { name: "Bob", email: "secret-bob@example.com" },
+    });
     await auditRows(running, 6);
-    const creates = await running.db.sql`select args_digest from entity_axe.audit_log where tool = 'create_record' and outcome = 'ok' order by seq`;
+    const creates = await running.db
+      .sql`select args_digest from entity_axe.audit_log where tool = 'create_record' and outcome = 'ok' order by seq`;
     expect(creates.length).toBe(2);
     expect(creates[0]!.args_digest).toBe(creates[1]!.args_digest);
-    const raw = JSON.stringify(await running.db.sql`select * from entity_axe.audit_log union all select * from meta.audit_log`);
+    const raw = JSON.stringify(
+      await running.db.sql`select * from entity_axe.audit_log union all select * from meta.audit_log`,
+    );
     expect(raw).not.toContain("secret-");
     const [metaRow] = await running.db.sql`select who, outcome, status from meta.audit_log`;
     expect(metaRow).toEqual({ who: "anonymous", outcome: "refused", status: 401 });
@@ -100,8 +144,16 @@ describe("data tools over MCP", () => {
     const cases: Array<[string, Record<string, unknown>, RegExp]> = [
       ["create_record", { collection: "nope", values: { name: "A" } }, /no collection named "nope".*list_collections/],
       ["create_record", { collection: "people", values: { name: 7 } }, /name: expected a string, got a number/],
-      ["create_record", { collection: "people", values: { name: "A", notes: "x".repeat(201) } }, /notes: is 201 characters; at most 200/],
-      ["create_record", { collection: "people", values: { name: "x".repeat(5000) } }, /name: is 5000 characters; at most 4096/],
+      [
+        "create_record",
+        { collection: "people", values: { name: "A", notes: "x".repeat(201) } },
+        /notes: is 201 characters; at most 200/,
+      ],
+      [
+        "create_record",
+        { collection: "people", values: { name: "x".repeat(5000) } },
+        /name: is 5000 characters; at most 4096/,
+      ],
       ["create_record", { collection: meta, values: { [meta]: meta } }, /invalid arguments|no collection named/],
       ["get_record", { id: meta }, /record ids are UUIDs/],
       ["update_record", { id: meta, expected_version: 1, values: { name: meta } }, /record ids are UUIDs/],
@@ -121,7 +173,15 @@ describe("data tools over MCP", () => {
     }
     const deep = `${"[".repeat(10_000)}1${"]".repeat(10_000)}`;
     const body = `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"create_record","arguments":{"collection":"people","values":{"name":${deep}}}}}`;
-    const { token } = await import("../../../src/frame/auth/service-tokens.ts").then((m) => m.issueServiceToken(running!.db.sql, running!.config.paths.secrets, { customer: "axe", entity: "axe", role: "admin", name: "deep", expiresInMs: 60_000 }));
+    const { token } = await import("../../../src/frame/auth/service-tokens.ts").then((m) =>
+      m.issueServiceToken(running!.db.sql, running!.config.paths.secrets, {
+        customer: "axe",
+        entity: "axe",
+        role: "admin",
+        name: "deep",
+        expiresInMs: 60_000,
+      }),
+    );
     const response = await rpc(running.mcpUrl, body, { authorization: `Bearer ${token}` });
     expect(response.status).toBeLessThan(500);
     const text = await response.text();
@@ -132,9 +192,15 @@ describe("data tools over MCP", () => {
     const stored = await call(admin, "create_record", { collection: "people", values: { name: meta, email: meta } });
     expect(stored.data.values).toEqual({ name: meta, email: meta });
     // Metacharacters in free text are just text: they search, they do not break or widen the query.
-    expect((await call(admin, "search_records", { collection: "people", query: meta })).data.records.map((r: any) => r.id)).toEqual([stored.data.id]);
-    expect((await call(admin, "search_records", { collection: "people", query: "' or 1=1 --" })).data.records).toEqual([]);
-    expect((await call(admin, "search_records", { collection: "people", filters: { email: meta } })).data.records.length).toBe(1);
+    expect(
+      (await call(admin, "search_records", { collection: "people", query: meta })).data.records.map((r: any) => r.id),
+    ).toEqual([stored.data.id]);
+    expect((await call(admin, "search_records", { collection: "people", query: "' or 1=1 --" })).data.records).toEqual(
+      [],
+    );
+    expect(
+      (await call(admin, "search_records", { collection: "people", filters: { email: meta } })).data.records.length,
+    ).toBe(1);
     expect((await call(admin, "query_audit_log", { tool: meta, who: meta })).data.rows).toEqual([]);
   });
 
@@ -144,7 +210,9 @@ describe("data tools over MCP", () => {
     await call(admin, "define_collection", PEOPLE);
     const { data } = await call(admin, "create_record", { collection: "people", values: { name: "Ann" } });
     const writers = await Promise.all(Array.from({ length: 5 }, () => running!.client("axe", "writer")));
-    const results = await Promise.all(writers.map((w, i) => call(w, "update_record", { id: data.id, expected_version: 1, values: { notes: `w${i}` } })));
+    const results = await Promise.all(
+      writers.map((w, i) => call(w, "update_record", { id: data.id, expected_version: 1, values: { notes: `w${i}` } })),
+    );
     expect(results.filter((r) => !r.isError).length).toBe(1);
     for (const r of results.filter((r) => r.isError)) expect(r.text).toMatch(/version_conflict|is at version 2/);
     expect((await call(admin, "get_record", { id: data.id })).data.version).toBe(2);
@@ -155,7 +223,8 @@ describe("data tools over MCP", () => {
     const reader = await running.client("axe", "reader");
     await Promise.all(Array.from({ length: 20 }, () => call(reader, "list_collections")));
     await running.frame.stop();
-    const [row] = await running.db.sql`select count(*)::int as n from entity_axe.audit_log where tool = 'list_collections'`;
+    const [row] = await running.db
+      .sql`select count(*)::int as n from entity_axe.audit_log where tool = 'list_collections'`;
     expect(row!.n).toBe(20);
     running.frame.stop = async () => {}; // already stopped; close() still drops the database
   });
