@@ -8,7 +8,6 @@
  * const sink = logAuditSink(logger);
  * await sink.record({ at: new Date(), who: "service:st_1a2b", entity: "axe", tool: "whoami", outcome: "ok", durationMs: 3 });
  */
-import { createHash } from "node:crypto";
 import type { Logger } from "../lib/log.ts";
 
 export type AuditOutcome =
@@ -66,21 +65,4 @@ export function memoryAuditSink(): AuditSink & { events: AuditEvent[] } {
       events.push(event);
     },
   };
-}
-
-/** sha256 of the arguments as canonical JSON (keys sorted), so equal calls have equal digests. */
-export function argsDigest(args: unknown): string {
-  return createHash("sha256")
-    .update(canonicalJson(args ?? {}))
-    .digest("hex");
-}
-
-function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
-    entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(",")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
 }

@@ -13,7 +13,8 @@ import {
   type ReadResourceResult,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Sql } from "../../db/connect.ts";
-import { type AuditSink, argsDigest } from "../audit-sink.ts";
+import { argsDigest } from "../args-digest.ts";
+import type { AuditSink } from "../audit-sink.ts";
 import type { Principal } from "../principal.ts";
 import { getCollection, listCollections } from "../store/collections.ts";
 import { dataStoreFor } from "../store/data-store.ts";
