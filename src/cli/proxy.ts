@@ -39,7 +39,20 @@ export const proxyCommand: Command = {
         "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken or another proxy holds the admin socket.",
       ].join("\n"),
       options: { config: CONFIG_OPTION },
-      run: async (inv) => (await import("../proxy/run.ts")).runProxy(loadConfig({ dir: stringFlag(inv, "config") })),
+      run: async (inv) => {
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        // the proxy imports nothing above it: the backup ages and the operator's page are handed in here
+        const { backupMetrics } = await import("../status/backup-metrics.ts");
+        return (await import("../proxy/run.ts")).runProxy(config, {
+          extraMetrics: () => backupMetrics(config.paths.state),
+          // loaded on the first page view: its checks weigh ~5 MB of RSS that most proxies never use
+          statusPage: async (proxy) =>
+            (await import("../status/serve.ts")).statusPageHtml(config, {
+              status: async () => proxy.status(),
+              latency: async () => proxy.latency(),
+            }),
+        });
+      },
     },
     {
       name: "status",

@@ -37,8 +37,8 @@ export interface ProxyServerOptions {
   accessWrite?: (chunk: string) => void;
   /** More Prometheus text appended to /metrics (the backup ages). */
   extraMetrics?: () => string;
-  /** The operator's status page, served on the admin socket at GET /page. */
-  statusPage?: () => Promise<string>;
+  /** The operator's status page, served on the admin socket at GET /page; it may ask the proxy itself. */
+  statusPage?: (proxy: ProxyServer) => Promise<string>;
 }
 
 export class ProxyServer implements ProxyControl, HealthConsumer {
@@ -81,7 +81,8 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     this.pauseController = new PauseController(settings.pauseTimeoutMs);
     this.accessLog = new AccessLog(settings.accessLog, options.accessWrite);
     this.extraMetrics = options.extraMetrics;
-    this.statusPage = options.statusPage;
+    const page = options.statusPage;
+    this.statusPage = page ? () => page(this) : undefined;
   }
 
   /** The port the public listener is bound to (useful with port 0). */
