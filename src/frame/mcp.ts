@@ -16,12 +16,15 @@ import {
 } from "@modelcontextprotocol/sdk/types.js";
 import { AjvJsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/ajv-provider.js";
 import { z } from "zod";
-import type { Sql } from "../db/connect.ts";
 import type { Logger } from "../lib/log.ts";
 import { releaseVersion } from "../lib/version.ts";
 import { argsDigest } from "./args-digest.ts";
 import type { AuditSink } from "./audit-sink.ts";
+import { bodyProblem } from "./http/body-check.ts";
+import { jsonRpcError } from "./http/responses.ts";
 import { hasRole, type Principal } from "./principal.ts";
+import type { DataStore } from "./store/data-store.ts";
+import { argumentProblem } from "./tools/argument-check.ts";
 import { withoutRecordValues } from "./tools/audit-args.ts";
 import { type ToolDefinition, ToolError } from "./tools/registry.ts";
 import { registerCollectionResources } from "./tools/resources.ts";
@@ -31,7 +34,8 @@ const INSTRUCTIONS =
   "frame holds the records of one company (entity). Every tool acts inside the caller's entity only. Call whoami first to see which entity and role you have.";
 
 export interface McpDependencies {
-  sql: Sql;
+  /** The data tools' way into the database (ToolContext.store). */
+  store: DataStore;
   logger: Logger;
   audit: AuditSink;
   maxBodyBytes: number;
@@ -49,7 +53,7 @@ export class ToolCatalog {
       name: t.name,
       title: t.title,
       description: t.description,
-      inputSchema: z.toJSONSchema(t.input, { io: "input" }) as Tool["inputSchema"],
+      inputSchema: strictInputSchema(t),
       outputSchema: z.toJSONSchema(t.output, { io: "output" }) as Tool["outputSchema"],
       annotations: { title: t.title, ...t.annotations },
     }));
@@ -58,6 +62,14 @@ export class ToolCatalog {
   get(name: string): ToolDefinition | undefined {
     return this.byName.get(name);
   }
+}
+
+/** A tool's input JSON Schema; a tool whose input accepts unknown keys is refused at start-up. */
+function strictInputSchema(tool: ToolDefinition): Tool["inputSchema"] {
+  const schema = z.toJSONSchema(tool.input, { io: "input" }) as Tool["inputSchema"];
+  if (schema.additionalProperties !== false)
+    throw new Error(`tool ${tool.name}: its input must be a z.strictObject (unknown keys are refused, not dropped)`);
+  return schema;
 }
 
 const sharedValidator = new AjvJsonSchemaValidator();
@@ -98,6 +110,24 @@ export async function handleMcpRequest(
   // SDK as it came, so it answers exactly as it always does (406/415 first, then 413 or -32700).
   const text = await request.text();
   const parsedBody = parseBody(text, deps.maxBodyBytes);
+  const problem = parsedBody === undefined ? undefined : bodyProblem(parsedBody);
+  if (problem) {
+    void deps.audit
+      .record({
+        at: new Date(),
+        who: principal.id,
+        reason: problem.reason,
+        customer: principal.customer,
+        entity: principal.entity,
+        ...(problem.tool ? { tool: problem.tool } : {}),
+        outcome: "error",
+        durationMs: 0,
+        requestId,
+        tokenKind: principal.kind,
+      })
+      .catch((error) => deps.logger.error("audit sink failed", { requestId, error }));
+    return jsonRpcError(200, ErrorCode.InvalidParams, problem.message, {}, problem.id);
+  }
   if (parsedBody !== undefined) return transport.handleRequest(request, { parsedBody });
   return transport.handleRequest(new Request(request.url, { method: "POST", headers: request.headers, body: text }));
 }
@@ -125,6 +155,7 @@ async function callTool(
     throw new McpError(ErrorCode.InvalidParams, `unknown tool '${name}'; tools/list shows the tools frame has`);
   const started = performance.now();
   const logger = deps.logger.child({ requestId, tool: name });
+  let digested: unknown = args; // the validated input once there is one
   const finish = (outcome: "ok" | "error" | "denied", result: CallToolResult, reason?: string) => {
     void deps.audit
       .record({
@@ -136,7 +167,7 @@ async function callTool(
         tool: name,
         outcome,
         durationMs: Math.round((performance.now() - started) * 100) / 100,
-        argsDigest: argsDigest(withoutRecordValues(args)), // record values may be PII: digest their types only
+        argsDigest: argsDigest(withoutRecordValues(digested)), // record values may be PII: digest their types only
         requestId,
         tokenKind: principal.kind,
       })
@@ -152,19 +183,21 @@ async function callTool(
       ),
       "role",
     );
-  const input = tool.input.safeParse(args);
-  if (!input.success)
+  const problem = argumentProblem(args);
+  const input = problem === undefined ? tool.input.safeParse(args) : undefined;
+  if (!input?.success)
     return finish(
       "error",
       toolError(
-        `invalid arguments for ${name}: ${z.prettifyError(input.error).replaceAll("\n", "; ")}`,
+        `invalid arguments for ${name}: ${problem ?? issueLines(input!.error)}`,
         "fix the arguments to match the tool's inputSchema and call again",
       ),
       "invalid_input",
     );
+  digested = input.data;
   try {
     const output = tool.output.parse(
-      await tool.handler({ principal, sql: deps.sql, logger, requestId, signal }, input.data),
+      await tool.handler({ principal, store: deps.store, logger, requestId, signal }, input.data),
     );
     return finish("ok", {
       content: [{ type: "text", text: JSON.stringify(output) }],
@@ -182,6 +215,14 @@ async function callTool(
       "internal",
     );
   }
+}
+
+/** A zod error as one line: `path: message` for the first few issues. */
+function issueLines(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.map(String).join(".") : "arguments"}: ${issue.message}`)
+    .join("; ");
 }
 
 function toolError(message: string, hint?: string): CallToolResult {

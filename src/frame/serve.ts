@@ -98,6 +98,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       issuer: entra.issuerV2,
       catalog: new ToolCatalog(TOOLS),
       sql: data.sql,
+      store: data.store,
       audit: countingAuditSink(options.audit ?? data.audit, metrics),
       logger,
       metrics,

@@ -5,7 +5,7 @@
  * keys themselves never change, so a running server's cached keys stay right through a rotation.
  */
 import { randomBytes } from "node:crypto";
-import type { Queryable as Tx } from "../store/queryable.ts";
+import type { Tx } from "../store/queryable.ts";
 import { open, seal } from "./aead.ts";
 import { KeyError } from "./errors.ts";
 import type { MasterKey, MasterKeyring } from "./master-key.ts";

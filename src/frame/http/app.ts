@@ -14,6 +14,7 @@ import type { Authenticator } from "../auth/authenticate.ts";
 import { IdentifiedRefusal } from "../auth/entra-claims.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import type { FrameMetrics } from "../metrics.ts";
+import type { DataStore } from "../store/data-store.ts";
 import { requestGuard } from "./guards.ts";
 import { healthResponse } from "./health.ts";
 import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
@@ -25,7 +26,10 @@ export interface FrameAppOptions {
   /** The tenant's v2 issuer, named as the authorization server in the metadata. */
   issuer: string;
   catalog: ToolCatalog;
+  /** For /healthz: the app pool. */
   sql: Sql;
+  /** What the tools work through (ToolContext.store). */
+  store: DataStore;
   audit: AuditSink;
   logger: Logger;
   /** Counters for GET /metrics; the audit sink given here should already count into them. */
@@ -39,7 +43,7 @@ export function createFrameApp(options: FrameAppOptions) {
   const guard = requestGuard(config);
   const maxBodyBytes = config.appliance.frame.max_body_bytes;
   const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));
-  const deps = { sql: options.sql, logger, audit, maxBodyBytes };
+  const deps = { store: options.store, logger, audit, maxBodyBytes };
 
   const refuse = (
     status: number,

@@ -62,14 +62,15 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
   });
 }
 
-/** A JSON-RPC error response with no id, for requests refused before MCP parses them. */
+/** A JSON-RPC error response for requests refused before MCP handles them (id null unless known). */
 export function jsonRpcError(
   status: number,
   code: number,
   message: string,
   headers: Record<string, string> = {},
+  id: string | number | null = null,
 ): Response {
-  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }), {
+  return new Response(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id }), {
     status,
     headers: { "content-type": "application/json", ...headers },
   });

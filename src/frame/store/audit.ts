@@ -10,7 +10,7 @@
 import type { Sql } from "../../db/connect.ts";
 import type { AuditEvent, AuditSink } from "../audit-sink.ts";
 import { DataError } from "./errors.ts";
-import type { Queryable } from "./queryable.ts";
+import type { Tx } from "./queryable.ts";
 import { statementInEntity } from "./with-entity.ts";
 
 export interface AuditRow {
@@ -122,7 +122,7 @@ export interface AuditQuery {
 }
 
 /** Newest first, inside the current entity transaction (search_path is the entity's schema). */
-export async function queryAudit(tx: Queryable, query: AuditQuery): Promise<AuditRow[]> {
+export async function queryAudit(tx: Tx, query: AuditQuery): Promise<AuditRow[]> {
   const rows = await tx<Record<string, unknown>[]>`
     select seq, at, who, token_kind, reason, entity, tool, outcome, status, duration_ms, args_digest, request_id, hash
     from audit_log

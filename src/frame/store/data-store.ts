@@ -1,11 +1,11 @@
 /**
  * What the data tools use: the app pool plus the data-key cache. `run` loads the entity's keys
  * (from meta, as the app role), then does the work in one transaction as the entity's role.
- * The server binds one DataStore to its pool; tools find it through the pool in their context.
+ * serve makes one DataStore and hands it to every tool call in its ToolContext.
  *
  * @example
- * bindDataStore(sql, new DataStore(sql, new DataKeyCache(new MasterKeyring(keyPath))));
- * const record = await dataStoreFor(ctx.sql).run("axe", (tx, keys) => getRecord(tx, keys, id));
+ * const store = new DataStore(sql, new DataKeyCache(new MasterKeyring(keyPath)));
+ * const record = await store.run("axe", (tx, keys) => getRecord(tx, keys, id));
  */
 import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
@@ -22,9 +22,9 @@ export class DataStore {
   ) {}
 
   async run<T>(entity: string, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
-    await entityRole(this.sql, entity); // unknown entity: a clear error before any key lookup
+    const role = await entityRole(this.sql, entity); // unknown entity: a clear error before any key lookup
     const keys = await this.keys.get(this.sql, entity);
-    return withEntity(this.sql, entity, (tx) => work(tx, keys));
+    return withEntity(this.sql, entity, (tx) => work(tx, keys), role);
   }
 
   /**
@@ -37,20 +37,8 @@ export class DataStore {
     statement: (tx: Tx) => postgres.PendingQuery<R>,
     read: (rows: R, keys: EntityKeys) => T,
   ): Promise<T> {
-    await entityRole(this.sql, entity);
+    const role = await entityRole(this.sql, entity);
     const keys = await this.keys.get(this.sql, entity);
-    return read(await statementInEntity(this.sql, entity, statement, this.pipe), keys);
+    return read(await statementInEntity(this.sql, entity, statement, this.pipe, role), keys);
   }
-}
-
-const stores = new WeakMap<object, DataStore>();
-
-export function bindDataStore(sql: Sql, store: DataStore): void {
-  stores.set(sql, store);
-}
-
-export function dataStoreFor(sql: Sql): DataStore {
-  const store = stores.get(sql);
-  if (!store) throw new Error("no DataStore is bound to this pool: serve must call bindDataStore(sql, store) at start");
-  return store;
 }

@@ -12,7 +12,7 @@ import type { MasterKeyring } from "../crypto/master-key.ts";
 import { createEntitySchema } from "./entity-schema.ts";
 import { DataError } from "./errors.ts";
 import { assertEntityName, entitySchema, roleNames } from "./names.ts";
-import type { Queryable, Tx } from "./queryable.ts";
+import type { Tx } from "./queryable.ts";
 
 export interface EntityRow {
   name: string;
@@ -23,12 +23,12 @@ export interface EntityRow {
 
 const LOCK = "axe-appliance:entities";
 
-export async function databaseRoles(sql: Queryable) {
+export async function databaseRoles(sql: Tx) {
   const [row] = await sql<{ db: string }[]>`select current_database() as db`;
   return roleNames(row!.db);
 }
 
-async function roleExists(tx: Queryable, role: string): Promise<boolean> {
+async function roleExists(tx: Tx, role: string): Promise<boolean> {
   const [row] = await tx`select 1 as present from pg_roles where rolname = ${role}`;
   return Boolean(row);
 }
@@ -62,7 +62,7 @@ export async function ensureEntity(
   });
 }
 
-export async function listEntities(sql: Queryable): Promise<EntityRow[]> {
+export async function listEntities(sql: Tx): Promise<EntityRow[]> {
   const rows = await sql<{ name: string; customer: string; role_name: string | null; created_at: Date }[]>`
     select name, customer, role_name, created_at from meta.entities order by name`;
   return rows.map((r) => ({ name: r.name, customer: r.customer, role: r.role_name ?? "", createdAt: r.created_at }));

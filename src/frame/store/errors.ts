@@ -10,7 +10,9 @@ export type DataErrorCode =
   | "unknown_entity"
   | "not_found"
   | "version_conflict"
-  | "too_large";
+  | "too_large"
+  /** A stored row that does not decode (changed outside frame): reported for that row only. */
+  | "unreadable";
 
 export class DataError extends AppError {
   constructor(

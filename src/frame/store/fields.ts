@@ -1,7 +1,8 @@
 /**
  * Collection definitions and the check of record values against them. Values are flat: each field
  * holds one scalar of its type, so nested or deep JSON is a type error, never a recursion. Messages
- * name fields and types, never values (a value may be PII).
+ * name fields and types, never values (a value may be PII). Fields are looked up as own properties
+ * only (`fieldOf`): a name such as `constructor` or `toString` must never find Object.prototype's.
  */
 import { z } from "zod";
 import { DataError } from "./errors.ts";
@@ -19,6 +20,29 @@ export const MAX_RECORD_BYTES = 256 * 1024;
 /** Postgres text and jsonb cannot hold U+0000; refuse it at the boundary instead of failing in SQL. */
 export const noNul = (text: string) => !text.includes("\u0000");
 export const NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored";
+
+/**
+ * Names a field may not have: every member of Object.prototype (`__proto__`, `constructor`,
+ * `toString`, `valueOf`, ...) and `prototype`, so no plain-object lookup anywhere can mistake one
+ * for a field.
+ */
+export const RESERVED_FIELD_NAMES: ReadonlySet<string> = new Set([
+  ...Object.getOwnPropertyNames(Object.prototype),
+  "prototype",
+]);
+
+/** The field `name` of `definition`, an own property only; undefined for anything else. */
+export function fieldOf(definition: CollectionDefinition, name: string): FieldDefinition | undefined {
+  return Object.hasOwn(definition.fields, name) ? definition.fields[name] : undefined;
+}
+
+/** Why `name` cannot name a field, or undefined when it can. */
+export function fieldNameProblem(name: string): string | undefined {
+  if (RESERVED_FIELD_NAMES.has(name))
+    return `${name} is a reserved name (a member of JavaScript's Object.prototype); choose another field name`;
+  if (!FIELD_NAME.test(name)) return "field names are lower case letters, digits and _, starting with a letter";
+  return undefined;
+}
 
 export const FieldDefinition = z
   .strictObject({
@@ -45,7 +69,10 @@ export const CollectionDefinition = z.strictObject({
   description: z.string().max(1000).refine(noNul, NUL_MESSAGE).optional(),
   fields: z
     .record(
-      z.string().regex(FIELD_NAME, "field names are lower case letters, digits and _, starting with a letter"),
+      z.string().superRefine((name, ctx) => {
+        const problem = fieldNameProblem(name);
+        if (problem) ctx.addIssue({ code: "custom", message: problem });
+      }),
       FieldDefinition,
     )
     .refine(
@@ -58,8 +85,38 @@ export type FieldDefinition = z.output<typeof FieldDefinition>;
 
 export type Scalar = string | number | boolean;
 
-const DATE = /^\d{4}-\d{2}-\d{2}$/;
-const DATETIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/;
+const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
+const DATETIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,6})?)?(?:Z|([+-])(\d{2}):(\d{2}))$/;
+
+/** A day that exists: years 0001-9999 (what Postgres and JavaScript both read the same way), real months and days. */
+function isCalendarDay(year: number, month: number, day: number): boolean {
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day));
+  date.setUTCFullYear(year);
+  return date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
+}
+
+/** YYYY-MM-DD naming a day that exists (2026-02-30 does not). */
+export function isDate(value: string): boolean {
+  const m = DATE.exec(value);
+  return m !== null && isCalendarDay(Number(m[1]), Number(m[2]), Number(m[3]));
+}
+
+/**
+ * ISO 8601 time with a zone (Z or ±hh:mm): a real day, hours 00-23, minutes and seconds 00-59,
+ * and an instant inside years 0001-9999 in UTC too (an offset must not push it out of that range).
+ */
+export function isDateTime(value: string): boolean {
+  const m = DATETIME.exec(value);
+  if (!m || !isCalendarDay(Number(m[1]), Number(m[2]), Number(m[3]))) return false;
+  if (Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6] ?? 0) > 59) return false;
+  if (m[7] !== undefined && (Number(m[8]) > 14 || Number(m[9]) > 59)) return false;
+  const year = new Date(value).getUTCFullYear();
+  return year >= 1 && year <= 9999;
+}
+
+/** A string that is not well-formed UTF-16 (a lone surrogate) cannot be stored as JSON or text. */
+export const SURROGATE_MESSAGE = "contains a lone UTF-16 surrogate (ill-formed text), which cannot be stored";
 
 /** Why `value` is not a valid `field`, or undefined when it is. */
 export function fieldProblem(field: FieldDefinition, value: unknown): string | undefined {
@@ -67,6 +124,7 @@ export function fieldProblem(field: FieldDefinition, value: unknown): string | u
     case "string":
       if (typeof value !== "string") return `expected a string, got ${kind(value)}`;
       if (value.includes("\u0000")) return "contains a NUL character (\\u0000), which text fields cannot hold";
+      if (!value.isWellFormed()) return SURROGATE_MESSAGE;
       if (value.length > (field.max_length ?? DEFAULT_MAX_LENGTH))
         return `is ${value.length} characters; at most ${field.max_length ?? DEFAULT_MAX_LENGTH} allowed`;
       return undefined;
@@ -82,13 +140,14 @@ export function fieldProblem(field: FieldDefinition, value: unknown): string | u
     case "boolean":
       return typeof value === "boolean" ? undefined : `expected true or false, got ${kind(value)}`;
     case "date":
-      return typeof value === "string" && DATE.test(value) && !Number.isNaN(Date.parse(value))
-        ? undefined
-        : "expected a date as YYYY-MM-DD";
+      return typeof value === "string" && isDate(value) ? undefined : "expected a date that exists, as YYYY-MM-DD";
     case "datetime":
-      return typeof value === "string" && DATETIME.test(value) && !Number.isNaN(Date.parse(value))
+      return typeof value === "string" && isDateTime(value)
         ? undefined
-        : "expected an ISO 8601 time with zone, e.g. 2026-01-31T09:30:00Z";
+        : "expected an ISO 8601 time with zone that exists, e.g. 2026-01-31T09:30:00Z";
+    default:
+      // A definition this code does not know (a newer release's type, or a row changed by hand): refuse.
+      return `has type ${JSON.stringify((field as { type: unknown }).type)}, which this frame does not know`;
   }
 }
 
@@ -114,7 +173,7 @@ export function checkValues(
   const problems: string[] = [];
   const out: Record<string, Scalar | null> = {};
   for (const [name, value] of Object.entries(values)) {
-    const field = definition.fields[name];
+    const field = fieldOf(definition, name);
     if (!field) {
       problems.push(`${name}: not a field of ${collection}`);
       continue;
@@ -130,7 +189,7 @@ export function checkValues(
   }
   if (!patch)
     for (const [name, field] of Object.entries(definition.fields))
-      if (field.required && values[name] === undefined) problems.push(`${name}: is required`);
+      if (field.required && !Object.hasOwn(values, name)) problems.push(`${name}: is required`);
   if (problems.length)
     throw new DataError(
       "invalid_input",

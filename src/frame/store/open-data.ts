@@ -6,7 +6,7 @@
  *
  * @example
  * const data = await openFrameData(config, ownerSql, db.target);
- * createFrameApp({ ..., sql: data.sql, audit: data.audit });
+ * createFrameApp({ ..., sql: data.sql, store: data.store, audit: data.audit });
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -20,7 +20,7 @@ import { DataKeyCache } from "../crypto/data-keys.ts";
 import { KeyError } from "../crypto/errors.ts";
 import { initMasterKey, MASTER_KEY_FILE, MasterKeyring } from "../crypto/master-key.ts";
 import { postgresAuditSink } from "./audit.ts";
-import { bindDataStore, DataStore } from "./data-store.ts";
+import { DataStore } from "./data-store.ts";
 import { ensureAppRole, ensureEntity } from "./entities.ts";
 
 export const APP_PASSWORD_FILE = "frame-app.password";
@@ -92,7 +92,6 @@ export async function openFrameData(
   // get_record went from ~2,500 to ~5,000 calls/s at 32 clients, p99 ~27 -> ~15 ms (decision 39).
   const pipe = connect(target, { max: 1 });
   const store = new DataStore(sql, new DataKeyCache(ring), pipe);
-  bindDataStore(sql, store);
   const audit = postgresAuditSink(sql, pipe);
   return {
     sql,

@@ -4,9 +4,9 @@
  */
 import { randomUUID } from "node:crypto";
 import type { EntityKeys } from "../crypto/data-keys.ts";
-import { getCollection } from "./collections.ts";
+import { getCollection, storedDefinition } from "./collections.ts";
 import { DataError } from "./errors.ts";
-import { checkValues, type Scalar } from "./fields.ts";
+import { type CollectionDefinition, checkValues, type Scalar } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
 import { decodeValues, encodeValues } from "./record-codec.ts";
 
@@ -48,12 +48,13 @@ export const RECORD_COLUMNS = [
 ];
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-export function toRecord(keys: EntityKeys, row: RecordRow): RecordOut {
+/** The record of a row; DataError "unreadable" (for this row only) when its values do not decode. */
+export function toRecord(keys: EntityKeys, definition: CollectionDefinition, row: RecordRow): RecordOut {
   return {
     id: row.id,
     collection: row.collection,
     version: row.version,
-    values: decodeValues(keys, row.id, row.data, row.pii),
+    values: decodeValues(keys, row.id, definition, row.data, row.pii),
     createdAt: row.created_at,
     createdBy: row.created_by,
     updatedAt: row.updated_at,
@@ -84,6 +85,9 @@ function selectRow(tx: Tx, id: string, lock: boolean) {
   >`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
 }
 
+/** A row with its collection's stored definition, in one statement (get_record stays one round trip). */
+type RowWithDefinition = RecordRow & { definition: unknown };
+
 function liveRow(rows: readonly RecordRow[], id: string): RecordRow {
   const [row] = rows;
   if (!row || row.deleted_at) throw notFound(id);
@@ -95,9 +99,14 @@ async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
 }
 
 /** get_record as one statement plus decoding, for DataStore.statement (one round trip). */
-export const selectRecord = (tx: Tx, id: string) => selectRow(tx, id, false);
-export const readRecord = (rows: readonly RecordRow[], keys: EntityKeys, id: string): RecordOut =>
-  toRecord(keys, liveRow(rows, id));
+export const selectRecord = (tx: Tx, id: string) =>
+  tx<RowWithDefinition[]>`select ${tx(RECORD_COLUMNS)},
+    (select definition from collections where name = records.collection) as definition
+    from records where id = ${assertRecordId(id)}`;
+export function readRecord(rows: readonly RowWithDefinition[], keys: EntityKeys, id: string): RecordOut {
+  const row = liveRow(rows, id) as RowWithDefinition;
+  return toRecord(keys, storedDefinition(row.collection, row.definition), row);
+}
 
 export async function createRecord(
   tx: Tx,
@@ -116,11 +125,12 @@ export async function createRecord(
             to_tsvector('simple', ${encoded.searchText}), ${who}, ${who})
     returning ${tx(RECORD_COLUMNS)}`;
   await appendVersion(tx, row!, "create", who);
-  return toRecord(keys, row!);
+  return toRecord(keys, definition, row!);
 }
 
 export async function getRecord(tx: Tx, keys: EntityKeys, id: string): Promise<RecordOut> {
-  return toRecord(keys, await loadRow(tx, id, false));
+  const row = await loadRow(tx, id, false);
+  return toRecord(keys, (await getCollection(tx, row.collection)).definition, row);
 }
 
 /** Applies `patch` (null removes an optional field) if the record is still at `expectedVersion`. */
@@ -141,7 +151,7 @@ export async function updateRecord(
     );
   const { definition } = await getCollection(tx, row.collection);
   const clean = checkValues(row.collection, definition, patch, true);
-  const merged: Record<string, Scalar> = toRecord(keys, row).values;
+  const merged: Record<string, Scalar> = toRecord(keys, definition, row).values;
   for (const [name, value] of Object.entries(clean)) {
     if (value === null) delete merged[name];
     else merged[name] = value;
@@ -153,7 +163,7 @@ export async function updateRecord(
     where id = ${row.id} and version = ${expectedVersion}
     returning ${tx(RECORD_COLUMNS)}`;
   await appendVersion(tx, updated!, "update", who);
-  return toRecord(keys, updated!);
+  return toRecord(keys, definition, updated!);
 }
 
 /** Soft delete: the row stays (and its history), hidden from get and search. */
@@ -198,6 +208,7 @@ export async function recordHistory(
 ): Promise<{ collection: string; versions: VersionOut[] }> {
   const [record] = await tx<{ collection: string }[]>`select collection from records where id = ${assertRecordId(id)}`;
   if (!record) throw notFound(id);
+  const { definition } = await getCollection(tx, record.collection);
   const rows = await tx<
     {
       version: number;
@@ -214,7 +225,7 @@ export async function recordHistory(
     versions: rows.map((r) => ({
       version: r.version,
       op: r.op,
-      values: decodeValues(keys, id.toLowerCase(), r.data, r.pii),
+      values: decodeValues(keys, id.toLowerCase(), definition, r.data, r.pii),
       changedAt: r.changed_at,
       changedBy: r.changed_by,
     })),

@@ -8,7 +8,7 @@ import { blindTerm } from "../crypto/blind-index.ts";
 import type { EntityKeys } from "../crypto/data-keys.ts";
 import { getCollection } from "./collections.ts";
 import { DataError } from "./errors.ts";
-import { fieldProblem, type Scalar } from "./fields.ts";
+import { fieldOf, fieldProblem, type Scalar } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
 import { RECORD_COLUMNS, type RecordOut, type RecordRow, toRecord } from "./records.ts";
 
@@ -26,6 +26,8 @@ export interface SearchInput {
 
 export interface SearchPage {
   records: RecordOut[];
+  /** Rows of this page that do not decode (changed outside frame): reported here, never failing the page. */
+  unreadable: Array<{ id: string; problem: string }>;
   /** Pass back as `cursor` for the next page; absent on the last page. */
   nextCursor?: string;
 }
@@ -67,7 +69,7 @@ export async function searchRecords(tx: Tx, keys: EntityKeys, input: SearchInput
   const blind: string[] = [];
   const problems: string[] = [];
   for (const [field, value] of Object.entries(input.filters ?? {})) {
-    const def = definition.fields[field];
+    const def = fieldOf(definition, field);
     const problem = def ? fieldProblem({ ...def, max_length: undefined }, value) : `not a field of ${name}`;
     if (problem) problems.push(`${field}: ${problem}`);
     else if (def!.pii) blind.push(blindTerm(keys.blind, name, field, value));
@@ -89,8 +91,19 @@ export async function searchRecords(tx: Tx, keys: EntityKeys, input: SearchInput
     order by pos
     limit ${limit + 1}`;
   const page = rows.slice(0, limit);
+  const records: RecordOut[] = [];
+  const unreadable: SearchPage["unreadable"] = [];
+  for (const row of page) {
+    try {
+      records.push(toRecord(keys, definition, row));
+    } catch (error) {
+      if (!(error instanceof DataError)) throw error;
+      unreadable.push({ id: row.id, problem: error.message });
+    }
+  }
   return {
-    records: page.map((row) => toRecord(keys, row)),
+    records,
+    unreadable,
     ...(rows.length > limit ? { nextCursor: encodeCursor(Number(page.at(-1)!.pos)) } : {}),
   };
 }

@@ -9,12 +9,12 @@ import postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import { DataError } from "./errors.ts";
 import { ENTITY_NAME, entitySchema } from "./names.ts";
-import type { Queryable, Tx } from "./queryable.ts";
+import type { Tx } from "./queryable.ts";
 
 const roles = new WeakMap<object, Map<string, string>>();
 
 /** The entity's role name from meta.entities, cached per pool (entities are never renamed). */
-export async function entityRole(sql: Queryable, entity: string): Promise<string> {
+export async function entityRole(sql: Tx, entity: string): Promise<string> {
   let known = roles.get(sql);
   if (!known) roles.set(sql, (known = new Map()));
   const cached = known.get(entity);
@@ -35,8 +35,9 @@ export async function entityRole(sql: Queryable, entity: string): Promise<string
 /** A failure of the connection itself: postgres.js has already taken it back from the reservation. */
 const lostConnection = (error: unknown) => String((error as { code?: unknown })?.code ?? "").startsWith("CONNECTION_");
 
-export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => Promise<T>): Promise<T> {
-  const role = await entityRole(sql, entity);
+/** `role`, when the caller already resolved it with entityRole, saves a second lookup. */
+export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => Promise<T>, role?: string): Promise<T> {
+  role ??= await entityRole(sql, entity);
   const schema = entitySchema(entity);
   const tx = await sql.reserve();
   let lost = false;
@@ -84,8 +85,9 @@ export async function statementInEntity<R extends readonly postgres.MaybeRow[]>(
   entity: string,
   statement: (tx: Tx) => postgres.PendingQuery<R>,
   pipe?: Sql,
+  role?: string,
 ): Promise<postgres.RowList<R>> {
-  const role = await entityRole(sql, entity);
+  role ??= await entityRole(sql, entity);
   const schema = entitySchema(entity);
   if (pipe && !retired.has(pipe)) {
     if (!isPipe(pipe)) throw new Error("a pipe must be a pool of exactly one connection (connect(target, { max: 1 }))");

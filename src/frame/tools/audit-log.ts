@@ -1,9 +1,9 @@
 /** query_audit_log (admin): the entity's audit rows, newest first. */
 import { z } from "zod";
 import { queryAudit } from "../store/audit.ts";
-import { NUL_MESSAGE, noNul } from "../store/fields.ts";
+import { isDate, isDateTime, NUL_MESSAGE, noNul } from "../store/fields.ts";
 import { inEntity } from "./data-common.ts";
-import { defineTool, READ_ONLY, ToolError } from "./registry.ts";
+import { defineTool, READ_ONLY } from "./registry.ts";
 
 export const queryAuditLogTool = defineTool({
   name: "query_audit_log",
@@ -11,11 +11,19 @@ export const queryAuditLogTool = defineTool({
   description:
     "Admin only. Your entity's audit log, newest first: who called which tool, the outcome, the duration and a digest of the " +
     "arguments (never the arguments). Filter by tool, outcome, who or since (ISO time); page with before_seq = the last seq you saw.",
-  input: z.object({
+  input: z.strictObject({
     tool: z.string().max(64).refine(noNul, NUL_MESSAGE).optional(),
     outcome: z.enum(["ok", "error", "denied", "refused"]).optional(),
     who: z.string().max(200).refine(noNul, NUL_MESSAGE).optional(),
-    since: z.string().max(40).optional().describe("ISO 8601 time, e.g. 2026-01-31T00:00:00Z"),
+    since: z
+      .string()
+      .max(40)
+      .refine(
+        (s) => isDate(s) || isDateTime(s),
+        "expected a date (YYYY-MM-DD, years 0001-9999) or an ISO 8601 time with zone that exists, e.g. 2026-01-31T00:00:00Z",
+      )
+      .optional()
+      .describe("ISO 8601 date or time with zone, e.g. 2026-01-31T00:00:00Z"),
     before_seq: z.number().int().min(1).optional(),
     limit: z.number().int().min(1).max(200).default(50),
   }),
@@ -41,8 +49,6 @@ export const queryAuditLogTool = defineTool({
   role: "admin",
   async handler(ctx, input) {
     const since = input.since === undefined ? undefined : new Date(input.since);
-    if (since && Number.isNaN(since.getTime()))
-      throw new ToolError("invalid_input", "since is not an ISO 8601 time", "e.g. 2026-01-31T00:00:00Z");
     const rows = await inEntity(ctx, (tx) =>
       queryAudit(tx, {
         tool: input.tool,

@@ -38,7 +38,7 @@ export const listCollectionsTool = defineTool({
   description:
     "Lists the collections (record types) of your entity with their fields: type, whether required, whether PII " +
     "(encrypted; exact-match search only) and whether full-text searchable. Call it before creating or searching records.",
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({ collections: z.array(CollectionShape) }),
   annotations: READ_ONLY,
   role: "reader",
@@ -55,7 +55,7 @@ export const defineCollectionTool = defineTool({
     `{ type: ${FIELD_TYPES.join("|")}, required?, pii?, searchable?, max_length?, description? }. ` +
     "PII fields are encrypted and can be found by exact value only, so they cannot be searchable. " +
     "Redefining may add fields or relax them; it never removes a field or changes its type or PII flag (send every existing field again).",
-  input: z.object({
+  input: z.strictObject({
     name: CollectionName,
     description: z.string().max(1000).optional(),
     fields: z.record(z.string().max(200), z.unknown()).describe("field name to field definition"),

@@ -5,7 +5,6 @@
 import type postgres from "postgres";
 import { z } from "zod";
 import type { EntityKeys } from "../crypto/data-keys.ts";
-import { dataStoreFor } from "../store/data-store.ts";
 import { DataError } from "../store/errors.ts";
 import type { Tx } from "../store/queryable.ts";
 import type { RecordOut } from "../store/records.ts";
@@ -14,7 +13,7 @@ import { type ToolAnnotations, type ToolContext, ToolError } from "./registry.ts
 /** Runs `work` in one transaction as the caller's entity role; DataErrors become ToolErrors. */
 export async function inEntity<T>(ctx: ToolContext, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
   try {
-    return await dataStoreFor(ctx.sql).run(ctx.principal.entity, work);
+    return await ctx.store.run(ctx.principal.entity, work);
   } catch (error) {
     if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
     throw error;
@@ -28,7 +27,7 @@ export async function inEntityStatement<R extends readonly postgres.MaybeRow[], 
   read: (rows: R, keys: EntityKeys) => T,
 ): Promise<T> {
   try {
-    return await dataStoreFor(ctx.sql).statement(ctx.principal.entity, statement, read);
+    return await ctx.store.statement(ctx.principal.entity, statement, read);
   } catch (error) {
     if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
     throw error;

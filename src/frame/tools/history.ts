@@ -9,7 +9,7 @@ export const recordHistoryTool = defineTool({
   title: "Record history",
   description:
     "Every version of one record, oldest first: what changed (create, update, delete), when, by whom, and the values at that version.",
-  input: z.object({ id: z.string().min(1).max(64).describe("the record's id") }),
+  input: z.strictObject({ id: z.string().min(1).max(64).describe("the record's id") }),
   output: z.object({
     id: z.string(),
     collection: z.string(),

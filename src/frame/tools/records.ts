@@ -20,7 +20,7 @@ export const createRecordTool = defineTool({
   description:
     "Adds a record to a collection of your entity. `values` maps field names to values of the field's type " +
     "(list_collections shows them); required fields must be present. Returns the record with its id and version 1.",
-  input: z.object({ collection: CollectionName, values: InputValues.describe("field name to value") }),
+  input: z.strictObject({ collection: CollectionName, values: InputValues.describe("field name to value") }),
   output: RecordShape,
   annotations: WRITE,
   role: "writer",
@@ -35,7 +35,7 @@ export const getRecordTool = defineTool({
   name: "get_record",
   title: "Get a record",
   description: "Returns one record of your entity by id, with every value (PII decrypted) and its current version.",
-  input: z.object({ id: RecordId }),
+  input: z.strictObject({ id: RecordId }),
   output: RecordShape,
   annotations: READ_ONLY,
   role: "reader",
@@ -57,7 +57,7 @@ export const updateRecordTool = defineTool({
     "Changes some values of a record. Send the version you last read as `expected_version`: if someone changed the record " +
     "since, nothing is written and you get a version_conflict (read it again, then retry). Fields not in `values` keep " +
     "their value; a null removes an optional field. The previous version stays in record_history.",
-  input: z.object({
+  input: z.strictObject({
     id: RecordId,
     expected_version: Version.describe("the version get_record or search_records showed"),
     values: InputValues,
@@ -80,7 +80,7 @@ export const deleteRecordTool = defineTool({
   description:
     "Deletes a record: it disappears from get_record and search_records; record_history still shows it. " +
     "Pass `expected_version` to delete only the version you reviewed.",
-  input: z.object({ id: RecordId, expected_version: Version.optional() }),
+  input: z.strictObject({ id: RecordId, expected_version: Version.optional() }),
   output: z.object({ id: z.string(), version: z.number().int(), deleted_at: z.string() }),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   role: "writer",

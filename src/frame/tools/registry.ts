@@ -6,23 +6,23 @@
  * @example
  * export const pingTool = defineTool({
  *   name: "ping", title: "Ping", description: "Answers pong.",
- *   input: z.object({}), output: z.object({ pong: z.literal(true) }),
+ *   input: z.strictObject({}), output: z.object({ pong: z.literal(true) }),
  *   annotations: READ_ONLY, role: "reader",
  *   async handler() { return { pong: true }; },
  * });
  */
 import type { z } from "zod";
 import type { Role } from "../../config/customers.ts";
-import type { Sql } from "../../db/connect.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Principal } from "../principal.ts";
+import type { DataStore } from "../store/data-store.ts";
 
 /** What a handler gets besides its input. */
 export interface ToolContext {
   /** Who is calling; every query must stay inside `principal.entity`. */
   principal: Principal;
-  /** The frame database pool (shared; run entity work in a transaction of your own). */
-  sql: Sql;
+  /** The data store: `run` / `statement` do work inside the caller's entity (data-common.ts wraps them). */
+  store: DataStore;
   /** JSON-lines logger with the request id bound; never log PII or tokens. */
   logger: Logger;
   requestId: string;

@@ -12,12 +12,11 @@ import {
   ReadResourceRequestSchema,
   type ReadResourceResult,
 } from "@modelcontextprotocol/sdk/types.js";
-import type { Sql } from "../../db/connect.ts";
 import { argsDigest } from "../args-digest.ts";
 import type { AuditSink } from "../audit-sink.ts";
 import type { Principal } from "../principal.ts";
 import { getCollection, listCollections } from "../store/collections.ts";
-import { dataStoreFor } from "../store/data-store.ts";
+import type { DataStore } from "../store/data-store.ts";
 import { DataError } from "../store/errors.ts";
 import { collectionOut } from "./collections.ts";
 
@@ -25,7 +24,7 @@ const PREFIX = "frame://collections/";
 const uriOf = (name: string) => `${PREFIX}${name}`;
 
 export interface ResourceDependencies {
-  sql: Sql;
+  store: DataStore;
   audit: AuditSink;
 }
 
@@ -35,9 +34,8 @@ export function registerCollectionResources(
   deps: ResourceDependencies,
   requestId: string,
 ): void {
-  const store = () => dataStoreFor(deps.sql);
   server.setRequestHandler(ListResourcesRequestSchema, async () => {
-    const collections = await store().run(principal.entity, (tx) => listCollections(tx));
+    const collections = await deps.store.run(principal.entity, (tx) => listCollections(tx));
     return {
       resources: collections.map((c) => ({
         uri: uriOf(c.name),
@@ -70,7 +68,7 @@ export function registerCollectionResources(
           `unknown resource ${uri.slice(0, 200)}; resources/list shows frame://collections/{name}`,
         );
       const name = uri.slice(PREFIX.length);
-      const collection = await store()
+      const collection = await deps.store
         .run(principal.entity, (tx) => getCollection(tx, name))
         .catch((error) => {
           if (error instanceof DataError)

@@ -9,7 +9,7 @@ export const whoamiTool = defineTool({
   description:
     "Shows who frame thinks you are: your principal id, the customer and entity (company) whose data you work in, " +
     "your role (reader, writer or admin), the kind of token you signed in with and when it expires. Takes no arguments.",
-  input: z.object({}),
+  input: z.strictObject({}),
   output: z.object({
     principal: z
       .string()

@@ -106,7 +106,7 @@ describe("records", () => {
     await fx!.db
       .sql`update entity_axe.records set pii = (select pii from entity_axe.records where id = ${a.id}) where id = ${b.id}`;
     await expect(store.run("axe", (tx, keys) => getRecord(tx, keys, b.id))).rejects.toMatchObject({
-      code: "PII_DECRYPT",
+      code: "unreadable",
     });
   });
 

@@ -20,6 +20,8 @@ export interface DataFrame {
   mcpUrl: string;
   /** An MCP client holding a fresh service token for `entity` with `role`. */
   client(entity: string, role: Role): Promise<Client>;
+  /** A fresh service token for `entity` with `role`, for raw HTTP calls. */
+  token(entity: string, role: Role): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -35,20 +37,24 @@ export async function startDataFrame(): Promise<DataFrame> {
   });
   const frame = await startFrame({ config, color: "blue", logger: createLogger({ level: "error" }) });
   const clients: Client[] = [];
-  return {
-    frame,
-    config,
-    db,
-    mcpUrl: `${base}/frame/mcp`,
-    async client(entity, role) {
-      const { token } = await issueServiceToken(db.sql, config.paths.secrets, {
+  const token = async (entity: string, role: Role) =>
+    (
+      await issueServiceToken(db.sql, config.paths.secrets, {
         customer: "axe",
         entity,
         role,
         name: `${entity}-${role}`,
         expiresInMs: 3_600_000,
-      });
-      const client = await mcpClient(`${base}/frame/mcp`, token);
+      })
+    ).token;
+  return {
+    frame,
+    config,
+    db,
+    mcpUrl: `${base}/frame/mcp`,
+    token,
+    async client(entity, role) {
+      const client = await mcpClient(`${base}/frame/mcp`, await token(entity, role));
       clients.push(client);
       return client;
     },
