@@ -9,16 +9,24 @@
  * await pg.stop();
  */
 import { spawn, spawnSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, lchownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseError } from "../lib/errors.ts";
-import { writeSecretFile } from "../lib/secret-file.ts";
+import {
+  assertRootsPath,
+  type ClusterAccount,
+  checkOwned,
+  prepareSocketDir,
+  readOwnedFile,
+  runAsAccount,
+  writeAsAccount,
+} from "./cluster-files.ts";
 import type { DatabaseTarget } from "./connect.ts";
 import { findPostgresTools, SERVER_TOOLS } from "./postgres-tools.ts";
 
 export interface EmbeddedOptions {
-  /** The cluster's home: pgdata/, run/, the superuser password and the server log live here. */
+  /** The cluster's home: pgdata/, the superuser password and the server log live here. */
   dir: string;
   /** OS user Postgres runs as when we are root (Postgres refuses to run as root). */
   runAs?: string;
@@ -29,7 +37,7 @@ export interface EmbeddedOptions {
 }
 
 const SUPERUSER = "axe";
-const SOCKET_PATH_MAX = 100; // macOS allows 104 bytes for a socket path, Linux 108
+const INCLUDE_LINE = "include_if_exists = 'axe.conf'";
 
 export class EmbeddedPostgres {
   private constructor(
@@ -37,39 +45,41 @@ export class EmbeddedPostgres {
     readonly socketDir: string,
     readonly port: number,
     private readonly bin: string,
-    private readonly owner: { uid: number; gid: number } | undefined,
+    /** The account Postgres runs as: another one when we are root, else ours. */
+    private readonly account: ClusterAccount,
+    private readonly password: string,
     /** True when this process started the server (and so stops it). */
     readonly startedHere: boolean,
-    private readonly throwaway = false,
   ) {}
 
   static async open(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
     const bin = findPostgresTools(SERVER_TOOLS);
     const port = options.port ?? 5432;
-    const owner = process.getuid?.() === 0 ? lookupUser(options.runAs ?? "postgres") : undefined;
-    mkdirSync(options.dir, { recursive: true, mode: 0o700 });
-    if (owner) assertReachable(options.dir, options.runAs ?? "postgres");
-    const socketDir = socketDirFor(options.dir, port);
-    const pgdata = join(options.dir, "pgdata");
+    const account = clusterAccount(options.runAs ?? "postgres");
+    const { dir } = options;
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    assertRootsPath(dirname(dir), account);
+    checkOwned(dir, "dir", [account.uid, process.getuid?.() ?? 0], account);
+    if (account.uid !== process.getuid?.()) assertReachable(dir, account.name);
+    const pgdata = join(dir, "pgdata");
     const throwaway = options.throwaway ?? false;
-    const cluster = new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, false, throwaway);
-    if (!existsSync(join(pgdata, "PG_VERSION"))) await cluster.initdb(pgdata);
-    cluster.writeSettings(pgdata);
-    if (cluster.isRunning(pgdata)) return cluster;
-    await cluster.start(pgdata);
-    return new EmbeddedPostgres(options.dir, socketDir, port, bin, owner, true, throwaway);
+    const made = checkOwned(pgdata, "dir", [account.uid], account);
+    if (!made || !existsSync(join(pgdata, "PG_VERSION"))) await initdb(bin, dir, pgdata, account, throwaway);
+    const password = readOwnedFile(join(dir, "superuser.password"), ownersOf(account), account).trim();
+    const socketDir = prepareSocketDir(dir, port, account);
+    writeSettings(pgdata, port, socketDir, account, throwaway);
+    const make = (socket: string, startedHere: boolean) =>
+      new EmbeddedPostgres(dir, socket, port, bin, account, password, startedHere);
+    const cluster = make(socketDir, false);
+    if (cluster.isRunning(pgdata)) return make(runningSocketDir(pgdata, account) ?? socketDir, false);
+    checkOwned(join(dir, "postgres.log"), "file", [account.uid], account);
+    await cluster.run("pg_ctl", ["-D", pgdata, "-l", join(dir, "postgres.log"), "-w", "-t", "60", "start"]);
+    return make(socketDir, true);
   }
 
   /** Connection target for a database in this cluster, as the superuser, over the socket. */
   target(database = "postgres"): DatabaseTarget {
-    return {
-      host: this.socketDir,
-      port: this.port,
-      user: SUPERUSER,
-      password: readFileSync(join(this.dir, "superuser.password"), "utf8").trim(),
-      database,
-      passfile: join(this.dir, "pgpass"),
-    };
+    return { host: this.socketDir, port: this.port, user: SUPERUSER, password: this.password, database };
   }
 
   /** Stops the server if this process started it (fast shutdown: sessions end, data is safe). */
@@ -85,105 +95,120 @@ export class EmbeddedPostgres {
     if (!this.startedHere) return;
     spawnSync(join(this.bin, "pg_ctl"), ["-D", join(this.dir, "pgdata"), "-m", "immediate", "-w", "stop"], {
       stdio: "ignore",
-      ...(this.owner ?? {}),
+      ...this.ids(),
     });
   }
 
-  private async initdb(pgdata: string): Promise<void> {
-    const password = randomBytes(24).toString("base64url");
-    writeSecretFile(join(this.dir, "superuser.password"), `${password}\n`);
-    writeSecretFile(join(this.dir, "pgpass"), `*:*:*:${SUPERUSER}:${password}\n`);
-    const pwfile = join(this.dir, ".initdb-pw");
-    writeSecretFile(pwfile, `${password}\n`);
-    if (this.owner) {
-      chownSync(this.dir, this.owner.uid, this.owner.gid);
-      chownSync(pwfile, this.owner.uid, this.owner.gid);
-    }
-    try {
-      await this.run("initdb", [
-        "-D",
-        pgdata,
-        "-U",
-        SUPERUSER,
-        `--pwfile=${pwfile}`,
-        "--auth=scram-sha-256",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        ...(this.throwaway ? ["--no-sync"] : []),
-      ]);
-    } finally {
-      rmSync(pwfile, { force: true });
-    }
-  }
-
-  /** Socket-only listening, rewritten at every open so a moved data directory still works. */
-  private writeSettings(pgdata: string): void {
-    mkdirSync(this.socketDir, { recursive: true, mode: 0o700 });
-    chmodSync(this.socketDir, 0o700);
-    if (this.owner) chownSync(this.socketDir, this.owner.uid, this.owner.gid);
-    const conf = join(pgdata, "postgresql.conf");
-    const text = readFileSync(conf, "utf8");
-    if (!text.includes("include_if_exists = 'axe.conf'"))
-      writeFileSync(conf, `${text}\ninclude_if_exists = 'axe.conf'\n`);
-    const settings = [
-      "# written by axe-appliance at every start: Unix socket only, no TCP",
-      "listen_addresses = ''",
-      `port = ${this.port}`,
-      `unix_socket_directories = '${this.socketDir.replaceAll("'", "''")}'`,
-      "unix_socket_permissions = 0700",
-      "max_connections = 200",
-      ...(this.throwaway ? ["fsync = off", "synchronous_commit = off", "full_page_writes = off"] : []),
-      "",
-    ].join("\n");
-    writeFileSync(join(pgdata, "axe.conf"), settings, { mode: 0o600 });
-    if (this.owner) chownSync(join(pgdata, "axe.conf"), this.owner.uid, this.owner.gid);
+  private ids(): { uid?: number; gid?: number } {
+    return this.account.uid === process.getuid?.() ? {} : { uid: this.account.uid, gid: this.account.gid };
   }
 
   private isRunning(pgdata: string): boolean {
-    const status = spawnSync(join(this.bin, "pg_ctl"), ["-D", pgdata, "status"], {
-      stdio: "ignore",
-      ...(this.owner ?? {}),
-    });
+    const status = spawnSync(join(this.bin, "pg_ctl"), ["-D", pgdata, "status"], { stdio: "ignore", ...this.ids() });
     return status.status === 0;
   }
 
-  private async start(pgdata: string): Promise<void> {
-    const logFile = join(this.dir, "postgres.log");
-    if (this.owner && !existsSync(logFile)) {
-      writeFileSync(logFile, "", { mode: 0o600 });
-      chownSync(logFile, this.owner.uid, this.owner.gid);
-    }
-    await this.run("pg_ctl", ["-D", pgdata, "-l", logFile, "-w", "-t", "60", "start"]);
-  }
-
   private run(tool: string, args: string[]): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(join(this.bin, tool), args, { stdio: ["ignore", "pipe", "pipe"], ...(this.owner ?? {}) });
-      let output = "";
-      child.stdout.on("data", (chunk) => (output += chunk));
-      child.stderr.on("data", (chunk) => (output += chunk));
-      child.on("error", (error) => reject(new DatabaseError("POSTGRES_SPAWN", `${tool}: ${error.message}`)));
-      child.on("close", (code) => {
-        if (code === 0) return resolve();
-        const tail = output.trim().split("\n").slice(-5).join("\n  ");
-        reject(
-          new DatabaseError(
-            "EMBEDDED_POSTGRES",
-            `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`,
-            `see ${join(this.dir, "postgres.log")}`,
-          ),
-        );
-      });
-    });
+    return runTool(this.bin, this.account, this.dir, tool, args);
   }
 }
 
-/** A short socket directory: beside the cluster when the path fits, else under /tmp. */
-function socketDirFor(dir: string, port: number): string {
-  const beside = join(dir, "run");
-  if (join(beside, `.s.PGSQL.${port}`).length <= SOCKET_PATH_MAX) return beside;
-  return join("/tmp", `axe-pg-${createHash("sha256").update(dir).digest("hex").slice(0, 12)}`);
+/** Root's files here are the superuser password of clusters made before decision 45; new ones are the account's. */
+const ownersOf = (account: ClusterAccount) => [...new Set([account.uid, process.getuid?.() ?? 0])];
+
+/** initdb as the account, with a random superuser password that the account writes itself. */
+async function initdb(
+  bin: string,
+  dir: string,
+  pgdata: string,
+  account: ClusterAccount,
+  throwaway: boolean,
+): Promise<void> {
+  // The directory's parent is root's (checked), so this cannot be a link swapped in meanwhile.
+  if (lstatSync(dir).uid !== account.uid) lchownSync(dir, account.uid, account.gid);
+  const password = randomBytes(24).toString("base64url");
+  writeAsAccount(account, join(dir, "superuser.password"), `${password}\n`);
+  const pwfile = join(dir, ".initdb-pw");
+  writeAsAccount(account, pwfile, `${password}\n`);
+  try {
+    await runTool(bin, account, dir, "initdb", [
+      "-D",
+      pgdata,
+      "-U",
+      SUPERUSER,
+      `--pwfile=${pwfile}`,
+      "--auth=scram-sha-256",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      ...(throwaway ? ["--no-sync"] : []),
+    ]);
+  } finally {
+    rmSync(pwfile, { force: true }); // unlink never follows a link
+  }
+}
+
+/** Socket-only listening, rewritten (as the account) at every open so a moved data directory still works. */
+function writeSettings(
+  pgdata: string,
+  port: number,
+  socketDir: string,
+  account: ClusterAccount,
+  throwaway: boolean,
+): void {
+  const conf = join(pgdata, "postgresql.conf");
+  if (!checkOwned(conf, "file", [account.uid], account))
+    throw new DatabaseError("EMBEDDED_POSTGRES", `${conf} is missing`, `${pgdata} is not a whole cluster`);
+  checkOwned(join(pgdata, "axe.conf"), "file", [account.uid], account);
+  const settings = [
+    "# written by axe-appliance at every start: Unix socket only, no TCP",
+    "listen_addresses = ''",
+    `port = ${port}`,
+    `unix_socket_directories = '${socketDir.replaceAll("'", "''")}'`,
+    "unix_socket_permissions = 0700",
+    "max_connections = 200",
+    ...(throwaway ? ["fsync = off", "synchronous_commit = off", "full_page_writes = off"] : []),
+    "",
+  ].join("\n");
+  runAsAccount(
+    account,
+    `write the settings in ${pgdata}`,
+    'cd "$1" && { grep -qxF "$2" postgresql.conf || printf \'\\n%s\\n\' "$2" >> postgresql.conf; } && cat > axe.conf.tmp-$$ && mv -f axe.conf.tmp-$$ axe.conf',
+    [pgdata, INCLUDE_LINE],
+    settings,
+  );
+}
+
+/** Where a running server listens: a cluster started by an older release has its socket elsewhere. */
+function runningSocketDir(pgdata: string, account: ClusterAccount): string | undefined {
+  try {
+    const line = readOwnedFile(join(pgdata, "postmaster.pid"), [account.uid], account).split("\n")[4]?.trim();
+    return line?.startsWith("/") ? line : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function runTool(bin: string, account: ClusterAccount, dir: string, tool: string, args: string[]): Promise<void> {
+  const ids = account.uid === process.getuid?.() ? {} : { uid: account.uid, gid: account.gid };
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(bin, tool), args, { stdio: ["ignore", "pipe", "pipe"], ...ids });
+    let output = "";
+    child.stdout.on("data", (chunk) => (output += chunk));
+    child.stderr.on("data", (chunk) => (output += chunk));
+    child.on("error", (error) => reject(new DatabaseError("POSTGRES_SPAWN", `${tool}: ${error.message}`)));
+    child.on("close", (code) => {
+      if (code === 0) return resolve();
+      const tail = output.trim().split("\n").slice(-5).join("\n  ");
+      reject(
+        new DatabaseError(
+          "EMBEDDED_POSTGRES",
+          `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`,
+          `see ${join(dir, "postgres.log")}`,
+        ),
+      );
+    });
+  });
 }
 
 /** Running as root, the cluster's user must be able to walk down to its directory. */
@@ -198,7 +223,15 @@ function assertReachable(dir: string, user: string): void {
   }
 }
 
-function lookupUser(name: string): { uid: number; gid: number } {
+/** As root, the account named; otherwise our own (Postgres runs as whoever starts it). */
+function clusterAccount(name: string): ClusterAccount {
+  const me = process.getuid?.() ?? 0;
+  if (me !== 0)
+    return {
+      name: spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim() || String(me),
+      uid: me,
+      gid: process.getgid?.() ?? 0,
+    };
   const uid = spawnSync("id", ["-u", name], { encoding: "utf8" });
   const gid = spawnSync("id", ["-g", name], { encoding: "utf8" });
   if (uid.status !== 0 || gid.status !== 0)
@@ -207,5 +240,5 @@ function lookupUser(name: string): { uid: number; gid: number } {
       `running as root, and the user '${name}' that Postgres should run as does not exist`,
       "Postgres refuses to run as root: create that user or set database.embedded_run_as in appliance.yaml",
     );
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  return { name, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }

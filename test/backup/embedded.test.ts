@@ -1,7 +1,7 @@
 /**
  * With no database.url the appliance runs its own embedded cluster under data_dir; backups must
- * work there too: pg_dump reaches it over its Unix socket with the cluster's pgpass file, and the
- * drill makes its scratch database in the same cluster.
+ * work there too: pg_dump reaches it over its Unix socket with the cluster's password (in a pgpass
+ * file of the backup's own), and the drill makes its scratch database in the same cluster.
  */
 import { describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";

@@ -61,4 +61,18 @@ describe("embedded Postgres", () => {
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout).pending).toEqual([]);
   });
+
+  test("processes opening the running cluster at once (blue and green starting together) all succeed", async () => {
+    const data = tempDir("axe-data");
+    const config = makeConfigDir({ appliance: { data_dir: data } });
+    const pg = await EmbeddedPostgres.open({ dir: join(data, "postgres"), port: 5432 });
+    try {
+      const runs = await Promise.all(
+        Array.from({ length: 6 }, () => runCli(["db", "status", "--json", "--config", config])),
+      );
+      expect(runs.map((r) => (r.code === 0 ? "ok" : r.stderr))).toEqual(Array(6).fill("ok"));
+    } finally {
+      await pg.stop();
+    }
+  }, 60_000);
 });
