@@ -29,6 +29,8 @@ export interface BackupContext {
   ring?: RingTarget;
   ringSkip?: string;
   cold: Repo & { volume: string; marker: string };
+  /** The operator's --allow-prune-damaged: retention runs even on a tier marked damaged. */
+  allowPruneDamaged?: boolean;
   /** Found lazily: `backup status` works without restic. */
   restic(): Restic;
 }

@@ -13,11 +13,12 @@ import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { acquireRunnerLock } from "./lock.ts";
+import { damagedPacks } from "./repair.ts";
 import { type Repo, resticFailure } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
 import { removeStaleLocks } from "./retention.ts";
 import { exitCodeFor } from "./run.ts";
-import { updateTier } from "./status.ts";
+import { clearDamaged, markDamaged, readStatus, updateTier } from "./status.ts";
 import type { TierResult } from "./tiers/types.ts";
 
 /** Restores the latest dump of `repo` into a scratch database beside `target` and proves it. */
@@ -84,7 +85,10 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
   try {
     const restic = ctx.restic();
     await removeStaleLocks(restic, repo);
-    const check = await restic.run(repo, ["check", `--read-data-subset=${ctx.settings.check_subset}`]);
+    // On a tier marked damaged only a full read can prove the damage gone.
+    const damaged = readStatus(ctx.stateDir).tiers[repo.tier]?.damaged;
+    const readData = damaged ? "--read-data" : `--read-data-subset=${ctx.settings.check_subset}`;
+    const check = await restic.run(repo, ["check", readData]);
     const checkError =
       check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
     updateTier(ctx.stateDir, repo.tier, (t) => ({
@@ -94,13 +98,15 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
     if (checkError) {
       if (/wrong password|already locked|unable to open config|ssh/i.test(check.stderr))
         throw resticFailure(repo, "checking the repository", check);
+      markDamaged(ctx.stateDir, repo.tier, `restic check found damage: ${checkError}`, damagedPacks(check.stderr));
       throw new BackupError(
         "CHECK_FAILED",
         `${repo.tier}: restic check found damage: ${checkError}`,
-        "do not prune this repository; copy a good tier back over it (docs/operations.md, 'A damaged repository')",
+        `retention is paused on this tier; run \`axe-appliance backup repair --tier ${repo.tier}\` (docs/operations.md, "A damaged repository")`,
       );
     }
     const proven = await drill(ctx, repo, target);
+    if (damaged) clearDamaged(ctx.stateDir, repo.tier);
     updateTier(ctx.stateDir, repo.tier, (t) => ({
       ...t,
       lastDrill: { time: now(), ok: true, snapshot: proven.snapshot },
@@ -110,7 +116,7 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
       tier: repo.tier,
       outcome: "ok",
       snapshot: proven.snapshot,
-      message: `${repo.tier}: check passed (${ctx.settings.check_subset} of the data read); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}`,
+      message: `${repo.tier}: check passed (${damaged ? "all" : ctx.settings.check_subset} of the data read${damaged ? ": the damage mark is cleared" : ""}); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}`,
     };
   } catch (error) {
     const e = error as AppError;

@@ -113,11 +113,12 @@ export class Restic {
   run(
     repo: Repo,
     args: string[],
-    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {},
+    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string>; cwd?: string } = {},
   ): Promise<RunResult> {
     const child = spawn(this.bin, this.args(repo, args), {
       env: this.env(repo, options.extraEnv),
       stdio: ["ignore", "pipe", "pipe"],
+      ...(options.cwd ? { cwd: options.cwd } : {}),
     });
     return collect(child, options.onLine);
   }
@@ -127,7 +128,7 @@ export class Restic {
     repo: Repo,
     args: string[],
     doing: string,
-    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string> } = {},
+    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string>; cwd?: string } = {},
   ): Promise<RunResult> {
     const result = await this.run(repo, args, options);
     if (result.code !== 0) throw resticFailure(repo, doing, result);
@@ -263,12 +264,21 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
       `${where}: ${doing}: cannot reach the peer (${tail})`,
       "is the peer up and on Tailscale? Try `ssh` to it by hand; the other tiers still ran",
     );
-  if (result.code === 10 || /unable to open config file|Is there a repository at the following location/i.test(text))
+  if (result.code === 10 || /unable to open config file|Is there a repository at the following location/i.test(text)) {
+    // restic names the repository it could not open: for copy and init --from-repo that may be the source.
+    const missing = /following location\?\s*\n(.+)/.exec(text)?.[1]?.trim();
+    if (missing && missing !== repo.repository)
+      return new BackupError(
+        "SOURCE_REPO_MISSING",
+        `${where}: ${doing}: the source repository ${missing} does not exist (this tier's own repository was not touched)`,
+        "run `axe-appliance backup init` to re-create the local repository, then `axe-appliance backup run`",
+      );
     return new BackupError(
       "REPO_MISSING",
       `${where}: ${doing}: no repository there`,
       "run `axe-appliance backup init`",
     );
+  }
   if (result.code === 130 || result.code === 2 + 128)
     return new BackupError("INTERRUPTED", `${where}: ${doing}: interrupted`, "run it again");
   return new BackupError(

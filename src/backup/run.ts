@@ -28,8 +28,12 @@ export interface RunReport {
   exitCode: 0 | 7 | 8;
 }
 
-export async function runBackup(config: Config, choice: TierChoice = "all"): Promise<RunReport> {
-  const ctx = backupContext(config);
+export async function runBackup(
+  config: Config,
+  choice: TierChoice = "all",
+  options: { allowPruneDamaged?: boolean } = {},
+): Promise<RunReport> {
+  const ctx = { ...backupContext(config), allowPruneDamaged: options.allowPruneDamaged };
   const tiers: TierName[] = choice === "all" ? ["local", "ring", "cold"] : [choice];
   const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
   const results: TierResult[] = [];

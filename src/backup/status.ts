@@ -16,11 +16,23 @@ const Outcome = z.object({
   code: z.string().optional(),
 });
 
+const SnapshotRef = z.object({
+  time: z.string(),
+  id: z.string(),
+  dumpId: z.string().optional(),
+  bytesAdded: z.number().optional(),
+});
+
 const TierStatusSchema = z.object({
   lastAttempt: Outcome.optional(),
-  lastSnapshot: z
-    .object({ time: z.string(), id: z.string(), dumpId: z.string().optional(), bytesAdded: z.number().optional() })
-    .optional(),
+  /** The newest snapshot known good: its own time, not the time it was copied. */
+  lastSnapshot: SnapshotRef.optional(),
+  /** Set when a check, verify or prune found damage; retention pauses until `backup repair` or a full verify passes. */
+  damaged: z.object({ time: z.string(), reason: z.string(), packs: z.array(z.string()).optional() }).optional(),
+  /** The newest snapshot taken while the tier was damaged: it may share data with a damaged pack. */
+  unproven: SnapshotRef.optional(),
+  /** A prune failed after forget removed snapshots: the next retention prunes even if it forgets nothing. */
+  pruneDue: z.boolean().optional(),
   lastCheck: Outcome.optional(),
   lastDrill: Outcome.extend({ snapshot: z.string().optional() }).optional(),
   lastProvenRestore: z.object({ time: z.string(), snapshot: z.string() }).optional(),
@@ -82,6 +94,36 @@ export function updateTier(stateDir: string, tier: TierName, change: (current: T
   writeAtomically(statusPath(stateDir), `${JSON.stringify(status, null, 2)}\n`);
 }
 
+/** Records a new snapshot: "last good" on a sound tier, "unproven" on one marked damaged. */
+export function recordSnapshot(stateDir: string, tier: TierName, snapshot: z.infer<typeof SnapshotRef>): void {
+  updateTier(stateDir, tier, (t) => ({
+    ...t,
+    lastAttempt: { time: new Date().toISOString(), ok: true },
+    ...(t.damaged ? { unproven: snapshot } : { lastSnapshot: snapshot }),
+    skipped: undefined,
+  }));
+}
+
+/** Marks a tier damaged (the first reason stays: it is the evidence's). */
+export function markDamaged(stateDir: string, tier: TierName, reason: string, packs: string[] = []): void {
+  updateTier(stateDir, tier, (t) => ({
+    ...t,
+    damaged: t.damaged
+      ? { ...t.damaged, packs: [...new Set([...(t.damaged.packs ?? []), ...packs])] }
+      : { time: new Date().toISOString(), reason, ...(packs.length ? { packs } : {}) },
+  }));
+}
+
+/** A full read of the repository passed: the damage is gone and the newest snapshot is proven. */
+export function clearDamaged(stateDir: string, tier: TierName): void {
+  updateTier(stateDir, tier, (t) => ({
+    ...t,
+    damaged: undefined,
+    unproven: undefined,
+    ...(t.unproven && (!t.lastSnapshot || t.unproven.time > t.lastSnapshot.time) ? { lastSnapshot: t.unproven } : {}),
+  }));
+}
+
 export function writeAtomically(path: string, text: string): void {
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.tmp-${process.pid}`;
@@ -101,7 +143,11 @@ export interface TierReport {
   lastDrillOk?: boolean;
   lastProvenRestore?: string;
   size?: number;
+  damaged?: string;
+  unproven?: string;
   problems: string[];
+  /** Worth a look but not a failure (yellow): a cold SSD that was never set up. */
+  notes: string[];
 }
 
 /** Judges each tier against its age limit; a problem list per tier says what is wrong. */
@@ -113,8 +159,20 @@ export function reportTiers(
   return limits.map(({ tier, enabled, limitHours }) => {
     const t = status.tiers[tier] ?? {};
     const problems: string[] = [];
+    const notes: string[] = [];
     const ageHours = t.lastSnapshot ? (now.getTime() - Date.parse(t.lastSnapshot.time)) / 3_600_000 : undefined;
-    if (enabled) {
+    const neverSetUp = tier === "cold" && !t.lastSnapshot && !t.lastAttempt && !t.lastCheck;
+    if (enabled && neverSetUp)
+      notes.push("not set up: no cold SSD seen yet; mount it and run `axe-appliance backup run --tier cold`");
+    else if (enabled) {
+      if (t.damaged)
+        problems.push(
+          `damaged since ${t.damaged.time.slice(0, 16)}: ${t.damaged.reason}; retention is paused until \`axe-appliance backup repair --tier ${tier}\``,
+        );
+      if (t.unproven)
+        problems.push(
+          `unproven: snapshot ${t.unproven.id.slice(0, 8)} (${t.unproven.time.slice(0, 16)}) was taken after the damage was found and may share data with it`,
+        );
       if (ageHours === undefined) problems.push("no good snapshot yet: run `axe-appliance backup run`");
       else if (ageHours > limitHours)
         problems.push(`last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}`);
@@ -136,7 +194,10 @@ export function reportTiers(
       lastDrillOk: t.lastDrill?.ok,
       lastProvenRestore: t.lastProvenRestore?.time,
       size: t.size,
+      ...(t.damaged ? { damaged: t.damaged.time } : {}),
+      ...(t.unproven ? { unproven: t.unproven.time } : {}),
       problems,
+      notes,
     };
   });
 }
@@ -160,6 +221,7 @@ export function renderReport(reports: TierReport[]): string {
       `${r.tier.padEnd(6)} ${cell(r.lastGood?.slice(0, 19), 20)} ${cell(r.ageHours === undefined ? undefined : formatAge(r.ageHours), 8)} ${cell(formatAge(r.limitHours), 7)} ${cell(check, 20)} ${cell(r.lastProvenRestore?.slice(0, 19), 20)} ${r.size === undefined ? "-" : formatBytes(r.size)}`,
     );
     for (const p of r.problems) lines.push(`       ! ${p}`);
+    for (const n of r.notes) lines.push(`       - ${n}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -53,13 +53,41 @@ ${EXITS}`,
       name: "run",
       summary: "dump the database and back up config and state, then copy to ring and cold",
       usage: "[--tier local|ring|cold|all] [--config DIR]",
-      details: `Progress is a bar on a terminal and JSON lines on stderr otherwise. Retention (forget --prune)
-runs per tier only after that tier succeeded. A failed tier never stops the others.${EXITS}`,
-      options: { tier: TIER, config: CONFIG_OPTION },
+      details: `Progress is a bar on a terminal and JSON lines on stderr otherwise. Retention (forget, then prune)
+runs per tier only after that tier succeeded, and never on a tier marked damaged (see repair) unless
+--allow-prune-damaged. A failed tier never stops the others.${EXITS}`,
+      options: {
+        tier: TIER,
+        "allow-prune-damaged": {
+          type: "boolean",
+          description: "apply retention even on a tier marked damaged (prune deletes the damaged packs: the evidence)",
+        },
+        config: CONFIG_OPTION,
+      },
       run: async (inv) => {
         const { runBackup, TIER_CHOICES } = await import("../backup/run.ts");
         const tier = choiceFlag(inv, "tier", TIER_CHOICES) ?? "all";
-        const { results, exitCode } = await runBackup(config(inv), tier);
+        const allowPruneDamaged = Boolean(inv.values["allow-prune-damaged"]);
+        const { results, exitCode } = await runBackup(config(inv), tier, { allowPruneDamaged });
+        return printResults(results, exitCode);
+      },
+    },
+    {
+      name: "repair",
+      summary: "bring a tier marked damaged back: damaged packs moved aside, index rebuilt, new snapshot, full check",
+      usage: "--tier local|ring|cold [--config DIR]",
+      details: `A tier is marked damaged when a check, verify or prune finds damage; retention then pauses there.
+repair runs \`restic check --read-data\`, moves the damaged packs into a quarantine directory (restic >= 0.16:
+\`repair packs\`, which also salvages their intact blobs), rebuilds the index, takes a new snapshot of the live
+data (ring and cold: copies from local again), forgets any snapshot that still misses data (its record is kept
+in the quarantine directory), and clears the mark only when \`check --read-data\` passes.
+Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays marked damaged.`,
+      options: { tier: { ...TIER, description: "local, ring or cold" }, config: CONFIG_OPTION },
+      run: async (inv) => {
+        const { repairBackup } = await import("../backup/repair.ts");
+        const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const);
+        if (!tier) throw new UsageError("BAD_FLAG", `${inv.path}: --tier is required`, `see '${inv.path} --help'`);
+        const { results, exitCode } = await repairBackup(config(inv), tier);
         return printResults(results, exitCode);
       },
     },

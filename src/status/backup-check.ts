@@ -27,6 +27,7 @@ export function checkBackups(config: Config, now = new Date()): { backup: Backup
   const checks = reports.map((r): Check => {
     const name = `backup:${r.tier}`;
     if (!r.enabled) return { name, level: "ok", summary: "disabled" };
+    if (r.problems.length === 0 && r.notes.length > 0) return { name, level: "warn", summary: r.notes.join("; ") };
     if (r.problems.length === 0)
       return {
         name,

@@ -17,7 +17,7 @@ describe("backup status", () => {
     { tier: "cold" as const, enabled: true, limitHours: 30 * 24 },
   ];
 
-  test("a tier older than its limit, or never backed up, is a problem; a disabled tier is not", () => {
+  test("a tier older than its limit, or never backed up, is a problem; a disabled tier or a cold SSD never set up is not", () => {
     const status: StatusFile = {
       version: 1,
       updated: now.toISOString(),
@@ -29,7 +29,14 @@ describe("backup status", () => {
     const [local, ring, cold] = reportTiers(status, limits, now);
     expect(local!.problems).toEqual(["last good snapshot is 30.0h old, over the limit of 26.0h"]);
     expect(ring!.problems).toEqual([]);
-    expect(cold!.problems).toEqual(["no good snapshot yet: run `axe-appliance backup run`"]);
+    // A machine that has never seen its cold SSD: yellow ("not set up"), not a failure forever.
+    expect(cold!.problems).toEqual([]);
+    expect(cold!.notes.join(" ")).toContain("not set up");
+    status.tiers.cold = { lastAttempt: { time: hoursAgo(now, 1), ok: false, error: "disk full" } };
+    expect(reportTiers(status, limits, now)[2]!.problems).toEqual([
+      "no good snapshot yet: run `axe-appliance backup run`",
+      "last run failed: disk full",
+    ]);
     status.tiers.local!.lastSnapshot!.time = hoursAgo(now, 2);
     status.tiers.cold = { lastSnapshot: { time: hoursAgo(now, 24 * 10), id: "ffff0000" } };
     expect(reportTiers(status, limits, now).flatMap((r) => r.problems)).toEqual([]);
@@ -103,7 +110,7 @@ describe("restic version and retention", () => {
   test("forget keeps what the policy says, for this host only, and is skipped when the policy keeps everything", () => {
     expect(forgetArgs({ last: 0, hourly: 0, daily: 7, weekly: 4, monthly: 12 }, "axe")).toEqual([
       "forget",
-      "--prune",
+      "--json",
       "--host",
       "axe",
       "--keep-daily",

@@ -3,7 +3,7 @@
  * repository under its data dir, the ring off unless asked for, and the cold volume in a temp
  * dir that a test can make appear (write the marker) or disappear (remove it).
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseTarget } from "../../src/db/connect.ts";
 import { makeConfigDir } from "./config.ts";
@@ -98,4 +98,69 @@ export function listLatest(repo: string, passwordFile: string, tag: string): str
     .map((line) => JSON.parse(line) as { struct_type?: string; path?: string })
     .filter((e) => e.struct_type === "node" && e.path)
     .map((e) => e.path!);
+}
+
+function resticText(repo: string, passwordFile: string, args: string[]): string {
+  const run = Bun.spawnSync(["restic", "--no-cache", ...args], {
+    env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  if (run.exitCode !== 0) throw new Error(`restic ${args.join(" ")} failed: ${run.stderr.toString()}`);
+  return run.stdout.toString();
+}
+
+/** Pack files under a local repository's data/, biggest first. */
+export function packFiles(repo: string): string[] {
+  return readdirSync(join(repo, "data"), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name))
+    .sort((a, b) => statSync(b).size - statSync(a).size);
+}
+
+/** Flips `count` bytes of a file at `offset` (default: its middle), as a failing disk would. */
+export function flipBytes(path: string, offset?: number, count = 64): void {
+  const bytes = readFileSync(path);
+  const at = offset ?? Math.floor(bytes.length / 2);
+  for (let i = 0; i < count && at + i < bytes.length; i++) bytes[at + i]! ^= 0xff;
+  chmodSync(path, 0o600);
+  writeFileSync(path, bytes);
+}
+
+/**
+ * Where the content of `fileName` (a base name) in the latest snapshot tagged `tag` is stored: the
+ * pack file and the byte range of its first data blob, read from the snapshot's trees and the index.
+ */
+export function blobLocation(
+  repo: string,
+  passwordFile: string,
+  tag: string,
+  fileName: string,
+): { pack: string; offset: number; length: number } {
+  type Node = { name: string; type: string; content?: string[]; subtree?: string };
+  const snapshots = resticJson(repo, passwordFile, ["snapshots", "--tag", tag, "--latest", "1"]) as Array<{
+    tree: string;
+  }>;
+  const find = (tree: string): string | undefined => {
+    const { nodes } = JSON.parse(resticText(repo, passwordFile, ["cat", "blob", tree])) as { nodes: Node[] };
+    for (const node of nodes) {
+      if (node.type === "file" && node.name === fileName && node.content?.length) return node.content[0];
+      const below = node.type === "dir" && node.subtree ? find(node.subtree) : undefined;
+      if (below) return below;
+    }
+    return undefined;
+  };
+  const blob = find(snapshots.at(-1)!.tree);
+  if (!blob) throw new Error(`${fileName} not found in the latest ${tag} snapshot`);
+  for (const index of resticText(repo, passwordFile, ["list", "index"]).split("\n").filter(Boolean)) {
+    const { packs } = JSON.parse(resticText(repo, passwordFile, ["cat", "index", index])) as {
+      packs: Array<{ id: string; blobs: Array<{ id: string; offset: number; length: number }> }>;
+    };
+    for (const pack of packs) {
+      const hit = pack.blobs.find((b) => b.id === blob);
+      if (hit)
+        return { pack: join(repo, "data", pack.id.slice(0, 2), pack.id), offset: hit.offset, length: hit.length };
+    }
+  }
+  throw new Error(`blob ${blob} of ${fileName} is in no index`);
 }

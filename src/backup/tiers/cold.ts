@@ -31,29 +31,22 @@ export async function runColdTier(ctx: BackupContext, now = new Date()): Promise
       warning,
     };
   }
-  const { snapshot, created } = await copyFromLocal(ctx, ctx.cold, ctx.settings.cold.keep);
-  const check = await ctx.restic().run(ctx.cold, ["check"]);
-  const checkOk = check.code === 0;
-  updateTier(ctx.stateDir, "cold", (t) => ({
-    ...t,
-    lastCheck: {
-      time: new Date().toISOString(),
-      ok: checkOk,
-      ...(checkOk ? {} : { error: check.stderr.trim().split("\n").slice(-2).join("; ") }),
-    },
-  }));
-  if (!checkOk)
+  const { snapshot, created, checkError, note, warning } = await copyFromLocal(ctx, ctx.cold, ctx.settings.cold.keep, {
+    check: true,
+  });
+  if (checkError)
     return {
       tier: "cold",
       outcome: "failed",
       code: "CHECK_FAILED",
       snapshot,
-      message: `cold: copied, but restic check failed: ${check.stderr.trim().split("\n").slice(-2).join("; ")}; run \`axe-appliance backup verify\``,
+      message: `cold: copied, but restic check failed: ${checkError}; retention did not run. Run \`axe-appliance backup verify\``,
     };
   return {
     tier: "cold",
     outcome: "ok",
     snapshot,
-    message: `cold: ${created ? "created the repository and " : ""}copied to ${ctx.cold.repository}, checked; latest snapshot ${snapshot ?? "none"}`,
+    message: `cold: ${created ? "created the repository and " : ""}copied to ${ctx.cold.repository}, checked; latest snapshot ${snapshot ?? "none"}${note ? `; ${note}` : ""}`,
+    warning,
   };
 }

@@ -5,8 +5,8 @@
  */
 import type { BackupContext, Keep } from "../context.ts";
 import type { Repo } from "../restic.ts";
-import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
-import { updateTier } from "../status.ts";
+import { looksDamaged, retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
+import { markDamaged, recordSnapshot, updateTier } from "../status.ts";
 
 /** The local repository as a copy source: the password by file, through the environment. */
 function fromEnv(ctx: BackupContext): Record<string, string> {
@@ -26,7 +26,8 @@ export async function copyFromLocal(
   ctx: BackupContext,
   repo: Repo,
   keep: Keep | undefined,
-): Promise<{ snapshot?: string; created: boolean }> {
+  options: { check?: boolean } = {},
+): Promise<{ snapshot?: string; created: boolean; checkError?: string; note?: string; warning?: string }> {
   const restic = ctx.restic();
   const created = await ensureCopyRepo(ctx, repo);
   await retryAfterStaleLocks(restic, repo, () =>
@@ -36,14 +37,25 @@ export async function copyFromLocal(
   );
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
   const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
-  updateTier(ctx.stateDir, repo.tier, (t) => ({
-    ...t,
-    lastAttempt: { time: new Date().toISOString(), ok: true },
-    ...(latest ? { lastSnapshot: { time: new Date().toISOString(), id: latest.id.slice(0, 8) } } : {}),
-    skipped: undefined,
-  }));
-  if (keep) await retentionAfterSave(restic, repo, keep, ctx.host);
+  // The age of a copy is the age of the newest snapshot it holds, not the time of the copy.
+  if (latest) recordSnapshot(ctx.stateDir, repo.tier, { time: latest.time, id: latest.id.slice(0, 8) });
+  else
+    updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, lastAttempt: { time: new Date().toISOString(), ok: true } }));
+  const checked = options.check ? await checkCopy(ctx, repo) : undefined;
+  const retention = keep ? await retentionAfterSave(ctx, repo, keep) : {};
   const size = await restic.stats(repo);
   updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, size }));
-  return { snapshot: latest?.id.slice(0, 8), created };
+  return { snapshot: latest?.id.slice(0, 8), created, checkError: checked, ...retention };
+}
+
+/** `restic check` after a copy, before retention: damage found here pauses retention. */
+async function checkCopy(ctx: BackupContext, repo: Repo): Promise<string | undefined> {
+  const check = await ctx.restic().run(repo, ["check"]);
+  const error = check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-2).join("; ");
+  updateTier(ctx.stateDir, repo.tier, (t) => ({
+    ...t,
+    lastCheck: { time: new Date().toISOString(), ok: !error, ...(error ? { error } : {}) },
+  }));
+  if (error && looksDamaged(check.stderr)) markDamaged(ctx.stateDir, repo.tier, `restic check found damage: ${error}`);
+  return error;
 }

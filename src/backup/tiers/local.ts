@@ -13,17 +13,22 @@ import { recordFigures } from "../figures.ts";
 import { createProgress } from "../progress.ts";
 import { resticFailure } from "../restic.ts";
 import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
-import { updateTier } from "../status.ts";
+import { recordSnapshot, updateTier } from "../status.ts";
 import type { TierResult } from "./types.ts";
 
 export const FILES_TAG = "files";
 
-export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): Promise<TierResult> {
+export async function runLocalTier(
+  ctx: BackupContext,
+  target: DatabaseTarget,
+  options: { retention?: boolean } = {},
+): Promise<TierResult> {
   const restic = ctx.restic();
   const repo = ctx.local;
   const step = stepTimer();
   const dumpProgress = createProgress("database dump");
   const runId = randomBytes(6).toString("hex");
+  const started = new Date().toISOString(); // the dump's data is as of its start, like restic's snapshot time
   const dump = await retryAfterStaleLocks(restic, repo, () =>
     dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line }),
   ).finally(dumpProgress.done);
@@ -43,18 +48,13 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
   const filesSummary = summaryOf(files);
   step("config and state");
   const added = dump.summary.data_added + filesSummary.data_added;
-  updateTier(ctx.stateDir, "local", (t) => ({
-    ...t,
-    lastAttempt: { time: new Date().toISOString(), ok: true },
-    lastSnapshot: {
-      time: new Date().toISOString(),
-      id: filesSummary.snapshot_id,
-      dumpId: dump.summary.snapshot_id,
-      bytesAdded: added,
-    },
-    skipped: undefined,
-  }));
-  await retentionAfterSave(restic, repo, ctx.settings.local.keep, ctx.host);
+  recordSnapshot(ctx.stateDir, "local", {
+    time: started,
+    id: filesSummary.snapshot_id,
+    dumpId: dump.summary.snapshot_id,
+    bytesAdded: added,
+  });
+  const retention = options.retention === false ? {} : await retentionAfterSave(ctx, repo, ctx.settings.local.keep);
   step("retention");
   const size = directorySize(repo.repository);
   updateTier(ctx.stateDir, "local", (t) => ({ ...t, size }));
@@ -64,7 +64,8 @@ export async function runLocalTier(ctx: BackupContext, target: DatabaseTarget): 
     outcome: "ok",
     snapshot: dump.summary.snapshot_id,
     bytesAdded: added,
-    message: `local: database snapshot ${dump.summary.snapshot_id} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id}, ${added} bytes added${partialNote}`,
+    message: `local: database snapshot ${dump.summary.snapshot_id} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id}, ${added} bytes added${partialNote}${retention.note ? `; ${retention.note}` : ""}`,
+    warning: retention.warning,
   };
 }
 

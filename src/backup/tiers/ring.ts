@@ -13,11 +13,12 @@ export async function runRingTier(ctx: BackupContext): Promise<TierResult> {
     return { tier: "ring", outcome: "skipped", message: `ring: skipped, ${ctx.ringSkip}` };
   }
   const keep = ctx.settings.ring.forget ? ctx.settings.ring.keep : undefined;
-  const { snapshot, created } = await copyFromLocal(ctx, ctx.ring.repo, keep);
+  const { snapshot, created, note, warning } = await copyFromLocal(ctx, ctx.ring.repo, keep);
   return {
     tier: "ring",
     outcome: "ok",
     snapshot,
-    message: `ring: ${created ? "created the repository on" : "copied to"} peer ${ctx.ring.peer}${created ? " and copied" : ""}; latest snapshot ${snapshot ?? "none"}${keep ? "" : " (retention left to the append-only peer)"}`,
+    message: `ring: ${created ? "created the repository on" : "copied to"} peer ${ctx.ring.peer}${created ? " and copied" : ""}; latest snapshot ${snapshot ?? "none"}${keep ? "" : " (retention left to the append-only peer)"}${note ? `; ${note}` : ""}`,
+    warning,
   };
 }
