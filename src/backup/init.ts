@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.ts";
 import type { AppError } from "../lib/errors.ts";
 import { createSecretFileOnce } from "../lib/secret-file.ts";
-import { backupContext, coldPresent } from "./context.ts";
+import { type BackupContext, backupContext, coldPresent } from "./context.ts";
+import type { Repo } from "./restic.ts";
 import { exitCodeFor } from "./run.ts";
 import { ensureCopyRepo } from "./tiers/copy.ts";
 import type { TierResult } from "./tiers/types.ts";
@@ -31,11 +32,14 @@ export async function initBackup(config: Config): Promise<{ results: TierResult[
       message: `local: repository ${ctx.local.repository} already there${note(ctx.local.passwordFile)}`,
     });
   } else {
-    await restic.must(ctx.local, ["init"], "creating the local repository");
+    // A re-created local repository takes a surviving sibling's chunker parameters, or copies stop deduplicating.
+    const sibling = await existingSibling(ctx);
+    if (sibling) await ensureCopyRepo(ctx, ctx.local, sibling);
+    else await restic.must(ctx.local, ["init"], "creating the local repository");
     results.push({
       tier: "local",
       outcome: "ok",
-      message: `local: created ${ctx.local.repository}${note(ctx.local.passwordFile)}`,
+      message: `local: created ${ctx.local.repository}${sibling ? ` with the ${sibling.tier} repository's chunker parameters` : ""}${note(ctx.local.passwordFile)}`,
     });
   }
   for (const repo of [ctx.ring?.repo, coldPresent(ctx) ? ctx.cold : undefined]) {
@@ -67,4 +71,17 @@ export async function initBackup(config: Config): Promise<{ results: TierResult[
       message: `cold: volume ${ctx.cold.volume} not mounted; the first run with it mounted creates the repository`,
     });
   return { results, exitCode: exitCodeFor(results) };
+}
+
+/** The ring or cold repository when it exists and answers now; unreachable ones are passed over. */
+async function existingSibling(ctx: BackupContext): Promise<Repo | undefined> {
+  for (const repo of [ctx.ring?.repo, coldPresent(ctx) ? ctx.cold : undefined]) {
+    if (!repo) continue;
+    try {
+      if (await ctx.restic().exists(repo)) return repo;
+    } catch {
+      // unreachable or locked: the next sibling, else a fresh repository
+    }
+  }
+  return undefined;
 }

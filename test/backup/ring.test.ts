@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
@@ -54,6 +55,26 @@ describe("ring tier over sftp to a real sshd on loopback", () => {
       /ring: check passed .* restored and proven: row counts and checksums match in 5 tables/,
     );
     expect(readStatus(fx.stateDir).tiers.ring?.lastProvenRestore).toBeDefined();
+
+    // The ring's age is the age of the newest snapshot it holds, not the time of the copy.
+    const ringTimes = (resticJson(ringDir, fx.passwordFile("ring"), ["snapshots"]) as Array<{ time: string }>).map(
+      (s) => Date.parse(s.time),
+    );
+    expect(Date.parse(readStatus(fx.stateDir).tiers.ring!.lastSnapshot!.time)).toBe(Math.max(...ringTimes));
+
+    // The local repository is gone: the ring's error says so, and init re-creates local with the ring's chunker.
+    renameSync(fx.localRepo, `${fx.localRepo}.gone`);
+    const noLocal = await runCli(["backup", "run", "--tier", "ring", "--config", fx.configDir]);
+    expect(noLocal.code).toBe(7);
+    expect(noLocal.stderr).toContain(`the source repository ${fx.localRepo} does not exist`);
+    expect(noLocal.stderr).not.toContain("no repository there");
+    const reinit = await runCli(["backup", "init", "--config", fx.configDir]);
+    expect(reinit.code).toBe(0);
+    expect(reinit.stdout).toContain("local: created");
+    expect(reinit.stdout).toContain("with the ring repository's chunker parameters");
+    expect(chunker(fx.localRepo, "local")).toBe(chunker(ringDir, "ring"));
+    rmSync(fx.localRepo, { recursive: true });
+    renameSync(`${fx.localRepo}.gone`, fx.localRepo);
 
     const ids = (repo: string, tier: "local" | "ring") =>
       (resticJson(repo, fx.passwordFile(tier), ["snapshots"]) as Array<{ id: string }>).map((s) => s.id).sort();

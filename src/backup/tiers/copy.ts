@@ -8,16 +8,24 @@ import type { Repo } from "../restic.ts";
 import { looksDamaged, retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { markDamaged, recordSnapshot, updateTier } from "../status.ts";
 
-/** The local repository as a copy source: the password by file, through the environment. */
-function fromEnv(ctx: BackupContext): Record<string, string> {
-  return { RESTIC_FROM_REPOSITORY: ctx.local.repository, RESTIC_FROM_PASSWORD_FILE: ctx.local.passwordFile };
+/** A repository as the source of a copy or an init: the password by file, through the environment. */
+export function fromEnv(source: Repo): Record<string, string> {
+  return { RESTIC_FROM_REPOSITORY: source.repository, RESTIC_FROM_PASSWORD_FILE: source.passwordFile };
 }
 
-/** Creates the repository with the local one's chunker parameters if it does not exist yet. */
-export async function ensureCopyRepo(ctx: BackupContext, repo: Repo): Promise<boolean> {
+/**
+ * Creates the repository with `source`'s chunker parameters (default: local's) if it does not exist
+ * yet, so deduplication carries over between the tiers.
+ */
+export async function ensureCopyRepo(ctx: BackupContext, repo: Repo, source: Repo = ctx.local): Promise<boolean> {
   const restic = ctx.restic();
   if (await restic.exists(repo)) return false;
-  await restic.must(repo, ["init", "--copy-chunker-params"], "creating the repository", { extraEnv: fromEnv(ctx) });
+  await restic.must(
+    repo,
+    [...(source.options ?? []).flatMap((o) => ["-o", o]), "init", "--copy-chunker-params"],
+    "creating the repository",
+    { extraEnv: fromEnv(source) },
+  );
   return true;
 }
 
@@ -32,7 +40,7 @@ export async function copyFromLocal(
   const created = await ensureCopyRepo(ctx, repo);
   await retryAfterStaleLocks(restic, repo, () =>
     restic.must(repo, ["copy", "--host", ctx.host], "copying snapshots from the local repository", {
-      extraEnv: fromEnv(ctx),
+      extraEnv: fromEnv(ctx.local),
     }),
   );
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
