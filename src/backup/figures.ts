@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type postgres from "postgres";
 import { z } from "zod";
-import { writeAtomically } from "./status.ts";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 
 export const TableFigureSchema = z.object({
   table: z.string(),
@@ -114,7 +114,7 @@ export function recordFigures(stateDir: string, runId: string, tables: TableFigu
     .sort((a, b) => a[1].time.localeCompare(b[1].time))
     .map(([id]) => id);
   for (const id of ids.slice(0, Math.max(0, ids.length - KEEP_DUMPS))) delete file.dumps[id];
-  writeAtomically(figuresPath(stateDir), `${JSON.stringify(file)}\n`);
+  writeFileAtomic(figuresPath(stateDir), `${JSON.stringify(file)}\n`, { mode: 0o600 });
 }
 
 export function figuresFor(stateDir: string, runId: string): TableFigure[] | undefined {

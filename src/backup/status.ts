@@ -3,9 +3,10 @@
  * good snapshot, the last check, the last drill and the repository size. Written atomically by
  * the runner, read and validated by `backup status`.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { BackupError } from "../lib/errors.ts";
 import type { TierName } from "./restic.ts";
 
@@ -91,7 +92,7 @@ export function updateTier(stateDir: string, tier: TierName, change: (current: T
   const status = readStatus(stateDir);
   status.tiers[tier] = change(status.tiers[tier] ?? {});
   status.updated = new Date().toISOString();
-  writeAtomically(statusPath(stateDir), `${JSON.stringify(status, null, 2)}\n`);
+  writeFileAtomic(statusPath(stateDir), `${JSON.stringify(status, null, 2)}\n`, { mode: 0o600 });
 }
 
 /** Records a new snapshot: "last good" on a sound tier, "unproven" on one marked damaged. */
@@ -122,13 +123,6 @@ export function clearDamaged(stateDir: string, tier: TierName): void {
     unproven: undefined,
     ...(t.unproven && (!t.lastSnapshot || t.unproven.time > t.lastSnapshot.time) ? { lastSnapshot: t.unproven } : {}),
   }));
-}
-
-export function writeAtomically(path: string, text: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, text, { mode: 0o600 });
-  renameSync(temp, path);
 }
 
 export interface TierReport {

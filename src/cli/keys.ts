@@ -1,9 +1,23 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig } from "../config/load.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
+import { type HeldLock, tryAcquireLock } from "../lib/lock-file.ts";
 import { releaseInitCommand } from "./deploy.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
+
+/** Two rotations at once would each write master.key.next and rename it over the other's. */
+async function holdRotationLock(config: Config): Promise<HeldLock> {
+  const path = join(config.paths.run, "keys.lock");
+  const attempt = tryAcquireLock(path, { who: "keys rotate" });
+  if (attempt.acquired) return attempt.lock;
+  const { KeyError } = await import("../frame/crypto/errors.ts");
+  throw new KeyError(
+    "KEYS_ROTATING",
+    `another \`keys rotate\` is running (pid ${attempt.holder.pid}, since ${attempt.holder.startedAt})`,
+    `wait for it to finish; if pid ${attempt.holder.pid} is not axe-appliance, remove ${path}`,
+  );
+}
 
 export const keysCommand: Command = {
   name: "keys",
@@ -43,18 +57,26 @@ master.key, encrypted fields cannot be read.`,
 Writes the new key to master.key.next, re-wraps every entity's data keys in one transaction, then
 renames master.key.next over master.key. Blue and green keep serving: the data keys themselves do
 not change, and a server that needs to unwrap one later finds the new master key by its id. If the
-command is interrupted, run it again: it resumes with the same new key.`,
+command is interrupted, run it again: it resumes with the same new key. One rotation at a time:
+a second one is refused while {data_dir}/run/keys.lock names a running rotation.`,
       options: { config: CONFIG_OPTION },
-      run: (inv) =>
-        withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([
-            import("../frame/crypto/rotate.ts"),
-            import("../frame/store/open-data.ts"),
-          ]);
-          const result = await rotateMasterKey(sql, masterKeyPath(config));
-          console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
-          console.log("running servers need no restart; back up the new master.key now");
-        }),
+      run: async (inv) => {
+        const dir = stringFlag(inv, "config");
+        const lock = await holdRotationLock(loadConfig({ dir }));
+        try {
+          await withOwnerDatabase(dir, async (sql, config) => {
+            const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([
+              import("../frame/crypto/rotate.ts"),
+              import("../frame/store/open-data.ts"),
+            ]);
+            const result = await rotateMasterKey(sql, masterKeyPath(config));
+            console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
+            console.log("running servers need no restart; back up the new master.key now");
+          });
+        } finally {
+          lock.release();
+        }
+      },
     },
     releaseInitCommand,
   ],

@@ -1,11 +1,11 @@
 /**
- * Which release each color runs: {data_dir}/state/colors.json, written atomically (temp file,
- * fsync, rename). The service backends read it to start a color on its release; the proxy
- * decides which color is live.
+ * Which release each color runs: {data_dir}/state/colors.json, written atomically. The service
+ * backends read it to start a color on its release; the proxy decides which color is live.
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 
 export const COLORS = ["blue", "green"] as const;
 export type Color = (typeof COLORS)[number];
@@ -34,15 +34,5 @@ export function pointColor(dataDir: string, color: Color, version: string): Colo
 }
 
 export function writeColors(dataDir: string, state: ColorsState): void {
-  const file = colorsFile(dataDir);
-  mkdirSync(join(dataDir, "state"), { recursive: true, mode: 0o700 });
-  const temp = `${file}.tmp-${process.pid}`;
-  const fd = openSync(temp, "w", 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
+  writeFileAtomic(colorsFile(dataDir), `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
 }

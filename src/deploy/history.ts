@@ -4,7 +4,7 @@ import { type ProxyStatus, proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { type ColorsState, readColors } from "./colors.ts";
 import type { JournalEntry } from "./journal.ts";
-import { inspectDeployLock } from "./lock.ts";
+import { type DeployLockStatus, inspectDeployLock } from "./lock.ts";
 import { journalFor, lockFileFor } from "./receive.ts";
 import { listReleases } from "./releases.ts";
 
@@ -13,7 +13,7 @@ export interface DeployStatus {
   proxy: ProxyStatus | { error: string };
   colors: ColorsState;
   releases: Array<{ version: string; installedAt: string; commit: string }>;
-  lock?: { pid: number; who: string; version: string; startedAt: string; alive: boolean };
+  lock?: DeployLockStatus;
 }
 
 export async function deployStatus(config: Config): Promise<DeployStatus> {

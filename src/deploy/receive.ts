@@ -16,7 +16,7 @@ import { serviceBackend } from "../services/select.ts";
 import { linkCurrent } from "../services/unit-paths.ts";
 import { type Color, other, pointColor, readColors } from "./colors.ts";
 import { DeployJournal } from "./journal.ts";
-import { acquireDeployLock, type HeldLock } from "./lock.ts";
+import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { readRelease, type VerifiedRelease } from "./release-stream.ts";
 import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
 import { runBinary } from "./run-binary.ts";
@@ -69,10 +69,7 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     const release = verified.manifest.version;
     await runner.step("lock", () => {
       lock = acquireDeployLock(lockFileFor(config), options.who, release);
-      const stale = lock.stale;
-      return stale
-        ? `took over a stale lock of dead pid ${stale.pid} (release ${stale.version} by ${stale.who}, since ${stale.startedAt})`
-        : `held by pid ${process.pid}`;
+      return describeLockStep(lock);
     });
     let installed!: InstalledRelease;
     await runner.step("install", () => {

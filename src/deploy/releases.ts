@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
-import { processAlive } from "./lock.ts";
+import { isAlive } from "../lib/lock-file.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { BINARY_NAME, JWS_NAME, MANIFEST_NAME } from "./release-dir.ts";
 import type { VerifiedRelease } from "./release-stream.ts";
@@ -102,8 +102,7 @@ export function pruneReleases(dataDir: string, keep: number, inUse: string[]): s
   for (const name of readdirSync(dir)) {
     const leftover = /^\.incoming-(\d+)-|\.staging-(\d+)$/.exec(name);
     const pid = Number(leftover?.[1] ?? leftover?.[2]);
-    if (leftover && pid !== process.pid && !processAlive(pid))
-      rmSync(join(dir, name), { recursive: true, force: true });
+    if (leftover && pid !== process.pid && !isAlive(pid)) rmSync(join(dir, name), { recursive: true, force: true });
   }
   const removed: string[] = [];
   listReleases(dataDir).forEach((release, i) => {

@@ -12,7 +12,7 @@ import { serviceBackend } from "../services/select.ts";
 import { linkCurrent } from "../services/unit-paths.ts";
 import { type Color, other, readColors } from "./colors.ts";
 import { waitForHealth } from "./gate.ts";
-import { acquireDeployLock, type HeldLock } from "./lock.ts";
+import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
 import { findRelease } from "./releases.ts";
 import { StepRunner } from "./steps.ts";
@@ -33,7 +33,7 @@ export async function rollback(options: {
     let release = "";
     await runner.step("lock", () => {
       lock = acquireDeployLock(lockFileFor(config), options.who, "rollback");
-      return lock.stale ? `took over a stale lock of dead pid ${lock.stale.pid}` : `held by pid ${process.pid}`;
+      return describeLockStep(lock);
     });
     await runner.step("standby", async () => {
       live = (await proxyStatus(proxySettings(config).adminSocket)).live;

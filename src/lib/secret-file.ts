@@ -1,39 +1,30 @@
-/** Secret files: created 0600 (never wider), read with a check of their mode. */
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  writeSync,
-} from "node:fs";
-import { dirname } from "node:path";
+/**
+ * Secret files: created 0600 (never wider), read with a check of their mode. A create-once secret
+ * (token.key, master.key) is published with link(2), so processes starting together (blue and
+ * green) all end up reading the one copy that won, never each their own.
+ */
+import { readFileSync, statSync } from "node:fs";
+import { createFileOnce, writeFileAtomic } from "./atomic-write.ts";
 import { ConfigError } from "./errors.ts";
 
-/** Writes `content` to `path` with mode 0600 atomically (temp file + fsync + rename). */
+const SECRET = { mode: 0o600, dirMode: 0o700 };
+
+/** Writes `content` to `path` with mode 0600, atomically and durably (see writeFileAtomic). */
 export function writeSecretFile(path: string, content: string | Uint8Array): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(temp, "w", 0o600);
-  try {
-    writeSync(fd, typeof content === "string" ? Buffer.from(content) : content);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(temp, 0o600);
-  renameSync(temp, path);
+  writeFileAtomic(path, content, SECRET);
 }
 
-/** Creates the file only if it does not exist; returns true when it wrote. Never overwrites a secret. */
+/**
+ * Creates the file only if it does not exist; returns true when this call's content won. Never
+ * overwrites a secret: read the file afterwards (readSecretFile) for whichever content won.
+ */
 export function createSecretFileOnce(path: string, content: () => string | Uint8Array): boolean {
-  if (existsSync(path)) return false;
-  writeSecretFile(path, content());
-  return true;
+  try {
+    statSync(path);
+    return false; // the common case: no need to generate a key just to throw it away
+  } catch {
+    return createFileOnce(path, content(), SECRET);
+  }
 }
 
 /** Reads a secret file, refusing one that group or others can read. */

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Config } from "../config/load.ts";
-import { processAlive } from "../deploy/lock.ts";
+import { isAlive } from "../lib/lock-file.ts";
 import { type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus, serviceSpec } from "./backend.ts";
 
 interface PidRecord {
@@ -105,7 +105,7 @@ export class ChildBackend implements ServiceBackend {
     const marker = this.markerFile(name);
     if (!existsSync(marker)) return false;
     const pid = Number(readFileSync(marker, "utf8"));
-    return Number.isInteger(pid) && pid > 0 && processAlive(pid);
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid);
   }
 
   private read(name: ServiceName): PidRecord | undefined {
@@ -142,7 +142,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 function running(pid: number): boolean {
   const child = spawned.get(pid);
   if (child) return child.exitCode === null && child.signalCode === null;
-  if (!processAlive(pid)) return false;
+  if (!isAlive(pid)) return false;
   if (process.platform !== "linux") return true;
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");

@@ -23,6 +23,7 @@ import { COLORS, pointColor } from "../deploy/colors.ts";
 import { parseManifest, RELEASE_FORMAT, VERSION_PATTERN } from "../deploy/manifest.ts";
 import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
 import { findRelease, releasesDir } from "../deploy/releases.ts";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { ConfigError, DeployError } from "../lib/errors.ts";
 import { launchdPlists } from "./launchd.ts";
 import { systemdUnits } from "./systemd.ts";
@@ -180,10 +181,7 @@ export function writeUnits(
     if (existsSync(path)) replaced.add(unit.file);
     say(`${dryRun ? "would write" : "wrote"} ${path}`);
     if (dryRun) continue;
-    const temp = `${path}.tmp-${process.pid}`;
-    writeFileSync(temp, unit.text, { mode: 0o644 });
-    chmodSync(temp, 0o644);
-    renameSync(temp, path);
+    writeFileAtomic(path, unit.text, { mode: 0o644, dirMode: 0o755 });
   }
   return { changed, replaced };
 }

@@ -3,9 +3,10 @@
  * {data_dir}/current/<color> is a symlink to releases/<version>, and {data_dir}/current/<color>.env
  * says AXE_RELEASE=<version>. The deploy receiver repoints both (atomically) before a restart.
  */
-import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { Color } from "../deploy/colors.ts";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 
 export function currentLink(dataDir: string, color: Color): string {
   return join(dataDir, "current", color);
@@ -24,7 +25,5 @@ export function linkCurrent(dataDir: string, color: Color, version: string): voi
   rmSync(temp, { force: true });
   symlinkSync(join("..", "releases", version), temp);
   renameSync(temp, link);
-  const envTemp = `${currentEnvFile(dataDir, color)}.tmp-${process.pid}`;
-  writeFileSync(envTemp, `AXE_RELEASE=${version}\n`, { mode: 0o644 });
-  renameSync(envTemp, currentEnvFile(dataDir, color));
+  writeFileAtomic(currentEnvFile(dataDir, color), `AXE_RELEASE=${version}\n`, { mode: 0o644, dirMode: 0o755 });
 }

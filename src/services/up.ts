@@ -8,9 +8,9 @@ import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
 import { EmbeddedPostgres } from "../db/embedded.ts";
-import { processAlive } from "../deploy/lock.ts";
 import { colorUrl } from "../deploy/switch.ts";
 import { DeployError } from "../lib/errors.ts";
+import { isAlive } from "../lib/lock-file.ts";
 import type { Logger } from "../lib/log.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
@@ -32,7 +32,7 @@ function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgres }): 
     async running() {
       const pidFile = join(dir, "pgdata", "postmaster.pid");
       if (!existsSync(pidFile)) return false;
-      return processAlive(Number(readFileSync(pidFile, "utf8").split("\n")[0]));
+      return isAlive(Number(readFileSync(pidFile, "utf8").split("\n")[0]));
     },
     async start() {
       const pg = await EmbeddedPostgres.open({ dir, runAs: config.appliance.database.embedded_run_as });

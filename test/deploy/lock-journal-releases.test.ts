@@ -3,10 +3,11 @@ import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, write
 import { join } from "node:path";
 import { pointColor, readColors } from "../../src/deploy/colors.ts";
 import { DeployJournal } from "../../src/deploy/journal.ts";
-import { acquireDeployLock, inspectDeployLock } from "../../src/deploy/lock.ts";
+import { acquireDeployLock, describeLockStep, inspectDeployLock } from "../../src/deploy/lock.ts";
 import { installRelease, listReleases, pruneReleases, stagingPath } from "../../src/deploy/releases.ts";
 import { DeployError } from "../../src/lib/errors.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { raceForStaleLock } from "../lib/fixtures/lock-race.ts";
 import { compiledBinary, makeRelease } from "./fixtures.ts";
 
 describe("deploy lock", () => {
@@ -40,15 +41,26 @@ describe("deploy lock", () => {
     );
     expect(inspectDeployLock(file)?.alive).toBe(false);
     const lock = acquireDeployLock(file, "bob@laptop", "1.0.1");
-    expect(lock.stale).toEqual({
+    expect(lock.takenOver).toMatchObject({
       pid: dead.pid,
       startedAt: "2026-01-01T00:00:00Z",
       who: "crashed@op",
-      version: "0.9.0",
+      detail: "0.9.0",
+      alive: false,
     });
+    expect(describeLockStep(lock)).toBe(
+      `took over a stale lock of dead pid ${dead.pid} (release 0.9.0 by crashed@op, since 2026-01-01T00:00:00Z)`,
+    );
     expect(JSON.parse(readFileSync(file, "utf8")).pid).toBe(process.pid);
     lock.release();
     expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe("deploy lock race (issue 12.6)", () => {
+  test("two receivers take over one stale lock, 100 rounds: never two holders", async () => {
+    const outcome = await raceForStaleLock("deploy", 2, 100);
+    expect(outcome).toEqual({ doubles: [], none: [], unreported: [], leftovers: [] });
   });
 });
 

@@ -1,0 +1,205 @@
+/**
+ * Running another program (restic, pg_dump, ssh, a release's binary) with a deadline: its output
+ * collected (the tail of it, bounded), at the deadline a chosen signal (SIGINT: restic then stops
+ * cleanly without saving), SIGKILL after a grace period, and an honest account of how it ended:
+ * its exit code, or the signal that ended it, and whether the deadline fired.
+ *
+ * @example
+ * const result = await runProgram(["restic", "snapshots", "--json"], { env, deadlineMs: 60_000 });
+ * if (result.timedOut) throw new BackupError("RESTIC_TIMEOUT", `restic ${describeExit(result)}`);
+ *
+ * // streaming: pg_dump writes into a pipe the caller owns, the caller decides when to stop it
+ * const dump = startProgram(["pg_dump", ...args], { stdout: pipe.write, deadlineMs: 3_600_000 });
+ * if (failed) await dump.stop("SIGTERM");
+ * const { status } = await dump.exited;
+ */
+import { constants } from "node:os";
+import type { FileSink } from "bun";
+
+/** What the program reads: nothing, our stdin, a pipe we write (`.stdin`), a descriptor, or a stream/blob we feed it. */
+export type ProgramInput = "ignore" | "inherit" | "pipe" | number | ReadableStream<Uint8Array> | Blob;
+/** Where its output goes: collected into the result (the default), nowhere, our own, or a descriptor. */
+export type ProgramOutput = "collect" | "ignore" | "inherit" | number;
+
+export interface ProgramOptions {
+  /** The whole environment (default: ours). */
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  stdin?: ProgramInput;
+  stdout?: ProgramOutput;
+  stderr?: ProgramOutput;
+  /** Each complete line of stdout as it arrives (e.g. restic's JSON progress); stdout is still collected. */
+  onStdoutLine?: (line: string) => void;
+  /** From the start; when it passes, `deadlineSignal` is sent, and SIGKILL `killAfterMs` later. */
+  deadlineMs?: number;
+  /** Default SIGINT. */
+  deadlineSignal?: NodeJS.Signals;
+  /** Grace between the deadline's signal and SIGKILL; default 5 s. */
+  killAfterMs?: number;
+  /** How much of each collected stream is kept: its last bytes (default 32 MiB). */
+  keepBytes?: number;
+}
+
+export interface ProgramExit {
+  /** The exit code, or null when a signal ended the program. */
+  code: number | null;
+  /** The signal that ended it, or null when it exited. */
+  signal: NodeJS.Signals | null;
+  /** What a shell would print for $?: the code, or 128 + the signal's number. */
+  status: number;
+  /** The deadline passed and we signalled it (it may still have exited by itself, with any code). */
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  /** Some collected output was dropped from the front to stay within `keepBytes`. */
+  truncated: boolean;
+}
+
+export interface RunningProgram {
+  readonly pid: number;
+  /** Our end of its stdin when `stdin: "pipe"`. */
+  readonly stdin: FileSink | undefined;
+  /** Resolves once it has exited and its collected output is read. */
+  readonly exited: Promise<ProgramExit>;
+  /** True once it has exited. */
+  readonly done: boolean;
+  /** Sends `signal` now (default SIGTERM), SIGKILL after `graceMs` if it is still running; resolves with its exit. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ProgramExit>;
+}
+
+/** The program could not be started at all (not found, not executable). */
+export class ProgramStartError extends Error {
+  constructor(
+    readonly program: string,
+    readonly reason: string,
+  ) {
+    super(`cannot run ${program}: ${reason}`);
+  }
+}
+
+const DEFAULT_KEEP_BYTES = 32 * 1024 * 1024;
+/** After the program exits, how long a grandchild that still holds its output open may keep us waiting. */
+const DRAIN_AFTER_EXIT_MS = 1000;
+
+/** Starts `argv`; the handle's `exited` says how it ended. Throws ProgramStartError if it cannot start. */
+export function startProgram(argv: string[], options: ProgramOptions = {}): RunningProgram {
+  const collect = (o: ProgramOutput | undefined) => (o === undefined || o === "collect" ? "pipe" : o);
+  let child: ReturnType<typeof Bun.spawn>;
+  try {
+    child = Bun.spawn(argv, {
+      env: options.env ?? process.env,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      stdin: options.stdin ?? "ignore",
+      stdout: collect(options.stdout),
+      stderr: collect(options.stderr),
+    });
+  } catch (error) {
+    throw new ProgramStartError(argv[0] ?? "", (error as NodeJS.ErrnoException).code ?? (error as Error).message);
+  }
+  const keep = options.keepBytes ?? DEFAULT_KEEP_BYTES;
+  const exitedRaw = child.exited.then(() => undefined);
+  const stdout = readTail(child.stdout, keep, exitedRaw, options.onStdoutLine);
+  const stderr = readTail(child.stderr, keep, exitedRaw);
+  let timedOut = false;
+  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const stop = (signal: NodeJS.Signals = "SIGTERM", graceMs = options.killAfterMs ?? 5000) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill(signal);
+      if (signal !== "SIGKILL" && !killTimer) killTimer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    }
+    return exited;
+  };
+  const deadlineTimer =
+    options.deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          void stop(options.deadlineSignal ?? "SIGINT");
+        }, options.deadlineMs);
+  const exited: Promise<ProgramExit> = (async () => {
+    await child.exited;
+    clearTimeout(deadlineTimer);
+    clearTimeout(killTimer);
+    const [out, err] = await Promise.all([stdout, stderr]);
+    const signal = (child.signalCode as NodeJS.Signals | null) ?? null;
+    const code = signal ? null : child.exitCode;
+    return {
+      code,
+      signal,
+      status: code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0),
+      timedOut,
+      stdout: out.text,
+      stderr: err.text,
+      truncated: out.truncated || err.truncated,
+    };
+  })();
+  return {
+    pid: child.pid,
+    stdin: options.stdin === "pipe" ? (child.stdin as FileSink) : undefined,
+    exited,
+    get done() {
+      return child.exitCode !== null || child.signalCode !== null;
+    },
+    stop,
+  };
+}
+
+/** Runs `argv` to the end (or its deadline). */
+export function runProgram(argv: string[], options: ProgramOptions = {}): Promise<ProgramExit> {
+  return startProgram(argv, options).exited;
+}
+
+/** "exited 3", "killed by SIGKILL after its 60000 ms deadline", for messages. */
+export function describeExit(exit: Pick<ProgramExit, "code" | "signal" | "timedOut">, deadlineMs?: number): string {
+  const how = exit.signal ? `killed by ${exit.signal}` : `exited ${exit.code}`;
+  if (!exit.timedOut) return how;
+  return `did not finish within ${deadlineMs === undefined ? "its deadline" : `${deadlineMs} ms`} (${how})`;
+}
+
+/** The last lines of a program's output, joined for a one-line message. */
+export function lastLines(text: string, count = 3, separator = "; "): string {
+  return text.trim().split("\n").filter(Boolean).slice(-count).join(separator);
+}
+
+async function readTail(
+  stream: ReadableStream<Uint8Array> | number | undefined | null,
+  keep: number,
+  exited: Promise<void>,
+  onLine?: (line: string) => void,
+): Promise<{ text: string; truncated: boolean }> {
+  if (!stream || typeof stream === "number") return { text: "", truncated: false };
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let truncated = false;
+  const decoder = new TextDecoder();
+  let pending = "";
+  const reader = stream.getReader();
+  const read = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      chunks.push(value);
+      size += value.length;
+      while (size > keep) {
+        const first = chunks[0]!;
+        const over = size - keep;
+        if (first.length <= over) chunks.shift();
+        else chunks[0] = first.subarray(over);
+        size -= Math.min(first.length, over);
+        truncated = true;
+      }
+      if (!onLine) continue;
+      pending += decoder.decode(value, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) if (line.trim()) onLine(line);
+    }
+  })();
+  const drained = await Promise.race([
+    read.then(() => true),
+    exited.then(() => Bun.sleep(DRAIN_AFTER_EXIT_MS)).then(() => false),
+  ]);
+  if (!drained) await reader.cancel().catch(() => {});
+  if (onLine && pending.trim()) onLine(pending);
+  return { text: Buffer.concat(chunks).toString("utf8"), truncated };
+}

@@ -1,0 +1,120 @@
+import { describe, expect, test } from "bun:test";
+import { closeSync, openSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describeExit, ProgramStartError, runProgram, startProgram } from "../../src/lib/program.ts";
+import { tempDir } from "../helpers/tmp.ts";
+
+/** Ignores SIGINT from its first instruction (SIG_IGN survives exec), then says so and sleeps. */
+const IGNORES_SIGINT = ["sh", "-c", 'trap "" INT; echo ready; exec sleep 60'];
+/** Stops by itself on SIGINT, the way restic does: its own exit code, nothing saved. */
+const HANDLES_SIGINT = [
+  "sh",
+  "-c",
+  'trap "echo saving nothing; exit 130" INT; echo ready; while :; do sleep 0.05; done',
+];
+
+async function until(check: () => boolean, what: string) {
+  for (let i = 0; i < 600 && !check(); i++) await Bun.sleep(50);
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("program with a deadline", () => {
+  test("an exit code, stdout and stderr come back as they were", async () => {
+    const exit = await runProgram(["sh", "-c", "echo out; echo err >&2; exit 3"]);
+    expect(exit).toEqual({
+      code: 3,
+      signal: null,
+      status: 3,
+      timedOut: false,
+      stdout: "out\n",
+      stderr: "err\n",
+      truncated: false,
+    });
+    expect(describeExit(exit)).toBe("exited 3");
+  });
+
+  test("a program ended by a signal reports the signal, not a made-up code", async () => {
+    const exit = await runProgram(["sh", "-c", "kill -TERM $$"]);
+    expect(exit).toMatchObject({ code: null, signal: "SIGTERM", status: 143, timedOut: false });
+    expect(describeExit(exit)).toBe("killed by SIGTERM");
+  });
+
+  test("at the deadline a program that ignores SIGINT gets SIGKILL after the grace period", async () => {
+    const exit = await runProgram(IGNORES_SIGINT, { deadlineMs: 1000, killAfterMs: 500 });
+    expect(exit).toMatchObject({ code: null, signal: "SIGKILL", timedOut: true });
+    expect(exit.stdout).toBe("ready\n");
+    expect(describeExit(exit, 1000)).toBe("did not finish within 1000 ms (killed by SIGKILL)");
+  });
+
+  test("at the deadline a program that handles SIGINT stops by itself, and its own exit code is kept", async () => {
+    const exit = await runProgram(HANDLES_SIGINT, { deadlineMs: 1000, killAfterMs: 30_000 });
+    expect(exit).toMatchObject({ code: 130, signal: null, status: 130, timedOut: true });
+    expect(exit.stdout).toContain("saving nothing");
+  });
+
+  test("a chosen deadline signal is sent instead of SIGINT", async () => {
+    const exit = await runProgram(IGNORES_SIGINT, { deadlineMs: 1000, deadlineSignal: "SIGTERM" });
+    expect(exit).toMatchObject({ signal: "SIGTERM", timedOut: true });
+  });
+
+  test("stop() signals now and SIGKILLs after the grace; a finished program is left alone", async () => {
+    const lines: string[] = [];
+    const running = startProgram(IGNORES_SIGINT, { onStdoutLine: (line) => lines.push(line) });
+    await until(() => lines.includes("ready"), "ready");
+    const exit = await running.stop("SIGINT", 300);
+    expect(exit).toMatchObject({ signal: "SIGKILL", timedOut: false });
+    expect(running.done).toBe(true);
+    expect(await running.stop()).toBe(exit);
+  });
+
+  test("only the tail of a long output is kept, and it says so", async () => {
+    const exit = await runProgram(["sh", "-c", "head -c 100000 /dev/zero | tr '\\0' x; echo END"], { keepBytes: 1000 });
+    expect(exit.stdout.length).toBe(1000);
+    expect(exit.stdout.endsWith("xEND\n")).toBe(true);
+    expect(exit.truncated).toBe(true);
+  });
+
+  test("stdout lines reach the caller as they come, while the program still runs; stdin can be written", async () => {
+    const lines: string[] = [];
+    const running = startProgram(["sh", "-c", 'echo one; read reply; echo "two $reply"'], {
+      stdin: "pipe",
+      onStdoutLine: (line) => lines.push(line),
+    });
+    await until(() => lines.length > 0, "the first line");
+    expect(running.done).toBe(false);
+    running.stdin!.write("go\n");
+    running.stdin!.end();
+    const exit = await running.exited;
+    expect(lines).toEqual(["one", "two go"]);
+    expect(exit.stdout).toBe("one\ntwo go\n");
+  });
+
+  test("output can go straight to a descriptor the caller owns (nothing passes through us)", async () => {
+    const file = join(tempDir("axe-program"), "out");
+    const fd = openSync(file, "w");
+    try {
+      const exit = await runProgram(["sh", "-c", "echo into-the-file"], { stdout: fd });
+      expect(exit.stdout).toBe("");
+    } finally {
+      closeSync(fd);
+    }
+    expect(readFileSync(file, "utf8")).toBe("into-the-file\n");
+  });
+
+  test("a grandchild that keeps the output open does not hold the result past the program's exit", async () => {
+    const exit = await runProgram(["sh", "-c", "sleep 30 & echo $!"], { deadlineMs: 20_000 });
+    process.kill(Number(exit.stdout.trim()), "SIGKILL");
+    expect(exit).toMatchObject({ code: 0, timedOut: false });
+  });
+
+  test("a program that is not there is a start error naming it", () => {
+    let error: unknown;
+    try {
+      startProgram(["/nonexistent/restic", "version"]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ProgramStartError);
+    expect((error as ProgramStartError).message).toBe("cannot run /nonexistent/restic: ENOENT");
+  });
+});
