@@ -41,7 +41,8 @@ Options:
   --deploy-user NAME       the account `deploy push` reaches over ssh (default axe; must match
                            ssh_user in customers.yaml)
   --deploy-key FILE        the operator's deploy public key (ssh-ed25519 ... comment)
-  --authorized-keys FILE   where its forced-command line goes (default ~DEPLOY_USER/.ssh/authorized_keys)
+  --authorized-keys FILE   where its forced-command line goes (default ~DEPLOY_USER/.ssh/authorized_keys;
+                           written as the owner of its directory; a link there is refused)
   --no-deploy-key          leave authorized_keys and sudoers alone
   --backend launchd|systemd  which unit files to make (default: this OS's)
   --no-services            touch nothing outside PREFIX: unit files go to PREFIX/services,
@@ -202,10 +203,53 @@ Defaults!$installed_bin env_keep += "AXE_DEPLOY_WHO"
 $deploy_user ALL=(root) NOPASSWD: $installed_bin deploy receive --config $cfg, $installed_bin status --json --config $cfg
 EOF
 }
-remove_key_lines() { # FILE: drops our forced-command lines, keeps every other line
-  local file=$1
-  grep -v -F "$installed_bin deploy receive --config $cfg" "$file" >"$work/keys" || true
-  cat "$work/keys" >"$file"
+owner_of() { if [ "$platform" = darwin ]; then stat -f %Su "$1"; else stat -c %U "$1"; fi; }
+names_of() { if [ "$platform" = darwin ]; then stat -f %l "$1"; else stat -c %h "$1"; fi; }
+# as_user USER COMMAND...: as root, run COMMAND as USER, so a link USER planted leads only where USER could write anyway.
+as_user() {
+  local user=$1
+  shift
+  if [ "$(id -u)" -ne 0 ] || [ "$user" = root ]; then
+    "$@"
+  elif command -v runuser >/dev/null 2>&1; then
+    runuser -u "$user" -- "$@"
+  else
+    sudo -n -u "$user" -- "$@"
+  fi
+}
+# check_keys_path FILE: an authorized_keys and its .ssh must be what they look like. Their account can
+# plant a link (or, on macOS, a second name of root's file) there; root must never write through it.
+check_keys_path() {
+  local file=$1 dir
+  dir=$(dirname "$file")
+  [ ! -L "$dir" ] || die 1 "$dir is a symbolic link; refusing to write the deploy key through it: make it a real directory (mode 700) of its account, then run again"
+  [ ! -e "$dir" ] || [ -d "$dir" ] || die 1 "$dir is not a directory; refusing to write the deploy key there"
+  [ ! -L "$file" ] || die 1 "$file is a symbolic link; refusing to write the deploy key through it: make it a regular file (mode 600) of its account, then run again"
+  [ ! -e "$file" ] && return 0
+  [ -f "$file" ] || die 1 "$file is not a regular file; refusing to write the deploy key there"
+  [ "$(names_of "$file")" -eq 1 ] || die 1 "$file has $(names_of "$file") names (hard links): it may be another file's second name; refusing to write the deploy key into it: replace it with a file of its own"
+  [ "$(owner_of "$file")" = "$(owner_of "$dir")" ] || die 1 "$file belongs to $(owner_of "$file"), not to $(owner_of "$dir") who owns $dir; refusing to write the deploy key into it"
+}
+# edit_keys FILE [LINE]: FILE without our forced-command lines, plus LINE, written by the owner of FILE's
+# directory (of its parent when .ssh does not exist yet): root never writes into another account's .ssh.
+edit_keys() {
+  local file=$1 line=${2:-} dir owner
+  dir=$(dirname "$file")
+  check_keys_path "$file"
+  if [ -d "$dir" ]; then owner=$(owner_of "$dir"); else owner=$(owner_of "$(dirname "$dir")"); fi
+  # shellcheck disable=SC2016 # $1.. are the inner shell's
+  as_user "$owner" /bin/sh -c 'umask 077
+    [ -d "$1" ] || mkdir -m 700 "$1" || exit 1
+    tmp="$2.axe-install-$$"
+    if [ -f "$2" ]; then
+      grep -v -F -e "$3" "$2" >"$tmp"
+      [ $? -le 1 ] || { rm -f "$tmp"; exit 1; }
+    else
+      : >"$tmp" || exit 1
+    fi
+    if [ -n "$4" ]; then printf "%s\n" "$4" >>"$tmp" || exit 1; fi
+    mv -f "$tmp" "$2"' sh "$dir" "$file" "$installed_bin deploy receive --config $cfg" "$line" ||
+    die 1 "could not write $file as $owner"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -233,8 +277,9 @@ if [ $uninstall -eq 1 ]; then
       home=$(home_of "$deploy_user" || true)
       [ -z "$home" ] || keys_file="$home/.ssh/authorized_keys"
     fi
+    [ -z "$keys_file" ] || check_keys_path "$keys_file"
     if [ -n "$keys_file" ] && [ -f "$keys_file" ] && grep -q -F "$installed_bin deploy receive --config $cfg" "$keys_file"; then
-      act "remove the deploy key's forced command from $keys_file" remove_key_lines "$keys_file"
+      act "remove the deploy key's forced command from $keys_file" edit_keys "$keys_file"
     fi
     if [ $no_services -eq 0 ] && [ -f "$sudoers" ]; then act "remove $sudoers" rm -f "$sudoers"; fi
   fi
@@ -366,6 +411,7 @@ if [ $no_deploy_key -eq 0 ] && [ -n "$deploy_key" ]; then
     fi
     keys_file="$home/.ssh/authorized_keys"
   fi
+  [ -z "$keys_file" ] || check_keys_path "$keys_file"
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -457,17 +503,11 @@ else
   who=$(printf '%s' "${key_comment:-operator}" | tr -c 'A-Za-z0-9@._-' '_' | cut -c1-64)
   line="restrict,command=\"$(forced_command "${who:-operator}")\" $key_type $key_blob ${key_comment:-}"
   line=${line% }
+  check_keys_path "$keys_file"
   if [ -f "$keys_file" ] && grep -q -x -F "$line" "$keys_file"; then
     :
   else
-    add_key_line() {
-      if [ ! -d "$(dirname "$keys_file")" ]; then mkdir -p "$(dirname "$keys_file")" && chmod 700 "$(dirname "$keys_file")"; fi
-      [ -f "$keys_file" ] && remove_key_lines "$keys_file"
-      printf '%s\n' "$line" >>"$keys_file"
-      chmod 600 "$keys_file"
-      if [ -z "$authorized_keys" ]; then chown -R "$deploy_user" "$(dirname "$keys_file")"; fi
-    }
-    act "let the deploy key run only the receiver: forced command in $keys_file" add_key_line
+    act "let the deploy key run only the receiver: forced command in $keys_file" edit_keys "$keys_file" "$line"
   fi
   if [ $no_services -eq 0 ] && [ "$deploy_user" != root ]; then
     sudoers_text >"$work/sudoers"
