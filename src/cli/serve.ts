@@ -1,5 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, intFlag, stringFlag } from "../lib/cli.ts";
+import { ConfigError } from "../lib/errors.ts";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -20,7 +21,9 @@ Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-fli
     config: CONFIG_OPTION,
     "no-auth": {
       type: "boolean",
-      description: "development only, loopback only: every request acts as admin of the customer's first entity",
+      description:
+        "development only: every request acts as admin of the customer's first entity; refused unless bound to loopback, " +
+        "for requests with another Host or a proxy's headers, and on a data directory with a proxy state file or installed services",
     },
   },
   async run(inv) {
@@ -28,6 +31,16 @@ Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-fli
     const port = intFlag(inv, "port", 0);
     const noAuth = inv.values["no-auth"] === true;
     const config = loadConfig({ dir: stringFlag(inv, "config") });
+    if (noAuth) {
+      const { productionFootprint } = await import("../services/footprint.ts");
+      const found = productionFootprint(config);
+      if (found.length)
+        throw new ConfigError(
+          "NO_AUTH_PRODUCTION",
+          `--no-auth is refused: ${config.paths.data} is a production data directory (${found.join(", ")})`,
+          "run --no-auth with a development config directory of its own (`axe-appliance up --dev` makes one)",
+        );
+    }
     // imported here: every other command (the proxy above all) would carry frame's ~15 MB of RSS
     const { startFrame } = await import("../frame/serve.ts");
     const frame = await startFrame({ config, color, noAuth, ...(port !== undefined ? { port } : {}) });

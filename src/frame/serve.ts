@@ -102,6 +102,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       audit: countingAuditSink(options.audit ?? data.audit, metrics),
       logger,
       metrics,
+      noAuth: options.noAuth ?? false,
     });
     app.listen({ hostname: frame.bind, port });
     const stopMemoryCeiling = startMemoryCeiling();

@@ -1,8 +1,10 @@
 /**
  * The status page for the operator on a loopback port (`status --serve`): GET / is the page,
  * GET /status.json the report. Bound to 127.0.0.1 only; reach it from elsewhere through ssh -L.
+ * The Host must be a loopback name (DNS rebinding: a page on another site must not read it).
  */
 import type { Config } from "../config/load.ts";
+import { loopbackGuard } from "../frame/http/guards.ts";
 import { collectStatus } from "./collect.ts";
 import { renderStatusPage } from "./page.ts";
 import type { ProxySource } from "./proxy-source.ts";
@@ -14,10 +16,13 @@ export async function statusPageHtml(config: Config, proxy: ProxySource): Promis
 }
 
 export function serveStatusPage(config: Config, proxy: ProxySource, port: number): Bun.Server<undefined> {
+  const guard = loopbackGuard();
   return Bun.serve({
     hostname: "127.0.0.1",
     port,
     async fetch(request) {
+      const refused = guard.check(request);
+      if (refused) return new Response(`Forbidden: ${refused}\n`, { status: 403 });
       const path = new URL(request.url).pathname;
       if (request.method !== "GET") return new Response("GET only\n", { status: 405 });
       if (path === "/")

@@ -257,3 +257,41 @@ describe("Entra options", () => {
     }
   });
 });
+
+describe("Entra group overage (issue 12 item 8)", () => {
+  // A user in more groups than a token holds gets no `groups` claim, only a pointer to Graph.
+  const OVERAGE_V2 = { _claim_names: { groups: "src1" }, _claim_sources: { src1: { endpoint: "https://graph" } } };
+  const OVERAGE_IMPLICIT = { hasgroups: true };
+
+  test("with entities mapped by group, a token without its groups is refused with a 403 that says why", async () => {
+    const frame = await startTestFrame({
+      frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+      customers: fleetWith({}, [
+        { name: "axe", domains: ["axellc.com"] },
+        { name: "labs", domains: ["axe-labs.dev"], groups: ["0f9e8d7c-0000-4000-8000-000000000001"] },
+      ]),
+    });
+    try {
+      for (const extra of [OVERAGE_V2, OVERAGE_IMPLICIT]) {
+        const response = await call(await token({ ...KIM, roles: ["Frame.Read"], extra }), frame);
+        expect(response.status).toBe(403);
+        const body = await json(response);
+        expect(body.reason).toBe("group_overage");
+        expect(body.error_description).toMatch(/groups/);
+        expect(response.headers.get("www-authenticate")).toContain('error="insufficient_scope"');
+      }
+      expect(frame.audit.events.filter((e) => e.reason === "group_overage").length).toBe(2);
+      // The same account with its groups listed is served as before.
+      const listed = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: ["unrelated"] }), frame);
+      expect(listed.status).toBe(200);
+    } finally {
+      await frame.close();
+    }
+  });
+
+  test("a customer that maps by domain only serves the overage token from its domain", async () => {
+    const response = await call(await token({ ...KIM, roles: ["Frame.Read"], extra: OVERAGE_V2 }));
+    expect(response.status).toBe(200);
+    expect((await json(response)).result.structuredContent.entity).toBe("axe");
+  });
+});

@@ -221,20 +221,27 @@ describe("serve", () => {
     expect((await rpc(running.mcpUrl, "{not json", { "content-type": "text/plain" })).status).toBe(415);
   });
 
-  test("Host and Origin are checked (DNS-rebinding protection)", async () => {
-    running = await startTestFrame({ noAuth: true, frame: { allowed_hosts: ["frame.internal"] } });
+  test("Host and Origin are checked (DNS-rebinding protection) on /frame/mcp, the metadata and /metrics", async () => {
+    // With authentication on: a request the guard lets through gets the 401 challenge, one it refuses 403.
+    running = await startTestFrame({ frame: { allowed_hosts: ["frame.internal"] } });
     const ping = { jsonrpc: "2.0", id: 1, method: "ping" };
     expect((await rpc(running.mcpUrl, ping, { host: "evil.example" })).status).toBe(403);
-    expect((await rpc(running.mcpUrl, ping, { host: "frame.internal:8080" })).status).toBe(200);
-    expect((await rpc(running.mcpUrl, ping, { host: "localhost" })).status).toBe(200);
-    expect((await rpc(running.mcpUrl, ping, { host: "[::1]:3710" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { host: "frame.internal:8080" })).status).toBe(401);
+    expect((await rpc(running.mcpUrl, ping, { host: "localhost" })).status).toBe(401);
+    expect((await rpc(running.mcpUrl, ping, { host: "[::1]:3710" })).status).toBe(401);
     expect((await rpc(running.mcpUrl, ping, { host: "127.0.0.1.evil.example" })).status).toBe(403);
     expect((await rpc(running.mcpUrl, ping, { origin: "https://evil.example" })).status).toBe(403);
-    expect((await rpc(running.mcpUrl, ping, { origin: "https://claude.ai" })).status).toBe(200);
+    expect((await rpc(running.mcpUrl, ping, { origin: "https://claude.ai" })).status).toBe(401);
     expect(
       (await fetch(`${running.base}/.well-known/oauth-protected-resource`, { headers: { host: "evil.example" } }))
         .status,
     ).toBe(403);
+    const metrics = (headers: Record<string, string>) => fetch(`${running!.base}/metrics`, { headers });
+    expect((await metrics({ host: "evil.example" })).status).toBe(403);
+    expect((await metrics({ origin: "https://evil.example" })).status).toBe(403);
+    const ok = await metrics({});
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain("axe_frame_requests_total");
     expect(running.audit.events.some((e) => e.reason === "host_or_origin" && e.outcome === "refused")).toBe(true);
   });
 });

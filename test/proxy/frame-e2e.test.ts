@@ -1,9 +1,12 @@
 /**
- * The real thing end to end: two `axe-appliance serve --no-auth` colors on one database, the
- * proxy in front. MCP through the proxy, releases read from frame's /healthz, a switch.
+ * The real thing end to end: two `axe-appliance serve` colors on one database, the proxy in
+ * front. MCP through the proxy with a service token (a no-auth color refuses proxied requests),
+ * releases read from frame's /healthz, a switch.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { join } from "node:path";
+import { loadConfig } from "../../src/config/load.ts";
+import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
 import { mcpClient } from "../frame/harness.ts";
 import { makeConfigDir } from "../helpers/config.ts";
@@ -15,10 +18,11 @@ const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 const frames: Bun.Subprocess[] = [];
 let db: TestDatabase;
 let proxy: InProcessProxy;
+let token: string;
 
 async function spawnFrame(color: string, port: number, dir: string): Promise<void> {
   const child = Bun.spawn(
-    [process.execPath, MAIN, "serve", "--color", color, "--port", String(port), "--config", dir, "--no-auth"],
+    [process.execPath, MAIN, "serve", "--color", color, "--port", String(port), "--config", dir],
     {
       stdout: "pipe",
       stderr: "pipe",
@@ -51,6 +55,15 @@ beforeAll(async () => {
   });
   await Promise.all([spawnFrame("blue", blue, dir), spawnFrame("green", green, dir)]);
   proxy = await startProxy(dir);
+  token = (
+    await issueServiceToken(db.sql, loadConfig({ dir }).paths.secrets, {
+      customer: "axe",
+      entity: "axe",
+      role: "admin",
+      name: "e2e",
+      expiresInMs: 600_000,
+    })
+  ).token;
 }, 60_000);
 
 afterAll(async () => {
@@ -70,13 +83,13 @@ test("MCP goes through the proxy to the live color, and follows a switch", async
   expect(status.colors.blue).toMatchObject({ healthy: true, release: "1.0.0-blue" });
   expect(status.colors.green).toMatchObject({ healthy: true, release: "1.0.0-green" });
 
-  const before = await mcpClient(`${proxy.url}/frame/mcp`);
+  const before = await mcpClient(`${proxy.url}/frame/mcp`, token);
   const whoami = await before.callTool({ name: "whoami", arguments: {} });
   expect(whoami.structuredContent).toMatchObject({ customer: "axe", role: "admin" });
   await before.close();
 
   await switchLiveColor(proxy.socket, "green");
-  const after = await mcpClient(`${proxy.url}/frame/mcp`);
+  const after = await mcpClient(`${proxy.url}/frame/mcp`, token);
   expect((await after.listTools()).tools.map((t) => t.name)).toContain("whoami");
   await after.close();
   const lines = proxy.accessLines().filter((l) => l.path === "/frame/mcp");

@@ -29,6 +29,10 @@ export interface EntraClaims extends JWTPayload {
   acct?: number;
   /** Present when the user signed in at another identity provider (a guest's home tenant). */
   idp?: string;
+  /** Group overage (v1/v2): `{ groups: "src1" }` points at Graph instead of listing the groups. */
+  _claim_names?: Record<string, unknown>;
+  /** Group overage (implicit flow): true instead of a groups claim. */
+  hasgroups?: boolean | string;
 }
 
 /** A 403 for a caller whose token verified: the audit row names them (`{tid}/{oid}`), never their e-mail. */
@@ -94,6 +98,13 @@ function frameRole(appRoles: string[], customer: Customer): Role | undefined {
   return fallback === "none" ? undefined : fallback;
 }
 
+/** True when Entra left the groups out because there are too many (the token points at Graph instead). */
+function groupOverage(claims: EntraClaims): boolean {
+  const names = claims._claim_names;
+  const pointed = names !== null && typeof names === "object" && Object.hasOwn(names, "groups");
+  return !Array.isArray(claims.groups) && (pointed || claims.hasgroups === true || claims.hasgroups === "true");
+}
+
 /** Explicit app-role or group mapping first, else the e-mail domain of the sign-in name. */
 function entityFor(
   claims: EntraClaims,
@@ -102,6 +113,14 @@ function entityFor(
   fleet: Fleet,
   forbid: (code: string, message: string) => AuthError,
 ): string {
+  // Without its groups the token cannot be matched by group, and falling back to the domain could
+  // pick another entity than the group mapping would: refuse unless no entity maps by group.
+  if (groupOverage(claims) && customer.entities.some((e) => e.groups.length))
+    throw forbid(
+      "group_overage",
+      "the token does not list the account's groups (it is in more groups than a token holds), so frame cannot tell " +
+        "its entity; ask the Entra admin to assign the account an app role, or to emit only groups assigned to the application",
+    );
   const groups = Array.isArray(claims.groups) ? claims.groups : [];
   const explicit = customer.entities.find(
     (e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)),

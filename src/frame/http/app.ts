@@ -15,7 +15,7 @@ import { IdentifiedRefusal } from "../auth/entra-claims.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import type { FrameMetrics } from "../metrics.ts";
 import type { DataStore } from "../store/data-store.ts";
-import { requestGuard } from "./guards.ts";
+import { noAuthGuard, requestGuard } from "./guards.ts";
 import { healthResponse } from "./health.ts";
 import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
 
@@ -34,6 +34,8 @@ export interface FrameAppOptions {
   logger: Logger;
   /** Counters for GET /metrics; the audit sink given here should already count into them. */
   metrics?: FrameMetrics;
+  /** `serve --no-auth`: MCP answers direct loopback requests only (noAuthGuard). */
+  noAuth?: boolean;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -41,6 +43,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 export function createFrameApp(options: FrameAppOptions) {
   const { config, audit, logger } = options;
   const guard = requestGuard(config);
+  const localOnly = options.noAuth ? noAuthGuard() : undefined;
   const maxBodyBytes = config.appliance.frame.max_body_bytes;
   const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));
   const deps = { store: options.store, logger, audit, maxBodyBytes };
@@ -88,6 +91,12 @@ export function createFrameApp(options: FrameAppOptions) {
       void refuse(403, "host_or_origin", started, requestId);
       return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
     }
+    const notLocal = localOnly?.check(request);
+    if (notLocal) {
+      logger.warn("no-auth request refused", { requestId, reason: notLocal });
+      void refuse(403, "no_auth_not_local", started, requestId);
+      return jsonRpcError(403, -32000, `Forbidden: ${notLocal}`);
+    }
     let principal;
     try {
       principal = await options.authenticator.authenticate(request);
@@ -116,10 +125,13 @@ export function createFrameApp(options: FrameAppOptions) {
     .get("/healthz", () => healthResponse(options.sql, options.color))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
-    .get(
-      "/metrics",
-      () => new Response(options.metrics?.render() ?? "", { headers: { "content-type": "text/plain; version=0.0.4" } }),
-    )
+    .get("/metrics", ({ request }) => {
+      const refused = guard.check(request) ?? localOnly?.check(request);
+      if (refused) return new Response(`Forbidden: ${refused}\n`, { status: 403 });
+      return new Response(options.metrics?.render() ?? "", {
+        headers: { "content-type": "text/plain; version=0.0.4" },
+      });
+    })
     .all("/frame/mcp", async ({ request }) => {
       const started = performance.now();
       let response: Response;
