@@ -91,9 +91,13 @@ export const proxyCommand: Command = {
     },
     {
       name: "drain",
-      summary: "wait until COLOR (default: the passive one) has no request in flight",
+      summary: "wait until COLOR (default: the passive one) has no request in flight and no MCP session pinned",
       usage: "[COLOR] [--timeout MS] [--config DIR]",
-      details: `Exit 0 when drained, 9 when the timeout passed first or COLOR is live.\n${ADMIN}`,
+      details: [
+        "Sessions stay pinned to the color that created them until they end or proxy.drain_timeout_ms after",
+        "the switch away from it passes; drain waits for that too, and never cuts a pin short.",
+        `Exit 0 when drained, 9 when the timeout passed first or COLOR is live.\n${ADMIN}`,
+      ].join("\n"),
       positionals: 1,
       options: {
         config: CONFIG_OPTION,
@@ -111,7 +115,7 @@ export const proxyCommand: Command = {
           ...(timeoutMs ? { timeoutMs } : {}),
         });
         console.log(
-          `${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight`}; ${result.sessions_released} MCP sessions released`,
+          `${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight, ${result.sessions} MCP sessions pinned`}; ${result.sessions_released} MCP sessions released`,
         );
         return result.drained ? 0 : 9;
       },

@@ -54,8 +54,14 @@ export const ProxySection = z.strictObject({
   admin_socket: z.string().default("run/proxy.sock"),
   /** The blue/green pair; either may live on another host. */
   upstreams: z.strictObject({ blue: httpUrl, green: httpUrl }).optional(),
-  /** Fixed routes by path prefix to other services on the Mac mini. */
-  routes: z.array(z.strictObject({ prefix: z.string().startsWith("/"), upstream: httpUrl })).default([]),
+  /** Fixed routes by path prefix to other services on the Mac mini; `websocket: true` lets their requests upgrade. */
+  routes: z
+    .array(
+      z.strictObject({ prefix: z.string().startsWith("/"), upstream: httpUrl, websocket: z.boolean().default(false) }),
+    )
+    .default([]),
+  /** Whether requests to the blue/green pair may upgrade to WebSocket. */
+  frame_websocket: z.boolean().default(false),
   /** Peers whose X-Forwarded-* headers are believed (the tunnel). */
   trusted_proxies: z.array(z.string()).default([]),
   health: z
@@ -69,18 +75,21 @@ export const ProxySection = z.strictObject({
     .prefault({}),
   drain_timeout_ms: ms(30_000),
   pause_timeout_ms: ms(10_000),
-  /** Request line plus headers; Bun's own parser refuses more than 16 KiB before we see it. */
-  max_header_bytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(16_384, "expected at most 16384: Bun refuses larger headers itself")
-    .default(16_384),
+  /** Request line plus headers. */
+  max_header_bytes: z.number().int().min(1024).max(65_536).default(16_384),
+  /** Header lines in one request. */
+  max_header_count: z.number().int().min(8).max(1000).default(100),
+  /** The request line, and each header line. */
+  max_line_bytes: z.number().int().min(256).max(65_536).default(8_192),
   max_body_bytes: z.number().int().positive().default(10_485_760),
+  /** A request head must arrive whole this long after its first byte (slowloris); then 408. */
+  client_head_timeout_ms: ms(10_000),
+  /** After client_head_timeout_ms, a request body must average at least this many bytes per second; then 408. */
+  min_body_bytes_per_s: z.number().int().min(0).default(1_024),
   /** Connect plus response headers from an upstream; then 504. A refused connection is a 502 at once. */
   header_timeout_ms: ms(60_000),
-  /** Seconds a caller's connection may sit idle between requests; a streaming response is exempt. */
-  idle_timeout_s: z.number().int().min(1).max(255, "expected at most 255 seconds (Bun's limit)").default(75),
+  /** Seconds a caller's connection may sit idle between requests (time spent waiting for an upstream does not count). */
+  idle_timeout_s: z.number().int().min(1).max(3_600).default(75),
   /** One JSON line per request on stderr. */
   access_log: z.boolean().default(true),
 });

@@ -1,6 +1,6 @@
 /**
- * One JSON line per request on stderr: time, id, method, path, status, color, bytes,
- * duration. Lines are batched and written once per tick so logging stays off the hot path.
+ * One JSON line per request on stderr: time, id, method, path, status, color, bytes (of the
+ * body the caller got), completed (false when the answer was cut), duration. Lines are batched and written once per tick so logging stays off the hot path.
  */
 export class AccessLog {
   private pending: string[] = [];
@@ -25,11 +25,12 @@ export class AccessLog {
     upstream: string,
     bytes: number,
     startedAt: number,
+    completed = true,
   ): void {
     if (!this.enabled) return;
     const duration = Math.round((performance.now() - startedAt) * 100) / 100;
     this.pending.push(
-      `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"duration_ms":${duration}}`,
+      `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"completed":${completed},"duration_ms":${duration}}`,
     );
     if (!this.scheduled) {
       this.scheduled = true;

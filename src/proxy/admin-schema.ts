@@ -50,7 +50,10 @@ export const DrainResultSchema = z.object({
   color: ColorSchema,
   drained: z.boolean(),
   inflight: z.number().int(),
+  /** Pins whose drain time passed while waiting. */
   sessions_released: z.number().int(),
+  /** MCP sessions still pinned to the color (their drain time has not passed). */
+  sessions: z.number().int().default(0),
 });
 export type DrainResult = z.infer<typeof DrainResultSchema>;
 

@@ -1,7 +1,8 @@
 /**
  * Probes one color's GET /healthz on an interval. A color turns healthy after
  * `healthyThreshold` good answers in a row and unhealthy after `unhealthyThreshold` bad ones;
- * a refused connection or a timeout is a bad answer. Changes go to a HealthConsumer.
+ * a refused connection or a timeout is a bad answer, and a connection the proxy could not open
+ * marks it down at once. Changes go to a HealthConsumer.
  */
 import type { Color } from "./admin-schema.ts";
 import type { HealthSettings } from "./settings.ts";
@@ -49,6 +50,16 @@ export class HealthCheck {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+  }
+
+  /** The proxy itself could not connect: down at once, without waiting for the next probes. */
+  markDown(reason: string): void {
+    this.lastCheck = new Date();
+    this.lastError = reason;
+    this.streak = 0;
+    if (!this.healthy) return;
+    this.healthy = false;
+    this.consumer.healthChanged(this.color, false, { ok: false, release: null, error: reason });
   }
 
   /** One GET of the health path; never throws. */

@@ -1,6 +1,7 @@
 /**
  * Counters for GET /metrics in the Prometheus text format. Recording is a few array
- * increments per request; the text is built only when scraped.
+ * increments per request; the text is built only when scraped. A request is counted as the
+ * caller got it: the status it saw, and whether the answer went out whole.
  */
 import { COLORS, type Color } from "./admin-schema.ts";
 import { LatencyHistory } from "./latency-history.ts";
@@ -24,14 +25,17 @@ export class Metrics {
   private readonly buckets = BUCKETS.map(() => 0);
   private durationSum = 0;
   private durationCount = 0;
-  private readonly errors = new Map<string, number>();
+  private readonly errors = new LabelledCounter();
+  private readonly refusals = new LabelledCounter();
+  private readonly incomplete = new LabelledCounter();
   switches = 0;
   retries = 0;
   pauseTimeouts = 0;
   /** Per-minute latency of frame requests over the last hour, for the status page chart. */
   readonly history = new LatencyHistory();
 
-  request(upstream: UpstreamLabel, status: number, seconds: number): void {
+  request(upstream: UpstreamLabel, status: number, seconds: number, completed = true): void {
+    if (!completed) this.incomplete.add(`upstream="${upstream}"`);
     this.requests[UPSTREAMS.indexOf(upstream)]![Math.min(5, Math.max(1, (status / 100) | 0))]!++;
     this.durationSum += seconds;
     this.durationCount++;
@@ -40,8 +44,12 @@ export class Metrics {
   }
 
   upstreamError(upstream: UpstreamLabel, kind: string): void {
-    const key = `upstream="${upstream}",kind="${kind}"`;
-    this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
+    this.errors.add(`upstream="${upstream}",kind="${kind}"`);
+  }
+
+  /** A request the proxy refused itself; `reason` is the error code of its answer (a fixed set). */
+  refusal(reason: string): void {
+    this.refusals.add(`reason="${reason}"`);
   }
 
   render(gauges: Gauges): string {
@@ -65,7 +73,11 @@ export class Metrics {
       `axe_proxy_request_duration_seconds_count ${this.durationCount}`,
     );
     family("axe_proxy_upstream_errors_total", "counter", "Upstream connection failures and timeouts.");
-    for (const [labels, n] of this.errors) out.push(`axe_proxy_upstream_errors_total{${labels}} ${n}`);
+    this.errors.render(out, "axe_proxy_upstream_errors_total");
+    family("axe_proxy_refusals_total", "counter", "Requests the proxy refused itself, by reason.");
+    this.refusals.render(out, "axe_proxy_refusals_total");
+    family("axe_proxy_incomplete_total", "counter", "Answers cut before their end (caller gone, upstream broke off).");
+    this.incomplete.render(out, "axe_proxy_incomplete_total");
     family(
       "axe_proxy_retries_total",
       "counter",
@@ -89,5 +101,18 @@ export class Metrics {
     family("axe_proxy_mcp_sessions", "gauge", "MCP sessions pinned to a color.");
     out.push(`axe_proxy_mcp_sessions ${gauges.sessions}`);
     return `${out.join("\n")}\n`;
+  }
+}
+
+/** A counter family keyed by its label set, rendered in insertion order. */
+class LabelledCounter {
+  private readonly counts = new Map<string, number>();
+
+  add(labels: string): void {
+    this.counts.set(labels, (this.counts.get(labels) ?? 0) + 1);
+  }
+
+  render(out: string[], name: string): void {
+    for (const [labels, n] of this.counts) out.push(`${name}{${labels}} ${n}`);
   }
 }

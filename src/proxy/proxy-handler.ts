@@ -1,21 +1,25 @@
 /**
- * The request path: guard, route, wait out a pause, pick a color, forward, stream back, log.
- * Frame requests go to the live color (or the one their MCP session is pinned to); a safe
- * request whose connection fails is sent once more, to the other color when it is healthy.
+ * The request path: guard, route, wait out a pause, pick a color, forward, log. Frame requests go
+ * to the live color (or the one their MCP session is pinned to). A request that reached no
+ * upstream may go again (see `retry`); every answer, ours or an upstream's, complete or cut, is
+ * logged and counted as the caller got it.
  */
-import type { Server } from "bun";
+import { STATUS_CODES } from "node:http";
 import type { AccessLog } from "./access-log.ts";
 import { type Color, otherColor } from "./admin-schema.ts";
+import type { ClientConnection, ClientRefusal, RequestHandler, RequestHead, RequestSink } from "./client-connection.ts";
 import type { ColorSelector } from "./color-selector.ts";
-import { isEventStream, upstreamRequestHead } from "./forward-headers.ts";
+import { type Attempt, Exchange, type ExchangeHost } from "./exchange.ts";
+import { upstreamRequestHead } from "./forward-headers.ts";
 import type { Metrics, UpstreamLabel } from "./metrics.ts";
 import type { PauseController } from "./pause-controller.ts";
-import { PROXIED_METHODS, pathOf, refuse } from "./request-guard.ts";
+import { PROXIED_METHODS, parseTarget, type Refusal, refuse } from "./request-guard.ts";
 import { requestId } from "./request-id.ts";
-import { type PreparedBody, prepareBody } from "./retry-policy.ts";
-import type { Route, Router } from "./router.ts";
+import { mayResend } from "./retry-policy.ts";
+import type { Router } from "./router.ts";
 import type { ProxySettings } from "./settings.ts";
-import { UpstreamFailure, UpstreamPool, type UpstreamResponse } from "./upstream.ts";
+import { UpstreamPool } from "./upstream.ts";
+import type { ResponseHead, UpstreamFailure } from "./upstream-connection.ts";
 
 export interface ProxyParts {
   settings: ProxySettings;
@@ -25,120 +29,125 @@ export interface ProxyParts {
   metrics: Metrics;
   accessLog: AccessLog;
   isHealthy(color: Color): boolean;
+  /** A connection to `color` was refused: its health check should know at once. */
+  markDown(color: Color, reason: string): void;
 }
 
-interface Exchange {
+/** What a log line needs of a request the proxy answered itself. */
+interface Answered {
   id: string;
   method: string;
   path: string;
-  target: string;
   startedAt: number;
 }
 
-/** One upstream to try: its pool, its label in logs and metrics, and the color it counts against. */
-interface Attempt {
-  pool: UpstreamPool;
-  label: UpstreamLabel;
-  color: Color | null;
-}
+const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n");
 
-export class ProxyHandler {
+export class ProxyHandler implements RequestHandler, ExchangeHost {
   private readonly pools = new Map<string, UpstreamPool>();
+  readonly headerTimeoutMs: number;
 
-  constructor(private readonly parts: ProxyParts) {}
+  constructor(private readonly parts: ProxyParts) {
+    this.headerTimeoutMs = parts.settings.headerTimeoutMs;
+  }
 
-  /** Not async: the common path returns the upstream's promise without extra async frames. */
-  readonly fetch = (request: Request, server: Server<undefined>): Response | Promise<Response> => {
-    const startedAt = performance.now();
-    const { path, pathAndQuery } = pathOf(request.url);
+  begin(connection: ClientConnection, head: RequestHead): RequestSink | null {
     const { settings, router, pause } = this.parts;
-    const headerMap = request.headers.toJSON() as Record<string, string>;
-    const method = request.method;
-    const exchange: Exchange = {
-      id: requestId(headerMap["x-request-id"] ?? null),
+    const { method, map } = head;
+    const answered: Answered = {
+      id: requestId(map["x-request-id"] ?? null),
       method,
-      path,
-      target: pathAndQuery,
-      startedAt,
+      path: "",
+      startedAt: head.startedAt,
     };
-    if (path === "/healthz" && (method === "GET" || method === "HEAD"))
-      return this.answer(exchange, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
-    const refusal = refuse(method, path, headerMap, settings);
-    if (refusal)
-      return this.answer(
-        exchange,
-        refusal.status,
-        { error: refusal.error, message: refusal.message },
-        refusal.status === 405 ? { allow: PROXIED_METHODS } : {},
-      );
-    const route = router.match(path);
-    if (!route) return this.answer(exchange, 404, { error: "no_route", message: `no upstream serves ${path}` });
-    if (pause.paused) return this.afterPause(exchange, server, request, headerMap, route);
-    return this.dispatch(exchange, server, request, headerMap, route);
-  };
-
-  private async afterPause(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    headerMap: Record<string, string>,
-    route: Route,
-  ): Promise<Response> {
-    if (await this.parts.pause.wait()) return this.dispatch(exchange, server, request, headerMap, route);
-    this.parts.metrics.pauseTimeouts++;
-    return this.answer(
-      exchange,
-      503,
-      { error: "paused", message: `the proxy is paused; held for ${this.parts.settings.pauseTimeoutMs} ms` },
-      { "retry-after": "1" },
-    );
-  }
-
-  private dispatch(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    headerMap: Record<string, string>,
-    route: Route,
-  ): Response | Promise<Response> {
-    const { settings } = this.parts;
-    const peer = server.requestIP(request)?.address ?? "unknown";
-    const head = upstreamRequestHead(headerMap, {
-      peer,
-      trusted: settings.trustedProxies.has(peer),
-      requestId: exchange.id,
-    });
-    const prepared = prepareBody(request, route.kind === "frame", headerMap);
-    if (prepared instanceof Promise)
-      return prepared.then((body) => this.forwardRoute(exchange, server, request, headerMap, route, head, body));
-    return this.forwardRoute(exchange, server, request, headerMap, route, head, prepared);
-  }
-
-  private forwardRoute(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    headerMap: Record<string, string>,
-    route: Route,
-    head: string,
-    body: PreparedBody,
-  ): Promise<Response> {
-    if (route.kind === "fixed") {
-      const attempt: Attempt = { pool: this.pool(route.upstream), label: "fixed", color: null };
-      return this.forward(exchange, server, request, headerMap, head, body, attempt, () => attempt);
+    const target = parseTarget(head.url);
+    if ("status" in target) return this.refused(connection, answered, target);
+    answered.path = target.path;
+    if (target.path === "/healthz" && (method === "GET" || method === "HEAD")) {
+      this.answer(connection, answered, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
+      return null;
     }
-    const sessionId = headerMap["mcp-session-id"] ?? null;
-    const first = this.colorAttempt(this.parts.selector.pick(sessionId));
-    const retry = () => {
-      const other = otherColor(first.color!);
-      return this.colorAttempt(this.parts.isHealthy(other) ? other : first.color!);
-    };
-    return this.forward(exchange, server, request, headerMap, head, body, first, retry, sessionId);
+    const refusal = refuse(method, target.path, map, head.names, settings);
+    if (refusal) return this.refused(connection, answered, refusal);
+    const route = router.match(target.path);
+    if (!route) {
+      this.answer(connection, answered, 404, { error: "no_route", message: `no upstream serves ${target.path}` });
+      return null;
+    }
+    const websocket = head.upgrade && /(^|,)\s*websocket\s*(,|$)/i.test(map.upgrade ?? "");
+    if (websocket && (!route.websocket || method !== "GET"))
+      return this.refused(connection, answered, {
+        status: 400,
+        error: "upgrade_refused",
+        message: `${target.path} does not take WebSocket upgrades`,
+      });
+    const chunked = map["transfer-encoding"] !== undefined;
+    const length = map["content-length"];
+    let framing = "";
+    if (chunked) framing = "transfer-encoding: chunked\r\n";
+    else if (length !== undefined) framing = `content-length: ${length}\r\n`;
+    else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
+    if (websocket) framing = `connection: upgrade\r\nupgrade: ${map.upgrade}\r\n`;
+    const host = target.authority ?? map.host!;
+    const lines = upstreamRequestHead(head.names, head.values, map, {
+      peer: connection.peer,
+      trusted: settings.trustedProxies.has(connection.peer),
+      requestId: answered.id,
+      host,
+    });
+    const upstreamHead = Buffer.from(`${method} ${target.pathAndQuery} HTTP/1.1\r\n${lines}${framing}\r\n`, "latin1");
+    const first = this.firstAttempt(route, map["mcp-session-id"] ?? null);
+    const exchange = new Exchange(
+      this,
+      connection,
+      answered.id,
+      method,
+      target.path,
+      head.startedAt,
+      upstreamHead,
+      chunked,
+      websocket,
+      first,
+    );
+    exchange.frame = route.kind === "frame";
+    exchange.sessionId = map["mcp-session-id"] ?? null;
+    exchange.contentType = map["content-type"];
+    if (
+      head.minor === 1 &&
+      (chunked || (length !== undefined && length !== "0")) &&
+      /100-continue/i.test(map.expect ?? "")
+    )
+      connection.write(CONTINUE); // the proxy reads the body either way: no need to wait for the upstream's word
+    if (!pause.paused) exchange.start();
+    else
+      void pause.wait().then((resumed) => {
+        if (resumed) return exchange.start();
+        this.parts.metrics.pauseTimeouts++;
+        exchange.abandon();
+        this.answer(
+          connection,
+          answered,
+          503,
+          { error: "paused", message: `the proxy is paused; held for ${settings.pauseTimeoutMs} ms` },
+          "retry-after: 1\r\n",
+          "proxy",
+          false,
+        );
+      });
+    return exchange;
   }
 
   /** Closes idle upstream connections. */
   close(): void {
     for (const pool of this.pools.values()) pool.close();
+  }
+
+  private firstAttempt(
+    route: { kind: "frame" } | { kind: "fixed"; upstream: string },
+    session: string | null,
+  ): Attempt {
+    if (route.kind === "fixed") return { pool: this.pool(route.upstream), label: "fixed", color: null };
+    return this.colorAttempt(this.parts.selector.pick(session));
   }
 
   private colorAttempt(color: Color): Attempt {
@@ -151,114 +160,130 @@ export class ProxyHandler {
     return pool;
   }
 
-  /** A promise chain rather than an async loop: one frame less per request on the hot path. */
-  private forward(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    headerMap: Record<string, string>,
-    head: string,
-    prepared: PreparedBody,
-    attempt: Attempt,
-    retry: () => Attempt,
-    sessionId: string | null = null,
-    tries = 0,
-  ): Promise<Response> {
-    const { selector, metrics, settings } = this.parts;
-    const length = prepared.body instanceof ReadableStream ? headerMap["content-length"] : undefined;
-    const { color, label } = attempt;
-    if (color) selector.started(color);
-    const sent = attempt.pool.send({
-      method: exchange.method,
-      target: exchange.target,
-      head,
-      body: prepared.body,
-      bodyLength: length === undefined ? null : Number(length),
-      headerTimeoutMs: settings.headerTimeoutMs,
-      onDone: (bytes, _completed, status, streamed) => {
-        if (color) selector.finished(color);
-        if (streamed) this.log(exchange, label, status, bytes);
-      },
-    });
-    return sent.then(
-      (response) => {
-        if (color) this.trackSession(exchange, sessionId, color, response);
-        return this.respond(exchange, server, request, label, response);
-      },
-      (error) => {
-        if (color) selector.finished(color);
-        if (!(error instanceof UpstreamFailure)) throw error;
-        metrics.upstreamError(label, error.kind);
-        // a refused or reset connection: a safe request goes once more (to the other color when it is up)
-        if (!prepared.retryable || tries > 0 || (error.kind !== "connect" && error.kind !== "reset"))
-          return this.failed(exchange, label, error);
-        metrics.retries++;
-        return this.forward(exchange, server, request, headerMap, head, prepared, retry(), retry, sessionId, tries + 1);
-      },
-    );
+  started(color: Color): void {
+    this.parts.selector.started(color);
   }
 
-  private trackSession(exchange: Exchange, sessionId: string | null, color: Color, response: UpstreamResponse): void {
-    const issued = response.head.headers.get("mcp-session-id");
-    if (issued !== null) this.parts.selector.pin(issued, color);
-    const status = response.head.status;
-    if (sessionId !== null && ((exchange.method === "DELETE" && status < 300) || status === 404))
-      this.parts.selector.unpin(sessionId);
+  finished(color: Color): void {
+    this.parts.selector.finished(color);
   }
 
-  private respond(
-    exchange: Exchange,
-    server: Server<undefined>,
-    request: Request,
-    label: UpstreamLabel,
-    response: UpstreamResponse,
-  ): Response {
-    const { head } = response;
-    head.headers.set("x-request-id", exchange.id);
-    if (response.bytes) {
-      this.log(exchange, label, head.status, response.bytes.byteLength);
-      return new Response(response.bytes.byteLength === 0 ? null : response.bytes, {
-        status: head.status,
-        statusText: head.statusText,
-        headers: head.headers,
-      });
+  answered(exchange: Exchange, color: Color, head: ResponseHead): void {
+    const selector = this.parts.selector;
+    for (let i = 0; i < head.names.length; i++)
+      if (head.names[i]!.toLowerCase() === "mcp-session-id") selector.pin(head.values[i]!, color);
+    const session = exchange.sessionId;
+    if (session !== null && ((exchange.method === "DELETE" && head.status < 300) || head.status === 404))
+      selector.unpin(session);
+  }
+
+  /**
+   * Where a request goes again after `failure`, or null. Nothing was sent after a refused connect,
+   * so any request goes to the other color when it is healthy; a connection closed before any
+   * answer byte is retried only when sending twice cannot harm (retry-policy.ts): once on a fresh
+   * connection when it was a stale keep-alive, else on the other color. A timeout never; a request
+   * of an MCP session never leaves its color (the other would not know the session).
+   */
+  retry(exchange: Exchange, failure: UpstreamFailure): Attempt | null {
+    const { color, label } = exchange.attempt;
+    this.parts.metrics.upstreamError(label, failure.kind);
+    if (color && failure.kind === "connect") this.parts.markDown(color, failure.message);
+    if (exchange.tries >= 2 || exchange.replay === null) return null;
+    const other =
+      color && exchange.sessionId === null && this.parts.isHealthy(otherColor(color)) ? otherColor(color) : null;
+    let next: Attempt | null = null;
+    if (failure.kind === "connect") next = other ? this.colorAttempt(other) : null;
+    else if (failure.kind === "reset" && mayResend(exchange)) {
+      if (exchange.onReusedConnection && exchange.tries === 0)
+        next = exchange.attempt; // a stale keep-alive: same upstream, fresh connection
+      else if (other) next = this.colorAttempt(other);
+      else if (exchange.tries === 0) next = exchange.attempt;
     }
-    // a long stream (SSE, chunked, a download) must not be cut by the idle timeout
-    server.timeout(request, 0);
-    if (isEventStream(head.headers.get("content-type"))) head.headers.set("x-accel-buffering", "no");
-    return new Response(response.stream, { status: head.status, statusText: head.statusText, headers: head.headers });
+    if (next) this.parts.metrics.retries++;
+    return next;
   }
 
-  private failed(exchange: Exchange, label: UpstreamLabel, failure: UpstreamFailure): Response {
+  fail(exchange: Exchange, failure: UpstreamFailure): void {
+    const label = exchange.attempt.label;
     if (failure.kind === "timeout")
-      return this.answer(exchange, 504, { error: "upstream_timeout", message: failure.message }, {}, label);
-    return this.answer(
+      return this.answer(
+        exchange.client,
+        exchange,
+        504,
+        { error: "upstream_timeout", message: failure.message },
+        "",
+        label,
+      );
+    this.answer(
+      exchange.client,
       exchange,
       502,
       { error: "upstream_unreachable", message: `cannot reach the ${label} upstream: ${failure.message}` },
-      {},
+      "",
       label,
     );
   }
 
-  /** A JSON answer of our own. */
-  private answer(
-    exchange: Exchange,
-    status: number,
-    body: Record<string, unknown>,
-    extra: Record<string, string> = {},
-    label: UpstreamLabel = "proxy",
-  ): Response {
-    const text = JSON.stringify(status >= 400 ? { ...body, request_id: exchange.id } : body);
-    this.log(exchange, label, status, text.length);
-    return new Response(text, {
-      status,
-      headers: { "content-type": "application/json", "x-request-id": exchange.id, ...extra },
-    });
+  done(exchange: Exchange, completed: boolean): void {
+    this.log(exchange, exchange.attempt.label, exchange.status || 502, exchange.bytesSent, completed);
   }
 
-  private log(exchange: Exchange, label: UpstreamLabel, status: number, bytes: number): void {
-    this.parts.metrics.request(label, status, (performance.now() - exchange.startedAt) / 1000);
-    this.parts.accessLog.record(exchange.id, exchange.method, exchange.path, status, label, bytes, exchange.startedAt);
+  refuse(connection: ClientConnection, refusal: ClientRefusal, head: RequestHead | null): void {
+    const answered: Answered = {
+      id: requestId(head?.map["x-request-id"] ?? null),
+      method: head?.method ?? "-",
+      path: head ? head.url.split("?")[0]! : "-",
+      startedAt: head?.startedAt ?? performance.now(),
+    };
+    this.refused(connection, answered, refusal);
+  }
+
+  private refused(connection: ClientConnection, answered: Answered, refusal: ClientRefusal): null {
+    this.parts.metrics.refusal(refusal.error);
+    this.answer(
+      connection,
+      answered,
+      refusal.status,
+      { error: refusal.error, message: refusal.message },
+      refusal.status === 405 ? `allow: ${PROXIED_METHODS}\r\n` : "",
+      "proxy",
+      false,
+    );
+    return null;
+  }
+
+  /** A JSON answer of our own; `reusable` false closes the connection after it. */
+  private answer(
+    connection: ClientConnection,
+    answered: Answered,
+    status: number,
+    body: Record<string, unknown>,
+    extra = "",
+    label: UpstreamLabel = "proxy",
+    reusable = true,
+  ): void {
+    const text = JSON.stringify(status >= 400 ? { ...body, request_id: answered.id } : body);
+    const head =
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+      `x-request-id: ${answered.id}\r\n${extra}${connection.connectionHeader(reusable)}\r\n`;
+    connection.write(Buffer.from(answered.method === "HEAD" ? head : head + text));
+    this.log(answered, label, status, answered.method === "HEAD" ? 0 : text.length, true);
+    connection.answerDone(reusable);
+  }
+
+  private log(answered: Answered, label: UpstreamLabel, status: number, bytes: number, completed: boolean): void {
+    this.parts.metrics.request(label, status, (performance.now() - answered.startedAt) / 1000, completed);
+    this.parts.accessLog.record(
+      answered.id,
+      answered.method,
+      answered.path,
+      status,
+      label,
+      bytes,
+      answered.startedAt,
+      completed,
+    );
   }
 }
+
+export type { Refusal };

@@ -21,6 +21,7 @@ import {
   type ProxyStatus,
   type SwitchResult,
 } from "./admin-schema.ts";
+import { ClientListener } from "./client-listener.ts";
 import { ColorSelector } from "./color-selector.ts";
 import { HealthCheck, type HealthConsumer, type Probe } from "./health-check.ts";
 import type { LatencySeries } from "./latency-history.ts";
@@ -48,7 +49,9 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   private readonly metricsRegistry = new Metrics();
   private readonly accessLog: AccessLog;
   private readonly log: Logger;
-  private server: Bun.Server<undefined> | undefined;
+  private listener: ClientListener | undefined;
+  private saveTimer: ReturnType<typeof setTimeout> | undefined;
+  private listenPort: number | undefined;
   private admin: Bun.Server<undefined> | undefined;
   private readonly extraMetrics: (() => string) | undefined;
   readonly statusPage: (() => Promise<string>) | undefined;
@@ -60,7 +63,16 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   ) {
     this.log = options.log ?? defaultLog.child({ service: "axe-proxy" });
     const saved = readProxyState(settings.stateFile);
-    this.selector = new ColorSelector(saved?.live ?? "blue", settings.drainTimeoutMs);
+    this.selector = new ColorSelector(saved?.live ?? "blue", settings.drainTimeoutMs, saved?.pins);
+    // pins change with every MCP session: saved at most once a second, and on stop
+    this.selector.onChange = () => {
+      if (this.saveTimer || !this.listener) return;
+      this.saveTimer = setTimeout(() => {
+        this.saveTimer = undefined;
+        this.saveState();
+      }, 1_000);
+      this.saveTimer.unref();
+    };
     this.health = {
       blue: new HealthCheck(
         "blue",
@@ -87,40 +99,43 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
 
   /** The port the public listener is bound to (useful with port 0). */
   get port(): number {
-    return this.server?.port ?? this.settings.port;
+    return this.listenPort ?? this.settings.port;
   }
 
   async start(): Promise<void> {
     await Promise.all(COLORS.map((c) => this.health[c].start()));
     this.saveState();
     this.admin = await listenAdmin(this.settings.adminSocket, this);
+    const settings = this.settings;
     const handler = (this.handler = new ProxyHandler({
-      settings: this.settings,
-      router: new Router(this.settings.routes),
+      settings,
+      router: new Router(settings.routes, settings.frameWebsocket),
       selector: this.selector,
       pause: this.pauseController,
       metrics: this.metricsRegistry,
       accessLog: this.accessLog,
       isHealthy: (color) => this.health[color].healthy,
+      markDown: (color, reason) => this.health[color].markDown(reason),
+    }));
+    const listener = (this.listener = new ClientListener(handler, {
+      maxHeadBytes: settings.maxHeaderBytes,
+      maxHeaderCount: settings.maxHeaderCount,
+      maxLineBytes: settings.maxLineBytes,
+      maxBodyBytes: settings.maxBodyBytes,
+      headTimeoutMs: settings.clientHeadTimeoutMs,
+      minBodyBytesPerS: settings.minBodyBytesPerS,
+      idleTimeoutMs: settings.idleTimeoutS * 1000,
     }));
     try {
-      this.server = Bun.serve({
-        hostname: this.settings.hostname,
-        port: this.settings.port,
-        maxRequestBodySize: this.settings.maxBodyBytes,
-        idleTimeout: this.settings.idleTimeoutS,
-        fetch: handler.fetch,
-        error: (error) => {
-          this.log.error("request failed", { error });
-          return Response.json({ error: "proxy_error", message: "the proxy failed on this request" }, { status: 502 });
-        },
-      });
+      this.listenPort = listener.listen(settings.hostname, settings.port);
     } catch (error) {
+      this.listener = undefined;
+      listener.close();
       await this.stop();
       const code = (error as { code?: string }).code;
       throw new ProxyError(
         "PROXY_LISTEN_FAILED",
-        `cannot listen on ${this.settings.hostname}:${this.settings.port}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
+        `cannot listen on ${settings.hostname}:${settings.port}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }
@@ -133,18 +148,18 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
 
   /** Stops accepting, waits for in-flight requests and streams (up to the drain timeout), then closes. */
   async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    if (server) {
-      const graceful = server.stop(false);
-      const drained = await Promise.race([
-        graceful.then(() => true),
-        Bun.sleep(this.settings.drainTimeoutMs).then(() => false),
-      ]);
-      if (!drained) await server.stop(true);
+    const listener = this.listener;
+    this.listener = undefined;
+    if (listener) {
+      listener.stopAccepting();
+      await listener.waitIdle(this.settings.drainTimeoutMs);
+      listener.close();
     }
     for (const c of COLORS) this.health[c].stop();
     this.handler?.close();
+    clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    if (this.admin) this.saveState(); // the pins as they are now
     this.pauseController.resume();
     await this.admin?.stop(true);
     this.admin = undefined;
@@ -198,15 +213,22 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         `refusing to drain ${target}: it is the live color`,
         "switch first, then drain the old color",
       );
-    const drained = await this.selector.waitIdle(target, timeoutMs ?? this.settings.drainTimeoutMs);
-    const released = this.selector.releaseSessions(target);
+    const { drained, released } = await this.selector.drain(target, timeoutMs ?? this.settings.drainTimeoutMs);
+    const sessions = this.selector.pinnedTo(target);
     this.log.info("drained color", {
       color: target,
       drained,
       inflight: this.selector.inflight[target],
       sessions_released: released,
+      sessions_left: sessions,
     });
-    return { color: target, drained, inflight: this.selector.inflight[target], sessions_released: released };
+    return {
+      color: target,
+      drained,
+      inflight: this.selector.inflight[target],
+      sessions_released: released,
+      sessions,
+    };
   }
 
   pause(): PauseResult {
@@ -246,7 +268,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       error: probe.error,
       live: this.selector.live,
     });
-    if (this.server) this.saveState();
+    if (this.listener) this.saveState();
   }
 
   private saveState(): void {
@@ -255,6 +277,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       writeProxyState(this.settings.stateFile, {
         live: this.selector.live,
         colors: { blue: color("blue"), green: color("green") },
+        pins: this.selector.snapshot(),
       });
     } catch (error) {
       this.log.error("cannot write the proxy state file", { file: this.settings.stateFile, error });

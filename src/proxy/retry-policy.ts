@@ -1,39 +1,31 @@
 /**
- * Which requests may be sent again after a connection failure: GET, HEAD and OPTIONS without a
- * body, and, on the frame route, MCP JSON-RPC posts that hold no tools/call (a tool may have
- * side effects, so it is never sent twice). Those posts are read into memory (they are small)
- * so that they can be sent again; every other body streams through untouched.
+ * Which requests may be sent again after their connection closed before any answer byte (the
+ * upstream may have acted on them): GET, HEAD and OPTIONS without a body; PUT and DELETE, which
+ * are idempotent; and, on the frame route, MCP JSON-RPC posts that hold no tools/call (a tool may
+ * have side effects, so it is never sent twice). A request whose connect failed was never sent
+ * and needs none of this. Bodies are kept for a second try up to 1 MiB (exchange.ts).
  */
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-/** Larger JSON-RPC posts stream and are not retried. */
-const MAX_BUFFERED = 1_048_576;
+const IDEMPOTENT = new Set(["PUT", "DELETE"]);
 
-export interface PreparedBody {
-  body: ReadableStream<Uint8Array> | Uint8Array | null;
-  retryable: boolean;
+export interface Resendable {
+  method: string;
+  /** The whole body has arrived. */
+  requestEnded: boolean;
+  /** The body as received, or null when it was too large to keep. */
+  replay: Uint8Array[] | null;
+  replayBytes: number;
+  /** On the frame route (JSON-RPC). */
+  frame: boolean;
+  contentType: string | undefined;
 }
 
-/** Synchronous unless the body must be read (a JSON-RPC post): most requests skip a promise. */
-/** `headerMap` is the request's `Headers.toJSON()`, read once by the caller, so no header is read twice. */
-export function prepareBody(
-  request: Request,
-  jsonRpc: boolean,
-  headerMap: Record<string, string> = request.headers.toJSON(),
-): PreparedBody | Promise<PreparedBody> {
-  const length = headerMap["content-length"] ?? null;
-  const chunked = headerMap["transfer-encoding"] !== undefined;
-  if (!chunked && (length === null || length === "0")) {
-    return { body: length === "0" ? new Uint8Array(0) : null, retryable: SAFE_METHODS.has(request.method) };
-  }
-  if (
-    !jsonRpc ||
-    request.method !== "POST" ||
-    chunked ||
-    Number(length) > MAX_BUFFERED ||
-    !isJson(headerMap["content-type"] ?? null)
-  )
-    return { body: request.body, retryable: false };
-  return request.bytes().then((bytes) => ({ body: bytes, retryable: !callsATool(bytes) }));
+export function mayResend(request: Resendable): boolean {
+  if (!request.requestEnded || request.replay === null) return false;
+  if (SAFE_METHODS.has(request.method)) return request.replayBytes === 0;
+  if (IDEMPOTENT.has(request.method)) return true;
+  if (request.method !== "POST" || !request.frame || !isJson(request.contentType)) return false;
+  return !callsATool(Buffer.concat(request.replay));
 }
 
 /** True when the JSON-RPC message (or batch) holds a tools/call, or cannot be read: then we assume it does. */
@@ -50,6 +42,6 @@ export function callsATool(bytes: Uint8Array): boolean {
   );
 }
 
-function isJson(contentType: string | null): boolean {
-  return contentType !== null && /^\s*application\/json\s*(;|$)/i.test(contentType);
+function isJson(contentType: string | undefined): boolean {
+  return contentType !== undefined && /^\s*application\/json\s*(;|$)/i.test(contentType);
 }

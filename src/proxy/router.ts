@@ -2,20 +2,28 @@
  * Picks the upstream for a path: the frame routes go to the blue/green pair, the configured
  * prefixes to their fixed upstreams, anything else to nobody (404). The longest prefix wins.
  */
-export type Route = { kind: "frame" } | { kind: "fixed"; upstream: string };
+export type Route = ({ kind: "frame" } | { kind: "fixed"; upstream: string }) & { websocket?: boolean };
 
 /** Where frame lives: its prefix and the OAuth protected resource metadata (root and path-inserted). */
 export const FRAME_PREFIXES = ["/frame/", "/.well-known/oauth-protected-resource"] as const;
 
-const FRAME: Route = { kind: "frame" };
-
 export class Router {
   private readonly table: Array<{ prefix: string; exact: string; route: Route }>;
 
-  constructor(routes: ReadonlyArray<{ prefix: string; upstream: string }>) {
+  /** `websocket`: the routes whose requests may upgrade to WebSocket (the frame pair with `frameWebsocket`). */
+  constructor(
+    routes: ReadonlyArray<{ prefix: string; upstream: string; websocket?: boolean }>,
+    frameWebsocket = false,
+  ) {
+    const frame: Route = frameWebsocket ? { kind: "frame", websocket: true } : { kind: "frame" };
     const entries = [
-      ...FRAME_PREFIXES.map((prefix) => ({ prefix, route: FRAME })),
-      ...routes.map((r) => ({ prefix: r.prefix, route: { kind: "fixed", upstream: r.upstream } as Route })),
+      ...FRAME_PREFIXES.map((prefix) => ({ prefix, route: frame })),
+      ...routes.map((r) => ({
+        prefix: r.prefix,
+        route: (r.websocket
+          ? { kind: "fixed", upstream: r.upstream, websocket: true }
+          : { kind: "fixed", upstream: r.upstream }) as Route,
+      })),
     ];
     this.table = entries
       .map(({ prefix, route }) => ({

@@ -5,20 +5,13 @@
  * imports nothing from the modes above it.
  */
 import type { Config } from "../config/load.ts";
+import { untilStopSignal } from "../lib/signals.ts";
 import { ProxyServer, type ProxyServerOptions } from "./proxy-server.ts";
 import { proxySettings } from "./settings.ts";
 
 export async function runProxy(config: Config, options: ProxyServerOptions = {}): Promise<number> {
   const proxy = new ProxyServer(proxySettings(config), options);
   await proxy.start();
-  await new Promise<void>((resolve) => {
-    const shutdown = () => {
-      process.off("SIGTERM", shutdown);
-      process.off("SIGINT", shutdown);
-      proxy.stop().then(resolve, resolve);
-    };
-    process.on("SIGTERM", shutdown);
-    process.on("SIGINT", shutdown);
-  });
+  await untilStopSignal(() => proxy.stop());
   return 0;
 }

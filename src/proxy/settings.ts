@@ -22,13 +22,18 @@ export interface ProxySettings {
   /** Origins (scheme://host:port) of the blue/green pair. */
   upstreams: Record<Color, string>;
   /** Fixed routes: path prefix to upstream origin. */
-  routes: Array<{ prefix: string; upstream: string }>;
+  routes: Array<{ prefix: string; upstream: string; websocket: boolean }>;
+  frameWebsocket: boolean;
   trustedProxies: ReadonlySet<string>;
   health: HealthSettings;
   drainTimeoutMs: number;
   pauseTimeoutMs: number;
   maxHeaderBytes: number;
+  maxHeaderCount: number;
+  maxLineBytes: number;
   maxBodyBytes: number;
+  clientHeadTimeoutMs: number;
+  minBodyBytesPerS: number;
   headerTimeoutMs: number;
   idleTimeoutS: number;
   accessLog: boolean;
@@ -47,7 +52,8 @@ export function proxySettings(config: Config): ProxySettings {
       blue: origin(proxy.upstreams?.blue ?? `http://${bind}:${frame.ports.blue}`),
       green: origin(proxy.upstreams?.green ?? `http://${bind}:${frame.ports.green}`),
     },
-    routes: proxy.routes.map((r) => ({ prefix: r.prefix, upstream: origin(r.upstream) })),
+    routes: proxy.routes.map((r) => ({ prefix: r.prefix, upstream: origin(r.upstream), websocket: r.websocket })),
+    frameWebsocket: proxy.frame_websocket,
     trustedProxies: new Set(proxy.trusted_proxies),
     health: {
       path: proxy.health.path,
@@ -59,14 +65,18 @@ export function proxySettings(config: Config): ProxySettings {
     drainTimeoutMs: proxy.drain_timeout_ms,
     pauseTimeoutMs: proxy.pause_timeout_ms,
     maxHeaderBytes: proxy.max_header_bytes,
+    maxHeaderCount: proxy.max_header_count,
+    maxLineBytes: proxy.max_line_bytes,
     maxBodyBytes: proxy.max_body_bytes,
+    clientHeadTimeoutMs: proxy.client_head_timeout_ms,
+    minBodyBytesPerS: proxy.min_body_bytes_per_s,
     headerTimeoutMs: proxy.header_timeout_ms,
     idleTimeoutS: proxy.idle_timeout_s,
     accessLog: proxy.access_log,
   };
 }
 
-/** "127.0.0.1:3712" or "[::1]:3712" to Bun.serve's hostname and port. */
+/** "127.0.0.1:3712" or "[::1]:3712" to a listener's hostname and port. */
 export function splitListen(listen: string): { hostname: string; port: number } {
   const at = listen.lastIndexOf(":");
   return { hostname: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };

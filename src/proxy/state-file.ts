@@ -1,10 +1,11 @@
 /**
- * {data_dir}/state/proxy.json: the live color and what we last knew of each color. Written
- * atomically (temp file, fsync, rename) so a crash leaves the old or the new file, never half.
+ * {data_dir}/state/proxy.json: the live color, what we last knew of each color, and the MCP
+ * session pins with each color's drain time (0600: session ids are bearer-like). Written
+ * atomically (src/lib/atomic-write.ts) so a crash leaves the old or the new file, never half.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { ColorSchema } from "./admin-schema.ts";
 
@@ -13,10 +14,17 @@ const ColorState = z.object({
   healthy: z.boolean().default(false),
 });
 
+/** MCP session pins and the drain time of each color (color-selector.ts), so they outlive a restart. */
+const PinState = z.object({
+  sessions: z.record(z.string(), ColorSchema).default({}),
+  drain_until: z.object({ blue: z.number().default(0), green: z.number().default(0) }).prefault({}),
+});
+
 export const ProxyStateSchema = z.object({
   version: z.literal(1),
   live: ColorSchema,
   colors: z.object({ blue: ColorState.prefault({}), green: ColorState.prefault({}) }),
+  pins: PinState.prefault({}),
   updated_at: z.string(),
 });
 export type ProxyState = z.infer<typeof ProxyStateSchema>;
@@ -46,22 +54,15 @@ export function readProxyState(file: string): ProxyState | undefined {
   return parsed.data;
 }
 
-export function writeProxyState(file: string, state: Omit<ProxyState, "version" | "updated_at">): void {
-  const full: ProxyState = { version: 1, ...state, updated_at: new Date().toISOString() };
-  mkdirSync(dirname(file), { recursive: true });
-  const temp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(temp, "w", 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(full, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, file);
-  const dir = openSync(dirname(file), "r");
-  try {
-    fsyncSync(dir);
-  } finally {
-    closeSync(dir);
-  }
+export function writeProxyState(
+  file: string,
+  state: Omit<ProxyState, "version" | "updated_at" | "pins"> & Partial<Pick<ProxyState, "pins">>,
+): void {
+  const full: ProxyState = {
+    version: 1,
+    ...state,
+    pins: state.pins ?? { sessions: {}, drain_until: { blue: 0, green: 0 } },
+    updated_at: new Date().toISOString(),
+  };
+  writeFileAtomic(file, `${JSON.stringify(full, null, 2)}\n`, { mode: 0o600 }); // it holds MCP session ids
 }

@@ -1,13 +1,16 @@
 /**
- * One keep-alive HTTP/1.1 connection to an upstream: writes a request (its body streamed with
- * back-pressure), reads the answer's head, and hands the body over whole (small, known length)
- * or as a stream that pauses the socket when the caller reads slowly. Failures are
- * UpstreamFailures that say whether the request may be retried.
+ * One keep-alive connection to an upstream, its answers framed by llhttp (strict). It carries one
+ * exchange at a time: the exchange writes the request through `out`, and hears the response head,
+ * body pieces and end through ResponseSink. A connection goes back to its pool only when the
+ * response ended cleanly with nothing after it; a byte that arrives while it is idle, or after a
+ * complete response, closes it (so one client never reads another's answer).
  */
 import type { Socket, SocketHandler } from "bun";
-import { ChunkedDecoder, ProtocolError, parseResponseHead, type ResponseHead } from "./http1-response.ts";
+import { HeadCollector } from "./head-collector.ts";
+import { ERROR, HttpParser, RESPONSE, SKIP_BODY } from "./llhttp.ts";
+import { batch, Outbox } from "./outbox.ts";
 
-/** connect: nothing was sent. reset: closed before any answer. broken: the answer broke off. */
+/** connect: nothing was sent. reset: closed before any answer byte. broken: the answer broke off or was malformed. */
 export type FailureKind = "connect" | "reset" | "timeout" | "broken";
 
 export class UpstreamFailure extends Error {
@@ -19,300 +22,147 @@ export class UpstreamFailure extends Error {
   }
 }
 
-export interface UpstreamRequest {
-  method: string;
-  /** Path and query. */
-  target: string;
-  /** Header lines, each "name: value\r\n", without framing headers (the client adds those). */
-  head: string;
-  body: ReadableStream<Uint8Array> | Uint8Array | null;
-  /** Content-Length of a streamed body, when the caller sent one. */
-  bodyLength: number | null;
-  /** Connect plus response headers. */
-  headerTimeoutMs: number;
-  /** Runs once when the response body has been delivered (or failed, or was abandoned); `streamed` when it went out as a stream. */
-  onDone(bytes: number, completed: boolean, status: number, streamed: boolean): void;
+export interface ResponseHead {
+  status: number;
+  reason: string;
+  names: string[];
+  values: string[];
+  /** The upstream's Content-Length, when it framed the body so. */
+  length: number | null;
+  /** No body follows (HEAD, 204, 304). */
+  bodiless: boolean;
+  /** The body runs until the upstream closes. */
+  untilClose: boolean;
 }
 
-export interface UpstreamResponse {
-  head: ResponseHead;
-  /** The whole body, when small and of known length; otherwise `stream`. */
-  bytes: Uint8Array | null;
-  stream: ReadableStream<Uint8Array> | null;
+/** The exchange on a connection. */
+export interface ResponseSink {
+  onResponseHead(head: ResponseHead): void;
+  onResponseBody(data: Buffer, at: number, length: number): void;
+  onResponseEnd(): void;
+  /** A 101 to an upgrade request: from now on the two sockets are piped; `rest` came after the head. */
+  onUpgraded(head: ResponseHead, rest: Buffer): void;
+  onUpstreamFailure(failure: UpstreamFailure): void;
+  /** The upstream took what was queued for it (request body back-pressure). */
+  onUpstreamDrain(): void;
 }
-
-/** Bodies of known length up to this size are collected and handed over whole. */
-const SMALL_BODY = 65_536;
-const MAX_HEAD = 65_536;
-const EMPTY = new Uint8Array(0);
-
-interface Exchange {
-  request: UpstreamRequest;
-  resolve(response: UpstreamResponse): void;
-  reject(failure: UpstreamFailure): void;
-  timer: ReturnType<typeof setTimeout>;
-  state: "head" | "body";
-  answered: boolean;
-  resolved: boolean;
-  bodySent: boolean;
-  head?: ResponseHead;
-  received: number;
-  small?: Uint8Array;
-  controller?: ReadableStreamDefaultController<Uint8Array>;
-  decoder?: ChunkedDecoder;
-}
-
-const handlers: SocketHandler<Connection> = {
-  data: (socket, data) => socket.data.onData(data),
-  drain: (socket) => socket.data.onDrain(),
-  close: (socket) => socket.data.onClose(),
-  error: (socket) => socket.data.onClose(),
-  end: (socket) => socket.data.onClose(),
-  connectError: () => undefined,
-};
 
 /** The pool a connection goes back to. */
 export interface ConnectionOwner {
-  /** host:port, for requests that arrive without a Host header. */
-  readonly host: string;
-  release(connection: Connection): void;
-  forget(connection: Connection): void;
+  release(connection: UpstreamConnection): void;
+  forget(connection: UpstreamConnection): void;
 }
 
-export const connectionHandlers = handlers;
+/** Response heads larger than these are refused as broken (a runaway upstream). */
+const LIMITS = { maxHeadBytes: 65_536, maxHeaderCount: 256, maxLineBytes: 65_536 };
+const EMPTY = Buffer.alloc(0);
 
-export class Connection {
-  socket!: Socket<Connection>;
+export const upstreamHandlers: SocketHandler<UpstreamConnection> = {
+  open: (socket) => socket.data.onOpen(socket),
+  data: (socket, data) => batch(() => socket.data.onData(data)),
+  drain: (socket) => batch(() => socket.data.onDrain()),
+  close: (socket) => batch(() => socket.data.onClose()),
+  error: (socket) => batch(() => socket.data.onClose()),
+  end: (socket) => batch(() => socket.data.onClose()),
+  connectError: () => undefined,
+};
+
+export class UpstreamConnection extends HttpParser {
+  readonly out = new Outbox(() => this.sink?.onUpstreamDrain());
+  socket: Socket<UpstreamConnection> | null = null;
   lastUsed = 0;
   closed = false;
-  private exchange: Exchange | null = null;
-  private headBuffer: Buffer | null = null;
-  private pending: Buffer | null = null;
-  private drained: (() => void) | null = null;
+  /** Carried a complete exchange before: a failure on it may be a stale keep-alive. */
+  reused = false;
+  /** Set for a piped WebSocket: bytes go straight to this function, and its end to `pipeClosed`. */
+  pipe: ((data: Buffer) => void) | null = null;
+  pipeClosed: (() => void) | null = null;
+  private sink: ResponseSink | null = null;
+  private skipBody = false;
+  private answered = false;
+  private requestSent = false;
+  private interim = false;
+  private upgradeAsked = false;
+  private collector: HeadCollector | null = null;
+  private statusText = "";
+  private head: ResponseHead | null = null;
+  private keepAlive = false;
+  private paused = false;
 
-  constructor(private readonly pool: ConnectionOwner) {}
-
-  send(request: UpstreamRequest, timer: ReturnType<typeof setTimeout>): Promise<UpstreamResponse> {
-    return new Promise((resolve, reject) => {
-      const exchange: Exchange = {
-        request,
-        resolve,
-        reject,
-        timer,
-        state: "head",
-        answered: false,
-        resolved: false,
-        bodySent: false,
-        received: 0,
-      };
-      this.exchange = exchange;
-      this.writeRequest(exchange);
-    });
+  constructor(private readonly owner: ConnectionOwner) {
+    super(RESPONSE);
   }
 
-  timedOut(): void {
-    this.fail(
-      new UpstreamFailure("timeout", `no response headers within ${this.exchange?.request.headerTimeoutMs} ms`),
-    );
+  onOpen(socket: Socket<UpstreamConnection>): void {
+    if (this.closed) return socket.terminate(); // given up on (a timeout) while connecting
+    socket.setNoDelay(true);
+    this.socket = socket;
+    this.out.attach(socket as Socket<unknown>);
   }
 
-  private writeRequest(exchange: Exchange): void {
-    const { method, target, head, body, bodyLength } = exchange.request;
-    let framing = "";
-    if (body instanceof Uint8Array) framing = `content-length: ${body.byteLength}\r\n`;
-    else if (body)
-      framing = bodyLength !== null ? `content-length: ${bodyLength}\r\n` : "transfer-encoding: chunked\r\n";
-    else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
-    // an HTTP/1.0 caller may send no Host; HTTP/1.1 requires one, so name the upstream
-    const host = head.startsWith("host:") || head.includes("\r\nhost:") ? "" : `host: ${this.pool.host}\r\n`;
-    const start = Buffer.from(`${method} ${target} HTTP/1.1\r\n${host}${head}${framing}\r\n`, "latin1");
-    if (body instanceof Uint8Array || body === null) {
-      this.write(body && body.byteLength > 0 ? Buffer.concat([start, body]) : start);
-      exchange.bodySent = true;
-      return;
-    }
-    this.write(start);
-    void this.pumpBody(exchange, body, bodyLength === null);
+  /** Starts an exchange: the caller then writes the request through `out`. */
+  begin(sink: ResponseSink, method: string, upgrade: boolean): void {
+    if (this.paused) this.resume();
+    this.paused = false;
+    this.sink = sink;
+    this.skipBody = method === "HEAD";
+    this.upgradeAsked = upgrade;
+    this.answered = false;
+    this.requestSent = false;
+    this.head = null;
   }
 
-  private async pumpBody(exchange: Exchange, body: ReadableStream<Uint8Array>, chunked: boolean): Promise<void> {
-    const reader = body.getReader();
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (this.exchange !== exchange) return void reader.cancel().catch(() => undefined);
-        if (done) break;
-        if (value.byteLength === 0) continue;
-        this.write(chunked ? Buffer.concat([Buffer.from(`${value.byteLength.toString(16)}\r\n`), value, CRLF]) : value);
-        if (this.pending) await new Promise<void>((resolve) => (this.drained = resolve));
-      }
-      if (chunked) this.write(LAST_CHUNK);
-      exchange.bodySent = true;
-    } catch {
-      if (this.exchange === exchange) this.fail(new UpstreamFailure("broken", "the request body broke off"));
-    }
+  /** The request (head and body) has been handed to `out` whole. */
+  requestComplete(): void {
+    this.requestSent = true;
   }
 
-  private write(data: Buffer | Uint8Array): void {
-    if (this.closed) return;
-    if (this.pending) {
-      this.pending = Buffer.concat([this.pending, data]);
-      return;
-    }
-    const written = this.socket.write(data);
-    if (written < data.byteLength) this.pending = Buffer.from(data.subarray(Math.max(0, written)));
+  pauseReading(): void {
+    this.socket?.pause();
   }
 
-  onDrain(): void {
-    if (!this.pending) return;
-    const data = this.pending;
-    this.pending = null;
-    const written = this.socket.write(data);
-    if (written < data.byteLength) this.pending = data.subarray(Math.max(0, written));
-    else this.wakeWriter();
+  resumeReading(): void {
+    this.socket?.resume();
   }
 
   onData(data: Buffer): void {
-    const exchange = this.exchange;
-    if (!exchange) return this.destroy(); // bytes nobody asked for: never reuse this connection
-    exchange.answered = true;
-    if (exchange.state === "head") {
-      const buffer = this.headBuffer ? Buffer.concat([this.headBuffer, data]) : data;
-      const end = buffer.indexOf("\r\n\r\n");
-      if (end < 0) {
-        if (buffer.length > MAX_HEAD) return this.fail(new UpstreamFailure("broken", "response head too large"));
-        this.headBuffer = Buffer.from(buffer);
-        return;
-      }
-      this.headBuffer = null;
-      let head: ResponseHead;
-      try {
-        head = parseResponseHead(buffer.toString("latin1", 0, end), exchange.request.method);
-      } catch (error) {
-        return this.fail(new UpstreamFailure("broken", (error as Error).message));
-      }
-      if (head.status < 200) {
-        if (head.status === 101)
-          return this.fail(new UpstreamFailure("broken", "upstream switched protocols; upgrades are not proxied"));
-        if (buffer.length > end + 4) this.onData(buffer.subarray(end + 4)); // an interim 1xx: the real head follows
-        return;
-      }
-      clearTimeout(exchange.timer);
-      exchange.head = head;
-      exchange.state = "body";
-      this.startBody(exchange, head);
-      if (buffer.length > end + 4 && this.exchange === exchange) this.consumeBody(exchange, buffer, end + 4);
-      return;
+    if (this.pipe) return this.pipe(data);
+    const sink = this.sink;
+    if (!sink) return this.destroy(); // a byte while idle: never reuse this connection
+    this.answered = true;
+    const errno = this.execute(data);
+    if (errno === ERROR.OK) return;
+    if (errno === ERROR.PAUSED) {
+      // the response is complete; anything after it is a byte nobody asked for
+      this.paused = true;
+      return this.complete(sink, this.consumed() === data.byteLength);
     }
-    this.consumeBody(exchange, data, 0);
-  }
-
-  private startBody(exchange: Exchange, head: ResponseHead): void {
-    if (head.framing === "none") {
-      this.resolve(exchange, EMPTY, null);
-      this.finish(exchange, true);
-    } else if (head.framing === "length" && head.length <= SMALL_BODY) {
-      exchange.small = new Uint8Array(head.length);
-      if (head.length === 0) {
-        this.resolve(exchange, EMPTY, null);
-        this.finish(exchange, true);
-      }
-    } else {
-      if (head.framing === "chunked") exchange.decoder = new ChunkedDecoder();
-      const stream = new ReadableStream<Uint8Array>({
-        start: (controller) => void (exchange.controller = controller),
-        pull: () => this.socket.resume(),
-        cancel: () => {
-          if (this.exchange !== exchange) return;
-          this.exchange = null;
-          this.done(exchange, false);
-          this.destroy();
-        },
-      });
-      this.resolve(exchange, null, stream);
+    if (errno === ERROR.PAUSED_UPGRADE && this.head) {
+      this.paused = true;
+      this.sink = null;
+      const rest = data.subarray(this.consumed());
+      return sink.onUpgraded(this.head, rest.byteLength > 0 ? Buffer.from(rest) : EMPTY);
     }
+    this.fail(new UpstreamFailure("broken", `malformed response: ${this.reason_()}`));
   }
 
-  private consumeBody(exchange: Exchange, data: Uint8Array, offset: number): void {
-    const head = exchange.head!;
-    if (exchange.small) {
-      const take = Math.min(head.length - exchange.received, data.length - offset);
-      exchange.small.set(data.subarray(offset, offset + take), exchange.received);
-      exchange.received += take;
-      if (offset + take < data.length)
-        return this.fail(new UpstreamFailure("broken", "upstream sent more than its Content-Length"));
-      if (exchange.received === head.length) {
-        this.resolve(exchange, exchange.small, null);
-        this.finish(exchange, true);
-      }
-      return;
-    }
-    const controller = exchange.controller!;
-    const deliver = (piece: Uint8Array) => {
-      exchange.received += piece.byteLength;
-      controller.enqueue(new Uint8Array(piece)); // a copy: the socket may reuse its buffer
-    };
-    if (exchange.decoder) {
-      let end: number;
-      try {
-        end = exchange.decoder.feed(data, offset, deliver);
-      } catch (error) {
-        return this.fail(new UpstreamFailure("broken", error instanceof ProtocolError ? error.message : String(error)));
-      }
-      if (end >= 0) {
-        controller.close();
-        this.finish(exchange, end === data.length);
-      }
-    } else if (head.framing === "length") {
-      const take = Math.min(head.length - exchange.received, data.length - offset);
-      deliver(data.subarray(offset, offset + take));
-      if (exchange.received === head.length) {
-        controller.close();
-        this.finish(exchange, offset + take === data.length);
-      }
-    } else {
-      deliver(data.subarray(offset)); // read until the upstream closes
-    }
-    if (this.exchange === exchange && (controller.desiredSize ?? 1) <= 0) this.socket.pause();
-  }
-
-  private resolve(exchange: Exchange, bytes: Uint8Array | null, stream: ReadableStream<Uint8Array> | null): void {
-    exchange.resolved = true;
-    exchange.resolve({ head: exchange.head!, bytes, stream });
-  }
-
-  /** The response is complete; `reusable` is false when stray bytes followed it. */
-  private finish(exchange: Exchange, reusable: boolean): void {
-    this.exchange = null;
-    this.done(exchange, true);
-    if (reusable && exchange.head!.keepAlive && exchange.bodySent && !this.pending) this.pool.release(this);
-    else this.destroy();
-  }
-
-  /** A timeout or a protocol error: the exchange fails and the connection is dropped. */
-  private fail(failure: UpstreamFailure): void {
-    const exchange = this.exchange;
-    this.exchange = null;
-    this.destroy();
-    if (exchange) this.abandon(exchange, failure);
+  onDrain(): void {
+    this.out.onDrain();
   }
 
   onClose(): void {
-    this.wakeWriter();
     if (this.closed) return;
     this.closed = true;
-    this.pool.forget(this);
-    const exchange = this.exchange;
-    this.exchange = null;
-    if (!exchange) return;
-    if (exchange.state === "body" && exchange.head!.framing === "close" && exchange.controller) {
-      exchange.controller.close();
-      this.done(exchange, true);
-      return;
-    }
-    const kind = exchange.state === "head" && !exchange.answered ? "reset" : "broken";
-    this.abandon(
-      exchange,
+    this.out.close();
+    this.owner.forget(this);
+    queueMicrotask(() => this.free());
+    if (this.pipe) return this.pipeClosed?.();
+    const sink = this.sink;
+    this.sink = null;
+    if (!sink) return;
+    if (this.head?.untilClose && this.answered) return sink.onResponseEnd(); // its body ran until close: done
+    const kind = this.answered ? "broken" : "reset";
+    sink.onUpstreamFailure(
       new UpstreamFailure(
         kind,
         kind === "reset"
@@ -322,38 +172,109 @@ export class Connection {
     );
   }
 
-  private abandon(exchange: Exchange, failure: UpstreamFailure): void {
-    clearTimeout(exchange.timer);
-    if (!exchange.resolved) return exchange.reject(failure);
-    exchange.controller?.error(failure);
-    this.done(exchange, false);
+  override onMessageBegin(): number {
+    this.collector = new HeadCollector(LIMITS);
+    this.statusText = "";
+    return 0;
   }
 
-  private done(exchange: Exchange, completed: boolean): void {
-    exchange.request.onDone(
-      exchange.received,
-      completed,
-      exchange.head?.status ?? 0,
-      exchange.controller !== undefined,
-    );
+  override onStatus(data: Buffer, at: number, length: number): number {
+    this.statusText += data.toString("latin1", at, at + length);
+    return 0;
   }
 
-  /** A request body waiting for the socket to drain must not wait forever on a closed one. */
-  private wakeWriter(): void {
-    const wake = this.drained;
-    this.drained = null;
-    wake?.();
+  onHeaderField(data: Buffer, at: number, length: number): number {
+    return this.collector!.field(data, at, length) ? 0 : ERROR.USER;
+  }
+
+  onHeaderValue(data: Buffer, at: number, length: number): number {
+    return this.collector!.fieldValue(data, at, length) ? 0 : ERROR.USER;
+  }
+
+  onHeadersComplete(status: number, _upgrade: boolean, keepAlive: boolean): number {
+    const collector = this.collector!;
+    if (!collector.end()) return ERROR.USER;
+    if (status < 200 && status !== 101) {
+      this.interim = true; // 100, 102, 103: the real answer follows
+      return 0;
+    }
+    if (status === 101 && !this.upgradeAsked) return ERROR.USER;
+    let length: number | null = null;
+    for (let i = 0; i < collector.names.length; i++)
+      if (collector.names[i]!.length === 14 && collector.names[i]!.toLowerCase() === "content-length")
+        length = Number(collector.values[i]);
+    const bodiless = this.skipBody || status === 204 || status === 304 || status === 101;
+    this.head = {
+      status,
+      reason: this.statusText,
+      names: collector.names,
+      values: collector.values,
+      length,
+      bodiless,
+      untilClose: !bodiless && length === null && this.needsEof(),
+    };
+    this.keepAlive = keepAlive;
+    if (status !== 101) this.sink!.onResponseHead(this.head);
+    return this.skipBody ? SKIP_BODY : 0;
+  }
+
+  onBody(data: Buffer, at: number, length: number): number {
+    this.sink?.onResponseBody(data, at, length);
+    return 0;
+  }
+
+  onMessageComplete(): number {
+    if (this.interim) {
+      this.interim = false;
+      return 0;
+    }
+    if (this.head?.status === 101) return 0; // llhttp stops with PAUSED_UPGRADE
+    return ERROR.PAUSED;
+  }
+
+  /** The response ended: back to the pool only when nothing followed it and nothing is left unsent. */
+  private complete(sink: ResponseSink, clean: boolean): void {
+    this.sink = null;
+    const head = this.head!;
+    this.reused = true;
+    // after a HEAD, 204, 304 or an empty body, an upstream that thinks it owes a body may send one late
+    const reusable =
+      clean && this.keepAlive && this.requestSent && this.out.buffered === 0 && !head.bodiless && head.length !== 0;
+    if (reusable) this.owner.release(this);
+    else this.destroy();
+    sink.onResponseEnd();
+  }
+
+  /** A timeout or a protocol error: the exchange fails and the connection is dropped. */
+  fail(failure: UpstreamFailure): void {
+    const sink = this.sink;
+    this.sink = null;
+    this.destroy();
+    sink?.onUpstreamFailure(failure);
+  }
+
+  /** Leaves the exchange without telling it (the caller is gone); the connection cannot be reused. */
+  abandon(): void {
+    this.sink = null;
+    this.destroy();
   }
 
   destroy(): void {
-    this.wakeWriter();
-    if (!this.closed) {
-      this.closed = true;
-      this.pool.forget(this);
-      this.socket.terminate();
-    }
+    this.sink = null;
+    if (this.closed) return;
+    this.closed = true;
+    this.out.close();
+    this.owner.forget(this);
+    queueMicrotask(() => this.free());
+    this.socket?.terminate();
+  }
+
+  private reason_(): string {
+    return this.collector?.broken ? `response head over the limit (${this.collector.broken})` : this.reason();
+  }
+
+  /** Whether the current response head is in (a failure after it cannot be retried). */
+  get answeredHead(): boolean {
+    return this.head !== null;
   }
 }
-
-const CRLF = Buffer.from("\r\n");
-const LAST_CHUNK = Buffer.from("0\r\n\r\n");

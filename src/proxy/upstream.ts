@@ -1,34 +1,20 @@
 /**
- * Our own HTTP/1.1 client for upstreams, with a keep-alive pool per origin. Bun's fetch keeps
- * only about 64 idle connections in all, so at 256 concurrent requests it opens a new TCP
+ * A keep-alive pool of raw connections to one upstream origin (http://host:port). Bun's fetch
+ * keeps only about 64 idle connections in all, so at 256 concurrent requests it opens a new TCP
  * connection for most of them; this pool keeps one per concurrent request (decision 14).
  */
-import {
-  Connection,
-  type ConnectionOwner,
-  connectionHandlers,
-  UpstreamFailure,
-  type UpstreamRequest,
-  type UpstreamResponse,
-} from "./upstream-connection.ts";
+import { type ConnectionOwner, UpstreamConnection, UpstreamFailure, upstreamHandlers } from "./upstream-connection.ts";
 
-export {
-  type FailureKind,
-  UpstreamFailure,
-  type UpstreamRequest,
-  type UpstreamResponse,
-} from "./upstream-connection.ts";
+export { type FailureKind, UpstreamConnection, UpstreamFailure } from "./upstream-connection.ts";
 
+/** Idle connections are closed before a typical upstream's keep-alive timeout (Bun: 10 s) can race a reuse. */
 const IDLE_MS = 4_000;
 const MAX_IDLE = 1_024;
 
-/** Keep-alive connections to one origin (http://host:port). */
 export class UpstreamPool implements ConnectionOwner {
-  private readonly idle: Connection[] = [];
+  private readonly idle: UpstreamConnection[] = [];
   private readonly hostname: string;
   private readonly port: number;
-  /** host:port, for requests that arrive without a Host header. */
-  readonly host: string;
   private readonly sweeper: ReturnType<typeof setInterval>;
 
   constructor(readonly origin: string) {
@@ -36,98 +22,50 @@ export class UpstreamPool implements ConnectionOwner {
     if (url.protocol !== "http:") throw new Error(`only http:// upstreams are supported, not ${origin}`);
     this.hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
     this.port = Number(url.port || 80);
-    this.host = url.host;
-    // idle connections are closed before a typical upstream's keep-alive timeout (Bun: 10 s) can race a reuse
     this.sweeper = setInterval(() => this.sweep(), 1_000);
     this.sweeper.unref();
   }
 
-  /** Not async: a request on an idle connection skips the extra promise of the connect path. */
-  send(request: UpstreamRequest): Promise<UpstreamResponse> {
-    let connection: Connection | undefined;
+  /** An idle keep-alive connection, or undefined. */
+  reuse(): UpstreamConnection | undefined {
+    let connection: UpstreamConnection | undefined;
     while ((connection = this.idle.pop()) && connection.closed);
-    if (connection) {
-      const reused = connection;
-      return reused.send(
-        request,
-        setTimeout(() => reused.timedOut(), request.headerTimeoutMs),
-      );
-    }
-    return this.sendOnNew(request);
+    return connection;
   }
 
-  private async sendOnNew(request: UpstreamRequest): Promise<UpstreamResponse> {
-    let connection: Connection | undefined;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      connection?.timedOut();
-    }, request.headerTimeoutMs);
-    try {
-      connection = await this.connect(request.headerTimeoutMs);
-    } catch (error) {
-      clearTimeout(timer);
-      throw error;
-    }
-    if (timedOut) {
+  /**
+   * A new connection, usable at once: writes wait in its outbox until it is open. When the
+   * connect fails, `failed` is told with kind "connect" (nothing was sent).
+   */
+  open(failed: (failure: UpstreamFailure) => void): UpstreamConnection {
+    const connection = new UpstreamConnection(this);
+    Bun.connect<UpstreamConnection>({
+      hostname: this.hostname,
+      port: this.port,
+      socket: upstreamHandlers,
+      data: connection,
+    }).catch((error: Error & { code?: string }) => {
+      if (connection.closed) return;
       connection.destroy();
-      throw new UpstreamFailure("timeout", `no connection within ${request.headerTimeoutMs} ms`);
-    }
-    return connection.send(request, timer);
+      failed(new UpstreamFailure("connect", error.code ?? error.message));
+    });
+    return connection;
   }
 
-  release(connection: Connection): void {
+  release(connection: UpstreamConnection): void {
     if (this.idle.length >= MAX_IDLE) return connection.destroy();
     connection.lastUsed = performance.now();
     this.idle.push(connection);
   }
 
-  forget(connection: Connection): void {
-    const at = this.idle.indexOf(connection);
+  forget(connection: UpstreamConnection): void {
+    const at = this.idle.lastIndexOf(connection);
     if (at >= 0) this.idle.splice(at, 1);
   }
 
   close(): void {
     clearInterval(this.sweeper);
     for (const connection of [...this.idle]) connection.destroy();
-  }
-
-  private async connect(timeoutMs: number): Promise<Connection> {
-    const connection = new Connection(this);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const connecting = Bun.connect<Connection>({
-      hostname: this.hostname,
-      port: this.port,
-      socket: connectionHandlers,
-      data: connection,
-    });
-    try {
-      const socket = await Promise.race([
-        connecting,
-        new Promise<never>(
-          (_, reject) =>
-            (timer = setTimeout(
-              () => reject(new UpstreamFailure("timeout", `no connection within ${timeoutMs} ms`)),
-              timeoutMs,
-            )),
-        ),
-      ]);
-      socket.setNoDelay(true);
-      connection.socket = socket;
-      return connection;
-    } catch (error) {
-      if (error instanceof UpstreamFailure) {
-        connecting.then(
-          (late) => late.terminate(),
-          () => undefined,
-        );
-        throw error;
-      }
-      const e = error as Error & { code?: string };
-      throw new UpstreamFailure("connect", e.code ?? e.message);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   private sweep(): void {

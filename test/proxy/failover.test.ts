@@ -43,24 +43,25 @@ describe("kill -9 of the live color", () => {
     proxy = await startProxy(configDir);
   });
 
-  test("is marked down by its health check, and the proxy answers at once", async () => {
+  test("a refused connect marks it down at once, and every request, tools/call too, goes to the healthy color", async () => {
     expect((await fetch(`${proxy.url}/frame/small`)).headers.get("x-color")).toBe("blue");
     blue.process.kill("SIGKILL");
     await blue.process.exited;
-    // a tools/call is never sent twice: the caller gets a quick 502 with a JSON body
-    const refused = await post(`${proxy.url}/frame/mcp`, toolsCall);
-    expect(refused.status).toBe(502);
-    expect(((await refused.json()) as { error: string }).error).toBe("upstream_unreachable");
     // a safe request is retried on the healthy other color
     const retried = await fetch(`${proxy.url}/frame/small`);
     expect(retried.status).toBe(200);
     expect(retried.headers.get("x-color")).toBe("green");
+    // the refused connect told the health check: down now, not after unhealthy_threshold probes
+    const status = await proxyStatus(proxy.socket);
+    expect(status.colors.blue.healthy).toBe(false);
+    expect(status.colors.blue.last_error).toBe("ECONNREFUSED");
+    // a refused connect sent nothing, so even a tools/call goes to the healthy color instead of a 502
+    const called = await post(`${proxy.url}/frame/mcp`, toolsCall);
+    expect(called.status).toBe(200);
+    expect(((await called.json()) as { result: { color: string } }).result.color).toBe("green");
     const listed = await post(`${proxy.url}/frame/mcp`, toolsList);
     expect(((await listed.json()) as { result: { color: string } }).result.color).toBe("green");
-    await eventually(async () => !(await proxyStatus(proxy.socket)).colors.blue.healthy);
-    const status = await proxyStatus(proxy.socket);
     expect(status.live).toBe("blue");
-    expect(status.colors.blue.last_error).toBeTruthy();
     expect(status.colors.green.healthy).toBe(true);
     expect(await (await fetch(`${proxy.url}/healthz`)).json()).toMatchObject({ service: "axe-proxy" });
   });

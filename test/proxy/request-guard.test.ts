@@ -1,7 +1,7 @@
 /** Bad input over raw sockets: refused cleanly, and never forwarded to an upstream. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
-import { pathOf } from "../../src/proxy/request-guard.ts";
+import { parseTarget } from "../../src/proxy/request-guard.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let blue: Upstream;
@@ -33,7 +33,7 @@ function raw(data: string): Promise<string> {
   });
 }
 
-const statusOf = (response: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(response)?.[1] ?? 0);
+const statusOf = (response: string) => Number(/^HTTP\/1\.[01] (\d{3})/.exec(response)?.[1] ?? 0);
 /** What the upstream saw is echoed back; a refused request has no "color" in its answer. */
 const reachedUpstream = (response: string) => response.includes('"color":"blue"');
 
@@ -118,19 +118,51 @@ describe("refused before any upstream sees it", () => {
   });
 });
 
-describe("pathOf", () => {
-  test("absolute and origin-form URLs", () => {
-    expect(pathOf("http://x:1/frame/a?b=1")).toEqual({ path: "/frame/a", pathAndQuery: "/frame/a?b=1" });
-    expect(pathOf("/frame/a")).toEqual({ path: "/frame/a", pathAndQuery: "/frame/a" });
-    expect(pathOf("http://x")).toEqual({ path: "/", pathAndQuery: "/" });
+describe("parseTarget", () => {
+  test("origin-form, absolute-form rewritten to origin-form, fragments dropped, dot segments resolved", () => {
+    expect(parseTarget("http://x:1/frame/a?b=1")).toEqual({
+      path: "/frame/a",
+      pathAndQuery: "/frame/a?b=1",
+      authority: "x:1",
+    });
+    expect(parseTarget("/frame/a")).toEqual({ path: "/frame/a", pathAndQuery: "/frame/a", authority: null });
+    expect(parseTarget("http://x")).toEqual({ path: "/", pathAndQuery: "/", authority: "x" });
+    expect(parseTarget("/frame/a?q=1#frag")).toEqual({
+      path: "/frame/a",
+      pathAndQuery: "/frame/a?q=1",
+      authority: null,
+    });
+    expect(parseTarget("/frame/../x?y")).toEqual({ path: "/x", pathAndQuery: "/x?y", authority: null });
+    expect(parseTarget("*")).toMatchObject({ status: 400 });
+    expect(parseTarget("ftp://x/y")).toMatchObject({ status: 400 });
+    expect(parseTarget("http://user@x/y")).toMatchObject({ status: 400 });
   });
 });
 
-describe("HTTP/1.0 callers", () => {
-  test("a request without Host still reaches the upstream with one", async () => {
+describe("Host", () => {
+  test("a request without Host (HTTP/1.0) is 400: the proxy never invents the upstream's loopback Host", async () => {
     const response = await raw("GET /frame/echo HTTP/1.0\r\n\r\n");
-    expect(statusOf(response) || Number(/^HTTP\/1\.0 (\d{3})/.exec(response)?.[1])).toBe(200);
+    expect(statusOf(response)).toBe(400);
+    expect(response).toContain('"error":"bad_host"');
+    expect(reachedUpstream(response)).toBe(false);
+  });
+
+  test("Connection naming Host, two Hosts, or a malformed Host is 400", async () => {
+    for (const head of [
+      "GET /frame/echo HTTP/1.1\r\nHost: x\r\nConnection: Host\r\n\r\n",
+      "GET /frame/echo HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+      "GET /frame/echo HTTP/1.1\r\nHost: a b\r\n\r\n",
+    ]) {
+      const response = await raw(head);
+      expect(statusOf(response)).toBe(400);
+      expect(reachedUpstream(response)).toBe(false);
+    }
+  });
+
+  test("an HTTP/1.0 request with Host is answered in a form HTTP/1.0 reads, and the connection closes", async () => {
+    const response = await raw("GET /frame/echo HTTP/1.0\r\nHost: x\r\n\r\n");
+    expect(statusOf(response)).toBe(200);
     expect(reachedUpstream(response)).toBe(true);
-    expect(response).toMatch(/"host":"127\.0\.0\.1:\d+"/);
+    expect(response.toLowerCase()).not.toContain("transfer-encoding: chunked");
   });
 });

@@ -45,13 +45,32 @@ describe("ColorSelector", () => {
     expect(selector.switchTo("green")).toBe(false);
   });
 
-  test("waitIdle resolves when the last request finishes, or false on timeout", async () => {
+  test("drain resolves when the last request finishes, or not drained on timeout", async () => {
     const selector = new ColorSelector("blue", 100);
     selector.started("green");
-    expect(await selector.waitIdle("green", 20)).toBe(false);
-    const idle = selector.waitIdle("green", 5000);
+    expect(await selector.drain("green", 20)).toEqual({ drained: false, released: 0 });
+    const idle = selector.drain("green", 5000);
     selector.finished("green");
-    expect(await idle).toBe(true);
+    expect(await idle).toEqual({ drained: true, released: 0 });
+  });
+
+  test("drain waits for pins to the old color until their drain time, then releases them", async () => {
+    const selector = new ColorSelector("blue", 150);
+    selector.pin("s1", "blue");
+    selector.switchTo("green");
+    expect(await selector.drain("blue", 20)).toEqual({ drained: false, released: 0 });
+    expect(selector.pick("s1")).toBe("blue");
+    expect(await selector.drain("blue", 5000)).toEqual({ drained: true, released: 1 });
+    expect(selector.pick("s1")).toBe("green");
+  });
+
+  test("a snapshot restores the pins and drain times", () => {
+    const selector = new ColorSelector("blue", 60_000);
+    selector.pin("s1", "blue");
+    selector.switchTo("green");
+    const again = new ColorSelector("green", 60_000, selector.snapshot());
+    expect(again.pick("s1")).toBe("blue");
+    expect(again.sessions).toBe(1);
   });
 });
 
@@ -97,14 +116,16 @@ describe("headers", () => {
       "x-hop": "1",
       "x-kept": "k",
     });
-    const trusted = lines(upstreamRequestHead(incoming.toJSON(), { peer: "10.0.0.1", trusted: true, requestId: "r" }));
+    const names = [...incoming.keys()];
+    const values = names.map((n) => incoming.get(n)!);
+    const head = (peer: string, trusted: boolean) =>
+      lines(upstreamRequestHead(names, values, incoming.toJSON(), { peer, trusted, requestId: "r", host: "h" }));
+    const trusted = head("10.0.0.1", true);
     expect(trusted.get("x-forwarded-for")).toBe("9.9.9.9, 10.0.0.1");
     expect(trusted.get("x-forwarded-proto")).toBe("https");
     expect(trusted.get("x-forwarded-host")).toBe("pub");
     expect(trusted.get("forwarded")).toBe("for=1");
-    const untrusted = lines(
-      upstreamRequestHead(incoming.toJSON(), { peer: "10.0.0.2", trusted: false, requestId: "r" }),
-    );
+    const untrusted = head("10.0.0.2", false);
     expect(untrusted.get("x-forwarded-for")).toBe("10.0.0.2");
     expect(untrusted.get("x-forwarded-proto")).toBe("http");
     expect(untrusted.get("x-forwarded-host")).toBe("h");

@@ -1,0 +1,306 @@
+/**
+ * One request on its way through: the caller's body streams to an upstream connection (kept in
+ * memory too, up to 1 MiB, while it may still have to be sent again), the answer streams back.
+ * Bodies are re-framed, never passed on as framed: a chunked body goes on as our own chunks,
+ * without extensions or trailers. A failure before any answer byte may send the request again
+ * (RetryPlanner decides where); after the answer began, the caller's connection is cut.
+ */
+import type { Color } from "./admin-schema.ts";
+import type { ClientConnection, RequestSink } from "./client-connection.ts";
+import { clientResponseHeaders, isEventStream } from "./forward-headers.ts";
+import type { UpstreamLabel } from "./metrics.ts";
+import type { UpstreamPool } from "./upstream.ts";
+import {
+  type ResponseHead,
+  type ResponseSink,
+  type UpstreamConnection,
+  UpstreamFailure,
+} from "./upstream-connection.ts";
+
+/** One upstream to try: its pool, its label in logs and metrics, and the color it counts against. */
+export interface Attempt {
+  pool: UpstreamPool;
+  label: UpstreamLabel;
+  color: Color | null;
+}
+
+/** What the exchange asks of the proxy around it. */
+export interface ExchangeHost {
+  headerTimeoutMs: number;
+  started(color: Color): void;
+  finished(color: Color): void;
+  /** The response head arrived from `color` (session pins). */
+  answered(exchange: Exchange, color: Color, head: ResponseHead): void;
+  /** Where to send the request again after `failure`, or null to give up. */
+  retry(exchange: Exchange, failure: UpstreamFailure): Attempt | null;
+  /** A JSON answer of the proxy's own (502, 504) for a request that reached no upstream. */
+  fail(exchange: Exchange, failure: UpstreamFailure): void;
+  /** The exchange is over: what the caller got. */
+  done(exchange: Exchange, completed: boolean): void;
+}
+
+/** Past this much waiting for the other side, the side that sends is paused. */
+const HIGH_WATER = 262_144;
+/** Bodies up to this size are kept for a second try. */
+const MAX_REPLAY = 1_048_576;
+const CRLF = Buffer.from("\r\n");
+const LAST_CHUNK = Buffer.from("0\r\n\r\n");
+
+export class Exchange implements RequestSink, ResponseSink {
+  attempt: Attempt;
+  tries = 0;
+  /** The caller's body so far, while it may have to be sent again (null once too large). */
+  replay: Buffer[] | null = [];
+  replayBytes = 0;
+  requestEnded = false;
+  /** The connection the current try went out on had carried an earlier exchange (a stale keep-alive). */
+  onReusedConnection = false;
+  status = 0;
+  bytesSent = 0;
+  /** On the frame route (JSON-RPC). */
+  frame = false;
+  /** The caller's Mcp-Session-Id: such a request never leaves its color. */
+  sessionId: string | null = null;
+  contentType: string | undefined;
+  private upstream: UpstreamConnection | null = null;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private counting: Color | null = null;
+  private clientChunked = false;
+  private closeAfter = false;
+  private finished = false;
+  private started = false;
+  private fresh = false;
+
+  constructor(
+    private readonly host: ExchangeHost,
+    readonly client: ClientConnection,
+    readonly id: string,
+    readonly method: string,
+    readonly path: string,
+    readonly startedAt: number,
+    /** Request line, header lines and framing, as the upstream gets them. */
+    private readonly upstreamHead: Buffer,
+    /** The caller's body is chunked: it goes on as our own chunks. */
+    private readonly chunked: boolean,
+    readonly upgrade: boolean,
+    attempt: Attempt,
+  ) {
+    this.attempt = attempt;
+  }
+
+  /** Sends the request (after a pause, the body received so far goes too). */
+  start(): void {
+    this.started = true;
+    this.client.resumeReading();
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    const { pool, color } = this.attempt;
+    if (color) {
+      this.host.started(color);
+      this.counting = color;
+    }
+    let connection = this.upgrade || this.fresh ? undefined : pool.reuse();
+    this.onReusedConnection = connection !== undefined;
+    if (!connection) {
+      const opened: UpstreamConnection = pool.open((failure) => {
+        if (this.upstream === opened) this.onUpstreamFailure(failure);
+      });
+      connection = opened;
+    }
+    this.upstream = connection;
+    connection.begin(this, this.method, this.upgrade);
+    connection.out.write(this.upstreamHead);
+    if (this.replay) for (const piece of this.replay) this.send(piece);
+    if (this.requestEnded) this.sendEnd();
+    this.timer = setTimeout(() => this.onTimeout(), this.host.headerTimeoutMs);
+  }
+
+  body(data: Buffer, at: number, length: number): void {
+    if (this.finished) return;
+    const piece = data.subarray(at, at + length);
+    if (this.replay) {
+      if (this.replayBytes + length <= MAX_REPLAY || !this.started) {
+        this.replay.push(Buffer.from(piece));
+        this.replayBytes += length;
+      } else this.replay = null;
+    }
+    if (!this.started) {
+      if (this.replayBytes > HIGH_WATER) this.client.pauseReading(); // held by a pause: do not take more
+      return;
+    }
+    if (this.upstream) {
+      this.send(piece);
+      if (this.upstream.out.buffered > HIGH_WATER) this.client.pauseReading();
+    }
+  }
+
+  private send(piece: Uint8Array): void {
+    const out = this.upstream!.out;
+    if (this.chunked) {
+      out.write(Buffer.from(`${piece.byteLength.toString(16)}\r\n`));
+      out.write(piece);
+      out.write(CRLF);
+    } else out.write(piece);
+  }
+
+  end(): void {
+    this.requestEnded = true;
+    if (this.started && this.upstream && !this.finished) this.sendEnd();
+  }
+
+  private sendEnd(): void {
+    if (this.chunked) this.upstream!.out.write(LAST_CHUNK);
+    this.upstream!.requestComplete();
+  }
+
+  /** Given up before it started (a pause that timed out): nothing to log here, the caller is answered. */
+  abandon(): void {
+    this.finished = true;
+  }
+
+  /** The caller went away (or the proxy refused the rest): the upstream connection cannot be reused mid-exchange. */
+  abort(refused = false): void {
+    if (this.finished) return;
+    clearTimeout(this.timer);
+    this.upstream?.abandon();
+    this.upstream = null;
+    if (!refused) return this.finish(false);
+    this.finished = true; // the refusal is what the caller gets, and what is logged
+    this.stopCounting();
+  }
+
+  onClientDrain(): void {
+    if (this.client.out.buffered < HIGH_WATER / 2) this.upstream?.resumeReading();
+  }
+
+  onUpstreamDrain(): void {
+    if ((this.upstream?.out.buffered ?? 0) < HIGH_WATER / 2) this.client.resumeReading();
+  }
+
+  onResponseHead(head: ResponseHead): void {
+    clearTimeout(this.timer);
+    this.replay = null;
+    this.status = head.status;
+    if (this.attempt.color) this.host.answered(this, this.attempt.color, head);
+    const client = this.client;
+    let framing = "";
+    if (head.length !== null && head.status !== 204) framing = `content-length: ${head.length}\r\n`;
+    else if (!head.bodiless) {
+      if (client.minorOf() === 1) {
+        framing = "transfer-encoding: chunked\r\n";
+        this.clientChunked = true;
+      } else this.closeAfter = true; // an HTTP/1.0 caller reads until we close
+    }
+    let sse = "";
+    for (let i = 0; i < head.names.length; i++)
+      if (head.names[i]!.toLowerCase() === "content-type" && isEventStream(head.values[i])) {
+        sse = "x-accel-buffering: no\r\n";
+        break;
+      }
+    const text =
+      `HTTP/1.1 ${head.status} ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}` +
+      `x-request-id: ${this.id}\r\n${sse}${framing}${client.connectionHeader(!this.closeAfter)}\r\n`;
+    client.responding = true;
+    client.write(Buffer.from(text, "latin1"));
+  }
+
+  onResponseBody(data: Buffer, at: number, length: number): void {
+    const client = this.client;
+    if (this.clientChunked) {
+      client.write(Buffer.from(`${length.toString(16)}\r\n`));
+      client.write(data.subarray(at, at + length));
+      client.write(CRLF);
+    } else client.write(data.subarray(at, at + length));
+    this.bytesSent += length;
+    if (client.out.buffered > HIGH_WATER) this.upstream?.pauseReading();
+  }
+
+  onResponseEnd(): void {
+    this.upstream = null;
+    if (this.clientChunked) this.client.write(LAST_CHUNK);
+    this.finish(true);
+    this.client.answerDone(!this.closeAfter);
+  }
+
+  onUpgraded(head: ResponseHead, rest: Buffer): void {
+    clearTimeout(this.timer);
+    this.replay = null;
+    this.status = 101;
+    const upstream = this.upstream!;
+    const client = this.client;
+    let upgrade = "websocket";
+    for (let i = 0; i < head.names.length; i++)
+      if (head.names[i]!.toLowerCase() === "upgrade") upgrade = head.values[i]!;
+    client.responding = true;
+    client.write(
+      Buffer.from(
+        `HTTP/1.1 101 ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}connection: upgrade\r\nupgrade: ${upgrade}\r\nx-request-id: ${this.id}\r\n\r\n`,
+        "latin1",
+      ),
+    );
+    // from here on the two sockets are one pipe, until either closes
+    upstream.pipe = (data) => {
+      this.bytesSent += data.byteLength;
+      client.write(data);
+      if (client.out.buffered > HIGH_WATER) upstream.pauseReading();
+    };
+    upstream.pipeClosed = () => {
+      this.upstream = null;
+      this.finish(true);
+      client.answerDone(false);
+    };
+    if (rest.byteLength > 0) upstream.pipe(rest);
+    client.pipeTo({
+      body: () => undefined,
+      end: () => undefined,
+      abort: () => this.abort(),
+      onClientDrain: () => {
+        if (client.out.buffered < HIGH_WATER / 2) upstream.resumeReading();
+      },
+      piped: (data) => {
+        upstream.out.write(data);
+        if (upstream.out.buffered > HIGH_WATER) client.pauseReading();
+      },
+    });
+  }
+
+  onUpstreamFailure(failure: UpstreamFailure): void {
+    if (this.finished) return;
+    clearTimeout(this.timer);
+    this.upstream = null;
+    this.stopCounting();
+    if (this.client.responding) {
+      // the answer began: all we can do is cut the caller's connection
+      this.finish(false);
+      this.client.close();
+      return;
+    }
+    const next = this.host.retry(this, failure);
+    if (next) {
+      this.tries++;
+      this.fresh = failure.kind === "reset" && this.onReusedConnection;
+      this.attempt = next;
+      return this.dispatch();
+    }
+    this.finished = true;
+    this.host.fail(this, failure);
+  }
+
+  private onTimeout(): void {
+    this.upstream?.fail(new UpstreamFailure("timeout", `no response headers within ${this.host.headerTimeoutMs} ms`));
+  }
+
+  private stopCounting(): void {
+    if (this.counting) this.host.finished(this.counting);
+    this.counting = null;
+  }
+
+  private finish(completed: boolean): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.stopCounting();
+    this.host.done(this, completed);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * What the caller gets, measured against real upstreams (issue 20): idle connections after
+ * streams, retries that respect the session pin, timeouts that do not cut a slow answer, and logs
+ * and metrics that say what the caller got, including the proxy's own refusals.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { connect } from "node:net";
+import { proxyMetrics, proxyStatus } from "../../src/proxy/admin-client.ts";
+import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
+import { type RawUpstream, rawExchange, rawUpstream, statuses } from "./raw-harness.ts";
+
+let blue: Upstream;
+let green: Upstream;
+
+beforeAll(async () => {
+  [blue, green] = await Promise.all([startUpstream("blue"), startUpstream("green")]);
+});
+afterAll(stopAll);
+
+/** Sends `request` on a fresh connection, reads its whole answer, then waits (up to `boundMs`) for the proxy to close. */
+function answerThenClose(port: number, request: string, boundMs: number): Promise<{ answer: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const socket = connect(port, "127.0.0.1");
+    let answer = "";
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ answer, closed: false });
+    }, boundMs);
+    socket.on("data", (d) => (answer += d.toString("latin1")));
+    socket.on("close", () => {
+      clearTimeout(timer);
+      resolve({ answer, closed: true });
+    });
+    socket.on("error", () => undefined);
+    socket.write(request);
+  });
+}
+
+describe("idle timeout", () => {
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    proxy = await startProxy(proxyConfigDir(blue, green, { idle_timeout_s: 1, header_timeout_ms: 5_000 }));
+  });
+
+  test("is re-armed after a streamed answer: the connection closes once idle", async () => {
+    const result = await answerThenClose(
+      proxy.server.port,
+      "GET /frame/sse?n=2&gap=10 HTTP/1.1\r\nHost: x\r\n\r\n",
+      15_000,
+    );
+    expect(result.answer).toContain("event: end");
+    expect(result.closed).toBe(true);
+  });
+
+  test("does not count while the proxy waits for the upstream: a slow answer longer than it arrives", async () => {
+    const response = await fetch(`${proxy.url}/frame/slow?ms=2500`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ slow: true });
+  });
+});
+
+describe("a retry never leaves the session's color", () => {
+  let upstreamBlue: RawUpstream;
+  let upstreamGreen: RawUpstream;
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    const json = (body: string, extra = "") =>
+      `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
+    upstreamBlue = await rawUpstream((request) => {
+      if (request.body.includes('"initialize"'))
+        return void request.socket.write(json('{"color":"blue"}', "Mcp-Session-Id: blue-s1\r\n"));
+      if (request.body.includes('"reset"')) return void request.socket.destroy(); // closed before any answer byte
+      request.socket.write(json('{"color":"blue"}'));
+    });
+    upstreamGreen = await rawUpstream((request) =>
+      request.socket.write("HTTP/1.1 404 Not Found\r\nContent-Length: 17\r\n\r\nSession not found"),
+    );
+    proxy = await startProxy(proxyConfigDir(upstreamBlue.url, upstreamGreen.url));
+  });
+  afterAll(() => {
+    upstreamBlue.close();
+    upstreamGreen.close();
+  });
+
+  test("a reset on the pinned color is not sent to the other color, and the pin holds", async () => {
+    const post = (body: object, session?: string) =>
+      fetch(`${proxy.url}/frame/mcp`, {
+        method: "POST",
+        body: JSON.stringify({ jsonrpc: "2.0", id: 1, ...body }),
+        headers: { "content-type": "application/json", ...(session ? { "mcp-session-id": session } : {}) },
+      });
+    const init = await post({ method: "initialize" });
+    expect(init.headers.get("mcp-session-id")).toBe("blue-s1");
+    const reset = await post({ method: "tools/list", params: { reset: true } }, "blue-s1");
+    expect(reset.status).toBe(502);
+    expect(upstreamGreen.requests.length).toBe(0);
+    expect((await proxyStatus(proxy.socket)).sessions).toBe(1);
+    const again = await post({ method: "tools/list" }, "blue-s1");
+    expect(await again.json()).toEqual({ color: "blue" });
+  });
+});
+
+describe("logs and metrics say what the caller got", () => {
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    proxy = await startProxy(proxyConfigDir(blue, green, { max_body_bytes: 1_000 }));
+  });
+
+  test("a chunked upload over max_body_bytes is a 413 from the proxy, not a 502 from blue", async () => {
+    const chunk = "a".repeat(800);
+    const answer = await rawExchange(
+      proxy.server.port,
+      `POST /frame/echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-upload\r\nTransfer-Encoding: chunked\r\n\r\n320\r\n${chunk}\r\n320\r\n${chunk}\r\n0\r\n\r\n`,
+    );
+    expect(statuses(answer)).toEqual([413]);
+    expect(proxy.accessLines().find((l) => l.id === "big-upload")).toMatchObject({ status: 413, color: "proxy" });
+    const metrics = await proxyMetrics(proxy.socket);
+    expect(metrics).toMatch(/^axe_proxy_refusals_total\{reason="body_too_large"\} 1$/m);
+    expect(metrics).not.toContain('axe_proxy_upstream_errors_total{upstream="blue"');
+  });
+
+  test("an answer cut by the caller is logged as incomplete, with the bytes that went out", async () => {
+    const controller = new AbortController();
+    const response = await fetch(`${proxy.url}/frame/sse?n=50&gap=100`, {
+      signal: controller.signal,
+      headers: { "x-request-id": "cut-short" },
+    });
+    const reader = response.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await reader.read().catch(() => undefined);
+    let line: Record<string, unknown> | undefined;
+    for (let i = 0; i < 100 && !line; i++) {
+      await Bun.sleep(50);
+      line = proxy.accessLines().find((l) => l.id === "cut-short");
+    }
+    expect(line).toMatchObject({ status: 200, color: "blue", completed: false });
+    expect(line!.bytes as number).toBeGreaterThan(0);
+    expect(await proxyMetrics(proxy.socket)).toMatch(/^axe_proxy_incomplete_total\{upstream="blue"\} [1-9]/m);
+  });
+
+  test("refusals answered before any routing (431, 400, 405) are logged and counted", async () => {
+    await rawExchange(
+      proxy.server.port,
+      `GET /frame/echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: too-big\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`,
+    );
+    await rawExchange(
+      proxy.server.port,
+      "GET /frame/echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: folded\r\nX-A: a\r\n b\r\n\r\n",
+    );
+    await rawExchange(proxy.server.port, "TRACE /frame/echo HTTP/1.1\r\nHost: x\r\nX-Request-Id: traced\r\n\r\n");
+    const lines = proxy.accessLines();
+    expect(lines.find((l) => l.status === 431)).toMatchObject({ color: "proxy" });
+    expect(lines.find((l) => l.status === 400 && l.method === "GET")).toMatchObject({ color: "proxy" });
+    expect(lines.find((l) => l.id === "traced")).toMatchObject({ status: 405, color: "proxy" });
+    const metrics = await proxyMetrics(proxy.socket);
+    expect(metrics).toMatch(/^axe_proxy_refusals_total\{reason="headers_too_large"\} [1-9]/m);
+    expect(metrics).toMatch(/^axe_proxy_refusals_total\{reason="bad_request"\} [1-9]/m);
+    expect(metrics).toMatch(/^axe_proxy_refusals_total\{reason="method_not_allowed"\} [1-9]/m);
+  });
+});
+
+describe("nits", () => {
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    proxy = await startProxy(proxyConfigDir(blue, green));
+  });
+
+  test("HEAD of a chunked resource answers without a Content-Length", async () => {
+    const answer = await rawExchange(
+      proxy.server.port,
+      "HEAD /frame/sse?n=1&gap=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    expect(statuses(answer)).toEqual([200]);
+    expect(answer.toLowerCase()).not.toContain("content-length");
+  });
+
+  test("an HTTP/1.0 caller with Host gets its own Host in X-Forwarded-Host", async () => {
+    const answer = await rawExchange(proxy.server.port, "GET /frame/echo HTTP/1.0\r\nHost: pub.example\r\n\r\n");
+    expect(answer).toContain('"x-forwarded-host":"pub.example"');
+  });
+});
