@@ -12,7 +12,7 @@ export const entityCommand: Command = {
       summary: "create an entity of this machine's customer (safe to run twice)",
       usage: "NAME [--config DIR]",
       details:
-        "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts.",
+        "NAME: lower case letters, digits and _, starting with a letter, at most 31 characters.\nEntities listed in customers.yaml are also created when serve starts, and when a running serve gets SIGHUP.\nA running serve accepts tokens for an entity once customers.yaml lists it and serve has read it again (SIGHUP).",
       options: { config: CONFIG_OPTION },
       positionals: 1,
       run: (inv) => {
@@ -24,11 +24,13 @@ export const entityCommand: Command = {
             `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`,
           );
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }] = await Promise.all([
-            import("../frame/store/entities.ts"),
-            import("../frame/store/errors.ts"),
-            import("../frame/store/open-data.ts"),
-          ]);
+          const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }, { LABEL_PREFIX }] =
+            await Promise.all([
+              import("../frame/store/entities.ts"),
+              import("../frame/store/errors.ts"),
+              import("../frame/store/open-data.ts"),
+              import("../services/backend.ts"),
+            ]);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
           const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
             if (error instanceof DataError)
@@ -37,6 +39,17 @@ export const entityCommand: Command = {
           });
           console.log(
             `${created ? "created" : "already present:"} entity ${name} (schema entity_${name}) for customer ${config.customer.name}`,
+          );
+          if (!config.customer.entities.some((e) => e.name === name))
+            console.log(
+              `next: add { name: ${name} } to customer ${config.customer.name}'s entities in customers.yaml; frame accepts its tokens only then`,
+            );
+          console.log(
+            "then tell the running colors to read customers.yaml again (no restart): " +
+              (process.platform === "darwin"
+                ? `sudo launchctl kill HUP system/${LABEL_PREFIX}.blue; sudo launchctl kill HUP system/${LABEL_PREFIX}.green`
+                : `sudo systemctl kill -s HUP ${LABEL_PREFIX}.blue ${LABEL_PREFIX}.green`) +
+              " (under `up`: kill -HUP the serve processes)",
           );
         });
       },

@@ -10,7 +10,10 @@ export const serveCommand: Command = {
 Serves MCP (Streamable HTTP, stateless) at {public_url}/frame/mcp, the OAuth protected resource
 metadata at /.well-known/oauth-protected-resource[/frame/mcp], and GET /healthz. Accepts Entra ID
 access tokens of this machine's customer and service tokens from 'axe-appliance token issue'.
-Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.`,
+Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.
+SIGHUP: read customers.yaml again (validated first; new entities are created and their tokens
+accepted; a file that does not load, or a change of tenant, client id, Application ID URI, scope
+or customer, keeps the running configuration and the log says why).`,
   options: {
     color: {
       type: "string",
@@ -50,11 +53,14 @@ Migrates the database at start. SIGTERM or SIGINT: stop accepting, finish in-fli
           `'${config.customer.entities[0]!.name}'. For development on this machine only. !!!\n\n`,
       );
     process.stdout.write(`frame ${color} listening on ${frame.url} (MCP ${config.mcpUrl})\n`);
+    const reload = () => void frame.reload();
+    process.on("SIGHUP", reload);
     await new Promise<void>((resolve) => {
       const shutdown = () => void frame.stop().then(resolve);
       process.once("SIGTERM", shutdown);
       process.once("SIGINT", shutdown);
     });
+    process.off("SIGHUP", reload);
     return 0;
   },
 };

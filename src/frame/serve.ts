@@ -6,7 +6,7 @@
  * const frame = await startFrame({ config, color: "blue" });
  * process.on("SIGTERM", () => frame.stop().then(() => process.exit(0)));
  */
-import type { Config } from "../config/load.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -42,8 +42,28 @@ export interface RunningFrame {
   url: string;
   /** The service-token verifier (absent with noAuth); its `stats` count cache hits. */
   serviceTokens?: ServiceTokenVerifier;
+  /**
+   * Reads customers.yaml (and appliance.yaml) again (SIGHUP): validated first; new entities are
+   * created and tokens for them accepted from then on. A file that does not load, or a change that
+   * needs a restart (tenant, client id, Application ID URI, scope, v1 tokens, customer, public URL),
+   * keeps the running configuration and says why. Never throws.
+   */
+  reload(): Promise<ReloadOutcome>;
   /** Stops accepting, lets in-flight requests finish, closes the pool (and the embedded cluster if started here). */
   stop(): Promise<void>;
+}
+
+export type ReloadOutcome =
+  | { applied: true; entities: string[]; created: string[] }
+  | { applied: false; reason: string };
+
+/** Why `next` cannot replace `current` without a restart, or undefined. */
+function needsRestart(current: Config, next: Config): string | undefined {
+  if (next.customer.name !== current.customer.name) return `the machine's customer changed to ${next.customer.name}`;
+  if (next.mcpUrl !== current.mcpUrl) return `the MCP URL changed to ${next.mcpUrl}`;
+  const keys = ["tenant_id", "client_id", "app_id_uri", "scope", "accept_v1_tokens"] as const;
+  const changed = keys.find((k) => next.customer.entra[k] !== current.customer.entra[k]);
+  return changed ? `entra.${changed} changed (it shapes the accepted issuers, audiences and keys)` : undefined;
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
@@ -88,6 +108,36 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
           ),
         );
     }
+    let current = config;
+    const reload = async (): Promise<ReloadOutcome> => {
+      let next: Config;
+      try {
+        next = loadConfig({ dir: config.dir });
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        logger.error("configuration not reloaded: the files do not load; the running configuration stays", { reason });
+        return { applied: false, reason };
+      }
+      const restart = needsRestart(current, next);
+      if (restart) {
+        logger.warn("configuration not reloaded: restart serve to apply this change", { reason: restart });
+        return { applied: false, reason: `${restart}; restart serve to apply it` };
+      }
+      let created: string[];
+      try {
+        created = await data!.ensureEntities(next);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        logger.error("configuration not reloaded: an entity could not be created", { reason });
+        return { applied: false, reason };
+      }
+      entra.useCustomer(next.customer, next.fleet);
+      const entities = next.customer.entities.map((e) => e.name);
+      serviceTokens?.useEntities(entities);
+      current = next;
+      logger.info("configuration reloaded", { entities, created });
+      return { applied: true, entities, created };
+    };
     const authenticator = serviceTokens ? bearerAuthenticator(entra, serviceTokens) : devAuthenticator(config.customer);
     if (!options.noAuth) void entra.warm();
     const metrics = new FrameMetrics(color);
@@ -113,6 +163,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       port: server.port!,
       url,
       serviceTokens,
+      reload,
       async stop() {
         stopMemoryCeiling();
         await server.stop();

@@ -34,8 +34,8 @@ export class EntraVerifier {
   private readonly issuers: string[];
 
   constructor(
-    private readonly customer: Customer,
-    private readonly fleet: Fleet,
+    private customer: Customer,
+    private fleet: Fleet,
     private readonly settings: EntraSettings,
   ) {
     const tid = customer.entra.tenant_id;
@@ -50,6 +50,16 @@ export class EntraVerifier {
     const { client_id, app_id_uri, accept_v1_tokens } = customer.entra;
     this.audiences = [client_id, ...(app_id_uri ? [app_id_uri] : [])].filter((a) => a !== "TBD");
     this.issuers = [this.issuerV2, ...(accept_v1_tokens ? [this.issuerV1] : [])];
+  }
+
+  /**
+   * Takes a reloaded customers.yaml: entities, role and group mappings, allowed clients, the fleet's
+   * domains. Tenant, client id, Application ID URI, scope and v1 acceptance shape the key set and
+   * the accepted issuers and audiences, so a change of those needs a restart (serve checks first).
+   */
+  useCustomer(customer: Customer, fleet: Fleet): void {
+    this.customer = customer;
+    this.fleet = fleet;
   }
 
   /** Fetches the key set now so the first request does not wait; failure is not fatal. */

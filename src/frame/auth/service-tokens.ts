@@ -174,7 +174,7 @@ export class ServiceTokenVerifier {
     private readonly sql: Sql,
     private readonly key: Buffer,
     private readonly customer: string,
-    private readonly entities: readonly string[],
+    private entities: readonly string[],
     cache: ServiceTokenCacheOptions = {},
   ) {
     this.ttlMs = cache.ttlMs ?? 60_000;
@@ -212,6 +212,12 @@ export class ServiceTokenVerifier {
       this.sql`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${this.beat})`.catch(() => {});
     }, this.heartbeatMs);
     this.heartbeat.unref();
+  }
+
+  /** The customer's entities after a reload of customers.yaml; cached rows are dropped, so each token is judged again. */
+  useEntities(entities: readonly string[]): void {
+    this.entities = [...entities];
+    this.clear();
   }
 
   /** True while our own heartbeat comes back: the listen connection hears revocations. */

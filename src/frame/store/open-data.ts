@@ -30,6 +30,8 @@ export interface FrameData {
   sql: Sql;
   audit: AuditSink;
   store: DataStore;
+  /** Creates the entities of `config` that do not exist yet (a reloaded customers.yaml); returns the new ones. */
+  ensureEntities(config: Config): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -72,10 +74,26 @@ export async function openFrameData(
   const passwordFile = join(config.paths.secrets, APP_PASSWORD_FILE);
   createSecretFileOnce(passwordFile, () => `${randomBytes(24).toString("base64url")}\n`);
   const password = readSecretFile(passwordFile);
+  const ensureEntities = async (wanted: Config) => {
+    const created: string[] = [];
+    try {
+      for (const entity of wanted.customer.entities)
+        if (await ensureEntity(owner, { name: entity.name, customer: wanted.customer.name }, ring))
+          created.push(entity.name);
+    } catch (error) {
+      if ((error as { code?: string }).code === "42501")
+        throw new DatabaseError(
+          "DATABASE_PRIVILEGES",
+          `the database user cannot create entity roles: ${(error as Error).message}`,
+          "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)",
+        );
+      throw error;
+    }
+    return created;
+  };
+  await ensureEntities(config);
   let role: string;
   try {
-    for (const entity of config.customer.entities)
-      await ensureEntity(owner, { name: entity.name, customer: config.customer.name }, ring);
     role = await ensureAppRole(owner, password);
   } catch (error) {
     if ((error as { code?: string }).code === "42501")
@@ -97,6 +115,7 @@ export async function openFrameData(
     sql,
     audit,
     store,
+    ensureEntities,
     async close() {
       await audit.flush(); // audit rows of the last requests are written before the pool goes
       await Promise.all([sql.end({ timeout: 2 }), pipe.end({ timeout: 2 })]);

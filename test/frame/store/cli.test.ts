@@ -27,13 +27,17 @@ describe("keys, entity and audit commands", () => {
 
     const created = await runCli(["entity", "create", "axe", "--config", dir]);
     expect(created.stdout).toMatch(/created entity axe/);
+    expect(created.stdout).toMatch(/kill (-s )?HUP/); // what makes a running serve accept its tokens
+    expect(created.stdout).not.toMatch(/add \{ name: axe \}/); // already in customers.yaml
     expect((await runCli(["entity", "create", "axe", "--config", dir])).stdout).toMatch(/already present/);
+    const unlisted = await runCli(["entity", "create", "ops", "--config", dir]);
+    expect(unlisted.stdout).toMatch(/add \{ name: ops \} to customer axe's entities in customers.yaml/);
     const bad = await runCli(["entity", "create", "Bad-Name", "--config", dir]);
     expect(bad.code).toBe(2);
     expect((await runCli(["entity", "list", "--json", "--config", dir])).stdout).toContain('"name":"axe"');
 
     const rotated = await runCli(["keys", "rotate", "--config", dir]);
-    expect(rotated.stdout).toMatch(/re-wrapped 2 data keys: master key [0-9a-f]{16} -> [0-9a-f]{16}/);
+    expect(rotated.stdout).toMatch(/re-wrapped 4 data keys: master key [0-9a-f]{16} -> [0-9a-f]{16}/); // axe and ops, two keys each
     expect(readFileSync(master, "utf8")).not.toBe(key);
 
     for (let i = 0; i < 3; i++)
