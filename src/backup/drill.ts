@@ -12,9 +12,10 @@ import { AppError, BackupError } from "../lib/errors.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
+import { drillFiles } from "./files-drill.ts";
 import { acquireRunnerLock } from "./lock.ts";
 import { damagedPacks } from "./repair.ts";
-import { type Repo, resticFailure } from "./restic.ts";
+import { type Repo, resticFailure, type TierName } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
 import { removeStaleLocks } from "./retention.ts";
 import { exitCodeFor } from "./run.ts";
@@ -105,7 +106,13 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
         `retention is paused on this tier; run \`axe-appliance backup repair --tier ${repo.tier}\` (docs/operations.md, "A damaged repository")`,
       );
     }
-    const proven = await drill(ctx, repo, target);
+    const checked = `check passed (${damaged ? "all" : ctx.settings.check_subset} of the data read)`;
+    const proven = await drill(ctx, repo, target).catch((error: unknown) => {
+      throw afterWhatPassed(error, repo.tier, `${checked}, but`);
+    });
+    const files = await drillFiles(ctx, repo).catch((error: unknown) => {
+      throw afterWhatPassed(error, repo.tier, `${checked}, dump ${proven.snapshot} proven, but`);
+    });
     if (damaged) clearDamaged(ctx.stateDir, repo.tier);
     updateTier(ctx.stateDir, repo.tier, (t) => ({
       ...t,
@@ -116,7 +123,7 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
       tier: repo.tier,
       outcome: "ok",
       snapshot: proven.snapshot,
-      message: `${repo.tier}: check passed (${damaged ? "all" : ctx.settings.check_subset} of the data read${damaged ? ": the damage mark is cleared" : ""}); dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}`,
+      message: `${repo.tier}: ${checked}${damaged ? "; the damage mark is cleared" : ""}; dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}; files snapshot ${files.snapshot} restored and proven: ${files.files} files match their sha256`,
     };
   } catch (error) {
     const e = error as AppError;
@@ -133,4 +140,11 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
       message: `${message}${e.hint ? `\n  hint: ${e.hint}` : ""}`,
     };
   }
+}
+
+/** The same error, its message led by what did pass, so the operator reads the whole story. */
+function afterWhatPassed(error: unknown, tier: TierName, passed: string): unknown {
+  if (!(error instanceof AppError)) return error;
+  const own = error.message.startsWith(`${tier}: `) ? error.message.slice(tier.length + 2) : error.message;
+  return new BackupError(error.code, `${tier}: ${passed} ${own}`, error.hint);
 }

@@ -16,9 +16,12 @@ import { writeSecretFile } from "../lib/secret-file.ts";
 import { type TableFigure, tableFigures } from "./figures.ts";
 import { pipeIntoRestic } from "./pipe.ts";
 import { type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
+import { removeStaleLocks } from "./retention.ts";
 
 export const DUMP_FILENAME = "frame.dump";
 export const DUMP_TAG = "db";
+/** The config, secrets and state snapshot beside each dump. */
+export const FILES_TAG = "files";
 
 const SummarySchema = z.object({
   message_type: z.literal("summary"),
@@ -139,7 +142,11 @@ async function backupThroughPipe(
   );
   if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0))
     throw resticFailure(repo, "saving the database dump", piped.restic);
-  if (piped.dump.code !== 0) throw dumpFailure(piped.dump.code, piped.dump.stderr);
+  if (piped.dump.code !== 0) {
+    // A restic interrupted while it was still starting can leave its lock behind; it is dead, so the lock is stale.
+    await removeStaleLocks(restic, repo).catch(() => {});
+    throw dumpFailure(piped.dump.code, piped.dump.stderr);
+  }
   return piped.restic;
 }
 

@@ -39,7 +39,9 @@ describe("backup on the embedded cluster", () => {
       const verify = await runCli(["backup", "verify", "--config", config]);
       expect(verify.stderr).not.toContain("error:");
       expect(verify.code).toBe(0);
-      expect(verify.stdout).toMatch(/local: .* restored and proven: row counts and checksums match in 1 table$/m);
+      expect(verify.stdout).toMatch(
+        /local: .* restored and proven: row counts and checksums match in 1 table; files snapshot [0-9a-f]{8} restored and proven/m,
+      );
 
       const url = `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/frame_restored`;
       const restore = await runCli([

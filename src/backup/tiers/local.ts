@@ -8,15 +8,14 @@ import { isAbsolute, join, relative } from "node:path";
 import type { DatabaseTarget } from "../../db/connect.ts";
 import { log } from "../../lib/log.ts";
 import type { BackupContext } from "../context.ts";
-import { dumpDatabase, summaryOf } from "../dump.ts";
-import { recordFigures } from "../figures.ts";
+import { dumpDatabase, FILES_TAG, RUN_TAG_PREFIX, summaryOf } from "../dump.ts";
+import { recordFigures, recordFileFigures } from "../figures.ts";
+import { hashFiles, stableFigures } from "../files-drill.ts";
 import { createProgress } from "../progress.ts";
 import { resticFailure } from "../restic.ts";
 import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { recordSnapshot, updateTier } from "../status.ts";
 import type { TierResult } from "./types.ts";
-
-export const FILES_TAG = "files";
 
 export async function runLocalTier(
   ctx: BackupContext,
@@ -36,16 +35,19 @@ export async function runLocalTier(
   recordFigures(ctx.stateDir, runId, dump.figures);
   step("database dump");
   const filesProgress = createProgress("config, state");
+  const paths = filePaths(ctx);
+  const hashed = hashFiles(paths); // the drill proves config and secrets against these
   const files = await retryAfterStaleLocks(restic, repo, async () => {
     const result = await restic.run(
       repo,
-      ["backup", "--json", "--host", ctx.host, "--tag", FILES_TAG, ...filePaths(ctx)],
+      ["backup", "--json", "--host", ctx.host, "--tag", `${FILES_TAG},${RUN_TAG_PREFIX}${runId}`, ...paths],
       { onLine: filesProgress.line },
     );
     if (result.code !== 0 && result.code !== 3) throw resticFailure(repo, "backing up config and state", result);
     return result;
   }).finally(filesProgress.done);
   const filesSummary = summaryOf(files);
+  recordFileFigures(ctx.stateDir, runId, stableFigures(hashed));
   step("config and state");
   const added = dump.summary.data_added + filesSummary.data_added;
   recordSnapshot(ctx.stateDir, "local", {
