@@ -1,14 +1,16 @@
 /**
- * npm run release [-- --out DIR] [--version V] [--target T] [--key-file FILE]
+ * npm run release [-- --out DIR] [--version V] [--target T] [--key-file FILE] [--sequence N]
  * Compiles the binary and writes a signed release directory: axe-appliance, release.jws (the
- * Ed25519-signed manifest: version, sha256, size, git commit, target, build time) and
- * manifest.json. The private key is read from the file named by --key-file or
+ * Ed25519-signed manifest: version, sha256, size, git commit, target, build time, sequence) and
+ * manifest.json. The sequence orders releases for the machines, which refuse an older one than
+ * they have run: by default the build time as digits (20261130072630), so it grows with every
+ * release signed on a clock that does not go back; --sequence N sets it. The private key is read from the file named by --key-file or
  * $AXE_RELEASE_KEY_FILE (0600); key material never goes on the command line.
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pkg from "../package.json" with { type: "json" };
-import { RELEASE_TARGETS, type ReleaseTarget } from "../src/deploy/manifest.ts";
+import { RELEASE_TARGETS, type ReleaseTarget, releaseSequence } from "../src/deploy/manifest.ts";
 import { writeReleaseDir } from "../src/deploy/release-dir.ts";
 import { readSecretFile } from "../src/lib/secret-file.ts";
 import { compile, gitCommit, hostTarget } from "./compile.ts";
@@ -28,6 +30,7 @@ if (import.meta.main) {
       version: { type: "string" },
       target: { type: "string" },
       "key-file": { type: "string" },
+      sequence: { type: "string" },
     },
     strict: true,
   });
@@ -43,6 +46,11 @@ if (import.meta.main) {
     console.error(`error: --target must be one of ${RELEASE_TARGETS.join(", ")}`);
     process.exit(2);
   }
+  const sequence = values.sequence === undefined ? undefined : Number(values.sequence);
+  if (sequence !== undefined && !(Number.isSafeInteger(sequence) && sequence > 0)) {
+    console.error("error: --sequence must be a positive whole number");
+    process.exit(2);
+  }
   try {
     const privatePem = readSecretFile(resolve(keyFile));
     const commit = gitCommit();
@@ -50,9 +58,17 @@ if (import.meta.main) {
     const out = resolve(values.out ?? join(root, "dist", "release", version));
     const binary = join(out, "axe-appliance");
     compile(target, binary, commit);
-    const release = await writeReleaseDir({ binary, outDir: out, version, commit, target, privatePem });
+    const release = await writeReleaseDir({
+      binary,
+      outDir: out,
+      version,
+      commit,
+      target,
+      privatePem,
+      ...(sequence ? { sequence } : {}),
+    });
     console.log(
-      `release ${release.manifest.version} (${target}, ${release.manifest.size} bytes, sha256 ${release.manifest.sha256}) in ${out}`,
+      `release ${release.manifest.version} (${target}, ${release.manifest.size} bytes, sha256 ${release.manifest.sha256}, sequence ${releaseSequence(release.manifest)}) in ${out}`,
     );
   } catch (error) {
     console.error(`error: ${(error as Error).message}`);

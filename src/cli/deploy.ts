@@ -70,14 +70,16 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
         `${inv.path}: give exactly one of --to CUSTOMER and --all`,
         `see '${inv.path} --help'`,
       );
-    const { findCustomer, loadRelease, progressBar, pushRelease, renderReport } = await import("../deploy/push.ts");
+    const { describeRelease, findCustomer, loadRelease, progressBar, pushRelease, renderReport } = await import(
+      "../deploy/push.ts"
+    );
     const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
     const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
     const release = await loadRelease(fleet, stringFlag(inv, "release") ?? buildReleaseFromSource());
     const sshConfig = stringFlag(inv, "ssh-config") ?? (process.env.AXE_SSH_CONFIG || undefined);
     const results = [];
     for (const customer of names) {
-      if (!inv.values.json) process.stderr.write(`pushing ${release.manifest.version} to ${customer}\n`);
+      if (!inv.values.json) process.stderr.write(`pushing ${describeRelease(release)} to ${customer}\n`);
       const progress = process.stderr.isTTY ? progressBar((s) => process.stderr.write(s)) : undefined;
       const result = await pushRelease({
         fleet,
@@ -201,28 +203,44 @@ export const deployCommand: Command = {
     {
       name: "receive",
       summary: "read a signed release on stdin, stage it on the passive color, gate, switch",
-      usage: "[--config DIR] [--who NAME] < release-stream",
+      usage: "[--config DIR] [--who NAME] [--allow-downgrade] [--release DIR] < release-stream",
       details: `
 Meant as the SSH forced command of the deploy key (see docs/operations.md). Verifies the
-signature (customers.yaml release_public_key), target and sha256 before anything runs, then:
-lock, install, --version, migrate, restart the passive color, health, MCP check, switch, drain,
-keep the old color warm. Prints a JSON report; every step is also appended to
-{data_dir}/state/deploy-journal.jsonl. Exit 6 when a step fails: the live color keeps serving.`,
-      options: { config: CONFIG_OPTION, who: WHO },
+signature (customers.yaml release_public_key), target and sha256 before anything runs, and
+refuses a release whose signed sequence is older than the newest that has gone live here (a
+release signed before sequences counts as 0); then: lock, install, --version, migrate, restart
+the passive color, health, MCP check, switch, drain, keep the old color warm. Prints a JSON
+report; every step is also appended to {data_dir}/state/deploy-journal.jsonl. Exit 6 when a
+step fails: the live color keeps serving. --allow-downgrade takes an older release anyway (the
+journal says so); it is never passed through the deploy key's forced command, so run it on the
+machine, with --release DIR (a directory from \`npm run release\`) instead of stdin.`,
+      options: {
+        config: CONFIG_OPTION,
+        who: WHO,
+        "allow-downgrade": {
+          type: "boolean",
+          description: "accept a release older than the newest that has gone live here (journaled)",
+        },
+        release: { type: "string", value: "DIR", description: "read the release from DIR instead of stdin" },
+      },
       run: async (inv) => {
-        if (process.stdin.isTTY)
+        const dir = stringFlag(inv, "release");
+        if (!dir && process.stdin.isTTY)
           throw new UsageError(
             "NO_RELEASE_STREAM",
             `${inv.path} reads a release stream on stdin, and stdin is a terminal`,
-            "run `axe-appliance deploy push` on the operator's machine instead",
+            "run `axe-appliance deploy push` on the operator's machine instead, or pass --release DIR",
           );
         const config = loadConfig({ dir: stringFlag(inv, "config") });
         const { receiveRelease } = await import("../deploy/receive.ts");
         return finish(
           await receiveRelease({
             config,
-            input: Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>,
+            input: dir
+              ? (await import("../deploy/release-stream.ts")).streamReleaseDir(resolve(dir))
+              : (Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>),
             who: whoFrom(inv),
+            allowDowngrade: inv.values["allow-downgrade"] === true,
           }),
         );
       },

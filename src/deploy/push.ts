@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import type { Customer, Fleet } from "../config/customers.ts";
 import { DeployError } from "../lib/errors.ts";
+import { releaseSequence } from "./manifest.ts";
 import { type ReleaseDir, readReleaseDir } from "./release-dir.ts";
 import { encodeReleaseHeader } from "./release-stream.ts";
 import { verifyManifest } from "./sign.ts";
@@ -53,6 +54,14 @@ export async function loadRelease(fleet: Fleet, dir: string): Promise<ReleaseDir
     );
   });
   return release;
+}
+
+/** What the push says about a release first: its order among releases, which the machines enforce. */
+export function describeRelease(release: ReleaseDir): string {
+  const sequence = releaseSequence(release.manifest);
+  return sequence
+    ? `${release.manifest.version} (sequence ${sequence})`
+    : `${release.manifest.version} (signed before release sequences: a machine that has run a sequenced release refuses it)`;
 }
 
 export async function pushRelease(options: PushOptions): Promise<PushResult> {

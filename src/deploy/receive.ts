@@ -4,8 +4,10 @@
  *   verify -> lock -> install -> version -> migrate -> start (passive color) -> health -> mcp
  *   -> switch -> drain -> standby -> prune
  *
- * Nothing from the stream runs before `verify` passes. Until `switch` succeeds the live color is
- * never touched; a failure before it puts the passive color back on its previous release.
+ * Nothing from the stream runs before `verify` passes, which also refuses a release older than
+ * the newest that went live here (release-floor.ts) unless `allowDowngrade`. Until `switch`
+ * succeeds the live color is never touched; a failure before it puts the passive color back on
+ * its previous release.
  */
 import { rmSync } from "node:fs";
 import type { Config } from "../config/load.ts";
@@ -17,6 +19,8 @@ import { linkCurrent } from "../services/unit-paths.ts";
 import { type Color, other, pointColor, readColors } from "./colors.ts";
 import { DeployJournal } from "./journal.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
+import { releaseSequence } from "./manifest.ts";
+import { checkNotOlder, raiseFloor, readFloor } from "./release-floor.ts";
 import { readRelease, type VerifiedRelease } from "./release-stream.ts";
 import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
 import { runBinary } from "./run-binary.ts";
@@ -28,6 +32,8 @@ export interface ReceiveOptions {
   input: AsyncIterable<Uint8Array>;
   /** Who deploys: the SSH key's comment or the Tailscale identity. */
   who: string;
+  /** Accept a release older than the newest that went live here (never through the deploy key's forced command). */
+  allowDowngrade?: boolean;
   backend?: ServiceBackend;
 }
 
@@ -62,13 +68,18 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
         publicPem: config.fleet.releasePublicKey,
         maxBytes: config.appliance.deploy.max_release_bytes,
         stagingFile: staged,
+        floor: readFloor(data),
+        allowDowngrade: options.allowDowngrade ?? false,
       });
       runner.report.release = verified.manifest.version;
-      return `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit})`;
+      const checked = `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit}, sequence ${releaseSequence(verified.manifest)})`;
+      return verified.downgrade ? `${checked}; ${verified.downgrade}` : checked;
     });
     const release = verified.manifest.version;
     await runner.step("lock", () => {
       lock = acquireDeployLock(lockFileFor(config), options.who, release);
+      // Again under the lock: a newer release may have gone live while this one was being verified.
+      checkNotOlder(verified.manifest, readFloor(data), options.allowDowngrade ?? false);
       return describeLockStep(lock);
     });
     let installed!: InstalledRelease;
@@ -105,6 +116,7 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     });
     await gateAndSwitch({ config, backend, runner, color: passive, release });
     restore = undefined; // switched: from here on a failure leaves the new color live and the old one warm
+    raiseFloor(data, verified.manifest);
     runner.report.receiveToSwitchMs = runner.elapsedMs();
     await finishSwitch({ config, backend, runner, from: live });
     await runner.step("prune", () => {

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
-import { type Manifest, parseManifest, RELEASE_FORMAT, type ReleaseTarget } from "./manifest.ts";
+import { type Manifest, parseManifest, RELEASE_FORMAT, type ReleaseTarget, sequenceAt } from "./manifest.ts";
 import { signManifest } from "./sign.ts";
 
 export const BINARY_NAME = "axe-appliance";
@@ -33,6 +33,8 @@ export interface WriteReleaseOptions {
   target: ReleaseTarget;
   privatePem: string;
   builtAt?: string;
+  /** Default: the build time as digits (manifest.ts, sequenceAt). */
+  sequence?: number;
 }
 
 /** Hashes the binary, signs its manifest, and writes the release directory. */
@@ -40,6 +42,7 @@ export async function writeReleaseDir(options: WriteReleaseOptions): Promise<Rel
   mkdirSync(options.outDir, { recursive: true });
   const binary = join(options.outDir, BINARY_NAME);
   if (options.binary !== binary) copyFileSync(options.binary, binary);
+  const builtAt = options.builtAt ?? new Date().toISOString();
   const manifest = parseManifest({
     format: RELEASE_FORMAT,
     version: options.version,
@@ -47,7 +50,8 @@ export async function writeReleaseDir(options: WriteReleaseOptions): Promise<Rel
     size: statSync(binary).size,
     commit: options.commit,
     target: options.target,
-    builtAt: options.builtAt ?? new Date().toISOString(),
+    builtAt,
+    sequence: options.sequence ?? sequenceAt(new Date(builtAt)),
   });
   const jws = await signManifest(manifest, options.privatePem);
   writeFileSync(join(options.outDir, JWS_NAME), `${jws}\n`);

@@ -3,14 +3,17 @@
  *
  *   "AXEREL1\n" | uint32 big-endian length | signed manifest (compact JWS) | binary (manifest.size bytes)
  *
- * Reading verifies in order: framing, signature and key, manifest, target, size bound; only then
+ * Reading verifies in order: framing, signature and key, manifest, target, not older than the
+ * release floor (release-floor.ts), size bound; only then
  * the binary is streamed to a staging file (never executable) while hashing; truncation, trailing
  * bytes and a sha256 mismatch are refused. Nothing from the stream runs before all of this passes.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, createReadStream, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
 import { DeployError } from "../lib/errors.ts";
 import { type Manifest, runningTarget } from "./manifest.ts";
+import { readReleaseDir } from "./release-dir.ts";
+import { checkNotOlder, type ReleaseFloor } from "./release-floor.ts";
 import { verifyManifest } from "./sign.ts";
 
 export const MAGIC = new TextEncoder().encode("AXEREL1\n");
@@ -75,6 +78,10 @@ export interface ReadReleaseOptions {
   stagingFile: string;
   /** Target this machine runs (default: this process's platform-arch). */
   target?: string;
+  /** The newest release that went live here: an older one is refused... */
+  floor?: ReleaseFloor;
+  /** ...unless this is set; the result's `downgrade` then says so, for the journal. */
+  allowDowngrade?: boolean;
 }
 
 export interface VerifiedRelease {
@@ -82,6 +89,8 @@ export interface VerifiedRelease {
   jws: string;
   /** The staged binary, verified against manifest.sha256. */
   file: string;
+  /** Set when an older release was let through with allowDowngrade. */
+  downgrade?: string;
 }
 
 const refuse = (code: string, message: string, hint?: string) =>
@@ -118,13 +127,14 @@ export async function readRelease(
       `release ${manifest.version} is built for ${manifest.target}, this machine is ${target}`,
       `build it with --target ${target}`,
     );
+  const downgrade = checkNotOlder(manifest, options.floor, options.allowDowngrade);
   if (manifest.size > options.maxBytes)
     throw refuse(
       "RELEASE_OVERSIZED",
       `release ${manifest.version} is ${manifest.size} bytes, over deploy.max_release_bytes (${options.maxBytes})`,
     );
   await stageBinary(reader, manifest, options.stagingFile);
-  return { manifest, jws, file: options.stagingFile };
+  return { manifest, jws, file: options.stagingFile, ...(downgrade ? { downgrade } : {}) };
 }
 
 async function stageBinary(reader: ByteReader, manifest: Manifest, file: string): Promise<void> {
@@ -159,4 +169,11 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
     if (!ok) rmSync(file, { force: true });
   }
   chmodSync(file, 0o600);
+}
+
+/** The stream `deploy push` would send for a release directory, for a receiver run on the machine itself. */
+export async function* streamReleaseDir(dir: string): AsyncGenerator<Uint8Array> {
+  const release = readReleaseDir(dir);
+  yield encodeReleaseHeader(release.jws);
+  for await (const chunk of createReadStream(release.binary, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
 }

@@ -20,7 +20,7 @@ import { join } from "node:path";
 import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
 import { COLORS, pointColor } from "../deploy/colors.ts";
-import { parseManifest, RELEASE_FORMAT, VERSION_PATTERN } from "../deploy/manifest.ts";
+import { LEGACY_RELEASE_FORMAT, parseManifest, VERSION_PATTERN } from "../deploy/manifest.ts";
 import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
 import { findRelease, releasesDir } from "../deploy/releases.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
@@ -147,8 +147,9 @@ function installSeed(data: string, binary: string, version: string, info: Return
   copyFileSync(binary, join(staging, BINARY_NAME));
   chmodSync(join(staging, BINARY_NAME), 0o755);
   const bytes = readFileSync(join(staging, BINARY_NAME));
+  // Not a signed release: no sequence, so it never raises the floor that refuses older releases.
   const manifest = parseManifest({
-    format: RELEASE_FORMAT,
+    format: LEGACY_RELEASE_FORMAT,
     version,
     sha256: createHash("sha256").update(bytes).digest("hex"),
     size: bytes.length,

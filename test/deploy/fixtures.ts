@@ -2,12 +2,12 @@
  * Releases for deploy tests: one real compiled binary per test run (compiling takes a second or
  * two), signed into as many release directories as a test needs, each with its own version.
  */
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { compile, gitCommit, hostTarget } from "../../build/compile.ts";
-import type { ReleaseTarget } from "../../src/deploy/manifest.ts";
-import { type ReleaseDir, writeReleaseDir } from "../../src/deploy/release-dir.ts";
-import { generateReleaseKeyPair, type ReleaseKeyPair } from "../../src/deploy/sign.ts";
+import { LEGACY_RELEASE_FORMAT, type Manifest, type ReleaseTarget } from "../../src/deploy/manifest.ts";
+import { JWS_NAME, MANIFEST_NAME, type ReleaseDir, writeReleaseDir } from "../../src/deploy/release-dir.ts";
+import { generateReleaseKeyPair, type ReleaseKeyPair, signManifest } from "../../src/deploy/sign.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 let binary: Promise<string> | undefined;
@@ -36,18 +36,32 @@ export function releaseKeys(): Promise<ReleaseKeyPair> {
 
 export async function makeRelease(
   version: string,
-  options: { keys?: ReleaseKeyPair; target?: ReleaseTarget; binary?: string } = {},
+  options: {
+    keys?: ReleaseKeyPair;
+    target?: ReleaseTarget;
+    binary?: string;
+    /** The release's sequence (default: its build time); "legacy" signs it as releases before sequences were. */
+    sequence?: number | "legacy";
+  } = {},
 ): Promise<ReleaseDir> {
   const pair = options.keys ?? (await releaseKeys());
   const compiled = await compiledBinary();
-  return writeReleaseDir({
+  const release = await writeReleaseDir({
     binary: options.binary ?? compiled,
     outDir: join(tempDir("axe-rel"), version),
     version,
     commit: bakedCommit,
     target: options.target ?? hostTarget(),
     privatePem: pair.privatePem,
+    ...(typeof options.sequence === "number" ? { sequence: options.sequence } : {}),
   });
+  if (options.sequence !== "legacy") return release;
+  const { sequence: _sequence, ...unsequenced } = release.manifest as Manifest & { sequence?: number };
+  const manifest = { ...unsequenced, format: LEGACY_RELEASE_FORMAT } as Manifest;
+  const jws = await signManifest(manifest, pair.privatePem);
+  writeFileSync(join(release.dir, JWS_NAME), `${jws}\n`);
+  writeFileSync(join(release.dir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
+  return { ...release, jws, manifest };
 }
 
 /** An async byte source that yields `data` in chunks of `size`. */

@@ -55,6 +55,9 @@ describe("deploy push over ssh to the forced-command receiver", () => {
     expect(run.stdout).toContain("axe (axe-macmini): deploy 3.0.0-a ok, green is live");
     expect(run.stdout).toMatch(/ok +switch .*-> green/);
     expect(run.stderr).not.toContain("["); // no progress bar when stderr is not a terminal
+    expect(run.stderr).toContain(
+      `pushing 3.0.0-a (sequence ${(release.manifest as { sequence: number }).sequence}) to axe`,
+    );
     expect((await proxyStatus(app.socket)).live).toBe("green");
     expect(await healthOf(colorUrl(app.config, "green"))).toMatchObject({ release: "3.0.0-a" });
     expect(deployHistory(app.config).at(-1)).toMatchObject({ release: "3.0.0-a", ok: true, who: "operator@test" });

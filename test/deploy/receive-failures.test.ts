@@ -182,3 +182,48 @@ describe("deploy receive failures leave the live color serving", () => {
     expect(await healthOf(colorUrl(app.config, live))).toMatchObject({ release: "2.0.0-f" });
   }, 120_000);
 });
+
+describe("deploy receive refuses a downgrade (issue 12 item 8)", () => {
+  test("an older signed release is refused unless --allow-downgrade (journaled); rollback is unaffected; a release signed before sequences is refused once a sequenced one went live", async () => {
+    const live = async () => {
+      const color = (await proxyStatus(app.socket)).live;
+      return (await healthOf(colorUrl(app.config, color))).release;
+    };
+    const newest = await live();
+    const older = await makeRelease("1.5.0-old", { sequence: 20200101000000 });
+    const refused = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(older)).done;
+    expect(refused.code).toBe(6);
+    expect(refused.report!.error).toMatchObject({ step: "verify", code: "RELEASE_DOWNGRADE" });
+    expect(refused.stderr).toContain(`release 1.5.0-old (sequence 20200101000000) is older than release ${newest}`);
+    expect(refused.stderr).toContain("--allow-downgrade");
+    expect(installed()).not.toContain("1.5.0-old");
+    expect(await live()).toBe(newest);
+
+    const legacy = await makeRelease("1.4.0-legacy", { sequence: "legacy" });
+    const legacyRun = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(legacy)).done;
+    expect(legacyRun.code).toBe(6);
+    expect(legacyRun.report!.error).toMatchObject({ step: "verify", code: "RELEASE_DOWNGRADE" });
+    expect(legacyRun.stderr).toContain("signed before release sequences");
+
+    // On the machine itself, from the release directory.
+    const allowed = await runAppliance(app, ["deploy", "receive", "--allow-downgrade", "--release", older.dir]).done;
+    if (allowed.code !== 0) console.error(allowed.stdout, allowed.stderr);
+    expect(allowed.code).toBe(0);
+    expect(await live()).toBe("1.5.0-old");
+    const verify = deployHistory(app.config).at(-1)!;
+    expect(verify).toMatchObject({ release: "1.5.0-old", ok: true });
+    const journaled = journalFor(app.config)
+      .read()
+      .filter((e) => e.kind === "step" && e.step === "verify" && e.release === "1.5.0-old" && e.ok);
+    expect(String(journaled.at(-1)?.detail)).toContain("downgrade allowed: sequence 20200101000000 is older than");
+
+    // The newest release is the warm standby now: rollback goes back to it without a flag.
+    const back = await runAppliance(app, ["deploy", "rollback"]).done;
+    if (back.code !== 0) console.error(back.stdout, back.stderr);
+    expect(back.code).toBe(0);
+    expect(await live()).toBe(newest);
+    // And the floor did not move down: the older release is still refused without the flag.
+    const again = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(older)).done;
+    expect(again.report!.error).toMatchObject({ step: "verify", code: "RELEASE_DOWNGRADE" });
+  }, 180_000);
+});

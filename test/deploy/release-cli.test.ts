@@ -24,7 +24,7 @@ describe("keys release-init and npm run release", () => {
 
     const out = join(tempDir("axe-release"), "r");
     const build = Bun.spawnSync(
-      [process.execPath, join(REPO, "build/release.ts"), "--out", out, "--version", "7.0.0-cli"],
+      [process.execPath, join(REPO, "build/release.ts"), "--out", out, "--version", "7.0.0-cli", "--sequence", "42"],
       {
         cwd: REPO,
         env: { ...process.env, AXE_RELEASE_KEY_FILE: join(keys, "release.key") },
@@ -35,7 +35,14 @@ describe("keys release-init and npm run release", () => {
     expect(build.exitCode).toBe(0);
     const release = readReleaseDir(out);
     const manifest = await verifyManifest(release.jws, publicPem);
-    expect(manifest).toMatchObject({ version: "7.0.0-cli", target: hostTarget(), size: statSync(release.binary).size });
+    expect(manifest).toMatchObject({
+      format: "axe-release/2",
+      version: "7.0.0-cli",
+      target: hostTarget(),
+      size: statSync(release.binary).size,
+      sequence: 42,
+    });
+    expect(build.stdout.toString()).toContain("sequence 42");
     expect(manifest.sha256).toBe(new Bun.CryptoHasher("sha256").update(readFileSync(release.binary)).digest("hex"));
 
     const noKey = Bun.spawnSync([process.execPath, join(REPO, "build/release.ts"), "--out", out], {

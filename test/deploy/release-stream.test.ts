@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
+import type { Manifest } from "../../src/deploy/manifest.ts";
 import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
 import { encodeReleaseHeader, readRelease } from "../../src/deploy/release-stream.ts";
 import { generateReleaseKeyPair, signManifest } from "../../src/deploy/sign.ts";
@@ -19,6 +20,8 @@ beforeAll(async () => {
   publicPem = (await releaseKeys()).publicPem;
 });
 
+const sequenced = () => release.manifest as Extract<Manifest, { sequence: number }>;
+
 function streamOf(jws: string, body: Uint8Array): Uint8Array {
   const header = encodeReleaseHeader(jws);
   const out = new Uint8Array(header.length + body.length);
@@ -27,7 +30,16 @@ function streamOf(jws: string, body: Uint8Array): Uint8Array {
   return out;
 }
 
-async function receive(bytes: Uint8Array, options: { maxBytes?: number; publicPem?: string; target?: string } = {}) {
+async function receive(
+  bytes: Uint8Array,
+  options: {
+    maxBytes?: number;
+    publicPem?: string;
+    target?: string;
+    floor?: { sequence: number; version: string };
+    allowDowngrade?: boolean;
+  } = {},
+) {
   const stagingFile = join(tempDir("axe-stage"), "incoming");
   try {
     const verified = await readRelease(chunks(bytes), {
@@ -35,6 +47,8 @@ async function receive(bytes: Uint8Array, options: { maxBytes?: number; publicPe
       maxBytes: options.maxBytes ?? 1e9,
       stagingFile,
       target: options.target,
+      floor: options.floor,
+      allowDowngrade: options.allowDowngrade,
     });
     return { verified, stagingFile };
   } catch (error) {
@@ -118,5 +132,46 @@ describe("release stream", () => {
   test("garbage input and a machine with no pinned key are refused", async () => {
     expect((await refusal(new TextEncoder().encode("#!/bin/sh\nrm -rf /\n"))).code).toBe("RELEASE_FORMAT");
     expect((await refusal(streamOf(release.jws, binary), { publicPem: "" })).code).toBe("RELEASE_KEY");
+  });
+
+  test("a release older than the newest that went live here is refused before the binary is read; --allow-downgrade lets it through, saying so", async () => {
+    const { privatePem } = await releaseKeys();
+    const older = await signManifest({ ...sequenced(), version: "0.9.0", sequence: 20261101000000 }, privatePem);
+    const floor = { sequence: 20261120000000, version: "1.0.0" };
+    const error = await refusal(streamOf(older, binary), { floor });
+    expect(error.code).toBe("RELEASE_DOWNGRADE");
+    expect(error.message).toContain("release 0.9.0 (sequence 20261101000000) is older than release 1.0.0");
+    expect(error.message).toContain("nothing was installed or run");
+    expect(error.hint).toContain("--allow-downgrade");
+
+    const allowed = await receive(streamOf(older, binary), { floor, allowDowngrade: true });
+    expect(allowed.verified.downgrade).toBe(
+      "downgrade allowed: sequence 20261101000000 is older than 1.0.0's 20261120000000",
+    );
+    const same = await receive(
+      streamOf(await signManifest({ ...sequenced(), sequence: floor.sequence }, privatePem), binary),
+      { floor },
+    );
+    expect(same.verified.downgrade).toBeUndefined(); // the same sequence again (a re-push) is not older
+  });
+
+  test("a release signed before sequences (format axe-release/1) counts as sequence 0", async () => {
+    const { privatePem } = await releaseKeys();
+    const { sequence: _sequence, ...unsequenced } = release.manifest as typeof release.manifest & { sequence?: number };
+    const legacy = await signManifest({ ...unsequenced, format: "axe-release/1" } as never, privatePem);
+    const accepted = await receive(streamOf(legacy, binary)); // a machine that never ran a sequenced release
+    expect(accepted.verified.manifest.format).toBe("axe-release/1");
+    const error = await refusal(streamOf(legacy, binary), { floor: { sequence: 20261120000000, version: "1.0.0" } });
+    expect(error.code).toBe("RELEASE_DOWNGRADE");
+    expect(error.message).toContain("signed before release sequences");
+  });
+
+  test("new releases carry a sequence, by default their build time as digits; 0 is no sequence", async () => {
+    expect(release.manifest.format).toBe("axe-release/2");
+    expect((release.manifest as { sequence?: number }).sequence).toBe(
+      Number(release.manifest.builtAt.replace(/[-:T]/g, "").slice(0, 14)),
+    );
+    const unsigned = { ...sequenced(), sequence: 0 };
+    await expect(signManifest(unsigned, (await releaseKeys()).privatePem)).rejects.toThrow(/sequence/);
   });
 });
