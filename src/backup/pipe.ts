@@ -9,7 +9,7 @@
 import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Subprocess } from "bun";
+import { type RunningProgram, startProgram } from "../lib/program.ts";
 import type { RunResult } from "./restic.ts";
 
 export interface PipeResult {
@@ -34,14 +34,18 @@ export async function pipeIntoRestic(
     if (heldWriteEnd) closeSync(pipe.write);
     heldWriteEnd = false;
   };
-  let dump: Subprocess<"ignore", number, "pipe">;
-  let restic: Subprocess<number, "pipe", "pipe">;
+  let dump: RunningProgram;
+  let restic: RunningProgram;
   try {
-    dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: pipe.write, stderr: "pipe" });
+    dump = startProgram(dumpArgv, { env: dumpEnv, stdout: pipe.write });
     try {
-      restic = Bun.spawn(resticArgv, { env: resticEnv, stdin: pipe.read, stdout: "pipe", stderr: "pipe" });
+      restic = startProgram(resticArgv, {
+        env: resticEnv,
+        stdin: pipe.read,
+        ...(onLine ? { onStdoutLine: onLine } : {}),
+      });
     } catch (error) {
-      dump.kill("SIGTERM");
+      void dump.stop("SIGTERM");
       throw error;
     }
   } catch (error) {
@@ -50,28 +54,22 @@ export async function pipeIntoRestic(
   } finally {
     closeSync(pipe.read); // restic has its own copy; once it exits, pg_dump's writes fail
   }
-  const resticStdout = readLines(restic.stdout, onLine);
-  const resticStderr = new Response(restic.stderr).text();
-  const dumpStderr = new Response(dump.stderr).text();
   let resticEndedFirst = false;
   void restic.exited.then(() => {
-    if (dump.exitCode === null) {
+    if (!dump.done) {
       resticEndedFirst = true;
-      dump.kill("SIGTERM"); // rather than leave it blocked on a pipe nobody reads
+      void dump.stop("SIGTERM"); // rather than leave it blocked on a pipe nobody reads
     }
   });
   try {
-    const dumpCode = await dump.exited;
-    if (dumpCode !== 0 && restic.exitCode === null) {
-      restic.kill("SIGINT");
-      await Promise.race([restic.exited, Bun.sleep(INTERRUPT_GRACE_MS)]);
-      if (restic.exitCode === null) restic.kill("SIGKILL");
-    }
+    const dumped = await dump.exited;
+    // restic must have exited before it sees end of input, or it would save the truncated dump
+    if (dumped.status !== 0) await restic.stop("SIGINT", INTERRUPT_GRACE_MS);
     closeInput();
-    const resticCode = await exitCode(restic);
+    const { status, signal, timedOut, stdout, stderr } = await restic.exited;
     return {
-      dump: { code: dumpCode, stderr: await dumpStderr },
-      restic: { code: resticCode, stdout: await resticStdout, stderr: await resticStderr },
+      dump: { code: dumped.status, stderr: dumped.stderr },
+      restic: { code: status, signal, timedOut, stdout, stderr },
       resticEndedFirst,
     };
   } finally {
@@ -100,25 +98,4 @@ function openPipe(): { read: number; write: number } {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-async function exitCode(child: Subprocess): Promise<number> {
-  const code = await child.exited;
-  return child.signalCode === "SIGINT" ? 130 : child.signalCode ? 128 : code;
-}
-
-async function readLines(stream: ReadableStream<Uint8Array>, onLine?: (line: string) => void): Promise<string> {
-  const decoder = new TextDecoder();
-  let all = "";
-  let pending = "";
-  for await (const chunk of stream) {
-    const text = decoder.decode(chunk, { stream: true });
-    all += text;
-    if (!onLine) continue;
-    pending += text;
-    const lines = pending.split("\n");
-    pending = lines.pop()!;
-    for (const line of lines) if (line.trim()) onLine(line);
-  }
-  return all;
 }

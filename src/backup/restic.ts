@@ -7,10 +7,11 @@
  * const restic = await Restic.detect("restic", { cacheDir });
  * const snaps = await restic.snapshots(repo, ["--tag", "db"]);
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
+import { type ProgramExit, type ProgramOptions, ProgramStartError, runProgram } from "../lib/program.ts";
 
 export type TierName = "local" | "ring" | "cold";
 
@@ -23,10 +24,18 @@ export interface Repo {
   options?: string[];
 }
 
-export interface RunResult {
+export interface RunResult
+  extends Pick<ProgramExit, "stdout" | "stderr">,
+    Partial<Pick<ProgramExit, "signal" | "timedOut">> {
+  /** restic's exit code, or 128 + the number of the signal that ended it. */
   code: number;
-  stdout: string;
-  stderr: string;
+}
+
+export interface RunOptions extends Pick<ProgramOptions, "deadlineMs" | "deadlineSignal" | "killAfterMs"> {
+  /** Each stdout line as it comes (JSON progress). */
+  onLine?: (line: string) => void;
+  extraEnv?: Record<string, string>;
+  cwd?: string;
 }
 
 export interface ResticVersion {
@@ -104,32 +113,30 @@ export class Restic {
     return [...(repo.options ?? []).flatMap((o) => ["-o", o]), ...args];
   }
 
-  /** Starts restic and hands back the child, for callers that stream into it. */
-  spawn(repo: Repo, args: string[], extraEnv: Record<string, string> = {}): ChildProcess {
-    return spawn(this.bin, this.args(repo, args), { env: this.env(repo, extraEnv), stdio: ["pipe", "pipe", "pipe"] });
-  }
-
-  /** Runs restic to the end; `onLine` sees each stdout line as it comes (JSON progress). */
-  run(
-    repo: Repo,
-    args: string[],
-    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string>; cwd?: string } = {},
-  ): Promise<RunResult> {
-    const child = spawn(this.bin, this.args(repo, args), {
-      env: this.env(repo, options.extraEnv),
-      stdio: ["ignore", "pipe", "pipe"],
-      ...(options.cwd ? { cwd: options.cwd } : {}),
-    });
-    return collect(child, options.onLine);
+  /** Runs restic to the end, or to its deadline (SIGINT by default: restic stops without saving). */
+  async run(repo: Repo, args: string[], options: RunOptions = {}): Promise<RunResult> {
+    const { onLine, extraEnv, cwd, ...deadline } = options;
+    try {
+      const exit = await runProgram([this.bin, ...this.args(repo, args)], {
+        env: this.env(repo, extraEnv),
+        ...(cwd ? { cwd } : {}),
+        ...(onLine ? { onStdoutLine: onLine } : {}),
+        ...deadline,
+      });
+      const { status, signal, timedOut, stdout, stderr } = exit;
+      return { code: status, signal, timedOut, stdout, stderr };
+    } catch (error) {
+      if (!(error instanceof ProgramStartError)) throw error;
+      throw new BackupError(
+        "RESTIC_SPAWN",
+        `could not start restic: ${error.reason}`,
+        "is restic installed? See `axe-appliance doctor`",
+      );
+    }
   }
 
   /** Runs restic and throws a classified BackupError unless it exits 0. */
-  async must(
-    repo: Repo,
-    args: string[],
-    doing: string,
-    options: { onLine?: (line: string) => void; extraEnv?: Record<string, string>; cwd?: string } = {},
-  ): Promise<RunResult> {
+  async must(repo: Repo, args: string[], doing: string, options: RunOptions = {}): Promise<RunResult> {
     const result = await this.run(repo, args, options);
     if (result.code !== 0) throw resticFailure(repo, doing, result);
     return result;
@@ -154,39 +161,6 @@ export class Restic {
     const stats = await parseJson(result.stdout, z.object({ total_size: z.number() }), "restic stats --json");
     return stats.total_size;
   }
-}
-
-/** Collects a child's output; resolves with its exit code (signals count as 128+n). */
-export function collect(child: ChildProcess, onLine?: (line: string) => void): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    let stdout = "";
-    let stderr = "";
-    let pending = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      const text = chunk.toString();
-      stdout += text;
-      if (!onLine) return;
-      pending += text;
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) if (line.trim()) onLine(line);
-    });
-    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on("error", (error) =>
-      reject(
-        new BackupError(
-          "RESTIC_SPAWN",
-          `could not start restic: ${error.message}`,
-          "is restic installed? See `axe-appliance doctor`",
-        ),
-      ),
-    );
-    child.on("close", (code, signal) => resolve({ code: code ?? 128 + signalNumber(signal), stdout, stderr }));
-  });
-}
-
-function signalNumber(signal: NodeJS.Signals | null): number {
-  return signal === "SIGINT" ? 2 : signal === "SIGKILL" ? 9 : signal === "SIGTERM" ? 15 : 0;
 }
 
 /** Parses restic JSON output against the part of it we depend on. */

@@ -1,4 +1,3 @@
-import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -16,11 +15,12 @@ import {
   stringFlag,
 } from "../lib/cli.ts";
 import { AppError, DeployError, UsageError } from "../lib/errors.ts";
+import { describeExit, runProgram } from "../lib/program.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { buildInfo } from "../lib/version.ts";
 
 /** Without --release, build one from this checkout (source runs only) with npm run release. */
-function buildReleaseFromSource(): string {
+async function buildReleaseFromSource(): Promise<string> {
   if (buildInfo().commit !== "source")
     throw new UsageError(
       "MISSING_FLAG",
@@ -28,13 +28,14 @@ function buildReleaseFromSource(): string {
       "build one with `npm run release` in the repository",
     );
   const out = mkdtempSync(join(tmpdir(), "axe-release-"));
-  const build = spawnSync(process.execPath, [join(import.meta.dir, "..", "..", "build", "release.ts"), "--out", out], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  if (build.status !== 0)
+  const build = await runProgram(
+    [process.execPath, join(import.meta.dir, "..", "..", "build", "release.ts"), "--out", out],
+    { stdout: "inherit", stderr: "inherit" },
+  );
+  if (build.code !== 0)
     throw new DeployError(
       "PUSH_BUILD",
-      `push: npm run release failed (exit ${build.status})`,
+      `push: npm run release failed (${describeExit(build)})`,
       "set AXE_RELEASE_KEY_FILE to the release key, or pass --release DIR",
     );
   return out;
@@ -75,7 +76,7 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
     );
     const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
     const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
-    const release = await loadRelease(fleet, stringFlag(inv, "release") ?? buildReleaseFromSource());
+    const release = await loadRelease(fleet, stringFlag(inv, "release") ?? (await buildReleaseFromSource()));
     const sshConfig = stringFlag(inv, "ssh-config") ?? (process.env.AXE_SSH_CONFIG || undefined);
     const results = [];
     for (const customer of names) {
@@ -156,21 +157,24 @@ sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to
 };
 
 /** Who deploys: --who (the forced command line carries the SSH key's comment), $AXE_DEPLOY_WHO, else the SSH peer. */
-function whoFrom(inv: Invocation): string {
+async function whoFrom(inv: Invocation): Promise<string> {
   const flag = stringFlag(inv, "who") ?? process.env.AXE_DEPLOY_WHO;
   if (flag) return flag;
   const peer = process.env.SSH_CLIENT?.split(" ")[0];
-  const tailnet = peer ? tailscaleIdentity(peer) : undefined;
+  const tailnet = peer ? await tailscaleIdentity(peer) : undefined;
   if (tailnet) return tailnet;
   return `${process.env.USER ?? "unknown"}@${peer ? `ssh:${peer}` : hostname()}`;
 }
 
 /** The Tailscale login behind a 100.64.0.0/10 peer address, when `tailscale` is installed. */
-function tailscaleIdentity(ip: string): string | undefined {
+async function tailscaleIdentity(ip: string): Promise<string | undefined> {
   const [a, b] = ip.split(".").map(Number);
   if (a !== 100 || b === undefined || b < 64 || b > 127) return undefined;
-  const whois = spawnSync("tailscale", ["whois", "--json", ip], { encoding: "utf8", timeout: 2000 });
-  if (whois.status !== 0) return undefined;
+  const whois = await runProgram(["tailscale", "whois", "--json", ip], {
+    deadlineMs: 2000,
+    deadlineSignal: "SIGTERM",
+  }).catch(() => undefined);
+  if (whois?.code !== 0) return undefined;
   try {
     const login = (JSON.parse(whois.stdout) as { UserProfile?: { LoginName?: string } }).UserProfile?.LoginName;
     return login ? `${login} (tailscale ${ip})` : undefined;
@@ -239,7 +243,7 @@ machine, with --release DIR (a directory from \`npm run release\`) instead of st
             input: dir
               ? (await import("../deploy/release-stream.ts")).streamReleaseDir(resolve(dir))
               : (Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>),
-            who: whoFrom(inv),
+            who: await whoFrom(inv),
             allowDowngrade: inv.values["allow-downgrade"] === true,
           }),
         );
@@ -255,7 +259,7 @@ machine, with --release DIR (a directory from \`npm run release\`) instead of st
         finish(
           await (await import("../deploy/rollback.ts")).rollback({
             config: loadConfig({ dir: stringFlag(inv, "config") }),
-            who: whoFrom(inv),
+            who: await whoFrom(inv),
           }),
         ),
     },

@@ -1,6 +1,7 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, intFlag, stringFlag } from "../lib/cli.ts";
 import { ConfigError } from "../lib/errors.ts";
+import { untilStopSignal } from "../lib/signals.ts";
 
 export const serveCommand: Command = {
   name: "serve",
@@ -55,11 +56,7 @@ or customer, keeps the running configuration and the log says why).`,
     process.stdout.write(`frame ${color} listening on ${frame.url} (MCP ${config.mcpUrl})\n`);
     const reload = () => void frame.reload();
     process.on("SIGHUP", reload);
-    await new Promise<void>((resolve) => {
-      const shutdown = () => void frame.stop().then(resolve);
-      process.once("SIGTERM", shutdown);
-      process.once("SIGINT", shutdown);
-    });
+    await untilStopSignal(() => frame.stop());
     process.off("SIGHUP", reload);
     return 0;
   },

@@ -84,10 +84,10 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
         const dir = resolve(stringFlag(inv, "dir") ?? defaultDir(backend));
         const dryRun = inv.values["dry-run"] === true;
         const say = (line: string) => process.stdout.write(`${line}\n`);
-        seedReleases(config, binary, dryRun).forEach(say);
+        (await seedReleases(config, binary, dryRun)).forEach(say);
         const units = applianceUnits(config, backend, binary, stringFlag(inv, "user"));
         const written = writeUnits(dir, units, dryRun, say);
-        if (!inv.values["no-load"]) loadUnits(backend, dir, units, written, dryRun, say);
+        if (!inv.values["no-load"]) await loadUnits(backend, dir, units, written, dryRun, say);
       },
     },
     {
@@ -98,7 +98,7 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
       run: async (inv) => {
         const backend = backendFlag(inv);
         const dir = resolve(stringFlag(inv, "dir") ?? defaultDir(backend));
-        (await install()).uninstallUnits(
+        await (await install()).uninstallUnits(
           backend,
           dir,
           { load: !inv.values["no-load"], dryRun: inv.values["dry-run"] === true },

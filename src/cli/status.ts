@@ -2,6 +2,7 @@ import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { untilStopSignal } from "../lib/signals.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
 /** Where `status --serve` listens unless --port says otherwise. */
@@ -36,12 +37,7 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
       const { serveStatusPage } = await import("../status/serve.ts");
       const server = serveStatusPage(config, proxy, intFlag(inv, "port", 0) ?? DEFAULT_STATUS_PORT);
       log.info("status page listening", { url: `http://127.0.0.1:${server.port}/` });
-      await new Promise<void>((resolve) => {
-        const stop = () => (process.off("SIGTERM", stop), process.off("SIGINT", stop), resolve());
-        process.on("SIGTERM", stop);
-        process.on("SIGINT", stop);
-      });
-      await server.stop(true);
+      await untilStopSignal(() => server.stop(true));
       return 0;
     }
     const [{ collectStatus }, { renderStatusText }, { STATUS_EXIT }] = await Promise.all([

@@ -1,6 +1,7 @@
 import { type Config, loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
 import { createLogger } from "../lib/log.ts";
+import { untilStopSignal } from "../lib/signals.ts";
 import { devDir, ensureDevConfig } from "../services/dev-config.ts";
 
 /** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
@@ -68,20 +69,13 @@ customer and entity there on first use, and prints a service token and the \`cla
     if (dev)
       lines.push("", await devToken(config, mcpUrl).catch(async (error) => (await app.stop(), Promise.reject(error))));
     process.stdout.write(`${lines.join("\n")}\n\nCtrl-C stops everything.\n`);
-    await new Promise<void>((resolve) => {
-      // Handlers stay for the whole stop: a second signal (Ctrl-C twice, or `timeout` signalling
-      // the process and then its group) must not kill `up` halfway and orphan the detached services.
-      let stopping = false;
-      const shutdown = () => {
-        if (stopping) return void process.stderr.write("still stopping; the services are finishing their requests\n");
-        stopping = true;
-        resolve();
-      };
-      process.on("SIGINT", shutdown);
-      process.on("SIGTERM", shutdown);
-    });
-    process.stdout.write("stopping proxy, green, blue and Postgres\n");
-    await app.stop();
+    await untilStopSignal(
+      async () => {
+        process.stdout.write("stopping proxy, green, blue and Postgres\n");
+        await app.stop();
+      },
+      { onRepeat: () => process.stderr.write("still stopping; the services are finishing their requests\n") },
+    );
     return 0;
   },
 };

@@ -4,6 +4,7 @@
  * short-lived service token succeeds.
  */
 import { DeployError } from "../lib/errors.ts";
+import { pollUntil } from "../lib/poll.ts";
 import type { ServiceBackend, ServiceName } from "../services/backend.ts";
 
 export interface HealthExpectation {
@@ -17,36 +18,39 @@ export interface HealthExpectation {
 
 /** Polls /healthz until it reports the color on the release, healthy; returns a detail line. */
 export async function waitForHealth(expect: HealthExpectation): Promise<string> {
-  const deadline = Date.now() + expect.timeoutMs;
   let last = "no answer yet";
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(`${expect.url}/healthz`, { signal: AbortSignal.timeout(2000) });
-      const body = (await response.json().catch(() => ({}))) as {
-        status?: string;
-        color?: string;
-        release?: string;
-        database?: { migration?: number };
-      };
-      if (
-        response.status === 200 &&
-        body.status === "ok" &&
-        body.color === expect.color &&
-        body.release === expect.release
-      )
-        return `${expect.color} answers /healthz on ${expect.release} (migration ${body.database?.migration ?? "?"})`;
-      last = `HTTP ${response.status} ${JSON.stringify(body).slice(0, 200)}`;
-    } catch (error) {
-      last = (error as Error).message;
-    }
-    if (expect.backend && !(await expect.backend.status(expect.color as ServiceName)).running)
-      throw new DeployError(
-        "HEALTH_DIED",
-        `${expect.color} exited while starting (last answer: ${last})`,
-        `see its log under data_dir/logs/${expect.color}.log`,
-      );
-    await Bun.sleep(100);
-  }
+  const healthy = await pollUntil(
+    async () => {
+      try {
+        const response = await fetch(`${expect.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        const body = (await response.json().catch(() => ({}))) as {
+          status?: string;
+          color?: string;
+          release?: string;
+          database?: { migration?: number };
+        };
+        if (
+          response.status === 200 &&
+          body.status === "ok" &&
+          body.color === expect.color &&
+          body.release === expect.release
+        )
+          return `${expect.color} answers /healthz on ${expect.release} (migration ${body.database?.migration ?? "?"})`;
+        last = `HTTP ${response.status} ${JSON.stringify(body).slice(0, 200)}`;
+      } catch (error) {
+        last = (error as Error).message;
+      }
+      if (expect.backend && !(await expect.backend.status(expect.color as ServiceName)).running)
+        throw new DeployError(
+          "HEALTH_DIED",
+          `${expect.color} exited while starting (last answer: ${last})`,
+          `see its log under data_dir/logs/${expect.color}.log`,
+        );
+      return undefined;
+    },
+    { timeoutMs: expect.timeoutMs, intervalMs: 100 },
+  );
+  if (healthy) return healthy;
   throw new DeployError(
     "HEALTH_TIMEOUT",
     `${expect.color} did not report healthy on release ${expect.release} within ${expect.timeoutMs} ms (last answer: ${last})`,

@@ -4,10 +4,10 @@
  * streams header and binary into `ssh user@machine deploy receive` (the machine's forced command)
  * with a progress bar on a terminal, and returns the receiver's JSON report.
  */
-import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
 import type { Customer, Fleet } from "../config/customers.ts";
 import { DeployError } from "../lib/errors.ts";
+import { type ProgramExit, runProgram } from "../lib/program.ts";
 import { releaseSequence } from "./manifest.ts";
 import { type ReleaseDir, readReleaseDir } from "./release-dir.ts";
 import { encodeReleaseHeader } from "./release-stream.ts";
@@ -74,28 +74,15 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
     "deploy",
     "receive",
   ];
-  const ssh = spawn("ssh", args, { stdio: ["pipe", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  ssh.stdout.on("data", (chunk) => (stdout += chunk));
-  ssh.stderr.on("data", (chunk) => (stderr += chunk));
-  const exited = new Promise<number>((resolve) => ssh.on("close", (code) => resolve(code ?? 255)));
-  ssh.on("error", (error) => (stderr += `cannot run ssh: ${error.message}\n`));
-  ssh.stdin.on("error", () => {}); // EPIPE when the receiver refuses early; its report says why
-  const total = options.release.manifest.size;
-  try {
-    await write(ssh.stdin, encodeReleaseHeader(options.release.jws));
-    let sent = 0;
-    for await (const chunk of createReadStream(options.release.binary, { highWaterMark: 1 << 20 })) {
-      await write(ssh.stdin, chunk as Buffer);
-      sent += (chunk as Buffer).length;
-      options.progress?.(sent, total);
-    }
-    ssh.stdin.end();
-  } catch {
-    // the receiver closed its end early (a refusal): its report says why
-  }
-  const code = await exited;
+  const { code, stdout, stderr } = await runProgram(["ssh", ...args], {
+    stdin: releaseStream(options.release, options.progress),
+  }).catch(
+    (error: Error): Pick<ProgramExit, "code" | "stdout" | "stderr"> => ({
+      code: 255,
+      stdout: "",
+      stderr: error.message,
+    }),
+  );
   let report: RunReport | undefined;
   try {
     report = JSON.parse(stdout) as RunReport;
@@ -105,7 +92,7 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
   if (!report && code !== 0)
     throw new DeployError(
       "PUSH_SSH",
-      `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code}): ${stderr.trim() || "no output"}`,
+      `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code ?? 255}): ${stderr.trim() || "no output"}`,
       "check that the machine is up on Tailscale and that its authorized_keys has the deploy key",
     );
   return {
@@ -117,17 +104,36 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
   };
 }
 
-function write(stream: NodeJS.WritableStream, data: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const ok = stream.write(data, (error) => (error ? reject(error) : undefined));
-    if (ok) resolve();
-    else {
-      const onDrain = () => (stream.off("error", onError), resolve());
-      const onError = (error: Error) => (stream.off("drain", onDrain), reject(error));
-      stream.once("drain", onDrain);
-      stream.once("error", onError);
-    }
-  });
+/**
+ * Header, then the binary, read as ssh takes it (no more than one chunk ahead). When the receiver
+ * refuses early and closes its end, ssh stops reading and the rest is never sent: its report says why.
+ */
+function releaseStream(
+  release: ReleaseDir,
+  progress?: (sent: number, total: number) => void,
+): ReadableStream<Uint8Array> {
+  const total = release.manifest.size;
+  let chunks: AsyncIterator<Buffer> | undefined;
+  let sent = 0;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        controller.enqueue(encodeReleaseHeader(release.jws));
+      },
+      async pull(controller) {
+        chunks ??= createReadStream(release.binary, { highWaterMark: 1 << 20 })[Symbol.asyncIterator]();
+        const next = await chunks.next();
+        if (next.done) return controller.close();
+        sent += next.value.length;
+        progress?.(sent, total);
+        controller.enqueue(next.value);
+      },
+      async cancel() {
+        await chunks?.return?.();
+      },
+    },
+    { highWaterMark: 1 },
+  );
 }
 
 /** A one-line progress bar for a terminal: [#########-----------]  45%  45.1/100.2 MB */

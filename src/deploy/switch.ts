@@ -7,6 +7,7 @@ import type { Config } from "../config/load.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { issueServiceToken, revokeServiceToken } from "../frame/auth/service-tokens.ts";
 import { DeployError } from "../lib/errors.ts";
+import { pollUntil } from "../lib/poll.ts";
 import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { ServiceBackend } from "../services/backend.ts";
@@ -68,18 +69,20 @@ async function switchWhenProxyAgrees(
   timeoutMs: number,
 ): Promise<string> {
   const socket = proxySettings(config).adminSocket;
-  const deadline = Date.now() + timeoutMs;
   let last = "";
-  while (Date.now() < deadline) {
-    const status = await proxyStatus(socket);
-    const seen = status.colors[color];
-    if (seen.healthy && seen.release === release) {
-      const result = await switchLiveColor(socket, color);
-      return result.changed ? `${result.previous} -> ${result.live}` : `${color} was already live`;
-    }
-    last = `proxy sees ${color} ${seen.healthy ? "healthy" : "unhealthy"} on ${seen.release ?? "no release"}${seen.last_error ? ` (${seen.last_error})` : ""}`;
-    await Bun.sleep(50);
-  }
+  const switched = await pollUntil(
+    async () => {
+      const seen = (await proxyStatus(socket)).colors[color];
+      if (seen.healthy && seen.release === release) {
+        const result = await switchLiveColor(socket, color);
+        return result.changed ? `${result.previous} -> ${result.live}` : `${color} was already live`;
+      }
+      last = `proxy sees ${color} ${seen.healthy ? "healthy" : "unhealthy"} on ${seen.release ?? "no release"}${seen.last_error ? ` (${seen.last_error})` : ""}`;
+      return undefined;
+    },
+    { timeoutMs, intervalMs: 50 },
+  );
+  if (switched) return switched;
   throw new DeployError(
     "SWITCH_TIMEOUT",
     `the proxy did not see ${color} healthy on ${release} within ${timeoutMs} ms: ${last}`,

@@ -9,6 +9,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { isAlive } from "../lib/lock-file.ts";
+import { pollUntil } from "../lib/poll.ts";
 import { type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus, serviceSpec } from "./backend.ts";
 
 interface PidRecord {
@@ -72,12 +73,11 @@ export class ChildBackend implements ServiceBackend {
     const record = this.read(name);
     if (!record) return;
     const timeout = this.options.stopTimeoutMs ?? 15_000;
+    const gone = () => (running(record.pid) ? undefined : true);
     signal(record.pid, "SIGTERM");
-    const deadline = Date.now() + timeout;
-    while (running(record.pid) && Date.now() < deadline) await Bun.sleep(50);
-    if (running(record.pid)) {
+    if (!(await pollUntil(gone, { timeoutMs: timeout, intervalMs: 50 }))) {
       signal(record.pid, "SIGKILL");
-      while (running(record.pid)) await Bun.sleep(20);
+      await pollUntil(gone, { timeoutMs: Number.POSITIVE_INFINITY, intervalMs: 20 });
     }
     rmSync(this.pidFile(name), { force: true });
   }

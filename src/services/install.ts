@@ -3,7 +3,6 @@
  * proxy, blue, green and the backup jobs (text from src/services and src/backup/schedule.ts),
  * written when changed, loaded and removed, and each color's first release seeded.
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -25,7 +24,9 @@ import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
 import { findRelease, releasesDir } from "../deploy/releases.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { ConfigError, DeployError } from "../lib/errors.ts";
+import { runProgram } from "../lib/program.ts";
 import { launchdPlists } from "./launchd.ts";
+import { askServiceManager } from "./service-manager.ts";
 import { systemdUnits } from "./systemd.ts";
 import { currentLink, linkCurrent } from "./unit-paths.ts";
 
@@ -69,33 +70,36 @@ function unitNames(backend: Platform): Array<Pick<UnitFile, "file" | "enable">> 
 
 const label = (file: string) => file.replace(/\.plist$/, "");
 
-function run(program: string, args: string[], say: (line: string) => void, mustSucceed = true): boolean {
-  const result = spawnSync(program, args, { encoding: "utf8" });
-  const ok = result.status === 0;
+async function run(program: string, args: string[], say: (line: string) => void, mustSucceed = true): Promise<boolean> {
+  const { ok, out } = await askServiceManager([program, ...args]);
   say(`${ok ? "ran" : "failed"}: ${program} ${args.join(" ")}`);
   if (!ok && mustSucceed)
     throw new DeployError(
       "SERVICE_FAILED",
-      `${program} ${args.join(" ")} failed: ${(result.stderr || result.stdout || result.error?.message || "").trim()}`,
+      `${program} ${args.join(" ")} failed: ${out}`,
       "see the service's log under data_dir/logs",
     );
   return ok;
 }
 
-const launchdLoaded = (file: string) =>
-  spawnSync("launchctl", ["print", `system/${label(file)}`], { stdio: "ignore" }).status === 0;
+const launchdLoaded = async (file: string) =>
+  (await askServiceManager(["launchctl", "print", `system/${label(file)}`])).ok;
 
 /** What `--version` of a binary says, as manifest fields. */
-function describeBinary(binary: string): { version: string; commit: string; target: string; builtAt: string } {
-  const result = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 15_000 });
+async function describeBinary(
+  binary: string,
+): Promise<{ version: string; commit: string; target: string; builtAt: string }> {
+  const exit = await runProgram([binary, "--version"], { deadlineMs: 15_000, deadlineSignal: "SIGTERM" }).catch(
+    (error: Error) => ({ code: null, stdout: "", stderr: error.message }),
+  );
   const match =
     /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/.exec(
-      (result.stdout ?? "").trim(),
+      exit.stdout.trim(),
     );
-  if (result.status !== 0 || !match)
+  if (exit.code !== 0 || !match)
     throw new ConfigError(
       "BINARY_UNKNOWN",
-      `${binary} --version did not answer as axe-appliance (${(result.stdout || result.stderr || "").trim() || `exit ${result.status}`})`,
+      `${binary} --version did not answer as axe-appliance (${(exit.stdout || exit.stderr).trim() || `exit ${exit.code}`})`,
       "pass the compiled binary from `npm run build`",
     );
   const [, version, commit, target, builtAt] = match;
@@ -112,13 +116,13 @@ function describeBinary(binary: string): { version: string; commit: string; targ
  * (binary and manifest, as the deploy receiver leaves them), the link and colors.json. A color a
  * deploy already set up is never touched. Returns one line per thing done.
  */
-export function seedReleases(config: Config, binary: string, dryRun: boolean): string[] {
+export async function seedReleases(config: Config, binary: string, dryRun: boolean): Promise<string[]> {
   const data = config.paths.data;
   const missing = COLORS.filter((color) => !existsSync(currentLink(data, color)));
   if (missing.length === 0) return [];
   if (dryRun && !existsSync(binary))
     return [`would install a first release from ${binary} and point ${missing.join(" and ")} at it`];
-  const info = describeBinary(binary);
+  const info = await describeBinary(binary);
   const stamp = info.builtAt.replace(/[-:T]/g, "").slice(0, 14);
   const version = `${info.version}+${stamp}.${info.commit.replace(/[^0-9A-Za-z]/g, "").slice(0, 12)}`;
   if (!VERSION_PATTERN.test(version))
@@ -139,7 +143,12 @@ export function seedReleases(config: Config, binary: string, dryRun: boolean): s
   return lines;
 }
 
-function installSeed(data: string, binary: string, version: string, info: ReturnType<typeof describeBinary>): void {
+function installSeed(
+  data: string,
+  binary: string,
+  version: string,
+  info: Awaited<ReturnType<typeof describeBinary>>,
+): void {
   const target = join(releasesDir(data), version);
   const staging = `${target}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
@@ -187,59 +196,62 @@ export function writeUnits(
   return { changed, replaced };
 }
 
-export function loadUnits(
+export async function loadUnits(
   backend: Platform,
   dir: string,
   units: UnitFile[],
   written: { changed: Set<string>; replaced: Set<string> },
   dryRun: boolean,
   say: (line: string) => void,
-): void {
+): Promise<void> {
   const { changed, replaced } = written;
-  const act = (program: string, args: string[], mustSucceed = true) =>
+  const act = async (program: string, args: string[], mustSucceed = true) =>
     dryRun ? (say(`would run: ${program} ${args.join(" ")}`), true) : run(program, args, say, mustSucceed);
   if (backend === "launchd") {
     for (const unit of units) {
-      const loaded = launchdLoaded(unit.file);
+      const loaded = await launchdLoaded(unit.file);
       if (loaded && !changed.has(unit.file)) continue;
-      if (loaded) act("launchctl", ["bootout", `system/${label(unit.file)}`], false);
-      act("launchctl", ["bootstrap", "system", join(dir, unit.file)]);
+      if (loaded) await act("launchctl", ["bootout", `system/${label(unit.file)}`], false);
+      await act("launchctl", ["bootstrap", "system", join(dir, unit.file)]);
     }
     return;
   }
-  if (changed.size > 0) act("systemctl", ["daemon-reload"]);
+  if (changed.size > 0) await act("systemctl", ["daemon-reload"]);
   const enable = units.filter((u) => u.enable).map((u) => u.file);
-  const settled = (file: string) =>
-    ["is-enabled", "is-active"].every(
-      (verb) => spawnSync("systemctl", [verb, "--quiet", file], { stdio: "ignore" }).status === 0,
-    );
-  const pending = enable.filter((f) => changed.has(f) || !settled(f));
-  if (pending.length) act("systemctl", ["enable", "--now", ...pending]);
+  const pending: string[] = [];
+  for (const file of enable) if (changed.has(file) || !(await settled(file))) pending.push(file);
+  if (pending.length) await act("systemctl", ["enable", "--now", ...pending]);
   // enable --now started the new ones; a running service whose unit file was replaced needs a restart to use it
   const restart = enable.filter((f) => replaced.has(f) && f.endsWith(".service"));
-  if (restart.length) act("systemctl", ["try-restart", ...restart]);
+  if (restart.length) await act("systemctl", ["try-restart", ...restart]);
+}
+
+async function settled(file: string): Promise<boolean> {
+  for (const verb of ["is-enabled", "is-active"])
+    if (!(await askServiceManager(["systemctl", verb, "--quiet", file])).ok) return false;
+  return true;
 }
 
 /** Stops and unloads the services and timers found in `dir` (unless `load` is false) and removes their files. */
-export function uninstallUnits(
+export async function uninstallUnits(
   backend: Platform,
   dir: string,
   options: { load: boolean; dryRun: boolean },
   say: (line: string) => void,
-): void {
+): Promise<void> {
   const { load, dryRun } = options;
   const units = unitNames(backend).filter((u) => existsSync(join(dir, u.file)));
   if (units.length === 0) say(`nothing to remove in ${dir}`);
-  const act = (program: string, args: string[]) =>
-    dryRun ? say(`would run: ${program} ${args.join(" ")}`) : run(program, args, say, false);
+  const act = async (program: string, args: string[]) =>
+    dryRun ? say(`would run: ${program} ${args.join(" ")}`) : void (await run(program, args, say, false));
   if (load) {
-    if (backend === "launchd") for (const u of units) act("launchctl", ["bootout", `system/${label(u.file)}`]);
+    if (backend === "launchd") for (const u of units) await act("launchctl", ["bootout", `system/${label(u.file)}`]);
     else if (units.some((u) => u.enable))
-      act("systemctl", ["disable", "--now", ...units.filter((u) => u.enable).map((u) => u.file)]);
+      await act("systemctl", ["disable", "--now", ...units.filter((u) => u.enable).map((u) => u.file)]);
   }
   for (const u of units) {
     say(`${dryRun ? "would remove" : "removed"} ${join(dir, u.file)}`);
     if (!dryRun) rmSync(join(dir, u.file), { force: true });
   }
-  if (load && backend === "systemd" && units.length) act("systemctl", ["daemon-reload"]);
+  if (load && backend === "systemd" && units.length) await act("systemctl", ["daemon-reload"]);
 }

@@ -4,10 +4,9 @@
  * environment file, so a color runs through /bin/sh, which reads current/<color>.env and execs
  * the binary behind the current/<color> link.
  */
-import { spawnSync } from "node:child_process";
 import type { Config } from "../config/load.ts";
-import { DeployError } from "../lib/errors.ts";
 import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
+import { askServiceManager, tellServiceManager } from "./service-manager.ts";
 import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 
 const xml = (s: string) =>
@@ -75,36 +74,25 @@ export class LaunchdBackend implements ServiceBackend {
     return `${this.domain}/${LABEL_PREFIX}.${name}`;
   }
 
-  private run(args: string[]): { ok: boolean; out: string } {
-    const result = spawnSync("launchctl", args, { encoding: "utf8" });
-    return {
-      ok: result.status === 0,
-      out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? ""),
-    };
-  }
-
-  private must(args: string[]): void {
-    const result = this.run(args);
-    if (!result.ok)
-      throw new DeployError(
-        "SERVICE_FAILED",
-        `launchctl ${args.join(" ")} failed: ${result.out}`,
-        "see `launchctl print` for the service and its log under data_dir/logs",
-      );
+  private must(args: string[]): Promise<void> {
+    return tellServiceManager(
+      ["launchctl", ...args],
+      "see `launchctl print` for the service and its log under data_dir/logs",
+    );
   }
 
   async start(name: ServiceName) {
-    this.must(["kickstart", this.target(name)]);
+    await this.must(["kickstart", this.target(name)]);
   }
   async stop(name: ServiceName) {
-    this.must(["kill", "SIGTERM", this.target(name)]);
+    await this.must(["kill", "SIGTERM", this.target(name)]);
   }
   async restart(name: ServiceName) {
-    this.must(["kickstart", "-k", this.target(name)]);
+    await this.must(["kickstart", "-k", this.target(name)]);
   }
 
   async status(name: ServiceName): Promise<ServiceStatus> {
-    const result = this.run(["print", this.target(name)]);
+    const result = await askServiceManager(["launchctl", "print", this.target(name)]);
     const pid = Number(/\bpid = (\d+)/.exec(result.out)?.[1] ?? 0);
     return { name, running: result.ok && pid > 0, ...(pid > 0 ? { pid } : {}) };
   }

@@ -3,10 +3,9 @@
  * by systemd (Restart=always). Restarting a color is `systemctl restart`; the unit reads the
  * release from the current/<color> link and env file, so it never changes across deploys.
  */
-import { spawnSync } from "node:child_process";
 import type { Config } from "../config/load.ts";
-import { DeployError } from "../lib/errors.ts";
 import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
+import { askServiceManager, tellServiceManager } from "./service-manager.ts";
 import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 
 const quote = (arg: string) =>
@@ -53,37 +52,28 @@ export class SystemdBackend implements ServiceBackend {
   readonly kind = "systemd" as const;
   constructor(private readonly systemctl = "systemctl") {}
 
-  private run(args: string[]): { ok: boolean; out: string } {
-    const result = spawnSync(this.systemctl, args, { encoding: "utf8" });
-    return {
-      ok: result.status === 0,
-      out: `${result.stdout ?? ""}${result.stderr ?? ""}`.trim() || (result.error?.message ?? ""),
-    };
-  }
-
-  private must(verb: string, name: ServiceName): void {
+  private must(verb: string, name: ServiceName): Promise<void> {
     const unit = `${LABEL_PREFIX}.${name}.service`;
-    const result = this.run([verb, unit]);
-    if (!result.ok)
-      throw new DeployError(
-        "SERVICE_FAILED",
-        `systemctl ${verb} ${unit} failed: ${result.out}`,
-        `see \`journalctl -u ${unit}\``,
-      );
+    return tellServiceManager([this.systemctl, verb, unit], `see \`journalctl -u ${unit}\``);
   }
 
   async start(name: ServiceName) {
-    this.must("start", name);
+    await this.must("start", name);
   }
   async stop(name: ServiceName) {
-    this.must("stop", name);
+    await this.must("stop", name);
   }
   async restart(name: ServiceName) {
-    this.must("restart", name);
+    await this.must("restart", name);
   }
 
   async status(name: ServiceName): Promise<ServiceStatus> {
-    const result = this.run(["show", "--property=MainPID,ActiveState", `${LABEL_PREFIX}.${name}.service`]);
+    const result = await askServiceManager([
+      this.systemctl,
+      "show",
+      "--property=MainPID,ActiveState",
+      `${LABEL_PREFIX}.${name}.service`,
+    ]);
     const pid = Number(/MainPID=(\d+)/.exec(result.out)?.[1] ?? 0);
     const active = /ActiveState=active/.test(result.out);
     return { name, running: active && pid > 0, ...(pid > 0 ? { pid } : {}) };

@@ -12,6 +12,7 @@ import { colorUrl } from "../deploy/switch.ts";
 import { DeployError } from "../lib/errors.ts";
 import { isAlive } from "../lib/lock-file.ts";
 import type { Logger } from "../lib/log.ts";
+import { pollUntil } from "../lib/poll.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { SERVICES } from "./backend.ts";
@@ -71,25 +72,24 @@ export async function upAppliance(
     await opened.pg?.stop();
   };
   try {
-    const deadline = Date.now() + (options.healthTimeoutMs ?? 90_000);
     const socket = proxySettings(config).adminSocket;
-    for (;;) {
-      const status = await proxyStatus(socket).catch(() => undefined);
-      if (status?.colors.blue.healthy && status.colors.green.healthy) {
-        return { backend, proxyUrl: `http://${config.appliance.proxy.listen}`, live: status.live, stop };
-      }
-      if (Date.now() > deadline) {
-        const seen = status
-          ? `blue ${status.colors.blue.last_error ?? "?"}, green ${status.colors.green.last_error ?? "?"}`
-          : "the proxy does not answer";
-        throw new DeployError(
-          "UP_TIMEOUT",
-          `the appliance did not come up: ${seen}`,
-          `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`,
-        );
-      }
-      await Bun.sleep(200);
-    }
+    let seen = "the proxy does not answer";
+    const live = await pollUntil(
+      async () => {
+        const status = await proxyStatus(socket).catch(() => undefined);
+        if (status?.colors.blue.healthy && status.colors.green.healthy) return status.live;
+        if (status)
+          seen = `blue ${status.colors.blue.last_error ?? "?"}, green ${status.colors.green.last_error ?? "?"}`;
+        return undefined;
+      },
+      { timeoutMs: options.healthTimeoutMs ?? 90_000, intervalMs: 200 },
+    );
+    if (live) return { backend, proxyUrl: `http://${config.appliance.proxy.listen}`, live, stop };
+    throw new DeployError(
+      "UP_TIMEOUT",
+      `the appliance did not come up: ${seen}`,
+      `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`,
+    );
   } catch (error) {
     await stop();
     throw error;

@@ -6,8 +6,8 @@
  * @example
  * const rows = await fleetStatus(loadFleet("customers.yaml").customers, { timeoutMs: 20_000 });
  */
-import { spawn } from "node:child_process";
 import type { Customer } from "../config/customers.ts";
+import { describeExit, type ProgramExit, runProgram } from "../lib/program.ts";
 import { type Level, type StatusReport, StatusReportSchema } from "./report.ts";
 
 export interface FleetOptions {
@@ -54,8 +54,8 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
   const parsed = StatusReportSchema.safeParse(parseJson(run.stdout));
   if (parsed.success) return { ...row, state: parsed.data.level, report: parsed.data };
   // 255 is ssh's own failure (down, refused, key); anything else ran on the machine but was not our `status --json`
-  const said = lastLine(run.stderr) || `exit ${run.code}`;
-  if (run.code === 255) return { ...row, state: "unreachable", error: said };
+  const said = lastLine(run.stderr) || describeExit(run);
+  if (run.code === 255 || run.code === null) return { ...row, state: "unreachable", error: said };
   return {
     ...row,
     state: "unreachable",
@@ -71,31 +71,18 @@ function parseJson(text: string): unknown {
   }
 }
 
-interface SshRun {
-  code: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-function runSsh(args: string[], timeoutMs: number): Promise<SshRun> {
-  return new Promise((resolve) => {
-    const child = spawn("ssh", args, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    let timedOut = false;
-    child.stdout.on("data", (chunk) => (stdout += chunk));
-    child.stderr.on("data", (chunk) => (stderr += chunk));
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill("SIGKILL");
-    }, timeoutMs);
-    child.on("error", (error) => (stderr += `cannot run ssh: ${error.message}\n`));
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? 255, stdout, stderr, timedOut });
-    });
-  });
+/** ssh, killed at the timeout; a missing ssh is ssh's own failure (255) with the reason. */
+function runSsh(
+  args: string[],
+  timeoutMs: number,
+): Promise<Pick<ProgramExit, "code" | "signal" | "timedOut" | "stdout" | "stderr">> {
+  return runProgram(["ssh", ...args], { deadlineMs: timeoutMs, deadlineSignal: "SIGKILL" }).catch((error: Error) => ({
+    code: 255,
+    signal: null,
+    timedOut: false,
+    stdout: "",
+    stderr: `${error.message}\n`,
+  }));
 }
 
 function lastLine(text: string): string {
