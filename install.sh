@@ -456,9 +456,9 @@ run_bin=$installed_bin run_cfg=$cfg
 if [ ! -x "$installed_bin" ] || [ ! -f "$cfg/appliance.yaml" ]; then run_bin="$work/axe-appliance" run_cfg=$stage; fi
 axe() { AXE_CONFIG_DIR="" "$run_bin" "$@"; }
 
-# Keys: master key (PII) and token key; keys init never overwrites them.
+# Keys: master key (PII), token key and audit key (anchors); keys init never overwrites them.
 if [ $dry_run -eq 1 ]; then
-  say "would run: axe-appliance keys init (creates master.key and token.key in $secrets when missing)"
+  say "would run: axe-appliance keys init (creates master.key, token.key and audit.key in $secrets when missing)"
 else
   out=$(axe keys init --config "$run_cfg") || die 1 "keys init failed (see above)"
   printf '%s\n' "$out" | grep '^created' | sed "s/^/$PROG: /" || true

@@ -24,15 +24,22 @@ export const entityCommand: Command = {
             `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`,
           );
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }, { LABEL_PREFIX }] =
-            await Promise.all([
-              import("../frame/store/entities.ts"),
-              import("../frame/store/errors.ts"),
-              import("../frame/store/open-data.ts"),
-              import("../services/backend.ts"),
-            ]);
+          const [
+            { ensureEntity },
+            { DataError },
+            { ensureMasterKey, masterKeyPath },
+            { LABEL_PREFIX },
+            { operatorName },
+          ] = await Promise.all([
+            import("../frame/store/entities.ts"),
+            import("../frame/store/errors.ts"),
+            import("../frame/store/open-data.ts"),
+            import("../services/backend.ts"),
+            import("./audit.ts"),
+          ]);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
-          const created = await ensureEntity(sql, { name, customer: config.customer.name }, ring).catch((error) => {
+          const entity = { name, customer: config.customer.name };
+          const created = await ensureEntity(sql, entity, ring, operatorName()).catch((error) => {
             if (error instanceof DataError)
               throw new UsageError("BAD_ARGUMENT", `${inv.path}: ${error.message}`, error.hint);
             throw error;

@@ -21,24 +21,26 @@ async function holdRotationLock(config: Config): Promise<HeldLock> {
 
 export const keysCommand: Command = {
   name: "keys",
-  summary: "the master key (PII), the token key and the release signing key",
+  summary: "the master key (PII), the token key, the audit key and the release signing key",
   subcommands: [
     {
       name: "init",
-      summary: "create the master and token keys (0600, never overwritten)",
+      summary: "create the master, token and audit keys (0600, never overwritten)",
       usage: "[--config DIR]",
       details: `
-Writes {secrets_dir}/master.key (wraps every entity's data keys) and {secrets_dir}/token.key (keys the
-service-token hashes). An existing file is kept as it is. Back both up with the database: without
-master.key, encrypted fields cannot be read.`,
+Writes {secrets_dir}/master.key (wraps every entity's data keys), {secrets_dir}/token.key (keys the
+service-token hashes) and {secrets_dir}/audit.key (Ed25519: signs the audit chains' heads; its public
+half goes to audit-keys.json). An existing file is kept as it is. Back them up with the database:
+without master.key, encrypted fields cannot be read; without audit-keys.json, anchors cannot be checked.`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }] =
+        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }, audit] =
           await Promise.all([
             import("../frame/auth/service-tokens.ts"),
             import("../frame/crypto/master-key.ts"),
             import("../frame/store/open-data.ts"),
+            import("../frame/crypto/audit-key.ts"),
           ]);
         const master = masterKeyPath(config);
         const tokenFile = join(config.paths.secrets, TOKEN_KEY_FILE);
@@ -47,29 +49,51 @@ master.key, encrypted fields cannot be read.`,
         loadTokenKey(config.paths.secrets);
         console.log(`${created ? "created" : "kept existing"} ${master} (master key ${readMasterKey(master).id})`);
         console.log(`${tokenExisted ? "kept existing" : "created"} ${tokenFile}`);
+        const auditKey = await audit.initAuditKey(config.paths.secrets);
+        console.log(
+          `${auditKey.created ? "created" : "kept existing"} ${join(config.paths.secrets, audit.AUDIT_KEY_FILE)} (audit key ${auditKey.kid})`,
+        );
       },
     },
     {
       name: "rotate",
-      summary: "re-wrap every data key under a new master key while serving",
-      usage: "[--config DIR]",
+      summary: "re-wrap every data key under a new master key while serving (--audit: a new audit key)",
+      usage: "[--audit] [--config DIR]",
       details: `
-Writes the new key to master.key.next, re-wraps every entity's data keys in one transaction, then
-renames master.key.next over master.key. Blue and green keep serving: the data keys themselves do
-not change, and a server that needs to unwrap one later finds the new master key by its id. If the
-command is interrupted, run it again: it resumes with the same new key. One rotation at a time:
-a second one is refused while {data_dir}/run/keys.lock names a running rotation.`,
-      options: { config: CONFIG_OPTION },
+Writes the new key to master.key.next, re-wraps every entity's data keys in one transaction (which
+also appends the rotation to meta.audit_log), then renames master.key.next over master.key. Blue and
+green keep serving: the data keys themselves do not change, and a server that needs to unwrap one
+later finds the new master key by its id. If the command is interrupted, run it again: it resumes
+with the same new key. One rotation at a time: a second one is refused while
+{data_dir}/run/keys.lock names a running rotation.
+
+--audit rotates the audit key instead: the old key signs the chain heads a last time, the new one
+replaces audit.key (the old key is retired in audit-keys.json and gone from disk), the rotation is
+recorded in meta.audit_log, and the new key signs the heads. Anchors signed earlier still verify.
+Running servers pick the new key up at their next anchor.`,
+      options: {
+        audit: { type: "boolean", description: "rotate the audit key (anchors) instead of the master key" },
+        config: CONFIG_OPTION,
+      },
       run: async (inv) => {
         const dir = stringFlag(inv, "config");
         const lock = await holdRotationLock(loadConfig({ dir }));
         try {
           await withOwnerDatabase(dir, async (sql, config) => {
-            const [{ rotateMasterKey }, { masterKeyPath }] = await Promise.all([
-              import("../frame/crypto/rotate.ts"),
-              import("../frame/store/open-data.ts"),
-            ]);
-            const result = await rotateMasterKey(sql, masterKeyPath(config));
+            const [{ rotateMasterKey, rotateAuditKeyWithAnchors }, { masterKeyPath }, { operatorName }] =
+              await Promise.all([
+                import("../frame/crypto/rotate.ts"),
+                import("../frame/store/open-data.ts"),
+                import("./audit.ts"),
+              ]);
+            if (inv.values.audit) {
+              const { anchorPlace } = await import("../frame/store/audit-anchor.ts");
+              const rotated = await rotateAuditKeyWithAnchors(sql, anchorPlace(config), operatorName());
+              console.log(`audit key ${rotated.from} -> ${rotated.to}; the heads are signed with both`);
+              console.log("back up audit-keys.json now: it holds every public key that signed anchors");
+              return;
+            }
+            const result = await rotateMasterKey(sql, masterKeyPath(config), operatorName());
             console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
             console.log("running servers need no restart; back up the new master.key now");
           });

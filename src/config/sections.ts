@@ -46,6 +46,8 @@ export const FrameSection = z.strictObject({
   /** Origin header values accepted besides the public URL's origin and claude.ai. */
   allowed_origins: z.array(z.string()).default([]),
   max_body_bytes: z.number().int().positive().default(1_048_576),
+  /** How often serve signs the audit chains' heads (anchors); rows since the last anchor are unproven. */
+  audit_anchor_minutes: z.number().int().min(1).max(1440).default(5),
 });
 
 export const ProxySection = z.strictObject({

@@ -3,18 +3,7 @@
  * event (a deploy or rollback starting, each step's outcome and duration, the end). Lines are
  * appended with O_APPEND and fsynced, never rewritten; `deploy history` reads them back.
  */
-import {
-  closeSync,
-  existsSync,
-  fstatSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readSync,
-  writeSync,
-} from "node:fs";
-import { dirname } from "node:path";
+import { appendLine, readLines } from "../lib/line-file.ts";
 
 export interface JournalEntry {
   time: string;
@@ -31,38 +20,20 @@ export class DeployJournal {
 
   append(entry: Omit<JournalEntry, "time">): JournalEntry {
     const line: JournalEntry = { time: new Date().toISOString(), ...entry } as JournalEntry;
-    mkdirSync(dirname(this.file), { recursive: true, mode: 0o700 });
-    const fd = openSync(this.file, "a+", 0o600);
-    try {
-      writeSync(fd, `${(endsTorn(fd) ? "\n" : "") + JSON.stringify(line)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    appendLine(this.file, JSON.stringify(line), { mode: 0o600 });
     return line;
   }
 
   /** Every entry, oldest first; a torn last line (power loss mid-write) is skipped. */
   read(): JournalEntry[] {
-    if (!existsSync(this.file)) return [];
     const out: JournalEntry[] = [];
-    for (const line of readFileSync(this.file, "utf8").split("\n")) {
-      if (!line.trim()) continue;
+    for (const { line } of readLines(this.file)) {
       try {
         out.push(JSON.parse(line) as JournalEntry);
       } catch {
-        // a partial line from a crash; the next append starts on a fresh line
+        // not JSON: a line someone edited; the entries around it still count
       }
     }
     return out;
   }
-}
-
-/** True when the file's last byte is not a newline (a crash cut the previous line short). */
-function endsTorn(fd: number): boolean {
-  const size = fstatSync(fd).size;
-  if (size === 0) return false;
-  const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, size - 1);
-  return last[0] !== 0x0a;
 }

@@ -41,6 +41,18 @@ export interface AuditEvent {
   /** X-Request-Id from the proxy, or one the server made. */
   requestId?: string;
   tokenKind?: "entra" | "service" | "dev";
+  /**
+   * What a row summarises, as JSON: the record or collection a write changed, a tally of anonymous
+   * refusals. Never PII: ids, names, counts and addresses only.
+   */
+  detail?: Record<string, unknown>;
+  /** The caller's address as the proxy reports it (X-Forwarded-For); kept only in refusal tallies. */
+  source?: string;
+  /**
+   * Already in the chain: a write tool's row is inserted in the write's own transaction, and the
+   * sink hears of it afterwards only to count and log it. Sinks that store rows skip these.
+   */
+  committed?: boolean;
 }
 
 export interface AuditSink {

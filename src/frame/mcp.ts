@@ -19,10 +19,11 @@ import { z } from "zod";
 import type { Logger } from "../lib/log.ts";
 import { releaseVersion } from "../lib/version.ts";
 import { argsDigest } from "./args-digest.ts";
-import type { AuditSink } from "./audit-sink.ts";
+import type { AuditEvent, AuditSink } from "./audit-sink.ts";
 import { bodyProblem } from "./http/body-check.ts";
 import { jsonRpcError } from "./http/responses.ts";
 import { hasRole, type Principal } from "./principal.ts";
+import { TransactionAudit } from "./store/audit.ts";
 import type { DataStore } from "./store/data-store.ts";
 import { argumentProblem } from "./tools/argument-check.ts";
 import { withoutRecordValues } from "./tools/audit-args.ts";
@@ -156,21 +157,24 @@ async function callTool(
   const started = performance.now();
   const logger = deps.logger.child({ requestId, tool: name });
   let digested: unknown = args; // the validated input once there is one
+  const event = (outcome: "ok" | "error" | "denied", reason?: string): AuditEvent => ({
+    at: new Date(),
+    who: principal.id,
+    ...(reason ? { reason } : {}),
+    customer: principal.customer,
+    entity: principal.entity,
+    tool: name,
+    outcome,
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    argsDigest: argsDigest(withoutRecordValues(digested)), // record values may be PII: digest their types only
+    requestId,
+    tokenKind: principal.kind,
+  });
+  // A tool that changes data commits its audit row with the change (inEntity); reads are batched.
+  const writeAudit = tool.annotations.readOnlyHint ? undefined : new TransactionAudit(() => event("ok"));
   const finish = (outcome: "ok" | "error" | "denied", result: CallToolResult, reason?: string) => {
     void deps.audit
-      .record({
-        at: new Date(),
-        who: principal.id,
-        ...(reason ? { reason } : {}),
-        customer: principal.customer,
-        entity: principal.entity,
-        tool: name,
-        outcome,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
-        argsDigest: argsDigest(withoutRecordValues(digested)), // record values may be PII: digest their types only
-        requestId,
-        tokenKind: principal.kind,
-      })
+      .record(writeAudit?.committed ? { ...writeAudit.sentEvent!, committed: true } : event(outcome, reason))
       .catch((error) => logger.error("audit sink failed", { error }));
     return result;
   };
@@ -197,7 +201,7 @@ async function callTool(
   digested = input.data;
   try {
     const output = tool.output.parse(
-      await tool.handler({ principal, store: deps.store, logger, requestId, signal }, input.data),
+      await tool.handler({ principal, store: deps.store, logger, requestId, signal, writeAudit }, input.data),
     );
     return finish("ok", {
       content: [{ type: "text", text: JSON.stringify(output) }],

@@ -19,6 +19,8 @@ import { createFrameApp } from "./http/app.ts";
 import { ToolCatalog } from "./mcp.ts";
 import { startMemoryCeiling } from "./memory.ts";
 import { countingAuditSink, FrameMetrics } from "./metrics.ts";
+import { anchorPlace } from "./store/audit-anchor-format.ts";
+import { type Anchoring, startAnchoring } from "./store/audit-anchoring.ts";
 import { type FrameData, openFrameData } from "./store/open-data.ts";
 import { TOOLS } from "./tools/index.ts";
 
@@ -82,10 +84,15 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
   const db = await openDatabase(config);
   const sql = connect(db.target, { max: 10 });
   let data: FrameData | undefined;
+  let anchoring: Anchoring | undefined;
   let serviceTokens: ServiceTokenVerifier | undefined;
   try {
     await migrate(sql);
     data = await openFrameData(config, sql, db.target); // tools run as the app login role, audit goes to Postgres
+    anchoring = await startAnchoring(sql, anchorPlace(config), {
+      everyMs: frame.audit_anchor_minutes * 60_000,
+      logger,
+    });
     const entra = new EntraVerifier(config.customer, config.fleet, {
       authority: frame.entra_authority,
       v1IssuerBase: frame.entra_v1_issuer_base,
@@ -170,6 +177,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
         serviceTokens?.close();
         // In-flight requests are done by now; a connection stuck on a dead database must not hold the exit.
         await data?.close();
+        await anchoring?.stop(); // after the last audit rows are written: the anchor covers them
         await sql.end({ timeout: 2 });
         await db.embedded?.stop();
       },
@@ -177,6 +185,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
   } catch (error) {
     serviceTokens?.close();
     await data?.close();
+    await anchoring?.stop();
     await sql.end({ timeout: 5 });
     await db.embedded?.stop();
     throw error;

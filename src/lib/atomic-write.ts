@@ -59,17 +59,42 @@ export function createFileOnce(path: string, content: string | Uint8Array, optio
   return true;
 }
 
+/**
+ * createFileOnce for content made piece by piece (an archive read from the database page by page,
+ * too large to hold whole): `produce` appends; if it throws, nothing is published and it rethrows.
+ */
+export async function createFileOnceFrom(
+  path: string,
+  options: AtomicWriteOptions,
+  produce: (append: (chunk: string | Uint8Array) => void) => Promise<void>,
+): Promise<boolean> {
+  const { fd, temp } = openTempBeside(path, options);
+  try {
+    await produce((chunk) => writeAll(fd, chunk));
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  try {
+    linkSync(temp, path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  } finally {
+    rmSync(temp, { force: true });
+  }
+  fsyncDirectory(dirname(path));
+  return true;
+}
+
 /** A complete, fsynced temp file in `path`'s directory; the caller renames or links it, then removes it. */
 export function writeTempBeside(path: string, content: string | Uint8Array, options: AtomicWriteOptions): string {
-  const dir = dirname(path);
-  mkdirSync(dir, { recursive: true, mode: options.dirMode ?? 0o700 });
-  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
-  const fd = openSync(temp, flags, options.mode);
+  const { fd, temp } = openTempBeside(path, options);
   try {
-    fchmodSync(fd, options.mode); // the umask narrowed the mode given to open
-    const bytes = typeof content === "string" ? Buffer.from(content) : content;
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    writeAll(fd, content);
     fsyncSync(fd);
   } catch (error) {
     closeSync(fd);
@@ -78,6 +103,28 @@ export function writeTempBeside(path: string, content: string | Uint8Array, opti
   }
   closeSync(fd);
   return temp;
+}
+
+/** A new temp file beside `path` (random name, O_EXCL|O_NOFOLLOW: a planted link is never followed). */
+function openTempBeside(path: string, options: AtomicWriteOptions): { fd: number; temp: string } {
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: options.dirMode ?? 0o700 });
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+  const fd = openSync(temp, flags, options.mode);
+  try {
+    fchmodSync(fd, options.mode); // the umask narrowed the mode given to open
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+  return { fd, temp };
+}
+
+function writeAll(fd: number, content: string | Uint8Array): void {
+  const bytes = typeof content === "string" ? Buffer.from(content) : content;
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
 }
 
 /** Makes a rename or link in `dir` durable. */

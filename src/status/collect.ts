@@ -8,6 +8,7 @@
  */
 import { hostname } from "node:os";
 import type { Config } from "../config/load.ts";
+import { checkAuditAnchors } from "./audit-check.ts";
 import { checkBackups } from "./backup-check.ts";
 import { checkColors } from "./colors-check.ts";
 import { checkDatabase } from "./database-check.ts";
@@ -23,7 +24,8 @@ export async function collectStatus(config: Config, proxy: ProxySource, now = ne
   const deploy = checkLastDeploy(config);
   const backups = checkBackups(config, now);
   const disk = checkDisk(config);
-  const checks = [...colors.checks, database.check, deploy.check, ...backups.checks, metadata.check, disk.check];
+  const audit = checkAuditAnchors(config, now);
+  const checks = [...colors.checks, database.check, deploy.check, ...backups.checks, audit, metadata.check, disk.check];
   return {
     version: 1,
     customer: config.customer.name,

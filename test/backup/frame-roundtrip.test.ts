@@ -11,7 +11,7 @@ import { DataStore } from "../../src/frame/store/data-store.ts";
 import { createRecord, getRecord, updateRecord } from "../../src/frame/store/records.ts";
 import { type DataFixture, dataFixture } from "../frame/store/fixture.ts";
 import { runCli } from "../helpers/cli.ts";
-import { backupFixture } from "../helpers/restic.ts";
+import { backupFixture, listLatest } from "../helpers/restic.ts";
 import { databaseUrl } from "./fixtures.ts";
 
 let fx: DataFixture | undefined;
@@ -81,6 +81,9 @@ describe("backup round trip on the frame store", () => {
     const run = await runCli(["backup", "run", "--tier", "local", "--config", bx.configDir]);
     expect(run.stderr).not.toContain("error:");
     expect(run.code).toBe(0);
+    // The run signed the audit chains' heads before its dump, and the state snapshot carries the anchor.
+    const files = listLatest(bx.localRepo, bx.passwordFile("local"), "files");
+    expect(files.some((f) => f.endsWith("/state/audit-anchors.jsonl"))).toBe(true);
 
     // Wipe: the whole database dropped and created again, empty.
     const name = fx.db.target.database;
@@ -107,7 +110,7 @@ describe("backup round trip on the frame store", () => {
     const audit = await runCli(["audit", "verify", "--config", bx.configDir]);
     expect(audit.stderr).toBe("");
     expect(audit.code).toBe(0);
-    expect(audit.stdout).toMatch(/ok\s+entity_axe\.audit_log\s+80 rows verified/);
+    expect(audit.stdout).toMatch(/ok\s+entity_axe\.audit_log\s+80 rows verified; anchored through row 80 /);
     expect(audit.stdout).toMatch(/ok\s+entity_labs\.audit_log\s+80 rows verified/);
 
     // The app role and the wrapped data keys still work: PII decrypts through the store.

@@ -61,7 +61,14 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(modeOf(join(prefix, "config/secrets"))).toBe("700");
     expect(modeOf(join(prefix, "bin/axe-appliance"))).toBe("755");
     expect(readFileSync(join(prefix, "bin/axe-appliance")).equals(readFileSync(release().binary))).toBe(true);
-    for (const secret of ["master.key", "token.key", "database.password", "restic-local.password"])
+    for (const secret of [
+      "master.key",
+      "token.key",
+      "audit.key",
+      "audit-keys.json",
+      "database.password",
+      "restic-local.password",
+    ])
       expect(`${secret} ${modeOf(join(prefix, "config/secrets", secret))}`).toBe(`${secret} 600`);
     expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(
       readFileSync(passwordFile, "utf8"),
@@ -132,7 +139,7 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(first.stdout).toMatch(/OK +config +.*customer axe/);
     expect(first.stdout).toMatch(/OK +secret file modes/);
     expect(first.stdout).not.toMatch(/^ *FAIL/m);
-    for (const secret of ["master.key", "token.key", "database.password", "restic-local.password"]) {
+    for (const secret of ["master.key", "token.key", "audit.key", "database.password", "restic-local.password"]) {
       const value = readFileSync(join(prefix, "config/secrets", secret), "utf8").trim();
       expect(first.stdout + first.stderr).not.toContain(value);
     }

@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { createFileOnce, writeFileAtomic } from "../../src/lib/atomic-write.ts";
+import { createFileOnce, createFileOnceFrom, writeFileAtomic } from "../../src/lib/atomic-write.ts";
 import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { startWorker } from "./fixtures/workers.ts";
@@ -92,5 +92,29 @@ describe("atomic file write", () => {
     expect(readFileSync(file, "utf8")).toBe("first");
     expect(readdirSync(join(dir, "made"))).toEqual(["once"]);
     expect(mode(join(dir, "made"))).toBe(0o700);
+  });
+
+  test("createFileOnceFrom publishes what was appended piece by piece, once; a failing producer publishes nothing", async () => {
+    const dir = tempDir("axe-atomic");
+    const file = join(dir, "archive.jsonl");
+    const pieces = async (append: (chunk: string) => void) => {
+      for (let i = 0; i < 3; i++) {
+        await Bun.sleep(1);
+        append(`line ${i}\n`);
+      }
+    };
+    const failing = join(dir, "failed.jsonl");
+    await expect(
+      createFileOnceFrom(failing, { mode: 0o600 }, async (append) => {
+        append("half");
+        throw new Error("the database went away");
+      }),
+    ).rejects.toThrow("the database went away");
+    expect(readdirSync(dir)).toEqual([]);
+    expect(await createFileOnceFrom(file, { mode: 0o600 }, pieces)).toBe(true);
+    expect(await createFileOnceFrom(file, { mode: 0o600 }, async (append) => append("other"))).toBe(false);
+    expect(readFileSync(file, "utf8")).toBe("line 0\nline 1\nline 2\n");
+    expect(mode(file)).toBe(0o600);
+    expect(readdirSync(dir)).toEqual(["archive.jsonl"]);
   });
 });

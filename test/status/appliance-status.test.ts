@@ -83,9 +83,11 @@ describe("status on one machine", () => {
       "backup:local",
       "backup:ring",
       "backup:cold",
+      "audit",
       "metadata",
       "disk",
     ]);
+    expect(levels(report).audit).toBe("ok"); // serve signed the audit chains' heads when it started
 
     const text = await runCli(["status", "--config", app.config.dir]);
     expect(text.code).toBe(0);

@@ -28,6 +28,10 @@ export async function runLocalTier(
   const dumpProgress = createProgress("database dump");
   const runId = randomBytes(6).toString("hex");
   const started = new Date().toISOString(); // the dump's data is as of its start, like restic's snapshot time
+  // Sign the audit chains' heads first: the dump holds them, and the state snapshot carries the anchor.
+  await (await import("../../frame/store/audit-anchoring.ts"))
+    .anchorForBackup(ctx.config, target)
+    .catch((error: unknown) => log.warn("audit anchor not signed before the backup", { error: String(error) }));
   const dump = await retryAfterStaleLocks(restic, repo, () =>
     dumpDatabase({ restic, repo, target, host: ctx.host, runId, onLine: dumpProgress.line }),
   ).finally(dumpProgress.done);

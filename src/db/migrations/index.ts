@@ -6,6 +6,7 @@
 import meta from "./0001_meta.sql" with { type: "text" };
 import serviceTokens from "./0002_service_tokens.sql" with { type: "text" };
 import frameData from "./0003_frame_data.sql" with { type: "text" };
+import auditDetail from "./0004_audit_detail.sql" with { type: "text" };
 
 export interface Migration {
   version: number;
@@ -17,4 +18,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: "meta schema", sql: meta },
   { version: 2, name: "service tokens", sql: serviceTokens },
   { version: 3, name: "frame data: data keys, audit chain", sql: frameData },
+  { version: 4, name: "audit detail: write subjects, refusal tallies, archive cuts", sql: auditDetail },
 ];

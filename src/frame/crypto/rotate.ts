@@ -9,6 +9,10 @@
 import { renameSync } from "node:fs";
 import type { Sql } from "../../db/connect.ts";
 import { createSecretFileOnce } from "../../lib/secret-file.ts";
+import type { AuditEvent } from "../audit-sink.ts";
+import { auditColumns } from "../store/audit.ts";
+import { type AnchorPlace, signAnchor } from "../store/audit-anchor.ts";
+import { rotateAuditKey } from "./audit-key.ts";
 import { type KeyPurpose, unwrapDataKey, wrapDataKey } from "./data-keys.ts";
 import { MasterKeyring, newMasterKeyText, readMasterKey } from "./master-key.ts";
 
@@ -20,7 +24,9 @@ export interface RotationResult {
   rewrapped: number;
 }
 
-export async function rotateMasterKey(owner: Sql, keyPath: string): Promise<RotationResult> {
+/** `who` is recorded in meta.audit_log by the rotating transaction itself (the change and its row commit together). */
+export async function rotateMasterKey(owner: Sql, keyPath: string, who = "cli"): Promise<RotationResult> {
+  const started = performance.now();
   const ring = new MasterKeyring(keyPath);
   const from = ring.current();
   const nextPath = `${keyPath}.next`;
@@ -39,8 +45,44 @@ export async function rotateMasterKey(owner: Sql, keyPath: string): Promise<Rota
                where entity = ${row.entity} and purpose = ${row.purpose}`;
       count++;
     }
+    const row: AuditEvent = {
+      at: new Date(),
+      who,
+      tool: "keys rotate",
+      outcome: "ok",
+      durationMs: performance.now() - started,
+      detail: { master_key: { from: from.id, to: next.id, rewrapped: count } },
+    };
+    await tx`insert into meta.audit_log ${tx(auditColumns(row))}`;
     return count;
   });
   renameSync(nextPath, keyPath);
   return { from: from.id, to: next.id, rewrapped };
+}
+
+/**
+ * `keys rotate --audit`: the old audit key signs the heads one last time, the new key takes over
+ * (crypto/audit-key.ts), the rotation is recorded in meta.audit_log, and the new key signs the heads
+ * including that row. Anchors signed before keep verifying under the old key's public half.
+ */
+export async function rotateAuditKeyWithAnchors(
+  owner: Sql,
+  place: AnchorPlace,
+  who = "cli",
+): Promise<{ from: string; to: string }> {
+  const started = performance.now();
+  await signAnchor(owner, place, "rotate");
+  const rotated = await rotateAuditKey(place.secretsDir);
+  const row: AuditEvent = {
+    at: new Date(),
+    who,
+    customer: place.customer,
+    tool: "keys rotate --audit",
+    outcome: "ok",
+    durationMs: performance.now() - started,
+    detail: { audit_key: rotated },
+  };
+  await owner`insert into meta.audit_log ${owner(auditColumns(row))}`;
+  await signAnchor(owner, place, "rotate");
+  return rotated;
 }

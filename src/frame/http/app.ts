@@ -55,12 +55,14 @@ export function createFrameApp(options: FrameAppOptions) {
     requestId: string,
     who = "anonymous",
     entity?: string,
+    source?: string | null,
   ) =>
     audit
       .record({
         at: new Date(),
         who,
         reason,
+        ...(source ? { source } : {}),
         customer: config.customer.name,
         ...(entity ? { entity } : {}),
         outcome: status === 403 && who !== "anonymous" ? "denied" : "refused",
@@ -88,7 +90,15 @@ export function createFrameApp(options: FrameAppOptions) {
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     const refused = guard.check(request);
     if (refused) {
-      void refuse(403, "host_or_origin", started, requestId);
+      void refuse(
+        403,
+        "host_or_origin",
+        started,
+        requestId,
+        undefined,
+        undefined,
+        request.headers.get("x-forwarded-for"),
+      );
       return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
     }
     const notLocal = localOnly?.check(request);
@@ -108,6 +118,8 @@ export function createFrameApp(options: FrameAppOptions) {
         started,
         requestId,
         error instanceof IdentifiedRefusal ? error.subject : "anonymous",
+        undefined,
+        request.headers.get("x-forwarded-for"), // as the proxy reports it; kept in the refusal tally
       );
       return authErrorResponse(error, config);
     }

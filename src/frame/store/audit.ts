@@ -7,6 +7,7 @@
  * const sink = postgresAuditSink(appSql);
  * await sink.record({ at: new Date(), who: "dev", entity: "axe", tool: "get_record", outcome: "ok", durationMs: 4 });
  */
+import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { AuditEvent, AuditSink } from "../audit-sink.ts";
 import { DataError } from "./errors.ts";
@@ -26,10 +27,13 @@ export interface AuditRow {
   durationMs: number;
   argsDigest: string | null;
   requestId: string | null;
+  /** What the row summarises (the record and version a write made, a refusal tally), or null. */
+  detail: Record<string, unknown> | null;
   hash: string;
 }
 
-function columns(event: AuditEvent) {
+/** An event as the columns of an audit_log row (seq, prev_hash and hash come from the chain trigger). */
+export function auditColumns(event: AuditEvent) {
   return {
     at: event.at,
     who: event.who,
@@ -43,7 +47,34 @@ function columns(event: AuditEvent) {
     duration_ms: Math.max(0, Math.round(event.durationMs)),
     args_digest: event.argsDigest ?? null,
     request_id: event.requestId ?? null,
+    detail: (event.detail ?? null) as postgres.JSONValue, // postgres.js sends objects as JSON
   };
+}
+
+/**
+ * The audit row of one write, inserted in the write's own transaction (withEntity's `last`
+ * statement, sent with COMMIT): both commit or neither does. `event` is built when the row is
+ * sent, so its duration covers the work. After the commit, `committed` is true and the caller
+ * reports the event to the sink marked `committed`, which counts it without writing it again.
+ *
+ * @example
+ * const audit = new TransactionAudit(() => ({ at: new Date(), who, entity, tool, outcome: "ok", durationMs }));
+ * await withEntity(sql, entity, work, (tx, record) => audit.insert(tx, { record: record.id, version: record.version }));
+ */
+export class TransactionAudit {
+  committed = false;
+  /** The event as inserted. */
+  sentEvent: AuditEvent | undefined;
+
+  constructor(private readonly event: () => AuditEvent) {}
+
+  /** The insert into the entity's audit_log (search_path is the entity's schema). One per call. */
+  insert(tx: Tx, detail?: Record<string, unknown>) {
+    if (this.sentEvent) throw new Error("a write tool ran two audited transactions; one call is one transaction");
+    const event = this.event();
+    this.sentEvent = detail ? { ...event, detail } : event;
+    return tx`insert into audit_log ${tx(auditColumns(this.sentEvent))}`;
+  }
 }
 
 /** Appends events in one transaction per destination: the entity's log, or meta's for unknown entities. */
@@ -52,14 +83,14 @@ export function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
 }
 
 async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: Sql): Promise<void> {
-  const groups = new Map<string, ReturnType<typeof columns>[]>();
+  const groups = new Map<string, ReturnType<typeof auditColumns>[]>();
   for (const event of events)
-    groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), columns(event)]);
+    groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), auditColumns(event)]);
   for (const [entity, rows] of groups) {
     if (entity) {
       try {
-        // One round trip per batch; on the pipe its building cannot throw: `columns` gives every row
-        // the same keys with strings, numbers, Dates or null.
+        // One round trip per batch; on the pipe its building cannot throw: `auditColumns` gives every
+        // row the same keys with strings, numbers, Dates, plain JSON objects or null.
         await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`, pipe);
         continue;
       } catch (error) {
@@ -101,6 +132,7 @@ export function postgresAuditSink(sql: Sql, pipe?: Sql): AuditSink & { flush(): 
   return {
     record: (event) =>
       new Promise<void>((resolve, reject) => {
+        if (event.committed) return resolve(); // written with its write, in the same transaction
         queue.push({ event, done: (error) => (error ? reject(error) : resolve()) });
         draining ??= drain();
       }),
@@ -124,7 +156,7 @@ export interface AuditQuery {
 /** Newest first, inside the current entity transaction (search_path is the entity's schema). */
 export async function queryAudit(tx: Tx, query: AuditQuery): Promise<AuditRow[]> {
   const rows = await tx<Record<string, unknown>[]>`
-    select seq, at, who, token_kind, reason, entity, tool, outcome, status, duration_ms, args_digest, request_id, hash
+    select seq, at, who, token_kind, reason, entity, tool, outcome, status, duration_ms, args_digest, request_id, detail, hash
     from audit_log
     where true
       ${query.tool ? tx`and tool = ${query.tool}` : tx``}
@@ -147,6 +179,7 @@ export async function queryAudit(tx: Tx, query: AuditQuery): Promise<AuditRow[]>
     durationMs: r.duration_ms as number,
     argsDigest: r.args_digest as string | null,
     requestId: r.request_id as string | null,
+    detail: (r.detail as Record<string, unknown> | null) ?? null,
     hash: r.hash as string,
   }));
 }

@@ -10,6 +10,7 @@
 import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { DataKeyCache, EntityKeys } from "../crypto/data-keys.ts";
+import type { TransactionAudit } from "./audit.ts";
 import type { Tx } from "./queryable.ts";
 import { entityRole, statementInEntity, withEntity } from "./with-entity.ts";
 
@@ -21,10 +22,27 @@ export class DataStore {
     readonly pipe?: Sql,
   ) {}
 
-  async run<T>(entity: string, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
+  /**
+   * With `audit` (a write), its row is the transaction's last statement, sent with COMMIT, and
+   * `subject` names what the write changed (record id and version, collection and version).
+   */
+  async run<T>(
+    entity: string,
+    work: (tx: Tx, keys: EntityKeys) => Promise<T>,
+    audit?: { row: TransactionAudit; subject?: (value: T) => Record<string, unknown> },
+  ): Promise<T> {
     const role = await entityRole(this.sql, entity); // unknown entity: a clear error before any key lookup
     const keys = await this.keys.get(this.sql, entity);
-    return withEntity(this.sql, entity, (tx) => work(tx, keys), role);
+    if (!audit) return withEntity(this.sql, entity, (tx) => work(tx, keys), role);
+    const value = await withEntity(
+      this.sql,
+      entity,
+      (tx) => work(tx, keys),
+      role,
+      (tx, result) => audit.row.insert(tx, audit.subject?.(result)),
+    );
+    audit.row.committed = true;
+    return value;
   }
 
   /**

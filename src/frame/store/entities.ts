@@ -7,8 +7,10 @@
  * await ensureEntity(ownerSql, { name: "axe", customer: "axe" }, ring);
  */
 import type { Sql } from "../../db/connect.ts";
+import type { AuditEvent } from "../audit-sink.ts";
 import { ensureDataKeys } from "../crypto/data-keys.ts";
 import type { MasterKeyring } from "../crypto/master-key.ts";
+import { auditColumns } from "./audit.ts";
 import { createEntitySchema } from "./entity-schema.ts";
 import { DataError } from "./errors.ts";
 import { assertEntityName, entitySchema, roleNames } from "./names.ts";
@@ -38,9 +40,12 @@ export async function ensureEntity(
   owner: Sql,
   entity: { name: string; customer: string },
   ring: MasterKeyring,
+  /** Recorded in meta.audit_log, in the creating transaction, when the entity is new. */
+  who = "frame",
 ): Promise<boolean> {
   const name = assertEntityName(entity.name);
   ring.current(); // fail before any DDL when there is no usable master key
+  const started = performance.now();
   return owner.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(${LOCK}))`;
     const roles = await databaseRoles(tx);
@@ -58,6 +63,19 @@ export async function ensureEntity(
              on conflict (name) do update set role_name = excluded.role_name`;
     await ensureDataKeys(tx, name, ring);
     if (await roleExists(tx, roles.app)) await tx`grant ${tx(role)} to ${tx(roles.app)}`;
+    if (!existing) {
+      const row: AuditEvent = {
+        at: new Date(),
+        who,
+        customer: entity.customer,
+        entity: name,
+        tool: "entity create",
+        outcome: "ok",
+        durationMs: performance.now() - started,
+        detail: { entity: name, schema: entitySchema(name) },
+      };
+      await tx`insert into meta.audit_log ${tx(auditColumns(row))}`;
+    }
     return !existing;
   });
 }

@@ -12,7 +12,9 @@ export type DataErrorCode =
   | "version_conflict"
   | "too_large"
   /** A stored row that does not decode (changed outside frame): reported for that row only. */
-  | "unreadable";
+  | "unreadable"
+  /** A write's audit row could not be written, so the write was rolled back. */
+  | "not_recorded";
 
 export class DataError extends AppError {
   constructor(

@@ -20,6 +20,7 @@ import { DataKeyCache } from "../crypto/data-keys.ts";
 import { KeyError } from "../crypto/errors.ts";
 import { initMasterKey, MASTER_KEY_FILE, MasterKeyring } from "../crypto/master-key.ts";
 import { postgresAuditSink } from "./audit.ts";
+import { refusalTally } from "./audit-refusals.ts";
 import { DataStore } from "./data-store.ts";
 import { ensureAppRole, ensureEntity } from "./entities.ts";
 
@@ -110,7 +111,7 @@ export async function openFrameData(
   // get_record went from ~2,500 to ~5,000 calls/s at 32 clients, p99 ~27 -> ~15 ms (decision 39).
   const pipe = connect(target, { max: 1 });
   const store = new DataStore(sql, new DataKeyCache(ring), pipe);
-  const audit = postgresAuditSink(sql, pipe);
+  const audit = refusalTally(postgresAuditSink(sql, pipe)); // anonymous refusals: one row per reason and minute
   return {
     sql,
     audit,

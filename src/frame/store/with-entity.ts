@@ -35,8 +35,19 @@ export async function entityRole(sql: Tx, entity: string): Promise<string> {
 /** A failure of the connection itself: postgres.js has already taken it back from the reservation. */
 const lostConnection = (error: unknown) => String((error as { code?: unknown })?.code ?? "").startsWith("CONNECTION_");
 
-/** `role`, when the caller already resolved it with entityRole, saves a second lookup. */
-export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => Promise<T>, role?: string): Promise<T> {
+/**
+ * `role`, when the caller already resolved it with entityRole, saves a second lookup. `last`, when
+ * given, makes one more statement from the work's result and sends it together with COMMIT: the
+ * audit row of a write (store/audit.ts), so the change and its row commit together or not at all,
+ * and the chain's lock (taken by the row's trigger) is held for that one round trip.
+ */
+export async function withEntity<T>(
+  sql: Sql,
+  entity: string,
+  work: (tx: Tx) => Promise<T>,
+  role?: string,
+  last?: (tx: Tx, value: T) => postgres.PendingQuery<postgres.Row[]>,
+): Promise<T> {
   role ??= await entityRole(sql, entity);
   const schema = entitySchema(entity);
   const tx = await sql.reserve();
@@ -54,9 +65,21 @@ export async function withEntity<T>(sql: Sql, entity: string, work: (tx: Tx) => 
     await began;
     await switched;
     const value = await result;
+    const lastSent = last?.(tx, value).execute();
+    const commitSent = tx`commit`.execute();
+    if (lastSent) {
+      commitSent.catch(() => {}); // the statement's own error is the one to report
+      await lastSent.catch((error: unknown) => {
+        throw new DataError(
+          "not_recorded",
+          `nothing was changed: the audit row of this call could not be written (${(error as Error).message})`,
+          "retry once; if it fails again, ask an operator to check serve's log and run `axe-appliance audit verify`",
+        );
+      });
+    }
     // A statement that failed inside the work aborts the transaction even if the work caught it:
     // Postgres then answers COMMIT with ROLLBACK, and the caller must not see a success.
-    const committed = await tx`commit`;
+    const committed = await commitSent;
     if (committed.command !== "COMMIT")
       throw new Error(`transaction in entity ${entity} was rolled back: a statement in it failed`);
     return value;

@@ -9,8 +9,8 @@ export const queryAuditLogTool = defineTool({
   name: "query_audit_log",
   title: "Query the audit log",
   description:
-    "Admin only. Your entity's audit log, newest first: who called which tool, the outcome, the duration and a digest of the " +
-    "arguments (never the arguments). Filter by tool, outcome, who or since (ISO time); page with before_seq = the last seq you saw.",
+    "Admin only. Your entity's audit log, newest first: who called which tool, the outcome, the duration, a digest of the " +
+    "arguments (never the arguments) and, for a change, the record or collection and the version it made. Filter by tool, outcome, who or since (ISO time); page with before_seq = the last seq you saw.",
   input: z.strictObject({
     tool: z.string().max(64).refine(noNul, NUL_MESSAGE).optional(),
     outcome: z.enum(["ok", "error", "denied", "refused"]).optional(),
@@ -41,6 +41,7 @@ export const queryAuditLogTool = defineTool({
         duration_ms: z.number().int(),
         args_digest: z.string().nullable(),
         request_id: z.string().nullable(),
+        detail: z.record(z.string(), z.unknown()).nullable(),
         hash: z.string(),
       }),
     ),
@@ -72,6 +73,7 @@ export const queryAuditLogTool = defineTool({
         duration_ms: r.durationMs,
         args_digest: r.argsDigest,
         request_id: r.requestId,
+        detail: r.detail,
         hash: r.hash,
       })),
     };

@@ -68,6 +68,12 @@ export const defineCollectionTool = defineTool({
       fields: input.fields,
       ...(input.description !== undefined ? { description: input.description } : {}),
     };
-    return collectionOut(await inEntity(ctx, (tx) => defineCollection(tx, ctx.principal.id, input.name, definition)));
+    return collectionOut(
+      await inEntity(
+        ctx,
+        (tx) => defineCollection(tx, ctx.principal.id, input.name, definition),
+        (c) => ({ collection: c.name, version: c.version }),
+      ),
+    );
   },
 });

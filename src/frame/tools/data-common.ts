@@ -10,10 +10,22 @@ import type { Tx } from "../store/queryable.ts";
 import type { RecordOut } from "../store/records.ts";
 import { type ToolAnnotations, type ToolContext, ToolError } from "./registry.ts";
 
-/** Runs `work` in one transaction as the caller's entity role; DataErrors become ToolErrors. */
-export async function inEntity<T>(ctx: ToolContext, work: (tx: Tx, keys: EntityKeys) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` in one transaction as the caller's entity role; DataErrors become ToolErrors. In a
+ * tool that changes data, the call's audit row commits in the same transaction; `subject` names
+ * what changed (e.g. the record id and its new version).
+ */
+export async function inEntity<T>(
+  ctx: ToolContext,
+  work: (tx: Tx, keys: EntityKeys) => Promise<T>,
+  subject?: (value: T) => Record<string, unknown>,
+): Promise<T> {
   try {
-    return await ctx.store.run(ctx.principal.entity, work);
+    return await ctx.store.run(
+      ctx.principal.entity,
+      work,
+      ctx.writeAudit ? { row: ctx.writeAudit, subject } : undefined,
+    );
   } catch (error) {
     if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
     throw error;

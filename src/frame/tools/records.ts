@@ -14,6 +14,9 @@ import {
 } from "./data-common.ts";
 import { defineTool, READ_ONLY } from "./registry.ts";
 
+/** What a record write changed, for its audit row: ids and versions only, never values. */
+const recordSubject = (r: { id: string; version: number }) => ({ record: r.id, version: r.version });
+
 export const createRecordTool = defineTool({
   name: "create_record",
   title: "Create a record",
@@ -26,7 +29,11 @@ export const createRecordTool = defineTool({
   role: "writer",
   async handler(ctx, input) {
     return recordOut(
-      await inEntity(ctx, (tx, keys) => createRecord(tx, keys, ctx.principal.id, input.collection, input.values)),
+      await inEntity(
+        ctx,
+        (tx, keys) => createRecord(tx, keys, ctx.principal.id, input.collection, input.values),
+        recordSubject,
+      ),
     );
   },
 });
@@ -67,8 +74,10 @@ export const updateRecordTool = defineTool({
   role: "writer",
   async handler(ctx, input) {
     return recordOut(
-      await inEntity(ctx, (tx, keys) =>
-        updateRecord(tx, keys, ctx.principal.id, input.id, input.expected_version, input.values),
+      await inEntity(
+        ctx,
+        (tx, keys) => updateRecord(tx, keys, ctx.principal.id, input.id, input.expected_version, input.values),
+        recordSubject,
       ),
     );
   },
@@ -85,7 +94,11 @@ export const deleteRecordTool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
   role: "writer",
   async handler(ctx, input) {
-    const deleted = await inEntity(ctx, (tx) => deleteRecord(tx, ctx.principal.id, input.id, input.expected_version));
+    const deleted = await inEntity(
+      ctx,
+      (tx) => deleteRecord(tx, ctx.principal.id, input.id, input.expected_version),
+      recordSubject,
+    );
     return { id: deleted.id, version: deleted.version, deleted_at: deleted.deletedAt.toISOString() };
   },
 });

@@ -15,6 +15,7 @@ import type { z } from "zod";
 import type { Role } from "../../config/customers.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Principal } from "../principal.ts";
+import type { TransactionAudit } from "../store/audit.ts";
 import type { DataStore } from "../store/data-store.ts";
 
 /** What a handler gets besides its input. */
@@ -28,6 +29,8 @@ export interface ToolContext {
   requestId: string;
   /** Aborted when the client goes away or the server shuts down. */
   signal: AbortSignal;
+  /** For tools that change data: the call's audit row, which inEntity commits with the change. */
+  writeAudit?: TransactionAudit;
 }
 
 /** MCP tool annotations, all four stated on purpose (clients read them as hints). */

@@ -41,7 +41,7 @@ describe("audit log", () => {
     await sink.record(event({ entity: "elsewhere", outcome: "denied", status: 403, reason: "foreign_domain" }));
     const reports = await verifyAudit(fx.db.sql);
     expect(reports.map((r) => [r.log, r.rows, r.broken])).toEqual([
-      ["meta", 2, undefined],
+      ["meta", 4, undefined], // the two entities' creation, then the two refusals
       ["axe", 12, undefined],
       ["labs", 1, undefined],
     ]);
@@ -85,5 +85,47 @@ describe("audit log", () => {
     const [removed] = await verifyAudit(fx.db.sql, { entity: "axe" });
     expect(removed!.broken?.seq).toBe(2);
     expect(removed!.broken?.reason).toMatch(/missing/);
+  });
+
+  test("verify computes the same hash as the database for any text: quotes, escapes, control characters, emoji", async () => {
+    fx = await dataFixture(["axe"]);
+    const odd = ['a"b\\c\nd\te', "\u0001\u001f\u007f", "ü€😀\u2028", "</script>'", ""];
+    for (const text of odd)
+      await appendAudit(
+        fx.app,
+        event({
+          who: text,
+          reason: text,
+          requestId: text,
+          detail: { text, nested: { list: [1, 2.5, null, true] }, "": text },
+        }),
+      );
+    await appendAudit(fx.app, event({ who: "no detail", detail: undefined }));
+    const [report] = await verifyAudit(fx.db.sql, { entity: "axe" });
+    expect([report!.rows, report!.broken]).toEqual([odd.length + 1, undefined]);
+  });
+
+  test("rows chained before migration 4 (no detail) and rows inserted the previous release's way still verify", async () => {
+    const { freshDatabase } = await import("../../helpers/postgres.ts");
+    const { migrate } = await import("../../../src/db/migrate.ts");
+    const { MIGRATIONS } = await import("../../../src/db/migrations/index.ts");
+    const db = await freshDatabase("mig4");
+    try {
+      await migrate(
+        db.sql,
+        MIGRATIONS.filter((m) => m.version < 4),
+      );
+      const oldInsert = (who: string) =>
+        db.sql`insert into meta.audit_log (at, who, outcome, duration_ms) values (now(), ${who}, 'refused', 1)`;
+      await oldInsert("before the migration");
+      await migrate(db.sql);
+      await oldInsert("the previous release, after the migration");
+      await db.sql`insert into meta.audit_log (at, who, outcome, duration_ms, detail)
+                   values (now(), 'this release', 'refused', 1, '{"count": 3}')`;
+      const [report] = await verifyAudit(db.sql, { metaOnly: true });
+      expect([report!.rows, report!.broken]).toEqual([3, undefined]);
+    } finally {
+      await db.drop();
+    }
   });
 });

@@ -94,7 +94,7 @@ describe("data tools over MCP", () => {
     running = await startDataFrame();
     const [admin, reader] = [await running.client("axe", "admin"), await running.client("axe", "reader")];
     await call(admin, "define_collection", PEOPLE);
-    await call(admin, "create_record", {
+    const ann = await call(admin, "create_record", {
       collection: "people",
       values: { name: "Ann", email: "secret-ann@example.com" },
     });
@@ -115,6 +115,13 @@ describe("data tools over MCP", () => {
       ["define_collection", "ok"],
     ]);
     for (const row of rows) expect(row.args_digest).toMatch(/^[0-9a-f]{64}$/);
+    // A change names what it made: the record and its version, the collection and its version.
+    expect(rows.map((r) => r.detail)).toEqual([
+      null,
+      null,
+      { record: ann.data.id, version: 1 },
+      { collection: "people", version: 1 },
+    ]);
     // The digest covers the call's shape, not its values: two creates with other PII digest alike.
     await call(admin, "create_record", {
       collection: "people",
@@ -129,8 +136,12 @@ describe("data tools over MCP", () => {
       await running.db.sql`select * from entity_axe.audit_log union all select * from meta.audit_log`,
     );
     expect(raw).not.toContain("secret-");
-    const [metaRow] = await running.db.sql`select who, outcome, status from meta.audit_log`;
-    expect(metaRow).toEqual({ who: "anonymous", outcome: "refused", status: 401 });
+    // meta holds the entities' creation; the 401 joins its minute's refusal tally (test/frame/audit-refusals.test.ts)
+    const metaRows = await running.db.sql`select who, tool, entity, outcome from meta.audit_log order by seq`;
+    expect([...metaRows]).toEqual([
+      { who: "frame", tool: "entity create", entity: "axe", outcome: "ok" },
+      { who: "frame", tool: "entity create", entity: "labs", outcome: "ok" },
+    ]);
     const reports = await verifyAudit(running.db.sql);
     expect(reports.every((r) => r.broken === undefined)).toBe(true);
     expect(reports.find((r) => r.log === "axe")!.rows).toBeGreaterThanOrEqual(5);
