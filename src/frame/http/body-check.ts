@@ -36,15 +36,20 @@ export function bodyProblem(body: unknown): BodyProblem | undefined {
     };
   }
   for (const message of messages) {
-    if (!isObject(message) || message.method !== "tools/call") continue;
+    if (!isObject(message)) continue;
     const params = message.params;
-    const problem = !isObject(params)
-      ? "params must be an object with name and arguments"
-      : typeof params.name !== "string"
-        ? "params.name must be the tool's name as a string"
-        : params.arguments !== undefined && !isObject(params.arguments)
-          ? `arguments must be a JSON object of argument names to values, not ${kindOf(params.arguments)}`
-          : undefined;
+    let problem: string | undefined;
+    if (message.method === "tools/call")
+      problem = !isObject(params)
+        ? "params must be an object with name and arguments"
+        : typeof params.name !== "string"
+          ? "params.name must be the tool's name as a string"
+          : params.arguments !== undefined && !isObject(params.arguments)
+            ? `arguments must be a JSON object of argument names to values, not ${kindOf(params.arguments)}`
+            : undefined;
+    else if (message.method === "resources/read")
+      problem =
+        !isObject(params) || typeof params.uri !== "string" ? "params.uri must be a resource URI string" : undefined;
     if (problem)
       return { reason: "invalid_params", message: `Invalid params: ${problem}`, id: idOf(message), ...toolOf(message) };
   }

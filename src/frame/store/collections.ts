@@ -32,6 +32,28 @@ export function storedDefinition(name: string, stored: unknown): CollectionDefin
   return definition.data;
 }
 
+const parsedDefinitions = new Map<string, CollectionDefinition>();
+
+/**
+ * storedDefinition for a definition as JSON text, remembered by that text (get_record reads it with
+ * every row, and parsing it cost more than a tenth of the call's CPU). The text is the whole
+ * input, so a changed definition is a new entry; the map is emptied when it grows past 512.
+ */
+export function storedDefinitionText(name: string, text: string | null): CollectionDefinition {
+  const known = text === null ? undefined : parsedDefinitions.get(text);
+  if (known) return known;
+  let json: unknown;
+  try {
+    json = text === null ? undefined : JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  const definition = storedDefinition(name, json);
+  if (parsedDefinitions.size >= 512) parsedDefinitions.clear();
+  parsedDefinitions.set(text!, definition);
+  return definition;
+}
+
 function toCollection(r: Row): Collection {
   return {
     name: r.name,

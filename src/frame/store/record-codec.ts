@@ -55,7 +55,7 @@ export function decodeValues(
     new DataError(
       "unreadable",
       `record ${id} cannot be read: ${field.slice(0, 64)} ${why}`,
-      "it was changed outside frame; an operator must repair or remove the row (delete_record still works on it)",
+      "it was changed outside frame; `axe-appliance doctor --records` lists such rows; delete_record still works on it",
     );
   if (!isPlainObject(data) || !isPlainObject(pii)) throw unreadable("its row", "is not a JSON object of values");
   const values: Record<string, Scalar> = {};

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { EntityKeys } from "../crypto/data-keys.ts";
-import { getCollection, storedDefinition } from "./collections.ts";
+import { getCollection, storedDefinitionText } from "./collections.ts";
 import { DataError } from "./errors.ts";
 import { type CollectionDefinition, checkValues, type Scalar } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
@@ -85,8 +85,8 @@ function selectRow(tx: Tx, id: string, lock: boolean) {
   >`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
 }
 
-/** A row with its collection's stored definition, in one statement (get_record stays one round trip). */
-type RowWithDefinition = RecordRow & { definition: unknown };
+/** A row with its collection's stored definition as text, in one statement (get_record stays one round trip). */
+type RowWithDefinition = RecordRow & { definition: string | null };
 
 function liveRow(rows: readonly RecordRow[], id: string): RecordRow {
   const [row] = rows;
@@ -101,11 +101,11 @@ async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
 /** get_record as one statement plus decoding, for DataStore.statement (one round trip). */
 export const selectRecord = (tx: Tx, id: string) =>
   tx<RowWithDefinition[]>`select ${tx(RECORD_COLUMNS)},
-    (select definition from collections where name = records.collection) as definition
+    (select definition::text from collections where name = records.collection) as definition
     from records where id = ${assertRecordId(id)}`;
 export function readRecord(rows: readonly RowWithDefinition[], keys: EntityKeys, id: string): RecordOut {
   const row = liveRow(rows, id) as RowWithDefinition;
-  return toRecord(keys, storedDefinition(row.collection, row.definition), row);
+  return toRecord(keys, storedDefinitionText(row.collection, row.definition), row);
 }
 
 export async function createRecord(

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
+import { runCli } from "../../helpers/cli.ts";
 import { json, rpc } from "../harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
@@ -166,8 +167,29 @@ describe("prototype names are never fields (issues 13.3 and 21.3, 21.8)", () => 
     ]);
     expectToolError(await call(reader, "get_record", { id: bad.id }), /cannot be read/);
     expect((await call(reader, "get_record", { id: good.id })).isError).toBe(false);
+    // The operator finds it with doctor --records (the real CLI, the owner connection).
+    const doctor = await runCli(["doctor", "--records", "--config", running.config.dir]);
+    expect(doctor.stdout).toMatch(/FAIL {2}records:axe +1 of \d+ records do not decode/);
+    expect(doctor.stdout).toContain(`${bad.id} (planted): record ${bad.id} cannot be read`);
+    expect(doctor.stdout).toMatch(/OK +records:labs +\d+ records read/);
     // The writer can still delete it: its id was shown.
     expect((await call(writer, "delete_record", { id: bad.id })).isError).toBe(false);
+  });
+});
+
+describe("other requests with the wrong shape (issue 21.6, the same hole elsewhere)", () => {
+  test("resources/read without a string uri gets -32602 with one line", async () => {
+    for (const params of [{ uri: 5 }, { uri: ["frame://collections/people"] }, null, "x"]) {
+      const response = await rpc(
+        running.mcpUrl,
+        { jsonrpc: "2.0", id: 3, method: "resources/read", params },
+        { authorization: `Bearer ${adminToken}` },
+      );
+      const body = await json(response);
+      expect(body.error?.code).toBe(-32602);
+      expect(body.error.message).toMatch(/uri/);
+      expect(body.error.message).not.toContain("\n");
+    }
   });
 });
 
