@@ -14,6 +14,7 @@ install.sh: put axe-appliance on this machine (macOS or Linux) and start it.
 
 Usage: sudo ./install.sh --customer NAME [options]
        sudo ./install.sh --uninstall [--purge --customer NAME] [options]
+       sudo ./install.sh --ring-peer NAME --ring-key FILE [--prefix DIR] [--dry-run]
 
 Installs the binary (sha256 checked), creates PREFIX/{bin,config,config/secrets,data},
 writes config/appliance.yaml for the customer (validated against customers.yaml), creates
@@ -48,6 +49,14 @@ Options:
   --no-services            touch nothing outside PREFIX: unit files go to PREFIX/services,
                            nothing is loaded, authorized_keys only with --authorized-keys
   --dry-run                print every action and change nothing
+  --ring-peer NAME         only set up this machine as the backup ring peer of customer NAME (the
+                           customer before this one in the ring): a dedicated account (--ring-user)
+                           that may only sftp into PREFIX/data/backup/ring/NAME, chrooted there
+  --ring-key FILE          with --ring-peer: the public key NAME's machine backs up with (its root's
+                           ~/.ssh/id_ed25519.pub); it replaces the previous one
+  --ring-user NAME         the ring account (default axe-ring; never the deploy user)
+  --sshd-config FILE       with --ring-peer: where the account's sshd Match block goes (default
+                           /etc/ssh/sshd_config.d/axe-ring.conf; with --no-services sshd is not reloaded)
   --uninstall              unload and remove the services; config, keys and data stay
   --purge                  with --uninstall: also delete PREFIX, keys and data included
                            (needs --customer naming the installed customer, as a confirmation)
@@ -75,6 +84,7 @@ warn() { echo "$PROG: warning: $*" >&2; }
 prefix=/opt/axe customer="" customers_src="" binary="" want_sha="" database_url="" database_password_file=""
 proxy_port="" blue_port="" green_port="" deploy_user=axe deploy_key="" authorized_keys="" no_deploy_key=0
 backend="" no_services=0 dry_run=0 uninstall=0 purge=0
+ring_peer="" ring_key="" ring_user=axe-ring sshd_dropin=/etc/ssh/sshd_config.d/axe-ring.conf
 
 need_value() { if [ $# -lt 2 ] || [ -z "$2" ]; then die 2 "$1 needs a value; see '$PROG --help'"; fi; }
 while [ $# -gt 0 ]; do
@@ -100,6 +110,10 @@ while [ $# -gt 0 ]; do
     --dry-run) dry_run=1 ;;
     --uninstall) uninstall=1 ;;
     --purge) purge=1 ;;
+    --ring-peer) need_value "$@"; ring_peer=$2; shift ;;
+    --ring-key) need_value "$@"; ring_key=$2; shift ;;
+    --ring-user) need_value "$@"; ring_user=$2; shift ;;
+    --sshd-config) need_value "$@"; sshd_dropin=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die 2 "unknown option '$opt'; see '$PROG --help'" ;;
   esac
@@ -118,6 +132,10 @@ done
 # A password on the command line would sit in the shell history and the process list.
 [[ "$database_url" =~ ^postgres(ql)?://[^/@]*:[^/@]*@ ]] && die 2 "--database-url holds a password; put it in a file and pass --database-password-file FILE"
 [ $purge -eq 0 ] || [ $uninstall -eq 1 ] || die 2 "--purge only goes with --uninstall"
+[[ "$ring_peer" =~ ^([a-z][a-z0-9_]{0,30})?$ ]] || die 2 "--ring-peer '$ring_peer' is not a customer name (lower-case letters, digits and _)"
+[[ "$ring_user" =~ ^[a-z_][a-z0-9_-]{0,30}$ ]] || die 2 "--ring-user '$ring_user' is not an account name"
+[ -z "$ring_peer" ] || [ $uninstall -eq 0 ] || die 2 "--ring-peer does not go with --uninstall"
+case "$sshd_dropin" in /*) ;; *) die 2 "--sshd-config needs an absolute path" ;; esac
 
 # ---------------------------------------------------------------------------------------------
 # Platform
@@ -157,6 +175,11 @@ act() {
   shift
   changes=$((changes + 1))
   if [ $dry_run -eq 1 ]; then say "would $what"; else say "$what"; "$@"; fi
+}
+install_file() { # SRC DEST MODE: atomically, so a running program never sees half a file
+  cp "$1" "$2.install-$$"
+  chmod "$3" "$2.install-$$"
+  mv -f "$2.install-$$" "$2"
 }
 # The binary's lines that report a change ("created", "wrote", ...) count as changes.
 count_changes() {
@@ -294,6 +317,146 @@ if [ $uninstall -eq 1 ]; then
 fi
 
 # ---------------------------------------------------------------------------------------------
+# Ring peer: the neighbour that backs up here gets an sftp-only account chrooted into its own
+# directory, never the deploy user: its machine can reach nothing of this one but its copy.
+# ---------------------------------------------------------------------------------------------
+uid_of() { if [ "$platform" = darwin ]; then stat -L -f %u "$1"; else stat -L -c %u "$1"; fi; }
+perm_of() { if [ "$platform" = darwin ]; then stat -L -f %Lp "$1"; else stat -L -c %a "$1"; fi; }
+# check_root_path DIR: sshd's rule for a ChrootDirectory: DIR and every directory above it are
+# root's and writable by nobody else (a sticky /tmp does not count). Parts not made yet are skipped.
+check_root_path() {
+  local dir=$1 perm
+  while :; do
+    if [ -e "$dir" ]; then
+      perm=$(perm_of "$dir")
+      [ "$(uid_of "$dir")" -eq 0 ] || die 1 "$dir belongs to $(owner_of "$dir"), not root: sshd refuses a ChrootDirectory below it; use a --prefix whose every directory is root's"
+      [ $((8#$perm & 8#022)) -eq 0 ] || die 1 "$dir is writable by others (mode $perm): sshd refuses a ChrootDirectory below it; use a --prefix whose every directory is root's and writable by root only (the default /opt/axe is)"
+    fi
+    [ "$dir" != / ] || break
+    dir=$(dirname "$dir")
+  done
+}
+make_ring_account() {
+  if [ "$platform" = darwin ]; then
+    local id=450
+    while dscl . -list /Users UniqueID | awk '{print $2}' | grep -qx "$id"; do id=$((id + 1)); done
+    dscl . -create "/Users/$ring_user" &&
+      dscl . -create "/Users/$ring_user" UniqueID "$id" &&
+      dscl . -create "/Users/$ring_user" PrimaryGroupID -2 &&
+      dscl . -create "/Users/$ring_user" UserShell /usr/bin/false &&
+      dscl . -create "/Users/$ring_user" NFSHomeDirectory /var/empty &&
+      dscl . -create "/Users/$ring_user" RealName "axe ring peer" &&
+      dscl . -create "/Users/$ring_user" IsHidden 1 &&
+      dscl . -create "/Users/$ring_user" Password '*' || return 1
+    # Remote Login limited to some users: this one must be among them.
+    if dscl . -read /Groups/com.apple.access_ssh >/dev/null 2>&1; then
+      dseditgroup -o edit -a "$ring_user" -t user com.apple.access_ssh
+    fi
+  else
+    useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+      --comment "axe ring peer" "$ring_user" &&
+      # no password, yet not "locked": sshd without PAM refuses any key of a locked account
+      usermod -p '*' "$ring_user"
+  fi
+}
+make_ring_dir() { mkdir -m 700 "$1" && chown "$ring_user" "$1"; }
+write_text() { # FILE MODE: stdin, atomically
+  cat >"$work/text"
+  install_file "$work/text" "$1" "$2"
+}
+ring_block() {
+  cat <<EOF
+# axe-appliance (install.sh --ring-peer $ring_peer): the machine of customer $ring_peer keeps its
+# restic copy here over sftp, chrooted into its directory, and can do nothing else. sshd requires
+# the ChrootDirectory and every directory above it to be root's and writable by root only.
+Match User $ring_user
+    ChrootDirectory $chroot
+    ForceCommand internal-sftp -d /$ring_peer
+    AuthorizedKeysFile $ring_keys
+    PubkeyAuthentication yes
+    PasswordAuthentication no
+    KbdInteractiveAuthentication no
+    AllowTcpForwarding no
+    AllowAgentForwarding no
+    AllowStreamLocalForwarding no
+    X11Forwarding no
+    PermitTunnel no
+    PermitTTY no
+EOF
+}
+if [ -n "$ring_peer" ]; then
+  [ -n "$ring_key" ] || die 2 "--ring-peer needs --ring-key FILE: the public key of $ring_peer's machine (its root's ~/.ssh/id_ed25519.pub)"
+  [ -f "$ring_key" ] || die 2 "--ring-key $ring_key: no such file"
+  read -r ring_type ring_blob ring_comment <"$ring_key" || true
+  if ! [[ "${ring_type:-}" =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp[0-9]+|sk-ssh-ed25519@openssh.com)$ ]] || ! [[ "${ring_blob:-}" =~ ^[A-Za-z0-9+/=]+$ ]]; then
+    die 2 "--ring-key $ring_key is not an ssh public key (expected 'ssh-ed25519 AAAA... comment')"
+  fi
+  if [ "$ring_user" = "$deploy_user" ] || [ "$ring_user" = root ]; then
+    die 2 "--ring-user $ring_user: the ring account must be an account of its own, never the deploy user or root"
+  fi
+  if [ -f "$cfg/customers.yaml" ] && ! grep -qE "^[[:space:]]*-?[[:space:]]*name:[[:space:]]*['\"]?${ring_peer}['\"]?[[:space:]]*(#.*)?$" "$cfg/customers.yaml"; then
+    die 3 "--ring-peer $ring_peer is not a customer in $cfg/customers.yaml"
+  fi
+  [ $dry_run -eq 1 ] || [ "$(id -u)" -eq 0 ] || die 4 "the ring account and its sshd settings need root: run install.sh with sudo"
+  chroot="$data/backup/ring/$ring_peer" ring_keys="$cfg/ring/authorized_keys"
+  check_root_path "$chroot"
+  check_root_path "$(dirname "$ring_keys")"
+  [ -d "$(dirname "$sshd_dropin")" ] || die 1 "$(dirname "$sshd_dropin") does not exist: is OpenSSH's server installed? (--sshd-config FILE puts the settings elsewhere)"
+  if [ "$sshd_dropin" = /etc/ssh/sshd_config.d/axe-ring.conf ] && ! grep -qE '^[[:space:]]*Include[[:space:]]+/etc/ssh/sshd_config\.d/\*' /etc/ssh/sshd_config 2>/dev/null; then
+    die 1 "/etc/ssh/sshd_config does not include /etc/ssh/sshd_config.d: add 'Include /etc/ssh/sshd_config.d/*.conf' as its first line, or pass --sshd-config FILE for a file it includes"
+  fi
+
+  if ring_uid=$(id -u "$ring_user" 2>/dev/null); then
+    [ "$ring_uid" -ne 0 ] || die 2 "--ring-user $ring_user is root"
+  else
+    act "create the ring account $ring_user (no password, no shell, no home; sftp only)" make_ring_account ||
+      die 1 "could not create the account $ring_user"
+  fi
+  for dir in "$prefix" "$data" "$data/backup" "$data/backup/ring" "$chroot" "$cfg" "$cfg/ring"; do
+    [ -d "$dir" ] || act "create $dir" mkdir -m 755 "$dir"
+  done
+  if [ -L "$chroot/$ring_peer" ] || { [ -e "$chroot/$ring_peer" ] && [ ! -d "$chroot/$ring_peer" ]; }; then
+    die 1 "$chroot/$ring_peer is not a directory; move it away and run again"
+  elif [ ! -d "$chroot/$ring_peer" ]; then
+    act "create $chroot/$ring_peer, the one directory $ring_user may write (0700)" make_ring_dir "$chroot/$ring_peer"
+  elif [ "$(owner_of "$chroot/$ring_peer")" != "$ring_user" ]; then
+    die 1 "$chroot/$ring_peer belongs to $(owner_of "$chroot/$ring_peer"), not $ring_user: 'chown -R $ring_user $chroot/$ring_peer' if it holds $ring_peer's repository"
+  fi
+
+  ring_line="restrict,command=\"internal-sftp -d /$ring_peer\" $ring_type $ring_blob ${ring_comment:-}"
+  ring_line=${ring_line% }
+  if [ "$(cat "$ring_keys" 2>/dev/null)" != "$ring_line" ]; then
+    act "write $ring_keys: $ring_peer's key, sftp only" write_text "$ring_keys" 644 <<<"$ring_line"
+  fi
+  previous=""
+  [ ! -f "$sshd_dropin" ] || previous=$(cat "$sshd_dropin")
+  if [ "$previous" != "$(ring_block)" ]; then
+    act "write $sshd_dropin: $ring_user chrooted into $chroot, sftp only" write_text "$sshd_dropin" 644 < <(ring_block)
+    if [ $dry_run -eq 0 ] && [ $no_services -eq 0 ]; then
+      if ! /usr/sbin/sshd -t 2>"$work/sshd.err"; then
+        if [ -n "$previous" ]; then printf '%s\n' "$previous" >"$sshd_dropin"; else rm -f "$sshd_dropin"; fi
+        die 1 "sshd -t refused the new settings, the old ones are back: $(tr '\n' ' ' <"$work/sshd.err")"
+      fi
+      if [ "$platform" = linux ] && command -v systemctl >/dev/null 2>&1; then
+        systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null ||
+          warn "could not reload sshd: run 'systemctl reload ssh' so $ring_user's settings apply"
+      fi # macOS starts sshd for each connection, with the file as it is then
+    elif [ $no_services -eq 1 ]; then
+      say "sshd not reloaded (--no-services): $sshd_dropin applies once sshd reads it"
+    fi
+  fi
+  if [ $dry_run -eq 1 ]; then
+    [ $changes -gt 0 ] || say "nothing to change: $ring_peer's ring account is in place"
+    say "dry run: nothing was changed"
+  elif [ $changes -eq 0 ]; then
+    say "nothing to change: $ring_peer's ring account is in place"
+  fi
+  [ "$ring_user" = axe-ring ] || note=" (set backup.ring.repository to it there: its default account is axe-ring)"
+  say "$ring_peer's machine backs up here as sftp:$ring_user@<this machine>:/$ring_peer${note:-}"
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
 # Customer and fleet
 # ---------------------------------------------------------------------------------------------
 installed_customer=""
@@ -426,11 +589,6 @@ elif [ "$(mode_of "$secrets")" != 700 ]; then
   act "set $secrets to mode 0700" chmod 700 "$secrets"
 fi
 
-install_file() { # SRC DEST MODE: atomically, so a running program never sees half a file
-  cp "$1" "$2.install-$$"
-  chmod "$3" "$2.install-$$"
-  mv -f "$2.install-$$" "$2"
-}
 if [ ! -f "$installed_bin" ]; then
   act "install the binary to $installed_bin" install_file "$work/axe-appliance" "$installed_bin" 755
 elif ! cmp -s "$work/axe-appliance" "$installed_bin"; then

@@ -78,8 +78,7 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
     );
   if (!peer && !settings.ring.repository)
     return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
-  const repository =
-    settings.ring.repository ?? `sftp:${peer!.ssh_user}@${peer!.machine}:backup/ring/${config.customer.name}`;
+  const repository = settings.ring.repository ?? defaultRingRepository(peer!.machine, config.customer.name);
   const options = settings.ring.ssh_command ? [`sftp.command=${settings.ring.ssh_command}`] : [];
   return {
     ring: {
@@ -87,6 +86,14 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
       repo: { tier: "ring", repository, passwordFile: secretPath(config, settings.ring.password_file), options },
     },
   };
+}
+
+/** The account install.sh --ring-peer makes on every machine for its ring neighbour (never the deploy user). */
+export const RING_ACCOUNT = "axe-ring";
+
+/** Where a customer's ring copy lives on its peer: the ring account is chrooted so that `/{customer}` is its one directory. */
+export function defaultRingRepository(peerMachine: string, customer: string): string {
+  return `sftp:${RING_ACCOUNT}@${peerMachine}:/${customer}`;
 }
 
 /** The cold SSD is there when its volume holds the marker file. */

@@ -135,7 +135,7 @@ export const BackupSection = z.strictObject({
       enabled: z.boolean().default(true),
       /** Peer customer; default: the next customer in the ring. */
       peer: z.string().optional(),
-      /** restic repository URL, default sftp:{ssh_user}@{peer machine}:backup/ring/{customer}. */
+      /** restic repository URL, default sftp:axe-ring@{peer machine}:/{customer} (the peer's chrooted ring account). */
       repository: z.string().optional(),
       /** The ssh command restic's sftp backend runs (sftp.command), e.g. "ssh -F /opt/axe/config/ssh_config peer -s sftp". */
       ssh_command: z.string().optional(),

@@ -17,8 +17,8 @@ export interface TestSshd {
   clientKey: string;
   /** `ssh` options that reach this server non-interactively, without touching ~/.ssh. */
   sshOptions: string[];
-  /** An ssh_config file with Host `name` pointing here, for tools that take `-F`. */
-  configFile(name: string): string;
+  /** An ssh_config file with Host `name` pointing here, for tools that take `-F` (another account and key if given). */
+  configFile(name: string, login?: { user: string; key: string }): string;
   stop(): Promise<void>;
 }
 
@@ -27,6 +27,8 @@ export interface SshdOptions {
   forcedCommand?: string;
   /** Environment the forced command needs (written to the sshd's SetEnv). */
   env?: Record<string, string>;
+  /** Lines appended to sshd_config (e.g. an Include of a file with Match blocks). */
+  extraConfig?: string[];
 }
 
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
@@ -60,6 +62,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       "Subsystem sftp internal-sftp",
       "LogLevel ERROR",
       ...(setEnv ? [`SetEnv ${setEnv}`] : []),
+      ...(options.extraConfig ?? []),
       "",
     ].join("\n"),
   );
@@ -94,7 +97,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     dir,
     clientKey,
     sshOptions,
-    configFile(name: string) {
+    configFile(name: string, login?: { user: string; key: string }) {
       const file = join(dir, `ssh_config_${name}`);
       writeFileSync(
         file,
@@ -102,8 +105,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
           `Host ${name}`,
           "  HostName 127.0.0.1",
           `  Port ${port}`,
-          `  User ${user}`,
-          `  IdentityFile ${clientKey}`,
+          `  User ${login?.user ?? user}`,
+          `  IdentityFile ${login?.key ?? clientKey}`,
           "  IdentitiesOnly yes",
           "  BatchMode yes",
           "  StrictHostKeyChecking no",
