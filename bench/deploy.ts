@@ -7,10 +7,15 @@ import { copyFileSync } from "node:fs";
  * service does). For the peer the standby color is stopped first, since with a standby running
  * the proxy would fail requests over to it and hide the restart.
  * Same appliance, same release size, same MCP load through the proxy, rounds alternating.
+ * The release stream reaches the receiver through a pipe, as it does under sshd.
  *
  *   bun bench/deploy.ts [--rounds 3] [--workers 4]
  *
- * Reported per method: time until the new release serves, and requests failed meanwhile.
+ * Reported per method: time until the new release serves, and requests failed meanwhile; for
+ * blue/green also the receiver's own figures: its verify step (read the stream, check the
+ * signature, hash and stage the binary) against `sha256sum` of the same binary in the same round
+ * (the floor for reading and hashing it once), and receive->live (first byte read to the switch,
+ * verify included).
  */
 import { parseArgs } from "node:util";
 import { other, pointColor } from "../src/deploy/colors.ts";
@@ -18,7 +23,14 @@ import { findRelease, installRelease, stagingPath } from "../src/deploy/releases
 import { colorUrl } from "../src/deploy/switch.ts";
 import { proxyStatus } from "../src/proxy/admin-client.ts";
 import { linkCurrent } from "../src/services/unit-paths.ts";
-import { healthOf, releaseStreamFile, runAppliance, startAppliance, startLoad } from "../test/deploy/appliance.ts";
+import {
+  healthOf,
+  releaseStreamFile,
+  reportOf,
+  runAppliance,
+  startAppliance,
+  startLoad,
+} from "../test/deploy/appliance.ts";
 import { makeRelease } from "../test/deploy/fixtures.ts";
 import { stopTestCluster } from "../test/helpers/postgres.ts";
 import { removeTempDirs } from "../test/helpers/tmp.ts";
@@ -35,6 +47,36 @@ interface Sample {
   ok: number;
 }
 
+interface ReceiverFigures {
+  verifyMs: number;
+  sha256sumMs: number;
+  receiveToLiveMs: number;
+}
+
+/** `deploy receive` with the stream on a pipe (as sshd gives it), and its report. */
+async function receiveThroughPipe(app: Awaited<ReturnType<typeof startAppliance>>, stream: string) {
+  const child = Bun.spawn(
+    ["sh", "-c", 'cat "$0" | exec "$1" deploy receive --config "$2"', stream, app.binary, app.config.dir],
+    { stdout: "pipe", stderr: "pipe", env: { ...process.env, AXE_DEPLOY_WHO: "bench" } },
+  );
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  const report = reportOf(stdout);
+  if (code !== 0 || !report) throw new Error(`deploy failed (exit ${code}): ${stderr}`);
+  return report;
+}
+
+/** The peer of the verify step: hashing the same binary once, from the page cache, in the same round. */
+function sha256sumMs(file: string): number {
+  const t0 = performance.now();
+  const run = Bun.spawnSync(["sha256sum", file], { stdout: "pipe" });
+  if (run.exitCode !== 0) throw new Error("sha256sum failed");
+  return performance.now() - t0;
+}
+
 /** Stops the standby color and waits until the proxy no longer counts on it. */
 async function singleProcess(app: Awaited<ReturnType<typeof startAppliance>>): Promise<void> {
   const standby = other((await proxyStatus(app.socket)).live);
@@ -45,6 +87,7 @@ async function singleProcess(app: Awaited<ReturnType<typeof startAppliance>>): P
 async function main() {
   const app = await startAppliance();
   const samples: Record<"blue/green" | "in-place", Sample[]> = { "blue/green": [], "in-place": [] };
+  const receiver: ReceiverFigures[] = [];
   let n = 0;
   try {
     const first = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(`9.0.${n++}`)))
@@ -60,10 +103,15 @@ async function main() {
         await Bun.sleep(300);
         const t0 = performance.now();
         if (method === "blue/green") {
-          const run = await runAppliance(app, ["deploy", "receive"], stream).done;
-          if (run.code !== 0) throw new Error(`deploy failed: ${run.stderr}`);
+          const report = await receiveThroughPipe(app, stream);
+          const figures = {
+            verifyMs: report.steps.find((step) => step.step === "verify")!.ms,
+            sha256sumMs: sha256sumMs(release.binary),
+            receiveToLiveMs: report.receiveToSwitchMs!,
+          };
+          receiver.push(figures);
           console.log(
-            `  blue/green ${release.manifest.version}: receive-to-switch ${run.report!.receiveToSwitchMs} ms, total ${run.report!.totalMs} ms`,
+            `  blue/green ${release.manifest.version} (${(release.manifest.size / 1e6).toFixed(0)} MB): verify ${figures.verifyMs} ms (sha256sum ${figures.sha256sumMs.toFixed(0)} ms), receive->live ${figures.receiveToLiveMs} ms; ${report.steps.map((step) => `${step.step} ${step.ms}`).join(", ")}`,
           );
         } else {
           // the peer: install the same way, then restart the live color in place and wait for it
@@ -108,6 +156,11 @@ async function main() {
     `\nmedian time to the new release: blue/green ${bgMs.toFixed(0)} ms, in-place ${ipMs.toFixed(0)} ms (ratio ${(bgMs / ipMs).toFixed(2)})`,
   );
   console.log(`failed requests: blue/green ${failed(bg)} of ${total(bg)}, in-place ${failed(ip)} of ${total(ip)}`);
+  const verify = median(receiver.map((r) => r.verifyMs));
+  const sum = median(receiver.map((r) => r.sha256sumMs));
+  console.log(
+    `median verify ${verify} ms against sha256sum ${sum.toFixed(0)} ms (ratio ${(verify / sum).toFixed(2)}); median receive->live ${median(receiver.map((r) => r.receiveToLiveMs))} ms`,
+  );
 }
 
 await main();

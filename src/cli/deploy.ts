@@ -5,6 +5,7 @@ import { loadFleet } from "../config/customers.ts";
 import { loadConfig } from "../config/load.ts";
 import type { PushResult } from "../deploy/push.ts";
 import type { RunOutcome } from "../deploy/receive.ts";
+import type { StepReport } from "../deploy/steps.ts";
 import {
   CONFIG_OPTION,
   type Command,
@@ -43,18 +44,22 @@ async function buildReleaseFromSource(): Promise<string> {
 
 const pushCommand: Command = {
   name: "push",
-  summary: "send a release to a customer's machine over ssh and print the receiver's report",
-  usage: "--to CUSTOMER | --all [--release DIR] [--customers FILE] [--ssh-config FILE] [--json]",
+  summary: "send a release to a customer's machine over ssh and print the receiver's steps as they end",
+  usage: "--to CUSTOMER | --all [--release DIR] [--force] [--customers FILE] [--ssh-config FILE] [--json]",
   details: `
 Looks up the machine and ssh_user in customers.yaml, checks the release's signature against
-release_public_key, and streams it into \`ssh USER@MACHINE deploy receive\` (the machine's forced
-command). Without --release, builds one from this checkout (npm run release, key from
-$AXE_RELEASE_KEY_FILE). --all goes customer by customer and stops at the first failure.
-A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
+release_public_key and its binary against the signed sha256 (before anything is sent), and
+streams it into \`ssh USER@MACHINE deploy receive\` (the machine's forced command), printing
+each of the receiver's steps as it ends. Without --release, builds one from this checkout (npm
+run release, key from $AXE_RELEASE_KEY_FILE). --all goes customer by customer and stops at the
+first failure. A machine refuses the release it already runs live (both colors would run it,
+with nothing to roll back to) unless --force. A progress bar is drawn when stderr is a
+terminal. Exit 6 when a deploy fails or is refused.`,
   options: {
     to: { type: "string", value: "CUSTOMER", description: "the customer whose machine gets the release" },
     all: { type: "boolean", description: "every customer in customers.yaml order, stopping at the first failure" },
     release: { type: "string", value: "DIR", description: "a release directory from `npm run release`" },
+    force: { type: "boolean", description: "deploy even where this release is already live" },
     customers: { type: "string", value: "FILE", description: "the fleet file (default: ./customers.yaml)" },
     "ssh-config": {
       type: "string",
@@ -71,39 +76,60 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
         `${inv.path}: give exactly one of --to CUSTOMER and --all`,
         `see '${inv.path} --help'`,
       );
-    const { describeRelease, findCustomer, loadRelease, progressBar, pushRelease, renderReport } = await import(
-      "../deploy/push.ts"
-    );
+    const [{ describeRelease, findCustomer, loadRelease, progressBar, pushRelease }, text] = await Promise.all([
+      import("../deploy/push.ts"),
+      import("../deploy/report-text.ts"),
+    ]);
     const fleet = loadFleet(resolve(stringFlag(inv, "customers") ?? "customers.yaml"));
     const names = to ? [findCustomer(fleet, to).name] : fleet.customers.map((c) => c.name);
     const release = await loadRelease(fleet, stringFlag(inv, "release") ?? (await buildReleaseFromSource()));
     const sshConfig = stringFlag(inv, "ssh-config") ?? (process.env.AXE_SSH_CONFIG || undefined);
-    const results = [];
+    const human = !inv.values.json;
+    const results: PushResult[] = [];
     for (const customer of names) {
-      if (!inv.values.json) process.stderr.write(`pushing ${describeRelease(release)} to ${customer}\n`);
-      const progress = process.stderr.isTTY ? progressBar((s) => process.stderr.write(s)) : undefined;
+      if (human) process.stderr.write(`pushing ${describeRelease(release)} to ${customer}\n`);
+      const progress = human && process.stderr.isTTY ? progressBar((s) => process.stderr.write(s)) : undefined;
+      let streamed = 0;
       const result = await pushRelease({
         fleet,
         customer,
         release,
+        force: inv.values.force === true,
         ...(sshConfig ? { sshConfig } : {}),
         ...(progress ? { progress } : {}),
+        onStep: (step) => {
+          streamed++;
+          if (human) process.stdout.write(text.renderStep(step));
+        },
       }).catch(
         (error: Error): PushResult => ({
           customer,
           machine: findCustomer(fleet, customer).machine,
           ok: false,
-          stderr: error.message,
+          stderr: "",
+          error: { message: error.message, ...(error instanceof AppError && error.hint ? { hint: error.hint } : {}) },
         }),
       );
       results.push(result);
-      if (!inv.values.json) process.stdout.write(renderReport(result));
+      if (human && result.report) {
+        // an older receiver sends its steps only with the report
+        const late = result.report.steps.slice(streamed).map(text.renderStep).join("");
+        process.stdout.write(
+          `${late}${result.customer} (${result.machine}): ${text.renderOutcome(result.report)}${text.renderHint(result.report)}`,
+        );
+      }
       if (!result.ok) break;
     }
-    if (inv.values.json)
+    if (!human)
       process.stdout.write(
         `${JSON.stringify(
-          results.map(({ customer, machine, ok, report }) => ({ customer, machine, ok, report })),
+          results.map(({ customer, machine, ok, report, error }) => ({
+            customer,
+            machine,
+            ok,
+            ...(report ? { report } : {}),
+            ...(error ? { error } : {}),
+          })),
           null,
           2,
         )}\n`,
@@ -111,13 +137,10 @@ A progress bar is drawn when stderr is a terminal. Exit 6 when a deploy fails.`,
     const failed = results.find((r) => !r.ok);
     if (!failed) return 0;
     const skipped = names.slice(results.length);
-    const why = failed.report?.error
-      ? ` at step ${failed.report.error.message}`
-      : failed.report
-        ? ""
-        : `: ${failed.stderr}`;
+    // the reason was printed once already: on the receiver's FAIL line, or here when there is no report
+    const reason = failed.error ? `: ${failed.error.message}` : "";
     process.stderr.write(
-      `error: deploy to ${failed.customer} failed${why}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n`,
+      `error: deploy to ${failed.customer} failed${reason}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n${failed.error?.hint ? `hint: ${failed.error.hint}\n` : ""}`,
     );
     return 6;
   },
@@ -131,13 +154,14 @@ export const releaseInitCommand: Command = {
   details: `
 Writes DIR/release.key (PKCS8 PEM, mode 0600; keep it off the customer machines) and
 DIR/release.pub (SPKI PEM). Put the public key into customers.yaml as release_public_key, and
-sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to overwrite a key.`,
+sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to overwrite a key
+(exit 5, as every key error).`,
   options: { out: { type: "string", value: "DIR", description: "directory for release.key and release.pub" } },
   run: async (inv) => {
     const out = resolve(stringFlag(inv, "out", true));
     const keyFile = join(out, "release.key");
     if (existsSync(keyFile))
-      throw new DeployError(
+      throw new (await import("../frame/crypto/errors.ts")).KeyError(
         "RELEASE_KEY_EXISTS",
         `${keyFile} exists; a release key is never overwritten`,
         "choose another --out, or remove the old key on purpose",
@@ -183,15 +207,40 @@ async function tailscaleIdentity(ip: string): Promise<string | undefined> {
   }
 }
 
-/** Prints the JSON report; a failure also gets its one-line reason on stderr and exit 6. */
-function finish(outcome: RunOutcome): number {
-  process.stdout.write(`${JSON.stringify(outcome.report, null, 2)}\n`);
-  if (outcome.report.ok) return 0;
-  const error = outcome.error;
-  process.stderr.write(
-    `error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`,
-  );
-  return 6;
+/**
+ * How a receiver or rollback talks: JSON lines on a pipe (`deploy push` reads them, one per step
+ * as it ends, then the report), a table on a terminal; `json` prints the whole report at the end.
+ */
+async function reporter(mode: "lines" | "table" | "json") {
+  const [text, { NO_RELEASE_SENT }] = await Promise.all([
+    import("../deploy/report-text.ts"),
+    import("../deploy/steps.ts"),
+  ]);
+  const out = (line: string) => process.stdout.write(line);
+  return {
+    onStep: (step: StepReport) =>
+      mode === "lines"
+        ? out(`${JSON.stringify({ type: "step", ...step })}\n`)
+        : mode === "table"
+          ? out(text.renderStep(step))
+          : undefined,
+    /** The report and the exit code: 0, or 6 when the run failed (nothing sent is not a failure). */
+    finish(outcome: RunOutcome): number {
+      const report = outcome.report;
+      if (mode === "lines") out(`${JSON.stringify({ type: "report", ...report })}\n`);
+      else if (mode === "json") out(`${JSON.stringify(report, null, 2)}\n`);
+      else out(text.renderOutcome(report) + text.renderHint(report));
+      if (report.ok || report.nothingDone === NO_RELEASE_SENT) return 0;
+      // on a terminal the table already said it; on a pipe (ssh) stderr is the human's copy
+      if (mode !== "table") {
+        const error = outcome.error;
+        process.stderr.write(
+          `error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`,
+        );
+      }
+      return 6;
+    },
+  };
 }
 
 const WHO: Option = {
@@ -207,20 +256,25 @@ export const deployCommand: Command = {
     {
       name: "receive",
       summary: "read a signed release on stdin, stage it on the passive color, gate, switch",
-      usage: "[--config DIR] [--who NAME] [--allow-downgrade] [--release DIR] < release-stream",
+      usage: "[--config DIR] [--who NAME] [--force] [--allow-downgrade] [--release DIR] < release-stream",
       details: `
 Meant as the SSH forced command of the deploy key (see docs/operations.md). Verifies the
 signature (customers.yaml release_public_key), target and sha256 before anything runs, and
 refuses a release whose signed sequence is older than the newest that has gone live here (a
 release signed before sequences counts as 0); then: lock, install, --version, migrate, restart
-the passive color, health, MCP check, switch, drain, keep the old color warm. Prints a JSON
-report; every step is also appended to {data_dir}/state/deploy-journal.jsonl. Exit 6 when a
-step fails: the live color keeps serving. --allow-downgrade takes an older release anyway (the
-journal says so); it is never passed through the deploy key's forced command, so run it on the
-machine, with --release DIR (a directory from \`npm run release\`) instead of stdin.`,
+the passive color, health, MCP check, switch, drain, keep the old color warm. Every step is
+appended to {data_dir}/state/deploy-journal.jsonl and written out as it ends: a JSON line per
+step and then the report (a table on a terminal). Refuses the release that is already live
+(both colors would run it, with nothing to roll back to) unless --force, or \`deploy push
+--force\`. A connection that sends nothing (\`ssh machine true\`) is journaled as "no release
+sent" and exits 0. Exit 6 when a step fails or the release is refused: the live color keeps
+serving. --allow-downgrade takes an older release anyway (the journal says so); it is never
+passed through the deploy key's forced command, so run it on the machine, with --release DIR
+(a directory from \`npm run release\`) instead of stdin.`,
       options: {
         config: CONFIG_OPTION,
         who: WHO,
+        force: { type: "boolean", description: "deploy it even when this release is already live" },
         "allow-downgrade": {
           type: "boolean",
           description: "accept a release older than the newest that has gone live here (journaled)",
@@ -236,15 +290,19 @@ machine, with --release DIR (a directory from \`npm run release\`) instead of st
             "run `axe-appliance deploy push` on the operator's machine instead, or pass --release DIR",
           );
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const { receiveRelease } = await import("../deploy/receive.ts");
-        return finish(
+        const [{ receiveRelease }, { readAhead, streamReleaseDir }] = await Promise.all([
+          import("../deploy/receive.ts"),
+          import("../deploy/release-stream.ts"),
+        ]);
+        const out = await reporter(process.stdout.isTTY ? "table" : "lines");
+        return out.finish(
           await receiveRelease({
             config,
-            input: dir
-              ? (await import("../deploy/release-stream.ts")).streamReleaseDir(resolve(dir))
-              : (Bun.stdin.stream() as unknown as AsyncIterable<Uint8Array>),
+            input: dir ? streamReleaseDir(resolve(dir)) : readAhead(0),
             who: await whoFrom(inv),
             allowDowngrade: inv.values["allow-downgrade"] === true,
+            force: inv.values.force === true,
+            onStep: out.onStep,
           }),
         );
       },
@@ -253,15 +311,21 @@ machine, with --release DIR (a directory from \`npm run release\`) instead of st
     {
       name: "rollback",
       summary: "switch back to the warm standby color (restarting its release if it is down)",
-      usage: "[--config DIR] [--who NAME]",
-      options: { config: CONFIG_OPTION, who: WHO },
-      run: async (inv) =>
-        finish(
+      usage: "[--config DIR] [--who NAME] [--json]",
+      details: `
+Prints each step as it ends (lock, standby, health, mcp, switch, drain, standby), then the
+outcome; --json prints the report instead. Exit 6 when a step fails: the live color keeps serving.`,
+      options: { config: CONFIG_OPTION, who: WHO, json: JSON_OPTION },
+      run: async (inv) => {
+        const out = await reporter(inv.values.json ? "json" : "table");
+        return out.finish(
           await (await import("../deploy/rollback.ts")).rollback({
             config: loadConfig({ dir: stringFlag(inv, "config") }),
             who: await whoFrom(inv),
+            onStep: out.onStep,
           }),
-        ),
+        );
+      },
     },
     {
       name: "units",

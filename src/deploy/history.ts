@@ -7,6 +7,7 @@ import type { JournalEntry } from "./journal.ts";
 import { type DeployLockStatus, inspectDeployLock } from "./lock.ts";
 import { journalFor, lockFileFor } from "./receive.ts";
 import { listReleases } from "./releases.ts";
+import { oneLine } from "./report-text.ts";
 
 export interface DeployStatus {
   live?: string;
@@ -64,6 +65,8 @@ export interface HistoryRow {
   ok?: boolean;
   failedStep?: string;
   error?: string;
+  /** The run changed nothing on purpose (no release sent, already live): not a failed deploy. */
+  nothingDone?: string;
   totalMs?: number;
   steps: Array<{ step: string; ok: boolean; ms: number }>;
 }
@@ -91,6 +94,7 @@ export function deployHistory(config: Config): HistoryRow[] {
 function endRow(row: HistoryRow, entry: JournalEntry): void {
   row.ok = entry.ok === true;
   row.totalMs = Number(entry.totalMs);
+  if (typeof entry.nothingDone === "string") row.nothingDone = entry.nothingDone;
   const error = entry.error as { step?: string; message?: string } | undefined;
   if (error) {
     row.failedStep = error.step;
@@ -100,10 +104,18 @@ function endRow(row: HistoryRow, entry: JournalEntry): void {
 
 export function renderHistory(rows: HistoryRow[]): string {
   if (!rows.length) return "no deploys yet\n";
+  // one row per run, whatever its error says (a multi-line message is joined with " / ")
   return `${rows
     .map((r) => {
-      const outcome = r.ok === undefined ? "INTERRUPTED" : r.ok ? "ok" : `FAILED at ${r.failedStep}: ${r.error}`;
-      return `${r.started}  ${r.action.padEnd(8)}  ${(r.release ?? "?").padEnd(28)}  ${r.who}  ${outcome}${r.totalMs ? `  (${r.totalMs} ms)` : ""}`;
+      const outcome =
+        r.ok === undefined
+          ? "INTERRUPTED"
+          : r.ok
+            ? "ok"
+            : r.nothingDone
+              ? `nothing done: ${r.nothingDone}`
+              : `FAILED at ${r.failedStep}: ${oneLine(r.error ?? "?")}`;
+      return `${r.started}  ${r.action.padEnd(8)}  ${(r.release ?? "?").padEnd(28)}  ${oneLine(r.who)}  ${outcome}${r.totalMs ? `  (${r.totalMs} ms)` : ""}`;
     })
     .join("\n")}\n`;
 }

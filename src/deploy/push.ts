@@ -1,18 +1,19 @@
 /**
  * `deploy push`: the operator's side. Looks the customer's machine up in customers.yaml, checks
- * the release's signature against the pinned key (so a wrong key fails here, not over there),
- * streams header and binary into `ssh user@machine deploy receive` (the machine's forced command)
- * with a progress bar on a terminal, and returns the receiver's JSON report.
+ * the release before anything is sent (the signature against the pinned key, the binary against
+ * the signed sha256, so a wrong key or a damaged copy fails here, not over there), streams header
+ * and binary into `ssh user@machine deploy receive` (the machine's forced command) with a
+ * progress bar on a terminal, and hands on each of the receiver's steps as it ends.
  */
-import { createReadStream } from "node:fs";
+import { createReadStream, statSync } from "node:fs";
 import type { Customer, Fleet } from "../config/customers.ts";
 import { DeployError } from "../lib/errors.ts";
 import { type ProgramExit, runProgram } from "../lib/program.ts";
 import { releaseSequence } from "./manifest.ts";
-import { type ReleaseDir, readReleaseDir } from "./release-dir.ts";
-import { encodeReleaseHeader } from "./release-stream.ts";
+import { type ReleaseDir, readReleaseDir, sha256File } from "./release-dir.ts";
+import { CHUNK_BYTES, encodeReleaseHeader } from "./release-stream.ts";
 import { verifyManifest } from "./sign.ts";
-import type { RunReport } from "./steps.ts";
+import type { RunReport, StepReport } from "./steps.ts";
 
 export interface PushOptions {
   fleet: Fleet;
@@ -20,8 +21,12 @@ export interface PushOptions {
   release: ReleaseDir;
   /** An ssh_config file (ssh -F), e.g. for Tailscale names or tests. */
   sshConfig?: string;
+  /** Deploy even when the machine already runs this release live. */
+  force?: boolean;
   /** Progress output (a terminal); nothing is drawn without it. */
   progress?: (sent: number, total: number) => void;
+  /** Each receiver step as it ends. */
+  onStep?: (step: StepReport) => void;
 }
 
 export interface PushResult {
@@ -31,6 +36,8 @@ export interface PushResult {
   report?: RunReport;
   /** The receiver's stderr (its one-line error and hint) or ssh's. */
   stderr: string;
+  /** Why there is no report (ssh failed, the release could not be sent). */
+  error?: { message: string; hint?: string };
 }
 
 export function findCustomer(fleet: Fleet, name: string): Customer {
@@ -43,7 +50,7 @@ export function findCustomer(fleet: Fleet, name: string): Customer {
   return customer;
 }
 
-/** Reads DIR and checks its signature against the fleet's pinned key. */
+/** Reads DIR, checks its signature against the fleet's pinned key and its binary against the signed size and sha256. */
 export async function loadRelease(fleet: Fleet, dir: string): Promise<ReleaseDir> {
   const release = readReleaseDir(dir);
   await verifyManifest(release.jws, fleet.releasePublicKey).catch((error: Error) => {
@@ -53,6 +60,14 @@ export async function loadRelease(fleet: Fleet, dir: string): Promise<ReleaseDir
       "sign it with the key whose public half is release_public_key",
     );
   });
+  const { size, sha256 } = release.manifest;
+  const actual = statSync(release.binary).size === size ? sha256File(release.binary) : undefined;
+  if (actual !== sha256)
+    throw new DeployError(
+      "PUSH_SHA256",
+      `push: ${release.binary} does not match its signed manifest (${actual ? `sha256 ${actual}, signed ${sha256}` : `${statSync(release.binary).size} bytes, signed ${size}`}); the machines would refuse it after the upload`,
+      "build the release again with `npm run release`, or copy the whole release directory again",
+    );
   return release;
 }
 
@@ -75,7 +90,11 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
     "receive",
   ];
   const { code, stdout, stderr } = await runProgram(["ssh", ...args], {
-    stdin: releaseStream(options.release, options.progress),
+    stdin: releaseStream(options.release, options.force === true, options.progress),
+    onStdoutLine: (line) => {
+      const message = parseLine(line);
+      if (message?.type === "step") options.onStep?.(message.step);
+    },
   }).catch(
     (error: Error): Pick<ProgramExit, "code" | "stdout" | "stderr"> => ({
       code: 255,
@@ -83,12 +102,7 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
       stderr: error.message,
     }),
   );
-  let report: RunReport | undefined;
-  try {
-    report = JSON.parse(stdout) as RunReport;
-  } catch {
-    report = undefined;
-  }
+  const report = reportIn(stdout);
   if (!report && code !== 0)
     throw new DeployError(
       "PUSH_SSH",
@@ -104,12 +118,44 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
   };
 }
 
+type ReceiverLine = { type: "step"; step: StepReport } | { type: "report"; report: RunReport };
+
+/** One of the receiver's JSON lines: a step as it ended, or the report at the end. */
+function parseLine(line: string): ReceiverLine | undefined {
+  let value: { type?: unknown } & Record<string, unknown>;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const { type, ...rest } = value ?? {};
+  if (type === "step" && typeof rest.step === "string") return { type, step: rest as unknown as StepReport };
+  if (type === "report" && Array.isArray(rest.steps)) return { type, report: rest as unknown as RunReport };
+  return undefined;
+}
+
+/** The report: the receiver's last line, or (an older receiver) its whole output as one JSON document. */
+function reportIn(stdout: string): RunReport | undefined {
+  for (const line of stdout.trim().split("\n").reverse()) {
+    const message = parseLine(line);
+    if (message?.type === "report") return message.report;
+  }
+  try {
+    const whole = JSON.parse(stdout) as RunReport;
+    return Array.isArray(whole?.steps) ? whole : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Header, then the binary, read as ssh takes it (no more than one chunk ahead). When the receiver
- * refuses early and closes its end, ssh stops reading and the rest is never sent: its report says why.
+ * Header, then the binary in large reads, read as ssh takes it (no more than one chunk ahead).
+ * When the receiver refuses early and closes its end, ssh stops reading and the rest is never
+ * sent: its report says why.
  */
 function releaseStream(
   release: ReleaseDir,
+  force: boolean,
   progress?: (sent: number, total: number) => void,
 ): ReadableStream<Uint8Array> {
   const total = release.manifest.size;
@@ -118,10 +164,10 @@ function releaseStream(
   return new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        controller.enqueue(encodeReleaseHeader(release.jws));
+        controller.enqueue(encodeReleaseHeader(release.jws, force ? { force } : {}));
       },
       async pull(controller) {
-        chunks ??= createReadStream(release.binary, { highWaterMark: 1 << 20 })[Symbol.asyncIterator]();
+        chunks ??= createReadStream(release.binary, { highWaterMark: CHUNK_BYTES })[Symbol.asyncIterator]();
         const next = await chunks.next();
         if (next.done) return controller.close();
         sent += next.value.length;
@@ -149,19 +195,4 @@ export function progressBar(write: (s: string) => void): (sent: number, total: n
       `\r[${"#".repeat(filled)}${"-".repeat(20 - filled)}] ${String(percent).padStart(3)}%  ${mb(sent)}/${mb(total)} MB${sent >= total ? "\n" : ""}`,
     );
   };
-}
-
-/** A short human summary of a receiver's report. */
-export function renderReport(result: PushResult): string {
-  const r = result.report;
-  if (!r) return `${result.customer}: no report\n${result.stderr}\n`;
-  const lines = [
-    `${result.customer} (${result.machine}): ${r.action} ${r.release ?? "?"} ${r.ok ? "ok" : "FAILED"}${r.color ? `, ${r.color} is ${r.ok ? "live" : "not live"}` : ""} in ${r.totalMs} ms`,
-  ];
-  for (const step of r.steps)
-    lines.push(
-      `  ${step.ok ? "ok  " : "FAIL"}  ${step.step.padEnd(8)} ${String(step.ms).padStart(6)} ms  ${step.ok ? (step.detail ?? "") : step.error}`,
-    );
-  if (!r.ok && result.stderr) lines.push(result.stderr);
-  return `${lines.join("\n")}\n`;
 }

@@ -7,10 +7,14 @@
  * Nothing from the stream runs before `verify` passes, which also refuses a release older than
  * the newest that went live here (release-floor.ts) unless `allowDowngrade`. Until `switch`
  * succeeds the live color is never touched; a failure before it puts the passive color back on
- * its previous release.
+ * its previous release. Two runs change nothing on purpose and say so (`nothingDone`), never as
+ * a failed deploy: a connection that sends no byte (no release sent), and the release that is
+ * already live (refused unless forced: deploying it again would leave both colors on it and
+ * nothing to roll back to).
  */
 import { rmSync } from "node:fs";
 import type { Config } from "../config/load.ts";
+import { DeployError } from "../lib/errors.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { ServiceBackend } from "../services/backend.ts";
@@ -19,12 +23,12 @@ import { linkCurrent } from "../services/unit-paths.ts";
 import { type Color, other, pointColor, readColors } from "./colors.ts";
 import { DeployJournal } from "./journal.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
-import { releaseSequence } from "./manifest.ts";
+import { type Manifest, releaseSequence } from "./manifest.ts";
 import { checkNotOlder, raiseFloor, readFloor } from "./release-floor.ts";
-import { readRelease, type VerifiedRelease } from "./release-stream.ts";
+import { readRelease, unlessEmpty, type VerifiedRelease } from "./release-stream.ts";
 import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
 import { runBinary } from "./run-binary.ts";
-import { type RunReport, StepRunner } from "./steps.ts";
+import { ALREADY_LIVE, NO_RELEASE_SENT, type RunReport, type StepReport, StepRunner } from "./steps.ts";
 import { finishSwitch, gateAndSwitch, restoreColor } from "./switch.ts";
 
 export interface ReceiveOptions {
@@ -34,6 +38,10 @@ export interface ReceiveOptions {
   who: string;
   /** Accept a release older than the newest that went live here (never through the deploy key's forced command). */
   allowDowngrade?: boolean;
+  /** Deploy the release even when it is already live (also asked for by the stream's request). */
+  force?: boolean;
+  /** Hears each step as it ends, for the operator watching the push. */
+  onStep?: (step: StepReport) => void;
   backend?: ServiceBackend;
 }
 
@@ -55,8 +63,14 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
   const { config } = options;
   const data = config.paths.data;
   const backend = options.backend ?? serviceBackend(config);
-  const runner = new StepRunner(journalFor(config), "deploy", options.who);
+  const input = await unlessEmpty(options.input);
+  const runner = new StepRunner(journalFor(config), "deploy", options.who, options.onStep);
+  if (!input) {
+    runner.report.nothingDone = NO_RELEASE_SENT;
+    return { report: runner.finish(false) };
+  }
   const socket = proxySettings(config).adminSocket;
+  let forced = "";
   let lock: HeldLock | undefined;
   let restore: (() => Promise<void>) | undefined;
   let staged: string | undefined;
@@ -64,15 +78,21 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     let verified!: VerifiedRelease;
     await runner.step("verify", async () => {
       staged = stagingPath(data);
-      verified = await readRelease(options.input, {
+      verified = await readRelease(input, {
         publicPem: config.fleet.releasePublicKey,
         maxBytes: config.appliance.deploy.max_release_bytes,
         stagingFile: staged,
         floor: readFloor(data),
         allowDowngrade: options.allowDowngrade ?? false,
+        check: async (manifest, request) => {
+          runner.report.release = manifest.version;
+          const live = await alreadyLive(config, manifest);
+          if (!live) return;
+          if (!options.force && !request.force) throw alreadyLiveError(manifest, live);
+          forced = `; forced: ${manifest.version} was already live on ${live.color}`;
+        },
       });
-      runner.report.release = verified.manifest.version;
-      const checked = `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit}, sequence ${releaseSequence(verified.manifest)})`;
+      const checked = `signature, target ${verified.manifest.target} and sha256 verified (${verified.manifest.size} bytes, commit ${verified.manifest.commit}, sequence ${releaseSequence(verified.manifest)})${forced}`;
       return verified.downgrade ? `${checked}; ${verified.downgrade}` : checked;
     });
     const release = verified.manifest.version;
@@ -130,6 +150,7 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     });
     return { report: runner.finish(true) };
   } catch (error) {
+    if ((error as DeployError).code === "RELEASE_ALREADY_LIVE") runner.report.nothingDone = ALREADY_LIVE;
     if (staged) rmSync(staged, { force: true }); // verified but never installed (e.g. refused at the lock)
     if (restore) {
       const undo = restore;
@@ -144,4 +165,31 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
   } finally {
     lock?.release();
   }
+}
+
+/** The live color, when it already runs this release (by the proxy's live color and colors.json). */
+async function alreadyLive(
+  config: Config,
+  manifest: Manifest,
+): Promise<{ color: Color; standby?: string } | undefined> {
+  const live = await proxyStatus(proxySettings(config).adminSocket).then(
+    (status) => status.live,
+    () => undefined, // no proxy: the start step says so
+  );
+  if (!live) return undefined;
+  const colors = readColors(config.paths.data);
+  if (colors[live]?.version !== manifest.version) return undefined;
+  const standby = colors[other(live)]?.version;
+  return { color: live, ...(standby ? { standby } : {}) };
+}
+
+function alreadyLiveError(manifest: Manifest, live: { color: Color; standby?: string }): DeployError {
+  const rollback = live.standby
+    ? `${other(live.color)} keeps ${live.standby} for rollback`
+    : `${other(live.color)} runs no release yet`;
+  return new DeployError(
+    "RELEASE_ALREADY_LIVE",
+    `verify: release ${manifest.version} is already live on ${live.color}; deploying it again would put it on both colors and leave nothing to roll back to (${rollback}); nothing was installed or run`,
+    "push a newer release; to deploy this one again on purpose (e.g. to replace a broken standby), push with --force",
+  );
 }

@@ -3,7 +3,17 @@
  * binary), DIR/release.jws (the signed manifest) and DIR/manifest.json (a readable copy).
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
 import { type Manifest, parseManifest, RELEASE_FORMAT, type ReleaseTarget, sequenceAt } from "./manifest.ts";
@@ -20,8 +30,17 @@ export interface ReleaseDir {
   manifest: Manifest;
 }
 
+/** The file's sha256, read in large chunks (a 111 MB binary is a few dozen reads, never all in memory). */
 export function sha256File(file: string): string {
-  return createHash("sha256").update(readFileSync(file)).digest("hex");
+  const hash = createHash("sha256");
+  const fd = openSync(file, "r");
+  try {
+    const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+    for (let n = readSync(fd, buffer); n > 0; n = readSync(fd, buffer)) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest("hex");
 }
 
 export interface WriteReleaseOptions {

@@ -1,15 +1,22 @@
 /**
  * The release stream that `deploy push` writes to ssh and `deploy receive` reads on stdin:
  *
+ *   ["AXEOPT1\n" | uint32 length | request JSON]   only when the operator asks for something (--force)
  *   "AXEREL1\n" | uint32 big-endian length | signed manifest (compact JWS) | binary (manifest.size bytes)
  *
  * Reading verifies in order: framing, signature and key, manifest, target, not older than the
- * release floor (release-floor.ts), size bound; only then
- * the binary is streamed to a staging file (never executable) while hashing; truncation, trailing
- * bytes and a sha256 mismatch are refused. Nothing from the stream runs before all of this passes.
+ * release floor (release-floor.ts), size bound, the caller's check (e.g. "already live"); only
+ * then the binary is streamed to a staging file (never executable) while hashing, in large reads;
+ * truncation, trailing bytes and a sha256 mismatch are refused. Nothing from the stream runs
+ * before all of this passes. A stream that carries no byte at all (`ssh machine true`) is "no
+ * release sent", not a bad release.
+ *
+ * The request is not signed: it may only ask for what the holder of the deploy key could do
+ * anyway with a signed release (re-deploy the release that is live), never skip a check.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, createReadStream, fsyncSync, openSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, createReadStream, fsyncSync, openSync, read, rmSync, write } from "node:fs";
+import { z } from "zod";
 import { DeployError } from "../lib/errors.ts";
 import { type Manifest, runningTarget } from "./manifest.ts";
 import { readReleaseDir } from "./release-dir.ts";
@@ -17,16 +24,80 @@ import { checkNotOlder, type ReleaseFloor } from "./release-floor.ts";
 import { verifyManifest } from "./sign.ts";
 
 export const MAGIC = new TextEncoder().encode("AXEREL1\n");
+export const REQUEST_MAGIC = new TextEncoder().encode("AXEOPT1\n");
 const MAX_HEADER_BYTES = 64 * 1024;
+const MAX_REQUEST_BYTES = 4096;
+/** Reads and writes of the binary: large, so 111 MB is a few dozen system calls and hash updates. */
+export const CHUNK_BYTES = 4 * 1024 * 1024;
 
-/** The bytes that precede the binary. */
-export function encodeReleaseHeader(jws: string): Uint8Array {
-  const body = new TextEncoder().encode(jws);
-  const out = new Uint8Array(MAGIC.length + 4 + body.length);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(MAGIC.length, body.length, false);
-  out.set(body, MAGIC.length + 4);
+/** What the operator asked for with this push (unsigned: see the module comment). */
+const RequestSchema = z.strictObject({ force: z.boolean().optional() });
+export type ReleaseRequest = z.output<typeof RequestSchema>;
+
+function framed(magic: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(magic.length + 4 + body.length);
+  out.set(magic, 0);
+  new DataView(out.buffer).setUint32(magic.length, body.length, false);
+  out.set(body, magic.length + 4);
   return out;
+}
+
+/** The bytes that precede the binary (with the request first, when it asks for anything). */
+export function encodeReleaseHeader(jws: string, request: ReleaseRequest = {}): Uint8Array {
+  const header = framed(MAGIC, new TextEncoder().encode(jws));
+  if (!request.force) return header;
+  const options = framed(REQUEST_MAGIC, new TextEncoder().encode(JSON.stringify(request)));
+  const out = new Uint8Array(options.length + header.length);
+  out.set(options, 0);
+  out.set(header, options.length);
+  return out;
+}
+
+/**
+ * A file descriptor (the receiver's stdin) as large chunks: each read asks for CHUNK_BYTES, and
+ * the next read is already under way while the caller hashes and writes the current chunk. Each
+ * chunk is a fresh buffer, so a chunk the caller still holds is never overwritten.
+ */
+export async function* readAhead(fd: number, chunkBytes = CHUNK_BYTES): AsyncGenerator<Uint8Array> {
+  const next = () => readChunk(fd, chunkBytes);
+  let pending = next();
+  for (;;) {
+    const chunk = await pending;
+    if (!chunk) return;
+    pending = next();
+    yield chunk;
+  }
+}
+
+/**
+ * The stream again, or undefined when it ends before its first byte: nobody sent a release
+ * (`ssh machine true`, a status probe with the deploy key), which is not a bad release.
+ */
+export async function unlessEmpty(source: AsyncIterable<Uint8Array>): Promise<AsyncIterable<Uint8Array> | undefined> {
+  const iterator = source[Symbol.asyncIterator]();
+  let first = await iterator.next();
+  while (!first.done && first.value.length === 0) first = await iterator.next();
+  if (first.done) return undefined;
+  const head = first.value;
+  return (async function* () {
+    yield head;
+    for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+  })();
+}
+
+async function readChunk(fd: number, size: number): Promise<Uint8Array | undefined> {
+  const buffer = Buffer.allocUnsafe(size);
+  for (;;) {
+    const got = await new Promise<number>((resolve, reject) =>
+      read(fd, buffer, 0, size, null, (error, bytes) => (error ? reject(error) : resolve(bytes))),
+    ).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === "EAGAIN") return -1; // a non-blocking descriptor with nothing yet: ask again shortly
+      throw error;
+    });
+    if (got === 0) return undefined;
+    if (got > 0) return buffer.subarray(0, got);
+    await Bun.sleep(5);
+  }
 }
 
 /** Buffered exact reads over an async byte source. */
@@ -71,6 +142,8 @@ class ByteReader {
 }
 
 export interface ReadReleaseOptions {
+  /** Runs once the manifest is verified, before the binary is read; throws to refuse (e.g. already live). */
+  check?: (manifest: Manifest, request: ReleaseRequest) => void | Promise<void>;
   publicPem: string | undefined;
   /** Refuse a binary larger than this (deploy.max_release_bytes). */
   maxBytes: number;
@@ -91,6 +164,8 @@ export interface VerifiedRelease {
   file: string;
   /** Set when an older release was let through with allowDowngrade. */
   downgrade?: string;
+  /** What the operator asked for (from the stream's request, if any). */
+  request?: ReleaseRequest;
 }
 
 const refuse = (code: string, message: string, hint?: string) =>
@@ -101,9 +176,15 @@ export async function readRelease(
   options: ReadReleaseOptions,
 ): Promise<VerifiedRelease> {
   const reader = new ByteReader(source);
-  const magic = await reader.exactly(MAGIC.length + 4);
+  let magic = await reader.exactly(MAGIC.length + 4);
   if (!magic) throw refuse("RELEASE_TRUNCATED", "the release stream ended before its header");
-  if (!MAGIC.every((b, i) => magic[i] === b))
+  let request: ReleaseRequest = {};
+  if (startsWith(magic, REQUEST_MAGIC)) {
+    request = await readRequest(reader, magic);
+    magic = await reader.exactly(MAGIC.length + 4);
+    if (!magic) throw refuse("RELEASE_TRUNCATED", "the release stream ended before its header");
+  }
+  if (!startsWith(magic, MAGIC))
     throw refuse(
       "RELEASE_FORMAT",
       "the input is not an axe release stream",
@@ -133,8 +214,34 @@ export async function readRelease(
       "RELEASE_OVERSIZED",
       `release ${manifest.version} is ${manifest.size} bytes, over deploy.max_release_bytes (${options.maxBytes})`,
     );
+  await options.check?.(manifest, request);
   await stageBinary(reader, manifest, options.stagingFile);
-  return { manifest, jws, file: options.stagingFile, ...(downgrade ? { downgrade } : {}) };
+  return { manifest, jws, file: options.stagingFile, request, ...(downgrade ? { downgrade } : {}) };
+}
+
+function startsWith(bytes: Uint8Array, magic: Uint8Array): boolean {
+  return magic.every((b, i) => bytes[i] === b);
+}
+
+async function readRequest(reader: ByteReader, framing: Uint8Array): Promise<ReleaseRequest> {
+  const length = new DataView(framing.buffer, framing.byteOffset).getUint32(REQUEST_MAGIC.length, false);
+  if (length > MAX_REQUEST_BYTES)
+    throw refuse("RELEASE_FORMAT", `the push's request claims ${length} bytes (limit ${MAX_REQUEST_BYTES})`);
+  const body = await reader.exactly(length);
+  if (!body) throw refuse("RELEASE_TRUNCATED", "the release stream ended inside the push's request");
+  let parsed: ReturnType<typeof RequestSchema.safeParse>;
+  try {
+    parsed = RequestSchema.safeParse(JSON.parse(new TextDecoder().decode(body)));
+  } catch {
+    throw refuse("RELEASE_FORMAT", "the push's request is not JSON", "send it with `axe-appliance deploy push`");
+  }
+  if (!parsed.success)
+    throw refuse(
+      "RELEASE_FORMAT",
+      `the push's request is not understood here (${parsed.error.issues[0]?.message})`,
+      "this machine runs an older receiver: push without the new option, or push a release that knows it first",
+    );
+  return parsed.data;
 }
 
 async function stageBinary(reader: ByteReader, manifest: Manifest, file: string): Promise<void> {
@@ -142,6 +249,8 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
   const hash = createHash("sha256");
   let received = 0;
   let ok = false;
+  // The write of one chunk runs (on libuv's pool) while the next is hashed; one write at a time keeps the order.
+  let writing: Promise<void> = Promise.resolve();
   try {
     for (let chunk = await reader.chunk(); chunk; chunk = await reader.chunk()) {
       received += chunk.length;
@@ -151,8 +260,10 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
           `the stream carries more than the ${manifest.size} bytes the manifest declares`,
         );
       hash.update(chunk);
-      writeSync(fd, chunk);
+      await writing; // the previous chunk's write (a full disk stops the read here)
+      writing = writeAll(fd, chunk);
     }
+    await writing;
     if (received < manifest.size)
       throw refuse(
         "RELEASE_TRUNCATED",
@@ -165,6 +276,7 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
     fsyncSync(fd);
     ok = true;
   } finally {
+    await writing.catch(() => undefined);
     closeSync(fd);
     if (!ok) rmSync(file, { force: true });
   }
@@ -175,5 +287,17 @@ async function stageBinary(reader: ByteReader, manifest: Manifest, file: string)
 export async function* streamReleaseDir(dir: string): AsyncGenerator<Uint8Array> {
   const release = readReleaseDir(dir);
   yield encodeReleaseHeader(release.jws);
-  for await (const chunk of createReadStream(release.binary, { highWaterMark: 1 << 20 })) yield chunk as Buffer;
+  for await (const chunk of createReadStream(release.binary, { highWaterMark: CHUNK_BYTES })) yield chunk as Buffer;
+}
+
+function writeAll(fd: number, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const from = (offset: number) =>
+      write(fd, data, offset, data.length - offset, null, (error, written) => {
+        if (error) return reject(error);
+        if (offset + written < data.length) return from(offset + written);
+        resolve();
+      });
+    from(0);
+  });
 }

@@ -15,17 +15,19 @@ import { waitForHealth } from "./gate.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
 import { findRelease } from "./releases.ts";
-import { StepRunner } from "./steps.ts";
+import { type StepReport, StepRunner } from "./steps.ts";
 import { colorUrl, finishSwitch, gateAndSwitch } from "./switch.ts";
 
 export async function rollback(options: {
   config: Config;
   who: string;
   backend?: ServiceBackend;
+  /** Hears each step as it ends. */
+  onStep?: (step: StepReport) => void;
 }): Promise<RunOutcome> {
   const { config } = options;
   const backend = options.backend ?? serviceBackend(config);
-  const runner = new StepRunner(journalFor(config), "rollback", options.who);
+  const runner = new StepRunner(journalFor(config), "rollback", options.who, options.onStep);
   let lock: HeldLock | undefined;
   try {
     let live: Color = "blue";

@@ -41,8 +41,16 @@ export async function generateReleaseKeyPair(): Promise<ReleaseKeyPair> {
   };
 }
 
+/**
+ * A key's id: its RFC 7638 thumbprint in lower-case hex. Hex, not the thumbprint's base64url, so
+ * an id never starts with "-" and reads like a flag (`--kid -x...`) or gets cut at an underscore.
+ */
 async function keyId(publicKey: CryptoKey): Promise<string> {
-  return calculateJwkThumbprint(await exportJWK(publicKey));
+  return hexId(await calculateJwkThumbprint(await exportJWK(publicKey)));
+}
+
+function hexId(base64urlThumbprint: string): string {
+  return Buffer.from(base64urlThumbprint, "base64url").toString("hex");
 }
 
 /** The kid of an SPKI PEM public key. */
@@ -75,7 +83,7 @@ export async function signManifest(manifest: Manifest, privatePem: string): Prom
     );
   }
   const jwk = await exportJWK(key);
-  const kid = await calculateJwkThumbprint({ kty: jwk.kty!, crv: jwk.crv!, x: jwk.x! });
+  const kid = hexId(await calculateJwkThumbprint({ kty: jwk.kty!, crv: jwk.crv!, x: jwk.x! }));
   const payload = new TextEncoder().encode(JSON.stringify(parseManifest(manifest)));
   return new CompactSign(payload).setProtectedHeader({ alg: ALG, typ: TYP, kid }).sign(key);
 }
@@ -105,10 +113,12 @@ export async function verifyManifest(jws: string, publicPem: string | undefined)
       "RELEASE_SIGNATURE",
       `verify: expected an ${ALG} ${TYP} signature, got alg ${String(header.alg)} typ ${String(header.typ)}`,
     );
-  if (header.kid !== expectedKid)
+  // releases signed before ids were hex carry the base64url thumbprint: the same key
+  const signedBy = typeof header.kid === "string" && /^[\w-]{43}$/.test(header.kid) ? hexId(header.kid) : header.kid;
+  if (signedBy !== expectedKid)
     throw new DeployError(
       "RELEASE_WRONG_KEY",
-      `verify: the release is signed by key ${String(header.kid)}, but this machine trusts only ${expectedKid}`,
+      `verify: the release is signed by key ${String(signedBy)}, but this machine trusts only ${expectedKid}`,
       "sign with the key whose public half is release_public_key in customers.yaml",
     );
   let payload: Uint8Array;

@@ -7,6 +7,10 @@ import { randomBytes } from "node:crypto";
 import { AppError, DeployError } from "../lib/errors.ts";
 import type { DeployJournal } from "./journal.ts";
 
+/** `nothingDone` reasons: a connection that sent no byte, and the release that is already live (refused). */
+export const NO_RELEASE_SENT = "no release sent";
+export const ALREADY_LIVE = "already live";
+
 export interface StepReport {
   step: string;
   ok: boolean;
@@ -28,6 +32,8 @@ export interface RunReport {
   totalMs: number;
   /** Deploy only: from the first byte read to the proxy switching. */
   receiveToSwitchMs?: number;
+  /** Set when the run changed nothing on purpose (no release sent, the release is already live): not a failed deploy. */
+  nothingDone?: string;
   error?: { step: string; code: string; message: string; hint?: string };
 }
 
@@ -43,6 +49,8 @@ export class StepRunner {
     private readonly journal: DeployJournal,
     action: RunReport["action"],
     who: string,
+    /** Hears each step as it ends (the receiver streams it to the operator). */
+    private readonly onStep?: (step: StepReport) => void,
   ) {
     this.report = { ok: false, action, id: this.id, who, steps: [], totalMs: 0 };
     this.journal.append({ id: this.id, kind: "begin", action, who, pid: process.pid });
@@ -97,5 +105,6 @@ export class StepRunner {
       ...(this.report.release ? { release: this.report.release } : {}),
       ...step,
     });
+    this.onStep?.(step);
   }
 }

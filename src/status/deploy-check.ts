@@ -13,7 +13,8 @@ export function checkLastDeploy(config: Config): { lastDeploy: StatusReport["las
       check: { name: "deploy", level: "warn", summary: `deploy journal unreadable: ${(error as Error).message}` },
     };
   }
-  const last = rows[rows.length - 1];
+  // runs that changed nothing on purpose (no release sent, already live) say nothing about the machine
+  const last = rows.filter((row) => !row.nothingDone).at(-1);
   if (!last)
     return {
       lastDeploy: null,

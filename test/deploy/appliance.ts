@@ -107,6 +107,23 @@ export interface CliRun {
   report?: RunReport;
 }
 
+/** The report in a receiver's JSON lines (its last line), or a whole JSON report (`rollback --json`). */
+export function reportOf(stdout: string): RunReport | undefined {
+  for (const line of stdout.trim().split("\n").reverse()) {
+    try {
+      const { type, ...report } = JSON.parse(line) as { type?: string } & RunReport;
+      if (type === "report") return report as RunReport;
+    } catch {
+      // not a JSON line
+    }
+  }
+  try {
+    return JSON.parse(stdout) as RunReport;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Runs the compiled binary with `args`, stdin from a file. */
 export function runAppliance(app: ApplianceUnderTest, args: string[], stdinFile?: string) {
   const child = Bun.spawn([app.binary, ...args, "--config", app.config.dir], {
@@ -121,13 +138,7 @@ export function runAppliance(app: ApplianceUnderTest, args: string[], stdinFile?
       new Response(child.stderr).text(),
       child.exited,
     ]);
-    let report: RunReport | undefined;
-    try {
-      report = JSON.parse(stdout);
-    } catch {
-      report = undefined;
-    }
-    return { code, stdout, stderr, report };
+    return { code, stdout, stderr, report: reportOf(stdout) };
   })();
   return { child, done };
 }

@@ -1,11 +1,17 @@
 import { describe, expect, test } from "bun:test";
 import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadConfig } from "../../src/config/load.ts";
 import { pointColor, readColors } from "../../src/deploy/colors.ts";
+import { deployHistory, renderHistory } from "../../src/deploy/history.ts";
 import { DeployJournal } from "../../src/deploy/journal.ts";
 import { acquireDeployLock, describeLockStep, inspectDeployLock } from "../../src/deploy/lock.ts";
+import { journalFor } from "../../src/deploy/receive.ts";
 import { installRelease, listReleases, pruneReleases, stagingPath } from "../../src/deploy/releases.ts";
+import { NO_RELEASE_SENT, StepRunner } from "../../src/deploy/steps.ts";
 import { DeployError } from "../../src/lib/errors.ts";
+import { checkLastDeploy } from "../../src/status/deploy-check.ts";
+import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { raceForStaleLock } from "../lib/fixtures/lock-race.ts";
 import { compiledBinary, makeRelease } from "./fixtures.ts";
@@ -74,6 +80,38 @@ describe("deploy journal", () => {
     expect(entries.map((e) => e.kind)).toEqual(["begin", "end"]);
     expect(entries[1]!.ok).toBe(false);
     expect(statSync(journal.file).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("deploy history", () => {
+  test("one row per run when an error spans lines; a run that sent nothing is no failed deploy", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const journal = journalFor(config);
+    const good = new StepRunner(journal, "deploy", "op");
+    good.report.release = "1.0.0";
+    await good.step("verify", () => "verified");
+    good.finish(true);
+    const bad = new StepRunner(journal, "deploy", "op\nsecond line of a key comment");
+    bad.report.release = "1.0.1";
+    await bad
+      .step("migrate", () => {
+        throw new Error("db migrate failed:\nERROR:  relation exists\n  at line 3\n");
+      })
+      .catch(() => undefined);
+    bad.finish(false);
+    const rows = deployHistory(config);
+    const text = renderHistory(rows);
+    expect(text.trimEnd().split("\n").length).toBe(2);
+    expect(text).toContain("FAILED at migrate: migrate: db migrate failed: / ERROR:  relation exists / at line 3");
+
+    const nothing = new StepRunner(journal, "deploy", "op");
+    nothing.report.nothingDone = NO_RELEASE_SENT;
+    nothing.finish(false);
+    const after = renderHistory(deployHistory(config)).trimEnd().split("\n");
+    expect(after.length).toBe(3);
+    expect(after[2]).toContain("nothing done: no release sent");
+    // status looks past it: the last deploy is still the failed one, not "no release sent"
+    expect(checkLastDeploy(config).check.summary).toContain("FAILED at migrate");
   });
 });
 

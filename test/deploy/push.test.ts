@@ -74,7 +74,8 @@ describe("deploy push over ssh to the forced-command receiver", () => {
 
   test("--all goes customer by customer and stops at the first failure", async () => {
     const release = await makeRelease("3.0.0-b");
-    const all = await push(["--all", "--release", release.dir, "--ssh-config", sshConfig, "--json"]);
+    // both names lead to this one appliance, so the second push finds the release already live there
+    const all = await push(["--all", "--release", release.dir, "--ssh-config", sshConfig, "--json", "--force"]);
     if (all.code !== 0) console.error(all.stdout, all.stderr);
     expect(all.code).toBe(0);
     const results = JSON.parse(all.stdout) as Array<{ customer: string; ok: boolean; report: { release: string } }>;
@@ -92,6 +93,8 @@ describe("deploy push over ssh to the forced-command receiver", () => {
     expect(stopped.code).toBe(6);
     expect(stopped.stderr).toContain("error: deploy to axe failed: push: ssh");
     expect(stopped.stderr).toContain("not pushed: other");
+    expect((stopped.stdout + stopped.stderr).split("push: ssh").length - 1).toBe(1); // the error once
+    expect(stopped.stderr).toContain("hint: check that the machine is up on Tailscale");
     expect(deployHistory(app.config).length).toBe(before);
   }, 180_000);
 });

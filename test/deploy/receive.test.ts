@@ -72,7 +72,7 @@ describe("deploy receive, end to end", () => {
 
     const load2 = await startLoad(app);
     await Bun.sleep(300);
-    const back = await runAppliance(app, ["deploy", "rollback"]).done;
+    const back = await runAppliance(app, ["deploy", "rollback", "--json"]).done;
     await Bun.sleep(300);
     const duringRollback = await load2.stop();
     if (back.code !== 0) console.error(back.stdout, back.stderr);

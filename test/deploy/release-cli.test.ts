@@ -16,10 +16,11 @@ describe("keys release-init and npm run release", () => {
     expect(statSync(join(keys, "release.key")).mode & 0o777).toBe(0o600);
     const publicPem = readFileSync(join(keys, "release.pub"), "utf8");
     expect(init.stdout).toContain("release_public_key: |\n  -----BEGIN PUBLIC KEY-----");
-    expect(init.stdout).toContain(await publicKeyId(publicPem));
+    expect(init.stdout).toContain(`key id ${await publicKeyId(publicPem)}`);
 
+    // a key error (exit 5), not "deploy failed" (6)
     const again = await runCli(["keys", "release-init", "--out", keys]);
-    expect(again.code).toBe(6);
+    expect(again.code).toBe(5);
     expect(again.stderr).toContain("never overwritten");
 
     const out = join(tempDir("axe-release"), "r");

@@ -1,11 +1,18 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
 import type { Manifest } from "../../src/deploy/manifest.ts";
 import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
-import { encodeReleaseHeader, readRelease } from "../../src/deploy/release-stream.ts";
-import { generateReleaseKeyPair, signManifest } from "../../src/deploy/sign.ts";
+import {
+  encodeReleaseHeader,
+  type ReadReleaseOptions,
+  type ReleaseRequest,
+  readAhead,
+  readRelease,
+  unlessEmpty,
+} from "../../src/deploy/release-stream.ts";
+import { generateReleaseKeyPair, publicKeyId, signManifest, verifyManifest } from "../../src/deploy/sign.ts";
 import { DeployError } from "../../src/lib/errors.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { chunks, makeRelease, releaseKeys } from "./fixtures.ts";
@@ -30,25 +37,27 @@ function streamOf(jws: string, body: Uint8Array): Uint8Array {
   return out;
 }
 
-async function receive(
-  bytes: Uint8Array,
-  options: {
-    maxBytes?: number;
-    publicPem?: string;
-    target?: string;
-    floor?: { sequence: number; version: string };
-    allowDowngrade?: boolean;
-  } = {},
-) {
+interface ReceiveOptions {
+  maxBytes?: number;
+  publicPem?: string;
+  target?: string;
+  floor?: { sequence: number; version: string };
+  allowDowngrade?: boolean;
+  check?: ReadReleaseOptions["check"];
+  source?: AsyncIterable<Uint8Array>;
+}
+
+async function receive(bytes: Uint8Array, options: ReceiveOptions = {}) {
   const stagingFile = join(tempDir("axe-stage"), "incoming");
   try {
-    const verified = await readRelease(chunks(bytes), {
+    const verified = await readRelease(options.source ?? chunks(bytes), {
       publicPem: options.publicPem ?? publicPem,
       maxBytes: options.maxBytes ?? 1e9,
       stagingFile,
       target: options.target,
       floor: options.floor,
       allowDowngrade: options.allowDowngrade,
+      ...(options.check ? { check: options.check } : {}),
     });
     return { verified, stagingFile };
   } catch (error) {
@@ -174,4 +183,100 @@ describe("release stream", () => {
     const unsigned = { ...sequenced(), sequence: 0 };
     await expect(signManifest(unsigned, (await releaseKeys()).privatePem)).rejects.toThrow(/sequence/);
   });
+
+  test("the push's request comes first: --force is read from it; a request this receiver does not know is refused", async () => {
+    const forced = await receive(new Uint8Array(0), {
+      source: chunks(concat(encodeReleaseHeader(release.jws, { force: true }), binary)),
+    });
+    expect(forced.verified.request).toEqual({ force: true });
+    expect(readFileSync(forced.stagingFile).equals(Buffer.from(binary))).toBe(true);
+    // without --force the stream is exactly the old one, so a receiver of an older release reads it
+    expect(encodeReleaseHeader(release.jws, {})).toEqual(encodeReleaseHeader(release.jws));
+    const plain = await receive(streamOf(release.jws, binary));
+    expect(plain.verified.request).toEqual({});
+
+    const json = new TextEncoder().encode('{"skipVerify":true}');
+    const odd = concat(
+      new TextEncoder().encode("AXEOPT1\n"),
+      new Uint8Array([0, 0, 0, json.length]),
+      json,
+      encodeReleaseHeader(release.jws),
+    );
+    const error = await refusal(concat(odd, binary));
+    expect(error.code).toBe("RELEASE_FORMAT");
+    expect(error.message).toContain("request is not understood");
+  });
+
+  test("the caller's check runs once the manifest is verified, before the binary is read", async () => {
+    let pulled = 0;
+    async function* counted() {
+      for await (const chunk of chunks(streamOf(release.jws, binary))) {
+        pulled++;
+        yield chunk;
+      }
+    }
+    let seen: ReleaseRequest | undefined;
+    const error = await refusal(new Uint8Array(0), {
+      source: counted(),
+      check: (_manifest, request) => {
+        seen = request;
+        throw new DeployError("RELEASE_ALREADY_LIVE", "verify: already live");
+      },
+    });
+    expect(error.code).toBe("RELEASE_ALREADY_LIVE");
+    expect(seen).toEqual({});
+    expect(pulled).toBe(1); // only the chunk that held the header; the binary was never read
+  });
+
+  test("a stream with no byte at all is told apart (no release sent); any byte is passed on whole", async () => {
+    expect(await unlessEmpty(chunks(new Uint8Array(0)))).toBeUndefined();
+    const again = await unlessEmpty(chunks(new Uint8Array([1, 2, 3, 4, 5]), 2));
+    const parts: number[] = [];
+    for await (const chunk of again!) parts.push(...chunk);
+    expect(parts).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  test("the receiver reads its stdin in large chunks, each a buffer of its own", async () => {
+    const file = join(tempDir("axe-stdin"), "stream");
+    const data = new Uint8Array(9 * 1024 * 1024 + 3).map((_, i) => i % 251);
+    writeFileSync(file, data);
+    const fd = openSync(file, "r");
+    const got: Uint8Array[] = [];
+    try {
+      for await (const chunk of readAhead(fd)) got.push(chunk);
+    } finally {
+      closeSync(fd);
+    }
+    expect(got.map((c) => c.length)).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 1024 * 1024 + 3]);
+    expect(new Set(got.map((c) => c.buffer)).size).toBe(3); // read-ahead never overwrites a chunk in use
+    expect(Buffer.concat(got).equals(Buffer.from(data))).toBe(true);
+  });
 });
+
+describe("release key ids", () => {
+  test("are lower-case hex, so an id never starts with '-' and reads like a flag", async () => {
+    for (let i = 0; i < 64; i++) {
+      const pair = await generateReleaseKeyPair();
+      expect(pair.kid).toMatch(/^[0-9a-f]{64}$/);
+      expect(await publicKeyId(pair.publicPem)).toBe(pair.kid);
+    }
+  });
+
+  test("a release signed before ids were hex (base64url thumbprint) still verifies against its key", async () => {
+    const { CompactSign, importPKCS8 } = await import("jose");
+    const pair = await releaseKeys();
+    const legacyKid = Buffer.from(pair.kid, "hex").toString("base64url");
+    const legacy = await new CompactSign(new TextEncoder().encode(JSON.stringify(release.manifest)))
+      .setProtectedHeader({ alg: "Ed25519", typ: "axe-release+json", kid: legacyKid })
+      .sign(await importPKCS8(pair.privatePem, "Ed25519"));
+    expect((await verifyManifest(legacy, pair.publicPem)).version).toBe(release.manifest.version);
+    const stranger = await generateReleaseKeyPair();
+    const error = await verifyManifest(legacy, stranger.publicPem).catch((e: DeployError) => e);
+    expect((error as DeployError).code).toBe("RELEASE_WRONG_KEY");
+    expect((error as DeployError).message).toContain(`signed by key ${pair.kid}`);
+  });
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts));
+}
