@@ -14,6 +14,8 @@ import { initAuditKey } from "../crypto/audit-key.ts";
 import { signAnchor } from "./audit-anchor.ts";
 import { type AnchorPlace, type AnchorReason, anchorPlace, latestAnchor } from "./audit-anchor-format.ts";
 
+const STOP_ANCHOR_MS = 3_000;
+
 export interface Anchoring {
   /** Stops the timer and signs a last anchor (the tail written until now). */
   stop(): Promise<void>;
@@ -51,7 +53,10 @@ export async function startAnchoring(
   return {
     async stop() {
       clearInterval(timer);
-      await sign("stop");
+      // Bounded: with the database gone, stopping must not wait for its connect timeout.
+      let timeout: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([sign("stop"), new Promise((resolve) => (timeout = setTimeout(resolve, STOP_ANCHOR_MS)))]);
+      clearTimeout(timeout);
     },
   };
 }

@@ -9,8 +9,11 @@ import type { AuditEvent } from "../../../src/frame/audit-sink.ts";
 import { initAuditKey, rotateAuditKey } from "../../../src/frame/crypto/audit-key.ts";
 import { appendAudit } from "../../../src/frame/store/audit.ts";
 import { type AnchorPlace, readAnchors, signAnchor } from "../../../src/frame/store/audit-anchor.ts";
+import { startAnchoring } from "../../../src/frame/store/audit-anchoring.ts";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { appendLine } from "../../../src/lib/line-file.ts";
+import { createLogger } from "../../../src/lib/log.ts";
+import { pollUntil } from "../../../src/lib/poll.ts";
 import { tempDir } from "../../helpers/tmp.ts";
 import { type DataFixture, dataFixture } from "./fixture.ts";
 
@@ -166,5 +169,28 @@ describe("audit anchors", () => {
     expect(after.problems.length).toBe(2);
     expect(after.problems[0]).toMatch(/:3: the signature or content does not hold/);
     expect(after.problems[1]).toMatch(/:4: signed by key .*, which is not in audit-keys.json/);
+  });
+
+  test("serve's anchoring: the first color signs at start, the second finds a fresh anchor and waits; both sign when they stop", async () => {
+    fx = await dataFixture(["axe"]);
+    const where = place();
+    const logger = createLogger({ level: "error" });
+    const blue = await startAnchoring(fx.db.sql, where, { everyMs: 60_000, logger }); // makes the audit key
+    const signed = await pollUntil(async () => ((await readAnchors(where)).anchors.length === 1 ? true : undefined), {
+      timeoutMs: 10_000,
+      intervalMs: 20,
+    });
+    expect(signed).toBe(true); // the start anchor
+    const green = await startAnchoring(fx.db.sql, where, { everyMs: 60_000, logger });
+    await append(2, 1);
+    await green.stop();
+    await blue.stop();
+    const { anchors, problems } = await readAnchors(where);
+    expect(problems).toEqual([]);
+    expect(anchors.map((a) => [a.reason, a.heads.find((h) => h.log === "axe")!.seq])).toEqual([
+      ["timer", 0],
+      ["stop", 2],
+      ["stop", 2],
+    ]);
   });
 });
