@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { PROXY_ENV } from "../src/services/backend.ts";
+import { nginxConfig } from "./proxy/nginx-conf.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -108,32 +109,8 @@ async function startTargets(upstreamPort: number): Promise<Target[]> {
     const port = await freePort();
     const dir = join(work, "nginx");
     mkdirSync(dir, { recursive: true });
-    writeFileSync(
-      join(dir, "nginx.conf"),
-      `worker_processes auto;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log ${dir}/access.log combined buffer=64k flush=1s;
-  upstream app { server 127.0.0.1:${upstreamPort}; keepalive 256; }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $remote_addr;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Request-Id $request_id;
-    }
-  }
-}
-`,
-    );
-    const child = spawn(["nginx", "-c", join(dir, "nginx.conf"), "-p", dir]);
+    writeFileSync(join(dir, "nginx.conf"), nginxConfig(dir, port, upstreamPort));
+    const child = spawn(["nginx", "-e", join(dir, "error.log"), "-c", join(dir, "nginx.conf"), "-p", dir]);
     targets.push({ name: "nginx", url: `http://127.0.0.1:${port}`, pid: child.pid });
   }
   if (only.has("caddy")) {

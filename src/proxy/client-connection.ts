@@ -8,7 +8,7 @@
 import type { Socket } from "bun";
 import { HeadCollector, type HeadLimits, headerMap } from "./head-collector.ts";
 import { ERROR, HttpParser, REQUEST } from "./llhttp.ts";
-import { batch, Outbox } from "./outbox.ts";
+import { beginBatch, endBatch, Outbox } from "./outbox.ts";
 import type { Refusal } from "./request-guard.ts";
 
 export interface RequestHead {
@@ -62,6 +62,8 @@ export interface ClientLimits extends HeadLimits {
 type Phase = "idle" | "head" | "body" | "waiting" | "piped" | "closed";
 /** Unparsed pipelined bytes held while an answer is pending; past this the socket stops reading. */
 const MAX_HELD = 65_536;
+/** After our last answer, how long we keep reading (and dropping) what the caller still sends, so its reset cannot eat the answer. */
+const LINGER_MS = 2_000;
 
 export class ClientConnection extends HttpParser {
   readonly out: Outbox;
@@ -82,6 +84,7 @@ export class ClientConnection extends HttpParser {
   private feeding = false;
   private readingPaused = false;
   private pausedWith = 0;
+  private lingering = false;
 
   constructor(
     readonly socket: Socket<ClientConnection>,
@@ -89,6 +92,7 @@ export class ClientConnection extends HttpParser {
     private readonly limits: ClientLimits,
   ) {
     super(REQUEST);
+    socket.setNoDelay(true); // an answer's last piece must not wait for the caller's ACK
     this.peer = socket.remoteAddress;
     this.since = this.lastDrain = performance.now();
     this.out = new Outbox(() => {
@@ -276,6 +280,11 @@ export class ClientConnection extends HttpParser {
     this.out.write(data);
   }
 
+  /** A head or framing line (latin1). */
+  writeText(text: string): void {
+    this.out.writeText(text);
+  }
+
   /** Switches the connection to a byte pipe (after a 101); held bytes go to the sink first. */
   pipeTo(sink: RequestSink): void {
     this.phase = "piped";
@@ -292,11 +301,7 @@ export class ClientConnection extends HttpParser {
     this.answered = true;
     this.responding = false;
     this.sink = null;
-    if (!reusable || this.closeAfterAnswer) {
-      this.phase = "closed";
-      this.out.end();
-      return;
-    }
+    if (!reusable || this.closeAfterAnswer) return this.finishAndLinger();
     // a body still coming is read and dropped (sink gone); the next request follows it
     if (this.phase !== "waiting") return;
     this.phase = "idle";
@@ -306,7 +311,14 @@ export class ClientConnection extends HttpParser {
     const held = this.held;
     this.held = null;
     this.resumeReading();
-    if (held) batch(() => this.feed(held));
+    if (held) {
+      beginBatch();
+      try {
+        this.feed(held);
+      } finally {
+        endBatch();
+      }
+    }
   }
 
   /** The Connection header an answer needs: close when this is the last, keep-alive for an HTTP/1.0 caller that asked. */
@@ -318,10 +330,15 @@ export class ClientConnection extends HttpParser {
   /** Stop after the current answer (the proxy is stopping); an idle connection closes now. */
   closeWhenIdle(): void {
     this.closeAfterAnswer = true;
-    if (this.phase === "idle" && !this.held) {
-      this.phase = "closed";
-      this.out.end();
-    }
+    if (this.phase === "idle" && !this.held) this.finishAndLinger();
+  }
+
+  /** Our side is done: FIN after the last answer, then reading (and dropping) until the caller closes or LINGER_MS pass. */
+  private finishAndLinger(): void {
+    this.phase = "closed";
+    this.since = performance.now();
+    this.lingering = true;
+    this.out.end();
   }
 
   pauseReading(): void {
@@ -345,10 +362,11 @@ export class ClientConnection extends HttpParser {
   tick(now: number): void {
     const { limits } = this;
     const age = now - this.since;
-    if (this.phase === "idle" && !this.held && age > limits.idleTimeoutMs) {
-      this.phase = "closed";
-      return this.out.end();
+    if (this.lingering) {
+      if (age > LINGER_MS) this.close();
+      return;
     }
+    if (this.phase === "idle" && !this.held && age > limits.idleTimeoutMs) return this.finishAndLinger();
     if (this.phase === "head" && age > limits.headTimeoutMs)
       return this.refuse({
         status: 408,
@@ -372,6 +390,7 @@ export class ClientConnection extends HttpParser {
   /** Closes the connection at once, dropping anything unsent. */
   close(): void {
     this.phase = "closed";
+    this.lingering = false;
     this.out.close();
     this.socket.terminate();
   }

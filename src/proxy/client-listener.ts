@@ -5,7 +5,7 @@
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { pollUntil } from "../lib/poll.ts";
 import { ClientConnection, type ClientLimits, type RequestHandler } from "./client-connection.ts";
-import { batch } from "./outbox.ts";
+import { batch, beginBatch, endBatch } from "./outbox.ts";
 
 const TICK_MS = 250;
 
@@ -29,7 +29,14 @@ export class ClientListener {
         socket.data = connection;
         this.connections.add(connection);
       },
-      data: (socket, data) => batch(() => socket.data!.onData(data)),
+      data: (socket, data) => {
+        beginBatch();
+        try {
+          socket.data!.onData(data);
+        } finally {
+          endBatch();
+        }
+      },
       drain: (socket) => batch(() => socket.data!.onDrain()),
       close: (socket) => this.closed(socket.data),
       error: (socket) => this.closed(socket.data),

@@ -43,8 +43,8 @@ export interface ExchangeHost {
 const HIGH_WATER = 262_144;
 /** Bodies up to this size are kept for a second try. */
 const MAX_REPLAY = 1_048_576;
-const CRLF = Buffer.from("\r\n");
-const LAST_CHUNK = Buffer.from("0\r\n\r\n");
+const CRLF = "\r\n";
+const LAST_CHUNK = "0\r\n\r\n";
 
 export class Exchange implements RequestSink, ResponseSink {
   attempt: Attempt;
@@ -78,8 +78,8 @@ export class Exchange implements RequestSink, ResponseSink {
     readonly method: string,
     readonly path: string,
     readonly startedAt: number,
-    /** Request line, header lines and framing, as the upstream gets them. */
-    private readonly upstreamHead: Buffer,
+    /** Request line, header lines and framing, as the upstream gets them (latin1). */
+    private readonly upstreamHead: string,
     /** The caller's body is chunked: it goes on as our own chunks. */
     private readonly chunked: boolean,
     readonly upgrade: boolean,
@@ -111,7 +111,7 @@ export class Exchange implements RequestSink, ResponseSink {
     }
     this.upstream = connection;
     connection.begin(this, this.method, this.upgrade);
-    connection.out.write(this.upstreamHead);
+    connection.out.writeText(this.upstreamHead);
     if (this.replay) for (const piece of this.replay) this.send(piece);
     if (this.requestEnded) this.sendEnd();
     this.timer = setTimeout(() => this.onTimeout(), this.host.headerTimeoutMs);
@@ -139,9 +139,9 @@ export class Exchange implements RequestSink, ResponseSink {
   private send(piece: Uint8Array): void {
     const out = this.upstream!.out;
     if (this.chunked) {
-      out.write(Buffer.from(`${piece.byteLength.toString(16)}\r\n`));
+      out.writeText(`${piece.byteLength.toString(16)}\r\n`);
       out.write(piece);
-      out.write(CRLF);
+      out.writeText(CRLF);
     } else out.write(piece);
   }
 
@@ -151,7 +151,7 @@ export class Exchange implements RequestSink, ResponseSink {
   }
 
   private sendEnd(): void {
-    if (this.chunked) this.upstream!.out.write(LAST_CHUNK);
+    if (this.chunked) this.upstream!.out.writeText(LAST_CHUNK);
     this.upstream!.requestComplete();
   }
 
@@ -203,15 +203,15 @@ export class Exchange implements RequestSink, ResponseSink {
       `HTTP/1.1 ${head.status} ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}` +
       `x-request-id: ${this.id}\r\n${sse}${framing}${client.connectionHeader(!this.closeAfter)}\r\n`;
     client.responding = true;
-    client.write(Buffer.from(text, "latin1"));
+    client.writeText(text);
   }
 
   onResponseBody(data: Buffer, at: number, length: number): void {
     const client = this.client;
     if (this.clientChunked) {
-      client.write(Buffer.from(`${length.toString(16)}\r\n`));
+      client.writeText(`${length.toString(16)}\r\n`);
       client.write(data.subarray(at, at + length));
-      client.write(CRLF);
+      client.writeText(CRLF);
     } else client.write(data.subarray(at, at + length));
     this.bytesSent += length;
     if (client.out.buffered > HIGH_WATER) this.upstream?.pauseReading();
@@ -219,7 +219,7 @@ export class Exchange implements RequestSink, ResponseSink {
 
   onResponseEnd(): void {
     this.upstream = null;
-    if (this.clientChunked) this.client.write(LAST_CHUNK);
+    if (this.clientChunked) this.client.writeText(LAST_CHUNK);
     this.finish(true);
     this.client.answerDone(!this.closeAfter);
   }
@@ -234,11 +234,8 @@ export class Exchange implements RequestSink, ResponseSink {
     for (let i = 0; i < head.names.length; i++)
       if (head.names[i]!.toLowerCase() === "upgrade") upgrade = head.values[i]!;
     client.responding = true;
-    client.write(
-      Buffer.from(
-        `HTTP/1.1 101 ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}connection: upgrade\r\nupgrade: ${upgrade}\r\nx-request-id: ${this.id}\r\n\r\n`,
-        "latin1",
-      ),
+    client.writeText(
+      `HTTP/1.1 101 ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}connection: upgrade\r\nupgrade: ${upgrade}\r\nx-request-id: ${this.id}\r\n\r\n`,
     );
     // from here on the two sockets are one pipe, until either closes
     upstream.pipe = (data) => {

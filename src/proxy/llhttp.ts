@@ -8,9 +8,8 @@
  * One WASM instance serves every parser; while `execute` runs, the callbacks find their parser
  * and the caller's chunk through module state, and report spans as offsets into that chunk.
  */
-import { createHash } from "node:crypto";
-import constants from "undici/lib/llhttp/constants.js";
-import wasmBytes from "undici/lib/llhttp/llhttp-wasm.js";
+// require, not import: Bun's ESM view of this CommonJS module (a getter on module.exports) cost ~20 MB of RSS
+const wasmBytes: Uint8Array = require("undici/lib/llhttp/llhttp-wasm.js");
 
 /** Where the parser comes from; test/proxy/llhttp.test.ts holds package.json and node_modules to it. */
 export const LLHTTP_SOURCE = {
@@ -20,19 +19,15 @@ export const LLHTTP_SOURCE = {
   sha256: "57184a16144b5bc880e29105fa35d75c93dd318563e1b743e110de845e2ab661",
 } as const;
 
-export const ERROR = constants.ERROR as Readonly<Record<string, number>> & {
-  OK: 0;
-  PAUSED: 21;
-  PAUSED_UPGRADE: 22;
-  USER: 24;
-};
+/** llhttp's errno values we act on (llhttp.h; undici's constants.js loads ~5 MB of tables for the rest). */
+export const ERROR = { OK: 0, PAUSED: 21, PAUSED_UPGRADE: 22, USER: 24 } as const;
 export const REQUEST = 1;
 export const RESPONSE = 2;
 /** on_headers_complete: 1 tells llhttp the message has no body (HEAD, CONNECT answers). */
 export const SKIP_BODY = 1;
 
+/** Method names by llhttp's number, read from llhttp itself on first use. */
 const METHOD_NAMES: string[] = [];
-for (const [name, id] of Object.entries(constants.METHODS as Record<string, number>)) METHOD_NAMES[id] = name;
 
 interface LlhttpExports {
   memory: WebAssembly.Memory;
@@ -51,6 +46,7 @@ interface LlhttpExports {
   llhttp_get_http_major(ptr: number): number;
   llhttp_get_http_minor(ptr: number): number;
   llhttp_message_needs_eof(ptr: number): number;
+  llhttp_method_name(method: number): number;
 }
 
 /** The parser whose `execute` is running, and the chunk it was handed (callbacks report offsets into it). */
@@ -68,7 +64,7 @@ let heap = new Uint8Array(llhttp.memory.buffer);
 
 function load(): WebAssembly.Instance {
   const bytes = wasmBytes as Uint8Array;
-  const digest = createHash("sha256").update(bytes).digest("hex");
+  const digest = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
   if (digest !== LLHTTP_SOURCE.sha256)
     throw new Error(`llhttp WASM from ${LLHTTP_SOURCE.package} is not the pinned build (sha256 ${digest})`);
   const created = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
@@ -101,6 +97,15 @@ function input(length: number): number {
     heap = new Uint8Array(llhttp.memory.buffer);
   }
   return slot.ptr;
+}
+
+/** A NUL-terminated string in WASM memory (at most 200 bytes read). */
+function cString(at: number): string {
+  if (!at) return "";
+  const memory = new Uint8Array(llhttp.memory.buffer);
+  let end = at;
+  while (memory[end] !== 0 && end - at < 200) end++;
+  return Buffer.from(memory.subarray(at, end)).toString("latin1");
 }
 
 /**
@@ -160,16 +165,12 @@ export abstract class HttpParser {
 
   /** llhttp's words for the last error. */
   reason(): string {
-    const at = llhttp.llhttp_get_error_reason(this.ptr);
-    if (!at) return "malformed HTTP";
-    const memory = new Uint8Array(llhttp.memory.buffer);
-    let end = at;
-    while (memory[end] !== 0 && end - at < 200) end++;
-    return Buffer.from(memory.subarray(at, end)).toString("latin1");
+    return cString(llhttp.llhttp_get_error_reason(this.ptr)) || "malformed HTTP";
   }
 
   method(): string {
-    return METHOD_NAMES[llhttp.llhttp_get_method(this.ptr)] ?? "UNKNOWN";
+    const id = llhttp.llhttp_get_method(this.ptr);
+    return METHOD_NAMES[id] ?? (METHOD_NAMES[id] = cString(llhttp.llhttp_method_name(id)) || "UNKNOWN");
   }
 
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */

@@ -1,31 +1,43 @@
 /**
  * Writes to one socket. Inside a `batch` (one socket event), writes are gathered and go out as one
- * `write` when the event is done, so a small answer is one syscall; whatever the kernel does not
- * take is copied (the pieces may be views into another socket's read buffer) and sent on drain.
+ * `write` when the event is done, so a small answer is one syscall. They are gathered in one
+ * scratch buffer shared by every socket (flushes never overlap), so a head written as a string and
+ * a body that is a view into another socket's read buffer cost no allocation; whatever the kernel
+ * does not take is copied and sent on drain.
  */
 import type { Socket } from "bun";
 
 let batching = 0;
 let dirty: Outbox[] = [];
+const SCRATCH = Buffer.allocUnsafe(65_536);
 
-/** Runs `work` as one socket event: every Outbox written to inside it is flushed once at the end. */
-export function batch(work: () => void): void {
+/** Starts one socket event; every Outbox written to inside it is flushed once by `endBatch`. */
+export function beginBatch(): void {
   batching++;
+}
+
+export function endBatch(): void {
+  if (--batching === 0 && dirty.length > 0) {
+    const flushing = dirty;
+    dirty = [];
+    for (const outbox of flushing) outbox.flush();
+  }
+}
+
+/** Runs `work` as one socket event (for callers off the hot path). */
+export function batch(work: () => void): void {
+  beginBatch();
   try {
     work();
   } finally {
-    if (--batching === 0 && dirty.length > 0) {
-      const flushing = dirty;
-      dirty = [];
-      for (const outbox of flushing) outbox.flush();
-    }
+    endBatch();
   }
 }
 
 export class Outbox {
   private socket: Socket<unknown> | null = null;
-  /** Written in this batch, not yet sent (views, valid until the batch ends). */
-  private pieces: Uint8Array[] = [];
+  /** Written in this batch, not yet sent: strings (latin1) and views valid until the batch ends. */
+  private pieces: Array<Uint8Array | string> = [];
   private piecesBytes = 0;
   /** Copies the kernel has not taken yet. */
   private backlog: Buffer[] = [];
@@ -52,25 +64,54 @@ export class Outbox {
 
   write(data: Uint8Array): void {
     if (this.closed || data.byteLength === 0) return;
-    if (batching === 0) return this.send(data);
-    if (this.pieces.length === 0) dirty.push(this);
-    this.pieces.push(data);
-    this.piecesBytes += data.byteLength;
+    this.queue(data, data.byteLength);
+  }
+
+  /** A head or framing line: every character is one byte (latin1, as llhttp read it). */
+  writeText(text: string): void {
+    if (this.closed || text.length === 0) return;
+    this.queue(text, text.length);
+  }
+
+  private queue(piece: Uint8Array | string, length: number): void {
+    if (this.pieces.length === 0) {
+      if (batching === 0) return this.send(typeof piece === "string" ? Buffer.from(piece, "latin1") : piece);
+      dirty.push(this);
+    }
+    this.pieces.push(piece);
+    this.piecesBytes += length;
   }
 
   flush(): void {
-    if (this.pieces.length === 0) return;
-    const data = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.piecesBytes);
+    const pieces = this.pieces;
+    if (pieces.length === 0) return;
+    const total = this.piecesBytes;
     this.pieces = [];
     this.piecesBytes = 0;
-    this.send(data);
+    if (pieces.length === 1 && typeof pieces[0] !== "string") return this.send(pieces[0]!);
+    if (total > SCRATCH.byteLength) {
+      for (const piece of pieces) this.send(typeof piece === "string" ? Buffer.from(piece, "latin1") : piece);
+      return;
+    }
+    let at = 0;
+    for (const piece of pieces) {
+      if (typeof piece === "string") at += SCRATCH.write(piece, at, "latin1");
+      else {
+        SCRATCH.set(piece, at);
+        at += piece.byteLength;
+      }
+    }
+    this.send(SCRATCH, at);
   }
 
-  /** Sends what is queued, then closes the write side (FIN). */
+  /**
+   * Sends what is queued, then closes the write side only (FIN): the socket stays readable, so a
+   * caller still sending does not get a reset that could destroy the answer before it read it.
+   */
   end(): void {
     this.flush();
     this.ending = true;
-    if (this.backlogBytes === 0 && this.socket) this.socket.end();
+    if (this.backlogBytes === 0 && this.socket) this.socket.shutdown();
   }
 
   /** The socket is gone: drop everything. */
@@ -82,16 +123,16 @@ export class Outbox {
     this.backlogBytes = 0;
   }
 
-  private send(data: Uint8Array): void {
+  private send(data: Uint8Array, length = data.byteLength): void {
     if (this.closed) return;
-    if (!this.socket || this.backlogBytes > 0) return this.keep(data);
-    const written = this.socket.write(data);
-    if (written < data.byteLength) this.keep(data.subarray(Math.max(0, written)));
+    if (!this.socket || this.backlogBytes > 0) return this.keep(data, 0, length);
+    const written = this.socket.write(data, 0, length);
+    if (written < length) this.keep(data, Math.max(0, written), length);
   }
 
-  private keep(data: Uint8Array): void {
-    this.backlog.push(Buffer.from(data)); // a copy: the view may be reused by its socket
-    this.backlogBytes += data.byteLength;
+  private keep(data: Uint8Array, from: number, to: number): void {
+    this.backlog.push(Buffer.from(data.subarray(from, to))); // a copy: the view or scratch is reused
+    this.backlogBytes += to - from;
   }
 
   onDrain(): void {
@@ -108,7 +149,7 @@ export class Outbox {
       }
       this.backlog.shift();
     }
-    if (this.ending) socket.end();
+    if (this.ending) socket.shutdown();
     else this.drained();
   }
 }

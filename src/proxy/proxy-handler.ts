@@ -4,7 +4,6 @@
  * upstream may go again (see `retry`); every answer, ours or an upstream's, complete or cut, is
  * logged and counted as the caller got it.
  */
-import { STATUS_CODES } from "node:http";
 import type { AccessLog } from "./access-log.ts";
 import { type Color, otherColor } from "./admin-schema.ts";
 import type { ClientConnection, ClientRefusal, RequestHandler, RequestHead, RequestSink } from "./client-connection.ts";
@@ -41,7 +40,22 @@ interface Answered {
   startedAt: number;
 }
 
-const CONTINUE = Buffer.from("HTTP/1.1 100 Continue\r\n\r\n");
+const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
+/** Reason phrases of the answers the proxy writes itself (node:http's table would cost ~8 MB of RSS to load). */
+const REASONS: Record<number, string> = {
+  200: "OK",
+  400: "Bad Request",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  408: "Request Timeout",
+  413: "Content Too Large",
+  414: "URI Too Long",
+  431: "Request Header Fields Too Large",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+  505: "HTTP Version Not Supported",
+};
 
 export class ProxyHandler implements RequestHandler, ExchangeHost {
   private readonly pools = new Map<string, UpstreamPool>();
@@ -95,7 +109,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
       requestId: answered.id,
       host,
     });
-    const upstreamHead = Buffer.from(`${method} ${target.pathAndQuery} HTTP/1.1\r\n${lines}${framing}\r\n`, "latin1");
+    const upstreamHead = `${method} ${target.pathAndQuery} HTTP/1.1\r\n${lines}${framing}\r\n`;
     const first = this.firstAttempt(route, map["mcp-session-id"] ?? null);
     const exchange = new Exchange(
       this,
@@ -117,7 +131,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
       (chunked || (length !== undefined && length !== "0")) &&
       /100-continue/i.test(map.expect ?? "")
     )
-      connection.write(CONTINUE); // the proxy reads the body either way: no need to wait for the upstream's word
+      connection.writeText(CONTINUE); // the proxy reads the body either way: no need to wait for the upstream's word
     if (!pause.paused) exchange.start();
     else
       void pause.wait().then((resumed) => {
@@ -264,7 +278,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
   ): void {
     const text = JSON.stringify(status >= 400 ? { ...body, request_id: answered.id } : body);
     const head =
-      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
+      `HTTP/1.1 ${status} ${REASONS[status] ?? ""}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(text)}\r\n` +
       `x-request-id: ${answered.id}\r\n${extra}${connection.connectionHeader(reusable)}\r\n`;
     connection.write(Buffer.from(answered.method === "HEAD" ? head : head + text));
     this.log(answered, label, status, answered.method === "HEAD" ? 0 : text.length, true);

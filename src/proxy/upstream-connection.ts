@@ -8,7 +8,7 @@
 import type { Socket, SocketHandler } from "bun";
 import { HeadCollector } from "./head-collector.ts";
 import { ERROR, HttpParser, RESPONSE, SKIP_BODY } from "./llhttp.ts";
-import { batch, Outbox } from "./outbox.ts";
+import { batch, beginBatch, endBatch, Outbox } from "./outbox.ts";
 
 /** connect: nothing was sent. reset: closed before any answer byte. broken: the answer broke off or was malformed. */
 export type FailureKind = "connect" | "reset" | "timeout" | "broken";
@@ -59,7 +59,14 @@ const EMPTY = Buffer.alloc(0);
 
 export const upstreamHandlers: SocketHandler<UpstreamConnection> = {
   open: (socket) => socket.data.onOpen(socket),
-  data: (socket, data) => batch(() => socket.data.onData(data)),
+  data: (socket, data) => {
+    beginBatch();
+    try {
+      socket.data.onData(data);
+    } finally {
+      endBatch();
+    }
+  },
   drain: (socket) => batch(() => socket.data.onDrain()),
   close: (socket) => batch(() => socket.data.onClose()),
   error: (socket) => batch(() => socket.data.onClose()),

@@ -19,7 +19,7 @@ test("undici is pinned to the exact version whose llhttp WASM build the proxy ch
   const bytes = require(resolved) as Uint8Array;
   expect(createHash("sha256").update(bytes).digest("hex")).toBe(LLHTTP_SOURCE.sha256);
   expect(readFileSync(join(ROOT, "src", "proxy", "llhttp.ts"), "utf8")).toContain(
-    `from "${LLHTTP_SOURCE.package}/${LLHTTP_SOURCE.file}"`,
+    `require("${LLHTTP_SOURCE.package}/${LLHTTP_SOURCE.file}")`,
   );
 });
 
