@@ -41,3 +41,11 @@ describe("canonical form of tool arguments", () => {
     expect(form.endsWith("…too large")).toBe(true);
   });
 });
+
+describe("what the digest sees of record values", () => {
+  test("a __proto__ key is digested as a key, never turned into a prototype", async () => {
+    const { withoutRecordValues } = await import("../../src/frame/tools/audit-args.ts");
+    const args = JSON.parse('{"collection":"people","__proto__":{"x":1}}');
+    expect(canonicalJson(withoutRecordValues(args))).toBe('{"__proto__":{"x":1},"collection":"people"}');
+  });
+});

@@ -31,12 +31,14 @@ export function encodeValues(
   const text: string[] = [];
   for (const [name, value] of Object.entries(values)) {
     const field = fieldOf(definition, name);
-    if (field?.pii) {
+    // checkValues let only fields through; anything else here is a bug, never stored.
+    if (!field) throw new Error(`encodeValues: ${name.slice(0, 64)} is not a field of ${collection}`);
+    if (field.pii) {
       out.pii[name] = encryptField(keys.pii, id, name, value);
       out.blind.push(blindTerm(keys.blind, collection, name, value));
     } else {
       out.data[name] = value;
-      if (field?.searchable) text.push(String(value));
+      if (field.searchable) text.push(String(value));
     }
   }
   out.searchText = text.join("\n");

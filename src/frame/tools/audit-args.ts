@@ -12,7 +12,7 @@ const VALUE_KEYS = new Set(["values", "filters"]);
 
 export function withoutRecordValues(args: unknown): unknown {
   if (!args || typeof args !== "object" || Array.isArray(args)) return args;
-  const out: Record<string, unknown> = {};
+  const out: Record<string, unknown> = Object.create(null); // a "__proto__" key stays a key, never a prototype
   for (const [key, value] of Object.entries(args as Record<string, unknown>)) {
     if (VALUE_KEYS.has(key) && value && typeof value === "object" && !Array.isArray(value))
       out[key] = Object.fromEntries(
