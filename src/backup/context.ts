@@ -9,7 +9,10 @@ import { ringPeer } from "../config/customers.ts";
 import { type Config, secretPath } from "../config/load.ts";
 import type { BackupSection } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
+import { callKind, deadlineSeconds } from "./deadlines.ts";
 import { type Repo, Restic, type TierName } from "./restic.ts";
+import { ringSshCommand } from "./ssh-command.ts";
+import { readStatus } from "./status.ts";
 
 export type BackupSettings = z.output<typeof BackupSection>;
 export type Keep = BackupSettings["local"]["keep"];
@@ -61,7 +64,12 @@ export function backupContext(config: Config): BackupContext {
     ring,
     ringSkip,
     cold,
-    restic: () => (restic ??= Restic.detect(settings.restic, { cacheDir: join(config.paths.data, "cache", "restic") })),
+    restic: () =>
+      (restic ??= Restic.detect(settings.restic, {
+        cacheDir: join(config.paths.data, "cache", "restic"),
+        deadlineFor: (repo, args) =>
+          1000 * deadlineSeconds(settings, callKind(args), localSize(config.paths.state), repo.tier === "ring"),
+      })),
   };
 }
 
@@ -79,11 +87,18 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
   if (!peer && !settings.ring.repository)
     return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
   const repository = settings.ring.repository ?? defaultRingRepository(peer!.machine, config.customer.name);
-  const options = settings.ring.ssh_command ? [`sftp.command=${settings.ring.ssh_command}`] : [];
+  const sshCommand = ringSshCommand(repository, settings.ring.ssh_command, settings.ring);
+  const options = sshCommand ? [`sftp.command=${sshCommand}`] : [];
   return {
     ring: {
       peer: peer?.name ?? repository,
-      repo: { tier: "ring", repository, passwordFile: secretPath(config, settings.ring.password_file), options },
+      repo: {
+        tier: "ring",
+        repository,
+        passwordFile: secretPath(config, settings.ring.password_file),
+        options,
+        connectTimeout: settings.ring.connect_timeout,
+      },
     },
   };
 }
@@ -118,4 +133,19 @@ export function tierLimits(ctx: BackupContext): Array<{ tier: TierName; enabled:
     { tier: "ring", enabled: Boolean(ctx.ring), limitHours: ctx.settings.ring.max_age_hours },
     { tier: "cold", enabled: ctx.settings.cold.enabled, limitHours: ctx.settings.cold.max_age_days * 24 },
   ];
+}
+
+/** The local repository's last recorded size, which sizes the deadlines; read once per process. */
+let knownSize: { stateDir: string; size: number | undefined } | undefined;
+function localSize(stateDir: string): number | undefined {
+  if (knownSize?.stateDir !== stateDir) {
+    let size: number | undefined;
+    try {
+      size = readStatus(stateDir).tiers.local?.size;
+    } catch {
+      size = undefined;
+    }
+    knownSize = { stateDir, size };
+  }
+  return knownSize.size;
 }

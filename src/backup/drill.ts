@@ -5,7 +5,6 @@
  * recorded for that tier.
  */
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { connect, type DatabaseTarget, openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
@@ -13,12 +12,12 @@ import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { drillFiles } from "./files-drill.ts";
-import { acquireRunnerLock } from "./lock.ts";
+import { takeRunnerLock } from "./lock.ts";
 import { damagedPacks } from "./repair.ts";
 import { type Repo, resticFailure, type TierName } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
 import { removeStaleLocks } from "./retention.ts";
-import { exitCodeFor } from "./run.ts";
+import { exitCodeFor, type RunReport } from "./run.ts";
 import { clearDamaged, markDamaged, readStatus, updateTier } from "./status.ts";
 import type { TierResult } from "./tiers/types.ts";
 
@@ -62,9 +61,9 @@ export async function drill(
 }
 
 /** `backup verify`: check and drill every reachable tier; exit 0, 8 (some failed) or 7. */
-export async function verifyBackups(config: Config): Promise<{ results: TierResult[]; exitCode: 0 | 7 | 8 }> {
+export async function verifyBackups(config: Config): Promise<RunReport> {
   const ctx = backupContext(config);
-  const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
+  const { lock, warnings } = takeRunnerLock(ctx);
   const results: TierResult[] = [];
   let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
@@ -78,7 +77,7 @@ export async function verifyBackups(config: Config): Promise<{ results: TierResu
     lock.release();
     await db?.embedded?.stop();
   }
-  return { results, exitCode: exitCodeFor(results) };
+  return { results, exitCode: exitCodeFor(results), warnings };
 }
 
 async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<TierResult> {

@@ -14,7 +14,7 @@ import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { type TableFigure, tableFigures } from "./figures.ts";
-import { pipeIntoRestic } from "./pipe.ts";
+import { type DumpExit, pipeIntoRestic } from "./pipe.ts";
 import { type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
 import { removeStaleLocks } from "./retention.ts";
 
@@ -118,7 +118,8 @@ async function backupFromCommand(
   const args = [...backupArgs(options), "--stdin-from-command", "--", ...command];
   const result = await options.restic.run(options.repo, args, { onLine: options.onLine, extraEnv: env });
   if (result.code !== 0) {
-    if (/pg_dump/.test(result.stderr)) throw dumpFailure(result.code, result.stderr);
+    if (/pg_dump/.test(result.stderr))
+      throw dumpFailure({ code: result.code, signal: null, timedOut: false, stderr: result.stderr });
     throw resticFailure(options.repo, "saving the database dump", result);
   }
   return result;
@@ -133,19 +134,16 @@ async function backupThroughPipe(
 ): Promise<RunResult> {
   const { restic, repo } = options;
   const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
-  const piped = await pipeIntoRestic(
-    [pgDump, ...args],
-    { ...processEnv(), ...env },
-    resticArgv,
-    restic.env(repo),
-    options.onLine,
-  );
+  const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), {
+    onLine: options.onLine,
+    deadlineMs: restic.deadlineMs(repo, ["backup"]),
+  });
   if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0))
     throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) {
     // A restic interrupted while it was still starting can leave its lock behind; it is dead, so the lock is stale.
     await removeStaleLocks(restic, repo).catch(() => {});
-    throw dumpFailure(piped.dump.code, piped.dump.stderr);
+    throw dumpFailure(piped.dump);
   }
   return piped.restic;
 }
@@ -154,12 +152,22 @@ function processEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-function dumpFailure(code: number, stderr: string): BackupError {
-  const tail = stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${code}`;
+/** Which way pg_dump failed (exit code, signal, deadline) with its last words; never blamed on restic. */
+function dumpFailure(exit: Pick<DumpExit, "code" | "signal" | "timedOut" | "deadlineMs" | "stderr">): BackupError {
+  const how = exit.timedOut
+    ? `pg_dump did not finish in ${Math.round((exit.deadlineMs ?? 0) / 1000)} s and was stopped`
+    : exit.signal
+      ? `pg_dump was killed by ${exit.signal}`
+      : `pg_dump failed (exit ${exit.code})`;
+  const tail = exit.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
   return new BackupError(
     "DUMP_FAILED",
-    `pg_dump failed (exit ${code}): ${tail}; no snapshot was saved`,
-    "fix the database problem pg_dump names, then run `axe-appliance backup run` again",
+    `${how}${tail ? `: ${tail}` : ""}; no snapshot was saved`,
+    exit.timedOut
+      ? "is the database very slow or locked? backup.deadlines.backup in appliance.yaml sets the limit; the last good dump is untouched"
+      : exit.signal
+        ? "something outside stopped pg_dump (out of memory? a shutdown?); look at the system log, then run `axe-appliance backup run` again"
+        : "fix the database problem pg_dump names, then run `axe-appliance backup run` again",
   );
 }
 

@@ -12,8 +12,17 @@ import { join } from "node:path";
 import { type RunningProgram, startProgram } from "../lib/program.ts";
 import type { RunResult } from "./restic.ts";
 
+/** How pg_dump ended: its exit code, or the signal that killed it, and whether its deadline passed. */
+export interface DumpExit {
+  code: number;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  deadlineMs?: number;
+  stderr: string;
+}
+
 export interface PipeResult {
-  dump: { code: number; stderr: string };
+  dump: DumpExit;
   restic: RunResult;
   /** restic ended before pg_dump did (its own failure), so pg_dump was stopped. */
   resticEndedFirst: boolean;
@@ -26,8 +35,9 @@ export async function pipeIntoRestic(
   dumpEnv: Record<string, string>,
   resticArgv: string[],
   resticEnv: Record<string, string>,
-  onLine?: (line: string) => void,
+  options: { onLine?: (line: string) => void; deadlineMs?: number } = {},
 ): Promise<PipeResult> {
+  const { onLine, deadlineMs } = options;
   const pipe = openPipe();
   let heldWriteEnd = true;
   const closeInput = () => {
@@ -37,11 +47,17 @@ export async function pipeIntoRestic(
   let dump: RunningProgram;
   let restic: RunningProgram;
   try {
-    dump = startProgram(dumpArgv, { env: dumpEnv, stdout: pipe.write });
+    // At its deadline pg_dump gets SIGTERM (it stops cleanly); restic then gets SIGINT below, before EOF.
+    dump = startProgram(dumpArgv, {
+      env: dumpEnv,
+      stdout: pipe.write,
+      ...(deadlineMs ? { deadlineMs, deadlineSignal: "SIGTERM" as const } : {}),
+    });
     try {
       restic = startProgram(resticArgv, {
         env: resticEnv,
         stdin: pipe.read,
+        ...(deadlineMs ? { deadlineMs: deadlineMs + INTERRUPT_GRACE_MS } : {}),
         ...(onLine ? { onStdoutLine: onLine } : {}),
       });
     } catch (error) {
@@ -68,7 +84,13 @@ export async function pipeIntoRestic(
     closeInput();
     const { status, signal, timedOut, stdout, stderr } = await restic.exited;
     return {
-      dump: { code: dumped.status, stderr: dumped.stderr },
+      dump: {
+        code: dumped.status,
+        signal: dumped.signal,
+        timedOut: dumped.timedOut,
+        ...(deadlineMs ? { deadlineMs } : {}),
+        stderr: dumped.stderr,
+      },
       restic: { code: status, signal, timedOut, stdout, stderr },
       resticEndedFirst,
     };

@@ -14,10 +14,10 @@ import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
-import { acquireRunnerLock } from "./lock.ts";
+import { takeRunnerLock } from "./lock.ts";
 import type { Repo, RunResult, TierName } from "./restic.ts";
 import { removeStaleLocks } from "./retention.ts";
-import { exitCodeFor } from "./run.ts";
+import { exitCodeFor, type RunReport } from "./run.ts";
 import { clearDamaged, markDamaged } from "./status.ts";
 import { copyFromLocal } from "./tiers/copy.ts";
 import { runLocalTier } from "./tiers/local.ts";
@@ -32,12 +32,9 @@ export function damagedPacks(checkOutput: string): string[] {
 const tail = (r: RunResult) => r.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${r.code}`;
 const short = (id: string) => id.slice(0, 8);
 
-export async function repairBackup(
-  config: Config,
-  tier: TierName,
-): Promise<{ results: TierResult[]; exitCode: 0 | 7 | 8 }> {
+export async function repairBackup(config: Config, tier: TierName): Promise<RunReport> {
   const ctx = backupContext(config);
-  const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
+  const { lock, warnings } = takeRunnerLock(ctx);
   let result: TierResult;
   try {
     const { repo, why } = tierRepo(ctx, tier);
@@ -56,7 +53,7 @@ export async function repairBackup(
   } finally {
     lock.release();
   }
-  return { results: [result], exitCode: exitCodeFor([result]) };
+  return { results: [result], exitCode: exitCodeFor([result]), warnings };
 }
 
 async function repairTier(ctx: BackupContext, repo: Repo): Promise<TierResult> {

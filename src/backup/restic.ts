@@ -22,6 +22,8 @@ export interface Repo {
   passwordFile: string;
   /** Extended options (`-o key=value`), such as sftp.command for the ring. */
   options?: string[];
+  /** The ring's ssh ConnectTimeout, seconds: what "did not answer" means in a message. */
+  connectTimeout?: number;
 }
 
 export interface RunResult
@@ -29,6 +31,8 @@ export interface RunResult
     Partial<Pick<ProgramExit, "signal" | "timedOut">> {
   /** restic's exit code, or 128 + the number of the signal that ended it. */
   code: number;
+  /** The deadline the call had, for a message when it passed (`timedOut`). */
+  deadlineMs?: number;
 }
 
 export interface RunOptions extends Pick<ProgramOptions, "deadlineMs" | "deadlineSignal" | "killAfterMs"> {
@@ -69,10 +73,15 @@ export class Restic {
     readonly bin: string,
     readonly version: ResticVersion,
     private readonly cacheDir?: string,
+    /** Each call's deadline unless the caller gives one (src/backup/deadlines.ts). */
+    private readonly deadlineFor?: (repo: Repo, args: string[]) => number,
   ) {}
 
   /** Runs `restic version`; a missing program is a BackupError with the install command. */
-  static detect(bin = "restic", options: { cacheDir?: string } = {}): Restic {
+  static detect(
+    bin = "restic",
+    options: { cacheDir?: string; deadlineFor?: (repo: Repo, args: string[]) => number } = {},
+  ): Restic {
     const result = spawnSync(bin, ["version"], { encoding: "utf8", timeout: 10_000 });
     const version = result.status === 0 ? parseResticVersion(result.stdout) : undefined;
     if (!version)
@@ -83,7 +92,12 @@ export class Restic {
           : `${bin} version did not answer like restic: ${(result.stderr || result.stdout).trim()}`,
         "install restic: `brew install restic` on macOS, `apt-get install restic` on Debian; or set backup.restic in appliance.yaml",
       );
-    return new Restic(bin, version, options.cacheDir);
+    return new Restic(bin, version, options.cacheDir, options.deadlineFor);
+  }
+
+  /** The deadline a call with these arguments gets, for callers that start restic themselves (the dump pipe). */
+  deadlineMs(repo: Repo, args: string[]): number | undefined {
+    return this.deadlineFor?.(repo, args);
   }
 
   /** restic >= 0.17 runs the dump itself and refuses to save a snapshot when it fails. */
@@ -116,15 +130,17 @@ export class Restic {
   /** Runs restic to the end, or to its deadline (SIGINT by default: restic stops without saving). */
   async run(repo: Repo, args: string[], options: RunOptions = {}): Promise<RunResult> {
     const { onLine, extraEnv, cwd, ...deadline } = options;
+    const deadlineMs = deadline.deadlineMs ?? this.deadlineFor?.(repo, args);
     try {
       const exit = await runProgram([this.bin, ...this.args(repo, args)], {
         env: this.env(repo, extraEnv),
         ...(cwd ? { cwd } : {}),
         ...(onLine ? { onStdoutLine: onLine } : {}),
         ...deadline,
+        ...(deadlineMs === undefined ? {} : { deadlineMs }),
       });
       const { status, signal, timedOut, stdout, stderr } = exit;
-      return { code: status, signal, timedOut, stdout, stderr };
+      return { code: status, signal, timedOut, stdout, stderr, ...(deadlineMs === undefined ? {} : { deadlineMs }) };
     } catch (error) {
       if (!(error instanceof ProgramStartError)) throw error;
       throw new BackupError(
@@ -207,9 +223,24 @@ function assertPasswordFile(repo: Repo): void {
 
 /** What a failed restic run means, from its exit code (>= 0.17) or its message (0.14). */
 export function resticFailure(repo: Repo, doing: string, result: RunResult): BackupError {
-  const text = result.stderr;
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: restic's terminal line erasers (ESC [ 2 K)
+  const text = result.stderr.replaceAll(/\x1b\[[0-9;]*[A-Za-z]/g, "");
   const tail = text.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${result.code}`;
   const where = `${repo.tier} tier (${repo.repository})`;
+  if (result.timedOut) {
+    const seconds = Math.round((result.deadlineMs ?? 0) / 1000);
+    if (repo.tier === "ring")
+      return new BackupError(
+        "PEER_UNREACHABLE",
+        `${where}: ${doing}: the peer did not answer in ${seconds} s; restic was interrupted (${tail})`,
+        "is the peer's sshd hung, or the network half dead? Try `ssh` to it by hand; the other tiers still ran. backup.deadlines in appliance.yaml sets the limits",
+      );
+    return new BackupError(
+      "RESTIC_TIMEOUT",
+      `${where}: ${doing}: restic did not finish in ${seconds} s and was interrupted (${tail})`,
+      "is the disk hung or very slow? The other tiers still ran; backup.deadlines in appliance.yaml sets the limits",
+    );
+  }
   if (result.code === 12 || /wrong password or no key found/i.test(text))
     return new BackupError(
       "WRONG_PASSWORD",
@@ -227,6 +258,12 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
       "DISK_FULL",
       `${where}: ${doing}: no space left on device`,
       "free space on the repository's disk; nothing was deleted",
+    );
+  if (repo.connectTimeout && /timed out/i.test(text))
+    return new BackupError(
+      "PEER_UNREACHABLE",
+      `${where}: ${doing}: the peer did not answer in ${repo.connectTimeout} s (${tail})`,
+      "is the peer's sshd hung, or the network half dead? Try `ssh` to it by hand; the other tiers still ran",
     );
   if (
     /ssh command exited|connection refused|connection closed|unable to start the sftp session|could not resolve|timed out/i.test(

@@ -7,12 +7,11 @@
  * const report = await runBackup(loadConfig({ dir }), "all");
  * process.exitCode = report.exitCode;
  */
-import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
 import { AppError } from "../lib/errors.ts";
 import { type BackupContext, backupContext } from "./context.ts";
-import { acquireRunnerLock } from "./lock.ts";
+import { takeRunnerLock } from "./lock.ts";
 import type { TierName } from "./restic.ts";
 import { updateTier } from "./status.ts";
 import { runColdTier } from "./tiers/cold.ts";
@@ -26,6 +25,8 @@ export type TierChoice = (typeof TIER_CHOICES)[number];
 export interface RunReport {
   results: TierResult[];
   exitCode: 0 | 7 | 8;
+  /** Said to the operator before the results, e.g. a runner lock taken over. */
+  warnings: string[];
 }
 
 export async function runBackup(
@@ -35,14 +36,14 @@ export async function runBackup(
 ): Promise<RunReport> {
   const ctx = { ...backupContext(config), allowPruneDamaged: options.allowPruneDamaged };
   const tiers: TierName[] = choice === "all" ? ["local", "ring", "cold"] : [choice];
-  const lock = acquireRunnerLock(join(config.paths.run, "backup.lock"));
+  const { lock, warnings } = takeRunnerLock(ctx);
   const results: TierResult[] = [];
   try {
     for (const tier of tiers) results.push(await attempt(ctx, tier));
   } finally {
     lock.release();
   }
-  return { results, exitCode: exitCodeFor(results) };
+  return { results, exitCode: exitCodeFor(results), warnings };
 }
 
 export function exitCodeFor(results: TierResult[]): 0 | 7 | 8 {

@@ -13,7 +13,8 @@ Exit codes: 0 every tier attempted succeeded (skipped tiers, such as an absent c
 const config = (inv: Invocation): Config => loadConfig({ dir: stringFlag(inv, "config") });
 
 /** Prints one line per tier; failures and warnings go to stderr. */
-function printResults(results: TierResult[], exitCode: number): number {
+function printResults(results: TierResult[], exitCode: number, warnings: string[] = []): number {
+  for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   for (const r of results) {
     if (r.outcome === "failed") process.stderr.write(`error: ${r.message}\n`);
     else process.stdout.write(`${r.message}\n`);
@@ -68,8 +69,8 @@ runs per tier only after that tier succeeded, and never on a tier marked damaged
         const { runBackup, TIER_CHOICES } = await import("../backup/run.ts");
         const tier = choiceFlag(inv, "tier", TIER_CHOICES) ?? "all";
         const allowPruneDamaged = Boolean(inv.values["allow-prune-damaged"]);
-        const { results, exitCode } = await runBackup(config(inv), tier, { allowPruneDamaged });
-        return printResults(results, exitCode);
+        const { results, exitCode, warnings } = await runBackup(config(inv), tier, { allowPruneDamaged });
+        return printResults(results, exitCode, warnings);
       },
     },
     {
@@ -87,8 +88,8 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
         const { repairBackup } = await import("../backup/repair.ts");
         const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const);
         if (!tier) throw new UsageError("BAD_FLAG", `${inv.path}: --tier is required`, `see '${inv.path} --help'`);
-        const { results, exitCode } = await repairBackup(config(inv), tier);
-        return printResults(results, exitCode);
+        const { results, exitCode, warnings } = await repairBackup(config(inv), tier);
+        return printResults(results, exitCode, warnings);
       },
     },
     {
@@ -96,18 +97,21 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
       summary: "per tier: last good snapshot age, last check, last proven restore, size, what is wrong",
       usage: "[--json] [--config DIR]",
       details:
-        "Reads {data_dir}/state/backup.json. Exit 7 when any enabled tier is older than its limit or failed last time.",
+        "Reads {data_dir}/state/backup.json and the runner lock. Exit 7 when any enabled tier is older than its limit, failed last time or is marked damaged, or a runner is hung past the longest a run may take.",
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: async (inv) => {
-        const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }] = await Promise.all([
+        const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }, lock] = await Promise.all([
           import("../backup/context.ts"),
           import("../backup/status.ts"),
+          import("../backup/lock.ts"),
         ]);
         const ctx = backupContext(config(inv));
         const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
-        const bad = reports.some((r) => r.problems.length > 0);
-        if (inv.values.json) process.stdout.write(`${JSON.stringify({ ok: !bad, tiers: reports }, null, 2)}\n`);
-        else process.stdout.write(renderReport(reports));
+        const runner = lock.hungRunner(lock.runnerLockPath(ctx), lock.runBudgetMs(ctx));
+        const bad = Boolean(runner) || reports.some((r) => r.problems.length > 0);
+        if (inv.values.json)
+          process.stdout.write(`${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null }, null, 2)}\n`);
+        else process.stdout.write(`${renderReport(reports)}${runner ? `! ${runner}\n` : ""}`);
         return bad ? 7 : 0;
       },
     },
@@ -120,8 +124,8 @@ table with the figures taken at dump time, drops the scratch database and record
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const { verifyBackups } = await import("../backup/drill.ts");
-        const { results, exitCode } = await verifyBackups(config(inv));
-        return printResults(results, exitCode);
+        const { results, exitCode, warnings } = await verifyBackups(config(inv));
+        return printResults(results, exitCode, warnings);
       },
     },
     {

@@ -121,6 +121,26 @@ export const BackupSection = z.strictObject({
     .default("5%"),
   /** restic binary; default: `restic` on PATH. */
   restic: z.string().default("restic"),
+  /**
+   * Seconds each external call may take before it is interrupted (SIGINT, then SIGKILL) and its tier
+   * recorded as failed. Unset: sized to the data (the repository's size at `rate_mb_s`, with a floor).
+   */
+  deadlines: z
+    .strictObject({
+      /** snapshots, unlock, init, cat, stats, forget: default 120 s (10 min over a ring peer). */
+      quick: z.number().positive().optional(),
+      /** The dump and the files snapshot: default max(30 min, size / rate). */
+      backup: z.number().positive().optional(),
+      /** restic copy to ring and cold: default max(10 min, size / rate). */
+      copy: z.number().positive().optional(),
+      /** restic check and the drills' restores: default max(30 min, size / rate). */
+      check: z.number().positive().optional(),
+      /** restic prune: default max(30 min, size / rate). */
+      prune: z.number().positive().optional(),
+      /** The throughput the defaults assume, MB/s (a slow ring link: lower it). */
+      rate_mb_s: z.number().positive().default(5),
+    })
+    .prefault({}),
   local: z
     .strictObject({
       /** Relative paths are under data_dir. */
@@ -139,6 +159,11 @@ export const BackupSection = z.strictObject({
       repository: z.string().optional(),
       /** The ssh command restic's sftp backend runs (sftp.command), e.g. "ssh -F /opt/axe/config/ssh_config peer -s sftp". */
       ssh_command: z.string().optional(),
+      /** ssh ConnectTimeout (seconds): a peer that accepts TCP but never answers fails in this time. */
+      connect_timeout: z.number().int().positive().default(10),
+      /** ssh ServerAliveInterval and ServerAliveCountMax: a peer that stops answering mid-copy fails in their product. */
+      server_alive_interval: z.number().int().positive().default(15),
+      server_alive_count: z.number().int().positive().default(4),
       password_file: z.string().default("restic-ring.password"),
       /** false for an append-only peer (rest-server --append-only): the peer prunes, we never forget there. */
       forget: z.boolean().default(true),

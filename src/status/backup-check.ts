@@ -4,15 +4,18 @@
  */
 
 import { backupContext, tierLimits } from "../backup/context.ts";
+import { hungRunner, runBudgetMs, runnerLockPath } from "../backup/lock.ts";
 import { formatAge, readStatus, reportTiers } from "../backup/status.ts";
 import type { Config } from "../config/load.ts";
 import type { BackupTierReport, Check } from "./report.ts";
 
 export function checkBackups(config: Config, now = new Date()): { backup: BackupTierReport[]; checks: Check[] } {
   let reports;
+  let runner: string | undefined;
   try {
     const ctx = backupContext(config);
     reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx), now);
+    runner = hungRunner(runnerLockPath(ctx), runBudgetMs(ctx));
   } catch (error) {
     return { backup: [], checks: [{ name: "backup", level: "fail", summary: (error as Error).message }] };
   }
@@ -36,5 +39,6 @@ export function checkBackups(config: Config, now = new Date()): { backup: Backup
       };
     return { name, level: r.tier === "local" ? "fail" : "warn", summary: r.problems.join("; ") };
   });
+  if (runner) checks.push({ name: "backup:runner", level: "fail", summary: runner });
   return { backup, checks };
 }

@@ -19,12 +19,14 @@ afterEach(async () => {
  * A real failure: this pg_dump runs the real pg_dump, passes the first 4 KiB of its real output
  * through, then reports an error and exits 1, as pg_dump does when its connection drops.
  */
-function failingPgDumpDir(): string {
+function failingPgDumpDir(how: "exit" | "sigkill" = "exit"): string {
   const real = findPostgresTools(DUMP_TOOLS);
   const dir = tempDir("axe-shim");
   writeFileSync(
     join(dir, "pg_dump"),
-    `#!/bin/sh\n"${join(real, "pg_dump")}" "$@" | head -c 4096\necho "pg_dump: error: Dumping the contents of table \\"records\\" failed: server closed the connection unexpectedly" >&2\nexit 1\n`,
+    how === "exit"
+      ? `#!/bin/sh\n"${join(real, "pg_dump")}" "$@" | head -c 4096\necho "pg_dump: error: Dumping the contents of table \\"records\\" failed: server closed the connection unexpectedly" >&2\nexit 1\n`
+      : `#!/bin/sh\n"${join(real, "pg_dump")}" "$@" | head -c 4096\necho "pg_dump: dumping contents of table records" >&2\nkill -KILL $$\n`,
   );
   chmodSync(join(dir, "pg_dump"), 0o755);
   symlinkSync(join(real, "pg_restore"), join(dir, "pg_restore"));
@@ -56,5 +58,22 @@ describe("pg_dump failing mid-stream", () => {
     expect(status.lastAttempt?.ok).toBe(false);
     expect(status.lastAttempt?.code).toBe("DUMP_FAILED");
     expect((await runCli(["backup", "status", "--config", fx.configDir])).code).toBe(7);
+  }, 120_000);
+
+  test("pg_dump killed by a signal: the message names pg_dump and the signal, not restic", async () => {
+    db = await freshDatabase("bk");
+    await seedFrameLikeData(db.sql, 3000);
+    const fx = backupFixture({ database: db.target });
+    expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
+    const killed = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir], {
+      env: { AXE_PG_BIN: failingPgDumpDir("sigkill") },
+    });
+    expect(killed.code).toBe(7);
+    expect(killed.stderr).toContain("pg_dump was killed by SIGKILL");
+    expect(killed.stderr).toContain("dumping contents of table records"); // its last words
+    expect(killed.stderr).toContain("no snapshot was saved");
+    expect(killed.stderr).not.toContain("restic failed");
+    expect(snapshotCount(fx.localRepo, fx.passwordFile("local"))).toBe(0);
+    expect(readStatus(fx.stateDir).tiers.local!.lastAttempt?.code).toBe("DUMP_FAILED");
   }, 120_000);
 });

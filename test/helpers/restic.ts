@@ -25,7 +25,7 @@ export interface BackupFixture {
 
 export interface BackupFixtureOptions {
   database: DatabaseTarget;
-  ring?: { repository?: string; ssh_command: string };
+  ring?: { repository?: string; ssh_command: string } & Record<string, unknown>;
   backup?: Record<string, unknown>;
 }
 

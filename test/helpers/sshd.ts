@@ -11,6 +11,8 @@ import { tempDir } from "./tmp.ts";
 
 export interface TestSshd {
   port: number;
+  /** The sshd's PID, for tests that stop it (SIGSTOP: it accepts TCP but never answers). */
+  pid: number;
   user: string;
   dir: string;
   /** Private key of the authorized client (0600). */
@@ -93,6 +95,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   ];
   return {
     port,
+    pid: child.pid!,
     user,
     dir,
     clientKey,
