@@ -44,7 +44,7 @@ export const proxyCommand: Command = {
         // the proxy imports nothing above it: the backup ages and the operator's page are handed in here
         const { backupMetrics } = await import("../status/backup-metrics.ts");
         return (await import("../proxy/run.ts")).runProxy(config, {
-          extraMetrics: () => backupMetrics(config.paths.state),
+          extraMetrics: () => backupMetrics(config),
           // loaded on the first page view: its checks weigh ~5 MB of RSS that most proxies never use
           statusPage: async (proxy) =>
             (await import("../status/serve.ts")).statusPageHtml(config, {

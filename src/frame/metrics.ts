@@ -1,62 +1,151 @@
 /**
- * frame's counters for GET /metrics in the Prometheus text format: MCP requests by status class
- * with a latency histogram, tool calls by tool and outcome, refusals by reason. Tool calls and
- * refusals are counted where they are already reported: the audit sink (`countingAuditSink`).
+ * frame's GET /metrics (Prometheus text format, through prom-client, decision 54): MCP requests by
+ * HTTP code with a latency histogram, tool calls by tool and outcome, refusals by reason and code,
+ * a build-info gauge, and the process_* / nodejs_* metrics. Every label set we know of starts at 0,
+ * so an alert sees 0, not "absent". Tool calls and refusals are counted where they are already
+ * reported: the audit sink (`countingAuditSink`).
+ *
+ * A GET or DELETE on /frame/mcp answered 405 is the stateless server's expected answer to a client
+ * probing for an SSE stream (the SDK does it on every connect): it is counted apart, as a probe,
+ * so it never reads as a client error.
  */
-import type { AuditEvent, AuditSink } from "./audit-sink.ts";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { buildInfo, releaseVersion } from "../lib/version.ts";
+import type { AuditEvent, AuditOutcome, AuditSink } from "./audit-sink.ts";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const LABEL = /[^\w.:-]/g;
 
-export class FrameMetrics {
-  private readonly requests = new Map<string, number>();
-  private readonly buckets = BUCKETS.map(() => 0);
-  private durationSum = 0;
-  private durationCount = 0;
-  private readonly toolCalls = new Map<string, number>();
-  private readonly refusals = new Map<string, number>();
+/** What /frame/mcp can answer (besides the probes' 405): each starts at 0. */
+export const FRAME_CODES = [200, 202, 400, 401, 403, 406, 413, 415, 500, 503] as const;
+const TOOL_OUTCOMES: readonly AuditOutcome[] = ["ok", "error", "denied"];
 
-  constructor(readonly color: "blue" | "green") {}
+/**
+ * Every reason a request is refused before a tool runs, with its HTTP code. A test holds this to
+ * the reasons src/frame throws, so a new one cannot be missing here (and absent in a dashboard).
+ */
+export const REFUSAL_REASONS: Readonly<Record<string, 401 | 403 | 503>> = {
+  missing_token: 401,
+  malformed_header: 401,
+  malformed_token: 401,
+  bad_signature: 401,
+  alg_not_allowed: 401,
+  unknown_key: 401,
+  token_expired: 401,
+  token_not_yet_valid: 401,
+  wrong_issuer: 401,
+  wrong_audience: 401,
+  invalid_claims: 401,
+  wrong_tenant: 401,
+  no_subject: 401,
+  service_token_malformed: 401,
+  service_token_unknown: 401,
+  service_token_revoked: 401,
+  service_token_expired: 401,
+  service_token_elsewhere: 401,
+  client_not_allowed: 403,
+  app_only: 403,
+  guest: 403,
+  missing_scope: 403,
+  no_role: 403,
+  no_entity: 403,
+  group_overage: 403,
+  other_customer_domain: 403,
+  unknown_domain: 403,
+  host_or_origin: 403,
+  no_auth_not_local: 403,
+  keys_unavailable: 503,
+};
+
+export interface FrameMetricsOptions {
+  /** The tools frame serves: each tool x outcome starts at 0. */
+  tools: readonly string[];
+  /** process_* and nodejs_* (off in tests that make many registries). */
+  processMetrics?: boolean;
+}
+
+export class FrameMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<"code">;
+  private readonly probes: Counter<"method">;
+  private readonly duration: Histogram;
+  private readonly toolCalls: Counter<"tool" | "outcome">;
+  private readonly refusals: Counter<"reason" | "code">;
+
+  constructor(
+    readonly color: "blue" | "green",
+    options: FrameMetricsOptions,
+  ) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ color });
+    this.requests = new Counter({
+      name: "axe_frame_requests_total",
+      help: "MCP requests answered, by HTTP code (probes counted apart).",
+      labelNames: ["code"],
+      registers,
+    });
+    this.probes = new Counter({
+      name: "axe_frame_stream_probes_total",
+      help: "GET/DELETE /frame/mcp answered 405: a client probing for an SSE stream a stateless server does not offer (expected).",
+      labelNames: ["method"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "axe_frame_request_duration_seconds",
+      help: "Time to answer an MCP request (to response headers).",
+      buckets: BUCKETS,
+      registers,
+    });
+    this.toolCalls = new Counter({
+      name: "axe_frame_tool_calls_total",
+      help: "Tool calls by tool and outcome (ok, error, denied).",
+      labelNames: ["tool", "outcome"],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: "axe_frame_auth_refusals_total",
+      help: "Requests refused before any tool ran, by reason and HTTP code.",
+      labelNames: ["reason", "code"],
+      registers,
+    });
+    const build = buildInfo();
+    new Gauge({
+      name: "axe_build_info",
+      help: "The release, commit and target this process runs (always 1).",
+      labelNames: ["release", "commit", "target"],
+      registers,
+    }).set({ release: releaseVersion(), commit: build.commit, target: build.target }, 1);
+    for (const code of FRAME_CODES) this.requests.inc({ code: String(code) }, 0);
+    for (const method of ["GET", "DELETE"]) this.probes.inc({ method }, 0);
+    for (const tool of options.tools)
+      for (const outcome of TOOL_OUTCOMES) this.toolCalls.inc({ tool: label(tool), outcome }, 0);
+    for (const [reason, code] of Object.entries(REFUSAL_REASONS)) this.refusals.inc({ reason, code: String(code) }, 0);
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
 
   /** One answered /frame/mcp request. */
-  request(status: number, seconds: number): void {
-    bump(this.requests, `code="${Math.min(5, Math.max(1, (status / 100) | 0))}xx"`);
-    this.durationSum += seconds;
-    this.durationCount++;
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
+  request(method: string, status: number, seconds: number): void {
+    if (status === 405 && (method === "GET" || method === "DELETE")) {
+      this.probes.inc({ method });
+      return;
+    }
+    this.requests.inc({ code: String(status) });
+    this.duration.observe(seconds);
   }
 
   /** A tool call or a refused request, as the audit sink sees it. */
   audited(event: AuditEvent): void {
-    if (event.tool) bump(this.toolCalls, `tool="${event.tool.replace(LABEL, "_")}",outcome="${event.outcome}"`);
+    if (event.tool) this.toolCalls.inc({ tool: label(event.tool), outcome: event.outcome });
     else if (event.outcome === "refused" || event.outcome === "denied")
-      bump(this.refusals, `reason="${(event.reason ?? "unknown").replace(LABEL, "_")}",status="${event.status ?? 0}"`);
+      this.refusals.inc({ reason: label(event.reason ?? "unknown"), code: String(event.status ?? 0) });
   }
 
-  render(): string {
-    const out: string[] = [];
-    const c = `color="${this.color}"`;
-    const family = (name: string, type: string, help: string) =>
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    family("axe_frame_requests_total", "counter", "MCP requests answered, by status class.");
-    for (const [labels, n] of this.requests) out.push(`axe_frame_requests_total{${c},${labels}} ${n}`);
-    family("axe_frame_request_duration_seconds", "histogram", "Time to answer an MCP request (to response headers).");
-    for (const [i, le] of BUCKETS.entries())
-      out.push(`axe_frame_request_duration_seconds_bucket{${c},le="${le}"} ${this.buckets[i]}`);
-    out.push(`axe_frame_request_duration_seconds_bucket{${c},le="+Inf"} ${this.durationCount}`);
-    out.push(
-      `axe_frame_request_duration_seconds_sum{${c}} ${this.durationSum}`,
-      `axe_frame_request_duration_seconds_count{${c}} ${this.durationCount}`,
-    );
-    family("axe_frame_tool_calls_total", "counter", "Tool calls by tool and outcome (ok, error, denied).");
-    for (const [labels, n] of this.toolCalls) out.push(`axe_frame_tool_calls_total{${c},${labels}} ${n}`);
-    family(
-      "axe_frame_auth_refusals_total",
-      "counter",
-      "Requests refused before any tool ran, by reason and HTTP status.",
-    );
-    for (const [labels, n] of this.refusals) out.push(`axe_frame_auth_refusals_total{${c},${labels}} ${n}`);
-    return `${out.join("\n")}\n`;
+  render(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
   }
 }
 
@@ -70,6 +159,6 @@ export function countingAuditSink(inner: AuditSink, metrics: FrameMetrics): Audi
   };
 }
 
-function bump(map: Map<string, number>, key: string): void {
-  map.set(key, (map.get(key) ?? 0) + 1);
+function label(value: string): string {
+  return value.replace(LABEL, "_");
 }

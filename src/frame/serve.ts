@@ -147,7 +147,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     };
     const authenticator = serviceTokens ? bearerAuthenticator(entra, serviceTokens) : devAuthenticator(config.customer);
     if (!options.noAuth) void entra.warm();
-    const metrics = new FrameMetrics(color);
+    const metrics = new FrameMetrics(color, { tools: TOOLS.map((tool) => tool.name) });
     const app = createFrameApp({
       config,
       color,

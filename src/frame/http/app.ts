@@ -137,11 +137,11 @@ export function createFrameApp(options: FrameAppOptions) {
     .get("/healthz", () => healthResponse(options.sql, options.color))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
-    .get("/metrics", ({ request }) => {
+    .get("/metrics", async ({ request }) => {
       const refused = guard.check(request) ?? localOnly?.check(request);
       if (refused) return new Response(`Forbidden: ${refused}\n`, { status: 403 });
-      return new Response(options.metrics?.render() ?? "", {
-        headers: { "content-type": "text/plain; version=0.0.4" },
+      return new Response((await options.metrics?.render()) ?? "", {
+        headers: { "content-type": options.metrics?.contentType ?? "text/plain; version=0.0.4" },
       });
     })
     .all("/frame/mcp", async ({ request }) => {
@@ -157,7 +157,7 @@ export function createFrameApp(options: FrameAppOptions) {
           "Internal error: the request failed inside frame; retry, and report it if it persists",
         );
       }
-      options.metrics?.request(response.status, (performance.now() - started) / 1000);
+      options.metrics?.request(request.method, response.status, (performance.now() - started) / 1000);
       return response;
     });
 }
