@@ -11,10 +11,15 @@ import type postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { DataKeyCache, EntityKeys } from "../crypto/data-keys.ts";
 import type { TransactionAudit } from "./audit.ts";
+import { storedDefinitionText } from "./collections.ts";
+import type { CollectionDefinition } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
 import { entityRole, statementInEntity, withEntity } from "./with-entity.ts";
 
 export class DataStore {
+  /** Collection definitions by entity and name, with the version they were read at. */
+  private readonly definitions = new Map<string, { version: number; definition: CollectionDefinition }>();
+
   constructor(
     readonly sql: Sql,
     readonly keys: DataKeyCache,
@@ -53,10 +58,32 @@ export class DataStore {
   async statement<R extends readonly postgres.MaybeRow[], T>(
     entity: string,
     statement: (tx: Tx) => postgres.PendingQuery<R>,
-    read: (rows: R, keys: EntityKeys) => T,
+    read: (rows: R, keys: EntityKeys) => T | Promise<T>,
   ): Promise<T> {
     const role = await entityRole(this.sql, entity);
     const keys = await this.keys.get(this.sql, entity);
-    return read(await statementInEntity(this.sql, entity, statement, this.pipe, role), keys);
+    return await read(await statementInEntity(this.sql, entity, statement, this.pipe, role), keys);
+  }
+
+  /**
+   * The definition of `collection` at `version` (what a row's statement read beside it): from
+   * memory when that version was read before, else one more statement. get_record reads only the
+   * version with its row, since sending the whole definition every time cost Postgres more.
+   */
+  async definition(entity: string, collection: string, version: number | null): Promise<CollectionDefinition> {
+    const key = `${entity}\0${collection}`;
+    const known = this.definitions.get(key);
+    if (known && known.version === version) return known.definition;
+    const row = await this.statement(
+      entity,
+      (tx) =>
+        tx<{ definition: string; version: number }[]>`
+          select definition::text as definition, version from collections where name = ${collection}`,
+      (rows) => rows[0],
+    );
+    const definition = storedDefinitionText(collection, row?.definition ?? null);
+    if (this.definitions.size >= 1024) this.definitions.clear();
+    this.definitions.set(key, { version: row!.version, definition });
+    return definition;
   }
 }

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { EntityKeys } from "../crypto/data-keys.ts";
-import { getCollection, storedDefinitionText } from "./collections.ts";
+import { getCollection } from "./collections.ts";
 import { DataError } from "./errors.ts";
 import { type CollectionDefinition, checkValues, type Scalar } from "./fields.ts";
 import type { Tx } from "./queryable.ts";
@@ -85,8 +85,11 @@ function selectRow(tx: Tx, id: string, lock: boolean) {
   >`select ${tx(RECORD_COLUMNS)} from records where id = ${assertRecordId(id)} ${lock ? tx`for update` : tx``}`;
 }
 
-/** A row with its collection's stored definition as text, in one statement (get_record stays one round trip). */
-type RowWithDefinition = RecordRow & { definition: string | null };
+/** A row with its collection's definition version, in one statement (get_record stays one round trip). */
+type RowWithDefinitionVersion = RecordRow & { collection_version: number | null };
+
+/** The definition of a collection at a version (DataStore.definition keeps them by version). */
+export type DefinitionAt = (collection: string, version: number | null) => Promise<CollectionDefinition>;
 
 function liveRow(rows: readonly RecordRow[], id: string): RecordRow {
   const [row] = rows;
@@ -100,12 +103,17 @@ async function loadRow(tx: Tx, id: string, lock: boolean): Promise<RecordRow> {
 
 /** get_record as one statement plus decoding, for DataStore.statement (one round trip). */
 export const selectRecord = (tx: Tx, id: string) =>
-  tx<RowWithDefinition[]>`select ${tx(RECORD_COLUMNS)},
-    (select definition::text from collections where name = records.collection) as definition
+  tx<RowWithDefinitionVersion[]>`select ${tx(RECORD_COLUMNS)},
+    (select version from collections where name = records.collection) as collection_version
     from records where id = ${assertRecordId(id)}`;
-export function readRecord(rows: readonly RowWithDefinition[], keys: EntityKeys, id: string): RecordOut {
-  const row = liveRow(rows, id) as RowWithDefinition;
-  return toRecord(keys, storedDefinitionText(row.collection, row.definition), row);
+export async function readRecord(
+  rows: readonly RowWithDefinitionVersion[],
+  keys: EntityKeys,
+  id: string,
+  definitionAt: DefinitionAt,
+): Promise<RecordOut> {
+  const row = liveRow(rows, id) as RowWithDefinitionVersion;
+  return toRecord(keys, await definitionAt(row.collection, row.collection_version), row);
 }
 
 export async function createRecord(

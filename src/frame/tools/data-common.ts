@@ -36,7 +36,7 @@ export async function inEntity<T>(
 export async function inEntityStatement<R extends readonly postgres.MaybeRow[], T>(
   ctx: ToolContext,
   statement: (tx: Tx) => postgres.PendingQuery<R>,
-  read: (rows: R, keys: EntityKeys) => T,
+  read: (rows: R, keys: EntityKeys) => T | Promise<T>,
 ): Promise<T> {
   try {
     return await ctx.store.statement(ctx.principal.entity, statement, read);

@@ -51,7 +51,10 @@ export const getRecordTool = defineTool({
       await inEntityStatement(
         ctx,
         (tx) => selectRecord(tx, input.id),
-        (rows, keys) => readRecord(rows, keys, input.id),
+        (rows, keys) =>
+          readRecord(rows, keys, input.id, (collection, version) =>
+            ctx.store.definition(ctx.principal.entity, collection, version),
+          ),
       ),
     );
   },

@@ -287,6 +287,20 @@ describe("strings, dates and redefinitions (issue 21)", () => {
     expect(required.isError).toBe(false);
   });
 
+  test("get_record reads a record with a field added after it first read the collection", async () => {
+    await call(admin, "define_collection", { name: "grows", fields: { a: { type: "string" } } });
+    const created = (await call(writer, "create_record", { collection: "grows", values: { a: "x" } })).data;
+    expect((await call(reader, "get_record", { id: created.id })).data.values).toEqual({ a: "x" });
+    await call(admin, "define_collection", {
+      name: "grows",
+      fields: { a: { type: "string" }, b: { type: "integer" } },
+    });
+    await call(writer, "update_record", { id: created.id, expected_version: 1, values: { b: 2 } });
+    const read = await call(reader, "get_record", { id: created.id });
+    expect(read.isError).toBe(false);
+    expect(read.data.values).toEqual({ a: "x", b: 2 });
+  });
+
   test("afterwards every collection still lists, searches and the audit chains verify", async () => {
     const { collections } = (await call(reader, "list_collections")).data;
     for (const c of collections) {
