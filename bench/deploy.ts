@@ -18,11 +18,11 @@ import { copyFileSync } from "node:fs";
  * verify included).
  */
 import { parseArgs } from "node:util";
-import { other, pointColor } from "../src/deploy/colors.ts";
+import { pointColor } from "../src/deploy/colors.ts";
 import { findRelease, installRelease, stagingPath } from "../src/deploy/releases.ts";
 import { colorUrl } from "../src/deploy/switch.ts";
+import { otherColor } from "../src/lib/colors.ts";
 import { proxyStatus } from "../src/proxy/admin-client.ts";
-import { linkCurrent } from "../src/services/unit-paths.ts";
 import {
   healthOf,
   releaseStreamFile,
@@ -79,7 +79,7 @@ function sha256sumMs(file: string): number {
 
 /** Stops the standby color and waits until the proxy no longer counts on it. */
 async function singleProcess(app: Awaited<ReturnType<typeof startAppliance>>): Promise<void> {
-  const standby = other((await proxyStatus(app.socket)).live);
+  const standby = otherColor((await proxyStatus(app.socket)).live);
   await app.backend.stop(standby);
   while ((await proxyStatus(app.socket)).colors[standby].healthy) await Bun.sleep(50);
 }
@@ -121,7 +121,6 @@ async function main() {
           if (!findRelease(app.config.paths.data, release.manifest.version))
             installRelease(app.config.paths.data, { manifest: release.manifest, jws: release.jws, file: staged });
           pointColor(app.config.paths.data, live, release.manifest.version);
-          linkCurrent(app.config.paths.data, live, release.manifest.version);
           await app.backend.restart(live);
           while (
             !(await healthOf(colorUrl(app.config, live)).then(

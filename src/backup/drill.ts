@@ -14,7 +14,7 @@ import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { drillFiles } from "./files-drill.ts";
 import { takeRunnerLock } from "./lock.ts";
 import { damagedPacks } from "./repair.ts";
-import { type Repo, resticFailure, type TierName } from "./restic.ts";
+import { type Repo, resticFailure, TIERS, type TierName } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
 import { removeStaleLocks } from "./retention.ts";
 import { exitCodeFor, type RunReport } from "./run.ts";
@@ -68,7 +68,7 @@ export async function verifyBackups(config: Config): Promise<RunReport> {
   let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
     db = await openDatabase(config);
-    for (const tier of ["local", "ring", "cold"] as const) {
+    for (const tier of TIERS) {
       const { repo, why } = tierRepo(ctx, tier);
       if (!repo) results.push({ tier, outcome: "skipped", message: `${tier}: skipped, ${why}` });
       else results.push(await verifyTier(ctx, repo, db.target));

@@ -10,10 +10,11 @@
 import { spawnSync } from "node:child_process";
 import { statSync } from "node:fs";
 import { z } from "zod";
+import type { TierName } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
 import { type ProgramExit, type ProgramOptions, ProgramStartError, runProgram } from "../lib/program.ts";
 
-export type TierName = "local" | "ring" | "cold";
+export { TIERS, type TierName } from "../config/sections.ts";
 
 /** One restic repository: where it is and which 0600 file holds its password. */
 export interface Repo {

@@ -12,14 +12,14 @@ import { openDatabase } from "../db/connect.ts";
 import { AppError } from "../lib/errors.ts";
 import { type BackupContext, backupContext } from "./context.ts";
 import { takeRunnerLock } from "./lock.ts";
-import type { TierName } from "./restic.ts";
+import { TIERS, type TierName } from "./restic.ts";
 import { updateTier } from "./status.ts";
 import { runColdTier } from "./tiers/cold.ts";
 import { runLocalTier } from "./tiers/local.ts";
 import { runRingTier } from "./tiers/ring.ts";
 import type { TierResult } from "./tiers/types.ts";
 
-export const TIER_CHOICES = ["local", "ring", "cold", "all"] as const;
+export const TIER_CHOICES = [...TIERS, "all"] as const;
 export type TierChoice = (typeof TIER_CHOICES)[number];
 
 export interface RunReport {
@@ -35,7 +35,7 @@ export async function runBackup(
   options: { allowPruneDamaged?: boolean } = {},
 ): Promise<RunReport> {
   const ctx = { ...backupContext(config), allowPruneDamaged: options.allowPruneDamaged };
-  const tiers: TierName[] = choice === "all" ? ["local", "ring", "cold"] : [choice];
+  const tiers: TierName[] = choice === "all" ? [...TIERS] : [choice];
   const { lock, warnings } = takeRunnerLock(ctx);
   const results: TierResult[] = [];
   try {

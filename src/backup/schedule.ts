@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { LABEL_PREFIX, selfCommand } from "../services/backend.ts";
+import { LABEL_PREFIX, selfCommand } from "../lib/version.ts";
 
 export type Platform = "launchd" | "systemd";
 

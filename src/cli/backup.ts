@@ -2,6 +2,8 @@ import { join, resolve } from "node:path";
 import type { Platform } from "../backup/schedule.ts";
 import type { TierResult } from "../backup/tiers/types.ts";
 import { type Config, loadConfig } from "../config/load.ts";
+import { parsePostgresUrl } from "../config/postgres-url.ts";
+import { TIERS } from "../config/sections.ts";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, type Invocation, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
@@ -86,7 +88,7 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
       options: { tier: { ...TIER, description: "local, ring or cold" }, config: CONFIG_OPTION },
       run: async (inv) => {
         const { repairBackup } = await import("../backup/repair.ts");
-        const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const);
+        const tier = choiceFlag(inv, "tier", TIERS);
         if (!tier) throw new UsageError("BAD_FLAG", `${inv.path}: --tier is required`, `see '${inv.path} --help'`);
         const { results, exitCode, warnings } = await repairBackup(config(inv), tier);
         return printResults(results, exitCode, warnings);
@@ -208,7 +210,7 @@ async function restoreCommand(inv: Invocation): Promise<number> {
       `${inv.path}: give exactly one of --to-database URL or --to-dir DIR`,
       `see '${inv.path} --help'`,
     );
-  const tier = choiceFlag(inv, "tier", ["local", "ring", "cold"] as const) ?? "local";
+  const tier = choiceFlag(inv, "tier", TIERS) ?? "local";
   const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] =
     await Promise.all([import("../backup/context.ts"), import("../backup/restore.ts"), import("../db/connect.ts")]);
   const cfg = config(inv);
@@ -246,28 +248,19 @@ async function restoreCommand(inv: Invocation): Promise<number> {
 
 /** The URL's server; the configured password applies only when the URL names the configured server and user. */
 function restoreTarget(configured: DatabaseTarget, url: string): DatabaseTarget {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
+  const parsed = parsePostgresUrl(url);
+  if (!parsed)
     throw new UsageError(
       "BAD_FLAG",
-      `--to-database: '${url}' is not a URL; expected postgres://user@host:port/database`,
+      `--to-database: '${url}' is not a postgres:// URL; expected postgres://user@host:port/database`,
     );
-  }
-  if (!/^postgres(ql)?:$/.test(parsed.protocol))
-    throw new UsageError("BAD_FLAG", "--to-database: expected a postgres:// URL");
-  if (parsed.password)
+  if (parsed.hasPassword)
     throw new UsageError(
       "BAD_FLAG",
       "--to-database: the URL holds a password; put it in a pgpass file (PGPASSFILE) instead, never on the command line",
     );
-  const target = {
-    host: decodeURIComponent(parsed.hostname) || "127.0.0.1",
-    port: Number(parsed.port || 5432),
-    user: decodeURIComponent(parsed.username) || "postgres",
-    database: parsed.pathname.replace(/^\//, ""),
-  };
+  const { host, port, user, database } = parsed;
+  const target = { host, port, user, database };
   if (!target.database) throw new UsageError("BAD_FLAG", "--to-database: the URL names no database");
   const same = configured.host === target.host && configured.port === target.port && configured.user === target.user;
   return same ? { ...target, password: configured.password, passfile: configured.passfile } : target;

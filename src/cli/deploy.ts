@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadFleet } from "../config/customers.ts";
-import { loadConfig } from "../config/load.ts";
+import { type Config, loadConfig } from "../config/load.ts";
 import type { PushResult } from "../deploy/push.ts";
 import type { RunOutcome } from "../deploy/receive.ts";
 import type { StepReport } from "../deploy/steps.ts";
@@ -180,6 +180,11 @@ sign releases with \`npm run release -- --key-file DIR/release.key\`. Refuses to
   },
 };
 
+/** The service manager that keeps the colors alive (launchd, systemd or child processes), as appliance.yaml says. */
+async function serviceBackendFor(config: Config) {
+  return (await import("../services/select.ts")).serviceBackend(config);
+}
+
 /** Who deploys: --who (the forced command line carries the SSH key's comment), $AXE_DEPLOY_WHO, else the SSH peer. */
 async function whoFrom(inv: Invocation): Promise<string> {
   const flag = stringFlag(inv, "who") ?? process.env.AXE_DEPLOY_WHO;
@@ -303,6 +308,7 @@ passed through the deploy key's forced command, so run it on the machine, with -
             allowDowngrade: inv.values["allow-downgrade"] === true,
             force: inv.values.force === true,
             onStep: out.onStep,
+            backend: await serviceBackendFor(config),
           }),
         );
       },
@@ -318,11 +324,14 @@ outcome; --json prints the report instead. Exit 6 when a step fails: the live co
       options: { config: CONFIG_OPTION, who: WHO, json: JSON_OPTION },
       run: async (inv) => {
         const out = await reporter(inv.values.json ? "json" : "table");
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        const { rollback } = await import("../deploy/rollback.ts");
         return out.finish(
-          await (await import("../deploy/rollback.ts")).rollback({
-            config: loadConfig({ dir: stringFlag(inv, "config") }),
+          await rollback({
+            config,
             who: await whoFrom(inv),
             onStep: out.onStep,
+            backend: await serviceBackendFor(config),
           }),
         );
       },

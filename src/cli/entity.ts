@@ -1,6 +1,7 @@
-import { ENTITY_NAME } from "../frame/store/names.ts";
+import { ENTITY_NAME } from "../config/customers.ts";
 import { CONFIG_OPTION, type Command, JSON_OPTION, positional, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
+import { LABEL_PREFIX } from "../lib/version.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
 export const entityCommand: Command = {
@@ -24,19 +25,13 @@ export const entityCommand: Command = {
             `${inv.path}: '${name}' is not an entity name (lower case letters, digits and _, starting with a letter, at most 31)`,
           );
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
-          const [
-            { ensureEntity },
-            { DataError },
-            { ensureMasterKey, masterKeyPath },
-            { LABEL_PREFIX },
-            { operatorName },
-          ] = await Promise.all([
-            import("../frame/store/entities.ts"),
-            import("../frame/store/errors.ts"),
-            import("../frame/store/open-data.ts"),
-            import("../services/backend.ts"),
-            import("./audit.ts"),
-          ]);
+          const [{ ensureEntity }, { DataError }, { ensureMasterKey, masterKeyPath }, { operatorName }] =
+            await Promise.all([
+              import("../frame/store/entities.ts"),
+              import("../frame/store/errors.ts"),
+              import("../frame/store/open-data.ts"),
+              import("./audit.ts"),
+            ]);
           const ring = await ensureMasterKey(sql, masterKeyPath(config));
           const entity = { name, customer: config.customer.name };
           const created = await ensureEntity(sql, entity, ring, operatorName()).catch((error) => {

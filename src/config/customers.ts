@@ -7,7 +7,11 @@ import { ConfigError } from "../lib/errors.ts";
 import { YamlSource } from "./yaml-source.ts";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const NAME = /^[a-z][a-z0-9_]{0,30}$/;
+/**
+ * A customer or entity name: it becomes part of Postgres identifiers (schema entity_<name>, role
+ * names; src/frame/store/names.ts), so it is checked here, where it enters, and again there.
+ */
+export const ENTITY_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
 
 export const ROLES = ["reader", "writer", "admin"] as const;
@@ -17,7 +21,7 @@ const name = (what: string) =>
   z
     .string()
     .regex(
-      NAME,
+      ENTITY_NAME,
       `expected a ${what} name: lower-case letters, digits and _, starting with a letter, at most 31 characters`,
     );
 const guid = (what: string) =>

@@ -3,6 +3,7 @@
  * appliance.yaml that only says `customer: axe` is a working machine on the design's ports.
  */
 import { z } from "zod";
+import { parsePostgresUrl } from "./postgres-url.ts";
 
 const ms = (fallback: number) =>
   z.number().int().positive("expected a positive number of milliseconds").default(fallback);
@@ -24,8 +25,12 @@ const Keep = z.strictObject({
 export const DatabaseSection = z.strictObject({
   /** Production Postgres, e.g. postgres://frame@127.0.0.1:3700/frame. Omit for the embedded cluster. */
   url: z
-    .url({ protocol: /^postgres(ql)?$/, error: "expected a postgres:// URL" })
-    .refine((u) => !new URL(u).password, "the URL holds a password; put it in the file named by database.password_file")
+    .string()
+    .refine((u) => parsePostgresUrl(u) !== undefined, "expected a postgres:// URL")
+    .refine(
+      (u) => !parsePostgresUrl(u)?.hasPassword,
+      "the URL holds a password; put it in the file named by database.password_file",
+    )
     .optional(),
   password_file: z.string().optional(),
   /** Embedded cluster: the OS user Postgres runs as when the appliance runs as root. */
@@ -107,6 +112,10 @@ export const DeploySection = z.strictObject({
   /** How proxy, blue and green are kept alive. */
   service_backend: z.enum(["launchd", "systemd", "child"]).optional(),
 });
+
+/** Backup tiers: 1 on this machine, 2 the ring peer, 3 the cold SSD; each has its section below. */
+export const TIERS = ["local", "ring", "cold"] as const;
+export type TierName = (typeof TIERS)[number];
 
 export const BackupSection = z.strictObject({
   /** Host name recorded in snapshots (restic --host); default: this customer's name. */

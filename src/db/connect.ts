@@ -6,6 +6,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import type { Config } from "../config/load.ts";
 import { secretPath } from "../config/load.ts";
+import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { DatabaseError } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret-file.ts";
 import { EmbeddedPostgres } from "./embedded.ts";
@@ -60,13 +61,13 @@ export const FRAME_DATABASE = "frame";
 export async function openDatabase(config: Config): Promise<OpenDatabase> {
   const { url, password_file, embedded_run_as } = config.appliance.database;
   if (url) {
-    const parsed = new URL(url);
+    const { host, port, user, database } = parsePostgresUrl(url)!; // appliance.yaml's schema checked it
     return {
       target: {
-        host: decodeURIComponent(parsed.hostname) || "127.0.0.1",
-        port: Number(parsed.port || 5432),
-        user: decodeURIComponent(parsed.username) || "postgres",
-        database: parsed.pathname.replace(/^\//, "") || FRAME_DATABASE,
+        host,
+        port,
+        user,
+        database: database || FRAME_DATABASE,
         password: password_file ? readSecretFile(secretPath(config, password_file)) : undefined,
       },
     };

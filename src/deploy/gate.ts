@@ -1,19 +1,24 @@
 /**
  * The health gate a color passes before it may go live: its /healthz answers 200 with the
- * expected color and release, then a real MCP exchange (initialize, then tools/list) with a
- * short-lived service token succeeds.
+ * expected color and release, then a real MCP exchange (initialize, then tools/list, through the
+ * SDK's own client) with a short-lived service token succeeds.
  */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { HealthSchema } from "../frame/http/health.ts";
+import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
-import type { ServiceBackend, ServiceName } from "../services/backend.ts";
+import { buildInfo } from "../lib/version.ts";
+import type { ColorRunner } from "./color-runner.ts";
 
 export interface HealthExpectation {
   url: string;
-  color: string;
+  color: Color;
   release: string;
   timeoutMs: number;
   /** Fails fast when the service has died instead of waiting out the timeout. */
-  backend?: ServiceBackend;
+  backend?: ColorRunner;
 }
 
 /** Polls /healthz until it reports the color on the release, healthy; returns a detail line. */
@@ -23,24 +28,21 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
     async () => {
       try {
         const response = await fetch(`${expect.url}/healthz`, { signal: AbortSignal.timeout(2000) });
-        const body = (await response.json().catch(() => ({}))) as {
-          status?: string;
-          color?: string;
-          release?: string;
-          database?: { migration?: number };
-        };
-        if (
+        const text = await response.text();
+        const health = HealthSchema.safeParse(parseJson(text));
+        if (!health.success) last = `HTTP ${response.status}, not a frame /healthz answer: ${text.slice(0, 200)}`;
+        else if (
           response.status === 200 &&
-          body.status === "ok" &&
-          body.color === expect.color &&
-          body.release === expect.release
+          health.data.status === "ok" &&
+          health.data.color === expect.color &&
+          health.data.release === expect.release
         )
-          return `${expect.color} answers /healthz on ${expect.release} (migration ${body.database?.migration ?? "?"})`;
-        last = `HTTP ${response.status} ${JSON.stringify(body).slice(0, 200)}`;
+          return `${expect.color} answers /healthz on ${expect.release} (migration ${health.data.database.migration})`;
+        else last = `HTTP ${response.status} ${JSON.stringify(health.data).slice(0, 200)}`;
       } catch (error) {
         last = (error as Error).message;
       }
-      if (expect.backend && !(await expect.backend.status(expect.color as ServiceName)).running)
+      if (expect.backend && !(await expect.backend.status(expect.color)).running)
         throw new DeployError(
           "HEALTH_DIED",
           `${expect.color} exited while starting (last answer: ${last})`,
@@ -58,62 +60,33 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
   );
 }
 
-const PROTOCOL = "2025-06-18";
-
-async function rpc(
-  url: string,
-  token: string,
-  body: object,
-): Promise<{ status: number; message?: { result?: unknown; error?: { message?: string } } }> {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": PROTOCOL,
-    },
-    body: JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await response.text();
-  if (!("id" in body)) return { status: response.status };
-  // Streamable HTTP answers with JSON or with an SSE stream whose data lines hold the JSON-RPC message.
-  const json = (response.headers.get("content-type") ?? "").includes("text/event-stream")
-    ? text
-        .split("\n")
-        .filter((l) => l.startsWith("data:"))
-        .map((l) => l.slice(5).trim())
-        .at(-1)
-    : text;
+function parseJson(text: string): unknown {
   try {
-    return { status: response.status, message: JSON.parse(json ?? "") };
+    return JSON.parse(text);
   } catch {
-    return { status: response.status };
+    return undefined;
   }
 }
 
-/** initialize + notifications/initialized + tools/list; returns how many tools the color lists. */
+const MCP_TIMEOUT_MS = 10_000;
+
+/** initialize (+ notifications/initialized) and tools/list as any MCP client does them; returns how many tools the color lists. */
 export async function mcpCheck(mcpUrl: string, token: string): Promise<string> {
-  const init = await rpc(mcpUrl, token, {
-    jsonrpc: "2.0",
-    id: 1,
-    method: "initialize",
-    params: { protocolVersion: PROTOCOL, capabilities: {}, clientInfo: { name: "axe-deploy-gate", version: "1" } },
+  const client = new Client({ name: "axe-deploy-gate", version: buildInfo().version });
+  const transport = new StreamableHTTPClientTransport(new URL(mcpUrl), {
+    requestInit: { headers: { authorization: `Bearer ${token}` } },
   });
-  const server = (init.message?.result as { serverInfo?: { name?: string } } | undefined)?.serverInfo;
-  if (init.status !== 200 || !server)
-    throw new DeployError(
-      "MCP_INITIALIZE",
-      `initialize answered HTTP ${init.status}${init.message?.error ? `: ${init.message.error.message}` : ""}`,
-    );
-  await rpc(mcpUrl, token, { jsonrpc: "2.0", method: "notifications/initialized" });
-  const list = await rpc(mcpUrl, token, { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
-  const tools = (list.message?.result as { tools?: Array<{ name: string }> } | undefined)?.tools;
-  if (list.status !== 200 || !Array.isArray(tools) || tools.length === 0)
-    throw new DeployError(
-      "MCP_TOOLS",
-      `tools/list answered HTTP ${list.status} with ${Array.isArray(tools) ? "no tools" : "no tool list"}`,
-    );
-  return `initialize (${server.name ?? "server"}) and tools/list (${tools.length} tools) answered`;
+  try {
+    await client.connect(transport, { timeout: MCP_TIMEOUT_MS }).catch((error: Error) => {
+      throw new DeployError("MCP_INITIALIZE", `initialize failed: ${error.message}`);
+    });
+    const { tools } = await client.listTools(undefined, { timeout: MCP_TIMEOUT_MS }).catch((error: Error) => {
+      throw new DeployError("MCP_TOOLS", `tools/list failed: ${error.message}`);
+    });
+    if (tools.length === 0) throw new DeployError("MCP_TOOLS", "tools/list answered with no tools");
+    const server = client.getServerVersion()?.name ?? "server";
+    return `initialize (${server}) and tools/list (${tools.length} tools) answered`;
+  } finally {
+    await client.close().catch(() => {});
+  }
 }

@@ -14,13 +14,12 @@
  */
 import { rmSync } from "node:fs";
 import type { Config } from "../config/load.ts";
+import { type Color, otherColor } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import type { ServiceBackend } from "../services/backend.ts";
-import { serviceBackend } from "../services/select.ts";
-import { linkCurrent } from "../services/unit-paths.ts";
-import { type Color, other, pointColor, readColors } from "./colors.ts";
+import type { ColorRunner } from "./color-runner.ts";
+import { pointColor, readColors } from "./colors.ts";
 import { DeployJournal } from "./journal.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { type Manifest, releaseSequence } from "./manifest.ts";
@@ -42,7 +41,8 @@ export interface ReceiveOptions {
   force?: boolean;
   /** Hears each step as it ends, for the operator watching the push. */
   onStep?: (step: StepReport) => void;
-  backend?: ServiceBackend;
+  /** Restarts and stops the colors (launchd, systemd or child processes). */
+  backend: ColorRunner;
 }
 
 export interface RunOutcome {
@@ -62,7 +62,7 @@ export function lockFileFor(config: Config): string {
 export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcome> {
   const { config } = options;
   const data = config.paths.data;
-  const backend = options.backend ?? serviceBackend(config);
+  const { backend } = options;
   const input = await unlessEmpty(options.input);
   const runner = new StepRunner(journalFor(config), "deploy", options.who, options.onStep);
   if (!input) {
@@ -125,10 +125,9 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
     let passive: Color = "green";
     await runner.step("start", async () => {
       live = (await proxyStatus(socket)).live;
-      passive = other(live);
+      passive = otherColor(live);
       runner.report.color = passive;
       const before = pointColor(data, passive, release);
-      linkCurrent(data, passive, release);
       runner.report.previous = { color: live, ...(before[live] ? { release: before[live]!.version } : {}) };
       restore = () => restoreColor({ config, backend, color: passive, version: before[passive]?.version });
       await backend.restart(passive);
@@ -179,14 +178,14 @@ async function alreadyLive(
   if (!live) return undefined;
   const colors = readColors(config.paths.data);
   if (colors[live]?.version !== manifest.version) return undefined;
-  const standby = colors[other(live)]?.version;
+  const standby = colors[otherColor(live)]?.version;
   return { color: live, ...(standby ? { standby } : {}) };
 }
 
 function alreadyLiveError(manifest: Manifest, live: { color: Color; standby?: string }): DeployError {
   const rollback = live.standby
-    ? `${other(live.color)} keeps ${live.standby} for rollback`
-    : `${other(live.color)} runs no release yet`;
+    ? `${otherColor(live.color)} keeps ${live.standby} for rollback`
+    : `${otherColor(live.color)} runs no release yet`;
   return new DeployError(
     "RELEASE_ALREADY_LIVE",
     `verify: release ${manifest.version} is already live on ${live.color}; deploying it again would put it on both colors and leave nothing to roll back to (${rollback}); nothing was installed or run`,

@@ -4,13 +4,12 @@
  * first. Same steps, journal and report as a deploy.
  */
 import type { Config } from "../config/load.ts";
+import { type Color, otherColor } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import type { ServiceBackend } from "../services/backend.ts";
-import { serviceBackend } from "../services/select.ts";
-import { linkCurrent } from "../services/unit-paths.ts";
-import { type Color, other, readColors } from "./colors.ts";
+import type { ColorRunner } from "./color-runner.ts";
+import { pointColor, readColors } from "./colors.ts";
 import { waitForHealth } from "./gate.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
@@ -21,12 +20,11 @@ import { colorUrl, finishSwitch, gateAndSwitch } from "./switch.ts";
 export async function rollback(options: {
   config: Config;
   who: string;
-  backend?: ServiceBackend;
+  backend: ColorRunner;
   /** Hears each step as it ends. */
   onStep?: (step: StepReport) => void;
 }): Promise<RunOutcome> {
-  const { config } = options;
-  const backend = options.backend ?? serviceBackend(config);
+  const { config, backend } = options;
   const runner = new StepRunner(journalFor(config), "rollback", options.who, options.onStep);
   let lock: HeldLock | undefined;
   try {
@@ -39,7 +37,7 @@ export async function rollback(options: {
     });
     await runner.step("standby", async () => {
       live = (await proxyStatus(proxySettings(config).adminSocket)).live;
-      standby = other(live);
+      standby = otherColor(live);
       const version = readColors(config.paths.data)[standby]?.version;
       if (!version || !findRelease(config.paths.data, version))
         throw new DeployError(
@@ -64,7 +62,7 @@ export async function rollback(options: {
         () => false,
       );
       if (warm) return `${standby} is warm on ${version}`;
-      linkCurrent(config.paths.data, standby, version);
+      pointColor(config.paths.data, standby, version); // the link too, in case it had moved
       await backend.restart(standby);
       return `${standby} was not running ${version}; restarted it`;
     });

@@ -6,13 +6,13 @@
 import type { Config } from "../config/load.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { issueServiceToken, revokeServiceToken } from "../frame/auth/service-tokens.ts";
+import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import type { ServiceBackend } from "../services/backend.ts";
-import { linkCurrent } from "../services/unit-paths.ts";
-import { type Color, pointColor, readColors, writeColors } from "./colors.ts";
+import type { ColorRunner } from "./color-runner.ts";
+import { forgetColor, pointColor, readColors } from "./colors.ts";
 import { mcpCheck, waitForHealth } from "./gate.ts";
 import type { StepRunner } from "./steps.ts";
 
@@ -23,7 +23,7 @@ export function colorUrl(config: Config, color: Color): string {
 
 interface GateOptions {
   config: Config;
-  backend: ServiceBackend;
+  backend: ColorRunner;
   runner: StepRunner;
   color: Color;
   release: string;
@@ -98,7 +98,7 @@ export async function finishSwitch({
   from,
 }: {
   config: Config;
-  backend: ServiceBackend;
+  backend: ColorRunner;
   runner: StepRunner;
   from: Color;
 }): Promise<void> {
@@ -130,18 +130,16 @@ export async function restoreColor({
   version,
 }: {
   config: Config;
-  backend: ServiceBackend;
+  backend: ColorRunner;
   color: Color;
   version: string | undefined;
 }): Promise<void> {
   const data = config.paths.data;
   if (!version) {
-    const { [color]: _dropped, ...rest } = readColors(data);
-    writeColors(data, rest);
+    forgetColor(data, color);
     await backend.stop(color);
     return;
   }
   pointColor(data, color, version);
-  linkCurrent(data, color, version);
   await backend.restart(color);
 }

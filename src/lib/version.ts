@@ -1,8 +1,12 @@
 /**
- * What this binary is. `build/compile.ts` replaces the AXE_BUILD_* identifiers with string
+ * What this binary is, and how the machine knows it. `build/compile.ts` replaces the AXE_BUILD_* identifiers with string
  * literals through `bun build --define`; run from source they are undefined and we say so.
  */
+import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
+
+/** The reverse-DNS prefix of every launchd label and systemd unit this appliance installs (services, backup jobs). */
+export const LABEL_PREFIX = "ai.axelabs.axe";
 
 declare const AXE_BUILD_COMMIT: string | undefined;
 declare const AXE_BUILD_TARGET: string | undefined;
@@ -28,4 +32,10 @@ export function buildInfo(): BuildInfo {
 /** Release version this process serves: AXE_RELEASE (set by deploy for a color) or the package version. */
 export function releaseVersion(): string {
   return process.env.AXE_RELEASE || pkg.version;
+}
+
+/** The command that runs this binary again: the compiled executable, or bun + src/main.ts from source. */
+export function selfCommand(): string[] {
+  if (buildInfo().commit !== "source") return [process.execPath];
+  return [process.execPath, join(import.meta.dir, "..", "main.ts")];
 }

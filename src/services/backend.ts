@@ -5,9 +5,10 @@
  */
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
-import { type Color, readColors } from "../deploy/colors.ts";
+import { readColors } from "../deploy/colors.ts";
 import { findRelease } from "../deploy/releases.ts";
-import { buildInfo, releaseVersion } from "../lib/version.ts";
+import type { Color } from "../lib/colors.ts";
+import { LABEL_PREFIX, releaseVersion, selfCommand } from "../lib/version.ts";
 
 export const SERVICES = ["proxy", "blue", "green"] as const;
 export type ServiceName = (typeof SERVICES)[number];
@@ -41,8 +42,6 @@ export interface ServiceSpec {
   logFile: string;
 }
 
-export const LABEL_PREFIX = "ai.axelabs.axe";
-
 /**
  * The proxy's environment besides AXE_CONFIG_DIR, the same under launchd, systemd and `up`.
  * JavaScriptCore sizes its heap for a 128 MB machine, so it collects sooner under load: peak RSS
@@ -50,12 +49,6 @@ export const LABEL_PREFIX = "ai.axelabs.axe";
  * only at start, so it cannot be set from inside the process.
  */
 export const PROXY_ENV: Readonly<Record<string, string>> = { BUN_JSC_forceRAMSize: String(128 * 1024 * 1024) };
-
-/** The binary this process is: the compiled executable, or bun + src/main.ts from source. */
-export function selfCommand(): string[] {
-  if (buildInfo().commit !== "source") return [process.execPath];
-  return [process.execPath, join(import.meta.dir, "..", "main.ts")];
-}
 
 /**
  * The command a service runs now. A color runs the release colors.json points it at, else this

@@ -10,8 +10,8 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultUnitDir } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
+import { LABEL_PREFIX } from "../lib/version.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import { LABEL_PREFIX } from "./backend.ts";
 
 /** Where launchd and systemd keep the units `services install` writes. */
 export const UNIT_DIRS = [defaultUnitDir("launchd"), defaultUnitDir("systemd")];

@@ -18,17 +18,17 @@ import {
 import { join } from "node:path";
 import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
-import { COLORS, pointColor } from "../deploy/colors.ts";
+import { currentLink, pointColor } from "../deploy/colors.ts";
 import { LEGACY_RELEASE_FORMAT, parseManifest, VERSION_PATTERN } from "../deploy/manifest.ts";
 import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
 import { findRelease, releasesDir } from "../deploy/releases.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
+import { COLORS } from "../lib/colors.ts";
 import { ConfigError, DeployError } from "../lib/errors.ts";
 import { runProgram } from "../lib/program.ts";
 import { launchdPlists } from "./launchd.ts";
 import { askServiceManager } from "./service-manager.ts";
 import { systemdUnits } from "./systemd.ts";
-import { currentLink, linkCurrent } from "./unit-paths.ts";
 
 export interface UnitFile {
   file: string;
@@ -137,8 +137,7 @@ export async function seedReleases(config: Config, binary: string, dryRun: boole
   for (const color of missing) {
     lines.push(`${dryRun ? "would point" : "pointed"} ${color} at release ${version}`);
     if (dryRun) continue;
-    linkCurrent(data, color, version);
-    pointColor(data, color, version); // the unit runs the link, so colors.json must say the same
+    pointColor(data, color, version);
   }
   return lines;
 }

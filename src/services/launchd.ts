@@ -5,7 +5,8 @@
  * the binary behind the current/<color> link.
  */
 import type { Config } from "../config/load.ts";
-import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
+import { LABEL_PREFIX } from "../lib/version.ts";
+import { SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
 import { askServiceManager, tellServiceManager } from "./service-manager.ts";
 import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 

@@ -4,7 +4,8 @@
  * release from the current/<color> link and env file, so it never changes across deploys.
  */
 import type { Config } from "../config/load.ts";
-import { LABEL_PREFIX, SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
+import { LABEL_PREFIX } from "../lib/version.ts";
+import { SERVICES, type ServiceBackend, type ServiceName, type ServiceStatus } from "./backend.ts";
 import { askServiceManager, tellServiceManager } from "./service-manager.ts";
 import { type UnitOptions, unitCommand } from "./unit-commands.ts";
 

@@ -1,9 +1,10 @@
-/** The command lines launchd and systemd units run, from the stable paths in unit-paths.ts. */
+/** The command lines launchd and systemd units run, from the stable paths deploy/colors.ts keeps pointed. */
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
-import type { Color } from "../deploy/colors.ts";
-import { LABEL_PREFIX, PROXY_ENV, type ServiceName } from "./backend.ts";
-import { currentEnvFile, currentLink } from "./unit-paths.ts";
+import { currentEnvFile, currentLink } from "../deploy/colors.ts";
+import type { Color } from "../lib/colors.ts";
+import { LABEL_PREFIX } from "../lib/version.ts";
+import { PROXY_ENV, type ServiceName } from "./backend.ts";
 
 export interface UnitCommand {
   name: ServiceName;

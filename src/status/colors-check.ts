@@ -3,14 +3,13 @@
  * Each color's /healthz is asked directly too, so a dead proxy still shows what the colors do.
  */
 import type { Config } from "../config/load.ts";
-import { readColors } from "../deploy/colors.ts";
+import { type ColorsState, readColors } from "../deploy/colors.ts";
+import { HealthSchema } from "../frame/http/health.ts";
+import { COLORS, type Color } from "../lib/colors.ts";
 import type { ProxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { ProxySource } from "./proxy-source.ts";
 import type { Check, ColorReport } from "./report.ts";
-
-type Color = "blue" | "green";
-const COLORS: Color[] = ["blue", "green"];
 
 export interface ColorsResult {
   live: Color | null;
@@ -30,7 +29,13 @@ interface Healthz {
 
 export async function checkColors(config: Config, proxy: ProxySource): Promise<ColorsResult> {
   const settings = proxySettings(config);
-  const pointers = readColors(config.paths.data);
+  const checks: Check[] = [];
+  let pointers: ColorsState = {};
+  try {
+    pointers = readColors(config.paths.data);
+  } catch (error) {
+    checks.push({ name: "colors", level: "fail", summary: oneLine((error as Error).message) });
+  }
   const [seen, health] = await Promise.all([
     proxy.status().then(
       (s): ProxyStatus | Error => s,
@@ -38,7 +43,6 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
     ),
     Promise.all(COLORS.map((c) => healthz(settings.upstreams[c] + settings.health.path))),
   ]);
-  const checks: Check[] = [];
   const live = seen instanceof Error ? null : seen.live;
   if (seen instanceof Error)
     checks.push({ name: "proxy", level: "fail", summary: `proxy not reachable: ${oneLine(seen.message)}` });
@@ -81,12 +85,10 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
 async function healthz(url: string): Promise<Healthz> {
   try {
     const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
-    const body = (await response.json().catch(() => ({}))) as { release?: unknown; database?: Healthz["database"] };
-    const release = typeof body.release === "string" ? body.release : undefined;
+    const health = HealthSchema.safeParse(await response.json().catch(() => undefined));
     return {
       ok: response.ok,
-      ...(release ? { release } : {}),
-      ...(body.database ? { database: body.database } : {}),
+      ...(health.success ? { release: health.data.release, database: health.data.database } : {}),
       ...(response.ok ? {} : { error: `${url} answered HTTP ${response.status}` }),
     };
   } catch (error) {

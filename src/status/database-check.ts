@@ -3,6 +3,7 @@
  * cluster (which `status` must never start), trust what the live color's /healthz saw.
  */
 import type { Config } from "../config/load.ts";
+import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { oneLine } from "./colors-check.ts";
 import type { Check, StatusReport } from "./report.ts";
@@ -14,8 +15,8 @@ export async function checkDatabase(
   fromLiveColor?: { reachable: boolean; migration: number },
 ): Promise<{ database: StatusReport["database"]; check: Check }> {
   if (config.appliance.database.url) {
-    const url = new URL(config.appliance.database.url);
-    const where = `${decodeURIComponent(url.hostname)}:${url.port || 5432}`;
+    const { host, port } = parsePostgresUrl(config.appliance.database.url)!; // appliance.yaml's schema checked it
+    const where = `${host}:${port}`;
     try {
       const migration = await direct(config);
       return {

@@ -13,7 +13,7 @@ export type Level = z.infer<typeof LevelSchema>;
 export const STATUS_EXIT: Record<Level, number> = { ok: 0, warn: 11, fail: 12 };
 
 export const CheckSchema = z.object({
-  /** Stable name: proxy, color:blue, color:green, database, deploy, backup:local, audit, metadata, disk. */
+  /** Stable name: proxy, colors, color:blue, color:green, database, deploy, backup:local, audit, metadata, disk. */
   name: z.string(),
   level: LevelSchema,
   summary: z.string(),

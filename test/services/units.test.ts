@@ -1,10 +1,9 @@
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { launchdPlist, launchdPlists } from "../../src/services/launchd.ts";
 import { systemdUnit, systemdUnits } from "../../src/services/systemd.ts";
-import { currentEnvFile, currentLink, linkCurrent } from "../../src/services/unit-paths.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -116,16 +115,6 @@ describe("launchd plists", () => {
       { stdout: "pipe" },
     );
     expect(run.stdout.toString()).toBe("3.1.4 a b c\n");
-  });
-});
-
-describe("current links", () => {
-  test("linkCurrent points the color at its release and writes AXE_RELEASE", () => {
-    const data = tempDir("axe-data");
-    linkCurrent(data, "green", "1.2.3");
-    linkCurrent(data, "green", "1.2.4");
-    expect(readlinkSync(currentLink(data, "green"))).toBe(join("..", "releases", "1.2.4"));
-    expect(readFileSync(currentEnvFile(data, "green"), "utf8")).toBe("AXE_RELEASE=1.2.4\n");
   });
 });
 

@@ -1,14 +1,18 @@
 /** GET /healthz: what the proxy's health checks and the deploy gate read. 503 when the database is unreachable. */
+import { z } from "zod";
 import type { Sql } from "../../db/connect.ts";
+import { COLORS } from "../../lib/colors.ts";
 import { releaseVersion } from "../../lib/version.ts";
 
-export interface Health {
-  status: "ok" | "degraded";
-  service: "axe-frame";
-  color: "blue" | "green";
-  release: string;
-  database: { reachable: boolean; migration: number };
-}
+/** The answer's wire format, shared with its readers (the deploy gate, status); unknown keys are let through for newer releases. */
+export const HealthSchema = z.object({
+  status: z.enum(["ok", "degraded"]),
+  service: z.literal("axe-frame"),
+  color: z.enum(COLORS),
+  release: z.string(),
+  database: z.object({ reachable: z.boolean(), migration: z.number() }),
+});
+export type Health = z.infer<typeof HealthSchema>;
 
 const TIMEOUT_MS = 2_000;
 

@@ -4,9 +4,10 @@
  * into SQL text.
  */
 import { createHash } from "node:crypto";
+import { ENTITY_NAME } from "../../config/customers.ts";
 import { DataError } from "./errors.ts";
 
-export const ENTITY_NAME = /^[a-z][a-z0-9_]{0,30}$/;
+export { ENTITY_NAME };
 export const COLLECTION_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 export const FIELD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
