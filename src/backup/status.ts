@@ -196,10 +196,9 @@ export function reportTiers(
   });
 }
 
+/** Ages in one unit everywhere (status, the page, `backup status`, fleet): hours. */
 export function formatAge(hours: number): string {
-  if (hours < 1) return `${Math.round(hours * 60)}m`;
-  if (hours < 48) return `${hours.toFixed(1)}h`;
-  return `${(hours / 24).toFixed(1)}d`;
+  return hours < 100 ? `${hours.toFixed(1)}h` : `${Math.round(hours)}h`;
 }
 
 export function renderReport(reports: TierReport[]): string {

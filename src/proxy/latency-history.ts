@@ -1,8 +1,12 @@
 /**
  * Per-minute latency of the last hour, for the operator's status page chart: 60 slots of
- * log-spaced bucket counts, so recording is a few increments and p50/p95 come from the buckets.
+ * log-spaced bucket counts, so recording is a few increments and p50/p95 come from the buckets;
+ * and the switches of the live color in that hour, for the chart's markers. It survives a proxy
+ * restart: `save` writes it to a file (the proxy does every minute and on stop), `load` reads it.
  */
+import { existsSync, readFileSync } from "node:fs";
 import { z } from "zod";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
 
 const MINUTE = 60_000;
 const SLOTS = 60;
@@ -18,18 +22,54 @@ export const LatencyPointSchema = z.object({
   max_ms: z.number().nullable(),
 });
 export type LatencyPoint = z.infer<typeof LatencyPointSchema>;
-export const LatencySeriesSchema = z.object({ points: z.array(LatencyPointSchema) });
+export const SwitchEventSchema = z.object({ time: z.string(), to: z.enum(["blue", "green"]) });
+export type SwitchEvent = z.infer<typeof SwitchEventSchema>;
+export const LatencySeriesSchema = z.object({
+  points: z.array(LatencyPointSchema),
+  /** Switches of the live color in the same hour (absent from proxies before it was kept). */
+  switches: z.array(SwitchEventSchema).optional(),
+});
 export type LatencySeries = z.infer<typeof LatencySeriesSchema>;
 
-interface Slot {
-  minute: number;
-  count: number;
-  max: number;
-  buckets: number[];
-}
+const SlotSchema = z.object({
+  minute: z.number().int(),
+  count: z.number().int().nonnegative(),
+  max: z.number().nonnegative(),
+  buckets: z.array(z.number().int().nonnegative()).length(BOUNDS_MS.length + 1),
+});
+type Slot = z.infer<typeof SlotSchema>;
+const SavedSchema = z.object({ slots: z.array(SlotSchema), switches: z.array(SwitchEventSchema) });
 
 export class LatencyHistory {
-  private readonly slots: Slot[] = [];
+  private slots: Slot[] = [];
+  private switches: SwitchEvent[] = [];
+
+  /** The live color changed to `to`. */
+  switched(to: SwitchEvent["to"], now = Date.now()): void {
+    this.switches.push({ time: new Date(now).toISOString(), to });
+    const since = now - SLOTS * MINUTE;
+    this.switches = this.switches.filter((s) => Date.parse(s.time) >= since);
+  }
+
+  /** Writes the last hour to `file` (atomically), to be read back after a restart. */
+  save(file: string): void {
+    writeFileAtomic(file, JSON.stringify({ slots: this.slots, switches: this.switches }), { mode: 0o600 });
+  }
+
+  /** Reads what `save` wrote; a missing or unreadable file starts an empty hour (it is only a chart). */
+  load(file: string): boolean {
+    if (!existsSync(file)) return false;
+    let parsed: ReturnType<typeof SavedSchema.safeParse>;
+    try {
+      parsed = SavedSchema.safeParse(JSON.parse(readFileSync(file, "utf8")));
+    } catch {
+      return false;
+    }
+    if (!parsed.success) return false;
+    this.slots = parsed.data.slots.slice(-SLOTS);
+    this.switches = parsed.data.switches;
+    return true;
+  }
 
   record(seconds: number, now = Date.now()): void {
     const minute = Math.floor(now / MINUTE);
@@ -65,7 +105,8 @@ export class LatencyHistory {
           max_ms: Math.round(slot.max * 100) / 100,
         });
     }
-    return { points };
+    const since = (last - SLOTS + 1) * MINUTE;
+    return { points, switches: this.switches.filter((s) => Date.parse(s.time) >= since) };
   }
 }
 

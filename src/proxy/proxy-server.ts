@@ -8,6 +8,7 @@
  * await proxy.start();
  * process.on("SIGTERM", () => proxy.stop().then(() => process.exit(0)));
  */
+import { dirname, join } from "node:path";
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
 import { AccessLog } from "./access-log.ts";
@@ -56,6 +57,8 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   private readonly extraMetrics: (() => string) | undefined;
   readonly statusPage: (() => Promise<string>) | undefined;
   private handler: ProxyHandler | undefined;
+  private readonly latencyFile: string;
+  private latencyTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly settings: ProxySettings,
@@ -90,6 +93,9 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       ),
     };
     if (saved) for (const c of COLORS) this.health[c].release = saved.colors[c].release;
+    // the status page's last hour survives a restart: read back here, saved every minute and on stop
+    this.latencyFile = join(dirname(settings.stateFile), "proxy-latency.json");
+    this.metricsRegistry.history.load(this.latencyFile);
     this.pauseController = new PauseController(settings.pauseTimeoutMs);
     this.accessLog = new AccessLog(settings.accessLog, options.accessWrite);
     this.extraMetrics = options.extraMetrics;
@@ -139,6 +145,8 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }
+    this.latencyTimer = setInterval(() => this.saveLatency(), 60_000);
+    this.latencyTimer.unref();
     this.log.info("proxy listening", {
       listen: `${this.settings.hostname}:${this.port}`,
       live: this.selector.live,
@@ -160,6 +168,9 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     clearTimeout(this.saveTimer);
     this.saveTimer = undefined;
     if (this.admin) this.saveState(); // the pins as they are now
+    clearInterval(this.latencyTimer);
+    this.latencyTimer = undefined;
+    if (this.admin) this.saveLatency();
     this.pauseController.resume();
     await this.admin?.stop(true);
     this.admin = undefined;
@@ -199,7 +210,9 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     const changed = this.selector.switchTo(color);
     if (changed) {
       this.metricsRegistry.switches++;
+      this.metricsRegistry.history.switched(color);
       this.saveState();
+      this.saveLatency();
       this.log.info("switched live color", { from: previous, to: color });
     }
     return { live: color, previous, changed };
@@ -258,6 +271,15 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
       }) + (this.extraMetrics?.() ?? "")
     );
+  }
+
+  /** A failed write costs the chart its history after a restart, never a request. */
+  private saveLatency(): void {
+    try {
+      this.metricsRegistry.history.save(this.latencyFile);
+    } catch (error) {
+      this.log.warn("latency history not saved", { file: this.latencyFile, error: (error as Error).message });
+    }
   }
 
   healthChanged(color: Color, healthy: boolean, probe: Probe): void {

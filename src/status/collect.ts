@@ -6,7 +6,6 @@
  * const report = await collectStatus(config, socketProxySource(proxySettings(config).adminSocket));
  * process.exitCode = STATUS_EXIT[report.level];
  */
-import { hostname } from "node:os";
 import type { Config } from "../config/load.ts";
 import { checkAuditAnchors } from "./audit-check.ts";
 import { checkBackups } from "./backup-check.ts";
@@ -29,7 +28,7 @@ export async function collectStatus(config: Config, proxy: ProxySource, now = ne
   return {
     version: 1,
     customer: config.customer.name,
-    machine: hostname(),
+    machine: config.customer.machine, // the Tailscale name customers.yaml knows it by, as fleet status does
     time: now.toISOString(),
     level: worstLevel(checks.map((c) => c.level)),
     live: colors.live,

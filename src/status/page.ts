@@ -1,17 +1,21 @@
 /**
  * The operator's status page: one self-contained HTML document (inline CSS and SVG, no script)
- * with the machine's checks, the last hour of latency and the backup ages. It reloads itself
- * every 30 seconds.
+ * with the machine's checks, the last hour of latency (with its deploys and switches) and the
+ * backup ages. It reloads itself every 30 seconds. Ages are in hours everywhere.
  */
 import { formatAge } from "../backup/status.ts";
 import type { LatencySeries } from "../proxy/latency-history.ts";
-import { latencyChartSvg } from "./latency-chart.ts";
+import { type ChartMarker, latencyChartSvg } from "./latency-chart.ts";
 import type { BackupTierReport, Level, StatusReport } from "./report.ts";
 
 const COLOR: Record<Level, string> = { ok: "#2f855a", warn: "#b7791f", fail: "#c53030" };
 const WORD: Record<Level, string> = { ok: "GREEN", warn: "YELLOW", fail: "RED" };
 
-export function renderStatusPage(report: StatusReport, latency: LatencySeries | undefined): string {
+export function renderStatusPage(
+  report: StatusReport,
+  latency: LatencySeries | undefined,
+  markers: ChartMarker[] = [],
+): string {
   const rows = report.checks
     .map(
       (c) =>
@@ -36,8 +40,8 @@ h2{font-size:15px;margin:0 0 8px}table{border-collapse:collapse;width:100%}td{pa
 <h1>${esc(report.customer)} <span class="badge" id="level" style="background:${COLOR[report.level]}">${WORD[report.level]}</span></h1>
 <div class="sub">${esc(report.machine)} · live ${esc(report.live ?? "?")} · release ${esc(report.release ?? "?")} · ${esc(report.time.slice(0, 19))}Z</div>
 <section><h2>Frame latency through the proxy, last hour (${requests} requests)</h2>
-<div class="legend"><span style="color:#2b6cb0">━ p50</span><span style="color:#dd6b20">━ p95</span><span style="color:#a0aec0">▮ requests per minute</span></div>
-${latency ? latencyChartSvg(latency.points) : "<p>the proxy did not answer; no latency to show</p>"}
+<div class="legend"><span style="color:#2b6cb0">● p50</span><span style="color:#dd6b20">● p95</span><span>(a dot's size: that minute's requests)</span><span style="color:#a0aec0">▮ requests per minute</span><span style="color:#2f855a">┆ deploy</span><span style="color:#c53030">┆ rollback</span><span style="color:#4a5568">┆ switch</span></div>
+${latency ? latencyChartSvg(latency.points, markers) : "<p>the proxy did not answer; no latency to show</p>"}
 </section>
 <section><h2>Backup ages</h2><table id="backups">${report.backup.map(backupRow).join("")}</table></section>
 <section><h2>Checks</h2><table id="checks">${rows}</table></section>
@@ -45,12 +49,18 @@ ${latency ? latencyChartSvg(latency.points) : "<p>the proxy did not answer; no l
 `;
 }
 
+/**
+ * A tier's bar shows the freshness left: full and green right after a good snapshot, shrinking
+ * as the age nears the limit; late, failed or never backed up is a full bar in yellow or red.
+ */
 function backupRow(tier: BackupTierReport): string {
-  if (!tier.enabled) return `<tr><td>${esc(tier.tier)}</td><td colspan="2">disabled</td></tr>`;
+  if (!tier.enabled)
+    return `<tr data-tier="${esc(tier.tier)}"><td>${esc(tier.tier)}</td><td colspan="2">disabled</td></tr>`;
   const level: Level = tier.problems.length === 0 ? "ok" : tier.tier === "local" ? "fail" : "warn";
-  const fraction = tier.ageHours === null ? 1 : Math.min(1, tier.ageHours / tier.limitHours);
-  const age = tier.ageHours === null ? "no snapshot" : `${formatAge(tier.ageHours)} old`;
-  return `<tr><td>${esc(tier.tier)}</td><td><span class="bar"><i style="width:${(fraction * 100).toFixed(1)}%;background:${COLOR[level]}"></i></span></td><td>${esc(age)} of ${esc(formatAge(tier.limitHours))} allowed${tier.problems.length ? ` · ${esc(tier.problems.join("; "))}` : ""}</td></tr>`;
+  const left = tier.ageHours === null ? 0 : Math.max(0, 1 - tier.ageHours / tier.limitHours);
+  const width = level === "ok" ? Math.max(0.04, left) : 1;
+  const age = tier.ageHours === null ? "no snapshot yet" : `${formatAge(tier.ageHours)} old`;
+  return `<tr data-tier="${esc(tier.tier)}" data-level="${level}"><td>${esc(tier.tier)}</td><td><span class="bar"><i class="${level}" style="width:${(width * 100).toFixed(1)}%;background:${COLOR[level]}"></i></span></td><td>${esc(age)}, limit ${esc(formatAge(tier.limitHours))}${tier.problems.length ? ` · ${esc(tier.problems.join("; "))}` : ""}</td></tr>`;
 }
 
 function esc(text: string): string {

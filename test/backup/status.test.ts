@@ -69,7 +69,7 @@ describe("backup status", () => {
       ["ring", 0],
       ["cold", 1],
     ]);
-    expect(report.tiers[2]!.problems[0]).toMatch(/^last good snapshot is \d+\.\dd old, over the limit of 30\.0d$/);
+    expect(report.tiers[2]!.problems[0]).toMatch(/^last good snapshot is \d+h old, over the limit of 720h$/);
     const table = await runCli(["backup", "status", "--config", config]);
     expect(table.stdout).toContain("ring   disabled");
     expect(table.stdout).toContain("2.0 KiB");

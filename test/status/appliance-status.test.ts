@@ -59,6 +59,7 @@ describe("status on one machine", () => {
     expect(code).toBe(0);
     expect(report.level).toBe("ok");
     expect(report.customer).toBe("axe");
+    expect(report.machine).toBe("axe-macmini"); // customers.yaml's machine, not the host name
     expect(report.live).toBe("blue");
     expect(report.release).toBe("1.0.0-b");
     expect(report.colors.blue).toMatchObject({ live: true, healthy: true, release: "1.0.0-b" });
@@ -173,9 +174,22 @@ describe("status on one machine", () => {
 
       const dom = await renderedDom(url);
       const chart = /<svg id="latency-chart"[\s\S]*?<\/svg>/.exec(dom)?.[0] ?? "";
-      expect(chart).toMatch(/<(polyline class="p95"|circle class="dot95")/);
-      expect(chart).toMatch(/<rect class="count"/);
+      expect(chart).toMatch(/<circle class="dot95 weighted" data-count="[1-9]/);
+      expect(chart).toMatch(/<rect class="count" data-count="[1-9]/);
+      // both axes are labelled: latency on the left, requests per minute on the right
+      expect(chart).toMatch(/<text class="axis latency-axis"[^>]*>0 ms<\/text>/);
+      expect(chart).toMatch(/<text class="axis count-axis"[^>]*>[1-9]\d*<\/text>/);
+      expect(chart).toContain(">req/min</text>");
+      // the two deploys of this test are marked on the time line
+      for (const version of ["1.0.0-a", "1.0.0-b"])
+        expect(chart).toMatch(
+          new RegExp(`<g class="marker deploy"[^>]*>.*?>deploy ${version.replaceAll(".", "\\.")}</text>`),
+        );
       expect(dom).toMatch(/<table id="backups">[\s\S]*local[\s\S]*ring[\s\S]*cold/);
+      // a fresh backup (local, 1 h of 26 h) is a green bar, most of it left
+      const local = /<tr data-tier="local" data-level="ok">.*?<\/tr>/.exec(dom)?.[0] ?? "";
+      expect(local).toMatch(/<i class="ok" style="width: ?9\d\.\d%; ?background: ?(#2f855a|rgb\(47, 133, 90\))/);
+      expect(local).toMatch(/1\.\dh old, limit 26\.0h/);
 
       const shot = await screenshot(url);
       const bytes = new Uint8Array(readFileSync(shot));
@@ -188,6 +202,24 @@ describe("status on one machine", () => {
       await server.exited;
     }
   }, 120_000);
+
+  test("the latency history and the switches survive a proxy restart", async () => {
+    const before = (await fetch("http://axe-proxy/latency", { unix: app.socket }).then((r) => r.json())) as {
+      points: Array<{ count: number }>;
+      switches: Array<{ to: string }>;
+    };
+    const requests = before.points.reduce((sum, p) => sum + p.count, 0);
+    expect(requests).toBeGreaterThan(0);
+    expect(before.switches.length).toBeGreaterThanOrEqual(2); // the two deploys' switches
+    await app.backend.restart("proxy");
+    let after: typeof before | undefined;
+    for (let i = 0; i < 200 && !after; i++)
+      after = await fetch("http://axe-proxy/latency", { unix: app.socket })
+        .then((r) => r.json() as Promise<typeof before>)
+        .catch(() => Bun.sleep(50).then(() => undefined));
+    expect(after!.points.reduce((sum, p) => sum + p.count, 0)).toBeGreaterThanOrEqual(requests);
+    expect(after!.switches).toEqual(before.switches);
+  }, 60_000);
 
   test("a stale local backup is red (exit 12) and names the tier; ring and cold late are yellow", async () => {
     recordSnapshots(app.config.paths.state, { local: 72 });
