@@ -2,6 +2,9 @@
  * One JSON line per request on stderr: time, id, method, path, status, color, bytes (of the
  * body the caller got), completed (false when the answer was cut), duration. Lines are batched and written once per tick so logging stays off the hot path.
  */
+/** A path JSON needs no escapes for (the common case: skip JSON.stringify). */
+const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
 export class AccessLog {
   private pending: string[] = [];
   private scheduled = false;
@@ -30,7 +33,7 @@ export class AccessLog {
     if (!this.enabled) return;
     const duration = Math.round((performance.now() - startedAt) * 100) / 100;
     this.pending.push(
-      `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"completed":${completed},"duration_ms":${duration}}`,
+      `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${PLAIN.test(path) ? `"${path}"` : JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"completed":${completed},"duration_ms":${duration}}`,
     );
     if (!this.scheduled) {
       this.scheduled = true;

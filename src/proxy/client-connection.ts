@@ -18,6 +18,8 @@ export interface RequestHead {
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   minor: number;
   names: string[];
+  /** The names in lower case. */
+  lower: string[];
   values: string[];
   /** Lower-case names to values. */
   map: Record<string, string>;
@@ -39,6 +41,9 @@ export interface RequestSink {
   onClientDrain(): void;
   /** Bytes the caller sent after an upgrade (WebSocket frames), once piped. */
   piped?(data: Buffer): void;
+  /** performance.now() by which the upstream's answer head must have come (0: none pending); `tick` checks it. */
+  deadline?: number;
+  timedOut?(): void;
 }
 
 export interface RequestHandler {
@@ -187,8 +192,9 @@ export class ClientConnection extends HttpParser {
       url: this.url,
       minor: 1,
       names: collector.names,
+      lower: collector.lower,
       values: collector.values,
-      map: headerMap(collector.names, collector.values),
+      map: headerMap(collector.lower, collector.values),
       keepAlive: false,
       upgrade: false,
       startedAt: this.since,
@@ -229,8 +235,9 @@ export class ClientConnection extends HttpParser {
       url: this.url,
       minor,
       names: collector.names,
+      lower: collector.lower,
       values: collector.values,
-      map: headerMap(collector.names, collector.values),
+      map: headerMap(collector.lower, collector.values),
       keepAlive,
       upgrade,
       startedAt: this.since,
@@ -361,6 +368,8 @@ export class ClientConnection extends HttpParser {
   /** Deadlines: idle keep-alive, a head that comes too slowly, a body under the minimum rate, a caller that stopped reading. */
   tick(now: number): void {
     const { limits } = this;
+    const sink = this.sink;
+    if (sink?.deadline && now > sink.deadline) sink.timedOut?.();
     const age = now - this.since;
     if (this.lingering) {
       if (age > LINGER_MS) this.close();

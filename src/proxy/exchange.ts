@@ -7,7 +7,6 @@
  */
 import type { Color } from "./admin-schema.ts";
 import type { ClientConnection, RequestSink } from "./client-connection.ts";
-import { clientResponseHeaders, isEventStream } from "./forward-headers.ts";
 import type { UpstreamLabel } from "./metrics.ts";
 import type { UpstreamPool } from "./upstream.ts";
 import {
@@ -63,7 +62,8 @@ export class Exchange implements RequestSink, ResponseSink {
   sessionId: string | null = null;
   contentType: string | undefined;
   private upstream: UpstreamConnection | null = null;
-  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the answer head must have come (the caller's connection checks it on its tick); 0 once it came. */
+  deadline = 0;
   private counting: Color | null = null;
   private clientChunked = false;
   private closeAfter = false;
@@ -114,7 +114,7 @@ export class Exchange implements RequestSink, ResponseSink {
     connection.out.writeText(this.upstreamHead);
     if (this.replay) for (const piece of this.replay) this.send(piece);
     if (this.requestEnded) this.sendEnd();
-    this.timer = setTimeout(() => this.onTimeout(), this.host.headerTimeoutMs);
+    this.deadline = performance.now() + this.host.headerTimeoutMs;
   }
 
   body(data: Buffer, at: number, length: number): void {
@@ -163,7 +163,7 @@ export class Exchange implements RequestSink, ResponseSink {
   /** The caller went away (or the proxy refused the rest): the upstream connection cannot be reused mid-exchange. */
   abort(refused = false): void {
     if (this.finished) return;
-    clearTimeout(this.timer);
+    this.deadline = 0;
     this.upstream?.abandon();
     this.upstream = null;
     if (!refused) return this.finish(false);
@@ -180,7 +180,7 @@ export class Exchange implements RequestSink, ResponseSink {
   }
 
   onResponseHead(head: ResponseHead): void {
-    clearTimeout(this.timer);
+    this.deadline = 0;
     this.replay = null;
     this.status = head.status;
     if (this.attempt.color) this.host.answered(this, this.attempt.color, head);
@@ -193,17 +193,11 @@ export class Exchange implements RequestSink, ResponseSink {
         this.clientChunked = true;
       } else this.closeAfter = true; // an HTTP/1.0 caller reads until we close
     }
-    let sse = "";
-    for (let i = 0; i < head.names.length; i++)
-      if (head.names[i]!.toLowerCase() === "content-type" && isEventStream(head.values[i])) {
-        sse = "x-accel-buffering: no\r\n";
-        break;
-      }
-    const text =
-      `HTTP/1.1 ${head.status} ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}` +
-      `x-request-id: ${this.id}\r\n${sse}${framing}${client.connectionHeader(!this.closeAfter)}\r\n`;
+    const sse = head.headers.eventStream ? "x-accel-buffering: no\r\n" : "";
     client.responding = true;
-    client.writeText(text);
+    client.writeText(`HTTP/1.1 ${head.status} ${head.reason}\r\n`);
+    writeLines(client, head);
+    client.writeText(`x-request-id: ${this.id}\r\n${sse}${framing}${client.connectionHeader(!this.closeAfter)}\r\n`);
   }
 
   onResponseBody(data: Buffer, at: number, length: number): void {
@@ -225,17 +219,16 @@ export class Exchange implements RequestSink, ResponseSink {
   }
 
   onUpgraded(head: ResponseHead, rest: Buffer): void {
-    clearTimeout(this.timer);
+    this.deadline = 0;
     this.replay = null;
     this.status = 101;
     const upstream = this.upstream!;
     const client = this.client;
-    let upgrade = "websocket";
-    for (let i = 0; i < head.names.length; i++)
-      if (head.names[i]!.toLowerCase() === "upgrade") upgrade = head.values[i]!;
     client.responding = true;
+    client.writeText(`HTTP/1.1 101 ${head.reason}\r\n`);
+    writeLines(client, head);
     client.writeText(
-      `HTTP/1.1 101 ${head.reason}\r\n${clientResponseHeaders(head.names, head.values)}connection: upgrade\r\nupgrade: ${upgrade}\r\nx-request-id: ${this.id}\r\n\r\n`,
+      `connection: upgrade\r\nupgrade: ${head.headers.upgrade ?? "websocket"}\r\nx-request-id: ${this.id}\r\n\r\n`,
     );
     // from here on the two sockets are one pipe, until either closes
     upstream.pipe = (data) => {
@@ -265,7 +258,7 @@ export class Exchange implements RequestSink, ResponseSink {
 
   onUpstreamFailure(failure: UpstreamFailure): void {
     if (this.finished) return;
-    clearTimeout(this.timer);
+    this.deadline = 0;
     this.upstream = null;
     this.stopCounting();
     if (this.client.responding) {
@@ -285,7 +278,8 @@ export class Exchange implements RequestSink, ResponseSink {
     this.host.fail(this, failure);
   }
 
-  private onTimeout(): void {
+  timedOut(): void {
+    this.deadline = 0;
     this.upstream?.fail(new UpstreamFailure("timeout", `no response headers within ${this.host.headerTimeoutMs} ms`));
   }
 
@@ -300,4 +294,11 @@ export class Exchange implements RequestSink, ResponseSink {
     this.stopCounting();
     this.host.done(this, completed);
   }
+}
+
+/** The upstream's header lines the caller gets: its own bytes when they came in one read, else as decoded. */
+function writeLines(client: ClientConnection, head: ResponseHead): void {
+  const raw = head.headers.raw;
+  if (raw) for (const piece of raw) client.write(piece);
+  else client.writeText(head.headers.lines);
 }

@@ -47,6 +47,7 @@ export interface ForwardContext {
  */
 export function upstreamRequestHead(
   names: readonly string[],
+  lowerNames: readonly string[],
   values: readonly string[],
   map: Record<string, string>,
   context: ForwardContext,
@@ -56,7 +57,7 @@ export function upstreamRequestHead(
   let head = "";
   for (let i = 0; i < names.length; i++) {
     const name = names[i]!;
-    const lower = name.toLowerCase();
+    const lower = lowerNames[i]!;
     if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || named?.has(lower)) continue;
     if (lower === "host") {
       head += `${name}: ${context.host}\r\n`;
@@ -73,19 +74,47 @@ export function upstreamRequestHead(
   return head;
 }
 
-/** The upstream's header lines for the caller: hop-by-hop, framing and its own X-Request-Id dropped. */
-export function clientResponseHeaders(names: readonly string[], values: readonly string[]): string {
-  let connection: Set<string> | undefined;
-  for (let i = 0; i < names.length; i++)
-    if (names[i]!.length === 10 && names[i]!.toLowerCase() === "connection")
-      connection = new Set([...(connection ?? []), ...connectionTokens(values[i])!]);
-  let head = "";
-  for (let i = 0; i < names.length; i++) {
-    const lower = names[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || connection?.has(lower)) continue;
-    head += `${names[i]}: ${values[i]}\r\n`;
+/** What the proxy reads of an upstream's answer head, in one pass over its headers. */
+export interface ResponseHeaders {
+  /** The header lines for the caller: hop-by-hop, framing and the upstream's own X-Request-Id dropped. */
+  lines: string;
+  /** The same lines as views of the upstream's read (response-head.ts), valid until that read's batch ends; null: use `lines`. */
+  raw: Uint8Array[] | null;
+  /** Content-Length, when the upstream framed the body so. */
+  length: number | null;
+  /** An Mcp-Session-Id the upstream issued. */
+  sessionId: string | null;
+  eventStream: boolean;
+  /** The Upgrade header (for a 101). */
+  upgrade: string | null;
+}
+
+export function readResponseHeaders(
+  names: readonly string[],
+  lower: readonly string[],
+  values: readonly string[],
+): ResponseHeaders {
+  let named: Set<string> | undefined;
+  for (let i = 0; i < lower.length; i++)
+    if (lower[i] === "connection") for (const token of connectionTokens(values[i])!) (named ??= new Set()).add(token);
+  const read: ResponseHeaders = {
+    lines: "",
+    raw: null,
+    length: null,
+    sessionId: null,
+    eventStream: false,
+    upgrade: null,
+  };
+  for (let i = 0; i < lower.length; i++) {
+    const name = lower[i]!;
+    if (name === "content-length") read.length = Number(values[i]);
+    else if (name === "upgrade") read.upgrade = values[i]!;
+    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    if (name === "mcp-session-id") read.sessionId = values[i]!;
+    else if (name === "content-type") read.eventStream = isEventStream(values[i]);
+    read.lines += `${names[i]}: ${values[i]}\r\n`;
   }
-  return head;
+  return read;
 }
 
 /** True for text/event-stream whatever its parameters (`; charset=utf-8`). */

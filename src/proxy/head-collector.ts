@@ -13,6 +13,8 @@ export type LimitBroken = "head" | "count" | "line";
 
 export class HeadCollector {
   readonly names: string[] = [];
+  /** The names in lower case, computed once. */
+  readonly lower: string[] = [];
   readonly values: string[] = [];
   /** Bytes of the head so far (start line included by the caller through `count`). */
   bytes = 0;
@@ -52,6 +54,7 @@ export class HeadCollector {
 
   private push(): void {
     this.names.push(this.name);
+    this.lower.push(this.name.toLowerCase());
     // llhttp drops the whitespace before a value, not after it
     const v = this.value;
     const last = v.charCodeAt(v.length - 1);
@@ -64,10 +67,10 @@ export class HeadCollector {
 }
 
 /** Lower-case header names to values; repeated headers joined with ", " (as a list header reads). */
-export function headerMap(names: readonly string[], values: readonly string[]): Record<string, string> {
+export function headerMap(lower: readonly string[], values: readonly string[]): Record<string, string> {
   const map: Record<string, string> = {};
-  for (let i = 0; i < names.length; i++) {
-    const name = names[i]!.toLowerCase();
+  for (let i = 0; i < lower.length; i++) {
+    const name = lower[i]!;
     const previous = map[name];
     map[name] = previous === undefined ? values[i]! : `${previous}, ${values[i]}`;
   }

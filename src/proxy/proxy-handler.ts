@@ -81,7 +81,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
       this.answer(connection, answered, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
       return null;
     }
-    const refusal = refuse(method, target.path, map, head.names, settings);
+    const refusal = refuse(method, target.path, map, head.lower, settings);
     if (refusal) return this.refused(connection, answered, refusal);
     const route = router.match(target.path);
     if (!route) {
@@ -103,7 +103,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
     if (websocket) framing = `connection: upgrade\r\nupgrade: ${map.upgrade}\r\n`;
     const host = target.authority ?? map.host!;
-    const lines = upstreamRequestHead(head.names, head.values, map, {
+    const lines = upstreamRequestHead(head.names, head.lower, head.values, map, {
       peer: connection.peer,
       trusted: settings.trustedProxies.has(connection.peer),
       requestId: answered.id,
@@ -184,8 +184,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
 
   answered(exchange: Exchange, color: Color, head: ResponseHead): void {
     const selector = this.parts.selector;
-    for (let i = 0; i < head.names.length; i++)
-      if (head.names[i]!.toLowerCase() === "mcp-session-id") selector.pin(head.values[i]!, color);
+    if (head.headers.sessionId !== null) selector.pin(head.headers.sessionId, color);
     const session = exchange.sessionId;
     if (session !== null && ((exchange.method === "DELETE" && head.status < 300) || head.status === 404))
       selector.unpin(session);

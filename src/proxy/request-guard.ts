@@ -61,12 +61,12 @@ export function parseTarget(url: string): Target | Refusal {
   return { path, pathAndQuery: rest, authority };
 }
 
-/** `headers` is the lower-case header map; `names` the header names as received. */
+/** `headers` is the lower-case header map; `lower` every header name in lower case, repeats included. */
 export function refuse(
   method: string,
   path: string,
   headers: Record<string, string>,
-  names: readonly string[],
+  lower: readonly string[],
   limits: GuardLimits,
 ): Refusal | undefined {
   if (!METHODS.has(method))
@@ -84,7 +84,7 @@ export function refuse(
       return { status: 400, error: "bad_framing", message: "Content-Length must be one number" };
     if (Number(length) > limits.maxBodyBytes) return tooLarge(limits.maxBodyBytes);
   }
-  const host = hostRefusal(headers, names);
+  const host = hostRefusal(headers, lower);
   if (host) return host;
   if (UNSAFE_PATH.test(path))
     return { status: 400, error: "bad_path", message: "the path holds dot segments or encoded separators" };
@@ -92,9 +92,9 @@ export function refuse(
 }
 
 /** Exactly one Host, well formed, and not named hop-by-hop: the proxy never invents one. */
-function hostRefusal(headers: Record<string, string>, names: readonly string[]): Refusal | undefined {
+function hostRefusal(headers: Record<string, string>, lower: readonly string[]): Refusal | undefined {
   let count = 0;
-  for (const name of names) if (name.length === 4 && name.toLowerCase() === "host") count++;
+  for (const name of lower) if (name === "host") count++;
   if (count !== 1)
     return {
       status: 400,

@@ -6,9 +6,10 @@
  * complete response, closes it (so one client never reads another's answer).
  */
 import type { Socket, SocketHandler } from "bun";
-import { HeadCollector } from "./head-collector.ts";
+import type { ResponseHeaders } from "./forward-headers.ts";
 import { ERROR, HttpParser, RESPONSE, SKIP_BODY } from "./llhttp.ts";
 import { batch, beginBatch, endBatch, Outbox } from "./outbox.ts";
+import { ResponseHeadReader } from "./response-head.ts";
 
 /** connect: nothing was sent. reset: closed before any answer byte. broken: the answer broke off or was malformed. */
 export type FailureKind = "connect" | "reset" | "timeout" | "broken";
@@ -25,8 +26,8 @@ export class UpstreamFailure extends Error {
 export interface ResponseHead {
   status: number;
   reason: string;
-  names: string[];
-  values: string[];
+  /** What the proxy read of its headers, and the lines the caller gets. */
+  headers: ResponseHeaders;
   /** The upstream's Content-Length, when it framed the body so. */
   length: number | null;
   /** No body follows (HEAD, 204, 304). */
@@ -90,7 +91,7 @@ export class UpstreamConnection extends HttpParser {
   private requestSent = false;
   private interim = false;
   private upgradeAsked = false;
-  private collector: HeadCollector | null = null;
+  private readonly reader = new ResponseHeadReader(LIMITS);
   private statusText = "";
   private head: ResponseHead | null = null;
   private keepAlive = false;
@@ -138,7 +139,10 @@ export class UpstreamConnection extends HttpParser {
     if (!sink) return this.destroy(); // a byte while idle: never reuse this connection
     this.answered = true;
     const errno = this.execute(data);
-    if (errno === ERROR.OK) return;
+    if (errno === ERROR.OK) {
+      if (!this.head) this.reader.detach(); // the head goes on in the next read: this read's buffer goes back to Bun
+      return;
+    }
     if (errno === ERROR.PAUSED) {
       // the response is complete; anything after it is a byte nobody asked for
       this.paused = true;
@@ -180,45 +184,42 @@ export class UpstreamConnection extends HttpParser {
   }
 
   override onMessageBegin(): number {
-    this.collector = new HeadCollector(LIMITS);
+    this.reader.reset();
     this.statusText = "";
     return 0;
   }
 
   override onStatus(data: Buffer, at: number, length: number): number {
-    this.statusText += data.toString("latin1", at, at + length);
+    // "OK" is nearly every reason phrase: spare decoding it
+    const ok = length === 2 && data[at] === 79 && data[at + 1] === 75 && this.statusText === "";
+    this.statusText += ok ? "OK" : data.toString("latin1", at, at + length);
     return 0;
   }
 
   onHeaderField(data: Buffer, at: number, length: number): number {
-    return this.collector!.field(data, at, length) ? 0 : ERROR.USER;
+    return this.reader.field(data, at, length) ? 0 : ERROR.USER;
   }
 
   onHeaderValue(data: Buffer, at: number, length: number): number {
-    return this.collector!.fieldValue(data, at, length) ? 0 : ERROR.USER;
+    return this.reader.value(data, at, length) ? 0 : ERROR.USER;
   }
 
   onHeadersComplete(status: number, _upgrade: boolean, keepAlive: boolean): number {
-    const collector = this.collector!;
-    if (!collector.end()) return ERROR.USER;
     if (status < 200 && status !== 101) {
       this.interim = true; // 100, 102, 103: the real answer follows
       return 0;
     }
     if (status === 101 && !this.upgradeAsked) return ERROR.USER;
-    let length: number | null = null;
-    for (let i = 0; i < collector.names.length; i++)
-      if (collector.names[i]!.length === 14 && collector.names[i]!.toLowerCase() === "content-length")
-        length = Number(collector.values[i]);
+    const headers = this.reader.finish();
+    if (!headers) return ERROR.USER;
     const bodiless = this.skipBody || status === 204 || status === 304 || status === 101;
     this.head = {
       status,
       reason: this.statusText,
-      names: collector.names,
-      values: collector.values,
-      length,
+      headers,
+      length: headers.length,
       bodiless,
-      untilClose: !bodiless && length === null && this.needsEof(),
+      untilClose: !bodiless && headers.length === null && this.needsEof(),
     };
     this.keepAlive = keepAlive;
     if (status !== 101) this.sink!.onResponseHead(this.head);
@@ -277,7 +278,7 @@ export class UpstreamConnection extends HttpParser {
   }
 
   private reason_(): string {
-    return this.collector?.broken ? `response head over the limit (${this.collector.broken})` : this.reason();
+    return this.reader.broken ? "response head over the limit" : this.reason();
   }
 
   /** Whether the current response head is in (a failure after it cannot be retried). */

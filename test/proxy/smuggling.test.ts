@@ -45,6 +45,13 @@ function answer(request: RawRequest): void {
       );
     case "/frame/hop":
       return void socket.write(ok("hop", "Connection: X-Hop\r\nX-Hop: secret\r\nX-Kept: yes\r\n"));
+    case "/frame/keep-alive":
+      return void socket.write(
+        ok(
+          "ka",
+          "Connection: keep-alive\r\nKeep-Alive: timeout=5\r\nX-Request-Id: theirs\r\nX-Kept: yes\r\nupgrade: h2c\r\n",
+        ),
+      );
     case "/frame/until-close":
       socket.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil close");
       return void socket.end();
@@ -281,6 +288,21 @@ describe("the upstream's answers", () => {
     const hop = await attack("GET /frame/hop HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "/frame/hop");
     expect(hop.answer.toLowerCase()).not.toContain("x-hop");
     expect(hop.answer.toLowerCase()).toContain("x-kept: yes");
+  });
+
+  test("hop-by-hop response headers are dropped from the upstream's own bytes; its X-Request-Id is replaced", async () => {
+    const result = await attack(
+      "GET /frame/keep-alive HTTP/1.1\r\nHost: x\r\nX-Request-Id: mine\r\nConnection: close\r\n\r\n",
+      "/frame/keep-alive",
+    );
+    const head = result.answer.slice(0, result.answer.indexOf("\r\n\r\n")).toLowerCase();
+    expect(head).not.toContain("keep-alive");
+    expect(head).not.toContain("upgrade");
+    expect(head).not.toContain("theirs");
+    expect(head).toContain("x-request-id: mine");
+    expect(head).toContain("x-kept: yes");
+    expect(head).toContain("content-length: 2");
+    expect(result.answer).toEndWith("\r\n\r\nka");
   });
 
   test("a body that runs until the upstream closes reaches an HTTP/1.1 caller chunked, on a kept connection", async () => {
