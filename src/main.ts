@@ -18,7 +18,7 @@ import { upCommand } from "./cli/up.ts";
  * assembles the command tree and turns errors into one-line messages and exit codes.
  */
 import { type Command, dispatch } from "./lib/cli.ts";
-import { AppError, EXIT_CODES } from "./lib/errors.ts";
+import { AppError, describeError, EXIT, EXIT_CODES } from "./lib/errors.ts";
 import { buildInfo } from "./lib/version.ts";
 
 export const root: Command = {
@@ -59,17 +59,17 @@ export function versionLine(): string {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "--version" || argv[0] === "-V") {
     process.stdout.write(versionLine());
-    return 0;
+    return EXIT.ok;
   }
   try {
     return await dispatch(root, argv);
   } catch (error) {
     if (error instanceof AppError) {
-      process.stderr.write(`error: ${error.message}\n${error.hint ? `hint: ${error.hint}\n` : ""}`);
+      process.stderr.write(describeError(error));
       return error.exitCode;
     }
     process.stderr.write(`error: unexpected failure: ${(error as Error)?.stack ?? String(error)}\n`);
-    return 1;
+    return EXIT.unexpected;
   }
 }
 

@@ -9,11 +9,11 @@ import type { AppError } from "../lib/errors.ts";
 import { createSecretFileOnce } from "../lib/secret-file.ts";
 import { type BackupContext, backupContext, coldPresent } from "./context.ts";
 import type { Repo } from "./restic.ts";
-import { exitCodeFor } from "./run.ts";
+import { type BackupExit, exitCodeFor } from "./run.ts";
 import { ensureCopyRepo } from "./tiers/copy.ts";
 import type { TierResult } from "./tiers/types.ts";
 
-export async function initBackup(config: Config): Promise<{ results: TierResult[]; exitCode: 0 | 7 | 8 }> {
+export async function initBackup(config: Config): Promise<{ results: TierResult[]; exitCode: BackupExit }> {
   const ctx = backupContext(config);
   const password = () => `${randomBytes(32).toString("base64url")}\n`;
   const made = [ctx.local, ctx.ring?.repo, ctx.cold]

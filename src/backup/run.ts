@@ -9,7 +9,7 @@
  */
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
-import { AppError } from "../lib/errors.ts";
+import { AppError, EXIT } from "../lib/errors.ts";
 import { type BackupContext, backupContext } from "./context.ts";
 import { takeRunnerLock } from "./lock.ts";
 import { TIERS, type TierName } from "./restic.ts";
@@ -24,7 +24,7 @@ export type TierChoice = (typeof TIER_CHOICES)[number];
 
 export interface RunReport {
   results: TierResult[];
-  exitCode: 0 | 7 | 8;
+  exitCode: BackupExit;
   /** Said to the operator before the results, e.g. a runner lock taken over. */
   warnings: string[];
 }
@@ -46,10 +46,13 @@ export async function runBackup(
   return { results, exitCode: exitCodeFor(results), warnings };
 }
 
-export function exitCodeFor(results: TierResult[]): 0 | 7 | 8 {
+/** What a backup command exits with: every attempted tier succeeded, some did, or none. */
+export type BackupExit = typeof EXIT.ok | typeof EXIT.backupPartial | typeof EXIT.backup;
+
+export function exitCodeFor(results: TierResult[]): BackupExit {
   const failed = results.filter((r) => r.outcome === "failed").length;
   const ok = results.filter((r) => r.outcome === "ok").length;
-  return failed === 0 ? 0 : ok > 0 ? 8 : 7;
+  return failed === 0 ? EXIT.ok : ok > 0 ? EXIT.backupPartial : EXIT.backup;
 }
 
 async function attempt(ctx: BackupContext, tier: TierName): Promise<TierResult> {

@@ -6,7 +6,7 @@ import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { TIERS } from "../config/sections.ts";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, type Invocation, JSON_OPTION, stringFlag } from "../lib/cli.ts";
-import { BackupError, UsageError } from "../lib/errors.ts";
+import { BackupError, describeError, EXIT, UsageError } from "../lib/errors.ts";
 
 const EXITS = `
 Exit codes: 0 every tier attempted succeeded (skipped tiers, such as an absent cold SSD, do not count),
@@ -18,11 +18,11 @@ const config = (inv: Invocation): Config => loadConfig({ dir: stringFlag(inv, "c
 function printResults(results: TierResult[], exitCode: number, warnings: string[] = []): number {
   for (const w of warnings) process.stderr.write(`warning: ${w}\n`);
   for (const r of results) {
-    if (r.outcome === "failed") process.stderr.write(`error: ${r.message}\n`);
+    if (r.outcome === "failed") process.stderr.write(describeError(r));
     else process.stdout.write(`${r.message}\n`);
     if (r.warning) process.stderr.write(`warning: ${r.warning}\n`);
   }
-  if (exitCode === 8)
+  if (exitCode === EXIT.backupPartial)
     process.stderr.write("partial: some tiers failed (exit 8); `axe-appliance backup status` shows each tier\n");
   return exitCode;
 }
@@ -114,7 +114,7 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
         if (inv.values.json)
           process.stdout.write(`${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null }, null, 2)}\n`);
         else process.stdout.write(`${renderReport(reports)}${runner ? `! ${runner}\n` : ""}`);
-        return bad ? 7 : 0;
+        return bad ? EXIT.backup : EXIT.ok;
       },
     },
     {
@@ -186,7 +186,7 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
         });
         if (!inv.values.install) {
           for (const u of units) process.stdout.write(`# ${u.name}\n${u.text}\n`);
-          return 0;
+          return EXIT.ok;
         }
         const { paths, enable } = installUnits(
           platform,
@@ -194,7 +194,7 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
           resolve(stringFlag(inv, "dir") ?? defaultUnitDir(platform)),
         );
         process.stdout.write(`wrote ${paths.join(", ")}\nenable them with: ${enable}\n`);
-        return 0;
+        return EXIT.ok;
       },
     },
   ],
@@ -230,7 +230,7 @@ async function restoreCommand(inv: Invocation): Promise<number> {
     process.stdout.write(
       `restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}\n`,
     );
-    return 0;
+    return EXIT.ok;
   }
   const snapshot = await findSnapshot(ctx, repo, id, "db");
   const db = await openDatabase(cfg);
@@ -240,7 +240,7 @@ async function restoreCommand(inv: Invocation): Promise<number> {
     process.stdout.write(
       `restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}\n`,
     );
-    return 0;
+    return EXIT.ok;
   } finally {
     await db.embedded?.stop();
   }

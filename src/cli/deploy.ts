@@ -15,7 +15,7 @@ import {
   type Option,
   stringFlag,
 } from "../lib/cli.ts";
-import { AppError, DeployError, UsageError } from "../lib/errors.ts";
+import { AppError, DeployError, describeError, EXIT, UsageError } from "../lib/errors.ts";
 import { describeExit, runProgram } from "../lib/program.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { buildInfo } from "../lib/version.ts";
@@ -135,14 +135,17 @@ terminal. Exit 6 when a deploy fails or is refused.`,
         )}\n`,
       );
     const failed = results.find((r) => !r.ok);
-    if (!failed) return 0;
+    if (!failed) return EXIT.ok;
     const skipped = names.slice(results.length);
     // the reason was printed once already: on the receiver's FAIL line, or here when there is no report
     const reason = failed.error ? `: ${failed.error.message}` : "";
     process.stderr.write(
-      `error: deploy to ${failed.customer} failed${reason}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}\n${failed.error?.hint ? `hint: ${failed.error.hint}\n` : ""}`,
+      describeError({
+        message: `deploy to ${failed.customer} failed${reason}${skipped.length ? `; not pushed: ${skipped.join(", ")}` : ""}`,
+        hint: failed.error?.hint,
+      }),
     );
-    return 6;
+    return EXIT.deploy;
   },
 };
 
@@ -235,15 +238,18 @@ async function reporter(mode: "lines" | "table" | "json") {
       if (mode === "lines") out(`${JSON.stringify({ type: "report", ...report })}\n`);
       else if (mode === "json") out(`${JSON.stringify(report, null, 2)}\n`);
       else out(text.renderOutcome(report) + text.renderHint(report));
-      if (report.ok || report.nothingDone === NO_RELEASE_SENT) return 0;
+      if (report.ok || report.nothingDone === NO_RELEASE_SENT) return EXIT.ok;
       // on a terminal the table already said it; on a pipe (ssh) stderr is the human's copy
       if (mode !== "table") {
         const error = outcome.error;
         process.stderr.write(
-          `error: ${error?.message ?? "deploy failed"}\n${error instanceof AppError && error.hint ? `hint: ${error.hint}\n` : ""}`,
+          describeError({
+            message: error?.message ?? "deploy failed",
+            hint: error instanceof AppError ? error.hint : undefined,
+          }),
         );
       }
-      return 6;
+      return EXIT.deploy;
     },
   };
 }

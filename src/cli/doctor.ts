@@ -1,5 +1,6 @@
 import type { CheckResult } from "../doctor/checks.ts";
 import { CONFIG_OPTION, type Command, JSON_OPTION, stringFlag } from "../lib/cli.ts";
+import { EXIT } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
 /** The per-entity record checks, or one FAIL saying why the database could not be read. */
@@ -47,6 +48,6 @@ of every entity as frame would: rows that do not decode (changed outside frame) 
         if (!r.ok && r.fix) console.log(`${" ".repeat(width + 8)}fix: ${r.fix}`);
       }
     }
-    return results.every((r) => r.ok) ? 0 : 10;
+    return results.every((r) => r.ok) ? EXIT.ok : EXIT.doctor;
   },
 };

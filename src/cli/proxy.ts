@@ -1,6 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, type Invocation, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
+import { EXIT, UsageError } from "../lib/errors.ts";
 import { COLORS, type Color } from "../proxy/admin-schema.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
@@ -45,7 +45,7 @@ export const proxyCommand: Command = {
         const { backupMetrics } = await import("../status/backup-metrics.ts");
         return (await import("../proxy/run.ts")).runProxy(config, {
           extraMetrics: () => backupMetrics(config),
-          // loaded on the first page view: its checks weigh ~5 MB of RSS that most proxies never use
+          // loaded on the first page view: its checks weigh RSS that most proxies never use
           statusPage: async (proxy) =>
             (await import("../status/serve.ts")).statusPageHtml(config, {
               status: async () => proxy.status(),
@@ -117,7 +117,7 @@ export const proxyCommand: Command = {
         console.log(
           `${result.color}: ${result.drained ? "drained" : `still ${result.inflight} in flight, ${result.sessions} MCP sessions pinned`}; ${result.sessions_released} MCP sessions released`,
         );
-        return result.drained ? 0 : 9;
+        return result.drained ? EXIT.ok : EXIT.proxy;
       },
     },
     {

@@ -1,6 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, intFlag, stringFlag } from "../lib/cli.ts";
-import { ConfigError } from "../lib/errors.ts";
+import { ConfigError, EXIT } from "../lib/errors.ts";
 import { untilStopSignal } from "../lib/signals.ts";
 
 export const serveCommand: Command = {
@@ -45,7 +45,7 @@ or customer, keeps the running configuration and the log says why).`,
           "run --no-auth with a development config directory of its own (`axe-appliance up --dev` makes one)",
         );
     }
-    // imported here: every other command (the proxy above all) would carry frame's ~15 MB of RSS
+    // imported here: every other command (the proxy above all) would carry frame's RSS (docs/performance.md)
     const { startFrame } = await import("../frame/serve.ts");
     const frame = await startFrame({ config, color, noAuth, ...(port !== undefined ? { port } : {}) });
     if (noAuth)
@@ -58,6 +58,6 @@ or customer, keeps the running configuration and the log says why).`,
     process.on("SIGHUP", reload);
     await untilStopSignal(() => frame.stop());
     process.off("SIGHUP", reload);
-    return 0;
+    return EXIT.ok;
   },
 };

@@ -1,6 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
-import { UsageError } from "../lib/errors.ts";
+import { EXIT, UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
 import { untilStopSignal } from "../lib/signals.ts";
 import { proxySettings } from "../proxy/settings.ts";
@@ -38,7 +38,7 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
       const server = serveStatusPage(config, proxy, intFlag(inv, "port", 0) ?? DEFAULT_STATUS_PORT);
       log.info("status page listening", { url: `http://127.0.0.1:${server.port}/` });
       await untilStopSignal(() => server.stop(true));
-      return 0;
+      return EXIT.ok;
     }
     const [{ collectStatus }, { renderStatusText }, { STATUS_EXIT }] = await Promise.all([
       import("../status/collect.ts"),

@@ -1,5 +1,6 @@
 import { type Config, loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
+import { EXIT } from "../lib/errors.ts";
 import { createLogger } from "../lib/log.ts";
 import { untilStopSignal } from "../lib/signals.ts";
 import { devDir, ensureDevConfig } from "../services/dev-config.ts";
@@ -76,6 +77,6 @@ customer and entity there on first use, and prints a service token and the \`cla
       },
       { onRepeat: () => process.stderr.write("still stopping; the services are finishing their requests\n") },
     );
-    return 0;
+    return EXIT.ok;
   },
 };

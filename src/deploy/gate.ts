@@ -8,6 +8,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { HealthSchema } from "../frame/http/health.ts";
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
+import { parseJsonOrUndefined } from "../lib/json.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { buildInfo } from "../lib/version.ts";
 import type { ColorRunner } from "./color-runner.ts";
@@ -29,7 +30,7 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
       try {
         const response = await fetch(`${expect.url}/healthz`, { signal: AbortSignal.timeout(2000) });
         const text = await response.text();
-        const health = HealthSchema.safeParse(parseJson(text));
+        const health = HealthSchema.safeParse(parseJsonOrUndefined(text));
         if (!health.success) last = `HTTP ${response.status}, not a frame /healthz answer: ${text.slice(0, 200)}`;
         else if (
           response.status === 200 &&
@@ -58,14 +59,6 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
     `${expect.color} did not report healthy on release ${expect.release} within ${expect.timeoutMs} ms (last answer: ${last})`,
     `see its log under data_dir/logs/${expect.color}.log`,
   );
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 const MCP_TIMEOUT_MS = 10_000;

@@ -3,17 +3,20 @@
  * event (a deploy or rollback starting, each step's outcome and duration, the end). Lines are
  * appended with O_APPEND and fsynced, never rewritten; `deploy history` reads them back.
  */
+import { z } from "zod";
+import { parseJsonOrUndefined } from "../lib/json.ts";
 import { appendLine, readLines } from "../lib/line-file.ts";
 
-export interface JournalEntry {
-  time: string;
+/** The fields every line has; the rest (step, ok, error, release ...) pass through to `deploy history`. */
+const JournalEntrySchema = z.looseObject({
+  time: z.string(),
   /** One id per deploy or rollback; every line of it carries the same id. */
-  id: string;
-  kind: "begin" | "step" | "end";
-  action: "deploy" | "rollback";
-  who: string;
-  [field: string]: unknown;
-}
+  id: z.string(),
+  kind: z.enum(["begin", "step", "end"]),
+  action: z.enum(["deploy", "rollback"]),
+  who: z.string(),
+});
+export type JournalEntry = z.infer<typeof JournalEntrySchema>;
 
 export class DeployJournal {
   constructor(readonly file: string) {}
@@ -28,11 +31,8 @@ export class DeployJournal {
   read(): JournalEntry[] {
     const out: JournalEntry[] = [];
     for (const { line } of readLines(this.file)) {
-      try {
-        out.push(JSON.parse(line) as JournalEntry);
-      } catch {
-        // not JSON: a line someone edited; the entries around it still count
-      }
+      const entry = JournalEntrySchema.safeParse(parseJsonOrUndefined(line));
+      if (entry.success) out.push(entry.data); // else a line someone edited: the entries around it still count
     }
     return out;
   }

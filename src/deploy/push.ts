@@ -6,14 +6,16 @@
  * progress bar on a terminal, and hands on each of the receiver's steps as it ends.
  */
 import { createReadStream, statSync } from "node:fs";
+import { z } from "zod";
 import type { Customer, Fleet } from "../config/customers.ts";
 import { DeployError } from "../lib/errors.ts";
+import { parseJsonOrUndefined } from "../lib/json.ts";
 import { type ProgramExit, runProgram } from "../lib/program.ts";
 import { releaseSequence } from "./manifest.ts";
 import { type ReleaseDir, readReleaseDir, sha256File } from "./release-dir.ts";
 import { CHUNK_BYTES, encodeReleaseHeader } from "./release-stream.ts";
 import { verifyManifest } from "./sign.ts";
-import type { RunReport, StepReport } from "./steps.ts";
+import { type RunReport, RunReportSchema, type StepReport, StepReportSchema } from "./steps.ts";
 
 export interface PushOptions {
   fleet: Fleet;
@@ -118,20 +120,19 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
   };
 }
 
+/** What the receiver prints, one JSON line each: a step as it ended, or the report at the end. */
+const ReceiverLineSchema = z.discriminatedUnion("type", [
+  StepReportSchema.extend({ type: z.literal("step") }),
+  RunReportSchema.extend({ type: z.literal("report") }),
+]);
 type ReceiverLine = { type: "step"; step: StepReport } | { type: "report"; report: RunReport };
 
-/** One of the receiver's JSON lines: a step as it ended, or the report at the end. */
+/** One of the receiver's lines, checked against the schema; anything else (ssh's words) is not one. */
 function parseLine(line: string): ReceiverLine | undefined {
-  let value: { type?: unknown } & Record<string, unknown>;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  const { type, ...rest } = value ?? {};
-  if (type === "step" && typeof rest.step === "string") return { type, step: rest as unknown as StepReport };
-  if (type === "report" && Array.isArray(rest.steps)) return { type, report: rest as unknown as RunReport };
-  return undefined;
+  const parsed = ReceiverLineSchema.safeParse(parseJsonOrUndefined(line));
+  if (!parsed.success) return undefined;
+  const { type, ...rest } = parsed.data;
+  return type === "step" ? { type, step: rest as StepReport } : { type, report: rest as RunReport };
 }
 
 /** The report: the receiver's last line, or (an older receiver) its whole output as one JSON document. */
@@ -140,12 +141,8 @@ function reportIn(stdout: string): RunReport | undefined {
     const message = parseLine(line);
     if (message?.type === "report") return message.report;
   }
-  try {
-    const whole = JSON.parse(stdout) as RunReport;
-    return Array.isArray(whole?.steps) ? whole : undefined;
-  } catch {
-    return undefined;
-  }
+  const whole = RunReportSchema.safeParse(parseJsonOrUndefined(stdout));
+  return whole.success ? whole.data : undefined;
 }
 
 /**

@@ -4,6 +4,7 @@
  * says which step failed and why.
  */
 import { randomBytes } from "node:crypto";
+import { z } from "zod";
 import { AppError, DeployError } from "../lib/errors.ts";
 import type { DeployJournal } from "./journal.ts";
 
@@ -11,31 +12,37 @@ import type { DeployJournal } from "./journal.ts";
 export const NO_RELEASE_SENT = "no release sent";
 export const ALREADY_LIVE = "already live";
 
-export interface StepReport {
-  step: string;
-  ok: boolean;
-  ms: number;
-  detail?: string;
-  code?: string;
-  error?: string;
-}
+/**
+ * The report's wire format: `deploy push` reads it back from the receiver over ssh, so it is a
+ * schema (unknown keys pass, for a receiver newer than the pusher).
+ */
+export const StepReportSchema = z.object({
+  step: z.string(),
+  ok: z.boolean(),
+  ms: z.number(),
+  detail: z.string().optional(),
+  code: z.string().optional(),
+  error: z.string().optional(),
+});
+export type StepReport = z.infer<typeof StepReportSchema>;
 
-export interface RunReport {
-  ok: boolean;
-  action: "deploy" | "rollback";
-  id: string;
-  who: string;
-  release?: string;
-  color?: string;
-  previous?: { color: string; release?: string };
-  steps: StepReport[];
-  totalMs: number;
+export const RunReportSchema = z.object({
+  ok: z.boolean(),
+  action: z.enum(["deploy", "rollback"]),
+  id: z.string(),
+  who: z.string(),
+  release: z.string().optional(),
+  color: z.string().optional(),
+  previous: z.object({ color: z.string(), release: z.string().optional() }).optional(),
+  steps: z.array(StepReportSchema),
+  totalMs: z.number(),
   /** Deploy only: from the first byte read to the proxy switching. */
-  receiveToSwitchMs?: number;
+  receiveToSwitchMs: z.number().optional(),
   /** Set when the run changed nothing on purpose (no release sent, the release is already live): not a failed deploy. */
-  nothingDone?: string;
-  error?: { step: string; code: string; message: string; hint?: string };
-}
+  nothingDone: z.string().optional(),
+  error: z.object({ step: z.string(), code: z.string(), message: z.string(), hint: z.string().optional() }).optional(),
+});
+export type RunReport = z.infer<typeof RunReportSchema>;
 
 export class StepRunner {
   readonly id = `${new Date()

@@ -88,8 +88,9 @@ export function readLockHolder(path: string): LockHolder | undefined {
   return readLock(path)?.holder;
 }
 
-/** The process exists (EPERM: it does, as another user). */
+/** The process exists (EPERM: it does, as another user). 0 and below name process groups, never one process. */
 export function isAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
   try {
     process.kill(pid, 0);
     return true;

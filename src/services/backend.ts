@@ -44,9 +44,9 @@ export interface ServiceSpec {
 
 /**
  * The proxy's environment besides AXE_CONFIG_DIR, the same under launchd, systemd and `up`.
- * JavaScriptCore sizes its heap for a 128 MB machine, so it collects sooner under load: peak RSS
- * behind wrk -c256 ~88 -> ~76 MB at the same CPU per request (decision 41). Bun reads JSC options
- * only at start, so it cannot be set from inside the process.
+ * JavaScriptCore sizes its heap for a 128 MB machine, so it collects sooner under load and the
+ * proxy's peak RSS stays lower at the same CPU per request (figures: decision 41,
+ * docs/performance.md). Bun reads JSC options only at start, so it cannot be set from inside the process.
  */
 export const PROXY_ENV: Readonly<Record<string, string>> = { BUN_JSC_forceRAMSize: String(128 * 1024 * 1024) };
 

@@ -7,16 +7,21 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { z } from "zod";
 import type { Config } from "../config/load.ts";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
+import { parseJsonOrUndefined } from "../lib/json.ts";
 import { isAlive } from "../lib/lock-file.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus, serviceSpec } from "./backend.ts";
 
-interface PidRecord {
-  pid: number;
-  release: string;
-  startedAt: string;
-}
+/**
+ * A PID file: written by whichever process started the service, read by the next one (another
+ * receiver, `up`). Defends against a file naming PID 0 or 1: stop signals -pid, and kill(0) is our
+ * own process group, kill(-1) every process we may signal.
+ */
+const PidRecordSchema = z.object({ pid: z.number().int().min(2), release: z.string(), startedAt: z.string() });
+type PidRecord = z.infer<typeof PidRecordSchema>;
 
 /** Children this process spawned, so their exit is reaped and seen at once. */
 const spawned = new Map<number, ChildProcess>();
@@ -66,7 +71,7 @@ export class ChildBackend implements ServiceBackend {
     child.once("exit", () => spawned.delete(pid));
     child.unref();
     const record: PidRecord = { pid, release: spec.release, startedAt: new Date().toISOString() };
-    writeFileSync(this.pidFile(name), `${JSON.stringify(record)}\n`, { mode: 0o600 });
+    writeFileAtomic(this.pidFile(name), `${JSON.stringify(record)}\n`, { mode: 0o600 });
   }
 
   async stop(name: ServiceName): Promise<void> {
@@ -105,15 +110,18 @@ export class ChildBackend implements ServiceBackend {
     const marker = this.markerFile(name);
     if (!existsSync(marker)) return false;
     const pid = Number(readFileSync(marker, "utf8"));
-    return Number.isInteger(pid) && pid > 0 && isAlive(pid);
+    return pid > 1 && isAlive(pid);
   }
 
   private read(name: ServiceName): PidRecord | undefined {
+    let text: string;
     try {
-      return JSON.parse(readFileSync(this.pidFile(name), "utf8")) as PidRecord;
+      text = readFileSync(this.pidFile(name), "utf8");
     } catch {
       return undefined;
     }
+    const record = PidRecordSchema.safeParse(parseJsonOrUndefined(text));
+    return record.success ? record.data : undefined; // a torn or foreign file names no process of ours
   }
 
   private pidFile(name: ServiceName): string {

@@ -7,6 +7,7 @@
  * const rows = await fleetStatus(loadFleet("customers.yaml").customers, { timeoutMs: 20_000 });
  */
 import type { Customer } from "../config/customers.ts";
+import { parseJsonOrUndefined } from "../lib/json.ts";
 import { describeExit, type ProgramExit, runProgram } from "../lib/program.ts";
 import { type Level, type StatusReport, StatusReportSchema } from "./report.ts";
 
@@ -51,7 +52,7 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
   ];
   const run = await runSsh(args, options.timeoutMs);
   if (run.timedOut) return { ...row, state: "unreachable", error: `no answer within ${options.timeoutMs} ms` };
-  const parsed = StatusReportSchema.safeParse(parseJson(run.stdout));
+  const parsed = StatusReportSchema.safeParse(parseJsonOrUndefined(run.stdout));
   if (parsed.success) return { ...row, state: parsed.data.level, report: parsed.data };
   // 255 is ssh's own failure (down, refused, key); anything else ran on the machine but was not our `status --json`
   const said = lastLine(run.stderr) || describeExit(run);
@@ -61,14 +62,6 @@ async function machineStatus(customer: Customer, options: FleetOptions): Promise
     state: "unreachable",
     error: `no status report (${said}); does this key's forced command run \`axe-appliance status --json\` of a current release?`,
   };
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** ssh, killed at the timeout; a missing ssh is ssh's own failure (255) with the reason. */

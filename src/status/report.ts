@@ -4,13 +4,14 @@
  * the machine's level and picks the exit code.
  */
 import { z } from "zod";
+import { EXIT, type ExitCode } from "../lib/errors.ts";
 
 export const LEVELS = ["ok", "warn", "fail"] as const;
 export const LevelSchema = z.enum(LEVELS);
 export type Level = z.infer<typeof LevelSchema>;
 
 /** `status` exit codes: 0 green, 11 yellow (needs attention), 12 red (something is down). */
-export const STATUS_EXIT: Record<Level, number> = { ok: 0, warn: 11, fail: 12 };
+export const STATUS_EXIT: Record<Level, ExitCode> = { ok: EXIT.ok, warn: EXIT.yellow, fail: EXIT.red };
 
 export const CheckSchema = z.object({
   /** Stable name: proxy, colors, color:blue, color:green, database, deploy, backup:local, audit, metadata, disk. */

@@ -101,7 +101,6 @@ describe("child-process backend", () => {
     const { backend, lines } = fixtureBackend(config, { FIXTURE_IGNORE_TERM: "1" }, 300);
     await backend.start("green");
     await until(() => lines().length === 1, "green to start");
-    await Bun.sleep(200); // let it install its SIGTERM handler
     await backend.stop("green");
     expect((await backend.status("green")).running).toBe(false);
     expect(() => process.kill(lines()[0].pid, 0)).toThrow();

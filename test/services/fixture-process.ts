@@ -1,11 +1,14 @@
 /**
- * A stand-in long-running process for backend tests (not one of our components): writes its
- * argv, a chosen env var and pid to the file named by FIXTURE_OUT, then waits. With
- * FIXTURE_IGNORE_TERM=1 it ignores SIGTERM (to prove the backend escalates to SIGKILL); with
- * FIXTURE_EXIT_AFTER_MS it dies on its own (to exercise the supervisor).
+ * A stand-in long-running process for backend tests (not one of our components): installs its
+ * SIGTERM handler, then writes its argv, a chosen env var and pid to the file named by
+ * FIXTURE_OUT, and waits. With FIXTURE_IGNORE_TERM=1 it ignores SIGTERM (to prove the backend
+ * escalates to SIGKILL); with FIXTURE_EXIT_AFTER_MS it dies on its own (to exercise the supervisor).
  */
 import { appendFileSync } from "node:fs";
 
+// handlers first: a test that reads the announcement may signal at once
+if (process.env.FIXTURE_IGNORE_TERM === "1") process.on("SIGTERM", () => {});
+else process.on("SIGTERM", () => process.exit(0));
 const out = process.env.FIXTURE_OUT!;
 appendFileSync(
   out,
@@ -16,8 +19,6 @@ appendFileSync(
     config: process.env.AXE_CONFIG_DIR,
   })}\n`,
 );
-if (process.env.FIXTURE_IGNORE_TERM === "1") process.on("SIGTERM", () => {});
-else process.on("SIGTERM", () => process.exit(0));
 const exitAfter = Number(process.env.FIXTURE_EXIT_AFTER_MS ?? 0);
 if (exitAfter > 0) setTimeout(() => process.exit(3), exitAfter);
 setInterval(() => {}, 60_000);
