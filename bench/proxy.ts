@@ -4,7 +4,11 @@
  * pool), Caddy (reverse_proxy) and axe-appliance proxy; wrk at -c64 and -c256, the three in
  * turn, three rounds; prints medians, ratios to nginx, and peak RSS.
  *
- *   bun bench/proxy.ts [--rounds 3] [--duration 10] [--threads 2] [--only axe,nginx]
+ *   bun bench/proxy.ts [--rounds 3] [--duration 10] [--threads 2] [--only axe,nginx] [--axe-binary dist/axe-appliance]
+ *
+ * --axe-binary runs the compiled `axe-appliance proxy run` (as launchd runs it) instead of the
+ * sources under bun; its peak RSS is the figure the targets name. The load average is printed
+ * before and after: the machine may be shared.
  *
  * Installs nginx, caddy and wrk with apt-get when they are missing (Debian/Ubuntu, as root).
  * Everything listens on 127.0.0.1 on free ports and is stopped at the end.
@@ -24,6 +28,7 @@ const { values: flags } = parseArgs({
     threads: { type: "string", default: "2" },
     only: { type: "string", default: "nginx,caddy,axe" },
     concurrency: { type: "string", default: "64,256" },
+    "axe-binary": { type: "string" },
   },
 });
 const ROOT = join(import.meta.dir, "..");
@@ -140,8 +145,11 @@ async function startTargets(upstreamPort: number): Promise<Target[]> {
       `customer: bench\nproxy:\n  listen: 127.0.0.1:${port}\n  upstreams: { blue: "http://127.0.0.1:${upstreamPort}", green: "http://127.0.0.1:${upstreamPort}" }\n`,
     );
     // with the environment launchd, systemd and `up` give the proxy (its heap sizing)
+    const binary = flags["axe-binary"];
     const child = spawn(
-      [process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir],
+      binary
+        ? [binary, "proxy", "run", "--config", dir]
+        : [process.execPath, join(ROOT, "bench", "proxy", "run-axe.ts"), dir],
       { ...PROXY_ENV },
       join(dir, "proxy.log"),
     );
@@ -202,8 +210,11 @@ function wrk(url: string, connections: number, pid: number): Run {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
 async function main(): Promise<void> {
   ensureTools();
+  const loadBefore = loadAverage();
   const upstreamPort = await freePort();
   spawn([process.execPath, join(ROOT, "bench", "proxy", "upstream.ts")], { PORT: String(upstreamPort) });
   await waitFor(`http://127.0.0.1:${upstreamPort}/`);
@@ -225,23 +236,25 @@ async function main(): Promise<void> {
   }
   const cores = navigator.hardwareConcurrency;
   console.log(
-    `\nproxy benchmark: ${flags.rounds} rounds x ${flags.duration}s, wrk -t${flags.threads}, ${cores} cores, ~200-byte upstream (Bun)`,
+    `\nproxy benchmark: ${flags.rounds} rounds x ${flags.duration}s, wrk -t${flags.threads}, ${cores} cores, ~200-byte upstream (Bun), axe ${flags["axe-binary"] ? "compiled" : "under bun"}; load average ${loadBefore} before, ${loadAverage()} after`,
   );
   console.log(
-    "| concurrency | proxy | req/s (median) | vs nginx | p99 ms (median) | CPU us/request | errors | peak RSS MB |",
+    "| concurrency | proxy | req/s (median) | vs nginx | p99 ms (median) | vs nginx | CPU us/request (median) | vs nginx | errors | peak RSS MB |",
   );
-  console.log("|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const c of levels) {
     const nginx = results.get(`nginx@${c}`);
-    const base = nginx ? median(nginx.map((r) => r.rps)) : NaN;
     for (const t of targets) {
       const runs = results.get(`${t.name}@${c}`)!;
       const rps = median(runs.map((r) => r.rps));
       const p99 = median(runs.map((r) => r.p99ms));
       const errors = runs.reduce((a, r) => a + r.errors, 0);
       const cpu = median(runs.map((r) => r.cpuUs));
+      // ratios within each round (same minute, same neighbours), then their median
+      const ratio = (pick: (r: Run) => number) =>
+        nginx ? `${median(runs.map((r, i) => pick(r) / pick(nginx[i]!))).toFixed(2)}x` : "-";
       console.log(
-        `| ${c} | ${t.name} | ${rps.toFixed(0)} | ${Number.isNaN(base) ? "-" : `${(rps / base).toFixed(2)}x`} | ${p99.toFixed(2)} | ${cpu.toFixed(1)} | ${errors} | ${peakRssMb(t.pid)} |`,
+        `| ${c} | ${t.name} | ${rps.toFixed(0)} | ${ratio((r) => r.rps)} | ${p99.toFixed(2)} | ${ratio((r) => r.p99ms)} | ${cpu.toFixed(1)} | ${ratio((r) => r.cpuUs)} | ${errors} | ${peakRssMb(t.pid)} |`,
       );
     }
   }

@@ -8,8 +8,10 @@ import { type ResponseHeaders, readResponseHeaders } from "./forward-headers.ts"
 import { connectionTokens, HeadCollector, type HeadLimits } from "./head-collector.ts";
 
 const MAX_SPANS = 128;
+/** Hop-by-hop, framing (the exchange writes its own) and the upstream's own request id. */
 const DROPPED = [
   "connection",
+  "content-length",
   "keep-alive",
   "proxy-connection",
   "proxy-authenticate",

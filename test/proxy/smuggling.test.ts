@@ -301,6 +301,7 @@ describe("the upstream's answers", () => {
     expect(head).not.toContain("theirs");
     expect(head).toContain("x-request-id: mine");
     expect(head).toContain("x-kept: yes");
+    expect(head.match(/content-length:/g)).toEqual(["content-length:"]); // exactly one framing header
     expect(head).toContain("content-length: 2");
     expect(result.answer).toEndWith("\r\n\r\nka");
   });
