@@ -4,17 +4,15 @@
  */
 import { existsSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import type { z } from "zod";
 import { ringPeer } from "../config/customers.ts";
 import { type Config, secretPath } from "../config/load.ts";
-import type { BackupSection } from "../config/sections.ts";
+import type { BackupSettings } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
 import { callKind, deadlineSeconds } from "./deadlines.ts";
 import { type Repo, Restic, type TierName } from "./restic.ts";
 import { ringSshCommand } from "./ssh-command.ts";
 import { readStatus } from "./status.ts";
 
-export type BackupSettings = z.output<typeof BackupSection>;
 export type Keep = BackupSettings["local"]["keep"];
 
 export interface RingTarget {

@@ -5,7 +5,7 @@
  * is recorded as failed; the other tiers still run. A whole run is bounded by the sum of the
  * deadlines of its steps: a runner lock older than that belongs to a hung runner and is taken over.
  */
-import type { BackupSettings } from "./context.ts";
+import type { BackupSettings } from "../config/sections.ts";
 
 export type CallKind = "quick" | "backup" | "copy" | "check" | "prune";
 

@@ -194,3 +194,4 @@ export const BackupSection = z.strictObject({
     })
     .prefault({}),
 });
+export type BackupSettings = z.output<typeof BackupSection>;

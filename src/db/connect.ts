@@ -10,17 +10,9 @@ import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { DatabaseError } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret-file.ts";
 import { EmbeddedPostgres } from "./embedded.ts";
+import type { DatabaseTarget } from "./target.ts";
 
-export interface DatabaseTarget {
-  /** Host name, or the directory of a Unix socket. */
-  host: string;
-  port: number;
-  user: string;
-  database: string;
-  password?: string;
-  /** A pgpass file for libpq tools (pg_dump), so no password goes on a command line. */
-  passfile?: string;
-}
+export type { DatabaseTarget } from "./target.ts";
 
 export type Sql = postgres.Sql;
 

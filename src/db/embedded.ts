@@ -22,8 +22,8 @@ import {
   runAsAccount,
   writeAsAccount,
 } from "./cluster-files.ts";
-import type { DatabaseTarget } from "./connect.ts";
 import { findPostgresTools, SERVER_TOOLS } from "./postgres-tools.ts";
+import type { DatabaseTarget } from "./target.ts";
 
 export interface EmbeddedOptions {
   /** The cluster's home: pgdata/, the superuser password and the server log live here. */

@@ -21,6 +21,7 @@ import { DeployError } from "../lib/errors.ts";
 import { type Manifest, runningTarget } from "./manifest.ts";
 import { readReleaseDir } from "./release-dir.ts";
 import { checkNotOlder, type ReleaseFloor } from "./release-floor.ts";
+import type { StagedRelease } from "./releases.ts";
 import { verifyManifest } from "./sign.ts";
 
 export const MAGIC = new TextEncoder().encode("AXEREL1\n");
@@ -157,11 +158,7 @@ export interface ReadReleaseOptions {
   allowDowngrade?: boolean;
 }
 
-export interface VerifiedRelease {
-  manifest: Manifest;
-  jws: string;
-  /** The staged binary, verified against manifest.sha256. */
-  file: string;
+export interface VerifiedRelease extends StagedRelease {
   /** Set when an older release was let through with allowDowngrade. */
   downgrade?: string;
   /** What the operator asked for (from the stream's request, if any). */

@@ -19,7 +19,14 @@ import { DeployError } from "../lib/errors.ts";
 import { isAlive } from "../lib/lock-file.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { BINARY_NAME, JWS_NAME, MANIFEST_NAME } from "./release-dir.ts";
-import type { VerifiedRelease } from "./release-stream.ts";
+
+/** A release whose binary waits in a staging file, checked against its signed manifest (release-stream.ts). */
+export interface StagedRelease {
+  manifest: Manifest;
+  jws: string;
+  /** The staged binary, verified against manifest.sha256. */
+  file: string;
+}
 
 export interface InstalledRelease {
   version: string;
@@ -41,7 +48,7 @@ export function stagingPath(dataDir: string): string {
 }
 
 /** Installs a verified release; a re-push of the same version and sha256 reuses the installed copy. */
-export function installRelease(dataDir: string, verified: VerifiedRelease): InstalledRelease {
+export function installRelease(dataDir: string, verified: StagedRelease): InstalledRelease {
   const { manifest } = verified;
   const target = join(releasesDir(dataDir), manifest.version);
   if (existsSync(target)) {
