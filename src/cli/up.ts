@@ -7,31 +7,17 @@ import { devDir, ensureDevConfig } from "../services/dev-config.ts";
 
 /** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
 async function devToken(config: Config, mcpUrl: string): Promise<string> {
-  const [{ connect, openDatabase }, { issueServiceToken }] = await Promise.all([
-    import("../db/connect.ts"),
-    import("../frame/auth/service-tokens.ts"),
-  ]);
-  const db = await openDatabase(config);
-  const sql = connect(db.target, { max: 1 });
-  try {
-    const entity = config.customer.entities[0]!.name;
-    const { token, record } = await issueServiceToken(sql, config.paths.secrets, {
-      customer: config.customer.name,
-      entity,
-      role: "admin",
-      name: "dev",
-      expiresInMs: 30 * 24 * 3600_000,
-    });
-    return [
-      `service token for entity ${entity} (admin, expires ${record.expiresAt.toISOString()}; shown once):`,
+  const { withClientToken } = await import("../deploy/client-token.ts");
+  const grant = { role: "admin", name: "dev", expiresInMs: 30 * 24 * 3600_000 } as const;
+  return withClientToken(config, grant, async ({ token, entity, expiresAt }) =>
+    [
+      `service token for entity ${entity} (admin, expires ${expiresAt.toISOString()}; shown once):`,
       `  ${token}`,
       "",
       "connect Claude Code:",
       `  claude mcp add --transport http axe ${mcpUrl} --header "Authorization: Bearer ${token}"`,
-    ].join("\n");
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+    ].join("\n"),
+  );
 }
 
 export const upCommand: Command = {

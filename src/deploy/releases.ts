@@ -61,12 +61,26 @@ export function installRelease(dataDir: string, verified: StagedRelease): Instal
       "give the new release its own version",
     );
   }
+  return placeRelease(dataDir, manifest, (binary) => renameSync(verified.file, binary), verified.jws);
+}
+
+/**
+ * Assembles releases/<version>/ (binary, manifest, signature when there is one) in a staging
+ * directory and renames it into place, so a release directory is whole or absent.
+ */
+export function placeRelease(
+  dataDir: string,
+  manifest: Manifest,
+  putBinary: (path: string) => void,
+  jws?: string,
+): InstalledRelease {
+  const target = join(releasesDir(dataDir), manifest.version);
   const staging = `${target}.staging-${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(staging, { recursive: true, mode: 0o755 });
-  renameSync(verified.file, join(staging, BINARY_NAME));
+  putBinary(join(staging, BINARY_NAME));
   chmodSync(join(staging, BINARY_NAME), 0o755); // executable only now, after verification
-  writeFileSync(join(staging, JWS_NAME), `${verified.jws}\n`);
+  if (jws !== undefined) writeFileSync(join(staging, JWS_NAME), `${jws}\n`);
   writeFileSync(join(staging, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
   renameSync(staging, target);
   return readInstalled(target)!;

@@ -4,13 +4,12 @@
  * a deploy fails before the switch, put the passive color back on its previous release.
  */
 import type { Config } from "../config/load.ts";
-import { connect, openDatabase } from "../db/connect.ts";
-import { issueServiceToken, revokeServiceToken } from "../frame/auth/service-tokens.ts";
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
+import { withClientToken } from "./client-token.ts";
 import type { ColorRunner } from "./color-runner.ts";
 import { forgetColor, pointColor, readColors } from "./colors.ts";
 import { mcpCheck, waitForHealth } from "./gate.ts";
@@ -39,26 +38,14 @@ export async function gateAndSwitch({ config, backend, runner, color, release }:
 }
 
 /** Issues a 5-minute reader token for the gate and revokes it afterwards. */
-async function withGateToken(config: Config, check: (token: string) => Promise<string>): Promise<string> {
-  const db = await openDatabase(config); // an embedded cluster stays running: the colors use it
-  const sql = connect(db.target, { max: 1 });
-  try {
-    const entity = config.customer.entities[0]!.name;
-    const { token, record } = await issueServiceToken(sql, config.paths.secrets, {
-      customer: config.customer.name,
-      entity,
-      role: "reader",
-      name: "deploy-gate",
-      expiresInMs: 5 * 60_000,
-    });
+function withGateToken(config: Config, check: (token: string) => Promise<string>): Promise<string> {
+  return withClientToken(config, { role: "reader", name: "deploy-gate", expiresInMs: 5 * 60_000 }, async (issued) => {
     try {
-      return await check(token);
+      return await check(issued.token);
     } finally {
-      await revokeServiceToken(sql, config.customer.name, record.id).catch(() => false);
+      await issued.revoke();
     }
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  });
 }
 
 /** The proxy switches only to a color its own health checks see healthy on the new release: wait for that. */

@@ -46,17 +46,7 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, opti
  * a reader never sees it half written). Returns false, writing nothing, when `path` exists.
  */
 export function createFileOnce(path: string, content: string | Uint8Array, options: AtomicWriteOptions): boolean {
-  const temp = writeTempBeside(path, content, options);
-  try {
-    linkSync(temp, path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
-    throw error;
-  } finally {
-    rmSync(temp, { force: true });
-  }
-  fsyncDirectory(dirname(path));
-  return true;
+  return publishOnce(writeTempBeside(path, content, options), path);
 }
 
 /**
@@ -78,6 +68,11 @@ export async function createFileOnceFrom(
     rmSync(temp, { force: true });
     throw error;
   }
+  return publishOnce(temp, path);
+}
+
+/** Links the complete `temp` in as `path` unless something is there (then false), and removes `temp`. */
+function publishOnce(temp: string, path: string): boolean {
   try {
     linkSync(temp, path);
   } catch (error) {

@@ -4,24 +4,13 @@
  * written when changed, loaded and removed, and each color's first release seeded.
  */
 import { createHash } from "node:crypto";
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
 import { currentLink, pointColor } from "../deploy/colors.ts";
 import { LEGACY_RELEASE_FORMAT, parseManifest, VERSION_PATTERN } from "../deploy/manifest.ts";
-import { BINARY_NAME, MANIFEST_NAME } from "../deploy/release-dir.ts";
-import { findRelease, releasesDir } from "../deploy/releases.ts";
+import { findRelease, placeRelease, releasesDir } from "../deploy/releases.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { COLORS } from "../lib/colors.ts";
 import { ConfigError, DeployError } from "../lib/errors.ts";
@@ -148,13 +137,7 @@ function installSeed(
   version: string,
   info: Awaited<ReturnType<typeof describeBinary>>,
 ): void {
-  const target = join(releasesDir(data), version);
-  const staging = `${target}.staging-${process.pid}`;
-  rmSync(staging, { recursive: true, force: true });
-  mkdirSync(staging, { recursive: true, mode: 0o755 });
-  copyFileSync(binary, join(staging, BINARY_NAME));
-  chmodSync(join(staging, BINARY_NAME), 0o755);
-  const bytes = readFileSync(join(staging, BINARY_NAME));
+  const bytes = readFileSync(binary);
   // Not a signed release: no sequence, so it never raises the floor that refuses older releases.
   const manifest = parseManifest({
     format: LEGACY_RELEASE_FORMAT,
@@ -165,8 +148,7 @@ function installSeed(
     target: info.target,
     builtAt: info.builtAt,
   });
-  writeFileSync(join(staging, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`);
-  renameSync(staging, target);
+  placeRelease(data, manifest, (path) => copyFileSync(binary, path));
 }
 
 /** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */
