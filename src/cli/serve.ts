@@ -1,5 +1,6 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, intFlag, stringFlag } from "../lib/cli.ts";
+import { COLORS } from "../lib/colors.ts";
 import { ConfigError, EXIT } from "../lib/errors.ts";
 import { untilStopSignal } from "../lib/signals.ts";
 
@@ -31,7 +32,7 @@ or customer, keeps the running configuration and the log says why).`,
     },
   },
   async run(inv) {
-    const color = choiceFlag(inv, "color", ["blue", "green"] as const, true)!;
+    const color = choiceFlag(inv, "color", COLORS, true)!;
     const port = intFlag(inv, "port", 0);
     const noAuth = inv.values["no-auth"] === true;
     const config = loadConfig({ dir: stringFlag(inv, "config") });

@@ -1,5 +1,6 @@
 /** `deploy status` and `deploy history`: what runs where, and what the journal says happened. */
 import type { Config } from "../config/load.ts";
+import { COLORS } from "../lib/colors.ts";
 import { type ProxyStatus, proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { type ColorsState, readColors } from "./colors.ts";
@@ -38,7 +39,7 @@ export async function deployStatus(config: Config): Promise<DeployStatus> {
 export function renderStatus(status: DeployStatus): string {
   const lines: string[] = [];
   if ("error" in status.proxy) lines.push(`proxy: not reachable (${status.proxy.error})`);
-  for (const color of ["blue", "green"] as const) {
+  for (const color of COLORS) {
     const seen = "error" in status.proxy ? undefined : status.proxy.colors[color];
     const role = status.live === undefined ? "" : status.live === color ? "live   " : "standby";
     const health = seen

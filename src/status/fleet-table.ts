@@ -1,5 +1,6 @@
 /** `fleet status` as one table: a row per machine, worst state first is left to the reader (config order). */
 import { formatAge } from "../backup/status.ts";
+import type { Color } from "../lib/colors.ts";
 import type { FleetRow } from "./fleet.ts";
 import { paint, useColor } from "./render-text.ts";
 import type { Level } from "./report.ts";
@@ -42,7 +43,7 @@ export function renderFleetTable(rows: FleetRow[], color = useColor()): string {
 function cells(row: FleetRow): string[] {
   const r = row.report;
   if (!r) return [row.customer, row.machine, STATE.unreachable, "-", "-", "-", "-", "-", "-", row.error ?? ""];
-  const health = (c: "blue" | "green") => (r.colors[c].healthy ? "up" : "down");
+  const health = (c: Color) => (r.colors[c].healthy ? "up" : "down");
   const age = (tier: string) => {
     const t = r.backup.find((b) => b.tier === tier);
     if (!t?.enabled) return "off";

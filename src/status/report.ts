@@ -4,6 +4,7 @@
  * the machine's level and picks the exit code.
  */
 import { z } from "zod";
+import { COLORS } from "../lib/colors.ts";
 import { EXIT, type ExitCode } from "../lib/errors.ts";
 
 export const LEVELS = ["ok", "warn", "fail"] as const;
@@ -46,7 +47,7 @@ export const StatusReportSchema = z.object({
   machine: z.string(),
   time: z.string(),
   level: LevelSchema,
-  live: z.enum(["blue", "green"]).nullable(),
+  live: z.enum(COLORS).nullable(),
   release: z.string().nullable(),
   colors: z.object({ blue: ColorReport, green: ColorReport }),
   database: z.object({ reachable: z.boolean(), migration: z.number().nullable(), via: z.string() }),
