@@ -5,7 +5,11 @@
  * into a fresh repository per round, the order alternating between rounds. Then an incremental
  * run after a small change: its time and the bytes it added.
  *
- *   bun bench/backup.ts [--gb 1] [--rounds 2]
+ *   bun bench/backup.ts [--gb 1] [--rounds 2] [--restic restic,dist/restic-next/usr/bin/restic]
+ *
+ * Each restic given (default: `restic` on PATH, and $AXE_RESTIC_NEXT when set: .ci/restic-next
+ * provides Debian trixie's 0.18 beside bookworm's 0.14) gets its own rounds against the same
+ * database: restic >= 0.17 is the --stdin-from-command path a Mac mini takes, older the pipe.
  *
  * Ours does more than the hand pipeline: figures per table (in the dump's snapshot), the config
  * and state snapshot, retention and a size query. The ratio covers all of it. Beside wall time,
@@ -24,8 +28,13 @@ import { freshDatabase, stopTestCluster } from "../test/helpers/postgres.ts";
 import { removeTempDirs, tempDir } from "../test/helpers/tmp.ts";
 
 const { values: flags } = parseArgs({
-  options: { gb: { type: "string", default: "1" }, rounds: { type: "string", default: "2" } },
+  options: {
+    gb: { type: "string", default: "1" },
+    rounds: { type: "string", default: "2" },
+    restic: { type: "string", default: ["restic", process.env.AXE_RESTIC_NEXT].filter(Boolean).join(",") },
+  },
 });
+const RESTICS = flags.restic.split(",").filter(Boolean);
 const TARGET_BYTES = Number(flags.gb) * 1024 ** 3;
 const ROUNDS = Number(flags.rounds);
 const MAIN = new URL("../src/main.ts", import.meta.url).pathname;
@@ -79,16 +88,53 @@ async function main() {
     `database: ${(size / 1024 ** 3).toFixed(2)} GiB, ${next - 1} rows, generated in ${seconds(started).toFixed(0)}s`,
   );
 
-  const config = makeConfigDir({
-    database: db.target,
-    appliance: { backup: { ring: { enabled: false }, cold: { volume: tempDir("bench-cold") } } },
-  });
   const pgBin = findPostgresTools(DUMP_TOOLS);
   const passDir = mkdtempSync(join(tmpdir(), "bench-pgpass-"));
   const passfile = join(passDir, "pgpass");
   writeSecretFile(passfile, `*:*:*:${db.target.user}:${db.target.password}\n`);
   const handEnv = { ...libpqEnv({ ...db.target, passfile }) };
+  const summaries: string[] = [];
+  let config = "";
+  for (const restic of RESTICS) {
+    const version = run([restic, "version"]).stdout.trim().split(" ")[1];
+    console.log(`restic ${version} (${restic})`);
+    config = makeConfigDir({
+      database: db.target,
+      appliance: { backup: { restic, ring: { enabled: false }, cold: { volume: tempDir("bench-cold") } } },
+    });
+    const ratio = measure(restic, config, pgBin, handEnv);
+    summaries.push(`restic ${version}: whole-run ratio ${ratio.toFixed(3)}`);
+  }
+  console.log(`whole-run ratio per restic version: ${summaries.join("; ")}`);
 
+  const incremental = async (what: string, change: () => Promise<unknown>) => {
+    await change();
+    const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], {
+      AXE_LOG_LEVEL: "warn",
+    });
+    const status = JSON.parse(readFileSync(join(config, "data", "state", "backup.json"), "utf8")) as {
+      tiers: { local: { lastSnapshot: { bytesAdded: number }; size: number } };
+    };
+    console.log(
+      `incremental, ${what}: ${r.seconds.toFixed(1)}s, ${(status.tiers.local.lastSnapshot.bytesAdded / 1024 ** 2).toFixed(1)} MiB added (before compression), repository now ${(status.tiers.local.size / 1024 ** 3).toFixed(2)} GiB`,
+    );
+  };
+  const last = next - 1;
+  await incremental("1000 rows inserted, the 100 newest updated", async () => {
+    await db.sql`insert into bench_rows select i, md5(i::text), 0, now() from generate_series(${next}::bigint, ${next + 999}::bigint) i`;
+    await db.sql`update bench_rows set n = n + 1 where id > ${last - 100}`;
+  });
+  await incremental(
+    `${Math.floor(last / 20000)} rows updated, spread over the table`,
+    () => db.sql`update bench_rows set n = n + 1 where id % 20000 = 0`,
+  );
+
+  rmSync(passDir, { recursive: true, force: true });
+  await db.drop();
+}
+
+/** Rounds of ours against the hand pipeline with one restic; returns the whole-run ratio. */
+function measure(restic: string, config: string, pgBin: string, handEnv: Record<string, string>): number {
   const results: Array<{ hand: number; ours: number; oursDump: number; handCpu: number; oursCpu: number }> = [];
   for (let round = 0; round < ROUNDS; round++) {
     rmSync(join(config, "data", "backup"), { recursive: true, force: true });
@@ -101,13 +147,13 @@ async function main() {
       RESTIC_PASSWORD_FILE: handPassword,
       RESTIC_CACHE_DIR: join(handRepo, "cache"),
     };
-    run(["restic", "init", "-q"], resticEnv);
+    run([restic, "init", "-q"], resticEnv);
     const hand = () =>
       run(
         [
           "bash",
           "-c",
-          `set -o pipefail; "${pgBin}/pg_dump" -Fc -Z0 --no-password | restic backup --stdin --stdin-filename frame.dump --host hand -q`,
+          `set -o pipefail; "${pgBin}/pg_dump" -Fc -Z0 --no-password | "${restic}" backup --stdin --stdin-filename frame.dump --host hand -q`,
         ],
         { ...handEnv, ...resticEnv },
       );
@@ -151,30 +197,7 @@ async function main() {
 
   // Incremental runs: a day's typical change (new rows appended, recent rows edited), then edits
   // scattered over the whole table, which touch most of restic's ~1 MiB chunks.
-  const incremental = async (what: string, change: () => Promise<unknown>) => {
-    await change();
-    const r = run([process.execPath, MAIN, "backup", "run", "--tier", "local", "--config", config], {
-      AXE_LOG_LEVEL: "warn",
-    });
-    const status = JSON.parse(readFileSync(join(config, "data", "state", "backup.json"), "utf8")) as {
-      tiers: { local: { lastSnapshot: { bytesAdded: number }; size: number } };
-    };
-    console.log(
-      `incremental, ${what}: ${r.seconds.toFixed(1)}s, ${(status.tiers.local.lastSnapshot.bytesAdded / 1024 ** 2).toFixed(1)} MiB added (before compression), repository now ${(status.tiers.local.size / 1024 ** 3).toFixed(2)} GiB`,
-    );
-  };
-  const last = next - 1;
-  await incremental("1000 rows inserted, the 100 newest updated", async () => {
-    await db.sql`insert into bench_rows select i, md5(i::text), 0, now() from generate_series(${next}::bigint, ${next + 999}::bigint) i`;
-    await db.sql`update bench_rows set n = n + 1 where id > ${last - 100}`;
-  });
-  await incremental(
-    `${Math.floor(last / 20000)} rows updated, spread over the table`,
-    () => db.sql`update bench_rows set n = n + 1 where id % 20000 = 0`,
-  );
-
-  rmSync(passDir, { recursive: true, force: true });
-  await db.drop();
+  return ours / hand;
 }
 
 try {
