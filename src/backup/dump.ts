@@ -117,12 +117,52 @@ async function backupFromCommand(
 ): Promise<RunResult> {
   const args = [...backupArgs(options), "--stdin-from-command", "--", ...command];
   const result = await options.restic.run(options.repo, args, { onLine: options.onLine, extraEnv: env });
-  if (result.code !== 0) {
-    if (/pg_dump/.test(result.stderr))
-      throw dumpFailure({ code: result.code, signal: null, timedOut: false, stderr: result.stderr });
-    throw resticFailure(options.repo, "saving the database dump", result);
+  if (result.code === 0) return result;
+  const dump = commandFailure(result.stderr);
+  if (dump) {
+    await removeStaleLocks(options.restic, options.repo).catch(() => {});
+    throw dumpFailure(dump);
   }
-  return result;
+  if (result.timedOut)
+    throw dumpFailure({
+      code: result.code,
+      signal: null,
+      timedOut: true,
+      deadlineMs: result.deadlineMs,
+      stderr: commandLines(result.stderr).join("\n"),
+    });
+  throw resticFailure(options.repo, "saving the database dump", result);
+}
+
+/** Go's names for the signals a child died of ("signal: killed"), as ours. */
+const GO_SIGNALS: Record<string, NodeJS.Signals> = {
+  killed: "SIGKILL",
+  terminated: "SIGTERM",
+  interrupt: "SIGINT",
+  hangup: "SIGHUP",
+  "segmentation fault": "SIGSEGV",
+  aborted: "SIGABRT",
+  "broken pipe": "SIGPIPE",
+};
+
+/**
+ * How the command restic ran (pg_dump) ended, from restic's report ("command failed: exit status 1",
+ * "command failed: signal: killed"), with the command's own stderr lines; undefined when restic
+ * failed on its own.
+ */
+export function commandFailure(stderr: string): DumpExit | undefined {
+  const m = /command failed: (?:exit status (\d+)|signal: ([a-z ]+))/.exec(stderr);
+  if (!m) return undefined;
+  const signal = m[2] ? (GO_SIGNALS[m[2].trim()] ?? (`SIG${m[2].trim().toUpperCase()}` as NodeJS.Signals)) : null;
+  return { code: m[1] ? Number(m[1]) : 128, signal, timedOut: false, stderr: commandLines(stderr).join("\n") };
+}
+
+/** The lines restic passed through from the command ("subprocess /path/pg_dump: ..."), without the prefix. */
+function commandLines(stderr: string): string[] {
+  return stderr
+    .split("\n")
+    .map((line) => /^subprocess [^:]+: (.*)$/.exec(line)?.[1])
+    .filter((line): line is string => Boolean(line?.trim()));
 }
 
 /** Older restic: pg_dump | restic with us holding the pipe's end, and restic interrupted before EOF when pg_dump fails (see pipe.ts). */
@@ -138,7 +178,11 @@ async function backupThroughPipe(
     onLine: options.onLine,
     deadlineMs: restic.deadlineMs(repo, ["backup"]),
   });
-  if (piped.resticEndedFirst || (piped.dump.code === 0 && piped.restic.code !== 0))
+  // restic failed on its own (wrong password, lock, disk) when it was not we who interrupted it; pg_dump
+  // then dies of SIGPIPE, which is restic's failure, not the dump's.
+  const interrupted = piped.restic.signal !== null && piped.restic.signal !== undefined;
+  const resticFailed = piped.restic.code !== 0 && !interrupted && piped.restic.code !== 130;
+  if (piped.resticEndedFirst || resticFailed || piped.dump.signal === "SIGPIPE")
     throw resticFailure(repo, "saving the database dump", piped.restic);
   if (piped.dump.code !== 0) {
     // A restic interrupted while it was still starting can leave its lock behind; it is dead, so the lock is stale.

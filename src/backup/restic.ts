@@ -34,6 +34,8 @@ export interface RunResult
   code: number;
   /** The deadline the call had, for a message when it passed (`timedOut`). */
   deadlineMs?: number;
+  /** How long the call took. */
+  elapsedMs?: number;
 }
 
 export interface RunOptions extends Pick<ProgramOptions, "deadlineMs" | "deadlineSignal" | "killAfterMs"> {
@@ -132,6 +134,7 @@ export class Restic {
   async run(repo: Repo, args: string[], options: RunOptions = {}): Promise<RunResult> {
     const { onLine, extraEnv, cwd, ...deadline } = options;
     const deadlineMs = deadline.deadlineMs ?? this.deadlineFor?.(repo, args);
+    const started = performance.now();
     try {
       const exit = await runProgram([this.bin, ...this.args(repo, args)], {
         env: this.env(repo, extraEnv),
@@ -141,7 +144,16 @@ export class Restic {
         ...(deadlineMs === undefined ? {} : { deadlineMs }),
       });
       const { status, signal, timedOut, stdout, stderr } = exit;
-      return { code: status, signal, timedOut, stdout, stderr, ...(deadlineMs === undefined ? {} : { deadlineMs }) };
+      const elapsedMs = performance.now() - started;
+      return {
+        code: status,
+        signal,
+        timedOut,
+        stdout,
+        stderr,
+        elapsedMs,
+        ...(deadlineMs === undefined ? {} : { deadlineMs }),
+      };
     } catch (error) {
       if (!(error instanceof ProgramStartError)) throw error;
       throw new BackupError(
@@ -225,7 +237,7 @@ function assertPasswordFile(repo: Repo): void {
 /** What a failed restic run means, from its exit code (>= 0.17) or its message (0.14). */
 export function resticFailure(repo: Repo, doing: string, result: RunResult): BackupError {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: restic's terminal line erasers (ESC [ 2 K)
-  const text = result.stderr.replaceAll(/\x1b\[[0-9;]*[A-Za-z]/g, "");
+  const text = readableStderr(result.stderr.replaceAll(/\x1b\[[0-9;]*[A-Za-z]/g, ""));
   const tail = text.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${result.code}`;
   const where = `${repo.tier} tier (${repo.repository})`;
   if (result.timedOut) {
@@ -260,7 +272,11 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
       `${where}: ${doing}: no space left on device`,
       "free space on the repository's disk; nothing was deleted",
     );
-  if (repo.connectTimeout && /timed out/i.test(text))
+  // restic may exit before it prints ssh's own "timed out" line; a session that failed only after the
+  // connect timeout is the same hung peer.
+  const sessionFailed = /unable to start the sftp session|ssh command exited/i.test(text);
+  const waitedOut = (result.elapsedMs ?? 0) >= (repo.connectTimeout ?? Number.POSITIVE_INFINITY) * 900;
+  if (repo.connectTimeout && (/timed out/i.test(text) || (sessionFailed && waitedOut)))
     return new BackupError(
       "PEER_UNREACHABLE",
       `${where}: ${doing}: the peer did not answer in ${repo.connectTimeout} s (${tail})`,
@@ -298,4 +314,20 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
     `${where}: ${doing} failed: ${tail}`,
     "run `axe-appliance backup verify` to check the repository",
   );
+}
+
+/** restic --json reports errors as JSON lines (>= 0.17); their messages read like the plain output. */
+function readableStderr(text: string): string {
+  return text
+    .split("\n")
+    .map((line) => {
+      if (!line.startsWith("{")) return line;
+      try {
+        const value = JSON.parse(line) as { message?: string; error?: { message?: string } };
+        return value.error?.message ?? value.message ?? line;
+      } catch {
+        return line;
+      }
+    })
+    .join("\n");
 }

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { type CliResult, MAIN, REPO } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, snapshotCount } from "../helpers/restic.ts";
+import { backupFixture, resticMatrix, snapshotCount, useRestic } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
@@ -66,59 +66,68 @@ function plainSshConfig(peer: TestSshd): string {
   return file;
 }
 
-describe("a hung ring peer", () => {
-  test("sshd stopped (accepts TCP, never answers): the run ends within its deadline with local saved, exit 8, and the next run is not blocked", async () => {
-    db = await freshDatabase("bk");
-    await seedFrameLikeData(db.sql, 200);
-    sshd = await startSshd();
-    const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-    const fx = backupFixture({
-      database: db.target,
-      ring: {
-        repository: `sftp:peer:${ringDir}`,
-        ssh_command: `ssh -F ${plainSshConfig(sshd)} peer -s sftp`,
-        connect_timeout: 5,
+for (const restic of resticMatrix())
+  describe(`[restic ${restic.version}] a hung ring peer`, () => {
+    beforeAll(() => useRestic(restic));
+    /** Version-independent cases run on the first restic only (the suite's time). */
+    const primary = restic === resticMatrix()[0];
+
+    test("sshd stopped (accepts TCP, never answers): the run ends within its deadline with local saved, exit 8, and the next run is not blocked", async () => {
+      db = await freshDatabase("bk");
+      await seedFrameLikeData(db.sql, 200);
+      sshd = await startSshd();
+      const ringDir = join(tempDir("axe-peer"), "ring", "axe");
+      const fx = backupFixture({
+        database: db.target,
+        ring: {
+          repository: `sftp:peer:${ringDir}`,
+          ssh_command: `ssh -F ${plainSshConfig(sshd)} peer -s sftp`,
+          connect_timeout: 5,
+        },
+      });
+      expect((await runBounded(["backup", "init", "--config", fx.configDir])).code).toBe(0);
+      const first = await runBounded(["backup", "run", "--config", fx.configDir]);
+      expect(first.code).toBe(0);
+      expect(snapshotCount(ringDir, fx.passwordFile("ring"))).toBe(2);
+
+      process.kill(sshd.pid, "SIGSTOP");
+      stopped.push(sshd.pid);
+      const hung = await runBounded(["backup", "run", "--config", fx.configDir]);
+      expect(hung.killed).toBe(false);
+      expect(hung.code).toBe(8);
+      expect(hung.stdout).toMatch(/local: database snapshot [0-9a-f]{8}/);
+      expect(hung.stderr).toMatch(/ring: .*peer did not answer in 5 s/);
+      expect(readStatus(fx.stateDir).tiers.ring!.lastAttempt).toMatchObject({ ok: false, code: "PEER_UNREACHABLE" });
+
+      const next = await runBounded(["backup", "run", "--config", fx.configDir]);
+      expect(next.killed).toBe(false);
+      expect(next.stderr).not.toContain("another backup runner");
+      expect(next.code).toBe(8);
+    }, 400_000);
+
+    (primary ? test : test.skip)(
+      "a restic call past its deadline is interrupted and the tier recorded as failed; the other tiers run",
+      async () => {
+        db = await freshDatabase("bk");
+        await seedFrameLikeData(db.sql, 100);
+        // An sftp command that never speaks: only restic's own deadline can end the call.
+        const fx = backupFixture({
+          database: db.target,
+          ring: { repository: "sftp:peer:/nowhere", ssh_command: "sleep 60" },
+          backup: { deadlines: { quick: 20 } },
+        });
+        expect((await runBounded(["backup", "init", "--config", fx.configDir])).code).toBe(8);
+        fx.setCold(true);
+        const run = await runBounded(["backup", "run", "--config", fx.configDir]);
+        expect(run.killed).toBe(false);
+        expect(run.code).toBe(8);
+        expect(run.stderr).toMatch(/ring: .*did not answer in 20 s/);
+        expect(run.stdout).toContain("cold: created the repository");
+        expect(snapshotCount(fx.coldRepo, fx.passwordFile("cold"))).toBe(2);
       },
-    });
-    expect((await runBounded(["backup", "init", "--config", fx.configDir])).code).toBe(0);
-    const first = await runBounded(["backup", "run", "--config", fx.configDir]);
-    expect(first.code).toBe(0);
-    expect(snapshotCount(ringDir, fx.passwordFile("ring"))).toBe(2);
-
-    process.kill(sshd.pid, "SIGSTOP");
-    stopped.push(sshd.pid);
-    const hung = await runBounded(["backup", "run", "--config", fx.configDir]);
-    expect(hung.killed).toBe(false);
-    expect(hung.code).toBe(8);
-    expect(hung.stdout).toMatch(/local: database snapshot [0-9a-f]{8}/);
-    expect(hung.stderr).toMatch(/ring: .*peer did not answer in 5 s/);
-    expect(readStatus(fx.stateDir).tiers.ring!.lastAttempt).toMatchObject({ ok: false, code: "PEER_UNREACHABLE" });
-
-    const next = await runBounded(["backup", "run", "--config", fx.configDir]);
-    expect(next.killed).toBe(false);
-    expect(next.stderr).not.toContain("another backup runner");
-    expect(next.code).toBe(8);
-  }, 400_000);
-
-  test("a restic call past its deadline is interrupted and the tier recorded as failed; the other tiers run", async () => {
-    db = await freshDatabase("bk");
-    await seedFrameLikeData(db.sql, 100);
-    // An sftp command that never speaks: only restic's own deadline can end the call.
-    const fx = backupFixture({
-      database: db.target,
-      ring: { repository: "sftp:peer:/nowhere", ssh_command: "sleep 60" },
-      backup: { deadlines: { quick: 20 } },
-    });
-    expect((await runBounded(["backup", "init", "--config", fx.configDir])).code).toBe(8);
-    fx.setCold(true);
-    const run = await runBounded(["backup", "run", "--config", fx.configDir]);
-    expect(run.killed).toBe(false);
-    expect(run.code).toBe(8);
-    expect(run.stderr).toMatch(/ring: .*did not answer in 20 s/);
-    expect(run.stdout).toContain("cold: created the repository");
-    expect(snapshotCount(fx.coldRepo, fx.passwordFile("cold"))).toBe(2);
-  }, 300_000);
-});
+      300_000,
+    );
+  });
 
 describe("the runner lock", () => {
   test("a runner alive past the longest a run may take is red in status and taken over by the next run, which says so", async () => {

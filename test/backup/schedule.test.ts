@@ -3,6 +3,7 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { launchdProblems, parsePlistStrictly } from "../helpers/plist.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 describe("backup schedule", () => {
@@ -36,6 +37,18 @@ describe("backup schedule", () => {
     expect(daily).not.toContain("Weekday");
     expect(plists[1]).toContain("<key>Weekday</key><integer>0</integer>");
     expect(daily).toContain(`<string>${join(config, "data", "logs", "backup.log")}</string>`);
+    // As a Mac reads them: libplist parses each one, a round trip is equal, the keys are launchd's.
+    for (const text of plists.map((p) => p.slice(p.indexOf("\n") + 1))) {
+      const plist = parsePlistStrictly(text);
+      expect(launchdProblems(plist, "timer")).toEqual([]);
+      expect(((plist as Record<string, unknown>).ProgramArguments as string[]).slice(-2)).toEqual(["--config", config]);
+    }
+    expect(
+      (parsePlistStrictly(daily.slice(daily.indexOf("\n") + 1)) as Record<string, unknown>).StartCalendarInterval,
+    ).toEqual({
+      Hour: 2,
+      Minute: 30,
+    });
   }, 30_000);
 
   test("--install writes the files where asked and prints how to enable them", async () => {

@@ -9,6 +9,48 @@ import type { DatabaseTarget } from "../../src/db/connect.ts";
 import { makeConfigDir } from "./config.ts";
 import { tempDir } from "./tmp.ts";
 
+/** One restic the backup tests run against. */
+export interface ResticUnderTest {
+  bin: string;
+  /** "0.14.0" */
+  version: string;
+  /** restic >= 0.17 takes the --stdin-from-command path, as Homebrew's restic on a Mac mini does. */
+  stdinFromCommand: boolean;
+  /** restic >= 0.17's forget also keeps the oldest snapshot while fewer periods exist than the policy asks for. */
+  keepsOldest: boolean;
+}
+
+function describeRestic(bin: string): ResticUnderTest | undefined {
+  const run = Bun.spawnSync([bin, "version"], { stdout: "pipe", stderr: "pipe" });
+  const m = /restic (\d+)\.(\d+)\.(\d+)/.exec(run.stdout.toString());
+  if (run.exitCode !== 0 || !m) return undefined;
+  const from017 = Number(m[1]) > 0 || Number(m[2]) >= 17;
+  return { bin, version: `${m[1]}.${m[2]}.${m[3]}`, stdinFromCommand: from017, keepsOldest: from017 };
+}
+
+let matrix: ResticUnderTest[] | undefined;
+
+/**
+ * The restics the backup failure cases run against: the one on PATH (Debian bookworm's 0.14) and,
+ * when set, $AXE_RESTIC_NEXT (Debian trixie's 0.18, which .ci/restic-next provides). Each matrix
+ * test names its version in its describe block, so the summary says how many ran on each.
+ */
+export function resticMatrix(): ResticUnderTest[] {
+  matrix ??= [
+    describeRestic("restic"),
+    process.env.AXE_RESTIC_NEXT ? describeRestic(process.env.AXE_RESTIC_NEXT) : undefined,
+  ]
+    .filter((r): r is ResticUnderTest => r !== undefined)
+    .filter((r, i, all) => all.findIndex((o) => o.version === r.version) === i);
+  return matrix;
+}
+
+/** The restic the helpers below use for their assertions; a matrix block sets it in beforeAll. */
+let resticBin = "restic";
+export function useRestic(restic: ResticUnderTest): void {
+  resticBin = restic.bin;
+}
+
 export interface BackupFixture {
   configDir: string;
   dataDir: string;
@@ -25,6 +67,8 @@ export interface BackupFixture {
 
 export interface BackupFixtureOptions {
   database: DatabaseTarget;
+  /** The restic the appliance runs (backup.restic); default: the one the helpers use now. */
+  restic?: string;
   ring?: { repository?: string; ssh_command: string } & Record<string, unknown>;
   backup?: Record<string, unknown>;
 }
@@ -33,6 +77,7 @@ export function backupFixture(options: BackupFixtureOptions): BackupFixture {
   const coldVolume = tempDir("axe-cold");
   const backup: Record<string, unknown> = {
     check_subset: "100%",
+    restic: options.restic ?? resticBin,
     ring: options.ring ? { ...options.ring } : { enabled: false },
     cold: { volume: coldVolume },
     ...options.backup,
@@ -59,7 +104,7 @@ export function backupFixture(options: BackupFixtureOptions): BackupFixture {
 
 /** Runs restic directly against a repository (for assertions), password by file. */
 export function resticJson(repo: string, passwordFile: string, args: string[], extraOptions: string[] = []): unknown {
-  const run = Bun.spawnSync(["restic", "--no-cache", ...extraOptions, ...args, "--json"], {
+  const run = Bun.spawnSync([resticBin, "--no-cache", ...extraOptions, ...args, "--json"], {
     env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
     stdout: "pipe",
     stderr: "pipe",
@@ -74,7 +119,7 @@ export function snapshotCount(repo: string, passwordFile: string, extraOptions: 
 
 /** Lock ids in a repository (`restic list locks` prints one per line). */
 export function lockIds(repo: string, passwordFile: string): string[] {
-  const run = Bun.spawnSync(["restic", "--no-cache", "list", "locks", "--no-lock"], {
+  const run = Bun.spawnSync([resticBin, "--no-cache", "list", "locks", "--no-lock"], {
     env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
     stdout: "pipe",
     stderr: "pipe",
@@ -85,7 +130,7 @@ export function lockIds(repo: string, passwordFile: string): string[] {
 
 /** Paths in the latest snapshot with `tag` (`restic ls latest --json`: one JSON object per line). */
 export function listLatest(repo: string, passwordFile: string, tag: string): string[] {
-  const run = Bun.spawnSync(["restic", "--no-cache", "ls", "latest", "--tag", tag, "--json"], {
+  const run = Bun.spawnSync([resticBin, "--no-cache", "ls", "latest", "--tag", tag, "--json"], {
     env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
     stdout: "pipe",
     stderr: "pipe",
@@ -101,7 +146,7 @@ export function listLatest(repo: string, passwordFile: string, tag: string): str
 }
 
 function resticText(repo: string, passwordFile: string, args: string[]): string {
-  const run = Bun.spawnSync(["restic", "--no-cache", ...args], {
+  const run = Bun.spawnSync([resticBin, "--no-cache", ...args], {
     env: { ...process.env, RESTIC_REPOSITORY: repo, RESTIC_PASSWORD_FILE: passwordFile },
     stdout: "pipe",
     stderr: "pipe",

@@ -5,6 +5,7 @@ import { loadConfig } from "../../src/config/load.ts";
 import { launchdPlist, launchdPlists } from "../../src/services/launchd.ts";
 import { systemdUnit, systemdUnits } from "../../src/services/systemd.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { launchdProblems, parsePlistStrictly } from "../helpers/plist.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const config = () =>
@@ -100,6 +101,25 @@ describe("launchd plists", () => {
       "ai.axelabs.axe.proxy.plist",
       "ai.axelabs.axe.blue.plist",
       "ai.axelabs.axe.green.plist",
+    ]);
+  });
+
+  test("every plist parses with libplist (plistutil), survives a round trip, and uses launchd's keys for a service", () => {
+    const c = config();
+    for (const { file, text } of [
+      ...launchdPlists(c),
+      ...launchdPlists(c, { binary: "/opt/axe/bin/axe-appliance", user: "axe" }),
+    ]) {
+      const plist = parsePlistStrictly(text);
+      expect({ file, problems: launchdProblems(plist, "service") }).toEqual({ file, problems: [] });
+    }
+    // The checks can fail: a dict key without a value, a misspelt key, a timer kept alive.
+    expect(() => parsePlistStrictly('<plist version="1.0"><dict><key>Label</key></dict></plist>')).toThrow();
+    expect(launchdProblems({ Label: "x", ProgramArguments: ["a"], KeepAlive: true, Nise: 1 }, "timer")).toEqual([
+      "Nise: not a launchd key we expect",
+      "StartCalendarInterval: missing for a timer",
+      "StandardErrorPath: missing for a timer",
+      "KeepAlive: a timer must not be kept alive",
     ]);
   });
 

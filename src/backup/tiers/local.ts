@@ -56,8 +56,8 @@ export async function runLocalTier(
   const added = dump.summary.data_added + filesSummary.data_added;
   recordSnapshot(ctx.stateDir, "local", {
     time: started,
-    id: filesSummary.snapshot_id,
-    dumpId: dump.summary.snapshot_id,
+    id: filesSummary.snapshot_id.slice(0, 8), // restic >= 0.17 reports the whole id
+    dumpId: dump.summary.snapshot_id.slice(0, 8),
     bytesAdded: added,
   });
   const retention = options.retention === false ? {} : await retentionAfterSave(ctx, repo, ctx.settings.local.keep);
@@ -68,9 +68,9 @@ export async function runLocalTier(
   return {
     tier: "local",
     outcome: "ok",
-    snapshot: dump.summary.snapshot_id,
+    snapshot: dump.summary.snapshot_id.slice(0, 8),
     bytesAdded: added,
-    message: `local: database snapshot ${dump.summary.snapshot_id} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id}, ${added} bytes added${partialNote}${retention.note ? `; ${retention.note}` : ""}`,
+    message: `local: database snapshot ${dump.summary.snapshot_id.slice(0, 8)} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id.slice(0, 8)}, ${added} bytes added${partialNote}${retention.note ? `; ${retention.note}` : ""}`,
     warning: retention.warning,
   };
 }
