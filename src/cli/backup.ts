@@ -5,7 +5,15 @@ import { type Config, loadConfig } from "../config/load.ts";
 import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { TIERS } from "../config/sections.ts";
 import type { DatabaseTarget } from "../db/connect.ts";
-import { CONFIG_OPTION, type Command, choiceFlag, type Invocation, JSON_OPTION, stringFlag } from "../lib/cli.ts";
+import {
+  CONFIG_OPTION,
+  type Command,
+  choiceFlag,
+  type Invocation,
+  JSON_OPTION,
+  positional,
+  stringFlag,
+} from "../lib/cli.ts";
 import { BackupError, describeError, EXIT, UsageError } from "../lib/errors.ts";
 
 const EXITS = `
@@ -76,6 +84,22 @@ runs per tier only after that tier succeeded, and never on a tier marked damaged
       },
     },
     {
+      name: "wal-push",
+      summary: "archive one WAL segment into the spool (Postgres' archive_command)",
+      usage: "PATH NAME [--config DIR]",
+      details: `Postgres runs it as archive_command = '<axe-appliance> backup wal-push "%p" "%f" --config DIR' in the
+cluster's data directory. The segment is written to backup.wal.spool (default {data_dir}/backup/wal-spool),
+fsynced with its directory, before it exits 0; a repeat with the same bytes is 0, other bytes under the same
+name are refused. Exit codes: 0 archived, 7 not archived (Postgres keeps the segment and retries), 2 usage.`,
+      positionals: 2,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const { walPush } = await import("../backup/wal-push.ts");
+        await walPush(config(inv), positional(inv, 0, "PATH (%p)"), positional(inv, 1, "NAME (%f)"));
+        return 0;
+      },
+    },
+    {
       name: "repair",
       summary: "bring a tier marked damaged back: damaged packs moved aside, index rebuilt, new snapshot, full check",
       usage: "--tier local|ring|cold [--config DIR]",
@@ -107,13 +131,17 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
           import("../backup/status.ts"),
           import("../backup/lock.ts"),
         ]);
+        const { walProblem } = await import("../backup/wal-push.ts");
         const ctx = backupContext(config(inv));
         const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
         const runner = lock.hungRunner(lock.runnerLockPath(ctx), lock.runBudgetMs(ctx));
-        const bad = Boolean(runner) || reports.some((r) => r.problems.length > 0);
+        const wal = walProblem(ctx.stateDir);
+        const bad = Boolean(runner || wal) || reports.some((r) => r.problems.length > 0);
         if (inv.values.json)
-          process.stdout.write(`${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null }, null, 2)}\n`);
-        else process.stdout.write(`${renderReport(reports)}${runner ? `! ${runner}\n` : ""}`);
+          process.stdout.write(
+            `${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null, wal: wal ?? null }, null, 2)}\n`,
+          );
+        else process.stdout.write(`${renderReport(reports)}${runner ? `! ${runner}\n` : ""}${wal ? `! ${wal}\n` : ""}`);
         return bad ? EXIT.backup : EXIT.ok;
       },
     },

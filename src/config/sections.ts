@@ -180,6 +180,13 @@ export const BackupSection = z.strictObject({
       max_age_hours: z.number().positive().default(50),
     })
     .prefault({}),
+  /** Continuous WAL archiving (point-in-time restore). */
+  wal: z
+    .strictObject({
+      /** Where `backup wal-push` (Postgres' archive_command) puts each segment, fsynced; relative paths are under data_dir. */
+      spool: z.string().default("backup/wal-spool"),
+    })
+    .prefault({}),
   cold: z
     .strictObject({
       /** false on a machine that never gets an SSD: status then stops asking for one. */
