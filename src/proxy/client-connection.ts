@@ -204,7 +204,9 @@ export class ClientConnection extends HttpParser {
   override onMessageBegin(): number {
     this.phase = "head";
     this.since = performance.now();
-    this.collector = new HeadCollector(this.limits);
+    if (this.collector)
+      this.collector.reset(); // the last head's arrays are no longer read
+    else this.collector = new HeadCollector(this.limits);
     this.url = "";
     this.head = null;
     this.bodyBytes = 0;
@@ -283,8 +285,9 @@ export class ClientConnection extends HttpParser {
     return this.head?.minor ?? 1;
   }
 
-  write(data: Uint8Array): void {
-    this.out.write(data);
+  /** Bytes `start` to `end` of `data` (views of a read are fine within its batch). */
+  write(data: Uint8Array, start?: number, end?: number): void {
+    this.out.write(data, start, end);
   }
 
   /** A head or framing line (latin1). */

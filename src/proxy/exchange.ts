@@ -43,13 +43,15 @@ const HIGH_WATER = 262_144;
 /** Bodies up to this size are kept for a second try. */
 const MAX_REPLAY = 1_048_576;
 const CRLF = "\r\n";
+/** No body yet (shared: most requests have none, and never get an array of their own). */
+const NONE: Buffer[] = [];
 const LAST_CHUNK = "0\r\n\r\n";
 
 export class Exchange implements RequestSink, ResponseSink {
   attempt: Attempt;
   tries = 0;
   /** The caller's body so far, while it may have to be sent again (null once too large). */
-  replay: Buffer[] | null = [];
+  replay: Buffer[] | null = NONE;
   replayBytes = 0;
   requestEnded = false;
   /** The connection the current try went out on had carried an earlier exchange (a stale keep-alive). */
@@ -122,6 +124,7 @@ export class Exchange implements RequestSink, ResponseSink {
     const piece = data.subarray(at, at + length);
     if (this.replay) {
       if (this.replayBytes + length <= MAX_REPLAY || !this.started) {
+        if (this.replay === NONE) this.replay = [];
         this.replay.push(Buffer.from(piece));
         this.replayBytes += length;
       } else this.replay = null;
@@ -204,9 +207,9 @@ export class Exchange implements RequestSink, ResponseSink {
     const client = this.client;
     if (this.clientChunked) {
       client.writeText(`${length.toString(16)}\r\n`);
-      client.write(data.subarray(at, at + length));
+      client.write(data, at, at + length);
       client.writeText(CRLF);
-    } else client.write(data.subarray(at, at + length));
+    } else client.write(data, at, at + length);
     this.bytesSent += length;
     if (client.out.buffered > HIGH_WATER) this.upstream?.pauseReading();
   }
@@ -298,7 +301,7 @@ export class Exchange implements RequestSink, ResponseSink {
 
 /** The upstream's header lines the caller gets: its own bytes when they came in one read, else as decoded. */
 function writeLines(client: ClientConnection, head: ResponseHead): void {
-  const raw = head.headers.raw;
-  if (raw) for (const piece of raw) client.write(piece);
+  const { raw, rawSource } = head.headers;
+  if (raw && rawSource) for (let i = 0; i < raw.length; i += 2) client.write(rawSource, raw[i], raw[i + 1]);
   else client.writeText(head.headers.lines);
 }

@@ -78,8 +78,12 @@ export function upstreamRequestHead(
 export interface ResponseHeaders {
   /** The header lines for the caller: hop-by-hop, framing and the upstream's own X-Request-Id dropped. */
   lines: string;
-  /** The same lines as views of the upstream's read (response-head.ts), valid until that read's batch ends; null: use `lines`. */
-  raw: Uint8Array[] | null;
+  /**
+   * The same lines as ranges [start, end, start, end, ...] of the upstream's read `rawSource`
+   * (response-head.ts), valid until that read's batch ends; null: use `lines`.
+   */
+  raw: number[] | null;
+  rawSource: Buffer | null;
   /** Content-Length, when the upstream framed the body so. */
   length: number | null;
   /** An Mcp-Session-Id the upstream issued. */
@@ -100,6 +104,7 @@ export function readResponseHeaders(
   const read: ResponseHeaders = {
     lines: "",
     raw: null,
+    rawSource: null,
     length: null,
     sessionId: null,
     eventStream: false,

@@ -25,6 +25,18 @@ export class HeadCollector {
 
   constructor(private readonly limits: HeadLimits) {}
 
+  /** Empties it for the next message on the same connection (its arrays are reused). */
+  reset(): void {
+    this.names.length = 0;
+    this.lower.length = 0;
+    this.values.length = 0;
+    this.bytes = 0;
+    this.broken = null;
+    this.name = "";
+    this.value = "";
+    this.inValue = false;
+  }
+
   /** Counts bytes of the start line; false when a limit is crossed. */
   count(length: number, line: number): boolean {
     this.bytes += length;

@@ -36,8 +36,14 @@ export function batch(work: () => void): void {
 
 export class Outbox {
   private socket: Socket<unknown> | null = null;
-  /** Written in this batch, not yet sent: strings (latin1) and views valid until the batch ends. */
-  private pieces: Array<Uint8Array | string> = [];
+  /**
+   * Written in this batch, not yet sent: strings (latin1), or a range of a buffer that stays valid
+   * until the batch ends (a view into a socket's read buffer). Kept in parallel arrays reused
+   * from batch to batch, so queueing allocates nothing.
+   */
+  private readonly pieces: Array<Uint8Array | string> = [];
+  private readonly starts: number[] = [];
+  private readonly ends: number[] = [];
   private piecesBytes = 0;
   /** Copies the kernel has not taken yet. */
   private backlog: Buffer[] = [];
@@ -62,46 +68,61 @@ export class Outbox {
     this.onDrain();
   }
 
-  write(data: Uint8Array): void {
-    if (this.closed || data.byteLength === 0) return;
-    this.queue(data, data.byteLength);
+  /** Bytes `start` to `end` of `data` (all of it by default). */
+  write(data: Uint8Array, start = 0, end = data.byteLength): void {
+    if (this.closed || end <= start) return;
+    this.queue(data, start, end);
   }
 
   /** A head or framing line: every character is one byte (latin1, as llhttp read it). */
   writeText(text: string): void {
     if (this.closed || text.length === 0) return;
-    this.queue(text, text.length);
+    this.queue(text, 0, text.length);
   }
 
-  private queue(piece: Uint8Array | string, length: number): void {
+  private queue(piece: Uint8Array | string, start: number, end: number): void {
     if (this.pieces.length === 0) {
-      if (batching === 0) return this.send(typeof piece === "string" ? Buffer.from(piece, "latin1") : piece);
+      if (batching === 0)
+        return typeof piece === "string"
+          ? this.send(Buffer.from(piece, "latin1"), 0, end)
+          : this.send(piece, start, end);
       dirty.push(this);
     }
     this.pieces.push(piece);
-    this.piecesBytes += length;
+    this.starts.push(start);
+    this.ends.push(end);
+    this.piecesBytes += end - start;
   }
 
   flush(): void {
-    const pieces = this.pieces;
-    if (pieces.length === 0) return;
+    const { pieces, starts, ends } = this;
+    const count = pieces.length;
+    if (count === 0) return;
     const total = this.piecesBytes;
-    this.pieces = [];
     this.piecesBytes = 0;
-    if (pieces.length === 1 && typeof pieces[0] !== "string") return this.send(pieces[0]!);
-    if (total > SCRATCH.byteLength) {
-      for (const piece of pieces) this.send(typeof piece === "string" ? Buffer.from(piece, "latin1") : piece);
-      return;
-    }
-    let at = 0;
-    for (const piece of pieces) {
-      if (typeof piece === "string") at += SCRATCH.write(piece, at, "latin1");
-      else {
-        SCRATCH.set(piece, at);
-        at += piece.byteLength;
+    const first = pieces[0]!;
+    if (count === 1 && typeof first !== "string") this.send(first, starts[0]!, ends[0]!);
+    else if (total > SCRATCH.byteLength) {
+      for (let i = 0; i < count; i++) {
+        const piece = pieces[i]!;
+        if (typeof piece === "string") this.send(Buffer.from(piece, "latin1"), 0, piece.length);
+        else this.send(piece, starts[i]!, ends[i]!);
       }
+    } else {
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        const piece = pieces[i]!;
+        if (typeof piece === "string") at += SCRATCH.write(piece, at, "latin1");
+        else {
+          SCRATCH.set(starts[i] === 0 && ends[i] === piece.byteLength ? piece : piece.subarray(starts[i], ends[i]), at);
+          at += ends[i]! - starts[i]!;
+        }
+      }
+      this.send(SCRATCH, 0, at);
     }
-    this.send(SCRATCH, at);
+    pieces.length = 0;
+    starts.length = 0;
+    ends.length = 0;
   }
 
   /**
@@ -117,17 +138,19 @@ export class Outbox {
   /** The socket is gone: drop everything. */
   close(): void {
     this.closed = true;
-    this.pieces = [];
+    this.pieces.length = 0;
+    this.starts.length = 0;
+    this.ends.length = 0;
     this.piecesBytes = 0;
     this.backlog = [];
     this.backlogBytes = 0;
   }
 
-  private send(data: Uint8Array, length = data.byteLength): void {
+  private send(data: Uint8Array, start: number, end: number): void {
     if (this.closed) return;
-    if (!this.socket || this.backlogBytes > 0) return this.keep(data, 0, length);
-    const written = this.socket.write(data, 0, length);
-    if (written < length) this.keep(data, Math.max(0, written), length);
+    if (!this.socket || this.backlogBytes > 0) return this.keep(data, start, end);
+    const written = this.socket.write(data, start, end - start);
+    if (written < end - start) this.keep(data, start + Math.max(0, written), end);
   }
 
   private keep(data: Uint8Array, from: number, to: number): void {

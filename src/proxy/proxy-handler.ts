@@ -59,6 +59,8 @@ const REASONS: Record<number, string> = {
 
 export class ProxyHandler implements RequestHandler, ExchangeHost {
   private readonly pools = new Map<string, UpstreamPool>();
+  private readonly fixedAttempts = new Map<string, Attempt>();
+  private readonly colorAttempts: Partial<Record<Color, Attempt>> = {};
   readonly headerTimeoutMs: number;
 
   constructor(private readonly parts: ProxyParts) {
@@ -156,16 +158,27 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     for (const pool of this.pools.values()) pool.close();
   }
 
+  /** Attempts are made once per upstream (they are read, never changed). */
   private firstAttempt(
     route: { kind: "frame" } | { kind: "fixed"; upstream: string },
     session: string | null,
   ): Attempt {
-    if (route.kind === "fixed") return { pool: this.pool(route.upstream), label: "fixed", color: null };
-    return this.colorAttempt(this.parts.selector.pick(session));
+    if (route.kind === "frame") return this.colorAttempt(this.parts.selector.pick(session));
+    let attempt = this.fixedAttempts.get(route.upstream);
+    if (!attempt)
+      this.fixedAttempts.set(
+        route.upstream,
+        (attempt = { pool: this.pool(route.upstream), label: "fixed", color: null }),
+      );
+    return attempt;
   }
 
   private colorAttempt(color: Color): Attempt {
-    return { pool: this.pool(this.parts.settings.upstreams[color]), label: color, color };
+    return (this.colorAttempts[color] ??= {
+      pool: this.pool(this.parts.settings.upstreams[color]),
+      label: color,
+      color,
+    });
   }
 
   private pool(origin: string): UpstreamPool {

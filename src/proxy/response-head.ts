@@ -4,7 +4,7 @@
  * that read, minus the hop-by-hop ones, and only the few values the proxy acts on are decoded.
  * A head that spans reads is decoded to strings before its read buffer goes back to Bun.
  */
-import { type ResponseHeaders, readResponseHeaders } from "./forward-headers.ts";
+import { isEventStream, type ResponseHeaders, readResponseHeaders } from "./forward-headers.ts";
 import { connectionTokens, HeadCollector, type HeadLimits } from "./head-collector.ts";
 
 const MAX_SPANS = 128;
@@ -104,6 +104,7 @@ export class ResponseHeadReader {
     const read: ResponseHeaders = {
       lines: "",
       raw: [],
+      rawSource: source,
       length: null,
       sessionId: null,
       eventStream: false,
@@ -121,22 +122,22 @@ export class ResponseHeadReader {
       let drop = false;
       const name = watchedName(source, spans[i]!, nameLength);
       if (name !== undefined) {
-        const value = () => source.toString("latin1", spans[i + 2]!, spans[i + 2]! + spans[i + 3]!);
-        if (name === "content-length") read.length = Number(value());
-        else if (name === "mcp-session-id") read.sessionId = value();
-        else if (name === "content-type") read.eventStream = /^\s*text\/event-stream\s*(;|$)/i.test(value());
-        else if (name === "upgrade") read.upgrade = value();
+        const value = source.toString("latin1", spans[i + 2]!, spans[i + 2]! + spans[i + 3]!);
+        if (name === "content-length") read.length = Number(value);
+        else if (name === "mcp-session-id") read.sessionId = value;
+        else if (name === "content-type") read.eventStream = isEventStream(value);
+        else if (name === "upgrade") read.upgrade = value;
         if (name === "connection") {
-          named = connectionTokens(value());
+          named = connectionTokens(value);
           for (const token of named!) if (token !== "close" && token !== "keep-alive") return this.decoded();
         }
         drop = DROPPED.includes(name);
       }
       if (drop) {
-        if (spans[i]! > runStart) read.raw!.push(source.subarray(runStart, spans[i]!));
+        if (spans[i]! > runStart) read.raw!.push(runStart, spans[i]!);
         runStart = lineEnd;
       }
-      if (h === count - 1 && lineEnd > runStart) read.raw!.push(source.subarray(runStart, lineEnd));
+      if (h === count - 1 && lineEnd > runStart) read.raw!.push(runStart, lineEnd);
     }
     return read;
   }
