@@ -47,7 +47,10 @@ Options:
   --no-deploy-key          leave authorized_keys and sudoers alone
   --backend launchd|systemd  which unit files to make (default: this OS's)
   --no-services            touch nothing outside PREFIX: unit files go to PREFIX/services,
-                           nothing is loaded, authorized_keys only with --authorized-keys
+                           nothing is loaded, authorized_keys only with --authorized-keys; a
+                           new appliance.yaml says deploy.service_backend: child, the receiver
+                           runs without sudo (as --deploy-user), and `axe-appliance up --config
+                           PREFIX/config` runs the appliance (a test install)
   --dry-run                print every action and change nothing
   --ring-peer NAME         only set up this machine as the backup ring peer of customer NAME (the
                            customer before this one in the ring): a dedicated account (--ring-user)
@@ -208,9 +211,11 @@ trap 'rm -rf "$work"' EXIT
 home_of() {
   if [ "$platform" = darwin ]; then dscl . -read "/Users/$1" NFSHomeDirectory 2>/dev/null | awk '{print $2}'; else getent passwd "$1" | cut -d: -f6; fi
 }
+# The forced command runs the receiver through sudo only when it must restart root's services.
+uses_sudo() { [ $no_services -eq 0 ] && [ "$deploy_user" != root ]; }
 forced_command() {
   local who=$1
-  if [ "$deploy_user" = root ]; then
+  if ! uses_sudo; then
     printf '%s deploy receive --config %s --who %s' "$installed_bin" "$cfg" "$who"
   else
     # The receiver restarts launchd/systemd services, which takes root: sudoers allows this one line.
@@ -253,10 +258,11 @@ check_keys_path() {
   [ "$(names_of "$file")" -eq 1 ] || die 1 "$file has $(names_of "$file") names (hard links): it may be another file's second name; refusing to write the deploy key into it: replace it with a file of its own"
   [ "$(owner_of "$file")" = "$(owner_of "$dir")" ] || die 1 "$file belongs to $(owner_of "$file"), not to $(owner_of "$dir") who owns $dir; refusing to write the deploy key into it"
 }
-# edit_keys FILE [LINE]: FILE without our forced-command lines, plus LINE, written by the owner of FILE's
-# directory (of its parent when .ssh does not exist yet): root never writes into another account's .ssh.
+# edit_keys FILE [LINE [ALSO]]: FILE without our forced-command lines (and lines holding ALSO), plus LINE,
+# written by the owner of FILE's directory (of its parent when .ssh does not exist yet): root never
+# writes into another account's .ssh.
 edit_keys() {
-  local file=$1 line=${2:-} dir owner
+  local file=$1 line=${2:-} also=${3:-} dir owner
   dir=$(dirname "$file")
   check_keys_path "$file"
   if [ -d "$dir" ]; then owner=$(owner_of "$dir"); else owner=$(owner_of "$(dirname "$dir")"); fi
@@ -265,14 +271,31 @@ edit_keys() {
     [ -d "$1" ] || mkdir -m 700 "$1" || exit 1
     tmp="$2.axe-install-$$"
     if [ -f "$2" ]; then
-      grep -v -F -e "$3" "$2" >"$tmp"
+      grep -v -F -e "$3" -e "${5:-$3}" "$2" >"$tmp"
       [ $? -le 1 ] || { rm -f "$tmp"; exit 1; }
     else
       : >"$tmp" || exit 1
     fi
     if [ -n "$4" ]; then printf "%s\n" "$4" >>"$tmp" || exit 1; fi
-    mv -f "$tmp" "$2"' sh "$dir" "$file" "$installed_bin deploy receive --config $cfg" "$line" ||
+    mv -f "$tmp" "$2"' sh "$dir" "$file" "$installed_bin deploy receive --config $cfg" "$line" "$also" ||
     die 1 "could not write $file as $owner"
+}
+
+# running_here: what still runs from this prefix: the services `up` (child backend) started, and the
+# embedded Postgres, by their PID files. launchd/systemd services are stopped by `services uninstall`.
+running_here() {
+  local pidfile pid
+  for pidfile in "$data"/run/services/*.pid "$data"/postgres/pgdata/postmaster.pid; do
+    [ -f "$pidfile" ] || continue
+    # the child backend's are JSON ({"pid":N,...}); postmaster.pid has the pid on its first line
+    pid=$(sed -n 's/.*"pid":\([0-9][0-9]*\).*/\1/p' "$pidfile" 2>/dev/null | head -n 1)
+    [ -n "$pid" ] || pid=$(head -n 1 "$pidfile" 2>/dev/null | tr -dc '0-9')
+    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then continue; fi
+    case "$pidfile" in
+      */postmaster.pid) printf 'Postgres (pid %s, data in %s)\n' "$pid" "$data/postgres" ;;
+      *) printf '%s (pid %s)\n' "$(basename "$pidfile" .pid)" "$pid" ;;
+    esac
+  done
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -284,6 +307,14 @@ if [ $uninstall -eq 1 ]; then
   if [ $purge -eq 1 ]; then
     [ -n "$customer" ] || die 2 "--purge deletes $prefix with its keys and data: confirm with --customer ${installed_customer:-NAME}"
     [ -z "$installed_customer" ] || [ "$customer" = "$installed_customer" ] || die 3 "--customer $customer does not match the installed customer $installed_customer; nothing deleted"
+  fi
+  running=$(running_here | paste -sd, - | sed 's/,/, /g')
+  if [ -n "$running" ] && [ $purge -eq 1 ] && [ $dry_run -eq 0 ]; then
+    die 1 "still running from $prefix: $running; stop them first (Ctrl-C the \`axe-appliance up\` that runs them, or kill those pids), then purge; nothing deleted"
+  elif [ -n "$running" ] && [ $purge -eq 1 ]; then
+    warn "still running from $prefix: $running; --purge refuses to delete $data under them: stop them first"
+  elif [ -n "$running" ]; then
+    warn "still running from $prefix: $running; uninstall does not stop them (Ctrl-C the \`axe-appliance up\` that runs them)"
   fi
   if [ -x "$installed_bin" ]; then
     dry=()
@@ -301,8 +332,12 @@ if [ $uninstall -eq 1 ]; then
       [ -z "$home" ] || keys_file="$home/.ssh/authorized_keys"
     fi
     [ -z "$keys_file" ] || check_keys_path "$keys_file"
+    status_line=""
+    [ $purge -eq 0 ] || status_line="$installed_bin status --json --config $cfg" # its binary goes too
     if [ -n "$keys_file" ] && [ -f "$keys_file" ] && grep -q -F "$installed_bin deploy receive --config $cfg" "$keys_file"; then
-      act "remove the deploy key's forced command from $keys_file" edit_keys "$keys_file"
+      act "remove the deploy key's forced command from $keys_file" edit_keys "$keys_file" "" "$status_line"
+    elif [ -n "$status_line" ] && [ -n "$keys_file" ] && [ -f "$keys_file" ] && grep -q -F "$status_line" "$keys_file"; then
+      act "remove the status key's forced command from $keys_file" edit_keys "$keys_file" "" "$status_line"
     fi
     if [ $no_services -eq 0 ] && [ -f "$sudoers" ]; then act "remove $sudoers" rm -f "$sudoers"; fi
   fi
@@ -517,6 +552,9 @@ stage="$work/config"
 mkdir -p "$stage"
 cp "$customers_src" "$stage/customers.yaml"
 if [ -f "$cfg/appliance.yaml" ]; then
+  if [ $no_services -eq 0 ] && grep -qE '^[[:space:]]+service_backend:[[:space:]]*child' "$cfg/appliance.yaml"; then
+    die 3 "$cfg/appliance.yaml says deploy.service_backend: child (a test install, run by \`up\`): deploys would not restart the $backend services; remove that line, then run install.sh again"
+  fi
   cp "$cfg/appliance.yaml" "$stage/appliance.yaml"
   if [ -n "$database_url$proxy_port$blue_port$green_port" ]; then
     warn "$cfg/appliance.yaml exists and is never rewritten: --database-url and the port options only shape a new one; edit it instead"
@@ -537,6 +575,8 @@ else
       printf 'frame:\n  ports: { blue: %s, green: %s }\n' "${blue_port:-3710}" "${green_port:-3711}"
     fi
     [ -z "$proxy_port" ] || printf 'proxy:\n  listen: 127.0.0.1:%s\n' "$proxy_port"
+    # no init system runs it: `axe-appliance up` does, and the receiver restarts its colors the same way
+    [ $no_services -eq 0 ] || printf 'deploy:\n  service_backend: child\n'
   } >"$stage/appliance.yaml"
 fi
 validated=0
@@ -552,7 +592,7 @@ say "customer $customer: appliance.yaml and customers.yaml validated"
 doctor_json=$(AXE_CONFIG_DIR="" "$work/axe-appliance" doctor --json --config "$stage" 2>/dev/null || true)
 taken=$(printf '%s' "$doctor_json" | grep -oE '"name":"port [0-9]+ \([a-z ]+\)","ok":false' | sed -E 's/"name":"(port [0-9]+ \([a-z ]+\))".*/\1/' || true)
 if [ -n "$taken" ]; then
-  die 6 "$(printf '%s' "$taken" | paste -sd, - | sed 's/,/, /g') in use by another program; find it with 'lsof -nP -iTCP:PORT -sTCP:LISTEN', or pick other ports with --proxy-port/--blue-port/--green-port"
+  die 6 "$(printf '%s' "$taken" | paste -sd, - | sed 's/,/, /g') in use by another program or another axe-appliance install (doctor says which); find it with 'lsof -nP -iTCP:PORT -sTCP:LISTEN', or pick other ports with --proxy-port/--blue-port/--green-port"
 fi
 
 # Deploy user: checked now so a missing account fails before anything is written.
@@ -575,6 +615,12 @@ if [ $no_deploy_key -eq 0 ] && [ -n "$deploy_key" ]; then
     keys_file="$home/.ssh/authorized_keys"
   fi
   [ -z "$keys_file" ] || check_keys_path "$keys_file"
+  if [ -n "$keys_file" ] && uses_sudo && ! command -v sudo >/dev/null 2>&1; then
+    die 3 "sudo is not installed, and the deploy key's forced command runs the receiver through 'sudo -n' (it restarts root's services): install it ('apt-get install sudo'), then run install.sh again"
+  fi
+  if [ -n "$keys_file" ] && ! uses_sudo && [ "$deploy_user" != "$(id -un)" ]; then
+    warn "the receiver will run as $deploy_user without sudo (--no-services) and must write $data: pass --deploy-user $(id -un) for a test install, or give $deploy_user that directory"
+  fi
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -701,11 +747,15 @@ if [ $changes -eq 0 ]; then
 else
   say "installed axe-appliance for customer $customer in $prefix ($changes changes)"
 fi
+# the port the installed appliance.yaml says (a re-run without --proxy-port must not print the default)
+listen_port=$(awk '/^proxy:/ { p = 1; next } /^[^[:space:]#]/ { p = 0 } p && /^[[:space:]]+listen:/ { sub(/.*:/, ""); gsub(/[^0-9]/, ""); print; exit }' "$cfg/appliance.yaml")
+run_step="from the operator's laptop: axe-appliance deploy push --to $customer"
+[ $no_services -eq 0 ] || run_step="run it: $installed_bin up --config $cfg (Ctrl-C stops it); then $run_step"
 cat <<EOF
 $PROG: next:
   1. keep a copy of $secrets (master.key, token.key, restic-*.password) in the operator's password manager
-  2. publish http://127.0.0.1:${proxy_port:-3712} as https://<customer host> in the Cloudflare Tunnel
-  3. from the operator's laptop: axe-appliance deploy push --to $customer
+  2. publish http://127.0.0.1:${listen_port:-3712} as https://<customer host> in the Cloudflare Tunnel
+  3. $run_step
   4. check: $installed_bin doctor --config $cfg ; $installed_bin backup status --config $cfg
 EOF
 if [ $doctor_status -ne 0 ]; then

@@ -109,7 +109,7 @@ function systemd(job: Job, options: ScheduleOptions): UnitFile[] {
   const day = job.weekday === undefined ? "*-*-*" : "Sun *-*-*";
   return [
     {
-      name: `axe-${job.id}.service`,
+      name: `${LABEL}.${job.id}.service`,
       text: [
         "[Unit]",
         `Description=axe-appliance ${job.what}`,
@@ -124,7 +124,7 @@ function systemd(job: Job, options: ScheduleOptions): UnitFile[] {
       ].join("\n"),
     },
     {
-      name: `axe-${job.id}.timer`,
+      name: `${LABEL}.${job.id}.timer`,
       text: [
         "[Unit]",
         `Description=axe-appliance ${job.what}`,

@@ -167,9 +167,19 @@ export function reportTiers(
         problems.push(
           `unproven: snapshot ${t.unproven.id.slice(0, 8)} (${t.unproven.time.slice(0, 16)}) was taken after the damage was found and may share data with it`,
         );
-      if (ageHours === undefined) problems.push("no good snapshot yet: run `axe-appliance backup run`");
+      // the cold tier is late because its SSD was not plugged in, not because nobody ran a backup
+      const plugIn =
+        "plug in the cold SSD: the next backup run (or `axe-appliance backup run --tier cold`) copies to it";
+      if (ageHours === undefined)
+        problems.push(
+          tier === "cold"
+            ? `no copy on the cold SSD yet: ${plugIn}`
+            : "no good snapshot yet: run `axe-appliance backup run`",
+        );
       else if (ageHours > limitHours)
-        problems.push(`last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}`);
+        problems.push(
+          `last good snapshot is ${formatAge(ageHours)} old, over the limit of ${formatAge(limitHours)}${tier === "cold" ? `: ${plugIn}` : ""}`,
+        );
       if (t.lastAttempt && !t.lastAttempt.ok)
         problems.push(`last run failed: ${t.lastAttempt.error ?? "unknown error"}`);
       if (t.lastCheck && !t.lastCheck.ok) problems.push(`last check failed: ${t.lastCheck.error ?? "unknown error"}`);

@@ -55,8 +55,19 @@ export const FrameSection = z.strictObject({
   audit_anchor_minutes: z.number().int().min(1).max(1440).default(5),
 });
 
+/** host:port on a loopback address (127.0.0.0/8, ::1, localhost). */
+const loopbackHostPort = hostPort.refine(
+  (value) => /^(127(\.\d{1,3}){3}|localhost|\[::1\]):\d+$/i.test(value),
+  "expected a loopback host:port such as 127.0.0.1:3714 (metrics are for a local scraper only)",
+);
+
 export const ProxySection = z.strictObject({
   listen: hostPort.default("127.0.0.1:3712"),
+  /**
+   * Where Prometheus scrapes the proxy's /metrics over TCP (loopback only; the admin socket's
+   * /metrics stays too); `off` serves none. A port that is taken costs the metrics, never the proxy.
+   */
+  metrics_listen: z.union([z.literal("off"), loopbackHostPort]).default("127.0.0.1:3714"),
   /** Unix socket of the admin API (mode 0600); a relative path is under the data directory. */
   admin_socket: z.string().default("run/proxy.sock"),
   /** The blue/green pair; either may live on another host. */

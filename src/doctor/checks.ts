@@ -9,6 +9,8 @@ import { join } from "node:path";
 import { type Config, loadConfig, resolveConfigDir } from "../config/load.ts";
 import { DUMP_TOOLS, findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
 import type { AppError } from "../lib/errors.ts";
+import { instanceId } from "../lib/instance.ts";
+import { defaultBackendKind } from "../services/backend.ts";
 
 export interface CheckResult {
   name: string;
@@ -39,6 +41,7 @@ export async function runChecks(configDir?: string): Promise<CheckResult[]> {
   results.push(toolCheck("postgres client tools", DUMP_TOOLS, true));
   results.push(resticCheck());
   if (config) {
+    results.push(backendCheck(config));
     results.push(...(await portChecks(config)));
     results.push(...secretChecks(config));
   }
@@ -65,7 +68,28 @@ function resticCheck(): CheckResult {
   };
 }
 
-/** A port is fine when free, or when an axe-appliance process answers /healthz on it. */
+/** The receiver restarts colors through this backend: one that cannot work here fails every deploy at `start`. */
+function backendCheck(config: Config): CheckResult {
+  const kind = defaultBackendKind(config);
+  const set = config.appliance.deploy.service_backend ? "deploy.service_backend" : "the platform's default";
+  const name = `service backend (${kind})`;
+  const useChild =
+    "for an appliance run by `axe-appliance up` (a test install), set `deploy.service_backend: child` in appliance.yaml";
+  if (kind === "launchd" && process.platform !== "darwin")
+    return { name, ok: false, detail: `${set} is launchd, and this is ${process.platform}`, fix: useChild };
+  if (kind === "systemd" && !existsSync("/run/systemd/system"))
+    return {
+      name,
+      ok: false,
+      detail: `${set} is systemd, but this machine was not booted with systemd (no /run/systemd/system): every deploy would fail at start`,
+      fix: `${useChild}; on a real machine, run install.sh without --no-services`,
+    };
+  if (kind === "child")
+    return { name, ok: true, detail: `colors are processes with PID files in ${config.paths.run}/services (\`up\`)` };
+  return { name, ok: true, detail: `${kind} restarts blue and green` };
+}
+
+/** A port is fine when free, or when this appliance (same install) answers /healthz on it. */
 async function portChecks(config: Config): Promise<CheckResult[]> {
   const { frame, proxy } = config.appliance;
   const [proxyHost, proxyPort] = splitHostPort(proxy.listen);
@@ -74,11 +98,21 @@ async function portChecks(config: Config): Promise<CheckResult[]> {
     ["frame blue", frame.bind, frame.ports.blue],
     ["frame green", frame.bind, frame.ports.green],
   ];
+  const ours = instanceId(config.paths.data);
   return Promise.all(
     ports.map(async ([name, host, port]): Promise<CheckResult> => {
       const label = `port ${port} (${name})`;
       if (!(await isListening(host, port))) return { name: label, ok: true, detail: `free on ${host}` };
-      if (await answersAsAppliance(host, port)) return { name: label, ok: true, detail: "in use by axe-appliance" };
+      const answer = await applianceAnswer(host, port);
+      if (answer && (answer.instance === undefined || answer.instance === ours))
+        return { name: label, ok: true, detail: "in use by this axe-appliance" };
+      if (answer)
+        return {
+          name: label,
+          ok: false,
+          detail: `in use on ${host} by another axe-appliance (${answer.service}, another install than ${config.paths.data})`,
+          fix: `stop that appliance, or give this one other ports in ${config.dir}/appliance.yaml (install.sh: --proxy-port/--blue-port/--green-port on a first install)`,
+        };
       return {
         name: label,
         ok: false,
@@ -130,15 +164,21 @@ function isListening(host: string, port: number): Promise<boolean> {
   });
 }
 
-async function answersAsAppliance(host: string, port: number): Promise<boolean> {
+/** What an axe-appliance process on the port says about itself (its service and install), or undefined. */
+async function applianceAnswer(
+  host: string,
+  port: number,
+): Promise<{ service: string; instance?: string } | undefined> {
   try {
     const response = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`, {
       signal: AbortSignal.timeout(1000),
     });
-    const body = (await response.json()) as { service?: string };
-    return typeof body.service === "string" && body.service.startsWith("axe-");
+    const body = (await response.json()) as { service?: unknown; instance?: unknown };
+    if (typeof body.service !== "string" || !body.service.startsWith("axe-")) return undefined;
+    // a release from before instances says nothing about its install: taken as ours, as before
+    return { service: body.service, ...(typeof body.instance === "string" ? { instance: body.instance } : {}) };
   } catch {
-    return false;
+    return undefined;
   }
 }
 

@@ -9,8 +9,8 @@
  * probing for an SSE stream (the SDK does it on every connect): it is counted apart, as a probe,
  * so it never reads as a client error.
  */
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { buildInfo, releaseVersion } from "../lib/version.ts";
+import { Counter, Histogram, Registry } from "prom-client";
+import { registerProcessMetrics } from "../lib/process-metrics.ts";
 import type { AuditEvent, AuditOutcome, AuditSink } from "./audit-sink.ts";
 
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -108,20 +108,16 @@ export class FrameMetrics {
       labelNames: ["reason", "code"],
       registers,
     });
-    const build = buildInfo();
-    new Gauge({
-      name: "axe_build_info",
-      help: "The release, commit and target this process runs (always 1).",
-      labelNames: ["release", "commit", "target"],
-      registers,
-    }).set({ release: releaseVersion(), commit: build.commit, target: build.target }, 1);
     for (const code of FRAME_CODES) this.requests.inc({ code: String(code) }, 0);
     for (const method of ["GET", "DELETE"]) this.probes.inc({ method }, 0);
     for (const tool of options.tools)
       for (const outcome of TOOL_OUTCOMES) this.toolCalls.inc({ tool: label(tool), outcome }, 0);
     for (const [reason, code] of Object.entries(REFUSAL_REASONS)) this.refusals.inc({ reason, code: String(code) }, 0);
-    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.ready = options.processMetrics === false ? Promise.resolve() : registerProcessMetrics(this.registry);
   }
+
+  /** Resolves once the build and process metrics are registered. */
+  readonly ready: Promise<void>;
 
   /** One answered /frame/mcp request. */
   request(method: string, status: number, seconds: number): void {
@@ -140,7 +136,8 @@ export class FrameMetrics {
       this.refusals.inc({ reason: label(event.reason ?? "unknown"), code: String(event.status ?? 0) });
   }
 
-  render(): Promise<string> {
+  async render(): Promise<string> {
+    await this.ready;
     return this.registry.metrics();
   }
 

@@ -28,7 +28,7 @@ export interface ProxyControl {
   drain(color: Color | undefined, timeoutMs: number | undefined): Promise<DrainResult>;
   pause(): PauseResult;
   resume(): PauseResult;
-  metrics(): string;
+  metrics(): Promise<string>;
   /** Per-minute latency of the last hour. */
   latency?(): LatencySeries;
   /** The operator's status page (HTML). */
@@ -53,7 +53,7 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
         case "POST /resume":
           return json(200, control.resume());
         case "GET /metrics":
-          return new Response(control.metrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+          return new Response(await control.metrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
         case "GET /latency":
           if (control.latency) return json(200, control.latency());
           break;

@@ -1,7 +1,13 @@
 /**
- * Counters for GET /metrics in the Prometheus text format. Recording is a few array
+ * Counters for GET /metrics in the Prometheus text format. Recording is a few map and array
  * increments per request; the text is built only when scraped. A request is counted as the
  * caller got it: the status it saw, and whether the answer went out whole.
+ *
+ * One label convention with frame (decision 54): an HTTP status is `code` with the real code.
+ * Every label set we know of starts at 0, so an alert sees 0, not "absent": each upstream x code
+ * the proxy passes on or answers, each upstream x failure kind, each refusal reason, each route x
+ * color of the duration histogram. A GET or DELETE on /frame/mcp that frame answers 405 (a client
+ * probing for an SSE stream, expected) is counted apart, as `axe_proxy_stream_probes_total`.
  */
 import { COLORS, type Color } from "./admin-schema.ts";
 import { LatencyHistory } from "./latency-history.ts";
@@ -9,6 +15,31 @@ import { LatencyHistory } from "./latency-history.ts";
 export type UpstreamLabel = Color | "fixed" | "proxy";
 const UPSTREAMS: UpstreamLabel[] = ["blue", "green", "fixed", "proxy"];
 const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** What callers get through the proxy, or from it: each starts at 0 for every upstream. */
+export const PROXY_CODES = [200, 202, 204, 400, 401, 403, 404, 405, 408, 413, 415, 431, 500, 502, 503, 504] as const;
+const FAILURE_KINDS = ["connect", "reset", "timeout", "broken"] as const;
+/** Every refusal the proxy answers itself (held by a test to the error codes src/proxy answers with). */
+export const PROXY_REFUSAL_REASONS = [
+  "bad_framing",
+  "bad_host",
+  "bad_path",
+  "bad_request",
+  "bad_target",
+  "bad_version",
+  "body_too_large",
+  "headers_too_large",
+  "method_not_allowed",
+  "request_timeout",
+  "target_too_long",
+  "upgrade_refused",
+] as const;
+/** The duration histogram's series: frame by color, fixed routes, the proxy's own answers. */
+const ROUTES: Array<[route: string, color: string]> = [
+  ["frame", "blue"],
+  ["frame", "green"],
+  ["fixed", "none"],
+  ["proxy", "none"],
+];
 
 export interface Gauges {
   live: Color;
@@ -20,27 +51,39 @@ export interface Gauges {
 }
 
 export class Metrics {
-  /** [upstream][status class 1..5] */
-  private readonly requests = UPSTREAMS.map(() => [0, 0, 0, 0, 0, 0]);
-  private readonly buckets = BUCKETS.map(() => 0);
-  private durationSum = 0;
-  private durationCount = 0;
-  private readonly errors = new LabelledCounter();
-  private readonly refusals = new LabelledCounter();
-  private readonly incomplete = new LabelledCounter();
+  private readonly requests = new LabelledCounter(
+    UPSTREAMS.flatMap((u) => PROXY_CODES.map((c) => `upstream="${u}",code="${c}"`)),
+  );
+  private readonly probes = new LabelledCounter(
+    COLORS.flatMap((c) => ["GET", "DELETE"].map((m) => `color="${c}",method="${m}"`)),
+  );
+  private readonly durations = new Map(
+    ROUTES.map(([route, color]) => [`route="${route}",color="${color}"`, new Histogram()]),
+  );
+  private readonly errors = new LabelledCounter(
+    (["blue", "green", "fixed"] as const).flatMap((u) => FAILURE_KINDS.map((k) => `upstream="${u}",kind="${k}"`)),
+  );
+  private readonly refusals = new LabelledCounter(PROXY_REFUSAL_REASONS.map((r) => `reason="${r}"`));
+  private readonly incomplete = new LabelledCounter(UPSTREAMS.map((u) => `upstream="${u}"`));
   switches = 0;
   retries = 0;
   pauseTimeouts = 0;
   /** Per-minute latency of frame requests over the last hour, for the status page chart. */
   readonly history = new LatencyHistory();
 
-  request(upstream: UpstreamLabel, status: number, seconds: number, completed = true): void {
+  request(upstream: UpstreamLabel, status: number, seconds: number, completed = true, method = "", path = ""): void {
+    const color = upstream === "blue" || upstream === "green" ? upstream : undefined;
+    if (color && status === 405 && (method === "GET" || method === "DELETE") && path === "/frame/mcp") {
+      this.probes.add(`color="${color}",method="${method}"`);
+      return;
+    }
     if (!completed) this.incomplete.add(`upstream="${upstream}"`);
-    this.requests[UPSTREAMS.indexOf(upstream)]![Math.min(5, Math.max(1, (status / 100) | 0))]!++;
-    this.durationSum += seconds;
-    this.durationCount++;
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
-    if (upstream === "blue" || upstream === "green") this.history.record(seconds);
+    this.requests.add(`upstream="${upstream}",code="${status}"`);
+    const route = color ? `route="frame",color="${color}"` : `route="${upstream}",color="none"`;
+    let histogram = this.durations.get(route);
+    if (!histogram) this.durations.set(route, (histogram = new Histogram()));
+    histogram.observe(seconds);
+    if (color) this.history.record(seconds);
   }
 
   upstreamError(upstream: UpstreamLabel, kind: string): void {
@@ -56,22 +99,25 @@ export class Metrics {
     const out: string[] = [];
     const family = (name: string, type: string, help: string) =>
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    family("axe_proxy_requests_total", "counter", "Requests answered, by upstream and status class.");
-    for (const [i, u] of UPSTREAMS.entries())
-      for (const [c, n] of this.requests[i]!.entries())
-        if (c > 0 && n > 0) out.push(`axe_proxy_requests_total{upstream="${u}",code="${c}xx"} ${n}`);
+    family(
+      "axe_proxy_requests_total",
+      "counter",
+      "Requests answered, by upstream and HTTP code (probes counted apart).",
+    );
+    this.requests.render(out, "axe_proxy_requests_total");
+    family(
+      "axe_proxy_stream_probes_total",
+      "counter",
+      "GET/DELETE /frame/mcp answered 405 by frame: a client probing for an SSE stream (expected).",
+    );
+    this.probes.render(out, "axe_proxy_stream_probes_total");
     family(
       "axe_proxy_request_duration_seconds",
       "histogram",
-      "Time from request to the last byte of the answer (for streams, until they end).",
+      "Time from request to the last byte of the answer (for streams, until they end), by route and color.",
     );
-    for (const [i, le] of BUCKETS.entries())
-      out.push(`axe_proxy_request_duration_seconds_bucket{le="${le}"} ${this.buckets[i]}`);
-    out.push(`axe_proxy_request_duration_seconds_bucket{le="+Inf"} ${this.durationCount}`);
-    out.push(
-      `axe_proxy_request_duration_seconds_sum ${this.durationSum}`,
-      `axe_proxy_request_duration_seconds_count ${this.durationCount}`,
-    );
+    for (const [labels, histogram] of this.durations)
+      histogram.render(out, "axe_proxy_request_duration_seconds", labels);
     family("axe_proxy_upstream_errors_total", "counter", "Upstream connection failures and timeouts.");
     this.errors.render(out, "axe_proxy_upstream_errors_total");
     family("axe_proxy_refusals_total", "counter", "Requests the proxy refused itself, by reason.");
@@ -104,9 +150,13 @@ export class Metrics {
   }
 }
 
-/** A counter family keyed by its label set, rendered in insertion order. */
+/** A counter family keyed by its label set, rendered in insertion order; known sets start at 0. */
 class LabelledCounter {
   private readonly counts = new Map<string, number>();
+
+  constructor(known: readonly string[] = []) {
+    for (const labels of known) this.counts.set(labels, 0);
+  }
 
   add(labels: string): void {
     this.counts.set(labels, (this.counts.get(labels) ?? 0) + 1);
@@ -114,5 +164,27 @@ class LabelledCounter {
 
   render(out: string[], name: string): void {
     for (const [labels, n] of this.counts) out.push(`${name}{${labels}} ${n}`);
+  }
+}
+
+/** One cumulative histogram series. */
+class Histogram {
+  private readonly buckets = BUCKETS.map(() => 0);
+  private sum = 0;
+  private count = 0;
+
+  observe(seconds: number): void {
+    this.sum += seconds;
+    this.count++;
+    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) this.buckets[i]!++;
+  }
+
+  render(out: string[], name: string, labels: string): void {
+    for (const [i, le] of BUCKETS.entries()) out.push(`${name}_bucket{${labels},le="${le}"} ${this.buckets[i]}`);
+    out.push(
+      `${name}_bucket{${labels},le="+Inf"} ${this.count}`,
+      `${name}_sum{${labels}} ${this.sum}`,
+      `${name}_count{${labels}} ${this.count}`,
+    );
   }
 }

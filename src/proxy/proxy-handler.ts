@@ -80,7 +80,12 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     if ("status" in target) return this.refused(connection, answered, target);
     answered.path = target.path;
     if (target.path === "/healthz" && (method === "GET" || method === "HEAD")) {
-      this.answer(connection, answered, 200, { status: "ok", service: "axe-proxy", live: this.parts.selector.live });
+      this.answer(connection, answered, 200, {
+        status: "ok",
+        service: "axe-proxy",
+        live: this.parts.selector.live,
+        instance: settings.instance,
+      });
       return null;
     }
     const refusal = refuse(method, target.path, map, head.lower, settings);
@@ -298,7 +303,14 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
   }
 
   private log(answered: Answered, label: UpstreamLabel, status: number, bytes: number, completed: boolean): void {
-    this.parts.metrics.request(label, status, (performance.now() - answered.startedAt) / 1000, completed);
+    this.parts.metrics.request(
+      label,
+      status,
+      (performance.now() - answered.startedAt) / 1000,
+      completed,
+      answered.method,
+      answered.path,
+    );
     this.parts.accessLog.record(
       answered.id,
       answered.method,

@@ -11,6 +11,7 @@
 import { dirname, join } from "node:path";
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
+import { processMetricsText } from "../lib/process-metrics.ts";
 import { AccessLog } from "./access-log.ts";
 import { listenAdmin, type ProxyControl } from "./admin-api.ts";
 import {
@@ -58,6 +59,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   readonly statusPage: (() => Promise<string>) | undefined;
   private handler: ProxyHandler | undefined;
   private readonly latencyFile: string;
+  private metricsServer: Bun.Server<undefined> | undefined;
   private latencyTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -145,6 +147,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }
+    this.metricsServer = this.serveMetrics();
     this.latencyTimer = setInterval(() => this.saveLatency(), 60_000);
     this.latencyTimer.unref();
     this.log.info("proxy listening", {
@@ -174,6 +177,8 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     this.pauseController.resume();
     await this.admin?.stop(true);
     this.admin = undefined;
+    await this.metricsServer?.stop(true);
+    this.metricsServer = undefined;
     this.accessLog.flush();
     this.log.info("proxy stopped");
   }
@@ -260,8 +265,11 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     return this.metricsRegistry.history.series();
   }
 
-  metrics(): string {
+  /** The counters, the backup gauges, and the build and process metrics (prom-client, loaded on the first scrape). */
+  async metrics(): Promise<string> {
+    const own = await processMetricsText().catch((error: Error) => `# process metrics unavailable: ${error.message}\n`);
     return (
+      own +
       this.metricsRegistry.render({
         live: this.selector.live,
         paused: this.pauseController.paused,
@@ -269,8 +277,48 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
         sessions: this.selector.sessions,
         inflight: this.selector.inflight,
         healthy: { blue: this.health.blue.healthy, green: this.health.green.healthy },
-      }) + (this.extraMetrics?.() ?? "")
+      }) +
+      (this.extraMetrics?.() ?? "")
     );
+  }
+
+  /**
+   * /metrics (and a /healthz naming this install) on loopback TCP for Prometheus, which cannot
+   * read a Unix socket. The Host must be a loopback name (a page elsewhere must not read it by DNS
+   * rebinding). A port that is taken is logged and skipped: metrics are never worth the proxy.
+   */
+  private serveMetrics(): Bun.Server<undefined> | undefined {
+    const listen = this.settings.metricsListen;
+    if (!listen) return undefined;
+    const local = /^(localhost|127(\.\d{1,3}){3}|\[::1\])(:\d+)?$/i;
+    try {
+      return Bun.serve({
+        hostname: listen.hostname,
+        port: listen.port,
+        fetch: async (request) => {
+          if (!local.test(request.headers.get("host") ?? "")) return new Response("Forbidden: Host\n", { status: 403 });
+          const path = new URL(request.url).pathname;
+          if (request.method !== "GET") return new Response("GET only\n", { status: 405 });
+          if (path === "/metrics")
+            return new Response(await this.metrics(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+          if (path === "/healthz")
+            return Response.json({ status: "ok", service: "axe-proxy-metrics", instance: this.settings.instance });
+          return new Response("not found: try /metrics\n", { status: 404 });
+        },
+      });
+    } catch (error) {
+      this.log.warn("metrics not served over TCP", {
+        listen: `${listen.hostname}:${listen.port}`,
+        error: (error as { code?: string }).code ?? (error as Error).message,
+        hint: "another program holds the port: set proxy.metrics_listen in appliance.yaml (or off); the admin socket still serves /metrics",
+      });
+      return undefined;
+    }
+  }
+
+  /** The port metrics are served on over TCP, if they are (useful with port 0). */
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
   }
 
   /** A failed write costs the chart its history after a restart, never a request. */

@@ -4,6 +4,7 @@
  */
 import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
+import { instanceId } from "../lib/instance.ts";
 import type { Color } from "./admin-schema.ts";
 
 export interface HealthSettings {
@@ -19,6 +20,10 @@ export interface ProxySettings {
   port: number;
   adminSocket: string;
   stateFile: string;
+  /** Which install this is (src/lib/instance.ts), said on /healthz. */
+  instance: string;
+  /** Where /metrics is served over loopback TCP for a scraper; undefined when off. */
+  metricsListen: { hostname: string; port: number } | undefined;
   /** Origins (scheme://host:port) of the blue/green pair. */
   upstreams: Record<Color, string>;
   /** Fixed routes: path prefix to upstream origin. */
@@ -48,6 +53,8 @@ export function proxySettings(config: Config): ProxySettings {
     port,
     adminSocket: isAbsolute(proxy.admin_socket) ? proxy.admin_socket : join(config.paths.data, proxy.admin_socket),
     stateFile: join(config.paths.state, "proxy.json"),
+    instance: instanceId(config.paths.data),
+    metricsListen: proxy.metrics_listen === "off" ? undefined : splitListen(proxy.metrics_listen),
     upstreams: {
       blue: origin(proxy.upstreams?.blue ?? `http://${bind}:${frame.ports.blue}`),
       green: origin(proxy.upstreams?.green ?? `http://${bind}:${frame.ports.green}`),

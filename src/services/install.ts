@@ -59,6 +59,33 @@ function unitNames(backend: Platform): Array<Pick<UnitFile, "file" | "enable">> 
 
 const label = (file: string) => file.replace(/\.plist$/, "");
 
+/** systemd names of the backup timers before every unit was ai.axelabs.axe.*: retired on install, removed on uninstall. */
+const LEGACY_SYSTEMD_UNITS = ["axe-backup", "axe-backup-verify"].flatMap((id) => [
+  { file: `${id}.timer`, enable: true },
+  { file: `${id}.service`, enable: false },
+]);
+
+/** Disables and removes backup timers under their old names, so an upgraded machine does not back up twice. */
+export async function retireLegacyUnits(
+  backend: Platform,
+  dir: string,
+  options: { load: boolean; dryRun: boolean },
+  say: (line: string) => void,
+): Promise<void> {
+  if (backend !== "systemd") return;
+  const found = LEGACY_SYSTEMD_UNITS.filter((u) => existsSync(join(dir, u.file)));
+  if (!found.length) return;
+  const timers = found.filter((u) => u.enable).map((u) => u.file);
+  if (options.load && timers.length)
+    options.dryRun
+      ? say(`would run: systemctl disable --now ${timers.join(" ")}`)
+      : await run("systemctl", ["disable", "--now", ...timers], say, false);
+  for (const u of found) {
+    say(`${options.dryRun ? "would remove" : "removed"} ${join(dir, u.file)} (renamed ai.axelabs.axe.*)`);
+    if (!options.dryRun) rmSync(join(dir, u.file), { force: true });
+  }
+}
+
 async function run(program: string, args: string[], say: (line: string) => void, mustSucceed = true): Promise<boolean> {
   const { ok, out } = await askServiceManager([program, ...args]);
   say(`${ok ? "ran" : "failed"}: ${program} ${args.join(" ")}`);
@@ -221,7 +248,9 @@ export async function uninstallUnits(
   say: (line: string) => void,
 ): Promise<void> {
   const { load, dryRun } = options;
-  const units = unitNames(backend).filter((u) => existsSync(join(dir, u.file)));
+  const units = [...unitNames(backend), ...(backend === "systemd" ? LEGACY_SYSTEMD_UNITS : [])].filter((u) =>
+    existsSync(join(dir, u.file)),
+  );
   if (units.length === 0) say(`nothing to remove in ${dir}`);
   const act = async (program: string, args: string[]) =>
     dryRun ? say(`would run: ${program} ${args.join(" ")}`) : void (await run(program, args, say, false));

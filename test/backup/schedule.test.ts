@@ -11,9 +11,9 @@ describe("backup schedule", () => {
     const config = makeConfigDir();
     const out = await runCli(["backup", "schedule", "--platform", "systemd", "--config", config]);
     expect(out.code).toBe(0);
-    expect(out.stdout).toContain("# axe-backup.service\n[Unit]");
+    expect(out.stdout).toContain("# ai.axelabs.axe.backup.service\n[Unit]");
     expect(out.stdout).toMatch(new RegExp(`ExecStart=\\S+ \\S*main\\.ts backup run --tier all --config ${config}\\n`));
-    expect(out.stdout).toContain("# axe-backup.timer\n");
+    expect(out.stdout).toContain("# ai.axelabs.axe.backup.timer\n");
     expect(out.stdout).toContain("OnCalendar=*-*-* 02:30:00\nPersistent=true");
     expect(out.stdout).toMatch(/ExecStart=.* backup verify --config /);
     expect(out.stdout).toContain("OnCalendar=Sun *-*-* 04:30:00");
@@ -66,10 +66,12 @@ describe("backup schedule", () => {
       config,
     ]);
     expect(out.code).toBe(0);
-    expect(out.stdout).toContain("systemctl enable --now axe-backup.timer axe-backup-verify.timer");
-    const timer = readFileSync(join(dir, "axe-backup.timer"), "utf8");
+    expect(out.stdout).toContain(
+      "systemctl enable --now ai.axelabs.axe.backup.timer ai.axelabs.axe.backup-verify.timer",
+    );
+    const timer = readFileSync(join(dir, "ai.axelabs.axe.backup.timer"), "utf8");
     expect(timer).toContain("OnCalendar=*-*-* 02:30:00");
-    expect(statSync(join(dir, "axe-backup.service")).mode & 0o777).toBe(0o644);
+    expect(statSync(join(dir, "ai.axelabs.axe.backup.service")).mode & 0o777).toBe(0o644);
   }, 30_000);
 
   test("an unknown platform is a usage error", async () => {

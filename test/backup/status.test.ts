@@ -34,7 +34,7 @@ describe("backup status", () => {
     expect(cold!.notes.join(" ")).toContain("not set up");
     status.tiers.cold = { lastAttempt: { time: hoursAgo(now, 1), ok: false, error: "disk full" } };
     expect(reportTiers(status, limits, now)[2]!.problems).toEqual([
-      "no good snapshot yet: run `axe-appliance backup run`",
+      "no copy on the cold SSD yet: plug in the cold SSD: the next backup run (or `axe-appliance backup run --tier cold`) copies to it",
       "last run failed: disk full",
     ]);
     status.tiers.local!.lastSnapshot!.time = hoursAgo(now, 2);
@@ -69,7 +69,9 @@ describe("backup status", () => {
       ["ring", 0],
       ["cold", 1],
     ]);
-    expect(report.tiers[2]!.problems[0]).toMatch(/^last good snapshot is \d+h old, over the limit of 720h$/);
+    expect(report.tiers[2]!.problems[0]).toMatch(
+      /^last good snapshot is \d+h old, over the limit of 720h: plug in the cold SSD: the next backup run/,
+    );
     const table = await runCli(["backup", "status", "--config", config]);
     expect(table.stdout).toContain("ring   disabled");
     expect(table.stdout).toContain("2.0 KiB");

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { instanceId } from "../../src/lib/instance.ts";
 import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
@@ -36,6 +37,58 @@ describe("doctor", () => {
       expect(stdout).toContain(`lsof -nP -iTCP:${squatter.port}`);
     } finally {
       squatter.stop(true);
+    }
+  });
+
+  test("a port held by another axe-appliance install fails; one held by this install is ours", async () => {
+    const dataDir = tempDir("axe-data");
+    const answering = (instance: string) =>
+      Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: () => Response.json({ status: "ok", service: "axe-frame", color: "blue", instance }),
+      });
+    const other = answering("0123456789abcdef");
+    const ours = answering(instanceId(dataDir));
+    try {
+      const dir = makeConfigDir({
+        appliance: {
+          data_dir: dataDir,
+          frame: { ports: { blue: other.port, green: ours.port } },
+          proxy: { listen: "127.0.0.1:1" },
+        },
+      });
+      const { code, stdout } = await runCli(["doctor", "--config", dir]);
+      expect(code).toBe(10);
+      expect(stdout).toMatch(
+        new RegExp(`FAIL\\s+port ${other.port} \\(frame blue\\)\\s+in use on 127\\.0\\.0\\.1 by another axe-appliance`),
+      );
+      expect(stdout).toMatch(new RegExp(`OK\\s+port ${ours.port} \\(frame green\\)\\s+in use by this axe-appliance`));
+    } finally {
+      other.stop(true);
+      ours.stop(true);
+    }
+  });
+
+  test("a service backend that cannot work here fails with the fix; child (what `up` runs) passes", async () => {
+    const check = async (backend: string) => {
+      const dir = makeConfigDir({ appliance: { deploy: { service_backend: backend } } });
+      const { stdout } = await runCli(["doctor", "--json", "--config", dir]);
+      return (JSON.parse(stdout) as Array<{ name: string; ok: boolean; detail: string; fix?: string }>).find((c) =>
+        c.name.startsWith("service backend"),
+      )!;
+    };
+    expect(await check("child")).toMatchObject({ name: "service backend (child)", ok: true });
+    if (process.platform !== "darwin") {
+      const launchd = await check("launchd");
+      expect(launchd).toMatchObject({ ok: false });
+      expect(launchd.fix).toContain("deploy.service_backend: child");
+    }
+    if (!existsSync("/run/systemd/system")) {
+      const systemd = await check("systemd");
+      expect(systemd.ok).toBe(false);
+      expect(systemd.detail).toContain("not booted with systemd");
+      expect(systemd.fix).toContain("deploy.service_backend: child");
     }
   });
 

@@ -61,6 +61,7 @@ describe("serve", () => {
       service: "axe-frame",
       color: "green",
       release: "9.9.9-test",
+      instance: expect.stringMatching(/^[0-9a-f]{16}$/),
       database: { reachable: true, migration: expect.any(Number) },
     });
     const client = await mcpClient(`http://127.0.0.1:${port}/frame/mcp`);

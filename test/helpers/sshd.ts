@@ -31,6 +31,8 @@ export interface SshdOptions {
   env?: Record<string, string>;
   /** Lines appended to sshd_config (e.g. an Include of a file with Match blocks). */
   extraConfig?: string[];
+  /** Read keys from this file (e.g. one install.sh writes) instead of writing our own line. */
+  authorizedKeysFile?: string;
 }
 
 export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
@@ -41,7 +43,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   keygen(clientKey, "operator@test");
   const publicKey = (await Bun.file(`${clientKey}.pub`).text()).trim();
   const restrict = options.forcedCommand ? `restrict,command="${options.forcedCommand.replaceAll('"', '\\"')}" ` : "";
-  writeFileSync(join(dir, "authorized_keys"), `${restrict}${publicKey}\n`, { mode: 0o600 });
+  if (!options.authorizedKeysFile)
+    writeFileSync(join(dir, "authorized_keys"), `${restrict}${publicKey}\n`, { mode: 0o600 });
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation dir
   const port = await freePort();
   const setEnv = Object.entries(options.env ?? {})
@@ -53,7 +56,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       `Port ${port}`,
       "ListenAddress 127.0.0.1",
       `HostKey ${hostKey}`,
-      `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
+      `AuthorizedKeysFile ${options.authorizedKeysFile ?? join(dir, "authorized_keys")}`,
       `PidFile ${join(dir, "sshd.pid")}`,
       "PasswordAuthentication no",
       "KbdInteractiveAuthentication no",

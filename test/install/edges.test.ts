@@ -255,7 +255,8 @@ describe("install.sh --backend launchd, deploy key, dry run, uninstall", () => {
       `${prefix}/config`,
     ]);
 
-    const line = `restrict,command="AXE_DEPLOY_WHO=operator@laptop sudo -n ${prefix}/bin/axe-appliance deploy receive --config ${prefix}/config" ${pub}`;
+    // --no-services writes no sudoers rule, so the receiver runs as the deploy user itself, never through sudo
+    const line = `restrict,command="${prefix}/bin/axe-appliance deploy receive --config ${prefix}/config --who operator@laptop" ${pub}`;
     expect(readFileSync(keys, "utf8")).toBe(`ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyStays other@host\n${line}\n`);
     expect(modeOf(keys)).toBe("600");
 

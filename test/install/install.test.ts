@@ -89,6 +89,7 @@ describe("install.sh --prefix DIR --no-services", () => {
       },
       frame: { ports: { blue: ports.blue, green: ports.green } },
       proxy: { listen: `127.0.0.1:${ports.proxy}` },
+      deploy: { service_backend: "child" }, // --no-services: `up` runs it, and the receiver restarts its colors
     });
   });
 
@@ -124,14 +125,14 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(blue).toContain(`EnvironmentFile=-${prefix}/data/current/blue.env\n`);
     const green = readFileSync(join(dir, "ai.axelabs.axe.green.service"), "utf8");
     expect(green).toContain(`--port ${ports.green} --config ${cfg}\n`);
-    expect(readFileSync(join(dir, "axe-backup.service"), "utf8")).toContain(
+    expect(readFileSync(join(dir, "ai.axelabs.axe.backup.service"), "utf8")).toContain(
       `ExecStart=${prefix}/bin/axe-appliance backup run --tier all --config ${cfg}\n`,
     );
-    expect(readFileSync(join(dir, "axe-backup.timer"), "utf8")).toContain("OnCalendar=*-*-* 02:30:00\n");
-    expect(readFileSync(join(dir, "axe-backup-verify.service"), "utf8")).toContain(
+    expect(readFileSync(join(dir, "ai.axelabs.axe.backup.timer"), "utf8")).toContain("OnCalendar=*-*-* 02:30:00\n");
+    expect(readFileSync(join(dir, "ai.axelabs.axe.backup-verify.service"), "utf8")).toContain(
       `ExecStart=${prefix}/bin/axe-appliance backup verify --config ${cfg}\n`,
     );
-    for (const file of ["ai.axelabs.axe.proxy.service", "axe-backup.timer"])
+    for (const file of ["ai.axelabs.axe.proxy.service", "ai.axelabs.axe.backup.timer"])
       expect(modeOf(join(dir, file))).toBe("644");
   });
 

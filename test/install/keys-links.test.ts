@@ -135,9 +135,8 @@ describe.skipIf(!asRoot || !account)("install.sh as root: the deploy user's .ssh
     expect(run.code).toBe(0);
     const lines = readFileSync(keys, "utf8").trimEnd().split("\n");
     expect(lines[0]).toBe(OTHER_KEY);
-    expect(lines[1]).toStartWith(
-      `restrict,command="AXE_DEPLOY_WHO=operator@laptop sudo -n ${prefix}/bin/axe-appliance`,
-    );
+    expect(lines[1]).toStartWith(`restrict,command="${prefix}/bin/axe-appliance deploy receive`);
+    expect(run.stderr).toContain("the receiver will run as postgres without sudo"); // --no-services: no sudoers rule
     expect(lines.length).toBe(2);
     expect({ uid: lstatSync(keys).uid, mode: modeOf(keys) }).toEqual({ uid: account!.uid, mode: "600" });
 

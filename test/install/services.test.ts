@@ -4,7 +4,7 @@
  * must not load units into this machine's own init system.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -72,7 +72,7 @@ describe("services install loads what changed, once", () => {
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
     const enable =
-      "systemctl enable --now ai.axelabs.axe.proxy.service ai.axelabs.axe.blue.service ai.axelabs.axe.green.service axe-backup.timer axe-backup-verify.timer";
+      "systemctl enable --now ai.axelabs.axe.proxy.service ai.axelabs.axe.blue.service ai.axelabs.axe.green.service ai.axelabs.axe.backup.timer ai.axelabs.axe.backup-verify.timer";
     expect(first.calls).toBe(`systemctl daemon-reload\n${enable}\n`);
 
     const second = services(["install", "--backend", "systemd", "--dir", dir], config);
@@ -90,7 +90,29 @@ describe("services install loads what changed, once", () => {
     const removed = services(["uninstall", "--backend", "systemd", "--dir", dir], config);
     expect(removed.code).toBe(0);
     expect(removed.calls).toBe(`${enable.replace("enable --now", "disable --now")}\nsystemctl daemon-reload\n`);
-    expect(removed.stdout).toContain(`removed ${dir}/axe-backup.service`);
+    expect(removed.stdout).toContain(`removed ${dir}/ai.axelabs.axe.backup.service`);
+  });
+
+  test("systemd: backup timers under their old names (axe-backup.*) are disabled and removed, so nothing runs twice", () => {
+    const config = makeConfigDir({ appliance: { data_dir: "data" } });
+    const dir = tempDir("axe-inst-legacy");
+    for (const file of [
+      "axe-backup.service",
+      "axe-backup.timer",
+      "axe-backup-verify.service",
+      "axe-backup-verify.timer",
+    ])
+      writeFileSync(join(dir, file), "[Unit]\nDescription=an older install\n");
+    const run = services(["install", "--backend", "systemd", "--dir", dir], config);
+    expect(run.code).toBe(0);
+    expect(run.calls.split("\n")[0]).toBe("systemctl disable --now axe-backup.timer axe-backup-verify.timer");
+    expect(run.calls).toContain("ai.axelabs.axe.backup.timer ai.axelabs.axe.backup-verify.timer");
+    expect(readdirSync(dir).filter((f) => f.startsWith("axe-"))).toEqual([]);
+    expect(
+      readdirSync(dir)
+        .filter((f) => f.endsWith(".timer"))
+        .sort(),
+    ).toEqual(["ai.axelabs.axe.backup-verify.timer", "ai.axelabs.axe.backup.timer"]);
   });
 
   test("launchd: bootstrap each plist that is not loaded; a changed plist is booted out first; uninstall boots out", () => {

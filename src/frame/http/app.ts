@@ -8,6 +8,7 @@ import { Elysia } from "elysia";
 import type { Config } from "../../config/load.ts";
 import type { Sql } from "../../db/connect.ts";
 import { AuthError } from "../../lib/errors.ts";
+import { instanceId } from "../../lib/instance.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { AuditSink } from "../audit-sink.ts";
 import type { Authenticator } from "../auth/authenticate.ts";
@@ -42,6 +43,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 
 export function createFrameApp(options: FrameAppOptions) {
   const { config, audit, logger } = options;
+  const instance = instanceId(config.paths.data);
   const guard = requestGuard(config);
   const localOnly = options.noAuth ? noAuthGuard() : undefined;
   const maxBodyBytes = config.appliance.frame.max_body_bytes;
@@ -134,7 +136,7 @@ export function createFrameApp(options: FrameAppOptions) {
   }
 
   return new Elysia({ serve: { idleTimeout: 0, maxRequestBodySize: maxBodyBytes + 1_048_576 } })
-    .get("/healthz", () => healthResponse(options.sql, options.color))
+    .get("/healthz", () => healthResponse(options.sql, options.color, instance))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
     .get("/metrics", async ({ request }) => {

@@ -16,7 +16,7 @@ export type Health = z.infer<typeof HealthSchema>;
 
 const TIMEOUT_MS = 2_000;
 
-export async function checkHealth(sql: Sql, color: "blue" | "green"): Promise<Health> {
+export async function checkHealth(sql: Sql, color: "blue" | "green", instance?: string): Promise<Health> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>(
     (_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), TIMEOUT_MS)),
@@ -38,12 +38,13 @@ export async function checkHealth(sql: Sql, color: "blue" | "green"): Promise<He
     service: "axe-frame",
     color,
     release: releaseVersion(),
+    ...(instance ? { instance } : {}),
     database,
   };
 }
 
-export async function healthResponse(sql: Sql, color: "blue" | "green"): Promise<Response> {
-  const health = await checkHealth(sql, color);
+export async function healthResponse(sql: Sql, color: "blue" | "green", instance?: string): Promise<Response> {
+  const health = await checkHealth(sql, color, instance);
   return Response.json(health, {
     status: health.status === "ok" ? 200 : 503,
     headers: { "cache-control": "no-store" },
