@@ -85,49 +85,50 @@ describe("deploy push", () => {
     const release = await makeRelease("5.0.0-b");
     const journal = journalFor(app.config);
     const before = journal.read().length;
-    const child = Bun.spawn(
-      [
-        process.execPath,
-        MAIN,
-        "deploy",
-        "push",
-        "--customers",
-        fleetFile,
-        "--ssh-config",
-        sshConfig,
-        "--to",
-        "axe",
-        "--release",
-        release.dir,
-      ],
-      { cwd: REPO, env: { ...process.env, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" },
-    );
+    // The receiver is held at its mcp step, deterministically: the gate's token cannot be written
+    // while this transaction locks the token table. Every step before it has ended by then.
+    const hold = await app.db.sql.reserve();
+    await hold`begin`;
+    await hold`lock table meta.service_tokens in exclusive mode`;
+    let child: ReturnType<typeof Bun.spawn> | undefined;
     let printed = "";
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      for await (const chunk of child.stdout) printed += decoder.decode(chunk, { stream: true });
-    })();
-    const stderr = new Response(child.stderr).text();
-    // hold the receiver still once its health step is journaled: the push must already show it
-    const entries = () => journal.read().slice(before);
-    const deadline = Date.now() + 90_000;
-    while (!entries().some((e) => e.kind === "step" && e.step === "health")) {
-      if (Date.now() > deadline) throw new Error(`the receiver never passed health: ${printed} ${await stderr}`);
-      await Bun.sleep(20);
-    }
-    const receiver = Number(entries().find((e) => e.kind === "begin")!.pid);
-    process.kill(receiver, "SIGSTOP");
+    let reading: Promise<void> = Promise.resolve();
     try {
-      const shown = Date.now() + 30_000;
-      while (!/ok +health /.test(printed) && Date.now() < shown) await Bun.sleep(20);
+      child = Bun.spawn(
+        [
+          process.execPath,
+          MAIN,
+          "deploy",
+          "push",
+          "--customers",
+          fleetFile,
+          "--ssh-config",
+          sshConfig,
+          "--to",
+          "axe",
+          "--release",
+          release.dir,
+        ],
+        { cwd: REPO, env: { ...process.env, AXE_CONFIG_DIR: "" }, stdout: "pipe", stderr: "pipe" },
+      );
+      reading = (async () => {
+        const decoder = new TextDecoder();
+        for await (const chunk of child!.stdout as ReadableStream<Uint8Array>)
+          printed += decoder.decode(chunk, { stream: true });
+      })();
+      const shown = Date.now() + 120_000;
+      while (!/ok +health /.test(printed) && Date.now() < shown && child.exitCode === null) await Bun.sleep(20);
       expect(printed).toMatch(/ok +verify .*sha256 verified/);
       expect(printed).toMatch(/ok +health .*answers \/healthz on 5\.0\.0-b/);
-      expect(entries().some((e) => e.kind === "end")).toBe(false); // the receiver had not finished
+      const run = journal.read().slice(before);
+      expect(run.some((e) => e.kind === "end")).toBe(false); // the receiver is still at work
+      expect(child.exitCode).toBeNull();
       expect(printed).not.toContain("5.0.0-b ok");
     } finally {
-      process.kill(receiver, "SIGCONT");
+      await hold`commit`;
+      hold.release();
     }
-    expect(await child.exited).toBe(0);
+    expect(await child!.exited).toBe(0);
     await reading;
     expect(printed).toMatch(/ok +prune /);
     expect(printed.trimEnd().split("\n").at(-1)).toMatch(
