@@ -1,5 +1,14 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
 import { REPO } from "../helpers/cli.ts";
@@ -324,4 +333,40 @@ test("install.sh passes shellcheck", () => {
   const run = Bun.spawnSync(["shellcheck", INSTALL_SH], { stdout: "pipe", stderr: "pipe" });
   expect(run.stdout.toString()).toBe("");
   expect(run.exitCode).toBe(0);
+});
+
+describe.skipIf(process.getuid?.() !== 0)("install.sh with services: the forced command needs sudo", () => {
+  test("without sudo on the machine it stops before anything is installed, saying how to get it", async () => {
+    // every program on PATH but sudo, whether or not this machine has it
+    const path = tempDir("axe-inst-nosudo");
+    for (const dir of (process.env.PATH ?? "").split(":").filter((d) => existsSync(d)))
+      for (const name of readdirSync(dir))
+        if (name !== "sudo" && !existsSync(join(path, name))) symlinkSync(join(dir, name), join(path, name));
+    const home = tempDir("axe-inst-nosudo-home");
+    writeFileSync(join(home, "deploy.pub"), "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk5b3dUeXBlS2V5 operator@laptop\n");
+    const prefix = join(tempDir("axe-inst"), "axe");
+    const run = await runInstall(
+      [
+        "--prefix",
+        prefix,
+        "--customer",
+        "axe",
+        "--customers",
+        fleet,
+        "--binary",
+        release().binary,
+        ...ports,
+        "--deploy-key",
+        join(home, "deploy.pub"),
+        "--authorized-keys",
+        join(home, "authorized_keys"),
+      ],
+      { env: { PATH: path } },
+    );
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain("sudo is not installed");
+    expect(run.stderr).toContain("apt-get install sudo");
+    expect(existsSync(prefix)).toBe(false);
+    expect(existsSync(join(home, "authorized_keys"))).toBe(false);
+  }, 120_000);
 });
