@@ -18,6 +18,8 @@ export interface ScheduleOptions {
   /** Daily backup at this hour and minute, local time. */
   hour?: number;
   minute?: number;
+  /** WAL shipping every this many minutes (backup wal-ship); no such timer when unset. */
+  walEveryMinutes?: number;
 }
 
 export interface UnitFile {
@@ -54,6 +56,17 @@ export function scheduleUnits(platform: Platform, options: ScheduleOptions): Uni
       weekday: 0,
       what: "weekly restic check and restore drill",
     },
+    ...(options.walEveryMinutes
+      ? [
+          {
+            id: "wal-ship",
+            args: ["backup", "wal-ship"],
+            every: options.walEveryMinutes,
+            weekday: undefined,
+            what: "WAL segments from the spool to every tier",
+          },
+        ]
+      : []),
   ];
   return platform === "launchd" ? jobs.map((j) => plist(j, options)) : jobs.flatMap((j) => systemd(j, options));
 }
@@ -61,7 +74,9 @@ export function scheduleUnits(platform: Platform, options: ScheduleOptions): Uni
 interface Job {
   id: string;
   args: string[];
-  when: { hour: number; minute: number };
+  /** At a time of day (and weekday), or every `every` minutes. */
+  when?: { hour: number; minute: number };
+  every?: number;
   weekday: number | undefined;
   what: string;
 }
@@ -70,11 +85,16 @@ const xml = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").re
 
 function plist(job: Job, options: ScheduleOptions): UnitFile {
   const argv = [...options.program, ...job.args, "--config", options.configDir];
-  const interval = [
-    ...(job.weekday === undefined ? [] : [`    <key>Weekday</key><integer>${job.weekday}</integer>`]),
-    `    <key>Hour</key><integer>${job.when.hour}</integer>`,
-    `    <key>Minute</key><integer>${job.when.minute}</integer>`,
-  ];
+  const interval = job.when
+    ? [
+        `  <key>StartCalendarInterval</key>`,
+        `  <dict>`,
+        ...(job.weekday === undefined ? [] : [`    <key>Weekday</key><integer>${job.weekday}</integer>`]),
+        `    <key>Hour</key><integer>${job.when.hour}</integer>`,
+        `    <key>Minute</key><integer>${job.when.minute}</integer>`,
+        `  </dict>`,
+      ]
+    : [`  <key>StartInterval</key><integer>${(job.every ?? 5) * 60}</integer>`];
   const text = [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">`,
@@ -86,10 +106,7 @@ function plist(job: Job, options: ScheduleOptions): UnitFile {
     `  <array>`,
     ...argv.map((a) => `    <string>${xml(a)}</string>`),
     `  </array>`,
-    `  <key>StartCalendarInterval</key>`,
-    `  <dict>`,
     ...interval,
-    `  </dict>`,
     `  <key>StandardErrorPath</key><string>${xml(join(options.logDir, `${job.id}.log`))}</string>`,
     `  <key>LowPriorityIO</key><true/>`,
     `  <key>Nice</key><integer>10</integer>`,
@@ -130,9 +147,13 @@ function systemd(job: Job, options: ScheduleOptions): UnitFile[] {
         `Description=axe-appliance ${job.what}`,
         "",
         "[Timer]",
-        `OnCalendar=${day} ${pad(job.when.hour)}:${pad(job.when.minute)}:00`,
-        "Persistent=true",
-        "RandomizedDelaySec=10min",
+        ...(job.when
+          ? [
+              `OnCalendar=${day} ${pad(job.when.hour)}:${pad(job.when.minute)}:00`,
+              "Persistent=true",
+              "RandomizedDelaySec=10min",
+            ]
+          : [`OnBootSec=${job.every}min`, `OnUnitActiveSec=${job.every}min`]),
         "",
         "[Install]",
         "WantedBy=timers.target",

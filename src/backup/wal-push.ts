@@ -19,7 +19,7 @@ import { createFileOnceFrom, writeFileAtomic } from "../lib/atomic-write.ts";
 import { BackupError } from "../lib/errors.ts";
 
 /** WAL segments, timeline history files, backup labels and partial segments, as Postgres names them. */
-const WAL_NAME = /^([0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$/;
+export const WAL_NAME = /^([0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$/;
 
 const WalStateSchema = z.object({
   lastPush: z.object({ time: z.string(), segment: z.string() }).optional(),

@@ -100,6 +100,19 @@ name are refused. Exit codes: 0 archived, 7 not archived (Postgres keeps the seg
       },
     },
     {
+      name: "wal-ship",
+      summary: "ship the spooled WAL segments to every tier (its timer runs it every few minutes)",
+      usage: "[--config DIR]",
+      details: `The new segments in backup.wal.spool go to the local repository as one snapshot tagged wal, then to the
+ring and the cold SSD with restic copy. A segment leaves the spool only once every enabled tier has it.${EXITS}`,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const { shipWal } = await import("../backup/wal-ship.ts");
+        const { results, exitCode, warnings } = await shipWal(config(inv));
+        return printResults(results, exitCode, warnings);
+      },
+    },
+    {
       name: "repair",
       summary: "bring a tier marked damaged back: damaged packs moved aside, index rebuilt, new snapshot, full check",
       usage: "--tier local|ring|cold [--config DIR]",
@@ -190,7 +203,7 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
       summary: "print, or with --install write, the launchd/systemd timers",
       usage: "[--install] [--platform launchd|systemd] [--dir DIR] [--config DIR]",
       details:
-        "Daily `backup run --tier all` at 02:30, weekly `backup verify` on Sunday at 04:30. --install writes the files and prints the command that enables them.",
+        "Daily `backup run --tier all` at 02:30, weekly `backup verify` on Sunday at 04:30, and with backup.wal.enabled `backup wal-ship` every backup.wal.ship_every_minutes (5). --install writes the files and prints the command that enables them.",
       options: {
         install: { type: "boolean", description: "write the unit files instead of printing them" },
         platform: { type: "string", value: "NAME", description: "launchd or systemd (default: this machine's)" },
@@ -211,6 +224,7 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
           program: selfProgram(),
           configDir: cfg.dir,
           logDir: join(cfg.paths.data, "logs"),
+          ...(cfg.appliance.backup.wal.enabled ? { walEveryMinutes: cfg.appliance.backup.wal.ship_every_minutes } : {}),
         });
         if (!inv.values.install) {
           for (const u of units) process.stdout.write(`# ${u.name}\n${u.text}\n`);

@@ -195,7 +195,11 @@ export const BackupSection = z.strictObject({
   wal: z
     .strictObject({
       /** Where `backup wal-push` (Postgres' archive_command) puts each segment, fsynced; relative paths are under data_dir. */
+      /** Archiving is on: `backup schedule` adds the wal-ship timer (the cluster's archive_command comes next). */
+      enabled: z.boolean().default(false),
       spool: z.string().default("backup/wal-spool"),
+      /** How often the timer runs `backup wal-ship` (minutes). */
+      ship_every_minutes: z.number().int().positive().default(5),
     })
     .prefault({}),
   cold: z

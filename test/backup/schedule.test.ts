@@ -8,7 +8,7 @@ import { tempDir } from "../helpers/tmp.ts";
 
 describe("backup schedule", () => {
   test("systemd: a oneshot service per job and a persistent timer, with this config dir", async () => {
-    const config = makeConfigDir();
+    const config = makeConfigDir({ appliance: { backup: { wal: { enabled: true } } } });
     const out = await runCli(["backup", "schedule", "--platform", "systemd", "--config", config]);
     expect(out.code).toBe(0);
     expect(out.stdout).toContain("# ai.axelabs.axe.backup.service\n[Unit]");
@@ -18,16 +18,19 @@ describe("backup schedule", () => {
     expect(out.stdout).toMatch(/ExecStart=.* backup verify --config /);
     expect(out.stdout).toContain("OnCalendar=Sun *-*-* 04:30:00");
     expect(out.stdout).toContain("WantedBy=timers.target");
+    expect(out.stdout).toMatch(/ExecStart=.* backup wal-ship --config /);
+    expect(out.stdout).toContain("OnBootSec=5min\nOnUnitActiveSec=5min");
   }, 30_000);
 
   test("launchd: a plist per job with the program arguments and a calendar interval", async () => {
-    const config = makeConfigDir();
+    const config = makeConfigDir({ appliance: { backup: { wal: { enabled: true } } } });
     const out = await runCli(["backup", "schedule", "--platform", "launchd", "--config", config]);
     expect(out.code).toBe(0);
     const plists = out.stdout.split(/^# /m).filter(Boolean);
     expect(plists.map((p) => p.split("\n")[0])).toEqual([
       "ai.axelabs.axe.backup.plist",
       "ai.axelabs.axe.backup-verify.plist",
+      "ai.axelabs.axe.wal-ship.plist",
     ]);
     const daily = plists[0]!;
     expect(daily).toContain("<key>Label</key><string>ai.axelabs.axe.backup</string>");
@@ -49,10 +52,13 @@ describe("backup schedule", () => {
       Hour: 2,
       Minute: 30,
     });
+    const ship = parsePlistStrictly(plists[2]!.slice(plists[2]!.indexOf("\n") + 1)) as Record<string, unknown>;
+    expect(ship.StartInterval).toBe(300);
+    expect((ship.ProgramArguments as string[]).slice(-4)).toEqual(["backup", "wal-ship", "--config", config]);
   }, 30_000);
 
   test("--install writes the files where asked and prints how to enable them", async () => {
-    const config = makeConfigDir();
+    const config = makeConfigDir({ appliance: { backup: { wal: { enabled: true } } } });
     const dir = tempDir("axe-units");
     const out = await runCli([
       "backup",
@@ -67,7 +73,7 @@ describe("backup schedule", () => {
     ]);
     expect(out.code).toBe(0);
     expect(out.stdout).toContain(
-      "systemctl enable --now ai.axelabs.axe.backup.timer ai.axelabs.axe.backup-verify.timer",
+      "systemctl enable --now ai.axelabs.axe.backup.timer ai.axelabs.axe.backup-verify.timer ai.axelabs.axe.wal-ship.timer",
     );
     const timer = readFileSync(join(dir, "ai.axelabs.axe.backup.timer"), "utf8");
     expect(timer).toContain("OnCalendar=*-*-* 02:30:00");

@@ -149,8 +149,10 @@ export function launchdProblems(plist: PlistValue, use: "service" | "timer"): st
   const need =
     use === "service"
       ? ["Label", "ProgramArguments", "KeepAlive", "ThrottleInterval", "StandardOutPath", "StandardErrorPath"]
-      : ["Label", "ProgramArguments", "StartCalendarInterval", "StandardErrorPath"];
+      : ["Label", "ProgramArguments", "StandardErrorPath"];
   for (const key of need) if (!(key in plist)) problems.push(`${key}: missing for a ${use}`);
+  if (use === "timer" && !("StartCalendarInterval" in plist) && !("StartInterval" in plist))
+    problems.push("StartCalendarInterval or StartInterval: missing for a timer");
   if (use === "timer" && "KeepAlive" in plist) problems.push("KeepAlive: a timer must not be kept alive");
   return problems;
 }

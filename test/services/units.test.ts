@@ -117,8 +117,8 @@ describe("launchd plists", () => {
     expect(() => parsePlistStrictly('<plist version="1.0"><dict><key>Label</key></dict></plist>')).toThrow();
     expect(launchdProblems({ Label: "x", ProgramArguments: ["a"], KeepAlive: true, Nise: 1 }, "timer")).toEqual([
       "Nise: not a launchd key we expect",
-      "StartCalendarInterval: missing for a timer",
       "StandardErrorPath: missing for a timer",
+      "StartCalendarInterval or StartInterval: missing for a timer",
       "KeepAlive: a timer must not be kept alive",
     ]);
   });

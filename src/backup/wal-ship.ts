@@ -1,0 +1,137 @@
+/**
+ * `backup wal-ship` (every few minutes, from its timer): the segments that `wal-push` spooled go to
+ * the local repository as one snapshot tagged `wal`, then to the ring and the cold SSD with
+ * `restic copy --tag wal`. A segment leaves the spool only once every enabled tier has it, so a
+ * ring peer that is down or a cold SSD that is away keeps it here until they are back. Its own
+ * lock (not the runner's): shipping goes on while the daily run takes its hour.
+ */
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import type { Config } from "../config/load.ts";
+import { fsyncDirectory, writeFileAtomic } from "../lib/atomic-write.ts";
+import { AppError, BackupError } from "../lib/errors.ts";
+import { tryAcquireLock } from "../lib/lock-file.ts";
+import { type BackupContext, backupContext, tierRepo } from "./context.ts";
+import type { TierName } from "./restic.ts";
+import { retryAfterStaleLocks } from "./retention.ts";
+import { exitCodeFor, type RunReport } from "./run.ts";
+import { ensureCopyRepo, fromEnv } from "./tiers/copy.ts";
+import type { TierResult } from "./tiers/types.ts";
+import { WAL_NAME, walSpool } from "./wal-push.ts";
+
+export const WAL_TAG = "wal";
+
+const ShipStateSchema = z.object({
+  /** Per tier, the spooled segments it holds (names leave once the spool no longer has them). */
+  shipped: z.record(z.string(), z.array(z.string())).default({}),
+  /** Per tier, the last successful ship: its time and the newest segment it then held. */
+  last: z.record(z.string(), z.object({ time: z.string(), newest: z.string().optional() })).default({}),
+});
+type ShipState = z.infer<typeof ShipStateSchema>;
+
+const statePath = (stateDir: string) => join(stateDir, "wal-ship.json");
+
+export function readShipState(stateDir: string): ShipState {
+  try {
+    const parsed = ShipStateSchema.safeParse(JSON.parse(readFileSync(statePath(stateDir), "utf8")));
+    if (parsed.success) return parsed.data;
+  } catch {
+    // none yet
+  }
+  return { shipped: {}, last: {} };
+}
+
+const plural = (n: number) => `${n} WAL segment${n === 1 ? "" : "s"}`;
+
+export async function shipWal(config: Config): Promise<RunReport> {
+  const ctx = backupContext(config);
+  const attempt = tryAcquireLock(join(config.paths.run, "wal-ship.lock"), { who: "wal shipper" });
+  if (!attempt.acquired)
+    throw new BackupError(
+      "WAL_SHIP_RUNNING",
+      `another wal-ship (PID ${attempt.holder.pid}) is running`,
+      "the next interval ships what it leaves",
+    );
+  try {
+    const spool = walSpool(config);
+    const segments = listSpool(spool);
+    const state = readShipState(ctx.stateDir);
+    const results: TierResult[] = [await shipLocal(ctx, spool, segments, state)];
+    for (const tier of ["ring", "cold"] as const) results.push(await shipCopy(ctx, tier, state));
+    const enabled: TierName[] = [
+      "local",
+      ...(ctx.ring ? (["ring"] as const) : []),
+      ...(ctx.settings.cold.enabled ? (["cold"] as const) : []),
+    ];
+    const everywhere = segments.filter((s) => enabled.every((t) => state.shipped[t]?.includes(s)));
+    for (const name of everywhere) rmSync(join(spool, name), { force: true });
+    if (everywhere.length) fsyncDirectory(spool);
+    const left = new Set(listSpool(spool));
+    for (const tier of Object.keys(state.shipped))
+      state.shipped[tier] = state.shipped[tier]!.filter((s) => left.has(s));
+    writeFileAtomic(statePath(ctx.stateDir), `${JSON.stringify(state)}\n`, { mode: 0o600 });
+    return { results, exitCode: exitCodeFor(results), warnings: [] };
+  } finally {
+    attempt.lock.release();
+  }
+}
+
+function listSpool(spool: string): string[] {
+  try {
+    return readdirSync(spool)
+      .filter((name) => WAL_NAME.test(name))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+/** The new segments as one local snapshot tagged `wal`. */
+async function shipLocal(ctx: BackupContext, spool: string, segments: string[], state: ShipState): Promise<TierResult> {
+  const have = new Set(state.shipped.local ?? []);
+  const fresh = segments.filter((s) => !have.has(s));
+  if (!fresh.length) return { tier: "local", outcome: "ok", message: "local: no new WAL segments" };
+  try {
+    const restic = ctx.restic();
+    const args = ["backup", "--json", "--host", ctx.host, "--tag", WAL_TAG, ...fresh.map((s) => join(spool, s))];
+    await retryAfterStaleLocks(restic, ctx.local, () => restic.must(ctx.local, args, "saving WAL segments"));
+    state.shipped.local = [...have, ...fresh];
+    state.last.local = { time: new Date().toISOString(), newest: fresh.at(-1) };
+    return { tier: "local", outcome: "ok", message: `local: shipped ${plural(fresh.length)} (newest ${fresh.at(-1)})` };
+  } catch (error) {
+    return failed("local", error);
+  }
+}
+
+/** Whatever WAL local holds, copied to a ring or cold repository that can be reached now. */
+async function shipCopy(ctx: BackupContext, tier: "ring" | "cold", state: ShipState): Promise<TierResult> {
+  const { repo, why } = tierRepo(ctx, tier);
+  if (!repo) return { tier, outcome: "skipped", message: `${tier}: skipped, ${why}; its WAL waits in the spool` };
+  const pending = (state.shipped.local ?? []).filter((s) => !(state.shipped[tier] ?? []).includes(s));
+  if (!pending.length) return { tier, outcome: "ok", message: `${tier}: no new WAL segments` };
+  try {
+    const restic = ctx.restic();
+    await ensureCopyRepo(ctx, repo);
+    await retryAfterStaleLocks(restic, repo, () =>
+      restic.must(repo, ["copy", "--host", ctx.host, "--tag", WAL_TAG], "copying WAL from the local repository", {
+        extraEnv: fromEnv(ctx.local),
+      }),
+    );
+    state.shipped[tier] = [...(state.shipped.local ?? [])];
+    state.last[tier] = { time: new Date().toISOString(), newest: state.shipped[tier]!.at(-1) };
+    return { tier, outcome: "ok", message: `${tier}: copied ${plural(pending.length)} of WAL from local` };
+  } catch (error) {
+    return failed(tier, error);
+  }
+}
+
+function failed(tier: TierName, error: unknown): TierResult {
+  if (!(error instanceof AppError)) throw error;
+  return {
+    tier,
+    outcome: "failed",
+    code: error.code,
+    message: `${tier}: ${error.message}${error.hint ? `\n  hint: ${error.hint}` : ""}; the segments stay in the spool`,
+  };
+}
