@@ -47,6 +47,29 @@ export interface DumpOptions {
   runId: string;
 }
 
+/** What is streamed: the dump by default; a base backup says so (tag, file name, program, messages). */
+export interface StreamKind {
+  tag: string;
+  filename: string;
+  program: string;
+  /** "snapshot", "base backup snapshot": in "no ... was saved". */
+  what: string;
+}
+
+const DUMP_STREAM: StreamKind = { tag: DUMP_TAG, filename: DUMP_FILENAME, program: "pg_dump", what: "snapshot" };
+
+/** Streams `argv`'s standard output into the repository as one snapshot, or saves nothing when it fails. */
+export function streamIntoRestic(
+  options: DumpOptions,
+  argv: string[],
+  env: Record<string, string>,
+  kind: StreamKind = DUMP_STREAM,
+): Promise<RunResult> {
+  return options.restic.hasStdinFromCommand
+    ? backupFromCommand(options, argv, env, kind)
+    : backupThroughPipe(options, argv[0]!, argv.slice(1), env, kind);
+}
+
 export const RUN_TAG_PREFIX = "run:";
 
 /** Dumps the database into the repository as one snapshot tagged `db`; returns its summary and figures. */
@@ -59,9 +82,7 @@ export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
       const [{ snapshot }] = (await tx`select pg_export_snapshot() as snapshot`) as unknown as [{ snapshot: string }];
       const dumpArgs = ["-Fc", "-Z0", "--no-password", `--snapshot=${snapshot}`];
       const figuresTaken = tableFigures(tx);
-      const backup = options.restic.hasStdinFromCommand
-        ? backupFromCommand(options, [join(bin, "pg_dump"), ...dumpArgs], auth.env)
-        : backupThroughPipe(options, join(bin, "pg_dump"), dumpArgs, auth.env);
+      const backup = streamIntoRestic(options, [join(bin, "pg_dump"), ...dumpArgs], auth.env);
       const [result, figures] = await Promise.all([backup, figuresTaken]);
       return { summary: summaryOf(result), figures };
     });
@@ -78,7 +99,7 @@ export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
   }
 }
 
-function toolDir(): string {
+export function toolDir(): string {
   try {
     return findPostgresTools(DUMP_TOOLS);
   } catch (error) {
@@ -96,16 +117,16 @@ export function libpqAuth(target: DatabaseTarget): { env: Record<string, string>
   return { env: libpqEnv({ ...target, passfile }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-function backupArgs(options: DumpOptions): string[] {
+function backupArgs(options: DumpOptions, kind: StreamKind): string[] {
   return [
     "backup",
     "--json",
     "--host",
     options.host,
     "--tag",
-    `${DUMP_TAG},${RUN_TAG_PREFIX}${options.runId}`,
+    `${kind.tag},${RUN_TAG_PREFIX}${options.runId}`,
     "--stdin-filename",
-    DUMP_FILENAME,
+    kind.filename,
   ];
 }
 
@@ -114,24 +135,28 @@ async function backupFromCommand(
   options: DumpOptions,
   command: string[],
   env: Record<string, string>,
+  kind: StreamKind,
 ): Promise<RunResult> {
-  const args = [...backupArgs(options), "--stdin-from-command", "--", ...command];
+  const args = [...backupArgs(options, kind), "--stdin-from-command", "--", ...command];
   const result = await options.restic.run(options.repo, args, { onLine: options.onLine, extraEnv: env });
   if (result.code === 0) return result;
   const dump = commandFailure(result.stderr);
   if (dump) {
     await removeStaleLocks(options.restic, options.repo).catch(() => {});
-    throw dumpFailure(dump);
+    throw dumpFailure(dump, kind);
   }
   if (result.timedOut)
-    throw dumpFailure({
-      code: result.code,
-      signal: null,
-      timedOut: true,
-      deadlineMs: result.deadlineMs,
-      stderr: commandLines(result.stderr).join("\n"),
-    });
-  throw resticFailure(options.repo, "saving the database dump", result);
+    throw dumpFailure(
+      {
+        code: result.code,
+        signal: null,
+        timedOut: true,
+        deadlineMs: result.deadlineMs,
+        stderr: commandLines(result.stderr).join("\n"),
+      },
+      kind,
+    );
+  throw resticFailure(options.repo, `saving the ${kind.program} output`, result);
 }
 
 /** Go's names for the signals a child died of ("signal: killed"), as ours. */
@@ -171,9 +196,10 @@ async function backupThroughPipe(
   pgDump: string,
   args: string[],
   env: Record<string, string>,
+  kind: StreamKind,
 ): Promise<RunResult> {
   const { restic, repo } = options;
-  const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options), "--stdin"])];
+  const resticArgv = [restic.bin, ...restic.args(repo, [...backupArgs(options, kind), "--stdin"])];
   const piped = await pipeIntoRestic([pgDump, ...args], { ...processEnv(), ...env }, resticArgv, restic.env(repo), {
     onLine: options.onLine,
     deadlineMs: restic.deadlineMs(repo, ["backup"]),
@@ -183,11 +209,11 @@ async function backupThroughPipe(
   const interrupted = piped.restic.signal !== null && piped.restic.signal !== undefined;
   const resticFailed = piped.restic.code !== 0 && !interrupted && piped.restic.code !== 130;
   if (piped.resticEndedFirst || resticFailed || piped.dump.signal === "SIGPIPE")
-    throw resticFailure(repo, "saving the database dump", piped.restic);
+    throw resticFailure(repo, `saving the ${kind.program} output`, piped.restic);
   if (piped.dump.code !== 0) {
     // A restic interrupted while it was still starting can leave its lock behind; it is dead, so the lock is stale.
     await removeStaleLocks(restic, repo).catch(() => {});
-    throw dumpFailure(piped.dump);
+    throw dumpFailure(piped.dump, kind);
   }
   return piped.restic;
 }
@@ -197,21 +223,25 @@ function processEnv(): Record<string, string> {
 }
 
 /** Which way pg_dump failed (exit code, signal, deadline) with its last words; never blamed on restic. */
-function dumpFailure(exit: Pick<DumpExit, "code" | "signal" | "timedOut" | "deadlineMs" | "stderr">): BackupError {
+function dumpFailure(
+  exit: Pick<DumpExit, "code" | "signal" | "timedOut" | "deadlineMs" | "stderr">,
+  kind: StreamKind,
+): BackupError {
+  const program = kind.program;
   const how = exit.timedOut
-    ? `pg_dump did not finish in ${Math.round((exit.deadlineMs ?? 0) / 1000)} s and was stopped`
+    ? `${program} did not finish in ${Math.round((exit.deadlineMs ?? 0) / 1000)} s and was stopped`
     : exit.signal
-      ? `pg_dump was killed by ${exit.signal}`
-      : `pg_dump failed (exit ${exit.code})`;
+      ? `${program} was killed by ${exit.signal}`
+      : `${program} failed (exit ${exit.code})`;
   const tail = exit.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
   return new BackupError(
     "DUMP_FAILED",
-    `${how}${tail ? `: ${tail}` : ""}; no snapshot was saved`,
+    `${how}${tail ? `: ${tail}` : ""}; no ${kind.what} was saved`,
     exit.timedOut
       ? "is the database very slow or locked? backup.deadlines.backup in appliance.yaml sets the limit; the last good dump is untouched"
       : exit.signal
         ? "something outside stopped pg_dump (out of memory? a shutdown?); look at the system log, then run `axe-appliance backup run` again"
-        : "fix the database problem pg_dump names, then run `axe-appliance backup run` again",
+        : `fix the database problem ${program} names, then run \`axe-appliance backup run\` again`,
   );
 }
 

@@ -7,6 +7,7 @@ import { readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import type { DatabaseTarget } from "../../db/connect.ts";
 import { log } from "../../lib/log.ts";
+import { baseBackup } from "../basebackup.ts";
 import type { BackupContext } from "../context.ts";
 import { dumpDatabase, FILES_TAG, RUN_TAG_PREFIX, summaryOf } from "../dump.ts";
 import { recordFigures, recordFileFigures } from "../figures.ts";
@@ -60,6 +61,8 @@ export async function runLocalTier(
     dumpId: dump.summary.snapshot_id.slice(0, 8),
     bytesAdded: added,
   });
+  // With WAL archiving on, the physical base backup that point-in-time restore starts from.
+  const base = ctx.settings.wal.enabled ? await takeBaseBackup(ctx, target, runId) : undefined;
   const retention = options.retention === false ? {} : await retentionAfterSave(ctx, repo, ctx.settings.local.keep);
   step("retention");
   const size = directorySize(repo.repository);
@@ -70,7 +73,7 @@ export async function runLocalTier(
     outcome: "ok",
     snapshot: dump.summary.snapshot_id.slice(0, 8),
     bytesAdded: added,
-    message: `local: database snapshot ${dump.summary.snapshot_id.slice(0, 8)} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id.slice(0, 8)}, ${added} bytes added${partialNote}${retention.note ? `; ${retention.note}` : ""}`,
+    message: `local: database snapshot ${dump.summary.snapshot_id.slice(0, 8)} (${dump.figures.length} tables), files snapshot ${filesSummary.snapshot_id.slice(0, 8)}, ${added} bytes added${partialNote}${base ? `, base backup ${base}` : ""}${retention.note ? `; ${retention.note}` : ""}`,
     warning: retention.warning,
   };
 }
@@ -119,4 +122,13 @@ export function directorySize(dir: string): number {
     if (entry.isFile()) total += statSync(join(entry.parentPath, entry.name)).size;
   }
   return total;
+}
+
+async function takeBaseBackup(ctx: BackupContext, target: DatabaseTarget, runId: string): Promise<string> {
+  const progress = createProgress("base backup");
+  const restic = ctx.restic();
+  const summary = await retryAfterStaleLocks(restic, ctx.local, () =>
+    baseBackup({ restic, repo: ctx.local, target, host: ctx.host, runId, onLine: progress.line }),
+  ).finally(progress.done);
+  return summary.snapshot_id.slice(0, 8);
 }
