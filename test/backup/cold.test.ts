@@ -52,7 +52,7 @@ describe("cold tier", () => {
     fx.setCold(false);
     const again = await runCli(["backup", "run", "--tier", "cold", "--config", fx.configDir]);
     expect(again.code).toBe(0);
-    expect(again.stdout).toMatch(/cold: volume .* absent, skipped \(last copy \d+m old\)/);
+    expect(again.stdout).toMatch(/cold: volume .* absent, skipped \(last copy \d+\.\dh old\)/);
     expect(again.stderr).toBe("");
 
     const status = await runCli(["backup", "status", "--config", fx.configDir]);
