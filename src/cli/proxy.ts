@@ -35,6 +35,8 @@ export const proxyCommand: Command = {
         "Listens on proxy.listen (default 127.0.0.1:3712) and routes by path prefix: /frame/ and the",
         "OAuth protected resource metadata go to the live color, proxy.routes to their upstreams.",
         "Answers GET /healthz itself. The live color is kept in {data_dir}/state/proxy.json.",
+        "GET /metrics (Prometheus text) is on proxy.metrics_listen (default 127.0.0.1:3714, loopback only; off: none)",
+        "and on the admin socket; the status page's last hour is kept in {data_dir}/state/proxy-latency.json.",
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests (up to proxy.drain_timeout_ms), exit 0.",
         "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken or another proxy holds the admin socket.",
       ].join("\n"),
