@@ -100,6 +100,37 @@ describe("a retry never leaves the session's color", () => {
   });
 });
 
+describe("a stale pooled connection", () => {
+  let stale: RawUpstream;
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    // answers the first request of each connection; a later one is closed unanswered (a keep-alive that timed out)
+    const served = new WeakSet<object>();
+    stale = await rawUpstream((request) => {
+      if (served.has(request.socket)) return void request.socket.destroy();
+      served.add(request.socket);
+      request.socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${request.path.length}\r\n\r\n${request.path}`);
+    });
+    proxy = await startProxy(proxyConfigDir(stale.url, stale.url));
+  });
+  afterAll(() => stale.close());
+
+  test("an idempotent request is sent once more on a fresh connection; a tools/call is not", async () => {
+    expect(await (await fetch(`${proxy.url}/frame/first`)).text()).toBe("/frame/first");
+    const again = await fetch(`${proxy.url}/frame/second`);
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe("/frame/second");
+    expect(await proxyMetrics(proxy.socket)).toMatch(/^axe_proxy_retries_total 1$/m);
+    const call = await fetch(`${proxy.url}/frame/mcp`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "x" } }),
+    });
+    expect(call.status).toBe(502);
+    expect(stale.requests.filter((r) => r.path === "/frame/mcp").length).toBe(1);
+  });
+});
+
 describe("logs and metrics say what the caller got", () => {
   let proxy: InProcessProxy;
   beforeAll(async () => {
