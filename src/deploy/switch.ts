@@ -7,7 +7,7 @@ import type { Config } from "../config/load.ts";
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
-import { drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
+import { checkColor, drainColor, proxyStatus, switchLiveColor } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { withClientToken } from "./client-token.ts";
 import type { ColorRunner } from "./color-runner.ts";
@@ -48,7 +48,12 @@ function withGateToken(config: Config, check: (token: string) => Promise<string>
   });
 }
 
-/** The proxy switches only to a color its own health checks see healthy on the new release: wait for that. */
+/**
+ * The proxy switches only to a color its own health checks see healthy on the new release: wait
+ * for that, having it probe the color now on every try (`POST /check`), so the switch does not
+ * wait for its timer (1 s apart by default, two good answers after a restart). A proxy of an
+ * older release without /check is asked for its status instead.
+ */
 async function switchWhenProxyAgrees(
   config: Config,
   color: Color,
@@ -59,7 +64,7 @@ async function switchWhenProxyAgrees(
   let last = "";
   const switched = await pollUntil(
     async () => {
-      const seen = (await proxyStatus(socket)).colors[color];
+      const seen = await checkColor(socket, color).catch(async () => (await proxyStatus(socket)).colors[color]);
       if (seen.healthy && seen.release === release) {
         const result = await switchLiveColor(socket, color);
         return result.changed ? `${result.previous} -> ${result.live}` : `${color} was already live`;

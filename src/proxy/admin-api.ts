@@ -1,6 +1,6 @@
 /**
  * The admin API: HTTP/JSON on the proxy's Unix socket (mode 0600), never on TCP.
- * GET /status, POST /switch {color}, POST /drain {color?, timeout_ms?}, POST /pause,
+ * GET /status, POST /switch {color}, POST /check {color} (probe it now), POST /drain {color?, timeout_ms?}, POST /pause,
  * POST /resume, GET /metrics, GET /latency (last hour, per minute), GET /page (the operator's
  * status page, when the proxy was given one). Bodies are checked with zod; a refusal is 409 with
  * {error: {code, message, hint}}, which admin-client.ts turns back into a ProxyError.
@@ -11,7 +11,9 @@ import type { z } from "zod";
 import { AppError, ProxyError } from "../lib/errors.ts";
 import { proxyStatus } from "./admin-client.ts";
 import {
+  CheckRequestSchema,
   type Color,
+  type ColorStatus,
   DrainRequestSchema,
   type DrainResult,
   type PauseResult,
@@ -25,6 +27,8 @@ import type { LatencySeries } from "./latency-history.ts";
 export interface ProxyControl {
   status(): ProxyStatus;
   switchTo(color: Color): SwitchResult;
+  /** Probes `color` now (counted like a scheduled probe) and returns what the proxy then sees. */
+  check?(color: Color): Promise<ColorStatus>;
   drain(color: Color | undefined, timeoutMs: number | undefined): Promise<DrainResult>;
   pause(): PauseResult;
   resume(): PauseResult;
@@ -44,6 +48,9 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
           return json(200, control.status());
         case "POST /switch":
           return json(200, control.switchTo((await body(request, SwitchRequestSchema)).color));
+        case "POST /check":
+          if (control.check) return json(200, await control.check((await body(request, CheckRequestSchema)).color));
+          break;
         case "POST /drain": {
           const { color, timeout_ms } = await body(request, DrainRequestSchema);
           return json(200, await control.drain(color, timeout_ms));
@@ -68,7 +75,7 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
         error: {
           code: "ADMIN_NOT_FOUND",
           message: `no admin endpoint ${route}`,
-          hint: "GET /status, POST /switch, /drain, /pause, /resume, GET /metrics, /latency, /page",
+          hint: "GET /status, POST /switch, /check, /drain, /pause, /resume, GET /metrics, /latency, /page",
         },
       });
     } catch (error) {

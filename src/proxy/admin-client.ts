@@ -11,6 +11,8 @@ import { ProxyError } from "../lib/errors.ts";
 import {
   AdminErrorSchema,
   type Color,
+  type ColorStatus,
+  ColorStatusSchema,
   type DrainResult,
   DrainResultSchema,
   type PauseResult,
@@ -29,6 +31,11 @@ export async function proxyStatus(socketPath: string): Promise<ProxyStatus> {
 }
 
 /** Makes `color` live; refused (PROXY_COLOR_UNHEALTHY) when that color is not healthy. */
+/** Has the proxy probe `color` now and returns what it then sees (PROXY_NOT_FOUND from a proxy without /check). */
+export async function checkColor(socketPath: string, color: Color): Promise<ColorStatus> {
+  return call(socketPath, "POST", "/check", { color }, ColorStatusSchema);
+}
+
 export async function switchLiveColor(socketPath: string, color: Color): Promise<SwitchResult> {
   return call(socketPath, "POST", "/switch", { color }, SwitchResultSchema);
 }

@@ -37,6 +37,8 @@ export const ProxyStatusSchema = z.object({
 export type ProxyStatus = z.infer<typeof ProxyStatusSchema>;
 
 export const SwitchRequestSchema = z.strictObject({ color: ColorSchema });
+/** POST /check: probe the color's /healthz now (a deploy about to switch need not wait for the timer). */
+export const CheckRequestSchema = z.strictObject({ color: ColorSchema });
 export const SwitchResultSchema = z.object({ live: ColorSchema, previous: ColorSchema, changed: z.boolean() });
 export type SwitchResult = z.infer<typeof SwitchResultSchema>;
 

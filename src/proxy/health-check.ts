@@ -47,6 +47,12 @@ export class HealthCheck {
     this.schedule();
   }
 
+  /** One probe now, recorded like a scheduled one (the thresholds still apply). */
+  async checkNow(): Promise<void> {
+    const probe = await this.probe();
+    if (!this.stopped) this.record(probe, false);
+  }
+
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);

@@ -17,6 +17,7 @@ import { listenAdmin, type ProxyControl } from "./admin-api.ts";
 import {
   COLORS,
   type Color,
+  type ColorStatus,
   type DrainResult,
   otherColor,
   type PauseResult,
@@ -221,6 +222,11 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       this.log.info("switched live color", { from: previous, to: color });
     }
     return { live: color, previous, changed };
+  }
+
+  async check(color: Color): Promise<ColorStatus> {
+    await this.health[color].checkNow();
+    return this.status().colors[color];
   }
 
   async drain(color: Color | undefined, timeoutMs: number | undefined): Promise<DrainResult> {

@@ -31,7 +31,8 @@ export interface ApplianceUnderTest {
   stop(): Promise<void>;
 }
 
-export async function startAppliance(): Promise<ApplianceUnderTest> {
+/** `healthIntervalMs`: the proxy's health check interval (default 100 ms; production's is 1000). */
+export async function startAppliance(options: { healthIntervalMs?: number } = {}): Promise<ApplianceUnderTest> {
   const db = await freshDatabase("deploy");
   const binary = await compiledBinary();
   const { publicPem } = await releaseKeys();
@@ -43,7 +44,12 @@ export async function startAppliance(): Promise<ApplianceUnderTest> {
       frame: { ports: { blue, green }, entra_authority: "http://127.0.0.1:9" },
       proxy: {
         listen: `127.0.0.1:${proxy}`,
-        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 2, unhealthy_threshold: 2 },
+        health: {
+          interval_ms: options.healthIntervalMs ?? 100,
+          timeout_ms: 1000,
+          healthy_threshold: 2,
+          unhealthy_threshold: 2,
+        },
         drain_timeout_ms: 5000,
       },
       deploy: { service_backend: "child", health_timeout_ms: 30_000 },

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import { ProxyError } from "../../src/lib/errors.ts";
-import { pauseProxy, proxyMetrics, proxyStatus, resumeProxy } from "../../src/proxy/admin-client.ts";
+import { checkColor, pauseProxy, proxyMetrics, proxyStatus, resumeProxy } from "../../src/proxy/admin-client.ts";
+import { freePort } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
@@ -87,4 +88,27 @@ test("a second proxy on the same socket is refused", async () => {
     proxyConfigDir("http://127.0.0.1:1", "http://127.0.0.1:2", { admin_socket: proxy.socket }),
   ).catch((e: unknown) => e);
   expect((error as ProxyError).code).toBe("PROXY_RUNNING");
+});
+
+test("POST /check probes a color now: a restarted color is seen healthy without waiting for the timer", async () => {
+  const port = await freePort();
+  const quiet = await startProxy(
+    proxyConfigDir(`http://127.0.0.1:${port}`, `http://127.0.0.1:${port}`, {
+      // the timer would probe again only in 10 minutes
+      health: { interval_ms: 600_000, timeout_ms: 500, healthy_threshold: 2, unhealthy_threshold: 2 },
+    }),
+  );
+  expect((await proxyStatus(quiet.socket)).colors.green.healthy).toBe(false); // nothing listened at start
+  const green = Bun.serve({
+    hostname: "127.0.0.1",
+    port,
+    fetch: () => Response.json({ status: "ok", service: "axe-frame", color: "green", release: "2.0.0" }),
+  });
+  try {
+    expect(await checkColor(quiet.socket, "green")).toMatchObject({ healthy: false }); // one good answer of two
+    expect(await checkColor(quiet.socket, "green")).toMatchObject({ healthy: true, release: "2.0.0" });
+    expect((await proxyStatus(quiet.socket)).colors.green).toMatchObject({ healthy: true, release: "2.0.0" });
+  } finally {
+    green.stop(true);
+  }
 });
