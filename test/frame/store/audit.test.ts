@@ -105,25 +105,34 @@ describe("audit log", () => {
     expect([report!.rows, report!.broken]).toEqual([odd.length + 1, undefined]);
   });
 
-  test("rows chained before migration 4 (no detail) and rows inserted the previous release's way still verify", async () => {
+  test("rows chained by every version of the trigger, and the previous release's inserts, verify as one chain", async () => {
     const { freshDatabase } = await import("../../helpers/postgres.ts");
     const { migrate } = await import("../../../src/db/migrate.ts");
     const { MIGRATIONS } = await import("../../../src/db/migrations/index.ts");
-    const db = await freshDatabase("mig4");
+    const db = await freshDatabase("migaudit");
     try {
-      await migrate(
-        db.sql,
-        MIGRATIONS.filter((m) => m.version < 4),
-      );
       const oldInsert = (who: string) =>
         db.sql`insert into meta.audit_log (at, who, outcome, duration_ms) values (now(), ${who}, 'refused', 1)`;
-      await oldInsert("before the migration");
-      await migrate(db.sql);
-      await oldInsert("the previous release, after the migration");
-      await db.sql`insert into meta.audit_log (at, who, outcome, duration_ms, detail)
-                   values (now(), 'this release', 'refused', 1, '{"count": 3}')`;
+      const detailInsert = (who: string) =>
+        db.sql`insert into meta.audit_log (at, who, outcome, duration_ms, detail)
+               values (now(), ${who}, 'refused', 1, '{"count": 3, "sources": ["203.0.113.9"]}')`;
+      for (const version of [3, 4, 5]) {
+        await migrate(
+          db.sql,
+          MIGRATIONS.filter((m) => m.version <= version),
+        );
+        await oldInsert(`the previous release, at migration ${version}`); // no detail column named
+        if (version >= 4) await detailInsert(`this release, at migration ${version}`);
+      }
+      // A log made by the previous release's entity creation has the generic trigger: still one chain.
+      await db.sql`create or replace trigger audit_chain before insert on meta.audit_log
+                   for each row execute function meta.audit_chain()`;
+      await oldInsert("generic trigger");
+      await detailInsert("generic trigger, with detail");
+      await db.sql`select meta.audit_chain_install('meta')`;
+      await oldInsert("its own trigger again");
       const [report] = await verifyAudit(db.sql, { metaOnly: true });
-      expect([report!.rows, report!.broken]).toEqual([3, undefined]);
+      expect([report!.rows, report!.broken]).toEqual([8, undefined]);
     } finally {
       await db.drop();
     }
