@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { spawn } from "node:child_process";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -33,7 +33,7 @@ async function readyFixture(backup?: Record<string, unknown>): Promise<BackupFix
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] backup on bad days`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
     /** Version-independent cases run on the first restic only (the suite's time). */
     const primary = restic === resticMatrix()[0];
 

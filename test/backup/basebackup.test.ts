@@ -3,7 +3,7 @@
  * streamed into restic, no clear-text file) beside the logical dump; a failed pg_basebackup is
  * never a snapshot.
  */
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DUMP_TOOLS, findPostgresTools } from "../../src/db/postgres-tools.ts";
@@ -34,7 +34,7 @@ function failingBaseBackupDir(): string {
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] base backups`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
 
     test("a base backup snapshot (a tar of the cluster) beside the dump; a failed pg_basebackup is no snapshot", async () => {
       db = await freshDatabase("bk");

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { basename } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
@@ -37,7 +37,7 @@ const snapshotIds = (fx: BackupFixture) =>
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] a repository known to be damaged`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
 
     test("is never pruned: runs add snapshots but forget nothing, status says damaged and unproven, repair brings it back", async () => {
       const fx = await readyFixture();

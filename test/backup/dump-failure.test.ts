@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { chmodSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
@@ -36,7 +36,7 @@ function failingPgDumpDir(how: "exit" | "sigkill" = "exit"): string {
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] pg_dump failing mid-stream`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
 
     test("no new snapshot, exit 7, the message says pg_dump failed and why, the repository is not left locked", async () => {
       db = await freshDatabase("bk");

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
@@ -68,7 +68,7 @@ function plainSshConfig(peer: TestSshd): string {
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] a hung ring peer`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
     /** Version-independent cases run on the first restic only (the suite's time). */
     const primary = restic === resticMatrix()[0];
 

@@ -1,4 +1,4 @@
-import { afterEach, beforeAll, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, test } from "bun:test";
 import { renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
@@ -20,7 +20,7 @@ afterEach(async () => {
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] ring tier over sftp to a real sshd on loopback`, () => {
-    beforeAll(() => useRestic(restic));
+    useRestic(restic);
 
     test("copies to the peer with the local chunker parameters; peer down: ring fails, local succeeds, exit 8, status says so", async () => {
       db = await freshDatabase("bk");

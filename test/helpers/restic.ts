@@ -3,6 +3,7 @@
  * repository under its data dir, the ring off unless asked for, and the cold volume in a temp
  * dir that a test can make appear (write the marker) or disappear (remove it).
  */
+import { afterAll, beforeAll } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseTarget } from "../../src/db/connect.ts";
@@ -45,10 +46,17 @@ export function resticMatrix(): ResticUnderTest[] {
   return matrix;
 }
 
-/** The restic the helpers below use for their assertions; a matrix block sets it in beforeAll. */
+/** The restic the helpers below use for their assertions and fixtures: PATH's, unless a matrix block says. */
 let resticBin = "restic";
+
+/** In a matrix describe block: its tests (fixtures and assertions) use `restic`; the files after it PATH's again. */
 export function useRestic(restic: ResticUnderTest): void {
-  resticBin = restic.bin;
+  beforeAll(() => {
+    resticBin = restic.bin;
+  });
+  afterAll(() => {
+    resticBin = "restic";
+  });
 }
 
 export interface BackupFixture {
