@@ -11,41 +11,17 @@
  * archive_command = '/opt/axe/bin/axe-appliance backup wal-push "%p" "%f" --config /opt/axe/config'
  */
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
-import { isAbsolute, join, resolve } from "node:path";
-import { z } from "zod";
+import { mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { Config } from "../config/load.ts";
+import { walSpool } from "../db/archiving.ts";
 import { createFileOnceFrom, writeFileAtomic } from "../lib/atomic-write.ts";
 import { BackupError } from "../lib/errors.ts";
+import { PUSH_STATE, type PushState, readPushState, WAL_NAME } from "./spool.ts";
 
-/** WAL segments, timeline history files, backup labels and partial segments, as Postgres names them. */
-export const WAL_NAME = /^([0-9A-F]{24}(\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$/;
-
-const WalStateSchema = z.object({
-  lastPush: z.object({ time: z.string(), segment: z.string() }).optional(),
-  failing: z.object({ since: z.string(), segment: z.string(), error: z.string() }).optional(),
-});
-type WalState = z.infer<typeof WalStateSchema>;
-
-export function walSpool(config: Config): string {
-  const spool = config.appliance.backup.wal.spool;
-  return isAbsolute(spool) ? spool : join(config.paths.data, spool);
-}
-
-const statePath = (stateDir: string) => join(stateDir, "wal.json");
-
-export function readWalState(stateDir: string): WalState {
-  try {
-    const parsed = WalStateSchema.safeParse(JSON.parse(readFileSync(statePath(stateDir), "utf8")));
-    if (parsed.success) return parsed.data;
-  } catch {
-    // none yet, or unreadable: start over
-  }
-  return {};
-}
-
-function writeWalState(stateDir: string, state: WalState): void {
-  writeFileAtomic(statePath(stateDir), `${JSON.stringify(state)}\n`, { mode: 0o600 });
+/** The state lives in the spool: wal-push runs as the account Postgres runs as, which can write nothing else of ours. */
+function writePushState(spool: string, state: PushState): void {
+  writeFileAtomic(join(spool, PUSH_STATE), `${JSON.stringify(state)}\n`, { mode: 0o600 });
 }
 
 /** Archives `source` (relative to the cluster's data directory, our working directory) as `name`. */
@@ -64,7 +40,7 @@ export async function walPush(config: Config, source: string, name: string): Pro
       for await (const chunk of Bun.file(resolve(source)).stream()) append(chunk);
     });
     const outcome = published ? "archived" : await sameOrRefuse(resolve(source), target, name);
-    writeWalState(config.paths.state, { lastPush: { time: new Date().toISOString(), segment: name } });
+    writePushStateQuietly(spool, { lastPush: { time: new Date().toISOString(), segment: name } });
     return outcome;
   } catch (error) {
     const reason =
@@ -73,8 +49,8 @@ export async function walPush(config: Config, source: string, name: string): Pro
         : error instanceof BackupError
           ? error.message
           : (error as Error).message;
-    const state = readWalState(config.paths.state);
-    writeWalStateQuietly(config.paths.state, {
+    const state = readPushState(spool);
+    writePushStateQuietly(spool, {
       ...state,
       failing: { since: state.failing?.since ?? new Date().toISOString(), segment: name, error: reason },
     });
@@ -82,7 +58,7 @@ export async function walPush(config: Config, source: string, name: string): Pro
     throw new BackupError(
       "WAL_PUSH_FAILED",
       `wal-push ${name}: ${reason}; Postgres keeps the segment and tries again`,
-      `free space or fix ${spool}; \`axe-appliance backup status\` shows when archiving works again`,
+      `free space or fix ${spool} (it must belong to the account Postgres runs as); \`axe-appliance backup status\` shows when archiving works again`,
     );
   }
 }
@@ -102,18 +78,11 @@ async function sameOrRefuse(source: string, target: string, name: string): Promi
   );
 }
 
-/** Recording a failure must not hide it (the state directory may be on the full disk too). */
-function writeWalStateQuietly(stateDir: string, state: WalState): void {
+/** Recording the outcome must not change it (a full spool cannot take the state file either; status reads its free space). */
+function writePushStateQuietly(spool: string, state: PushState): void {
   try {
-    writeWalState(stateDir, state);
+    writePushState(spool, state);
   } catch {
-    // the exit code still tells Postgres; status shows the age of the last push instead
+    // the exit code still tells Postgres
   }
-}
-
-/** For `backup status`: archiving that is failing now, as a problem line. */
-export function walProblem(stateDir: string): string | undefined {
-  const { failing } = readWalState(stateDir);
-  if (!failing) return undefined;
-  return `WAL archiving is failing since ${failing.since.slice(0, 16)} (segment ${failing.segment}): ${failing.error}; Postgres keeps the segments and retries`;
 }

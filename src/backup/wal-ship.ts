@@ -4,11 +4,15 @@
  * `restic copy --tag wal`. A segment leaves the spool only once every enabled tier has it, so a
  * ring peer that is down or a cold SSD that is away keeps it here until they are back. Its own
  * lock (not the runner's): shipping goes on while the daily run takes its hour.
+ *
+ * The spool belongs to the account Postgres runs as, so restic never reads it: each new segment is
+ * read through a checked descriptor (spool.ts) into a stage directory of ours, and that is saved.
  */
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/load.ts";
+import { walSpool } from "../db/archiving.ts";
 import { fsyncDirectory, writeFileAtomic } from "../lib/atomic-write.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { tryAcquireLock } from "../lib/lock-file.ts";
@@ -16,9 +20,9 @@ import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import type { TierName } from "./restic.ts";
 import { retryAfterStaleLocks } from "./retention.ts";
 import { exitCodeFor, type RunReport } from "./run.ts";
+import { listSpool, readSpoolFile } from "./spool.ts";
 import { ensureCopyRepo, fromEnv } from "./tiers/copy.ts";
 import type { TierResult } from "./tiers/types.ts";
-import { WAL_NAME, walSpool } from "./wal-push.ts";
 
 export const WAL_TAG = "wal";
 
@@ -55,7 +59,7 @@ export async function shipWal(config: Config): Promise<RunReport> {
     );
   try {
     const spool = walSpool(config);
-    const segments = listSpool(spool);
+    const segments = listSpool(spool).map((e) => e.name);
     const state = readShipState(ctx.stateDir);
     const results: TierResult[] = [await shipLocal(ctx, spool, segments, state)];
     for (const tier of ["ring", "cold"] as const) results.push(await shipCopy(ctx, tier, state));
@@ -67,7 +71,7 @@ export async function shipWal(config: Config): Promise<RunReport> {
     const everywhere = segments.filter((s) => enabled.every((t) => state.shipped[t]?.includes(s)));
     for (const name of everywhere) rmSync(join(spool, name), { force: true });
     if (everywhere.length) fsyncDirectory(spool);
-    const left = new Set(listSpool(spool));
+    const left = new Set(listSpool(spool).map((e) => e.name));
     for (const tier of Object.keys(state.shipped))
       state.shipped[tier] = state.shipped[tier]!.filter((s) => left.has(s));
     writeFileAtomic(statePath(ctx.stateDir), `${JSON.stringify(state)}\n`, { mode: 0o600 });
@@ -77,30 +81,54 @@ export async function shipWal(config: Config): Promise<RunReport> {
   }
 }
 
-function listSpool(spool: string): string[] {
-  try {
-    return readdirSync(spool)
-      .filter((name) => WAL_NAME.test(name))
-      .sort();
-  } catch {
-    return [];
-  }
+/** Where the new segments are copied for restic, which never reads the spool itself; ours alone. */
+export function walStage(config: Config): string {
+  return join(config.paths.data, "backup", "wal-stage");
 }
 
-/** The new segments as one local snapshot tagged `wal`. */
+/** The new segments as one local snapshot tagged `wal`, saved from our stage copies. */
 async function shipLocal(ctx: BackupContext, spool: string, segments: string[], state: ShipState): Promise<TierResult> {
   const have = new Set(state.shipped.local ?? []);
   const fresh = segments.filter((s) => !have.has(s));
   if (!fresh.length) return { tier: "local", outcome: "ok", message: "local: no new WAL segments" };
+  const stage = walStage(ctx.config);
+  const refused: string[] = [];
   try {
-    const restic = ctx.restic();
-    const args = ["backup", "--json", "--host", ctx.host, "--tag", WAL_TAG, ...fresh.map((s) => join(spool, s))];
-    await retryAfterStaleLocks(restic, ctx.local, () => restic.must(ctx.local, args, "saving WAL segments"));
-    state.shipped.local = [...have, ...fresh];
-    state.last.local = { time: new Date().toISOString(), newest: fresh.at(-1) };
-    return { tier: "local", outcome: "ok", message: `local: shipped ${plural(fresh.length)} (newest ${fresh.at(-1)})` };
+    rmSync(stage, { recursive: true, force: true });
+    mkdirSync(stage, { recursive: true, mode: 0o700 });
+    const staged: string[] = [];
+    for (const name of fresh) {
+      try {
+        writeFileSync(join(stage, name), readSpoolFile(spool, name), { mode: 0o600, flag: "wx" });
+        staged.push(name);
+      } catch (error) {
+        if (!(error instanceof BackupError && error.code === "WAL_SPOOL_UNSAFE")) throw error;
+        refused.push(error.message);
+      }
+    }
+    if (staged.length) {
+      const restic = ctx.restic();
+      const args = ["backup", "--json", "--host", ctx.host, "--tag", WAL_TAG, stage];
+      await retryAfterStaleLocks(restic, ctx.local, () => restic.must(ctx.local, args, "saving WAL segments"));
+      state.shipped.local = [...have, ...staged];
+      state.last.local = { time: new Date().toISOString(), newest: staged.at(-1) };
+    }
+    if (refused.length)
+      return {
+        tier: "local",
+        outcome: "failed",
+        code: "WAL_SPOOL_UNSAFE",
+        message: `local: ${staged.length ? `shipped ${plural(staged.length)}, but ` : ""}${refused.join("; ")}`,
+      };
+    return {
+      tier: "local",
+      outcome: "ok",
+      message: `local: shipped ${plural(staged.length)} (newest ${staged.at(-1)})`,
+    };
   } catch (error) {
     return failed("local", error);
+  } finally {
+    rmSync(stage, { recursive: true, force: true });
   }
 }
 

@@ -88,9 +88,11 @@ runs per tier only after that tier succeeded, and never on a tier marked damaged
       summary: "archive one WAL segment into the spool (Postgres' archive_command)",
       usage: "PATH NAME [--config DIR]",
       details: `Postgres runs it as archive_command = '<axe-appliance> backup wal-push "%p" "%f" --config DIR' in the
-cluster's data directory. The segment is written to backup.wal.spool (default {data_dir}/backup/wal-spool),
-fsynced with its directory, before it exits 0; a repeat with the same bytes is 0, other bytes under the same
-name are refused. Exit codes: 0 archived, 7 not archived (Postgres keeps the segment and retries), 2 usage.`,
+cluster's data directory, as the account Postgres runs as; with backup.wal.enabled the embedded cluster is set
+up so (archive_mode, archive_command, archive_timeout = backup.wal.archive_timeout_seconds). The segment is
+written to backup.wal.spool (default {data_dir}/wal-spool, which that account owns), fsynced with its directory,
+before it exits 0; a repeat with the same bytes is 0, other bytes under the same name are refused.
+Exit codes: 0 archived, 7 not archived (Postgres keeps the segment and retries), 2 usage.`,
       positionals: 2,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
@@ -144,11 +146,14 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
           import("../backup/status.ts"),
           import("../backup/lock.ts"),
         ]);
-        const { walProblem } = await import("../backup/wal-push.ts");
+        const [{ walProblem }, { walSpool }] = await Promise.all([
+          import("../backup/spool.ts"),
+          import("../db/archiving.ts"),
+        ]);
         const ctx = backupContext(config(inv));
         const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
         const runner = lock.hungRunner(lock.runnerLockPath(ctx), lock.runBudgetMs(ctx));
-        const wal = walProblem(ctx.stateDir);
+        const wal = ctx.settings.wal.enabled ? walProblem(walSpool(ctx.config)) : undefined;
         const bad = Boolean(runner || wal) || reports.some((r) => r.problems.length > 0);
         if (inv.values.json)
           process.stdout.write(

@@ -194,10 +194,17 @@ export const BackupSection = z.strictObject({
   /** Continuous WAL archiving (point-in-time restore). */
   wal: z
     .strictObject({
-      /** Where `backup wal-push` (Postgres' archive_command) puts each segment, fsynced; relative paths are under data_dir. */
-      /** Archiving is on: `backup schedule` adds the wal-ship timer (the cluster's archive_command comes next). */
+      /**
+       * Archiving is on: the embedded cluster archives every segment (archive_command = `backup wal-push`),
+       * `backup schedule` adds the wal-ship timer and the daily run takes a base backup.
+       */
       enabled: z.boolean().default(false),
-      spool: z.string().default("backup/wal-spool"),
+      /** Where `backup wal-push` puts each segment, fsynced; relative paths are under data_dir. The account Postgres runs as owns it. */
+      spool: z.string().default("wal-spool"),
+      /** Postgres' archive_timeout (seconds): while anything is written, a segment is closed and archived at least this often. */
+      archive_timeout_seconds: z.number().int().min(1).max(3600).default(60),
+      /** The binary archive_command runs; default: {config dir}/../bin/axe-appliance when it exists (install.sh's), else this one. */
+      program: z.string().optional(),
       /** How often the timer runs `backup wal-ship` (minutes). */
       ship_every_minutes: z.number().int().positive().default(5),
     })

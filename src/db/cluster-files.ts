@@ -147,6 +147,15 @@ export function prepareSocketDir(dir: string, port: number, account: ClusterAcco
   return socketDir;
 }
 
+/**
+ * A directory of the account's in a path that is root's all the way up (the WAL spool, which
+ * Postgres' archive_command fills as the account): made by us and handed over, or already its, 0700.
+ */
+export function prepareAccountDir(path: string, account: ClusterAccount): void {
+  assertRootsPath(dirname(path), account);
+  makeAccountDir(path, account);
+}
+
 /** mkdir, then hand a directory we just made to the account; an existing one must already be its, 0700. */
 function makeAccountDir(path: string, account: ClusterAccount): void {
   try {

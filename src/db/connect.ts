@@ -9,6 +9,7 @@ import { secretPath } from "../config/load.ts";
 import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { DatabaseError } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret-file.ts";
+import { archiveSettings } from "./archiving.ts";
 import { EmbeddedPostgres } from "./embedded.ts";
 import type { DatabaseTarget } from "./target.ts";
 
@@ -64,7 +65,11 @@ export async function openDatabase(config: Config): Promise<OpenDatabase> {
       },
     };
   }
-  const embedded = await EmbeddedPostgres.open({ dir: join(config.paths.data, "postgres"), runAs: embedded_run_as });
+  const embedded = await EmbeddedPostgres.open({
+    dir: join(config.paths.data, "postgres"),
+    runAs: embedded_run_as,
+    archive: archiveSettings(config),
+  });
   await ensureDatabase(embedded.target("postgres"), FRAME_DATABASE);
   return { target: embedded.target(FRAME_DATABASE), embedded };
 }

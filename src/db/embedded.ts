@@ -13,10 +13,12 @@ import { randomBytes } from "node:crypto";
 import { existsSync, lchownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DatabaseError } from "../lib/errors.ts";
+import type { ArchiveSettings } from "./archiving.ts";
 import {
   assertRootsPath,
   type ClusterAccount,
   checkOwned,
+  prepareAccountDir,
   prepareSocketDir,
   readOwnedFile,
   runAsAccount,
@@ -34,6 +36,8 @@ export interface EmbeddedOptions {
   port?: number;
   /** Throwaway clusters (tests): skip fsync at initdb and at run time. Never for real data. */
   throwaway?: boolean;
+  /** Continuous WAL archiving into this spool (backup.wal.enabled); archive_mode takes effect at the next start. */
+  archive?: ArchiveSettings;
 }
 
 const SUPERUSER = "axe";
@@ -67,7 +71,8 @@ export class EmbeddedPostgres {
     if (!made || !existsSync(join(pgdata, "PG_VERSION"))) await initdb(bin, dir, pgdata, account, throwaway);
     const password = readOwnedFile(join(dir, "superuser.password"), ownersOf(account), account).trim();
     const socketDir = prepareSocketDir(dir, port, account);
-    writeSettings(pgdata, port, socketDir, account, throwaway);
+    if (options.archive) prepareAccountDir(options.archive.spool, account);
+    writeSettings(pgdata, port, socketDir, account, throwaway, options.archive);
     const make = (socket: string, startedHere: boolean) =>
       new EmbeddedPostgres(dir, socket, port, bin, account, password, startedHere);
     const cluster = make(socketDir, false);
@@ -155,6 +160,7 @@ function writeSettings(
   socketDir: string,
   account: ClusterAccount,
   throwaway: boolean,
+  archive?: ArchiveSettings,
 ): void {
   const conf = join(pgdata, "postgresql.conf");
   if (!checkOwned(conf, "file", [account.uid], account))
@@ -168,6 +174,14 @@ function writeSettings(
     "unix_socket_permissions = 0700",
     "max_connections = 200",
     ...(throwaway ? ["fsync = off", "synchronous_commit = off", "full_page_writes = off"] : []),
+    ...(archive
+      ? [
+          "wal_level = replica",
+          "archive_mode = on",
+          `archive_command = ${confString(archive.command)}`,
+          `archive_timeout = ${archive.timeoutSeconds}`,
+        ]
+      : []),
     "",
   ].join("\n");
   runAsAccount(
@@ -178,6 +192,9 @@ function writeSettings(
     settings,
   );
 }
+
+/** A postgresql.conf string literal: backslashes and quotes escaped. */
+const confString = (value: string) => `'${value.replaceAll("\\", "\\\\").replaceAll("'", "''")}'`;
 
 /** Where a running server listens: a cluster started by an older release has its socket elsewhere. */
 function runningSocketDir(pgdata: string, account: ClusterAccount): string | undefined {

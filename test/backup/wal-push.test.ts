@@ -36,13 +36,14 @@ const push = (configDir: string, cwd: string, segment = SEGMENT) =>
 describe("backup wal-push", () => {
   test("a segment lands whole in the spool; a repeat is 0; another segment under the same name is refused", async () => {
     const config = makeConfigDir({ appliance: { backup: { ring: { enabled: false } } } });
-    const spool = join(config, "data", "backup", "wal-spool");
+    const spool = join(config, "data", "wal-spool");
     const data = pgdata();
     const first = await push(config, data.dir);
     expect(first.stderr).toBe("");
     expect(first.code).toBe(0);
     expect(readFileSync(join(spool, SEGMENT)).equals(data.bytes)).toBe(true);
-    expect(readdirSync(spool)).toEqual([SEGMENT]); // no temp file left
+    expect(readdirSync(spool).filter((f) => f.endsWith(".tmp"))).toEqual([]); // no temp file left
+    expect(readdirSync(spool).filter((f) => !f.startsWith("."))).toEqual([SEGMENT]);
     expect((await push(config, data.dir)).code).toBe(0); // Postgres retries after a crash: harmless
 
     writeFileSync(join(data.dir, "pg_wal", SEGMENT), randomBytes(1024));
@@ -54,7 +55,7 @@ describe("backup wal-push", () => {
 
   test("kill -9 halfway: nothing under the segment's name; Postgres' retry then archives it whole", async () => {
     const config = makeConfigDir({ appliance: { backup: { ring: { enabled: false } } } });
-    const spool = join(config, "data", "backup", "wal-spool");
+    const spool = join(config, "data", "wal-spool");
     const data = pgdata();
     // The segment comes through a FIFO that we fill halfway, so wal-push is mid-copy when it is killed.
     const slow = tempDir("axe-walsrc");
@@ -96,13 +97,15 @@ describe("backup wal-push", () => {
         "",
       );
       mounted = spool;
-      const config = makeConfigDir({ appliance: { backup: { ring: { enabled: false }, wal: { spool } } } });
+      const config = makeConfigDir({
+        appliance: { backup: { ring: { enabled: false }, wal: { enabled: true, spool } } },
+      });
       const data = pgdata();
       const full = await push(config, data.dir);
       expect(full.code).not.toBe(0);
       expect(full.stderr).toContain("no space left on device");
       expect(existsSync(join(spool, SEGMENT))).toBe(false);
-      expect(readdirSync(spool)).toEqual([]); // the partial temp file is gone too
+      expect(readdirSync(spool).filter((f) => !f.startsWith(".wal-push.json"))).toEqual([]); // the partial temp file is gone too
       const status = await runCli(["backup", "status", "--config", config], { cwd: REPO });
       expect(status.code).toBe(7);
       expect(status.stdout).toContain("WAL archiving is failing");
@@ -115,6 +118,7 @@ describe("backup wal-push", () => {
       const after = await runCli(["backup", "status", "--config", config], { cwd: REPO });
       expect(after.stdout).not.toContain("WAL archiving is failing");
       rmSync(join(spool, SEGMENT));
+      rmSync(join(spool, ".wal-push.json"), { force: true });
     },
     60_000,
   );

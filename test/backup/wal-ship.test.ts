@@ -37,7 +37,8 @@ describe("backup wal-ship", () => {
         expect(push.code).toBe(0);
       }
     };
-    const spool = join(fx.dataDir, "backup", "wal-spool");
+    const spool = join(fx.dataDir, "wal-spool");
+    const spooled = () => readdirSync(spool).filter((f) => !f.startsWith("."));
     const walFiles = (repo: string, tier: "local" | "cold") =>
       (resticJson(repo, fx.passwordFile(tier), ["snapshots", "--tag", "wal"]) as unknown[] | null)?.length ?? 0;
 
@@ -49,7 +50,7 @@ describe("backup wal-ship", () => {
     expect(first.stdout).toContain("cold: skipped");
     expect(walFiles(fx.localRepo, "local")).toBe(1);
     // The cold SSD is enabled but away: the segments stay in the spool.
-    expect(readdirSync(spool).sort()).toEqual([segment(1), segment(2), segment(3)]);
+    expect(spooled().sort()).toEqual([segment(1), segment(2), segment(3)]);
 
     await pushAll(4, 4);
     fx.setCold(true);
@@ -60,7 +61,7 @@ describe("backup wal-ship", () => {
     expect(second.stdout).toMatch(/cold: .*WAL/);
     expect(walFiles(fx.coldRepo, "cold")).toBe(2);
     // Every enabled tier has all four now: the spool is empty.
-    expect(readdirSync(spool)).toEqual([]);
+    expect(spooled()).toEqual([]);
     const nothing = await runCli(["backup", "wal-ship", "--config", fx.configDir]);
     expect(nothing.code).toBe(0);
     expect(nothing.stdout).toContain("local: no new WAL segments");

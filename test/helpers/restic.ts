@@ -74,7 +74,8 @@ export interface BackupFixture {
 }
 
 export interface BackupFixtureOptions {
-  database: DatabaseTarget;
+  /** The database to back up; none: the appliance's embedded cluster under the fixture's data_dir. */
+  database?: DatabaseTarget;
   /** The restic the appliance runs (backup.restic); default: the one the helpers use now. */
   restic?: string;
   ring?: { repository?: string; ssh_command: string } & Record<string, unknown>;
