@@ -7,7 +7,6 @@
  * someone else, is refused by name. The socket directory lives outside, in a parent only root
  * can write (decision 45).
  */
-import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   closeSync,
@@ -23,6 +22,7 @@ import {
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { DatabaseError } from "../lib/errors.ts";
+import { describeExit, ProgramStartError, runProgram } from "../lib/program.ts";
 
 /** The OS account Postgres runs as; when it is this process's own, there is no boundary to keep. */
 export interface ClusterAccount {
@@ -92,29 +92,40 @@ export function readOwnedFile(path: string, owners: number[], account: ClusterAc
   }
 }
 
+/** A short script as the account has no reason to run longer; a hung one must not hang serve. */
+const SCRIPT_DEADLINE_MS = 30_000;
+
 /**
  * Runs a short /bin/sh script as the account (as ourselves when it is ours). `$1...` are `args`;
  * `input` goes to its stdin. Throws a DatabaseError naming `what` when it fails.
  */
-export function runAsAccount(account: ClusterAccount, what: string, script: string, args: string[], input = ""): void {
-  const ids = account.uid === us() ? {} : { uid: account.uid, gid: account.gid };
-  const run = spawnSync("/bin/sh", ["-c", `umask 077 && ${script}`, "sh", ...args], {
-    input,
-    encoding: "utf8",
-    timeout: 30_000,
-    ...ids,
-  });
-  if (run.status !== 0)
-    throw new DatabaseError(
+export async function runAsAccount(
+  account: ClusterAccount,
+  what: string,
+  script: string,
+  args: string[],
+  input = "",
+): Promise<void> {
+  const failed = (why: string) =>
+    new DatabaseError(
       "EMBEDDED_POSTGRES",
-      `could not ${what} as '${account.name}': ${(run.stderr || run.error?.message || `exit ${run.status}`).trim()}`,
+      `could not ${what} as '${account.name}': ${why}`,
       `'${account.name}' must own the cluster directory; check it with ls -la`,
     );
+  const exit = await runProgram(["/bin/sh", "-c", `umask 077 && ${script}`, "sh", ...args], {
+    runAs: account,
+    stdin: new Blob([input]),
+    deadlineMs: SCRIPT_DEADLINE_MS,
+    deadlineSignal: "SIGTERM",
+  }).catch((error: unknown) => {
+    throw failed(error instanceof ProgramStartError ? error.reason : (error as Error).message);
+  });
+  if (exit.code !== 0) throw failed(exit.stderr.trim() || describeExit(exit, SCRIPT_DEADLINE_MS));
 }
 
 /** Writes a whole file as the account: a temp file of this writer's own, then rename, with its permissions only. */
-export function writeAsAccount(account: ClusterAccount, path: string, content: string): void {
-  runAsAccount(account, `write ${path}`, 'cat > "$1.tmp-$$" && mv -f "$1.tmp-$$" "$1"', [path], content);
+export function writeAsAccount(account: ClusterAccount, path: string, content: string): Promise<void> {
+  return runAsAccount(account, `write ${path}`, 'cat > "$1.tmp-$$" && mv -f "$1.tmp-$$" "$1"', [path], content);
 }
 
 /**

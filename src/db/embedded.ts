@@ -8,11 +8,12 @@
  * const sql = connect(pg.target("frame"));
  * await pg.stop();
  */
-import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, lchownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { DatabaseError } from "../lib/errors.ts";
+import { describeExit, lastLines, ProgramStartError, runProgram } from "../lib/program.ts";
 import type { ArchiveSettings } from "./archiving.ts";
 import {
   assertRootsPath,
@@ -59,7 +60,7 @@ export class EmbeddedPostgres {
   static async open(options: EmbeddedOptions): Promise<EmbeddedPostgres> {
     const bin = findPostgresTools(SERVER_TOOLS);
     const port = options.port ?? 5432;
-    const account = clusterAccount(options.runAs ?? "postgres");
+    const account = await clusterAccount(options.runAs ?? "postgres");
     const { dir } = options;
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     assertRootsPath(dirname(dir), account);
@@ -72,11 +73,11 @@ export class EmbeddedPostgres {
     const password = readOwnedFile(join(dir, "superuser.password"), ownersOf(account), account).trim();
     const socketDir = prepareSocketDir(dir, port, account);
     if (options.archive) prepareAccountDir(options.archive.spool, account);
-    writeSettings(pgdata, port, socketDir, account, throwaway, options.archive);
+    await writeSettings(pgdata, port, socketDir, account, throwaway, options.archive);
     const make = (socket: string, startedHere: boolean) =>
       new EmbeddedPostgres(dir, socket, port, bin, account, password, startedHere);
     const cluster = make(socketDir, false);
-    if (cluster.isRunning(pgdata)) return make(runningSocketDir(pgdata, account) ?? socketDir, false);
+    if (await cluster.isRunning(pgdata)) return make(runningSocketDir(pgdata, account) ?? socketDir, false);
     checkOwned(join(dir, "postgres.log"), "file", [account.uid], account);
     await cluster.run("pg_ctl", ["-D", pgdata, "-l", join(dir, "postgres.log"), "-w", "-t", "60", "start"]);
     return make(socketDir, true);
@@ -91,26 +92,19 @@ export class EmbeddedPostgres {
   async stop(options: { force?: boolean } = {}): Promise<void> {
     if (!this.startedHere && !options.force) return;
     const pgdata = join(this.dir, "pgdata");
-    if (!this.isRunning(pgdata)) return;
+    if (!(await this.isRunning(pgdata))) return;
     await this.run("pg_ctl", ["-D", pgdata, "-m", "fast", "-w", "-t", "60", "stop"]);
   }
 
-  /** Synchronous stop for process exit handlers. */
-  stopSync(): void {
-    if (!this.startedHere) return;
-    spawnSync(join(this.bin, "pg_ctl"), ["-D", join(this.dir, "pgdata"), "-m", "immediate", "-w", "stop"], {
-      stdio: "ignore",
-      ...this.ids(),
+  /** `pg_ctl status` exits 0 only while a server runs on this data directory. */
+  private async isRunning(pgdata: string): Promise<boolean> {
+    const status = await runProgram([join(this.bin, "pg_ctl"), "-D", pgdata, "status"], {
+      runAs: this.account,
+      stdout: "ignore",
+      stderr: "ignore",
+      deadlineMs: TOOL_DEADLINE_MS.quick,
     });
-  }
-
-  private ids(): { uid?: number; gid?: number } {
-    return this.account.uid === process.getuid?.() ? {} : { uid: this.account.uid, gid: this.account.gid };
-  }
-
-  private isRunning(pgdata: string): boolean {
-    const status = spawnSync(join(this.bin, "pg_ctl"), ["-D", pgdata, "status"], { stdio: "ignore", ...this.ids() });
-    return status.status === 0;
+    return status.code === 0;
   }
 
   private run(tool: string, args: string[]): Promise<void> {
@@ -132,9 +126,9 @@ async function initdb(
   // The directory's parent is root's (checked), so this cannot be a link swapped in meanwhile.
   if (lstatSync(dir).uid !== account.uid) lchownSync(dir, account.uid, account.gid);
   const password = randomBytes(24).toString("base64url");
-  writeAsAccount(account, join(dir, "superuser.password"), `${password}\n`);
+  await writeAsAccount(account, join(dir, "superuser.password"), `${password}\n`);
   const pwfile = join(dir, ".initdb-pw");
-  writeAsAccount(account, pwfile, `${password}\n`);
+  await writeAsAccount(account, pwfile, `${password}\n`);
   try {
     await runTool(bin, account, dir, "initdb", [
       "-D",
@@ -154,14 +148,14 @@ async function initdb(
 }
 
 /** Socket-only listening, rewritten (as the account) at every open so a moved data directory still works. */
-function writeSettings(
+async function writeSettings(
   pgdata: string,
   port: number,
   socketDir: string,
   account: ClusterAccount,
   throwaway: boolean,
   archive?: ArchiveSettings,
-): void {
+): Promise<void> {
   const conf = join(pgdata, "postgresql.conf");
   if (!checkOwned(conf, "file", [account.uid], account))
     throw new DatabaseError("EMBEDDED_POSTGRES", `${conf} is missing`, `${pgdata} is not a whole cluster`);
@@ -184,7 +178,7 @@ function writeSettings(
       : []),
     "",
   ].join("\n");
-  runAsAccount(
+  await runAsAccount(
     account,
     `write the settings in ${pgdata}`,
     'cd "$1" && { grep -qxF "$2" postgresql.conf || printf \'\\n%s\\n\' "$2" >> postgresql.conf; } && cat > axe.conf.tmp-$$ && mv -f axe.conf.tmp-$$ axe.conf',
@@ -206,26 +200,26 @@ function runningSocketDir(pgdata: string, account: ClusterAccount): string | und
   }
 }
 
-function runTool(bin: string, account: ClusterAccount, dir: string, tool: string, args: string[]): Promise<void> {
-  const ids = account.uid === process.getuid?.() ? {} : { uid: account.uid, gid: account.gid };
-  return new Promise((resolve, reject) => {
-    const child = spawn(join(bin, tool), args, { stdio: ["ignore", "pipe", "pipe"], ...ids });
-    let output = "";
-    child.stdout.on("data", (chunk) => (output += chunk));
-    child.stderr.on("data", (chunk) => (output += chunk));
-    child.on("error", (error) => reject(new DatabaseError("POSTGRES_SPAWN", `${tool}: ${error.message}`)));
-    child.on("close", (code) => {
-      if (code === 0) return resolve();
-      const tail = output.trim().split("\n").slice(-5).join("\n  ");
-      reject(
-        new DatabaseError(
-          "EMBEDDED_POSTGRES",
-          `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (exit ${code}):\n  ${tail}`,
-          `see ${join(dir, "postgres.log")}`,
-        ),
-      );
-    });
+/**
+ * How long a tool may run before it is stopped: pg_ctl waits for the server itself (`-t 60`), so
+ * these only end a tool that hangs; initdb writes a whole cluster and gets longer.
+ */
+const TOOL_DEADLINE_MS = { quick: 30_000, pg_ctl: 120_000, initdb: 600_000 } as const;
+
+/** Runs a Postgres tool as the account; a failure names the tool, its exit and its last words. */
+async function runTool(bin: string, account: ClusterAccount, dir: string, tool: string, args: string[]): Promise<void> {
+  const deadlineMs = tool === "initdb" ? TOOL_DEADLINE_MS.initdb : TOOL_DEADLINE_MS.pg_ctl;
+  const exit = await runProgram([join(bin, tool), ...args], { runAs: account, deadlineMs }).catch((error: unknown) => {
+    const why = error instanceof ProgramStartError ? error.reason : (error as Error).message;
+    throw new DatabaseError("POSTGRES_SPAWN", `${tool}: ${why}`);
   });
+  if (exit.code === 0) return;
+  const tail = lastLines(`${exit.stdout}\n${exit.stderr}`, 5, "\n  ");
+  throw new DatabaseError(
+    "EMBEDDED_POSTGRES",
+    `${tool === "pg_ctl" ? `pg_ctl ${args.at(-1)}` : tool} failed (${describeExit(exit, deadlineMs)}):\n  ${tail}`,
+    `see ${join(dir, "postgres.log")}`,
+  );
 }
 
 /** Running as root, the cluster's user must be able to walk down to its directory. */
@@ -241,21 +235,25 @@ function assertReachable(dir: string, user: string): void {
 }
 
 /** As root, the account named; otherwise our own (Postgres runs as whoever starts it). */
-function clusterAccount(name: string): ClusterAccount {
+async function clusterAccount(name: string): Promise<ClusterAccount> {
   const me = process.getuid?.() ?? 0;
-  if (me !== 0)
-    return {
-      name: spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim() || String(me),
-      uid: me,
-      gid: process.getgid?.() ?? 0,
-    };
-  const uid = spawnSync("id", ["-u", name], { encoding: "utf8" });
-  const gid = spawnSync("id", ["-g", name], { encoding: "utf8" });
-  if (uid.status !== 0 || gid.status !== 0)
+  if (me !== 0) return { name: ourName() ?? String(me), uid: me, gid: process.getgid?.() ?? 0 };
+  const id = (flag: string) => runProgram(["id", flag, name], { deadlineMs: TOOL_DEADLINE_MS.quick });
+  const [uid, gid] = await Promise.all([id("-u"), id("-g")]);
+  if (uid.code !== 0 || gid.code !== 0)
     throw new DatabaseError(
       "POSTGRES_RUN_AS",
       `running as root, and the user '${name}' that Postgres should run as does not exist`,
       "Postgres refuses to run as root: create that user or set database.embedded_run_as in appliance.yaml",
     );
   return { name, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** Our account's name, for messages; a uid without a passwd entry (some containers) has none. */
+function ourName(): string | undefined {
+  try {
+    return userInfo().username;
+  } catch {
+    return undefined;
+  }
 }

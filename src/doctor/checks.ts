@@ -2,7 +2,6 @@
  * What `axe-appliance doctor` looks at: config, the programs we need, ports, secret file modes.
  * Every check reports OK or FAIL, and each FAIL carries the fix.
  */
-import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
@@ -10,6 +9,7 @@ import { type Config, loadConfig, resolveConfigDir } from "../config/load.ts";
 import { DUMP_TOOLS, findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
 import type { AppError } from "../lib/errors.ts";
 import { instanceId } from "../lib/instance.ts";
+import { describeExit, lastLines, ProgramStartError, runProgram } from "../lib/program.ts";
 import { defaultBackendKind } from "../services/backend.ts";
 
 export interface CheckResult {
@@ -39,7 +39,7 @@ export async function runChecks(configDir?: string): Promise<CheckResult[]> {
   }
   results.push(toolCheck("postgres server", SERVER_TOOLS, !config?.appliance.database.url));
   results.push(toolCheck("postgres client tools", DUMP_TOOLS, true));
-  results.push(resticCheck());
+  results.push(await resticCheck());
   if (config) {
     results.push(backendCheck(config));
     results.push(...(await portChecks(config)));
@@ -57,14 +57,27 @@ function toolCheck(name: string, tools: readonly string[], needed: boolean): Che
   }
 }
 
-function resticCheck(): CheckResult {
-  const result = spawnSync("restic", ["version"], { encoding: "utf8", timeout: 5000 });
-  if (result.status === 0) return { name: "restic", ok: true, detail: result.stdout.trim().split("\n")[0]! };
+const RESTIC_VERSION_DEADLINE_MS = 5000;
+
+async function resticCheck(): Promise<CheckResult> {
+  const name = "restic";
+  const install = "`brew install restic` on macOS, `apt-get install restic` on Debian";
+  const exit = await runProgram(["restic", "version"], {
+    deadlineMs: RESTIC_VERSION_DEADLINE_MS,
+    deadlineSignal: "SIGTERM",
+    killAfterMs: 1000,
+  }).catch((error: unknown) => {
+    if (error instanceof ProgramStartError) return undefined;
+    throw error;
+  });
+  if (!exit) return { name, ok: false, detail: "restic not found on PATH", fix: install };
+  if (exit.code === 0) return { name, ok: true, detail: exit.stdout.trim().split("\n")[0]! };
+  const said = lastLines(exit.stderr || exit.stdout, 1);
   return {
-    name: "restic",
+    name,
     ok: false,
-    detail: "restic not found on PATH",
-    fix: "`brew install restic` on macOS, `apt-get install restic` on Debian",
+    detail: `restic version ${describeExit(exit, RESTIC_VERSION_DEADLINE_MS)}${said ? `: ${said}` : ""}`,
+    fix: `run \`restic version\` to see what is wrong; reinstall: ${install}`,
   };
 }
 

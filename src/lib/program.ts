@@ -1,8 +1,9 @@
 /**
- * Running another program (restic, pg_dump, ssh, a release's binary) with a deadline: its output
- * collected (the tail of it, bounded), at the deadline a chosen signal (SIGINT: restic then stops
- * cleanly without saving), SIGKILL after a grace period, and an honest account of how it ended:
- * its exit code, or the signal that ended it, and whether the deadline fired.
+ * Running another program (restic, pg_dump, ssh, a release's binary, pg_ctl as the Postgres
+ * account) with a deadline: its output collected (the tail of it, bounded), at the deadline a
+ * chosen signal (SIGINT: restic then stops cleanly without saving), SIGKILL after a grace period,
+ * and an honest account of how it ended: its exit code, or the signal that ended it, and whether
+ * the deadline fired.
  *
  * @example
  * const result = await runProgram(["restic", "snapshots", "--json"], { env, deadlineMs: 60_000 });
@@ -38,6 +39,13 @@ export interface ProgramOptions {
   killAfterMs?: number;
   /** How much of each collected stream is kept: its last bytes (default 32 MiB). */
   keepBytes?: number;
+  /**
+   * The account it runs as (setgid, setuid, and no supplementary groups of ours), e.g. the Postgres
+   * account when we are root; needs root unless it is our own, which starts it as we are.
+   */
+  runAs?: { uid: number; gid: number };
+  /** In a session and process group of its own (a service that outlives us; stop it by its group). */
+  detached?: boolean;
 }
 
 export interface ProgramExit {
@@ -65,6 +73,8 @@ export interface RunningProgram {
   readonly done: boolean;
   /** Sends `signal` now (default SIGTERM), SIGKILL after `graceMs` if it is still running; resolves with its exit. */
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ProgramExit>;
+  /** Lets this process exit while the program still runs (with `detached`, it lives on). */
+  unref(): void;
 }
 
 /** The program could not be started at all (not found, not executable). */
@@ -92,6 +102,8 @@ export function startProgram(argv: string[], options: ProgramOptions = {}): Runn
       stdin: options.stdin ?? "ignore",
       stdout: collect(options.stdout),
       stderr: collect(options.stderr),
+      ...identity(options.runAs),
+      ...(options.detached ? { detached: true } : {}),
     });
   } catch (error) {
     throw new ProgramStartError(argv[0] ?? "", (error as NodeJS.ErrnoException).code ?? (error as Error).message);
@@ -141,11 +153,18 @@ export function startProgram(argv: string[], options: ProgramOptions = {}): Runn
       return child.exitCode !== null || child.signalCode !== null;
     },
     stop,
+    unref: () => child.unref(),
   };
 }
 
-/** Runs `argv` to the end (or its deadline). */
-export function runProgram(argv: string[], options: ProgramOptions = {}): Promise<ProgramExit> {
+/** The uid and gid to start a child with: none when they are ours (an unprivileged process may not set them). */
+function identity(runAs: ProgramOptions["runAs"]): { uid?: number; gid?: number } {
+  if (!runAs || (runAs.uid === process.getuid?.() && runAs.gid === process.getgid?.())) return {};
+  return { uid: runAs.uid, gid: runAs.gid };
+}
+
+/** Runs `argv` to the end (or its deadline); a program that cannot start rejects with ProgramStartError. */
+export async function runProgram(argv: string[], options: ProgramOptions = {}): Promise<ProgramExit> {
   return startProgram(argv, options).exited;
 }
 

@@ -4,7 +4,6 @@
  * {data_dir}/logs/<name>.log. Detached, so a color started by `deploy receive` outlives the
  * receiver; PID files, so the next receiver (or `up`'s supervisor) finds it again.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
@@ -13,6 +12,7 @@ import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { parseJsonOrUndefined } from "../lib/json.ts";
 import { isAlive } from "../lib/lock-file.ts";
 import { pollUntil } from "../lib/poll.ts";
+import { ProgramStartError, type RunningProgram, startProgram } from "../lib/program.ts";
 import { type ServiceBackend, type ServiceName, type ServiceSpec, type ServiceStatus, serviceSpec } from "./backend.ts";
 
 /**
@@ -24,7 +24,7 @@ const PidRecordSchema = z.object({ pid: z.number().int().min(2), release: z.stri
 type PidRecord = z.infer<typeof PidRecordSchema>;
 
 /** Children this process spawned, so their exit is reaped and seen at once. */
-const spawned = new Map<number, ChildProcess>();
+const spawned = new Map<number, RunningProgram>();
 
 export interface ChildBackendOptions {
   /** How long a service gets between SIGTERM and SIGKILL. */
@@ -53,22 +53,23 @@ export class ChildBackend implements ServiceBackend {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o755 });
     const log = openSync(spec.logFile, "a", 0o640);
-    let child: ChildProcess;
+    let child: RunningProgram;
     try {
-      child = spawn(spec.program, spec.args, {
+      child = startProgram([spec.program, ...spec.args], {
         detached: true,
-        stdio: ["ignore", log, log],
+        stdout: log,
+        stderr: log,
         env: { ...process.env, ...spec.env },
       });
+    } catch (error) {
+      const why = error instanceof ProgramStartError ? error.reason : (error as Error).message;
+      throw new Error(`${name}: cannot start ${spec.program}: ${why}`);
     } finally {
       closeSync(log);
     }
-    const pid = await new Promise<number>((resolve, reject) => {
-      child.once("spawn", () => resolve(child.pid!));
-      child.once("error", (error) => reject(new Error(`${name}: cannot start ${spec.program}: ${error.message}`)));
-    });
+    const { pid } = child;
     spawned.set(pid, child);
-    child.once("exit", () => spawned.delete(pid));
+    void child.exited.then(() => spawned.delete(pid));
     child.unref();
     const record: PidRecord = { pid, release: spec.release, startedAt: new Date().toISOString() };
     writeFileAtomic(this.pidFile(name), `${JSON.stringify(record)}\n`, { mode: 0o600 });
@@ -149,7 +150,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 /** Alive and not a zombie (an orphan that nobody reaped yet is as good as dead). */
 function running(pid: number): boolean {
   const child = spawned.get(pid);
-  if (child) return child.exitCode === null && child.signalCode === null;
+  if (child) return !child.done;
   if (!isAlive(pid)) return false;
   if (process.platform !== "linux") return true;
   try {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { instanceId } from "../../src/lib/instance.ts";
 import { writeSecretFile } from "../../src/lib/secret-file.ts";
@@ -112,4 +112,31 @@ describe("doctor", () => {
       /FAIL\s+config\s+.*customers\.other\.entra\.tenant_id: is TBD, but other is this machine's customer \(.*appliance\.yaml:1\)/,
     );
   });
+
+  test("restic: its version when it answers; missing, failing or hung, a FAIL that says which", async () => {
+    const dir = makeConfigDir();
+    const shims = tempDir("axe-doctor-restic");
+    const restic = async (script: string | undefined) => {
+      const bin = join(shims, `bin-${Math.random().toString(36).slice(2)}`);
+      mkdirSync(bin);
+      if (script) writeFileSync(join(bin, "restic"), `#!/bin/sh\n${script}\n`, { mode: 0o755 });
+      const { stdout } = await runCli(["doctor", "--json", "--config", dir], {
+        env: { PATH: bin }, // restic only where the test puts it
+      });
+      const checks = JSON.parse(stdout) as Array<{ name: string; ok: boolean; detail: string; fix?: string }>;
+      return checks.find((c) => c.name === "restic")!;
+    };
+    expect(await restic('echo "restic 0.18.0 compiled with go1.24"')).toMatchObject({
+      ok: true,
+      detail: "restic 0.18.0 compiled with go1.24",
+    });
+    expect(await restic(undefined)).toMatchObject({ ok: false, detail: "restic not found on PATH" });
+    expect(await restic('echo "restic: broken install" >&2; exit 3')).toMatchObject({
+      ok: false,
+      detail: "restic version exited 3: restic: broken install",
+    });
+    const hung = await restic("exec /bin/sleep 60");
+    expect(hung.ok).toBe(false);
+    expect(hung.detail).toMatch(/^restic version did not finish within 5000 ms \(killed by SIG(TERM|KILL)\)$/);
+  }, 60_000);
 });

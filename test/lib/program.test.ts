@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { closeSync, lstatSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeExit, ProgramStartError, runProgram, startProgram } from "../../src/lib/program.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -12,6 +13,14 @@ const HANDLES_SIGINT = [
   "-c",
   'trap "echo saving nothing; exit 130" INT; echo ready; while :; do sleep 0.05; done',
 ];
+
+/** The postgres account, when this machine has one (a test of another account needs root and a second one). */
+const postgres = (() => {
+  const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+  const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
+  return uid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined;
+})();
+const asRoot = process.getuid?.() === 0;
 
 async function until(check: () => boolean, what: string) {
   for (let i = 0; i < 600 && !check(); i++) await Bun.sleep(50);
@@ -116,5 +125,53 @@ describe("program with a deadline", () => {
     }
     expect(error).toBeInstanceOf(ProgramStartError);
     expect((error as ProgramStartError).message).toBe("cannot run /nonexistent/restic: ENOENT");
+  });
+
+  test("runProgram reports a program that is not there as a rejection, so a .catch() on it sees the start error", async () => {
+    const seen = await runProgram(["/nonexistent/ssh", "-V"]).then(
+      () => "resolved",
+      (error: unknown) => error,
+    );
+    expect(seen).toBeInstanceOf(ProgramStartError);
+  });
+
+  test.skipIf(!asRoot || !postgres)(
+    "runAs starts the program as another account: its uid and gid only, none of root's groups",
+    async () => {
+      const dir = tempDir("axe-program-as");
+      const exit = await runProgram(["sh", "-c", 'id -u; id -g; id -G; touch "$1/made"', "sh", dir], {
+        runAs: postgres!,
+      });
+      // tempDir is 0755 root's: the account may enter it but not write in it
+      expect(exit.code).not.toBe(0);
+      expect(exit.stdout.split("\n").slice(0, 3)).toEqual([
+        String(postgres!.uid),
+        String(postgres!.gid),
+        String(postgres!.gid),
+      ]);
+      expect(exit.stderr).toContain("Permission denied");
+      const open = await runProgram(["sh", "-c", 'mkdir "$1/open" && chmod 1777 "$1/open"', "sh", dir]);
+      expect(open.code).toBe(0);
+      expect((await runProgram(["touch", join(dir, "open", "made")], { runAs: postgres! })).code).toBe(0);
+      expect(lstatSync(join(dir, "open", "made")).uid).toBe(postgres!.uid);
+    },
+  );
+
+  test("detached, it leads a process group of its own (without, it stays in ours)", async () => {
+    const pidAndGroup = async (detached: boolean) => {
+      const exit = await runProgram(["sh", "-c", 'echo "$$ $(ps -o pgid= -p "$$")"'], { detached });
+      const [pid, group] = exit.stdout.trim().split(/\s+/).map(Number);
+      return { pid, group };
+    };
+    const detached = await pidAndGroup(true);
+    expect(detached.group).toBe(detached.pid);
+    const attached = await pidAndGroup(false);
+    expect(attached.group).not.toBe(attached.pid);
+  });
+
+  test("runAs naming our own account starts the program as we are (no privilege needed)", async () => {
+    const me = { uid: process.getuid!(), gid: process.getgid!() };
+    const exit = await runProgram(["sh", "-c", "id -u; id -g"], { runAs: me });
+    expect(exit.stdout).toBe(`${me.uid}\n${me.gid}\n`);
   });
 });

@@ -36,7 +36,7 @@ function fixtureBackend(config: Config, env: Record<string, string> = {}, stopTi
           .filter(Boolean)
           .map((l) => JSON.parse(l))
       : [];
-  return { backend, lines };
+  return { backend, lines, out };
 }
 
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
@@ -104,6 +104,29 @@ describe("child-process backend", () => {
     await backend.stop("green");
     expect((await backend.status("green")).running).toBe(false);
     expect(() => process.kill(lines()[0].pid, 0)).toThrow();
+  }, 30_000);
+
+  test("a service outlives the process that started it, in a process group of its own, and does not hold it", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const { backend, lines, out } = fixtureBackend(config);
+    const starter = Bun.spawn([process.execPath, join(import.meta.dir, "fixture-starter.ts"), config.dir, out], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    // the starter returns by itself: an exit code, not our kill after 20 s
+    const timer = setTimeout(() => starter.kill("SIGKILL"), 20_000);
+    expect(await starter.exited).toBe(0);
+    clearTimeout(timer);
+    expect(await new Response(starter.stdout).text()).toBe("started\n");
+    await until(() => lines().length === 1, "blue to announce itself");
+    const { pid } = lines()[0];
+    expect((await backend.status("blue")).pid).toBe(pid); // found again through the PID file
+    const group = Bun.spawnSync(["ps", "-o", "pgid=", "-p", String(pid)])
+      .stdout.toString()
+      .trim();
+    expect(Number(group)).toBe(pid);
+    await backend.stop("blue");
+    expect((await backend.status("blue")).running).toBe(false); // gone, or a zombie its new parent has not reaped
   }, 30_000);
 });
 
