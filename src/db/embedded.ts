@@ -96,6 +96,17 @@ export class EmbeddedPostgres {
     await this.run("pg_ctl", ["-D", pgdata, "-m", "fast", "-w", "-t", "60", "stop"]);
   }
 
+  /**
+   * The PID in pgdata/postmaster.pid (undefined when there is none), read without following a link:
+   * the account owns the directory and could plant a link or a FIFO there (refused by name).
+   */
+  serverPid(): number | undefined {
+    const path = join(this.dir, "pgdata", "postmaster.pid");
+    if (!checkOwned(path, "file", [this.account.uid], this.account)) return undefined;
+    const pid = Number(readOwnedFile(path, [this.account.uid], this.account).split("\n")[0]);
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  }
+
   /** `pg_ctl status` exits 0 only while a server runs on this data directory. */
   private async isRunning(pgdata: string): Promise<boolean> {
     const status = await runProgram([join(this.bin, "pg_ctl"), "-D", pgdata, "status"], {

@@ -28,6 +28,8 @@ interface Track {
   nextStartAt: number;
   upSince?: number;
   restarts: number;
+  /** The last reason its check failed, so a check that keeps failing the same way is logged once. */
+  checkError?: string;
 }
 
 export class Supervisor {
@@ -64,13 +66,29 @@ export class Supervisor {
     await this.ticking;
   }
 
+  /** A check that fails (e.g. a refused PID file) counts as down, and says why. */
+  private running(p: Supervised, track: Track): Promise<boolean> {
+    return p.running().then(
+      (running) => {
+        track.checkError = undefined;
+        return running;
+      },
+      (error: Error) => {
+        if (track.checkError !== error.message)
+          this.options.log.error("cannot tell whether the process runs; taking it as down", { process: p.name, error });
+        track.checkError = error.message;
+        return false;
+      },
+    );
+  }
+
   async tick(): Promise<void> {
     for (const p of this.processes) {
       if (this.stopped) return;
       const track = this.tracks.get(p.name)!;
       if (p.paused?.()) continue;
       const now = Date.now();
-      if (await p.running().catch(() => false)) {
+      if (await this.running(p, track)) {
         track.upSince ??= now;
         if (now - track.upSince >= (this.options.stableMs ?? 60_000)) track.failures = 0;
         continue;

@@ -3,7 +3,7 @@
  * then proxy, blue and green as child processes under a supervisor that restarts them with
  * backoff; waits until both colors answer /healthz; stops everything on SIGINT/SIGTERM.
  */
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
@@ -26,18 +26,19 @@ export interface RunningAppliance {
   stop(): Promise<void>;
 }
 
-function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgres }): Supervised {
+/** The embedded cluster under up's supervisor; `opened.pg` is set when this process started the server. */
+export function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgres }): Supervised {
   const dir = join(config.paths.data, "postgres");
+  let cluster: EmbeddedPostgres | undefined;
   return {
     name: "postgres",
     async running() {
-      const pidFile = join(dir, "pgdata", "postmaster.pid");
-      if (!existsSync(pidFile)) return false;
-      return isAlive(Number(readFileSync(pidFile, "utf8").split("\n")[0]));
+      const pid = cluster?.serverPid();
+      return pid !== undefined && isAlive(pid);
     },
     async start() {
-      const pg = await EmbeddedPostgres.open({ dir, runAs: config.appliance.database.embedded_run_as });
-      if (pg.startedHere) opened.pg = pg; // the process that starts it stops it
+      cluster = await EmbeddedPostgres.open({ dir, runAs: config.appliance.database.embedded_run_as });
+      if (cluster.startedHere) opened.pg = cluster; // the process that starts it stops it
     },
   };
 }

@@ -155,4 +155,40 @@ describe("supervisor", () => {
     expect(supervisor.restarts("proxy")).toBeGreaterThanOrEqual(3);
     expect(logged.some((l) => JSON.parse(l).msg === "process is down; starting it again")).toBe(true);
   }, 30_000);
+
+  test("a check that fails (a refused postmaster.pid) is logged once with its reason, and the process counts as down", async () => {
+    const logged: string[] = [];
+    let checks = 0;
+    let starts = 0;
+    const supervisor = new Supervisor(
+      [
+        {
+          name: "postgres",
+          running: async () => {
+            checks++;
+            throw new Error("/data/postgres/pgdata/postmaster.pid is a symbolic link");
+          },
+          start: async () => {
+            starts++;
+          },
+        },
+      ],
+      { intervalMs: 10, minBackoffMs: 10_000, log: createLogger({ write: (l) => logged.push(l) }) },
+    );
+    supervisor.start();
+    try {
+      await until(() => checks >= 5, "five checks");
+    } finally {
+      await supervisor.stop();
+    }
+    const failures = logged.map((l) => JSON.parse(l)).filter((l) => l.msg.startsWith("cannot tell whether"));
+    expect(failures).toEqual([
+      expect.objectContaining({
+        level: "error",
+        process: "postgres",
+        error: expect.objectContaining({ message: "/data/postgres/pgdata/postmaster.pid is a symbolic link" }),
+      }),
+    ]);
+    expect(starts).toBe(1); // down, so started once; the backoff holds the next start
+  }, 30_000);
 });
