@@ -10,6 +10,7 @@
  * so it never reads as a client error.
  */
 import { Counter, Histogram, Registry } from "prom-client";
+import type { Color } from "../lib/colors.ts";
 import { registerProcessMetrics } from "../lib/process-metrics.ts";
 import type { AuditEvent, AuditOutcome, AuditSink } from "./audit-sink.ts";
 
@@ -73,7 +74,7 @@ export class FrameMetrics {
   private readonly refusals: Counter<"reason" | "code">;
 
   constructor(
-    readonly color: "blue" | "green",
+    readonly color: Color,
     options: FrameMetricsOptions,
   ) {
     const registers = [this.registry];

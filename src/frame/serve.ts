@@ -9,6 +9,7 @@
 import { type Config, loadConfig } from "../config/load.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
+import type { Color } from "../lib/colors.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
 import type { AuditSink } from "./audit-sink.ts";
@@ -26,7 +27,7 @@ import { TOOLS } from "./tools/index.ts";
 
 export interface ServeOptions {
   config: Config;
-  color: "blue" | "green";
+  color: Color;
   /** Default: appliance.yaml frame.ports[color]. 0 picks a free port. */
   port?: number;
   /** Development only: every request is the admin of the customer's first entity. Loopback only. */

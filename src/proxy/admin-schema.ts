@@ -3,15 +3,10 @@
  * (admin-client.ts): zod schemas for every body that crosses the Unix socket.
  */
 import { z } from "zod";
+import { COLORS, type Color, otherColor } from "../lib/colors.ts";
 
-export const COLORS = ["blue", "green"] as const;
+export { COLORS, type Color, otherColor };
 export const ColorSchema = z.enum(COLORS);
-export type Color = z.infer<typeof ColorSchema>;
-
-/** The other color of the pair. */
-export function otherColor(color: Color): Color {
-  return color === "blue" ? "green" : "blue";
-}
 
 export const ColorStatusSchema = z.object({
   color: ColorSchema,

@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { z } from "zod";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
+import { COLORS } from "../lib/colors.ts";
 
 const MINUTE = 60_000;
 const SLOTS = 60;
@@ -22,7 +23,7 @@ export const LatencyPointSchema = z.object({
   max_ms: z.number().nullable(),
 });
 export type LatencyPoint = z.infer<typeof LatencyPointSchema>;
-export const SwitchEventSchema = z.object({ time: z.string(), to: z.enum(["blue", "green"]) });
+export const SwitchEventSchema = z.object({ time: z.string(), to: z.enum(COLORS) });
 export type SwitchEvent = z.infer<typeof SwitchEventSchema>;
 export const LatencySeriesSchema = z.object({
   points: z.array(LatencyPointSchema),

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Elysia } from "elysia";
 import type { Config } from "../../config/load.ts";
 import type { Sql } from "../../db/connect.ts";
+import type { Color } from "../../lib/colors.ts";
 import { AuthError } from "../../lib/errors.ts";
 import { instanceId } from "../../lib/instance.ts";
 import type { Logger } from "../../lib/log.ts";
@@ -22,7 +23,7 @@ import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } 
 
 export interface FrameAppOptions {
   config: Config;
-  color: "blue" | "green";
+  color: Color;
   authenticator: Authenticator;
   /** The tenant's v2 issuer, named as the authorization server in the metadata. */
   issuer: string;

@@ -1,7 +1,7 @@
 /** GET /healthz: what the proxy's health checks and the deploy gate read. 503 when the database is unreachable. */
 import { z } from "zod";
 import type { Sql } from "../../db/connect.ts";
-import { COLORS } from "../../lib/colors.ts";
+import { COLORS, type Color } from "../../lib/colors.ts";
 import { releaseVersion } from "../../lib/version.ts";
 
 /** The answer's wire format, shared with its readers (the deploy gate, status); unknown keys are let through for newer releases. */
@@ -16,7 +16,7 @@ export type Health = z.infer<typeof HealthSchema>;
 
 const TIMEOUT_MS = 2_000;
 
-export async function checkHealth(sql: Sql, color: "blue" | "green", instance?: string): Promise<Health> {
+export async function checkHealth(sql: Sql, color: Color, instance?: string): Promise<Health> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>(
     (_, reject) => (timer = setTimeout(() => reject(new Error("timeout")), TIMEOUT_MS)),
@@ -43,7 +43,7 @@ export async function checkHealth(sql: Sql, color: "blue" | "green", instance?: 
   };
 }
 
-export async function healthResponse(sql: Sql, color: "blue" | "green", instance?: string): Promise<Response> {
+export async function healthResponse(sql: Sql, color: Color, instance?: string): Promise<Response> {
   const health = await checkHealth(sql, color, instance);
   return Response.json(health, {
     status: health.status === "ok" ? 200 : 503,
