@@ -39,6 +39,8 @@ Options:
                            copied to config/secrets/database.password (0600) when missing
   --proxy-port N --blue-port N --green-port N
                            ports for a new appliance.yaml (default 3712, 3710, 3711)
+  --metrics-port N|off     the proxy's loopback /metrics port for a new appliance.yaml (default
+                           3714; off: none, the admin socket still serves /metrics)
   --deploy-user NAME       the account `deploy push` reaches over ssh (default axe; must match
                            ssh_user in customers.yaml)
   --deploy-key FILE        the operator's deploy public key (ssh-ed25519 ... comment)
@@ -85,7 +87,7 @@ warn() { echo "$PROG: warning: $*" >&2; }
 # Options
 # ---------------------------------------------------------------------------------------------
 prefix=/opt/axe customer="" customers_src="" binary="" want_sha="" database_url="" database_password_file=""
-proxy_port="" blue_port="" green_port="" deploy_user=axe deploy_key="" authorized_keys="" no_deploy_key=0
+proxy_port="" blue_port="" green_port="" metrics_port="" deploy_user=axe deploy_key="" authorized_keys="" no_deploy_key=0
 backend="" no_services=0 dry_run=0 uninstall=0 purge=0
 ring_peer="" ring_key="" ring_user=axe-ring sshd_dropin=/etc/ssh/sshd_config.d/axe-ring.conf
 
@@ -104,6 +106,7 @@ while [ $# -gt 0 ]; do
     --proxy-port) need_value "$@"; proxy_port=$2; shift ;;
     --blue-port) need_value "$@"; blue_port=$2; shift ;;
     --green-port) need_value "$@"; green_port=$2; shift ;;
+    --metrics-port) need_value "$@"; metrics_port=$2; shift ;;
     --deploy-user) need_value "$@"; deploy_user=$2; shift ;;
     --deploy-key) need_value "$@"; deploy_key=$2; shift ;;
     --authorized-keys) need_value "$@"; authorized_keys=$2; shift ;;
@@ -126,7 +129,9 @@ done
 case "$prefix" in /*) ;; *) prefix="$(pwd)/$prefix" ;; esac
 prefix=${prefix%/}
 [ -n "$prefix" ] || die 2 "--prefix / is not an install directory"
-for port in "$proxy_port" "$blue_port" "$green_port"; do
+metrics_number=$metrics_port
+[ "$metrics_port" != off ] || metrics_number=""
+for port in "$proxy_port" "$blue_port" "$green_port" "$metrics_number"; do
   [ -z "$port" ] || { [[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ]; } || die 2 "'$port' is not a TCP port (1-65535)"
 done
 [[ "$customer" =~ ^([a-z][a-z0-9_]{0,30})?$ ]] || die 2 "--customer '$customer' is not a customer name (lower-case letters, digits and _)"
@@ -556,7 +561,7 @@ if [ -f "$cfg/appliance.yaml" ]; then
     die 3 "$cfg/appliance.yaml says deploy.service_backend: child (a test install, run by \`up\`): deploys would not restart the $backend services; remove that line, then run install.sh again"
   fi
   cp "$cfg/appliance.yaml" "$stage/appliance.yaml"
-  if [ -n "$database_url$proxy_port$blue_port$green_port" ]; then
+  if [ -n "$database_url$proxy_port$blue_port$green_port$metrics_port" ]; then
     warn "$cfg/appliance.yaml exists and is never rewritten: --database-url and the port options only shape a new one; edit it instead"
   fi
 else
@@ -574,7 +579,11 @@ else
     if [ -n "$blue_port$green_port" ]; then
       printf 'frame:\n  ports: { blue: %s, green: %s }\n' "${blue_port:-3710}" "${green_port:-3711}"
     fi
-    [ -z "$proxy_port" ] || printf 'proxy:\n  listen: 127.0.0.1:%s\n' "$proxy_port"
+    if [ -n "$proxy_port$metrics_port" ]; then
+      echo "proxy:"
+      [ -z "$proxy_port" ] || printf '  listen: 127.0.0.1:%s\n' "$proxy_port"
+      case "$metrics_port" in "") ;; off) echo "  metrics_listen: off" ;; *) printf '  metrics_listen: 127.0.0.1:%s\n' "$metrics_port" ;; esac
+    fi
     # no init system runs it: `axe-appliance up` does, and the receiver restarts its colors the same way
     [ $no_services -eq 0 ] || printf 'deploy:\n  service_backend: child\n'
   } >"$stage/appliance.yaml"

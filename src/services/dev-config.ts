@@ -13,6 +13,8 @@ export interface DevPorts {
   blue: number;
   green: number;
   proxy: number;
+  /** The proxy's loopback /metrics port (default: the proxy's own default, 3714); tests say off. */
+  metrics?: number | "off";
 }
 
 export function devDir(): string {
@@ -42,7 +44,12 @@ export function ensureDevConfig(dir: string, ports: DevPorts = { blue: 3710, gre
       public_url: `http://127.0.0.1:${ports.proxy}`,
       entra_authority: "http://127.0.0.1:9",
     },
-    proxy: { listen: `127.0.0.1:${ports.proxy}` },
+    proxy: {
+      listen: `127.0.0.1:${ports.proxy}`,
+      ...(ports.metrics === undefined
+        ? {}
+        : { metrics_listen: ports.metrics === "off" ? "off" : `127.0.0.1:${ports.metrics}` }),
+    },
     deploy: { service_backend: "child" },
   };
   const header =

@@ -16,8 +16,8 @@ import { proxySettings } from "../../src/proxy/settings.ts";
 import { type ServiceName, serviceSpec } from "../../src/services/backend.ts";
 import { ChildBackend } from "../../src/services/child.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { compiledBinary, releaseKeys } from "./fixtures.ts";
 

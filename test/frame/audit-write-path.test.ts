@@ -7,8 +7,8 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { MAIN, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { rpc } from "./harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./tools-data/harness.ts";
 

@@ -9,8 +9,8 @@
 import { join } from "node:path";
 import { MAIN, REPO } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, stopTestCluster } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { removeTempDirs } from "../helpers/tmp.ts";
 
 const CLI = join(REPO, "node_modules/@modelcontextprotocol/conformance/dist/index.js");

@@ -6,8 +6,8 @@ import { type AuditSink, memoryAuditSink } from "../../src/frame/audit-sink.ts";
 import { type RunningFrame, startFrame } from "../../src/frame/serve.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 
 export interface TestFrame {
   frame: RunningFrame;

@@ -15,8 +15,8 @@ import { createLogger } from "../../src/lib/log.ts";
 import { productionFootprint } from "../../src/services/footprint.ts";
 import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { json, rpc } from "./harness.ts";
 

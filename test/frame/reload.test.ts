@@ -12,8 +12,8 @@ import { loadConfig } from "../../src/config/load.ts";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { json, rpc } from "./harness.ts";
 
 let child: Subprocess<"ignore", "pipe", "pipe"> | undefined;

@@ -6,8 +6,8 @@ import { startFrame } from "../../src/frame/serve.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
 import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { json, mcpClient, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
 let running: TestFrame | undefined;

@@ -1,4 +1,8 @@
-/** Config directories for tests: a two-customer fleet and an appliance.yaml on free ports. */
+/**
+ * Config directories for tests: a two-customer fleet and an appliance.yaml. Nothing in it binds a
+ * fixed port by default: the proxy's TCP /metrics (127.0.0.1:3714 in production) is off unless a
+ * test sets `proxy.metrics_listen` (to 127.0.0.1:0 or a free port); tests set the ports they listen on.
+ */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -53,6 +57,7 @@ export function makeConfigDir(options: ConfigDirOptions = {}): string {
   const dir = tempDir("axe-cfg");
   writeFileSync(join(dir, "customers.yaml"), stringify(options.customers ?? TEST_CUSTOMERS));
   const appliance: Record<string, unknown> = { customer: "axe", ...options.appliance };
+  appliance.proxy = { metrics_listen: "off", ...(options.appliance?.proxy as Record<string, unknown> | undefined) };
   if (options.database) {
     const t = options.database;
     writeSecretFile(join(dir, "secrets", "database.password"), `${t.password ?? ""}\n`);

@@ -5,9 +5,11 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "./ports.ts";
 import { tempDir } from "./tmp.ts";
+
+export { freePort }; // benches import it from here
 
 export interface TestSshd {
   port: number;
@@ -134,17 +136,6 @@ function keygen(file: string, comment: string): void {
     encoding: "utf8",
   });
   if (result.status !== 0) throw new Error(`ssh-keygen failed: ${result.stderr}`);
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {

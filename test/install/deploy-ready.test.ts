@@ -15,8 +15,9 @@ import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { releaseKeys } from "../deploy/fixtures.ts";
 import { REPO, runCli } from "../helpers/cli.ts";
 import { TEST_CUSTOMERS } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort, startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { release, runInstall } from "./harness.ts";
 
@@ -99,6 +100,8 @@ describe("a test install takes a deploy", () => {
       String(ports.blue),
       "--green-port",
       String(ports.green),
+      "--metrics-port",
+      "off", // `up`'s proxy must not take 127.0.0.1:3714, the default, from whatever else runs here
       "--deploy-user",
       user(),
       "--deploy-key",

@@ -12,7 +12,7 @@ import {
 import { join } from "node:path";
 import { hostTarget } from "../../build/compile.ts";
 import { REPO } from "../helpers/cli.ts";
-import { freePort } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { fleetFile, INSTALL_SH, modeOf, release, runInstall } from "./harness.ts";
 

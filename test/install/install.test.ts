@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { fleetFile, type InstallRun, modeOf, release, runInstall, snapshot } from "./harness.ts";
 
@@ -11,7 +11,7 @@ let db: TestDatabase;
 let prefix: string;
 let fleet: string;
 let passwordFile: string;
-let ports: { proxy: number; blue: number; green: number };
+let ports: { proxy: number; blue: number; green: number; metrics: number };
 let first: InstallRun;
 
 const installArgs = () => [
@@ -34,6 +34,8 @@ const installArgs = () => [
   String(ports.blue),
   "--green-port",
   String(ports.green),
+  "--metrics-port",
+  String(ports.metrics),
 ];
 
 beforeAll(async () => {
@@ -43,7 +45,7 @@ beforeAll(async () => {
   fleet = fleetFile();
   passwordFile = join(tempDir("axe-inst-pw"), "pw");
   writeFileSync(passwordFile, `${db.target.password ?? ""}\n`, { mode: 0o600 });
-  ports = { proxy: await freePort(), blue: await freePort(), green: await freePort() };
+  ports = { proxy: await freePort(), blue: await freePort(), green: await freePort(), metrics: await freePort() };
   first = await runInstall(installArgs());
   if (first.code !== 0) console.error(first.stdout, first.stderr);
 }, 180_000);
@@ -88,7 +90,7 @@ describe("install.sh --prefix DIR --no-services", () => {
         password_file: "database.password",
       },
       frame: { ports: { blue: ports.blue, green: ports.green } },
-      proxy: { listen: `127.0.0.1:${ports.proxy}` },
+      proxy: { listen: `127.0.0.1:${ports.proxy}`, metrics_listen: `127.0.0.1:${ports.metrics}` },
       deploy: { service_backend: "child" }, // --no-services: `up` runs it, and the receiver restarts its colors
     });
   });
@@ -239,6 +241,10 @@ describe("install.sh --prefix DIR --no-services", () => {
         resource: "https://axe.axelabs.ai/frame/mcp",
         scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"],
       });
+      // --metrics-port: the proxy's /metrics on the port install.sh was given, never the default 3714
+      const metrics = await fetch(`http://127.0.0.1:${ports.metrics}/metrics`);
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain("axe_proxy_requests_total");
       // The proxy answering says the live color is up, not that green has finished starting.
       let health: Response | undefined;
       for (let i = 0; i < 300; i++) {

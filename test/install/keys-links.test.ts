@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { freePort } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { fleetFile, modeOf, release, runInstall } from "./harness.ts";
 

@@ -4,7 +4,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { ProxyError } from "../../src/lib/errors.ts";
 import { checkColor, pauseProxy, proxyMetrics, proxyStatus, resumeProxy } from "../../src/proxy/admin-client.ts";
-import { freePort } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { nginxConfig } from "../../bench/proxy/nginx-conf.ts";
-import { freePort } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, stopAll } from "./harness.ts";
 import { type RawUpstream, rawExchange, rawUpstream, statuses } from "./raw-harness.ts";

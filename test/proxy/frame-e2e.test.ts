@@ -10,8 +10,8 @@ import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
 import { mcpClient } from "../frame/harness.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { eventually, type InProcessProxy, startProxy, stopAll } from "./harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");

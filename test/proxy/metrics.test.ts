@@ -5,7 +5,6 @@ import { join } from "node:path";
 import { PROXY_CODES, PROXY_REFUSAL_REASONS } from "../../src/proxy/metrics.ts";
 import { REPO } from "../helpers/cli.ts";
 import { parseExposition } from "../helpers/prometheus.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, stopAll } from "./harness.ts";
 
 /** A color that answers as frame does: /healthz, POST /frame/mcp, and 405 to the SDK's GET probe. */
@@ -29,12 +28,14 @@ let proxy: InProcessProxy;
 let metricsPort: number;
 
 beforeAll(async () => {
-  metricsPort = await freePort();
+  // port 0: the kernel picks a free one and the proxy says which (no fixed port, no race for a "free" one)
   proxy = await startProxy(
     proxyConfigDir(`http://127.0.0.1:${blue.port}`, `http://127.0.0.1:${green.port}`, {
-      metrics_listen: `127.0.0.1:${metricsPort}`,
+      metrics_listen: "127.0.0.1:0",
     }),
   );
+  metricsPort = proxy.server.metricsPort!;
+  expect(metricsPort).toBeGreaterThan(0);
 });
 
 afterAll(async () => {

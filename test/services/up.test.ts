@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { ensureDevConfig } from "../../src/services/dev-config.ts";
 import { MAIN, REPO } from "../helpers/cli.ts";
-import { freePort } from "../helpers/sshd.ts";
+import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 const spawned: Array<ReturnType<typeof Bun.spawn>> = [];
@@ -58,13 +58,14 @@ describe("up --dev", () => {
     expect(config.customer.name).toBe("dev");
     expect(config.customer.entities.map((e) => e.name)).toEqual(["dev"]);
     expect(config.appliance.proxy.listen).toBe("127.0.0.1:4712");
+    expect(config.appliance.proxy.metrics_listen).toBe("127.0.0.1:3714"); // the default unless asked
     expect(config.appliance.deploy.service_backend).toBe("child");
   });
 
   test("runs Postgres, blue, green and proxy; prints a working token and the claude line; restarts a killed color; Ctrl-C (even twice) stops all", async () => {
     const dir = tempDir("axe-dev");
     const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
-    ensureDevConfig(dir, ports);
+    ensureDevConfig(dir, { ...ports, metrics: "off" }); // the default 127.0.0.1:3714 may be anyone's
     const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
     postmastersToReap.push(postmaster);
     const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {

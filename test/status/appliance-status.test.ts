@@ -19,8 +19,8 @@ import {
 } from "../deploy/appliance.ts";
 import { makeRelease } from "../deploy/fixtures.ts";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
+import { freePort } from "../helpers/ports.ts";
 import { parseExposition } from "../helpers/prometheus.ts";
-import { freePort } from "../helpers/sshd.ts";
 import { pngSize, renderedDom, screenshot } from "./chromium.ts";
 import { levels, recordSnapshots, statusJson } from "./fixtures.ts";
 

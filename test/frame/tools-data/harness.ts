@@ -9,8 +9,8 @@ import { issueServiceToken } from "../../../src/frame/auth/service-tokens.ts";
 import { type RunningFrame, startFrame } from "../../../src/frame/serve.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { makeConfigDir } from "../../helpers/config.ts";
+import { freePort } from "../../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../../helpers/postgres.ts";
-import { freePort } from "../../helpers/sshd.ts";
 import { mcpClient } from "../harness.ts";
 
 export interface DataFrame {
