@@ -3,7 +3,14 @@
  * drain and health timeouts. Relative paths are resolved against the config directory.
  */
 import { z } from "zod";
-import { BackupSection, DatabaseSection, DeploySection, FrameSection, ProxySection } from "./sections.ts";
+import {
+  BackupSection,
+  DatabaseSection,
+  DeploySection,
+  FrameSection,
+  ProxySection,
+  StatusSection,
+} from "./sections.ts";
 import { YamlSource } from "./yaml-source.ts";
 
 export const ApplianceFileSchema = z.strictObject({
@@ -17,6 +24,7 @@ export const ApplianceFileSchema = z.strictObject({
   proxy: ProxySection.prefault({}),
   deploy: DeploySection.prefault({}),
   backup: BackupSection.prefault({}),
+  status: StatusSection.prefault({}),
 });
 
 export type ApplianceFile = z.output<typeof ApplianceFileSchema>;

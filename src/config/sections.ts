@@ -224,3 +224,17 @@ export const BackupSection = z.strictObject({
     .prefault({}),
 });
 export type BackupSettings = z.output<typeof BackupSection>;
+
+const percent = (fallback: number) => z.number().min(0).max(100, "expected a percentage (0-100)").default(fallback);
+
+/** What `status` calls yellow and red. */
+export const StatusSection = z
+  .strictObject({
+    /** Free space on data_dir's file system under which the disk check is yellow, and red (percent of the file system). */
+    disk_warn_free_percent: percent(15),
+    disk_fail_free_percent: percent(5),
+  })
+  .refine((s) => s.disk_fail_free_percent <= s.disk_warn_free_percent, {
+    error: "disk_fail_free_percent must not be above disk_warn_free_percent",
+    path: ["disk_fail_free_percent"],
+  });

@@ -1,4 +1,4 @@
-/** Free space on the data directory's file system: under 15% is yellow, under 5% red. */
+/** Free space on the data directory's file system: under status.disk_warn_free_percent (15) is yellow, under disk_fail_free_percent (5) red. */
 import { existsSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { formatBytes } from "../backup/status.ts";
@@ -20,13 +20,16 @@ export function checkDisk(config: Config): { disk: StatusReport["disk"]; check: 
   const freeBytes = stats.bavail * stats.bsize;
   const totalBytes = stats.blocks * stats.bsize;
   const ratio = totalBytes > 0 ? freeBytes / totalBytes : 0;
-  const level = ratio < 0.05 ? "fail" : ratio < 0.15 ? "warn" : "ok";
+  const { disk_warn_free_percent: warn, disk_fail_free_percent: fail } = config.appliance.status;
+  const level = ratio * 100 < fail ? "fail" : ratio * 100 < warn ? "warn" : "ok";
   return {
     disk: { path, freeBytes, totalBytes },
     check: {
       name: "disk",
       level,
-      summary: `${formatBytes(freeBytes)} free of ${formatBytes(totalBytes)} (${Math.round(ratio * 100)}%) at ${path}`,
+      summary:
+        `${formatBytes(freeBytes)} free of ${formatBytes(totalBytes)} (${Math.round(ratio * 100)}%) at ${path}` +
+        (level === "ok" ? "" : `: under ${level === "fail" ? fail : warn}% free`),
     },
   };
 }

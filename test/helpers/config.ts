@@ -2,6 +2,7 @@
  * Config directories for tests: a two-customer fleet and an appliance.yaml. Nothing in it binds a
  * fixed port by default: the proxy's TCP /metrics (127.0.0.1:3714 in production) is off unless a
  * test sets `proxy.metrics_listen` (to 127.0.0.1:0 or a free port); tests set the ports they listen on.
+ * Nor does it depend on this machine's state: status's disk thresholds are 0, so a full disk is not a yellow status.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -58,6 +59,12 @@ export function makeConfigDir(options: ConfigDirOptions = {}): string {
   writeFileSync(join(dir, "customers.yaml"), stringify(options.customers ?? TEST_CUSTOMERS));
   const appliance: Record<string, unknown> = { customer: "axe", ...options.appliance };
   appliance.proxy = { metrics_listen: "off", ...(options.appliance?.proxy as Record<string, unknown> | undefined) };
+  // how full this machine's disk is must not colour a test's status: thresholds 0 (test/status/disk-check.test.ts sets its own)
+  appliance.status = {
+    disk_warn_free_percent: 0,
+    disk_fail_free_percent: 0,
+    ...(options.appliance?.status as Record<string, unknown> | undefined),
+  };
   if (options.database) {
     const t = options.database;
     writeSecretFile(join(dir, "secrets", "database.password"), `${t.password ?? ""}\n`);

@@ -19,7 +19,7 @@ export interface TestSshd {
   dir: string;
   /** Private key of the authorized client (0600). */
   clientKey: string;
-  /** `ssh` options that reach this server non-interactively, without touching ~/.ssh. */
+  /** `ssh` options that reach this server non-interactively, reading no ssh_config of this machine or ~/.ssh. */
   sshOptions: string[];
   /** An ssh_config file with Host `name` pointing here, for tools that take `-F` (another account and key if given). */
   configFile(name: string, login?: { user: string; key: string }): string;
@@ -97,6 +97,8 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     "ConnectTimeout=5",
     "-o",
     "LogLevel=ERROR",
+    "-F",
+    "/dev/null", // last (tests slice the front off): neither ~/.ssh/config nor /etc/ssh/ssh_config
   ];
   return {
     port,
