@@ -8,7 +8,15 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { BackupError } from "../lib/errors.ts";
-import { type BackupSummary, libpqAuth, type StreamKind, streamIntoRestic, summaryOf, toolDir } from "./dump.ts";
+import {
+  type BackupSummary,
+  libpqAuth,
+  RUN_TAG_PREFIX,
+  type StreamKind,
+  streamIntoRestic,
+  summaryOf,
+  toolDir,
+} from "./dump.ts";
 import type { Repo, Restic } from "./restic.ts";
 
 export const BASE_TAG = "base";
@@ -38,7 +46,9 @@ export async function baseBackup(options: {
   const auth = libpqAuth(options.target);
   try {
     // -c fast: a checkpoint now rather than spread over minutes; --no-password: libpq's passfile only.
-    const argv = [program, "-D", "-", "-Ft", "-X", "none", "-c", "fast", "--no-password"];
+    // The label names the run, so the `.backup` file Postgres archives at its end says which snapshot it ends.
+    const label = `axe ${RUN_TAG_PREFIX}${options.runId}`;
+    const argv = [program, "-D", "-", "-Ft", "-X", "none", "-c", "fast", "-l", label, "--no-password"];
     return summaryOf(await streamIntoRestic(options, argv, auth.env, BASE_STREAM));
   } finally {
     auth.cleanup();

@@ -6,10 +6,8 @@
  * closed only after it has exited, so it never saves a truncated dump.
  */
 
-import { closeSync, constants, mkdtempSync, openSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type RunningProgram, startProgram } from "../lib/program.ts";
+import { closeSync } from "node:fs";
+import { openPipe, type RunningProgram, startProgram } from "../lib/program.ts";
 import type { RunResult } from "./restic.ts";
 
 /** How pg_dump ended: its exit code, or the signal that killed it, and whether its deadline passed. */
@@ -96,28 +94,5 @@ export async function pipeIntoRestic(
     };
   } finally {
     closeInput();
-  }
-}
-
-/**
- * An OS pipe as two descriptors: a FIFO in a private directory, opened for reading (non-blocking,
- * so the open does not wait for a writer; restic reads it through Go's poller) and for writing,
- * then unlinked, so nothing else can ever open it.
- */
-function openPipe(): { read: number; write: number } {
-  const dir = mkdtempSync(join(tmpdir(), "axe-dump-pipe-"));
-  try {
-    const path = join(dir, "pipe");
-    const made = Bun.spawnSync(["mkfifo", "-m", "600", path], { stdout: "ignore", stderr: "pipe" });
-    if (made.exitCode !== 0) throw new Error(`mkfifo failed: ${made.stderr.toString().trim()}`);
-    const read = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    try {
-      return { read, write: openSync(path, constants.O_WRONLY) };
-    } catch (error) {
-      closeSync(read);
-      throw error;
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }

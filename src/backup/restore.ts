@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
+import { lastLines, runPipeline } from "../lib/program.ts";
 import type { BackupContext } from "./context.ts";
 import { DUMP_FILENAME, DUMP_TAG, libpqAuth } from "./dump.ts";
 import { type Repo, resticFailure, type Snapshot } from "./restic.ts";
@@ -59,73 +60,37 @@ export async function restoreDump(
   try {
     const restic = ctx.restic();
     const args = ["--no-password", "--single-transaction", "--exit-on-error", ...extraArgs, "-d", target.database];
-    const piped = await pipeDumpIntoRestore(
-      [restic.bin, ...restic.args(repo, ["dump", snapshot.id, `/${DUMP_FILENAME}`])],
-      restic.env(repo),
-      [join(bin, "pg_restore"), ...args],
-      { ...processEnv(), ...auth.env },
+    const dumpArgs = ["dump", snapshot.id, `/${DUMP_FILENAME}`];
+    // pg_restore can take no longer than the read it restores; SIGTERM ends its one transaction, so nothing is half-restored.
+    const deadlineMs = restic.deadlineMs(repo, dumpArgs);
+    const piped = await runPipeline(
+      { argv: [restic.bin, ...restic.args(repo, dumpArgs)], options: { env: restic.env(repo), deadlineMs } },
+      {
+        argv: [join(bin, "pg_restore"), ...args],
+        options: { env: { ...processEnv(), ...auth.env }, deadlineMs, deadlineSignal: "SIGTERM" },
+      },
     );
-    if (piped.dump.code !== 0 && !piped.dumpStoppedByUs)
-      throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, piped.dump);
-    if (piped.restore.code !== 0) {
-      const tail = piped.restore.stderr.trim().split("\n").slice(-3).join("; ");
+    const dump = piped.producer;
+    if (dump.status !== 0 && !piped.producerStopped)
+      throw resticFailure(repo, `reading snapshot ${snapshot.id.slice(0, 8)}`, {
+        ...dump,
+        code: dump.status,
+        deadlineMs,
+      });
+    const restore = piped.consumer;
+    if (restore.status !== 0) {
+      const how = restore.timedOut
+        ? `did not finish in ${Math.round((deadlineMs ?? 0) / 1000)} s and was stopped`
+        : "failed";
       throw new BackupError(
         "RESTORE_FAILED",
-        `pg_restore into ${target.database} failed: ${tail}; nothing was restored (one transaction)`,
+        `pg_restore into ${target.database} ${how}: ${lastLines(restore.stderr)}; nothing was restored (one transaction)`,
         "restore into an empty database; on a new machine create the entity roles first or pass --no-owner",
       );
     }
   } finally {
     auth.cleanup();
   }
-}
-
-/**
- * restic dump | pg_restore. When pg_restore stops early (an error), restic is stopped too: a
- * producer left blocked on a full pipe would otherwise keep nothing alive and the process would
- * end silently.
- */
-async function pipeDumpIntoRestore(
-  dumpArgv: string[],
-  dumpEnv: Record<string, string>,
-  restoreArgv: string[],
-  restoreEnv: Record<string, string>,
-) {
-  const restore = Bun.spawn(restoreArgv, { env: restoreEnv, stdin: "pipe", stdout: "pipe", stderr: "pipe" });
-  const dump = Bun.spawn(dumpArgv, { env: dumpEnv, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const texts = [
-    new Response(dump.stderr).text(),
-    new Response(restore.stdout).text(),
-    new Response(restore.stderr).text(),
-  ] as const;
-  let dumpStoppedByUs = false;
-  void restore.exited.then(() => {
-    if (dump.exitCode === null) {
-      dumpStoppedByUs = true;
-      dump.kill("SIGTERM");
-    }
-  });
-  try {
-    for await (const chunk of dump.stdout) {
-      if (restore.exitCode !== null) break;
-      restore.stdin.write(chunk);
-      await restore.stdin.flush();
-    }
-  } catch {
-    // pg_restore went away mid-write; its exit code and stderr say why
-  }
-  try {
-    await restore.stdin.end();
-  } catch {
-    // already closed
-  }
-  const [dumpCode, restoreCode] = await Promise.all([dump.exited, restore.exited]);
-  const [dumpErr, restoreOut, restoreErr] = await Promise.all(texts);
-  return {
-    dump: { code: dumpCode, stdout: "", stderr: dumpErr },
-    restore: { code: restoreCode, stdout: restoreOut, stderr: restoreErr },
-    dumpStoppedByUs,
-  };
 }
 
 function processEnv(): Record<string, string> {

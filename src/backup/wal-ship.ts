@@ -20,11 +20,10 @@ import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import type { TierName } from "./restic.ts";
 import { retryAfterStaleLocks } from "./retention.ts";
 import { exitCodeFor, type RunReport } from "./run.ts";
-import { listSpool, readSpoolFile } from "./spool.ts";
+import { listSpool, readSpoolFile, type SpoolEntry } from "./spool.ts";
 import { ensureCopyRepo, fromEnv } from "./tiers/copy.ts";
 import type { TierResult } from "./tiers/types.ts";
-
-export const WAL_TAG = "wal";
+import { baseEndTag, SEGMENT_NAME, WAL_FIRST, WAL_LAST, WAL_TAG } from "./wal-catalogue.ts";
 
 const ShipStateSchema = z.object({
   /** Per tier, the spooled segments it holds (names leave once the spool no longer has them). */
@@ -59,9 +58,10 @@ export async function shipWal(config: Config): Promise<RunReport> {
     );
   try {
     const spool = walSpool(config);
-    const segments = listSpool(spool).map((e) => e.name);
+    const entries = listSpool(spool);
+    const segments = entries.map((e) => e.name);
     const state = readShipState(ctx.stateDir);
-    const results: TierResult[] = [await shipLocal(ctx, spool, segments, state)];
+    const results: TierResult[] = [await shipLocal(ctx, spool, entries, state)];
     for (const tier of ["ring", "cold"] as const) results.push(await shipCopy(ctx, tier, state));
     const enabled: TierName[] = [
       "local",
@@ -87,9 +87,14 @@ export function walStage(config: Config): string {
 }
 
 /** The new segments as one local snapshot tagged `wal`, saved from our stage copies. */
-async function shipLocal(ctx: BackupContext, spool: string, segments: string[], state: ShipState): Promise<TierResult> {
+async function shipLocal(
+  ctx: BackupContext,
+  spool: string,
+  entries: SpoolEntry[],
+  state: ShipState,
+): Promise<TierResult> {
   const have = new Set(state.shipped.local ?? []);
-  const fresh = segments.filter((s) => !have.has(s));
+  const fresh = entries.filter((e) => !have.has(e.name));
   if (!fresh.length) return { tier: "local", outcome: "ok", message: "local: no new WAL segments" };
   const stage = walStage(ctx.config);
   const refused: string[] = [];
@@ -97,10 +102,14 @@ async function shipLocal(ctx: BackupContext, spool: string, segments: string[], 
     rmSync(stage, { recursive: true, force: true });
     mkdirSync(stage, { recursive: true, mode: 0o700 });
     const staged: string[] = [];
-    for (const name of fresh) {
+    const tags = [WAL_TAG];
+    for (const { name, mtimeMs } of fresh) {
       try {
-        writeFileSync(join(stage, name), readSpoolFile(spool, name), { mode: 0o600, flag: "wx" });
+        const bytes = readSpoolFile(spool, name);
+        writeFileSync(join(stage, name), bytes, { mode: 0o600, flag: "wx" });
         staged.push(name);
+        const label = name.endsWith(".backup") ? baseEndTag(bytes.toString("utf8"), mtimeMs) : undefined;
+        if (label) tags.push(label);
       } catch (error) {
         if (!(error instanceof BackupError && error.code === "WAL_SPOOL_UNSAFE")) throw error;
         refused.push(error.message);
@@ -108,7 +117,9 @@ async function shipLocal(ctx: BackupContext, spool: string, segments: string[], 
     }
     if (staged.length) {
       const restic = ctx.restic();
-      const args = ["backup", "--json", "--host", ctx.host, "--tag", WAL_TAG, stage];
+      const range = staged.filter((n) => SEGMENT_NAME.test(n));
+      if (range.length) tags.push(`${WAL_FIRST}${range[0]}`, `${WAL_LAST}${range.at(-1)}`);
+      const args = ["backup", "--json", "--host", ctx.host, "--tag", tags.join(","), stage];
       await retryAfterStaleLocks(restic, ctx.local, () => restic.must(ctx.local, args, "saving WAL segments"));
       state.shipped.local = [...have, ...staged];
       state.last.local = { time: new Date().toISOString(), newest: staged.at(-1) };

@@ -1,6 +1,7 @@
 import { join, resolve } from "node:path";
 import type { Platform } from "../backup/schedule.ts";
 import type { TierResult } from "../backup/tiers/types.ts";
+import type { PointTarget } from "../backup/wal-catalogue.ts";
 import { type Config, loadConfig } from "../config/load.ts";
 import { parsePostgresUrl } from "../config/postgres-url.ts";
 import { TIERS } from "../config/sections.ts";
@@ -178,15 +179,32 @@ table with the figures taken at dump time, drops the scratch database and record
     },
     {
       name: "restore",
-      summary: "restore a snapshot into a database or a directory",
+      summary: "restore a snapshot into a database or a directory, or the database to a point in time",
       usage:
-        "--snapshot ID|latest (--to-database URL | --to-dir DIR) [--tier local|ring|cold] [--no-owner] [--config DIR]",
+        "--snapshot ID|latest (--to-database URL | --to-dir DIR) | (--to-time T | --to-lsn L | --latest) --to-cluster DIR; [--tier local|ring|cold] [--no-owner] [--config DIR]",
       details: `--to-database streams the dump into pg_restore in one transaction; the database must exist and be empty.
 The URL carries no password: libpq reads it from PGPASSFILE or ~/.pgpass (or database.password_file when
 the URL names the configured server). --no-owner on a new machine whose entity roles do not exist yet.
 --to-dir restores any snapshot's files (config, state, secrets) into DIR.
+--to-time, --to-lsn or --latest (with backup.wal.enabled) build a new cluster in --to-cluster DIR (never the
+live one) from the tier alone: the newest base backup that ends before the target and the archived WAL after
+it (on the local tier also the spool), replayed to the target and promoted. It is left stopped, listening only
+on DIR-socket; DIR/postgres.log says what it replayed. A target the tier cannot reach is refused with the range
+it reaches. T is an ISO 8601 time such as 2026-11-30T14:01:00+09:00 (without an offset: this machine's zone).
 Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usage.`,
       options: {
+        "to-time": { type: "string", value: "T", description: "point-in-time restore to time T (ISO 8601)" },
+        "to-lsn": {
+          type: "string",
+          value: "L",
+          description: "point-in-time restore to WAL position L (such as 0/3000148)",
+        },
+        latest: { type: "boolean", description: "point-in-time restore to the newest WAL the tier holds" },
+        "to-cluster": {
+          type: "string",
+          value: "DIR",
+          description: "the new cluster's directory (point-in-time restore)",
+        },
         snapshot: { type: "string", value: "ID", description: "snapshot id (or prefix), or latest" },
         "to-database": {
           type: "string",
@@ -248,6 +266,14 @@ Exit codes: 0 restored, 7 failed (nothing half-restored into a database), 2 usag
 };
 
 async function restoreCommand(inv: Invocation): Promise<number> {
+  const point = pointTarget(inv, (await import("../backup/wal-catalogue.ts")).parseLsn);
+  if (point) return pointRestoreCommand(inv, point);
+  if (inv.values["to-cluster"])
+    throw new UsageError(
+      "BAD_FLAG",
+      `${inv.path}: --to-cluster goes with --to-time, --to-lsn or --latest`,
+      `see '${inv.path} --help'`,
+    );
   const id = stringFlag(inv, "snapshot", true);
   const url = stringFlag(inv, "to-database");
   const dir = stringFlag(inv, "to-dir");
@@ -311,4 +337,65 @@ function restoreTarget(configured: DatabaseTarget, url: string): DatabaseTarget 
   if (!target.database) throw new UsageError("BAD_FLAG", "--to-database: the URL names no database");
   const same = configured.host === target.host && configured.port === target.port && configured.user === target.user;
   return same ? { ...target, password: configured.password, passfile: configured.passfile } : target;
+}
+
+/** --to-time, --to-lsn or --latest, checked; undefined when none is given (a snapshot restore). */
+function pointTarget(inv: Invocation, parseLsn: (text: string) => bigint | undefined): PointTarget | undefined {
+  const time = stringFlag(inv, "to-time");
+  const lsn = stringFlag(inv, "to-lsn");
+  const latest = Boolean(inv.values.latest);
+  const given = [time, lsn, latest || undefined].filter(Boolean).length;
+  if (!given) return undefined;
+  const usage = (message: string) => new UsageError("BAD_FLAG", `${inv.path}: ${message}`, `see '${inv.path} --help'`);
+  if (given > 1) throw usage("give one of --to-time, --to-lsn or --latest");
+  if (inv.values.snapshot || inv.values["to-database"] || inv.values["to-dir"])
+    throw usage(
+      "a point-in-time restore builds a new cluster: --to-cluster DIR, not --snapshot, --to-database or --to-dir",
+    );
+  if (time !== undefined) {
+    const at = Date.parse(time);
+    if (Number.isNaN(at))
+      throw usage(`--to-time '${time}' is not a time; expected ISO 8601 such as 2026-11-30T14:01:00+09:00`);
+    return { kind: "time", time: new Date(at) };
+  }
+  if (lsn !== undefined) {
+    const value = parseLsn(lsn);
+    if (value === undefined) throw usage(`--to-lsn '${lsn}' is not a WAL position; expected such as 0/3000148`);
+    return { kind: "lsn", lsn: value, text: lsn.toUpperCase() };
+  }
+  return { kind: "latest" };
+}
+
+async function pointRestoreCommand(inv: Invocation, target: PointTarget): Promise<number> {
+  const dir = stringFlag(inv, "to-cluster");
+  if (!dir)
+    throw new UsageError(
+      "BAD_FLAG",
+      `${inv.path}: --to-cluster DIR is required`,
+      "name a new directory for the cluster",
+    );
+  const tier = choiceFlag(inv, "tier", TIERS) ?? "local";
+  const [{ restoreToPoint }, { handOver }] = await Promise.all([
+    import("../backup/pitr.ts"),
+    import("../backup/pitr-cluster.ts"),
+  ]);
+  const restored = await restoreToPoint(config(inv), { target, tier, dir: resolve(dir) });
+  await handOver(restored.cluster);
+  const { cluster } = restored;
+  const goal =
+    target.kind === "time"
+      ? target.time.toISOString()
+      : target.kind === "lsn"
+        ? `LSN ${target.text}`
+        : "the newest WAL";
+  process.stdout.write(
+    [
+      `restored the ${tier} tier to ${goal}: base backup ${restored.base} and ${restored.walSnapshots} WAL snapshot${restored.walSnapshots === 1 ? "" : "s"}, replayed and promoted`,
+      `  last transaction replayed: ${restored.reachedTime ?? "none"}${restored.stoppedAt ? ` (${restored.stoppedAt})` : ""}`,
+      `  the cluster is in ${cluster.dir} (stopped; database ${restored.database}); start it as '${cluster.account.name}':`,
+      `    pg_ctl -D ${cluster.pgdata} -l ${join(cluster.dir, "postgres.log")} start   # listens only on ${cluster.socketDir}, port ${cluster.port}`,
+      "",
+    ].join("\n"),
+  );
+  return EXIT.ok;
 }

@@ -41,7 +41,8 @@ export interface EmbeddedOptions {
   archive?: ArchiveSettings;
 }
 
-const SUPERUSER = "axe";
+/** The embedded cluster's superuser (a restored copy of it has the same). */
+export const EMBEDDED_SUPERUSER = "axe";
 const INCLUDE_LINE = "include_if_exists = 'axe.conf'";
 
 export class EmbeddedPostgres {
@@ -85,7 +86,7 @@ export class EmbeddedPostgres {
 
   /** Connection target for a database in this cluster, as the superuser, over the socket. */
   target(database = "postgres"): DatabaseTarget {
-    return { host: this.socketDir, port: this.port, user: SUPERUSER, password: this.password, database };
+    return { host: this.socketDir, port: this.port, user: EMBEDDED_SUPERUSER, password: this.password, database };
   }
 
   /** Stops the server if this process started it (fast shutdown: sessions end, data is safe). */
@@ -145,7 +146,7 @@ async function initdb(
       "-D",
       pgdata,
       "-U",
-      SUPERUSER,
+      EMBEDDED_SUPERUSER,
       `--pwfile=${pwfile}`,
       "--auth=scram-sha-256",
       "-E",
@@ -234,7 +235,7 @@ async function runTool(bin: string, account: ClusterAccount, dir: string, tool: 
 }
 
 /** Running as root, the cluster's user must be able to walk down to its directory. */
-function assertReachable(dir: string, user: string): void {
+export function assertReachable(dir: string, user: string): void {
   for (let parent = dirname(dir); parent !== dirname(parent); parent = dirname(parent)) {
     if ((statSync(parent).mode & 0o001) === 0)
       throw new DatabaseError(
@@ -246,7 +247,7 @@ function assertReachable(dir: string, user: string): void {
 }
 
 /** As root, the account named; otherwise our own (Postgres runs as whoever starts it). */
-async function clusterAccount(name: string): Promise<ClusterAccount> {
+export async function clusterAccount(name: string): Promise<ClusterAccount> {
   const me = process.getuid?.() ?? 0;
   if (me !== 0) return { name: ourName() ?? String(me), uid: me, gid: process.getgid?.() ?? 0 };
   const id = (flag: string) => runProgram(["id", flag, name], { deadlineMs: TOOL_DEADLINE_MS.quick });

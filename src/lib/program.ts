@@ -13,8 +13,13 @@
  * const dump = startProgram(["pg_dump", ...args], { stdout: pipe.write, deadlineMs: 3_600_000 });
  * if (failed) await dump.stop("SIGTERM");
  * const { status } = await dump.exited;
+ *
+ * // one program's output into another's input: restic dump | tar -x
+ * const { producer, consumer } = await runPipeline({ argv: resticDump, options: { env } }, { argv: tarExtract });
  */
-import { constants } from "node:os";
+import { closeSync, constants as fs, mkdtempSync, openSync, rmSync } from "node:fs";
+import { constants, tmpdir } from "node:os";
+import { join } from "node:path";
 import type { FileSink } from "bun";
 
 /** What the program reads: nothing, our stdin, a pipe we write (`.stdin`), a descriptor, or a stream/blob we feed it. */
@@ -166,6 +171,78 @@ function identity(runAs: ProgramOptions["runAs"]): { uid?: number; gid?: number 
 /** Runs `argv` to the end (or its deadline); a program that cannot start rejects with ProgramStartError. */
 export async function runProgram(argv: string[], options: ProgramOptions = {}): Promise<ProgramExit> {
   return startProgram(argv, options).exited;
+}
+
+export interface Stage {
+  argv: string[];
+  options?: ProgramOptions;
+}
+
+export interface PipelineExit {
+  producer: ProgramExit;
+  consumer: ProgramExit;
+  /** The consumer ended while the producer still ran, so we stopped the producer (SIGTERM). */
+  producerStopped: boolean;
+}
+
+/**
+ * The producer's stdout straight into the consumer's stdin through one OS pipe (no byte passes
+ * through us). When the consumer ends first, the producer is stopped rather than left blocked on a
+ * full pipe or a slow source; each keeps its own deadline, and a producer stopped at its deadline
+ * ends the consumer's input.
+ */
+export async function runPipeline(producer: Stage, consumer: Stage): Promise<PipelineExit> {
+  const pipe = openPipe();
+  let first: RunningProgram;
+  let second: RunningProgram;
+  try {
+    first = startProgram(producer.argv, { ...producer.options, stdout: pipe.write });
+    try {
+      second = startProgram(consumer.argv, { ...consumer.options, stdin: pipe.read });
+    } catch (error) {
+      void first.stop("SIGTERM");
+      throw error;
+    }
+  } finally {
+    closeSync(pipe.read); // each child has its own copy: the consumer sees EOF when the producer ends,
+    closeSync(pipe.write); // and the producer's writes fail once the consumer is gone
+  }
+  let producerStopped = false;
+  void second.exited.then(() => {
+    if (first.done) return;
+    producerStopped = true;
+    void first.stop("SIGTERM");
+  });
+  const [producerExit, consumerExit] = await Promise.all([first.exited, second.exited]);
+  return { producer: producerExit, consumer: consumerExit, producerStopped };
+}
+
+/**
+ * An OS pipe as two descriptors (Bun has no pipe(2)): a FIFO in a private directory, opened
+ * read-write first so that neither end's blocking open waits for the other, then unlinked, so
+ * nothing else can ever open it.
+ */
+export function openPipe(): { read: number; write: number } {
+  const dir = mkdtempSync(join(tmpdir(), "axe-pipe-"));
+  try {
+    const path = join(dir, "pipe");
+    const made = Bun.spawnSync(["mkfifo", "-m", "600", path], { stdout: "ignore", stderr: "pipe" });
+    if (made.exitCode !== 0) throw new Error(`mkfifo failed: ${made.stderr.toString().trim()}`);
+    const both = openSync(path, fs.O_RDWR); // Linux and macOS open a FIFO read-write without waiting
+    try {
+      const read = openSync(path, fs.O_RDONLY);
+      try {
+        return { read, write: openSync(path, fs.O_WRONLY) };
+      } catch (error) {
+        closeSync(read);
+        throw error;
+      }
+    } finally {
+      closeSync(both);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** "exited 3", "killed by SIGKILL after its 60000 ms deadline", for messages. */

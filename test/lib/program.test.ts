@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { closeSync, lstatSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeExit, ProgramStartError, runProgram, startProgram } from "../../src/lib/program.ts";
+import { describeExit, ProgramStartError, runPipeline, runProgram, startProgram } from "../../src/lib/program.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 /** Ignores SIGINT from its first instruction (SIG_IGN survives exec), then says so and sleeps. */
@@ -173,5 +173,44 @@ describe("program with a deadline", () => {
     const me = { uid: process.getuid!(), gid: process.getgid!() };
     const exit = await runProgram(["sh", "-c", "id -u; id -g"], { runAs: me });
     expect(exit.stdout).toBe(`${me.uid}\n${me.gid}\n`);
+  });
+});
+
+describe("two programs in a pipeline", () => {
+  test("the producer's output streams whole into the consumer", async () => {
+    const exit = await runPipeline(
+      { argv: ["sh", "-c", "sleep 0.2; head -c 33554432 /dev/zero"] },
+      { argv: ["sh", "-c", "wc -c"] },
+    );
+    expect(exit.producer).toMatchObject({ code: 0, timedOut: false });
+    expect(exit.consumer).toMatchObject({ code: 0, stdout: expect.stringContaining("33554432") });
+    expect(exit.producerStopped).toBe(false);
+  });
+
+  test("a consumer that ends early stops the producer, which is never left blocked on a full pipe", async () => {
+    const exit = await runPipeline(
+      { argv: ["sh", "-c", 'trap "" PIPE; while :; do echo data || sleep 0.01; done'] },
+      { argv: ["sh", "-c", "head -c 5 >/dev/null; echo cannot go on >&2; exit 2"] },
+    );
+    expect(exit.consumer).toMatchObject({ code: 2, stderr: "cannot go on\n" });
+    expect(exit.producerStopped).toBe(true);
+    expect(exit.producer.signal).toBe("SIGTERM");
+  });
+
+  test("a producer stopped at its deadline ends the consumer's input: the consumer finishes with what came", async () => {
+    const exit = await runPipeline(
+      { argv: ["sh", "-c", "echo first; exec sleep 60"], options: { deadlineMs: 500, deadlineSignal: "SIGTERM" } },
+      { argv: ["cat"] },
+    );
+    expect(exit.producer).toMatchObject({ signal: "SIGTERM", timedOut: true });
+    expect(exit.consumer).toMatchObject({ code: 0, stdout: "first\n" });
+  });
+
+  test("a consumer that cannot start stops the producer and throws the start error", async () => {
+    let error: unknown;
+    await runPipeline({ argv: ["sleep", "60"] }, { argv: ["/nonexistent/tar"] }).catch((e: unknown) => {
+      error = e;
+    });
+    expect(error).toBeInstanceOf(ProgramStartError);
   });
 });
