@@ -9,7 +9,7 @@ import { tempDir } from "../helpers/tmp.ts";
 
 describe("embedded Postgres", () => {
   test("created once with a 0600 password, socket only, reused while running, stopped by its starter", async () => {
-    const dir = tempDir("axe-emb");
+    const dir = join(tempDir("axe-emb"), "postgres"); // its socket directory ({dir}-socket) lands inside the temp dir too
     const first = await EmbeddedPostgres.open({ dir, port: 5440 });
     try {
       expect(first.startedHere).toBe(true);
@@ -37,7 +37,7 @@ describe("embedded Postgres", () => {
   });
 
   test("a wrong password is refused (the cluster does not trust local connections)", async () => {
-    const dir = tempDir("axe-emb");
+    const dir = join(tempDir("axe-emb"), "postgres");
     const pg = await EmbeddedPostgres.open({ dir, port: 5441 });
     try {
       const sql = connect({ ...pg.target(), password: "wrong" }, { max: 1 });

@@ -17,10 +17,10 @@ let keys: Promise<ReleaseKeyPair> | undefined;
 
 /** The real axe-appliance binary for this host, compiled once per run. */
 export async function compiledBinary(): Promise<string> {
-  // the run's temp dirs may be removed between test files: compile again when it is gone
+  // run-scoped, but a test may remove it: compile again when it is gone
   if (binary && !existsSync(await binary.catch(() => ""))) binary = undefined;
   binary ??= (async () => {
-    const file = join(tempDir("axe-bin"), "axe-appliance");
+    const file = join(tempDir("axe-bin", { scope: "run" }), "axe-appliance");
     bakedCommit = gitCommit();
     compile(hostTarget(), file, bakedCommit);
     return file;

@@ -1,17 +1,29 @@
 /**
  * One throwaway Postgres cluster per test run, from the same binaries the appliance uses
- * (EmbeddedPostgres), started on first use and stopped when the run ends. Each test asks for a
- * fresh database of its own, so tests never share rows.
+ * (EmbeddedPostgres), started on first use and stopped when the run ends (or is interrupted).
+ * Each test asks for a fresh database of its own, so tests never share rows.
  */
 import { randomBytes } from "node:crypto";
+import { join } from "node:path";
 import { connect, type DatabaseTarget, ensureDatabase, type Sql } from "../../src/db/connect.ts";
 import { EmbeddedPostgres } from "../../src/db/embedded.ts";
-import { tempDir } from "./tmp.ts";
+import { processesNaming, stopProcesses } from "./processes.ts";
+import { afterRun, tempDir } from "./tmp.ts";
 
 let cluster: Promise<EmbeddedPostgres> | undefined;
 
+/** The run's cluster; its socket directory ({dir}-socket) is made beside it, so both live inside one temp dir. */
 export function testCluster(): Promise<EmbeddedPostgres> {
-  cluster ??= EmbeddedPostgres.open({ dir: tempDir("axe-pg"), port: 5432, throwaway: true });
+  // port 5432 names the socket file only: the cluster listens on no TCP port
+  cluster ??= EmbeddedPostgres.open({
+    dir: join(tempDir("axe-pg", { scope: "run" }), "cluster"),
+    port: 5432,
+    throwaway: true,
+  }).then((pg) => {
+    // an interrupted run stops it (synchronously: from an exit handler) before its directory goes
+    afterRun(() => stopProcesses(processesNaming([pg.dir])));
+    return pg;
+  });
   return cluster;
 }
 

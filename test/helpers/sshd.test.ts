@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { processesWithEnv } from "./processes.ts";
 import { startSshd } from "./sshd.ts";
 
 describe("test sshd", () => {
@@ -23,5 +24,25 @@ describe("test sshd", () => {
     } finally {
       await forced.stop();
     }
+  });
+
+  test("stop() also ends what a client that is gone left running (a command past a client's timeout)", async () => {
+    const sshd = await startSshd({ forcedCommand: "echo started; exec sleep 300" });
+    const ofThisSshd = () => processesWithEnv("SSH_CONNECTION", (v) => v.endsWith(` 127.0.0.1 ${sshd.port}`));
+    try {
+      const client = Bun.spawn(["ssh", ...sshd.sshOptions, `${sshd.user}@127.0.0.1`], {
+        stdin: "ignore",
+        stdout: "pipe",
+      });
+      const reader = client.stdout.getReader();
+      let out = "";
+      while (!out.includes("started")) out += new TextDecoder().decode((await reader.read()).value);
+      client.kill("SIGKILL"); // as fleet status does at its timeout
+      await client.exited;
+      expect(ofThisSshd().some((p) => p.command.includes("sleep 300"))).toBe(true); // still running, client gone
+    } finally {
+      await sshd.stop();
+    }
+    expect(ofThisSshd()).toEqual([]);
   });
 });

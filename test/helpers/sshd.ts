@@ -1,13 +1,15 @@
 /**
  * A real sshd on 127.0.0.1 for tests (ring backups, deploy push, fleet status): its own host key,
  * one client key, an authorized_keys line with an optional forced command, and the ssh options a
- * client needs to reach it. Stop it with `stop()`; the test run removes its directory.
+ * client needs to reach it. Stop it with `stop()` (its sessions too); one a test did not stop is
+ * stopped when its test file is done, and its directory removed.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
-import { tempDir } from "./tmp.ts";
+import { isAlive, processesWithEnv, processTree, stopProcesses } from "./processes.ts";
+import { afterFile, tempDir } from "./tmp.ts";
 
 export { freePort }; // benches import it from here
 
@@ -76,6 +78,9 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
     stdio: ["ignore", "ignore", "pipe"],
   });
+  afterFile(() => {
+    if (child.exitCode === null) stopProcesses([...processTree(child.pid!), ...sessionsOf(port)]); // a test that never got to stop() it
+  });
   let stderr = "";
   child.stderr!.on("data", (chunk) => (stderr += chunk));
   await waitForPort(port, child, () => stderr);
@@ -129,8 +134,17 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       );
       return file;
     },
-    stop: () => stopChild(child),
+    async stop() {
+      const tree = processTree(child.pid!); // its sessions and their commands, which outlive the listener
+      await stopChild(child);
+      stopProcesses([...tree.filter((p) => p.pid !== child.pid && isAlive(p.pid)), ...sessionsOf(port)]);
+    },
   };
+}
+
+/** Commands run for this sshd's clients, whose session has gone (a client killed at a timeout): orphans now, known by their SSH_CONNECTION. */
+function sessionsOf(port: number) {
+  return processesWithEnv("SSH_CONNECTION", (value) => value.endsWith(` 127.0.0.1 ${port}`));
 }
 
 function keygen(file: string, comment: string): void {

@@ -18,7 +18,7 @@ let built: { dir: string; binary: string; sha256: string } | undefined;
 /** dist/axe-appliance and dist/SHA256SUMS, as `npm run build` writes them; compiled once per run. */
 export function release(): { dir: string; binary: string; sha256: string } {
   if (built) return built;
-  const dir = tempDir("axe-inst-dist");
+  const dir = tempDir("axe-inst-dist", { scope: "run" }); // every install test file uses it
   const binary = join(dir, "axe-appliance");
   const sha256 = compile(hostTarget(), binary);
   writeFileSync(join(dir, "SHA256SUMS"), `${sha256}  axe-appliance\n`);

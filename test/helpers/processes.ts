@@ -1,0 +1,105 @@
+/**
+ * Processes a test leaves behind, found the only way that works for daemons (a Postgres started
+ * by `serve`, colors started by a receiver, an sshd's sessions): by what they name. Linux only
+ * (/proc); elsewhere these find nothing. Stopping waits synchronously (a cleanup may run from an
+ * exit handler): SIGQUIT for a postmaster (immediate shutdown, which removes its shared memory),
+ * SIGTERM for anything else, then SIGKILL for what is still there after a few seconds.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+export interface Found {
+  pid: number;
+  command: string;
+}
+
+function processes(): Array<Found & { ppid: number }> {
+  let names: string[];
+  try {
+    names = readdirSync("/proc").filter((n) => /^\d+$/.test(n));
+  } catch {
+    return [];
+  }
+  const all: Array<Found & { ppid: number }> = [];
+  for (const name of names) {
+    try {
+      const command = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ").trim();
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (command) all.push({ pid: Number(name), ppid, command });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return all;
+}
+
+/** The processes whose command line names a path inside one of `dirs` (never this process). */
+export function processesNaming(dirs: string[]): Found[] {
+  if (dirs.length === 0) return [];
+  return processes()
+    .filter((p) => p.pid !== process.pid && dirs.some((dir) => p.command.includes(dir)))
+    .map(({ pid, command }) => ({ pid, command }));
+}
+
+/** The processes whose environment has `name` set to a value `matches` accepts (root reads anyone's). */
+export function processesWithEnv(name: string, matches: (value: string) => boolean): Found[] {
+  return processes()
+    .filter((p) => {
+      if (p.pid === process.pid) return false;
+      try {
+        const entry = readFileSync(`/proc/${p.pid}/environ`, "utf8")
+          .split("\0")
+          .find((e) => e.startsWith(`${name}=`));
+        return entry !== undefined && matches(entry.slice(name.length + 1));
+      } catch {
+        return false;
+      }
+    })
+    .map(({ pid, command }) => ({ pid, command }));
+}
+
+/** `pid` and everything it started, children first. */
+export function processTree(pid: number): Found[] {
+  const all = processes();
+  const tree: Found[] = [];
+  const visit = (parent: number) => {
+    for (const child of all.filter((p) => p.ppid === parent)) visit(child.pid);
+    const self = all.find((p) => p.pid === parent);
+    if (self) tree.push({ pid: self.pid, command: self.command });
+  };
+  visit(pid);
+  return tree;
+}
+
+/** Alive and not a zombie (one of our children that exited is a zombie until the event loop reaps it). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return true; // no /proc: kill(0) is all we know
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Stops each process and waits (synchronously, at most `graceMs`) before SIGKILL. */
+export function stopProcesses(found: Found[], graceMs = 5_000): void {
+  for (const { pid, command } of found) signal(pid, /(^|\/)postgres -D /.test(command) ? "SIGQUIT" : "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (found.some((p) => isAlive(p.pid)) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 50);
+  for (const { pid } of found) if (isAlive(pid)) signal(pid, "SIGKILL");
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
