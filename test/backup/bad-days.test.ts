@@ -14,6 +14,7 @@ import {
   snapshotCount,
   useRestic,
 } from "../helpers/restic.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
 let db: TestDatabase | undefined;
@@ -105,8 +106,9 @@ for (const restic of resticMatrix())
       });
       victim.stdin!.on("error", () => {}); // EPIPE once it is killed
       victim.stdin!.write(Buffer.alloc(1 << 20, 7));
-      for (let i = 0; i < 100 && lockIds(fx.localRepo, fx.passwordFile("local")).length === 0; i++)
-        await Bun.sleep(100);
+      await waitFor("the killed restic's lock", () => lockIds(fx.localRepo, fx.passwordFile("local")).length > 0, {
+        intervalMs: 100,
+      });
       expect(lockIds(fx.localRepo, fx.passwordFile("local")).length).toBe(1);
       const exited = new Promise((resolve) => victim.on("exit", resolve));
       victim.kill("SIGKILL");
@@ -158,8 +160,9 @@ for (const restic of resticMatrix())
       other.stdin!.on("error", () => {});
       other.stdin!.write(Buffer.alloc(1 << 16, 1));
       try {
-        for (let i = 0; i < 100 && lockIds(fx.localRepo, fx.passwordFile("local")).length === 0; i++)
-          await Bun.sleep(100);
+        await waitFor("the other restic's lock", () => lockIds(fx.localRepo, fx.passwordFile("local")).length > 0, {
+          intervalMs: 100,
+        });
         process.kill(other.pid!, "SIGSTOP");
         const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
         expect(run.code).toBe(7);

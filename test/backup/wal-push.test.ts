@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const isRoot = process.getuid?.() === 0;
 const SEGMENT = "000000010000000000000003";
@@ -76,8 +77,9 @@ describe("backup wal-push", () => {
     // Wait (bounded) until wal-push has written most of that half into its temp file, then kill it.
     const copied = () =>
       existsSync(spool) ? readdirSync(spool).reduce((n, f) => n + Bun.file(join(spool, f)).size, 0) : 0;
-    for (let i = 0; i < 300 && copied() < data.bytes.length / 4; i++) await Bun.sleep(50);
-    expect(copied()).toBeGreaterThan(0);
+    await waitFor("wal-push to copy a quarter of the segment", () => copied() >= data.bytes.length / 4, {
+      intervalMs: 50,
+    });
     child.kill("SIGKILL");
     await child.exited;
     writer.kill("SIGKILL");

@@ -19,6 +19,7 @@ import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { compiledBinary, releaseKeys } from "./fixtures.ts";
 
 export interface ApplianceUnderTest {
@@ -52,7 +53,9 @@ export async function startAppliance(options: { healthIntervalMs?: number } = {}
         },
         drain_timeout_ms: 5000,
       },
-      deploy: { service_backend: "child", health_timeout_ms: 30_000 },
+      // a color that starts in 3 s alone can take 30 s and more on a loaded 2-core machine; the gate's
+      // failures that tests provoke end at once (the color exits), so a long bound costs nothing
+      deploy: { service_backend: "child", health_timeout_ms: 120_000 },
     },
   });
   const config = loadConfig({ dir });
@@ -63,16 +66,7 @@ export async function startAppliance(options: { healthIntervalMs?: number } = {}
   });
   await backend.start("proxy");
   const socket = proxySettings(config).adminSocket;
-  for (let i = 0; i < 200; i++) {
-    if (
-      await proxyStatus(socket).then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await Bun.sleep(50);
-  }
+  await waitFor("the proxy's admin socket", () => proxyStatus(socket).then(() => true), { retryErrors: true });
   return {
     config,
     db,
@@ -197,6 +191,11 @@ export async function startLoad(app: ApplianceUnderTest, workers = 4) {
   const loops = Array.from({ length: workers }, worker);
   return {
     result,
+    /** Waits until `more` requests beyond those done so far have been answered (ok or not). */
+    async answered(more: number): Promise<void> {
+      const target = result.ok + result.failed + more;
+      await waitFor(`${more} more answers to the load`, () => result.ok + result.failed >= target);
+    },
     async stop(): Promise<LoadResult> {
       running = false;
       await Promise.all(loops);

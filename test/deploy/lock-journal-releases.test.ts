@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { pointColor, readColors } from "../../src/deploy/colors.ts";
@@ -14,7 +14,7 @@ import { checkLastDeploy } from "../../src/status/deploy-check.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { raceForStaleLock } from "../lib/fixtures/lock-race.ts";
-import { compiledBinary, makeRelease } from "./fixtures.ts";
+import { makeRelease } from "./fixtures.ts";
 
 describe("deploy lock", () => {
   test("a second deploy is refused while the first holds the lock, naming the holder", () => {
@@ -118,24 +118,31 @@ describe("deploy history", () => {
 describe("installed releases", () => {
   test("install is atomic and idempotent, a reused version with another binary is refused, prune keeps the newest and those in use", async () => {
     const data = tempDir("axe-data");
+    // installRelease never runs the binary: a small stand-in keeps 9 releases from copying 110 MB each,
+    // and its mode 0644 shows that install is what makes it executable
+    const standIn = join(tempDir("axe-bin-small"), "axe-appliance");
+    writeFileSync(standIn, "#!/bin/sh\necho stand-in\n", { mode: 0o644 });
     const versions = ["1.0.1", "1.0.2", "1.0.3", "1.0.4", "1.0.5", "1.0.6", "1.0.7"];
-    for (const version of versions) {
-      const release = await makeRelease(version);
+    for (const [i, version] of versions.entries()) {
+      const release = await makeRelease(version, { binary: standIn });
       const staged = stagingPath(data);
       copyFileSync(release.binary, staged);
+      expect(statSync(staged).mode & 0o111).toBe(0);
       const installed = installRelease(data, { manifest: release.manifest, jws: release.jws, file: staged });
       expect(statSync(installed.binary).mode & 0o111).not.toBe(0);
       expect(existsSync(staged)).toBe(false);
-      await Bun.sleep(15); // distinct install times
+      // install times a minute apart, in version order, whatever the file system's clock resolution
+      const installedAt = new Date(Date.UTC(2026, 0, 1, 12, i));
+      utimesSync(join(installed.dir, "manifest.json"), installedAt, installedAt);
     }
     // the same version and binary again: reused, not an error
-    const again = await makeRelease("1.0.7");
+    const again = await makeRelease("1.0.7", { binary: standIn });
     const staged = stagingPath(data);
     copyFileSync(again.binary, staged);
     expect(installRelease(data, { manifest: again.manifest, jws: again.jws, file: staged }).version).toBe("1.0.7");
     // the same version with a different binary: refused
     const other = join(tempDir("axe-bin2"), "axe-appliance");
-    copyFileSync(await compiledBinary(), other);
+    copyFileSync(standIn, other);
     appendFileSync(other, "extra");
     const impostor = await makeRelease("1.0.7", { binary: other });
     const staged2 = stagingPath(data);

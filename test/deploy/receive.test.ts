@@ -50,9 +50,9 @@ describe("deploy receive, end to end", () => {
     expect((await proxyStatus(app.socket)).live).toBe("green");
 
     const load = await startLoad(app);
-    await Bun.sleep(300);
+    await load.answered(10); // the load runs before the deploy starts, and on after it ends
     const second = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("1.0.0-b"))).done;
-    await Bun.sleep(300);
+    await load.answered(10);
     const during = await load.stop();
     if (second.code !== 0) console.error(second.stdout, second.stderr);
     expect(second.code).toBe(0);
@@ -71,9 +71,9 @@ describe("deploy receive, end to end", () => {
     });
 
     const load2 = await startLoad(app);
-    await Bun.sleep(300);
+    await load2.answered(10);
     const back = await runAppliance(app, ["deploy", "rollback", "--json"]).done;
-    await Bun.sleep(300);
+    await load2.answered(10);
     const duringRollback = await load2.stop();
     if (back.code !== 0) console.error(back.stdout, back.stderr);
     expect(back.code).toBe(0);

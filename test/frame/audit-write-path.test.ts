@@ -9,6 +9,7 @@ import { MAIN, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { waitFor as waitUntil } from "../helpers/wait.ts";
 import { rpc } from "./harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./tools-data/harness.ts";
 
@@ -34,15 +35,9 @@ function spawnServe(port: number, dir: string): Bun.Subprocess {
   return child;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, limitMs = 60_000): Promise<T> {
-  const until = Date.now() + limitMs;
-  while (Date.now() < until) {
-    const value = await probe().catch(() => undefined);
-    if (value !== undefined) return value;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+/** Waits for `probe` (a server may be restarting: its errors mean "not yet"), at most 60 s. */
+const waitFor = <T>(what: string, probe: () => Promise<T | undefined>) =>
+  waitUntil(what, probe, { timeoutMs: 60_000, intervalMs: 50, retryErrors: true });
 
 /** One tools/call; resolves with its structured result, rejects on any failure (the server may be gone). */
 async function callTool(url: string, token: string, name: string, args: Record<string, unknown>) {

@@ -18,6 +18,7 @@ import { makeConfigDir } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { json, rpc } from "./harness.ts";
 
 let frame: RunningFrame | undefined;
@@ -65,15 +66,8 @@ async function startNoAuth(dir: string, port: number) {
   return audit;
 }
 
-/** Polls until `probe` holds, at most `ms` (generous: the machine is shared). */
-async function until(probe: () => Promise<boolean>, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await probe().catch(() => false)) return;
-    await Bun.sleep(50);
-  }
-  throw new Error("condition not met in time");
-}
+/** Polls until `probe` holds (its errors mean "not yet": the server may still be starting). */
+const until = (probe: () => Promise<boolean>) => waitFor("the condition", probe, { intervalMs: 50, retryErrors: true });
 
 describe("serve --no-auth answers this machine's developer only", () => {
   test("a direct loopback call works; another Host or a proxy's headers get 403, logged", async () => {

@@ -14,6 +14,7 @@ import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { json, rpc } from "./harness.ts";
 
 let child: Subprocess<"ignore", "pipe", "pipe"> | undefined;
@@ -46,17 +47,18 @@ function stderrLines(process: Subprocess<"ignore", "pipe", "pipe">) {
       text += new TextDecoder().decode(value);
     }
   })();
-  return async (pattern: RegExp, after = 0): Promise<string> => {
-    for (let i = 0; i < 600; i++) {
-      const line = text
-        .slice(after)
-        .split("\n")
-        .find((l) => pattern.test(l));
-      if (line) return line;
-      await Bun.sleep(50);
-    }
-    throw new Error(`serve never logged ${pattern}: ${text.slice(-2000)}`);
-  };
+  return async (pattern: RegExp, after = 0): Promise<string> =>
+    waitFor(
+      `serve to log ${pattern}`,
+      () =>
+        text
+          .slice(after)
+          .split("\n")
+          .find((l) => pattern.test(l)),
+      { intervalMs: 50 },
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}: ${text.slice(-2000)}`);
+    });
 }
 
 describe("serve reads customers.yaml again on SIGHUP", () => {

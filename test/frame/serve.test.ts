@@ -8,6 +8,7 @@ import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { json, mcpClient, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
 let running: TestFrame | undefined;
@@ -114,22 +115,15 @@ describe("serve", () => {
     } as RequestInit);
     await Bun.sleep(200);
     child.kill("SIGTERM");
-    for (
-      let i = 0;
-      i < 50 &&
-      (await fetch(`http://127.0.0.1:${port}/healthz`).then(
-        () => true,
-        () => false,
-      ));
-      i++
-    )
-      await Bun.sleep(50);
-    expect(
-      await fetch(`http://127.0.0.1:${port}/healthz`).then(
-        () => "answered",
-        () => "refused",
-      ),
-    ).toBe("refused");
+    await waitFor(
+      "serve to refuse new connections after SIGTERM",
+      () =>
+        fetch(`http://127.0.0.1:${port}/healthz`).then(
+          () => false,
+          () => true,
+        ),
+      { intervalMs: 50 },
+    );
     release();
     const answer = await inFlight;
     expect(answer.status).toBe(200);

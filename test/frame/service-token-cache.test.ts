@@ -7,6 +7,7 @@ import {
   SERVICE_TOKEN_CHANNEL,
   ServiceTokenVerifier,
 } from "../../src/frame/auth/service-tokens.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { json, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
 let running: TestFrame | undefined;
@@ -18,14 +19,9 @@ afterEach(async () => {
 const whoami = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "whoami", arguments: {} } };
 const call = (token: string) => rpc(running!.mcpUrl, whoami, { authorization: `Bearer ${token}` });
 
-/** Waits (at most `limitMs`) for a condition that an asynchronous notification makes true. */
-async function until(condition: () => boolean, what: string, limitMs = 10_000): Promise<void> {
-  const deadline = Date.now() + limitMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await Bun.sleep(10);
-  }
-}
+/** Waits for a condition that an asynchronous notification makes true. */
+const until = (condition: () => boolean, what: string, timeoutMs?: number) =>
+  waitFor(what, condition, { intervalMs: 10, timeoutMs });
 
 async function issue(expiresInMs = 60_000) {
   return issueServiceToken(running!.db.sql, running!.config.paths.secrets, {

@@ -3,6 +3,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import { issueServiceToken, parseDuration } from "../../src/frame/auth/service-tokens.ts";
 import { runCli } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { json, mcpClient, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
 let running: TestFrame | undefined;
@@ -67,9 +68,10 @@ describe("service tokens", () => {
     const revoked = await runCli(["token", "revoke", entry.id, "--config", running.configDir]);
     expect(revoked.code).toBe(0);
     // The revocation reaches the server as a NOTIFY from the CLI's process: wait (bounded) until it has landed.
-    for (let i = 0; i < 200 && running.frame.serviceTokens!.stats.cacheClears === clearsBefore; i++)
-      await Bun.sleep(25);
-    expect(running.frame.serviceTokens!.stats.cacheClears).toBeGreaterThan(clearsBefore);
+    await waitFor(
+      "the revocation's notification",
+      () => running!.frame.serviceTokens!.stats.cacheClears > clearsBefore,
+    );
     const refused = await rpc(running.mcpUrl, whoami, { authorization: `Bearer ${token}` });
     expect(refused.status).toBe(401);
     expect(refused.headers.get("www-authenticate")).toStartWith('Bearer error="invalid_token"');

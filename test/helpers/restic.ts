@@ -8,6 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { join } from "node:path";
 import type { DatabaseTarget } from "../../src/db/connect.ts";
 import { makeConfigDir } from "./config.ts";
+import { CONNECT_TIMEOUT_S } from "./sshd.ts";
 import { tempDir } from "./tmp.ts";
 
 /** One restic the backup tests run against. */
@@ -87,7 +88,8 @@ export function backupFixture(options: BackupFixtureOptions): BackupFixture {
   const backup: Record<string, unknown> = {
     check_subset: "100%",
     restic: options.restic ?? resticBin,
-    ring: options.ring ? { ...options.ring } : { enabled: false },
+    // the ring's ssh carries ConnectTimeout (default 10 s, too short for a loaded machine's sshd); tests of a hung peer set theirs
+    ring: options.ring ? { connect_timeout: CONNECT_TIMEOUT_S, ...options.ring } : { enabled: false },
     cold: { volume: coldVolume },
     ...options.backup,
   };

@@ -10,8 +10,15 @@ import { join } from "node:path";
 import { freePort } from "./ports.ts";
 import { isAlive, processesWithEnv, processTree, stopProcesses } from "./processes.ts";
 import { afterFile, tempDir } from "./tmp.ts";
+import { waitFor } from "./wait.ts";
 
 export { freePort }; // benches import it from here
+
+/**
+ * ssh's ConnectTimeout also bounds the banner exchange, which waits for sshd to fork and load its
+ * keys: seconds on a loaded 2-core machine. Tests about an unreachable peer set their own.
+ */
+export const CONNECT_TIMEOUT_S = 60;
 
 export interface TestSshd {
   port: number;
@@ -99,7 +106,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
     "-o",
     `UserKnownHostsFile=${join(dir, "known_hosts")}`,
     "-o",
-    "ConnectTimeout=5",
+    `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
     "-o",
     "LogLevel=ERROR",
     "-F",
@@ -126,7 +133,7 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
           "  BatchMode yes",
           "  StrictHostKeyChecking no",
           `  UserKnownHostsFile ${join(dir, "known_hosts")}`,
-          "  ConnectTimeout 5",
+          `  ConnectTimeout ${CONNECT_TIMEOUT_S}`,
           "  LogLevel ERROR",
           "",
         ].join("\n"),
@@ -155,25 +162,26 @@ function keygen(file: string, comment: string): void {
 }
 
 async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr()}`);
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = Bun.connect({
-        hostname: "127.0.0.1",
-        port,
-        socket: {
-          open: (s) => (s.end(), resolve(true)),
-          data() {},
-          error: () => resolve(false),
-          connectError: () => resolve(false),
-        },
+  await waitFor(
+    `sshd to listen on 127.0.0.1:${port}`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr()}`);
+      return new Promise<boolean>((resolve) => {
+        const socket = Bun.connect({
+          hostname: "127.0.0.1",
+          port,
+          socket: {
+            open: (s) => (s.end(), resolve(true)),
+            data() {},
+            error: () => resolve(false),
+            connectError: () => resolve(false),
+          },
+        });
+        socket.catch(() => resolve(false));
       });
-      socket.catch(() => resolve(false));
-    });
-    if (open) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`sshd did not listen on 127.0.0.1:${port}: ${stderr()}`);
+    },
+    { intervalMs: 50 },
+  );
 }
 
 function stopChild(child: ChildProcess): Promise<void> {

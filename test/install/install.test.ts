@@ -5,6 +5,7 @@ import { parse } from "yaml";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { fleetFile, type InstallRun, modeOf, release, runInstall, snapshot } from "./harness.ts";
 
 let db: TestDatabase;
@@ -194,13 +195,12 @@ describe("install.sh --prefix DIR --no-services", () => {
       },
     );
     try {
-      let health: Response | undefined;
-      for (let i = 0; i < 300 && !health; i++) {
-        health = await fetch(`http://127.0.0.1:${ports.blue}/healthz`).catch(() => undefined);
-        if (!health) await Bun.sleep(100);
-      }
-      expect(health?.status).toBe(200);
-      expect(await health!.json()).toMatchObject({
+      const health = await waitFor("blue to answer /healthz", () => fetch(`http://127.0.0.1:${ports.blue}/healthz`), {
+        retryErrors: true,
+        intervalMs: 100,
+      });
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({
         status: "ok",
         service: "axe-frame",
         color: "blue",
@@ -230,14 +230,15 @@ describe("install.sh --prefix DIR --no-services", () => {
     });
     try {
       const url = `http://127.0.0.1:${ports.proxy}/.well-known/oauth-protected-resource/frame/mcp`;
-      let answer: Response | undefined;
-      for (let i = 0; i < 300; i++) {
-        answer = await fetch(url).catch(() => undefined);
-        if (answer?.status === 200) break;
-        await Bun.sleep(100);
-      }
-      expect(answer?.status).toBe(200);
-      expect(await answer!.json()).toMatchObject({
+      const answer = await waitFor(
+        "the proxy to answer for the live color",
+        async () => {
+          const response = await fetch(url);
+          return response.status === 200 && response;
+        },
+        { retryErrors: true, intervalMs: 100, timeoutMs: 60_000 },
+      );
+      expect(await answer.json()).toMatchObject({
         resource: "https://axe.axelabs.ai/frame/mcp",
         scopes_supported: ["https://axe.axelabs.ai/frame/mcp/frame.access"],
       });
@@ -246,16 +247,18 @@ describe("install.sh --prefix DIR --no-services", () => {
       expect(metrics.status).toBe(200);
       expect(await metrics.text()).toContain("axe_proxy_requests_total");
       // The proxy answering says the live color is up, not that green has finished starting.
-      let health: Response | undefined;
-      for (let i = 0; i < 300; i++) {
-        health = await fetch(`http://127.0.0.1:${ports.green}/healthz`).catch(() => undefined);
-        if (health?.status === 200) break;
-        await Bun.sleep(100);
-      }
-      expect(await health?.json()).toMatchObject({ status: "ok", color: "green" });
+      const health = await waitFor(
+        "green to answer /healthz",
+        async () => {
+          const response = await fetch(`http://127.0.0.1:${ports.green}/healthz`);
+          return response.status === 200 && response;
+        },
+        { retryErrors: true, intervalMs: 100 },
+      );
+      expect(await health.json()).toMatchObject({ status: "ok", color: "green" });
     } finally {
       for (const child of started) child.kill("SIGTERM");
       await Promise.all(started.map((child) => child.exited));
     }
-  }, 90_000);
+  }, 150_000);
 });

@@ -4,6 +4,7 @@ import { closeSync, lstatSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeExit, ProgramStartError, runPipeline, runProgram, startProgram } from "../../src/lib/program.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 /** Ignores SIGINT from its first instruction (SIG_IGN survives exec), then says so and sleeps. */
 const IGNORES_SIGINT = ["sh", "-c", 'trap "" INT; echo ready; exec sleep 60'];
@@ -22,10 +23,7 @@ const postgres = (() => {
 })();
 const asRoot = process.getuid?.() === 0;
 
-async function until(check: () => boolean, what: string) {
-  for (let i = 0; i < 600 && !check(); i++) await Bun.sleep(50);
-  if (!check()) throw new Error(`timed out waiting for ${what}`);
-}
+const until = (check: () => boolean, what: string) => waitFor(what, check, { intervalMs: 50 });
 
 describe("program with a deadline", () => {
   test("an exit code, stdout and stderr come back as they were", async () => {

@@ -6,6 +6,7 @@ import { ProxyError } from "../../src/lib/errors.ts";
 import { checkColor, pauseProxy, proxyMetrics, proxyStatus, resumeProxy } from "../../src/proxy/admin-client.ts";
 import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
 let proxy: InProcessProxy;
@@ -15,7 +16,8 @@ beforeAll(async () => {
     startUpstream("blue", { RELEASE: "2.0.0" }),
     startUpstream("green", { RELEASE: "2.1.0" }),
   ]);
-  proxy = await startProxy(proxyConfigDir(blue, green, { pause_timeout_ms: 400 }));
+  // long enough that a held request is still held when the test, under load, gets to resume it
+  proxy = await startProxy(proxyConfigDir(blue, green, { pause_timeout_ms: 1_000 }));
 });
 afterAll(stopAll);
 
@@ -50,7 +52,8 @@ test("pause holds requests until resume", async () => {
     answered = true;
     return r;
   });
-  await Bun.sleep(100);
+  // pause again (it changes nothing) until it says the request is held
+  await waitFor("the request to be held", async () => (await pauseProxy(proxy.socket)).held === 1);
   expect(answered).toBe(false);
   expect((await proxyStatus(proxy.socket)).paused).toBe(true);
   expect((await resumeProxy(proxy.socket)).held).toBe(1);

@@ -78,7 +78,7 @@ test("MCP goes through the proxy to the live color, and follows a switch", async
   await eventually(async () => {
     const s = await proxyStatus(proxy.socket);
     return s.colors.blue.healthy && s.colors.green.healthy;
-  }, 200);
+  }, "both colors healthy");
   const status = await proxyStatus(proxy.socket);
   expect(status.colors.blue).toMatchObject({ healthy: true, release: "1.0.0-blue" });
   expect(status.colors.green).toMatchObject({ healthy: true, release: "1.0.0-green" });

@@ -9,6 +9,7 @@ import { createLogger } from "../../src/lib/log.ts";
 import { ProxyServer } from "../../src/proxy/proxy-server.ts";
 import { type ProxySettings, proxySettings } from "../../src/proxy/settings.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const BUN = process.execPath;
 const ROOT = join(import.meta.dir, "..", "..");
@@ -138,13 +139,9 @@ export async function stopAll(): Promise<void> {
   children.clear();
 }
 
-/** Resolves once `check()` is true; fails after `attempts` polls 50 ms apart. */
-export async function eventually(check: () => boolean | Promise<boolean>, attempts = 100): Promise<void> {
-  for (let i = 0; i < attempts; i++) {
-    if (await check()) return;
-    await Bun.sleep(50);
-  }
-  throw new Error("condition not met in time");
+/** Resolves once `check()` is true (test/helpers/wait.ts: bounded generously, polled every 50 ms). */
+export async function eventually(check: () => boolean | Promise<boolean>, what = "the condition"): Promise<void> {
+  await waitFor(what, check, { intervalMs: 50 });
 }
 
 async function firstLine(stream: ReadableStream<Uint8Array>, match: (line: string) => boolean): Promise<string> {

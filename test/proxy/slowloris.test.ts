@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
+import { waitFor } from "../helpers/wait.ts";
 import { type ChildProxy, proxyConfigDir, spawnProxy, startUpstream, stopAll } from "./harness.ts";
 
 const SLOW = 500;
@@ -43,7 +44,8 @@ function slowCaller(): { socket: Socket; outcome: Promise<string> } {
 
 test("500 slow callers do not delay a normal caller by the head timeout, and each gets a 408", async () => {
   const slow = Array.from({ length: SLOW }, slowCaller);
-  await Bun.sleep(500); // they are all connected and dribbling
+  // they are all connected and dribbling before the normal caller starts
+  await waitFor(`${SLOW} slow callers to connect`, () => slow.every((s) => !s.socket.connecting));
   const times: number[] = [];
   for (let i = 0; i < 20; i++) {
     const started = performance.now();

@@ -11,6 +11,7 @@ import { Supervisor } from "../../src/services/supervisor.ts";
 import { makeRelease } from "../deploy/fixtures.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const FIXTURE = join(import.meta.dir, "fixture-process.ts");
 const backends: ChildBackend[] = [];
@@ -39,13 +40,7 @@ function fixtureBackend(config: Config, env: Record<string, string> = {}, stopTi
   return { backend, lines, out };
 }
 
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
-}
+const until = (check: () => boolean | Promise<boolean>, what: string) => waitFor(what, check);
 
 describe("service spec", () => {
   test("a color runs the release colors.json points at, with AXE_RELEASE, its port and the config", async () => {

@@ -21,6 +21,7 @@ import { makeRelease } from "../deploy/fixtures.ts";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { freePort } from "../helpers/ports.ts";
 import { parseExposition } from "../helpers/prometheus.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { pngSize, renderedDom, screenshot } from "./chromium.ts";
 import { levels, recordSnapshots, statusJson } from "./fixtures.ts";
 
@@ -118,7 +119,7 @@ describe("status on one machine", () => {
     const refused = await mcp("axe_st_not-a-real-token", { jsonrpc: "2.0", id: 2, method: "tools/list", params: {} });
     expect(refused.status).toBe(401);
     const load = await startLoad(app, 2);
-    await Bun.sleep(500);
+    await load.answered(10);
     expect((await load.stop()).failures).toEqual([]);
 
     const proxy = await proxyMetrics(app.socket);
@@ -143,7 +144,7 @@ describe("status on one machine", () => {
 
   test("the status page: on the admin socket and on a loopback port, rendered by headless Chromium with the latency chart", async () => {
     const load = await startLoad(app, 2);
-    await Bun.sleep(500);
+    await load.answered(10);
     expect((await load.stop()).ok).toBeGreaterThan(0);
     const fromSocket = await fetch("http://axe-proxy/page", { unix: app.socket });
     expect(fromSocket.status).toBe(200);
@@ -163,10 +164,9 @@ describe("status on one machine", () => {
     );
     try {
       const url = `http://127.0.0.1:${port}/`;
-      let page: Response | undefined;
-      for (let i = 0; i < 100 && !page; i++) page = await fetch(url).catch(() => Bun.sleep(100).then(() => undefined));
-      expect(page?.status).toBe(200);
-      const html = await page!.text();
+      const page = await waitFor("status --serve to answer", () => fetch(url), { retryErrors: true, intervalMs: 100 });
+      expect(page.status).toBe(200);
+      const html = await page.text();
       expect(html).toContain('<span class="badge" id="level"');
       expect(html).toContain("GREEN");
       const json = await (await fetch(`${url}status.json`)).json();
@@ -213,13 +213,13 @@ describe("status on one machine", () => {
     expect(requests).toBeGreaterThan(0);
     expect(before.switches.length).toBeGreaterThanOrEqual(2); // the two deploys' switches
     await app.backend.restart("proxy");
-    let after: typeof before | undefined;
-    for (let i = 0; i < 200 && !after; i++)
-      after = await fetch("http://axe-proxy/latency", { unix: app.socket })
-        .then((r) => r.json() as Promise<typeof before>)
-        .catch(() => Bun.sleep(50).then(() => undefined));
-    expect(after!.points.reduce((sum, p) => sum + p.count, 0)).toBeGreaterThanOrEqual(requests);
-    expect(after!.switches).toEqual(before.switches);
+    const after = await waitFor(
+      "the restarted proxy's latency history",
+      () => fetch("http://axe-proxy/latency", { unix: app.socket }).then((r) => r.json() as Promise<typeof before>),
+      { retryErrors: true, intervalMs: 50 },
+    );
+    expect(after.points.reduce((sum, p) => sum + p.count, 0)).toBeGreaterThanOrEqual(requests);
+    expect(after.switches).toEqual(before.switches);
   }, 60_000);
 
   test("a stale local backup is red (exit 12) and names the tier; ring and cold late are yellow", async () => {

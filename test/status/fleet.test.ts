@@ -11,7 +11,7 @@ import { stringify } from "yaml";
 import type { FleetRow } from "../../src/status/fleet.ts";
 import { MAIN, runCli } from "../helpers/cli.ts";
 import { makeConfigDir, TENANT_AXE, TEST_CUSTOMERS } from "../helpers/config.ts";
-import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { CONNECT_TIMEOUT_S, startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { recordSnapshots } from "./fixtures.ts";
 
@@ -27,7 +27,8 @@ beforeAll(async () => {
   const status = (dir: string) => `${process.execPath} ${MAIN} status --json --config ${dir}`;
   const axe = await startSshd({ forcedCommand: status(axeDir), env: { HOME: tempDir("axe-home") } });
   const other = await startSshd({ forcedCommand: status(otherDir) });
-  const hung = await startSshd({ forcedCommand: "exec sleep 15" });
+  // hangs past the timeout, for as long as its session lives (a client killed at the timeout ends it)
+  const hung = await startSshd({ forcedCommand: "while kill -0 $PPID 2>/dev/null; do sleep 1; done" });
   const wrong = await startSshd({
     forcedCommand: "echo '{\"steps\":[]}'; echo 'error: no release on stdin' >&2; exit 6",
   });
@@ -81,11 +82,13 @@ describe("fleet status", () => {
       "--ssh-config",
       sshConfig,
       "--ssh-option",
-      "ConnectTimeout=5",
+      `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
+      // long enough for the answering machine to start `status` on a loaded machine; the hung one waits it out
       "--timeout",
-      "8",
+      "30",
     ];
-    const json = await runCli([...args, "--json"]);
+    // both at once: each waits the whole timeout for the hung machine
+    const [json, table] = await Promise.all([runCli([...args, "--json"]), runCli(args)]);
     if (json.code !== 12) console.error(json.stdout, json.stderr);
     expect(json.code).toBe(12);
     const rows = JSON.parse(json.stdout) as FleetRow[];
@@ -101,19 +104,18 @@ describe("fleet status", () => {
     expect(axe.checks.find((c) => c.name === "proxy")!.level).toBe("fail"); // nothing runs there
     expect(axe.backup.find((b) => b.tier === "local")!.problems).toEqual([]);
     expect(rows[1]!.error).toMatch(/refused|closed|ssh/i);
-    expect(rows[2]!.error).toBe("no answer within 8000 ms");
+    expect(rows[2]!.error).toBe("no answer within 30000 ms");
     expect(rows[3]!.error).toContain("no status report (error: no release on stdin)");
     expect(rows[3]!.error).toContain("forced command");
 
-    const table = await runCli(args);
     expect(table.code).toBe(12);
     const lines = table.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^CUSTOMER\s+MACHINE\s+STATE/);
     expect(lines[1]).toMatch(/^axe\s+axe-macmini\s+RED\s/);
     expect(lines[2]).toMatch(/^other\s+other-macmini\s+UNREACHABLE\s/);
-    expect(lines[3]).toMatch(/^hung\s+hung-macmini\s+UNREACHABLE\s.*no answer within 8000 ms/);
+    expect(lines[3]).toMatch(/^hung\s+hung-macmini\s+UNREACHABLE\s.*no answer within 30000 ms/);
     expect(lines[4]).toMatch(/^wrong\s+wrong-macmini\s+UNREACHABLE\s/);
-  }, 60_000);
+  }, 120_000);
 
   test("--customer picks machines; an unknown name is a usage error", async () => {
     const only = await runCli([

@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { runCli } from "../../helpers/cli.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { json, rpc } from "../harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
@@ -43,15 +44,12 @@ const recordCount = async () => Number((await running.db.sql`select count(*)::in
 
 /** The audit rows of one request id, once the sink has written at least one (bounded wait). */
 async function auditRowsOf(requestId: string): Promise<Array<Record<string, any>>> {
-  for (let i = 0; i < 400; i++) {
+  await waitFor(`an audit row for request ${requestId}`, async () => {
     const rows = await running.db.sql`select * from entity_axe.audit_log where request_id = ${requestId}`;
-    if (rows.length) {
-      await Bun.sleep(100); // a second row, if one were coming, comes in the same burst
-      return [...(await running.db.sql`select * from entity_axe.audit_log where request_id = ${requestId}`)];
-    }
-    await Bun.sleep(25);
-  }
-  throw new Error(`no audit row for request ${requestId}`);
+    return rows.length > 0;
+  });
+  await Bun.sleep(100); // a second row, if one were coming, comes in the same burst
+  return [...(await running.db.sql`select * from entity_axe.audit_log where request_id = ${requestId}`)];
 }
 
 /** A raw tools/call with its own request id, as the SDK would send it. */

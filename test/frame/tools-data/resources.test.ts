@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { waitFor } from "../../helpers/wait.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
 let running: DataFrame | undefined;
@@ -26,12 +27,11 @@ describe("collection schemas as MCP resources", () => {
       /no collection named "secrets"/,
     );
     await expect(reader.readResource({ uri: "file:///etc/passwd" })).rejects.toThrow(/unknown resource/);
-    for (let i = 0; i < 200; i++) {
-      const [row] = await running.db
+    await waitFor("three resources/read audit rows", async () => {
+      const [row] = await running!.db
         .sql`select count(*)::int as n from entity_axe.audit_log where tool = 'resources/read'`;
-      if (row!.n >= 3) break;
-      await Bun.sleep(25);
-    }
+      return row!.n >= 3;
+    });
     const rows = await running.db
       .sql`select outcome from entity_axe.audit_log where tool = 'resources/read' order by seq`;
     expect(rows.map((r) => r.outcome)).toEqual(["ok", "error", "error"]);

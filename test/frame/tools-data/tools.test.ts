@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { rpc } from "../harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
@@ -7,12 +8,10 @@ let running: DataFrame | undefined;
 
 /** Waits (bounded) until the entity's audit log holds `n` rows. */
 async function auditRows(frame: DataFrame, n: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  await waitFor(`the audit log to reach ${n} rows`, async () => {
     const [row] = await frame.db.sql`select count(*)::int as n from entity_axe.audit_log`;
-    if (row!.n >= n) return;
-    await Bun.sleep(25);
-  }
-  throw new Error(`audit log never reached ${n} rows`);
+    return row!.n >= n;
+  });
 }
 afterEach(async () => {
   await running?.close();
