@@ -208,7 +208,7 @@ async function callTool(
       structuredContent: output as Record<string, unknown>,
     });
   } catch (error) {
-    if (error instanceof ToolError) return finish("error", toolError(error.message, error.hint), error.code);
+    if (error instanceof ToolError) return finish("error", toolError(error.message, error.hint), error.reason);
     logger.error("tool failed", { error });
     return finish(
       "error",

@@ -1,6 +1,6 @@
 /**
- * Errors the user can act on. Each carries a stable `code`, a message that says what failed
- * and what to do next, and the exit code the CLI ends with. Expected failures never print a
+ * Errors the user can act on. Each carries a stable `code` (UPPER_SNAKE_CASE), a message that says
+ * what failed and what to do next, and the exit code the CLI ends with. Expected failures never print a
  * stack trace: they are printed by `describeError` (main.ts, and a command that reports a failure
  * beside its own output) as `error: <message>` plus the hint, and the CLI exits with `exitCode`.
  *
@@ -55,16 +55,31 @@ export class DatabaseError extends AppError {
   override readonly exitCode = EXIT.database;
 }
 
-/** Token verification failures in frame; `status` is the HTTP status to answer with. */
-export class AuthError extends AppError {
+/**
+ * An AppError that clients know by its `reason`: the lower_snake_case name they read on the wire
+ * (frame's refusal body, the audit row and metric label of a refusal or a tool error), which never
+ * changes. Its `code` is the same name in UPPER_SNAKE_CASE, like every other AppError's.
+ */
+export class ReasonedError extends AppError {
+  constructor(
+    readonly reason: string,
+    message: string,
+    hint?: string,
+  ) {
+    super(reason.toUpperCase(), message, hint);
+  }
+}
+
+/** Token verification failures in frame, made from their reason; `status` is the HTTP status to answer with. */
+export class AuthError extends ReasonedError {
   override readonly exitCode = EXIT.auth;
   constructor(
-    code: string,
+    reason: string,
     message: string,
     readonly status: 401 | 403 | 503 = 401,
     hint?: string,
   ) {
-    super(code, message, hint);
+    super(reason, message, hint);
   }
 }
 

@@ -37,14 +37,16 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
 }
 
-/** Masks values whose key looks secret; errors become their message and code. */
+/** Masks values whose key looks secret; errors become their message, code and (frame's) wire reason. */
 export function redact(fields?: Record<string, unknown>): Record<string, unknown> {
   if (!fields) return {};
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fields)) {
     if (SECRET_KEY.test(key)) out[key] = "[redacted]";
-    else if (value instanceof Error) out[key] = { message: value.message, code: (value as { code?: unknown }).code };
-    else out[key] = value;
+    else if (value instanceof Error) {
+      const { code, reason } = value as { code?: unknown; reason?: unknown };
+      out[key] = { message: value.message, code, ...(reason === undefined ? {} : { reason }) };
+    } else out[key] = value;
   }
   return out;
 }

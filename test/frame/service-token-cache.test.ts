@@ -141,7 +141,7 @@ describe("service-token cache", () => {
       await revokeServiceToken(running.db.sql, "axe", record.id); // its notification is never heard
       await until(() => verifier.stats.deafSpells > 0, "the missing heartbeats to be noticed", 5_000);
       expect(verifier.hearing()).toBe(false);
-      await expect(verifier.verify(token)).rejects.toMatchObject({ code: "service_token_revoked" });
+      await expect(verifier.verify(token)).rejects.toMatchObject({ reason: "service_token_revoked" });
       expect(verifier.stats.cacheHits).toBe(1); // asked the database, not the cache
     } finally {
       verifier.close();

@@ -38,11 +38,11 @@ export interface EntraClaims extends JWTPayload {
 /** A 403 for a caller whose token verified: the audit row names them (`{tid}/{oid}`), never their e-mail. */
 export class IdentifiedRefusal extends AuthError {
   constructor(
-    code: string,
+    reason: string,
     message: string,
     readonly subject: string,
   ) {
-    super(code, message, 403);
+    super(reason, message, 403);
   }
 }
 
@@ -54,7 +54,7 @@ export function principalFromClaims(claims: EntraClaims, customer: Customer, fle
   if (typeof claims.oid !== "string" || !claims.oid)
     throw new AuthError("no_subject", "the token has no oid claim", 401);
   const subject = `${claims.tid}/${claims.oid}`;
-  const forbid = (code: string, message: string) => new IdentifiedRefusal(code, message, subject);
+  const forbid = (reason: string, message: string) => new IdentifiedRefusal(reason, message, subject);
   const client = isV1 ? claims.appid : claims.azp;
   if (entra.allowed_clients.length && (!client || !entra.allowed_clients.includes(client)))
     throw forbid("client_not_allowed", "the client application that obtained this token is not an allowed connector");
@@ -111,7 +111,7 @@ function entityFor(
   appRoles: string[],
   customer: Customer,
   fleet: Fleet,
-  forbid: (code: string, message: string) => AuthError,
+  forbid: (reason: string, message: string) => AuthError,
 ): string {
   // Without its groups the token cannot be matched by group, and falling back to the domain could
   // pick another entity than the group mapping would: refuse unless no entity maps by group.

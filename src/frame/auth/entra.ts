@@ -89,7 +89,7 @@ export class EntraVerifier {
   }
 }
 
-const invalid = (code: string, message: string) => new AuthError(code, message, 401);
+const invalid = (reason: string, message: string) => new AuthError(reason, message, 401);
 
 /** jose's verdicts become 401 invalid_token; failing to get the keys becomes 503, never 401. */
 function asAuthError(error: unknown): AuthError {

@@ -117,7 +117,7 @@ export function createFrameApp(options: FrameAppOptions) {
       if (!(error instanceof AuthError)) throw error;
       void refuse(
         error.status,
-        error.code,
+        error.reason,
         started,
         requestId,
         error instanceof IdentifiedRefusal ? error.subject : "anonymous",

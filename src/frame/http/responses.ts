@@ -48,7 +48,7 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
     code = "insufficient_scope";
     headers["www-authenticate"] =
       `Bearer error="insufficient_scope", error_description="${description}"${scope}, ${metadata}`;
-  } else if (error.code === "missing_token") {
+  } else if (error.reason === "missing_token") {
     code = "unauthorized";
     // RFC 6750 3.1: a request without credentials gets a challenge with no error code.
     headers["www-authenticate"] = `Bearer ${metadata}${scope}`;
@@ -56,7 +56,7 @@ export function authErrorResponse(error: AuthError, config: Config): Response {
     code = "invalid_token";
     headers["www-authenticate"] = `Bearer error="invalid_token", error_description="${description}", ${metadata}`;
   }
-  return new Response(JSON.stringify({ error: code, error_description: error.message, reason: error.code }), {
+  return new Response(JSON.stringify({ error: code, error_description: error.message, reason: error.reason }), {
     status: error.status,
     headers,
   });

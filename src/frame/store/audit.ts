@@ -94,7 +94,7 @@ async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: 
         await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`, pipe);
         continue;
       } catch (error) {
-        if (!(error instanceof DataError && error.code === "unknown_entity")) throw error;
+        if (!(error instanceof DataError && error.reason === "unknown_entity")) throw error;
       }
     }
     await sql`insert into meta.audit_log ${sql(rows)}`;

@@ -1,10 +1,11 @@
 /**
- * Expected failures of the data store. `code` is stable and lower_snake_case so the tool layer can
- * pass it on as the ToolError code; messages never hold a stored value (values may be PII).
+ * Expected failures of the data store, made from their reason (lower_snake_case, which the tool
+ * layer passes on as the ToolError's, and so to the audit row); `code` is its UPPER_SNAKE_CASE.
+ * Messages never hold a stored value (values may be PII).
  */
-import { AppError } from "../../lib/errors.ts";
+import { ReasonedError } from "../../lib/errors.ts";
 
-export type DataErrorCode =
+export type DataErrorReason =
   | "invalid_input"
   | "unknown_collection"
   | "unknown_entity"
@@ -16,12 +17,13 @@ export type DataErrorCode =
   /** A write's audit row could not be written, so the write was rolled back. */
   | "not_recorded";
 
-export class DataError extends AppError {
+export class DataError extends ReasonedError {
+  declare readonly code: Uppercase<DataErrorReason>;
   constructor(
-    override readonly code: DataErrorCode,
+    override readonly reason: DataErrorReason,
     message: string,
     hint?: string,
   ) {
-    super(code, message, hint);
+    super(reason, message, hint);
   }
 }

@@ -27,7 +27,7 @@ export async function inEntity<T>(
       ctx.writeAudit ? { row: ctx.writeAudit, subject } : undefined,
     );
   } catch (error) {
-    if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
+    if (error instanceof DataError) throw new ToolError(error.reason, error.message, error.hint);
     throw error;
   }
 }
@@ -41,7 +41,7 @@ export async function inEntityStatement<R extends readonly postgres.MaybeRow[], 
   try {
     return await ctx.store.statement(ctx.principal.entity, statement, read);
   } catch (error) {
-    if (error instanceof DataError) throw new ToolError(error.code, error.message, error.hint);
+    if (error instanceof DataError) throw new ToolError(error.reason, error.message, error.hint);
     throw error;
   }
 }

@@ -13,7 +13,7 @@
  */
 import type { z } from "zod";
 import type { Role } from "../../config/customers.ts";
-import { AppError } from "../../lib/errors.ts";
+import { ReasonedError } from "../../lib/errors.ts";
 import type { Logger } from "../../lib/log.ts";
 import type { Principal } from "../principal.ts";
 import type { TransactionAudit } from "../store/audit.ts";
@@ -68,10 +68,10 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
 /**
  * An expected failure inside a tool (bad reference, version conflict, not found). The caller gets
  * `isError: true` with the message and hint; the audit outcome is "error". Any other exception is a
- * bug: the caller gets a generic message and the log gets the details. `code` is stable, such as
- * `not_found`, `version_conflict`, `invalid_input`; `hint` says how to fix the call.
+ * bug: the caller gets a generic message and the log gets the details. Made from its reason, such
+ * as `not_found`, `version_conflict`, `invalid_input` (the audit row's); `hint` says how to fix the call.
  */
-export class ToolError extends AppError {}
+export class ToolError extends ReasonedError {}
 
 /** Identity function that keeps the input/output types tied to the handler. */
 export function defineTool<I extends z.ZodObject, O extends z.ZodObject>(

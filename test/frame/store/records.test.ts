@@ -54,11 +54,11 @@ describe("records", () => {
     });
     expect("age" in updated.values).toBe(false);
     const stale = store.run("axe", (tx, keys) => updateRecord(tx, keys, "u2", created.id, 1, { notes: "late" }));
-    await expect(stale).rejects.toMatchObject({ code: "version_conflict" });
+    await expect(stale).rejects.toMatchObject({ reason: "version_conflict" });
     const deleted = await store.run("axe", (tx) => deleteRecord(tx, "u3", created.id));
     expect(deleted.version).toBe(3);
     await expect(store.run("axe", (tx, keys) => getRecord(tx, keys, created.id))).rejects.toMatchObject({
-      code: "not_found",
+      reason: "not_found",
     });
     const history = await store.run("axe", (tx, keys) => recordHistory(tx, keys, created.id));
     expect(history.versions.map((v) => [v.version, v.op, v.changedBy])).toEqual([
@@ -106,7 +106,7 @@ describe("records", () => {
     await fx!.db
       .sql`update entity_axe.records set pii = (select pii from entity_axe.records where id = ${a.id}) where id = ${b.id}`;
     await expect(store.run("axe", (tx, keys) => getRecord(tx, keys, b.id))).rejects.toMatchObject({
-      code: "unreadable",
+      reason: "unreadable",
     });
   });
 
@@ -121,7 +121,7 @@ describe("records", () => {
     const won = attempts.filter((a) => a.status === "fulfilled");
     expect(won.length).toBe(1);
     for (const lost of attempts.filter((a) => a.status === "rejected"))
-      expect((lost as PromiseRejectedResult).reason).toMatchObject({ code: "version_conflict" });
+      expect((lost as PromiseRejectedResult).reason).toMatchObject({ reason: "version_conflict" });
     const [row] = await fx!.db
       .sql`select version, (select count(*)::int from entity_axe.record_versions where record_id = ${r.id}) as versions from entity_axe.records where id = ${r.id}`;
     expect(row).toEqual({ version: 2, versions: 2 });
@@ -146,7 +146,7 @@ describe("records", () => {
     expect(big.records.length).toBe(7);
     await expect(
       store.run("axe", (tx, keys) => searchRecords(tx, keys, { collection: "people", cursor: "bm9wZQ" })),
-    ).rejects.toMatchObject({ code: "invalid_input" });
+    ).rejects.toMatchObject({ reason: "invalid_input" });
   });
 
   test("bad input is refused with a clear error and writes nothing", async () => {
@@ -172,7 +172,7 @@ describe("records", () => {
     const ok = await store.run("axe", (tx, keys) => createRecord(tx, keys, "u", "people", { name: meta, email: meta }));
     expect(ok.values).toEqual({ name: meta, email: meta });
     await expect(store.run("axe", (tx, keys) => getRecord(tx, keys, meta))).rejects.toMatchObject({
-      code: "invalid_input",
+      reason: "invalid_input",
     });
     await expect(
       store.run("axe", (tx) =>
@@ -205,6 +205,6 @@ describe("records", () => {
     const attempts = await Promise.allSettled([first, second]);
     expect(attempts.filter((a) => a.status === "fulfilled").length).toBe(1);
     const lost = attempts.find((a) => a.status === "rejected") as PromiseRejectedResult;
-    expect(lost.reason).toMatchObject({ code: "version_conflict" });
+    expect(lost.reason).toMatchObject({ reason: "version_conflict" });
   });
 });
