@@ -76,10 +76,13 @@ function idOf(message: unknown): string | number | null {
   return typeof id === "string" || typeof id === "number" ? id : null;
 }
 
+/** The shape of a tool name; anything else (a NUL, a newline, 10 KB) is the caller's and stays out of the audit row. */
+const TOOL_NAME = /^[\w./-]{1,64}$/;
+
 function toolOf(message: unknown): { tool?: string } {
   const params = isObject(message) && message.method === "tools/call" ? message.params : undefined;
   const name = isObject(params) ? params.name : undefined;
-  return typeof name === "string" && name.length <= 64 ? { tool: name } : {};
+  return typeof name === "string" && TOOL_NAME.test(name) ? { tool: name } : {};
 }
 
 function kindOf(value: unknown): string {

@@ -7,7 +7,7 @@
  * const sink = postgresAuditSink(appSql);
  * await sink.record({ at: new Date(), who: "dev", entity: "axe", tool: "get_record", outcome: "ok", durationMs: 4 });
  */
-import type postgres from "postgres";
+import postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { AuditEvent, AuditSink } from "../audit-sink.ts";
 import { DataError } from "./errors.ts";
@@ -78,27 +78,46 @@ export class TransactionAudit {
 }
 
 /** Appends events in one transaction per destination: the entity's log, or meta's for unknown entities. */
-export function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
-  return appendAuditBatch(sql, events);
+export async function appendAudit(sql: Sql, ...events: AuditEvent[]): Promise<void> {
+  const failed = (await appendAuditBatch(sql, events)).find((outcome) => outcome !== undefined);
+  if (failed) throw failed;
 }
 
-async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: Sql): Promise<void> {
-  const groups = new Map<string, ReturnType<typeof auditColumns>[]>();
-  for (const event of events)
-    groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), auditColumns(event)]);
-  for (const [entity, rows] of groups) {
-    if (entity) {
-      try {
-        // One round trip per batch; on the pipe its building cannot throw: `auditColumns` gives every
-        // row the same keys with strings, numbers, Dates, plain JSON objects or null.
-        await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`, pipe);
-        continue;
-      } catch (error) {
-        if (!(error instanceof DataError && error.reason === "unknown_entity")) throw error;
+/**
+ * One insert per destination; each event's outcome (undefined when written) in order. A batch that
+ * Postgres refuses is written again row by row, so a row it cannot take (say, text with U+0000)
+ * is lost alone, never with the other callers' rows of its batch or the batches of other entities.
+ */
+async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: Sql): Promise<unknown[]> {
+  const groups = new Map<string, number[]>();
+  for (const [i, event] of events.entries())
+    groups.set(event.entity ?? "", [...(groups.get(event.entity ?? "") ?? []), i]);
+  const outcomes: unknown[] = events.map(() => undefined);
+  for (const [entity, indexes] of groups) {
+    const insert = async (rows: ReturnType<typeof auditColumns>[]) => {
+      if (entity) {
+        try {
+          // One round trip per batch; on the pipe its building cannot throw: `auditColumns` gives every
+          // row the same keys with strings, numbers, Dates, plain JSON objects or null.
+          await statementInEntity(sql, entity, (tx) => tx`insert into audit_log ${tx(rows)}`, pipe);
+          return;
+        } catch (error) {
+          if (!(error instanceof DataError && error.reason === "unknown_entity")) throw error;
+        }
       }
+      await sql`insert into meta.audit_log ${sql(rows)}`;
+    };
+    try {
+      await insert(indexes.map((i) => auditColumns(events[i]!)));
+    } catch (error) {
+      if (!(error instanceof postgres.PostgresError) || indexes.length === 1) {
+        for (const i of indexes) outcomes[i] = error;
+        continue;
+      }
+      for (const i of indexes) await insert([auditColumns(events[i]!)]).catch((e: unknown) => (outcomes[i] = e));
     }
-    await sql`insert into meta.audit_log ${sql(rows)}`;
   }
+  return outcomes;
 }
 
 /** Rows per audit transaction; small enough that a batch on the pipe holds up get_record calls by a few ms at most. */
@@ -117,12 +136,12 @@ export function postgresAuditSink(sql: Sql, pipe?: Sql): AuditSink & { flush(): 
     while (queue.length) {
       const batch = queue.splice(0, MAX_BATCH);
       try {
-        await appendAuditBatch(
+        const outcomes = await appendAuditBatch(
           sql,
           batch.map((b) => b.event),
           pipe,
         );
-        for (const b of batch) b.done();
+        for (const [i, b] of batch.entries()) b.done(outcomes[i]);
       } catch (error) {
         for (const b of batch) b.done(error);
       }

@@ -50,6 +50,26 @@ describe("audit log", () => {
     expect(rows[0]!.durationMs).toBe(3);
   });
 
+  test("a row Postgres refuses (U+0000) fails alone: the rest of its batch and the other entities' rows are written", async () => {
+    fx = await dataFixture();
+    const sink = postgresAuditSink(fx.app);
+    const events = [
+      ...Array.from({ length: 5 }, (_, i) => event({ requestId: `axe-${i}` })),
+      event({ requestId: "poisoned", who: "x\u0000y" }),
+      ...Array.from({ length: 5 }, (_, i) => event({ entity: "labs", requestId: `labs-${i}` })),
+    ];
+    const outcomes = await Promise.allSettled(events.map((e) => sink.record(e))); // one burst: one batch
+    expect(outcomes.map((o) => o.status)).toEqual(
+      events.map((e) => (e.requestId === "poisoned" ? "rejected" : "fulfilled")),
+    );
+    const written = await fx.db.sql`
+      select request_id from entity_axe.audit_log union all select request_id from entity_labs.audit_log order by 1`;
+    expect(written.map((r) => r.request_id)).toEqual(
+      [...events.map((e) => e.requestId).filter((id) => id !== "poisoned")].sort(),
+    );
+    expect((await verifyAudit(fx.db.sql)).map((r) => r.broken)).toEqual([undefined, undefined, undefined]);
+  });
+
   test("the app's role cannot change or remove audit rows, not even under the entity's role", async () => {
     fx = await dataFixture(["axe"]);
     await appendAudit(fx.app, event());

@@ -106,6 +106,40 @@ describe("tool inputs are exactly what the schema says (issue 13.2)", () => {
     expect(shallow.body.result.isError).toBe(true); // within the depth limit: the unknown key is the problem
   });
 
+  test("a refused body naming a tool with a NUL in it is audited, and takes no other caller's row with it", async () => {
+    // Postgres refuses U+0000 in text: one such row used to fail its whole audit batch (up to 100 rows).
+    const readerToken = await running.token("axe", "reader");
+    const poisoned = Array.from({ length: 10 }, () => randomUUID());
+    const denied = Array.from({ length: 10 }, () => randomUUID());
+    await Promise.all([
+      ...poisoned.map((requestId) =>
+        rpc(
+          running.mcpUrl,
+          { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_record\u0000", arguments: 5 } },
+          { authorization: `Bearer ${adminToken}`, "x-request-id": requestId },
+        ).then((r) => r.text()),
+      ),
+      ...denied.map((requestId) =>
+        rpc(
+          running.mcpUrl,
+          { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "delete_record", arguments: { id: "x" } } },
+          { authorization: `Bearer ${readerToken}`, "x-request-id": requestId },
+        ).then((r) => r.text()),
+      ),
+    ]);
+    const ids = [...poisoned, ...denied];
+    await waitFor("every request's audit row", async () => {
+      const [row] = await running.db.sql`
+        select count(*)::int as n from entity_axe.audit_log where request_id in ${running.db.sql(ids)}`;
+      return row!.n === ids.length;
+    });
+    const rows = await running.db.sql`
+      select tool, outcome, reason from entity_axe.audit_log where request_id in ${running.db.sql(poisoned)}`;
+    expect(rows.map((r) => [r.tool, r.outcome, r.reason])).toEqual(
+      poisoned.map(() => [null, "error", "invalid_params"]),
+    );
+  });
+
   test("wrong argument shapes get -32602 with one readable line (issue 21.6)", async () => {
     for (const args of [[1, 2], null, "values", 5]) {
       const { body } = await rawCall("get_record", args);
