@@ -83,7 +83,7 @@ export async function verifyChain(
         const broken = rowProblem(row, previous);
         if (broken) return void (report.broken = broken);
         const seq = Number(row.seq);
-        const cut = archiveCut(row.detail);
+        const cut = schema === "meta" ? archiveCut(row.detail) : undefined; // entity logs are never archived
         if (cut) cuts.set(cut.through, cut.head);
         if (anchoredSeqs.has(seq)) hashAt.set(seq, row.hash);
         report.rows++;
@@ -145,5 +145,24 @@ export async function verifyAudit(
       : (await sql<{ name: string }[]>`select name from meta.entities order by name`).map((r) => r.name);
   const reports = options.entity ? [] : [await verifyChain(sql, "meta", "meta", heads("meta"))];
   for (const entity of entities) reports.push(await verifyChain(sql, entity, entitySchema(entity), heads(entity)));
+  // No entity is ever removed: a log an anchor signed that meta.entities no longer names was taken away.
+  if (!options.entity && !options.metaOnly)
+    for (const log of new Set((options.anchors ?? []).flatMap((a) => a.heads.map((h) => h.log))))
+      if (log !== "meta" && !entities.includes(log)) reports.push(goneLog(log, heads(log)));
   return reports;
+}
+
+function goneLog(log: string, anchors: readonly AnchoredHead[]): ChainReport {
+  const newest = anchors.reduce((a, b) => (b.seq >= a.seq ? b : a));
+  return {
+    log,
+    table: `entity_${log}.audit_log`,
+    rows: 0,
+    anchors: anchors.length,
+    unanchored: 0,
+    broken: {
+      seq: 1,
+      reason: `there is no entity ${log} in meta.entities, but the anchor of ${newest.at} signed its row ${newest.seq}: the entity and its log were removed`,
+    },
+  };
 }

@@ -120,6 +120,45 @@ describe("audit anchors", () => {
     );
   });
 
+  test("an entity log never starts after row 1: an archive row the owner appends there does not excuse its removed head", async () => {
+    fx = await dataFixture(["axe"]);
+    const where = place();
+    await initAuditKey(where.secretsDir);
+    await append(30, 1);
+    await signAnchor(fx.db.sql, where, "timer");
+    // The owner records a "cut" of rows 1-20 at the tail (chained like any row), then removes them.
+    const [row] = await fx.db.sql`select hash from entity_axe.audit_log where seq = 20`;
+    await fx.db.sql`insert into entity_axe.audit_log (at, who, outcome, duration_ms, detail)
+                    values (now(), 'cli:root', 'ok', 1, ${fx.db.sql.json({ archive: { through: 20, head_hash: row!.hash } })})`;
+    await rewriteAsOwner((tx) => tx`delete from entity_axe.audit_log where seq <= 20`);
+    const report = await verifyAxe(where);
+    expect(report.broken?.seq).toBe(1);
+    expect(report.broken?.reason).toMatch(/rows 1 to 20 are missing/);
+  });
+
+  test("an entity whose log an anchor signed is still verified after the owner removes it from meta.entities", async () => {
+    fx = await dataFixture(["axe", "labs"]);
+    const where = place();
+    await initAuditKey(where.secretsDir);
+    await appendAudit(fx.app, { ...event(1), entity: "labs" });
+    await appendAudit(fx.app, event(2));
+    await signAnchor(fx.db.sql, where, "timer");
+    await fx.db.sql.begin(async (tx) => {
+      await tx`drop schema entity_labs cascade`;
+      await tx`delete from meta.data_keys where entity = 'labs'`;
+      await tx`delete from meta.entities where name = 'labs'`;
+    });
+    const { anchors, problems } = await readAnchors(where);
+    expect(problems).toEqual([]);
+    const reports = await verifyAudit(fx.db.sql, { anchors });
+    expect(reports.map((r) => [r.log, r.broken?.seq])).toEqual([
+      ["meta", undefined],
+      ["axe", undefined],
+      ["labs", 1],
+    ]);
+    expect(reports[2]!.broken!.reason).toMatch(/no entity labs .*the anchor of .* signed its row 1/);
+  });
+
   test("verify recomputes each hash itself: an owner's meta.audit_hash that vouches for changed rows does not fool it", async () => {
     fx = await dataFixture(["axe"]);
     await append(5, 1);
