@@ -1,6 +1,7 @@
 import { ROLES, type Role } from "../config/customers.ts";
 import { CONFIG_OPTION, type Command, choiceFlag, JSON_OPTION, positional, stringFlag } from "../lib/cli.ts";
 import { UsageError } from "../lib/errors.ts";
+import { operatorName } from "./audit.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
 export const tokenCommand: Command = {
@@ -45,6 +46,7 @@ export const tokenCommand: Command = {
             role,
             name,
             expiresInMs,
+            who: operatorName(),
           });
           process.stderr.write(
             `issued ${record.id} (${record.name}): ${record.role} of ${record.entity}, expires ${record.expiresAt.toISOString()}. It is shown once:\n`,
@@ -100,7 +102,7 @@ export const tokenCommand: Command = {
         const id = positional(inv, 0, "ID", "give the token's ID (see 'axe-appliance token list')");
         return withOwnerDatabase(stringFlag(inv, "config"), async (sql, config) => {
           const { revokeServiceToken } = await import("../frame/auth/service-tokens.ts");
-          if (!(await revokeServiceToken(sql, config.customer.name, id)))
+          if (!(await revokeServiceToken(sql, config.customer.name, id, operatorName())))
             throw new UsageError("UNKNOWN_TOKEN", `no active token with id '${id}'`, "see 'axe-appliance token list'");
           process.stdout.write(`revoked ${id}\n`);
         });

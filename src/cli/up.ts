@@ -8,7 +8,7 @@ import { devDir, ensureDevConfig } from "../services/dev-config.ts";
 /** A 30-day admin token for the dev entity, and the line that connects Claude Code to it. */
 async function devToken(config: Config, mcpUrl: string): Promise<string> {
   const { withClientToken } = await import("../deploy/client-token.ts");
-  const grant = { role: "admin", name: "dev", expiresInMs: 30 * 24 * 3600_000 } as const;
+  const grant = { role: "admin", name: "dev", expiresInMs: 30 * 24 * 3600_000, who: "up --dev" } as const;
   return withClientToken(config, grant, async ({ token, entity, expiresAt }) =>
     [
       `service token for entity ${entity} (admin, expires ${expiresAt.toISOString()}; shown once):`,

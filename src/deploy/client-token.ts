@@ -19,7 +19,8 @@ export interface ClientToken {
 /** Issues the token and hands it to `use` while its database connection is open. */
 export async function withClientToken<T>(
   config: Config,
-  grant: { role: Role; name: string; expiresInMs: number },
+  /** `who` names the client in meta.audit_log's rows for the token (`deploy`, `up --dev`). */
+  grant: { role: Role; name: string; expiresInMs: number; who: string },
   use: (issued: ClientToken) => Promise<T>,
 ): Promise<T> {
   const db = await openDatabase(config);
@@ -31,7 +32,8 @@ export async function withClientToken<T>(
       entity,
       ...grant,
     });
-    const revoke = async () => void (await revokeServiceToken(sql, config.customer.name, record.id).catch(() => false));
+    const revoke = async () =>
+      void (await revokeServiceToken(sql, config.customer.name, record.id, grant.who).catch(() => false));
     return await use({ token, entity, expiresAt: record.expiresAt, revoke });
   } finally {
     await sql.end({ timeout: 5 });

@@ -39,13 +39,17 @@ export async function gateAndSwitch({ config, backend, runner, color, release }:
 
 /** Issues a 5-minute reader token for the gate and revokes it afterwards. */
 function withGateToken(config: Config, check: (token: string) => Promise<string>): Promise<string> {
-  return withClientToken(config, { role: "reader", name: "deploy-gate", expiresInMs: 5 * 60_000 }, async (issued) => {
-    try {
-      return await check(issued.token);
-    } finally {
-      await issued.revoke();
-    }
-  });
+  return withClientToken(
+    config,
+    { role: "reader", name: "deploy-gate", expiresInMs: 5 * 60_000, who: "deploy" },
+    async (issued) => {
+      try {
+        return await check(issued.token);
+      } finally {
+        await issued.revoke();
+      }
+    },
+  );
 }
 
 /**

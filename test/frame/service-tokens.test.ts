@@ -85,6 +85,25 @@ describe("service tokens", () => {
     const again = await runCli(["token", "revoke", entry.id, "--config", running.configDir]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("no active token");
+    // Issuing and revoking are operator writes: each is in meta's chain, committed with the change.
+    const operations = await running.db.sql`
+      select who, tool, entity, outcome, detail from meta.audit_log where tool like 'token %' order by seq`;
+    expect([...operations]).toEqual([
+      {
+        who: expect.stringMatching(/^cli:/),
+        tool: "token issue",
+        entity: "labs",
+        outcome: "ok",
+        detail: { token: entry.id, entity: "labs", role: "writer", expires_at: entry.expiresAt },
+      },
+      {
+        who: expect.stringMatching(/^cli:/),
+        tool: "token revoke",
+        entity: "labs",
+        outcome: "ok",
+        detail: { token: entry.id },
+      },
+    ]);
   });
 
   test("an expired token, an unknown one and a forged one are refused with 401 invalid_token", async () => {

@@ -17,6 +17,7 @@ import type { Sql } from "../../db/connect.ts";
 import { AuthError, ConfigError, UsageError } from "../../lib/errors.ts";
 import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
 import type { Principal } from "../principal.ts";
+import { auditColumns } from "../store/audit.ts";
 
 /** Every service token starts with this, so it is told apart from a JWT and found by secret scanners. */
 export const SERVICE_TOKEN_PREFIX = "axe_st_";
@@ -42,6 +43,8 @@ export interface IssueOptions {
   /** A label for people: what uses the token ("deploy-gate", "zapier"). */
   name: string;
   expiresInMs: number;
+  /** Who issues it, for its row in meta.audit_log (`cli:{user}`, `deploy`); default "frame". */
+  who?: string;
 }
 
 /** Reads the HMAC key, creating it (32 random bytes, mode 0600) the first time. */
@@ -77,11 +80,28 @@ export async function issueServiceToken(
   const token = SERVICE_TOKEN_PREFIX + randomBytes(32).toString("base64url");
   const id = `st_${randomBytes(6).toString("hex")}`;
   const expiresAt = new Date(Date.now() + options.expiresInMs);
-  const [row] = await sql<TokenRow[]>`
-    insert into meta.service_tokens (id, name, customer, entity, role, hmac, expires_at)
-    values (${id}, ${options.name}, ${options.customer}, ${options.entity}, ${options.role}, ${tokenHmac(key, token)}, ${expiresAt})
-    returning id, name, customer, entity, role, created_at, expires_at, last_used_at, revoked_at`;
-  return { token, record: toRecord(row!) };
+  const started = performance.now();
+  // A token is a grant of access: its row in meta's chain commits with it, or neither does.
+  const row = await sql.begin(async (tx) => {
+    const [inserted] = await tx<TokenRow[]>`
+      insert into meta.service_tokens (id, name, customer, entity, role, hmac, expires_at)
+      values (${id}, ${options.name}, ${options.customer}, ${options.entity}, ${options.role}, ${tokenHmac(key, token)}, ${expiresAt})
+      returning id, name, customer, entity, role, created_at, expires_at, last_used_at, revoked_at`;
+    await tx`insert into meta.audit_log ${tx(
+      auditColumns({
+        at: new Date(),
+        who: options.who ?? "frame",
+        customer: options.customer,
+        entity: options.entity,
+        tool: "token issue",
+        outcome: "ok",
+        durationMs: performance.now() - started,
+        detail: { token: id, entity: options.entity, role: options.role, expires_at: expiresAt.toISOString() },
+      }),
+    )}`;
+    return inserted!;
+  });
+  return { token, record: toRecord(row) };
 }
 
 export async function listServiceTokens(sql: Sql, customer: string): Promise<ServiceTokenRecord[]> {
@@ -99,12 +119,25 @@ export const SERVICE_TOKEN_CHANNEL = "axe_service_tokens";
  * the same transaction as the update (pg_notify is transactional), so a serve process hears of the
  * revocation exactly when it commits, and never of one that rolled back.
  */
-export async function revokeServiceToken(sql: Sql, customer: string, id: string): Promise<boolean> {
+export async function revokeServiceToken(sql: Sql, customer: string, id: string, who = "frame"): Promise<boolean> {
+  const started = performance.now();
   return sql.begin(async (tx) => {
-    const rows = await tx`update meta.service_tokens set revoked_at = now()
-      where id = ${id} and customer = ${customer} and revoked_at is null returning id`;
+    const rows = await tx<{ entity: string }[]>`update meta.service_tokens set revoked_at = now()
+      where id = ${id} and customer = ${customer} and revoked_at is null returning entity`;
     if (rows.length !== 1) return false;
     await tx`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${id})`;
+    await tx`insert into meta.audit_log ${tx(
+      auditColumns({
+        at: new Date(),
+        who,
+        customer,
+        entity: rows[0]!.entity,
+        tool: "token revoke",
+        outcome: "ok",
+        durationMs: performance.now() - started,
+        detail: { token: id },
+      }),
+    )}`;
     return true;
   });
 }

@@ -135,11 +135,13 @@ describe("data tools over MCP", () => {
       await running.db.sql`select * from entity_axe.audit_log union all select * from meta.audit_log`,
     );
     expect(raw).not.toContain("secret-");
-    // meta holds the entities' creation; the 401 joins its minute's refusal tally (test/frame/audit-refusals.test.ts)
+    // meta holds the entities' creation and the tokens' issue; the 401 joins its minute's refusal tally
+    // (test/frame/audit-refusals.test.ts)
     const metaRows = await running.db.sql`select who, tool, entity, outcome from meta.audit_log order by seq`;
     expect([...metaRows]).toEqual([
       { who: "frame", tool: "entity create", entity: "axe", outcome: "ok" },
       { who: "frame", tool: "entity create", entity: "labs", outcome: "ok" },
+      ...metaRows.slice(2).map(() => ({ who: "frame", tool: "token issue", entity: "axe", outcome: "ok" })),
     ]);
     const reports = await verifyAudit(running.db.sql);
     expect(reports.every((r) => r.broken === undefined)).toBe(true);
