@@ -2,7 +2,8 @@
  * Restore drills and `backup verify`: per reachable tier, `restic check --read-data-subset`,
  * then the latest dump restored into a scratch database, its row counts and checksums compared
  * with the figures taken at dump time, the scratch database dropped, and "last proven restore"
- * recorded for that tier.
+ * recorded for that tier; with WAL archiving also a point-in-time restore to a moment the drill
+ * makes (pitr-drill.ts), recorded as "last proven PITR".
  */
 import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.ts";
@@ -13,6 +14,7 @@ import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { drillFiles } from "./files-drill.ts";
 import { takeRunnerLock } from "./lock.ts";
+import { archiveAndShip, type DrillMoment, makeMoment, provePointInTime } from "./pitr-drill.ts";
 import { damagedPacks } from "./repair.ts";
 import { type Repo, resticFailure, TIERS, type TierName } from "./restic.ts";
 import { findSnapshot, restoreDump } from "./restore.ts";
@@ -68,10 +70,20 @@ export async function verifyBackups(config: Config): Promise<RunReport> {
   let db: Awaited<ReturnType<typeof openDatabase>> | undefined;
   try {
     db = await openDatabase(config);
+    const target = db.target;
+    // With WAL archiving: one moment for every tier, made (and shipped) when the first tier gets to it.
+    let moment: Promise<DrillMoment> | undefined;
+    const pitrMoment = ctx.settings.wal.enabled
+      ? () =>
+          (moment ??= makeMoment(target).then(async (m) => {
+            await archiveAndShip(config, target);
+            return m;
+          }))
+      : undefined;
     for (const tier of TIERS) {
       const { repo, why } = tierRepo(ctx, tier);
       if (!repo) results.push({ tier, outcome: "skipped", message: `${tier}: skipped, ${why}` });
-      else results.push(await verifyTier(ctx, repo, db.target));
+      else results.push(await verifyTier(ctx, repo, target, pitrMoment));
     }
   } finally {
     lock.release();
@@ -80,7 +92,12 @@ export async function verifyBackups(config: Config): Promise<RunReport> {
   return { results, exitCode: exitCodeFor(results), warnings };
 }
 
-async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget): Promise<TierResult> {
+async function verifyTier(
+  ctx: BackupContext,
+  repo: Repo,
+  target: DatabaseTarget,
+  pitrMoment?: () => Promise<DrillMoment>,
+): Promise<TierResult> {
   const now = () => new Date().toISOString();
   try {
     const restic = ctx.restic();
@@ -112,17 +129,28 @@ async function verifyTier(ctx: BackupContext, repo: Repo, target: DatabaseTarget
     const files = await drillFiles(ctx, repo).catch((error: unknown) => {
       throw afterWhatPassed(error, repo.tier, `${checked}, dump ${proven.snapshot} proven, but`);
     });
+    const pitr = pitrMoment
+      ? await pitrMoment()
+          .then((moment) => provePointInTime(ctx.config, repo.tier, moment))
+          .catch((error: unknown) => {
+            throw afterWhatPassed(error, repo.tier, `${checked}, dump ${proven.snapshot} and files proven, but`);
+          })
+      : undefined;
     if (damaged) clearDamaged(ctx.stateDir, repo.tier);
     updateTier(ctx.stateDir, repo.tier, (t) => ({
       ...t,
       lastDrill: { time: now(), ok: true, snapshot: proven.snapshot },
       lastProvenRestore: { time: now(), snapshot: proven.snapshot },
+      ...(pitr ? { lastProvenPitr: { time: now(), point: pitr.point, tables: pitr.tables } } : {}),
     }));
+    const pitrLine = pitr
+      ? `; point-in-time restore to ${pitr.point} (base backup ${pitr.base} + ${pitr.walSnapshots} WAL snapshot${pitr.walSnapshots === 1 ? "" : "s"}) proven: row counts and checksums equal the live ones there in ${pitr.tables} table${pitr.tables === 1 ? "" : "s"}`
+      : "";
     return {
       tier: repo.tier,
       outcome: "ok",
       snapshot: proven.snapshot,
-      message: `${repo.tier}: ${checked}${damaged ? "; the damage mark is cleared" : ""}; dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}; files snapshot ${files.snapshot} restored and proven: ${files.files} files match their sha256`,
+      message: `${repo.tier}: ${checked}${damaged ? "; the damage mark is cleared" : ""}; dump ${proven.snapshot} restored and proven: row counts and checksums match in ${proven.tables} table${proven.tables === 1 ? "" : "s"}; files snapshot ${files.snapshot} restored and proven: ${files.files} files match their sha256${pitrLine}`,
     };
   } catch (error) {
     const e = error as AppError;

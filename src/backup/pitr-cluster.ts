@@ -164,7 +164,9 @@ export async function writeRecoverySettings(cluster: PointCluster, target: Point
       ? [`recovery_target_time = ${quote(postgresTime(target.time))}`, "recovery_target_action = 'promote'"]
       : target.kind === "lsn"
         ? [`recovery_target_lsn = ${quote(formatLsn(target.lsn))}`, "recovery_target_action = 'promote'"]
-        : [];
+        : target.kind === "name"
+          ? [`recovery_target_name = ${quote(target.name)}`, "recovery_target_action = 'promote'"]
+          : [];
   const block = [
     "",
     "# axe-appliance backup restore: this cluster's own socket, and no archiving: it is not the live cluster",

@@ -59,7 +59,7 @@ export function restoredIdentity(config: Config): { user: string; database: stri
 /** Builds DIR from the tier and replays it to `target`; the cluster is left running and promoted. */
 export async function restoreToPoint(
   config: Config,
-  options: { target: PointTarget; tier: TierName; dir: string },
+  options: { target: PointTarget; tier: TierName; dir: string; scratch?: boolean },
 ): Promise<PointRestore> {
   const ctx = backupContext(config);
   const { repo, why } = tierRepo(ctx, options.tier);
@@ -117,8 +117,9 @@ export async function restoreToPoint(
       database,
     };
   } catch (error) {
-    // A target out of range leaves nothing worth keeping; any other failure leaves the cluster (stopped) and its log.
-    if (error instanceof BackupError && error.code === "PITR_OUT_OF_RANGE") await destroyCluster(cluster);
+    // A target out of range (or a drill's scratch) leaves nothing worth keeping; any other failure leaves the cluster and its log.
+    if (options.scratch || (error instanceof BackupError && error.code === "PITR_OUT_OF_RANGE"))
+      await destroyCluster(cluster);
     else await stopCluster(cluster).catch(() => undefined);
     throw error;
   }
@@ -131,7 +132,7 @@ function refusal(
   target: PointTarget,
   outcome: Extract<ReplayOutcome, { ok: false }>,
 ): AppError {
-  const range = describeRange(catalogue, target.kind === "lsn");
+  const range = describeRange(catalogue, target.kind === "lsn" || target.kind === "name");
   if (outcome.endedEarly)
     return new BackupError(
       "PITR_OUT_OF_RANGE",

@@ -37,6 +37,8 @@ const TierStatusSchema = z.object({
   lastCheck: Outcome.optional(),
   lastDrill: Outcome.extend({ snapshot: z.string().optional() }).optional(),
   lastProvenRestore: z.object({ time: z.string(), snapshot: z.string() }).optional(),
+  /** The point-in-time drill: restored to a restore point it made, figures equal to the live ones there. */
+  lastProvenPitr: z.object({ time: z.string(), point: z.string(), tables: z.number() }).optional(),
   size: z.number().optional(),
   /** Why the last run did not touch this tier (cold volume absent, ring disabled). */
   skipped: z.object({ time: z.string(), reason: z.string() }).optional(),

@@ -25,6 +25,8 @@ const SEGMENT_BYTES = 16n * 1024n * 1024n;
 export type PointTarget =
   | { kind: "time"; time: Date }
   | { kind: "lsn"; lsn: bigint; text: string }
+  /** A restore point (pg_create_restore_point) at `lsn`: the drill's own moment. */
+  | { kind: "name"; name: string; lsn: bigint }
   | { kind: "latest" };
 
 export interface BaseBackup {
@@ -170,7 +172,7 @@ export function planRestore(catalogue: Catalogue, target: PointTarget): RestoreP
   const refuse = (why: string) =>
     new BackupError(
       "PITR_OUT_OF_RANGE",
-      `${why}; ${describeRange(catalogue, target.kind === "lsn")}`,
+      `${why}; ${describeRange(catalogue, target.kind === "lsn" || target.kind === "name")}`,
       usable.length
         ? "pick a target inside that range, or another tier with --tier"
         : "run `axe-appliance backup run` (a base backup) and `backup wal-ship`, or restore from another tier with --tier",
@@ -181,17 +183,18 @@ export function planRestore(catalogue: Catalogue, target: PointTarget): RestoreP
     base = usable.filter((b) => b.end!.time <= target.time).at(-1);
     if (!base) throw refuse(`${target.time.toISOString()} is before the end of the oldest base backup`);
     if (reach.time && target.time > reach.time) throw refuse(`${target.time.toISOString()} is past the newest WAL`);
-  } else if (target.kind === "lsn") {
+  } else if (target.kind === "lsn" || target.kind === "name") {
+    const text = target.kind === "lsn" ? `LSN ${target.text}` : `restore point ${target.name}`;
     base = usable.filter((b) => b.end!.lsn <= target.lsn).at(-1);
-    if (!base) throw refuse(`LSN ${target.text} is before the end of the oldest base backup`);
-    if (reach.lsn !== undefined && target.lsn > reach.lsn) throw refuse(`LSN ${target.text} is past the newest WAL`);
+    if (!base) throw refuse(`${text} is before the end of the oldest base backup`);
+    if (reach.lsn !== undefined && target.lsn > reach.lsn) throw refuse(`${text} is past the newest WAL`);
   } else base = usable.at(-1)!;
   // Every segment a base backup needs was archived after it started, so older WAL snapshots hold none of them.
   const after = catalogue.wal.filter((w) => w.time >= base.start);
   const needed =
     target.kind === "time"
       ? after.filter((w) => w.time <= target.time).length + 1
-      : target.kind === "lsn"
+      : target.kind === "lsn" || target.kind === "name"
         ? after.filter((w) => !w.first || segmentEnd(w.first) <= target.lsn).length + 1
         : after.length;
   return { base, wal: after.slice(0, needed), more: after.slice(needed) };

@@ -28,10 +28,15 @@ import { baseEndTag, SEGMENT_NAME, WAL_FIRST, WAL_LAST, WAL_TAG } from "./wal-ca
 const ShipStateSchema = z.object({
   /** Per tier, the spooled segments it holds (names leave once the spool no longer has them). */
   shipped: z.record(z.string(), z.array(z.string())).default({}),
-  /** Per tier, the last successful ship: its time and the newest segment it then held. */
-  last: z.record(z.string(), z.object({ time: z.string(), newest: z.string().optional() })).default({}),
+  /**
+   * Per tier, the last successful ship: its time, the newest segment it then held and when that was
+   * pushed (ms; `backup status` shows the age of the newest WAL a tier holds).
+   */
+  last: z
+    .record(z.string(), z.object({ time: z.string(), newest: z.string().optional(), pushed: z.number().optional() }))
+    .default({}),
 });
-type ShipState = z.infer<typeof ShipStateSchema>;
+export type ShipState = z.infer<typeof ShipStateSchema>;
 
 const statePath = (stateDir: string) => join(stateDir, "wal-ship.json");
 
@@ -122,7 +127,11 @@ async function shipLocal(
       const args = ["backup", "--json", "--host", ctx.host, "--tag", tags.join(","), stage];
       await retryAfterStaleLocks(restic, ctx.local, () => restic.must(ctx.local, args, "saving WAL segments"));
       state.shipped.local = [...have, ...staged];
-      state.last.local = { time: new Date().toISOString(), newest: staged.at(-1) };
+      const pushed = Math.max(
+        state.last.local?.pushed ?? 0,
+        ...fresh.filter((e) => staged.includes(e.name)).map((e) => e.mtimeMs),
+      );
+      state.last.local = { time: new Date().toISOString(), newest: staged.at(-1), pushed };
     }
     if (refused.length)
       return {
@@ -158,7 +167,11 @@ async function shipCopy(ctx: BackupContext, tier: "ring" | "cold", state: ShipSt
       }),
     );
     state.shipped[tier] = [...(state.shipped.local ?? [])];
-    state.last[tier] = { time: new Date().toISOString(), newest: state.shipped[tier]!.at(-1) };
+    state.last[tier] = {
+      time: new Date().toISOString(),
+      newest: state.shipped[tier]!.at(-1),
+      ...(state.last.local?.pushed ? { pushed: state.last.local.pushed } : {}),
+    };
     return { tier, outcome: "ok", message: `${tier}: copied ${plural(pending.length)} of WAL from local` };
   } catch (error) {
     return failed(tier, error);

@@ -136,10 +136,10 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
     },
     {
       name: "status",
-      summary: "per tier: last good snapshot age, last check, last proven restore, size, what is wrong",
+      summary: "per tier: last good snapshot age, last check, last proven restore, size, WAL RPO, what is wrong",
       usage: "[--json] [--config DIR]",
       details:
-        "Reads {data_dir}/state/backup.json and the runner lock. Exit 7 when any enabled tier is older than its limit, failed last time or is marked damaged, or a runner is hung past the longest a run may take.",
+        "Reads {data_dir}/state/backup.json and the runner lock; with backup.wal.enabled also each tier's RPO (the age of the oldest archived change it lacks) against backup.wal.rpo_minutes and its last proven PITR. Exit 7 when any enabled tier is older than its limit, failed last time or is marked damaged, a tier's RPO is over its limit, WAL archiving fails, or a runner is hung past the longest a run may take.",
       options: { json: JSON_OPTION, config: CONFIG_OPTION },
       run: async (inv) => {
         const [{ backupContext, tierLimits }, { readStatus, renderReport, reportTiers }, lock] = await Promise.all([
@@ -147,20 +147,26 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
           import("../backup/status.ts"),
           import("../backup/lock.ts"),
         ]);
-        const [{ walProblem }, { walSpool }] = await Promise.all([
-          import("../backup/spool.ts"),
-          import("../db/archiving.ts"),
-        ]);
         const ctx = backupContext(config(inv));
-        const reports = reportTiers(readStatus(ctx.stateDir), tierLimits(ctx));
+        const status = readStatus(ctx.stateDir);
+        const reports = reportTiers(status, tierLimits(ctx));
         const runner = lock.hungRunner(lock.runnerLockPath(ctx), lock.runBudgetMs(ctx));
-        const wal = ctx.settings.wal.enabled ? walProblem(walSpool(ctx.config)) : undefined;
-        const bad = Boolean(runner || wal) || reports.some((r) => r.problems.length > 0);
+        const archiving = ctx.settings.wal.enabled
+          ? (await import("../backup/wal-status.ts")).walArchiving(ctx, status)
+          : undefined;
+        const wal = archiving?.problem;
+        const bad =
+          Boolean(runner || wal) ||
+          reports.some((r) => r.problems.length > 0) ||
+          Boolean(archiving?.tiers.some((t) => t.problems.length > 0));
         if (inv.values.json)
           process.stdout.write(
-            `${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null, wal: wal ?? null }, null, 2)}\n`,
+            `${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null, wal: wal ?? null, walTiers: archiving?.tiers ?? null }, null, 2)}\n`,
           );
-        else process.stdout.write(`${renderReport(reports)}${runner ? `! ${runner}\n` : ""}${wal ? `! ${wal}\n` : ""}`);
+        else
+          process.stdout.write(
+            `${renderReport(reports)}${archiving ? archiving.text : ""}${runner ? `! ${runner}\n` : ""}${wal ? `! ${wal}\n` : ""}`,
+          );
         return bad ? EXIT.backup : EXIT.ok;
       },
     },
@@ -169,7 +175,10 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
       summary: "restic check (a data subset) plus a restore drill on every reachable tier",
       usage: "[--config DIR]",
       details: `The drill restores the latest dump into a scratch database, compares row counts and checksums per
-table with the figures taken at dump time, drops the scratch database and records the last proven restore.${EXITS}`,
+table with the figures taken at dump time, drops the scratch database and records the last proven restore.
+With backup.wal.enabled it also makes a restore point on the live database (at a moment no commit is in
+doubt), ships it, replays a scratch cluster from each tier to it and compares the figures there: the last
+proven PITR.${EXITS}`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const { verifyBackups } = await import("../backup/drill.ts");

@@ -205,6 +205,13 @@ export const BackupSection = z.strictObject({
       archive_timeout_seconds: z.number().int().min(1).max(3600).default(60),
       /** The binary archive_command runs; default: {config dir}/../bin/axe-appliance when it exists (install.sh's), else this one. */
       program: z.string().optional(),
+      /**
+       * `backup status` limits, minutes, on each tier's RPO: the age of the oldest archived change it
+       * does not hold yet (the cold SSD's is cold.max_age_days).
+       */
+      rpo_minutes: z
+        .strictObject({ local: z.number().positive().default(2), ring: z.number().positive().default(10) })
+        .prefault({}),
       /** How often the timer runs `backup wal-ship` (minutes). */
       ship_every_minutes: z.number().int().positive().default(5),
     })
