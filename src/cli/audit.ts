@@ -141,7 +141,8 @@ own every frame.audit_anchor_minutes and when it stops, and \`backup run\` befor
 Writes every row of meta.audit_log up to the first one at or after DATE (an ISO date or time, e.g.
 2026-01-01) to FILE (JSON lines, mode 0600, never overwritten) with its chain, then removes those rows
 in the transaction that appends a row recording the cut: the rows' range, the hash of the last one and
-the file's sha256. \`audit verify\` accepts the shortened chain because of that row;
+the file's sha256; the cut is signed with the audit key first (an anchor; made by \`keys init\` or now).
+\`audit verify\` accepts the shortened chain because of that row and that signature;
 \`audit verify --archive FILE\` checks the file. The chain is verified first: a broken chain is not
 archived. Entity logs are not archived. Keep FILE with the backups: it is the only copy of those rows.`,
       options: {
@@ -166,7 +167,18 @@ archived. Entity logs are not archived. Keep FILE with the backups: it is the on
           ]);
           const { anchors, problems } = await loadAnchors(config);
           failIfBroken(await verifyAudit(sql, { metaOnly: true, anchors }), problems);
-          const result = await archiveAudit(sql, { before, file, who: operatorName(), customer: config.customer.name });
+          const [{ anchorPlace }, { initAuditKey }] = await Promise.all([
+            import("../frame/store/audit-anchor.ts"),
+            import("../frame/crypto/audit-key.ts"),
+          ]);
+          await initAuditKey(config.paths.secrets); // the cut is signed: only the audit key's holder can excuse removed rows
+          const result = await archiveAudit(sql, {
+            before,
+            file,
+            who: operatorName(),
+            customer: config.customer.name,
+            place: anchorPlace(config),
+          });
           if (!result.rows)
             return void console.log(`meta.audit_log has no rows before ${before.toISOString()}; nothing archived`);
           console.log(

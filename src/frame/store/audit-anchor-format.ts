@@ -18,13 +18,26 @@ const Head = z.strictObject({
 });
 export type ChainHead = z.infer<typeof Head>;
 
+const HASH = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** An archive cut of meta.audit_log (store/audit-archive.ts): only a signed one excuses the rows it removed. */
+const Cut = z.strictObject({
+  log: z.literal("meta"),
+  through: z.number().int().min(1),
+  head_hash: HASH,
+  file_sha256: HASH,
+});
+export type SignedCut = z.infer<typeof Cut>;
+
 export const AnchorPayload = z.strictObject({
   format: z.literal("axe-audit-anchor/1"),
   customer: z.string(),
   /** When the heads were read (ISO 8601). */
   at: z.string(),
-  reason: z.enum(["timer", "stop", "backup", "manual", "rotate"]),
+  reason: z.enum(["timer", "stop", "backup", "manual", "rotate", "archive"]),
   heads: z.array(Head),
+  /** With reason "archive": the cut `audit archive` is about to commit. */
+  cut: Cut.optional(),
 });
 export type AnchorPayload = z.infer<typeof AnchorPayload>;
 export type AnchorReason = AnchorPayload["reason"];

@@ -22,6 +22,7 @@ import {
   type AnchorPlace,
   type AnchorReason,
   type ChainHead,
+  type SignedCut,
 } from "./audit-anchor-format.ts";
 import { GENESIS } from "./audit-hash.ts";
 import { entitySchema } from "./names.ts";
@@ -48,8 +49,13 @@ export async function chainHeads(owner: Tx): Promise<ChainHead[]> {
   return heads;
 }
 
-/** Reads every chain's head, signs them with the current audit key and appends the anchor. */
-export async function signAnchor(owner: Tx, place: AnchorPlace, reason: AnchorReason): Promise<AnchorPayload> {
+/** Reads every chain's head, signs them (and `cut`, an archive's) with the current audit key and appends the anchor. */
+export async function signAnchor(
+  owner: Tx,
+  place: AnchorPlace,
+  reason: AnchorReason,
+  cut?: SignedCut,
+): Promise<AnchorPayload> {
   const signer = await loadAuditSigner(place.secretsDir);
   const payload: AnchorPayload = {
     format: "axe-audit-anchor/1",
@@ -57,6 +63,7 @@ export async function signAnchor(owner: Tx, place: AnchorPlace, reason: AnchorRe
     at: new Date().toISOString(),
     reason,
     heads: await chainHeads(owner),
+    ...(cut ? { cut } : {}),
   };
   const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: ALG, typ: TYP, kid: signer.kid })

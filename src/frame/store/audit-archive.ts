@@ -18,7 +18,7 @@ import { createFileOnceFrom } from "../../lib/atomic-write.ts";
 import { DatabaseError } from "../../lib/errors.ts";
 import type { AuditEvent } from "../audit-sink.ts";
 import { auditColumns } from "./audit.ts";
-import type { Anchor } from "./audit-anchor.ts";
+import { type Anchor, type AnchorPlace, signAnchor } from "./audit-anchor.ts";
 import { type ChainRow, chainRows, GENESIS } from "./audit-hash.ts";
 import { type ChainReport, rowProblem } from "./audit-verify.ts";
 
@@ -68,10 +68,14 @@ export interface ArchiveResult {
 
 const refuse = (message: string, hint: string) => new DatabaseError("AUDIT_ARCHIVE", message, hint);
 
-/** Moves meta.audit_log's rows before `before` into `file`; the file is complete and fsynced before the rows go. */
+/**
+ * Moves meta.audit_log's rows before `before` into `file`; the file is complete and fsynced before the
+ * rows go, and the cut is signed with the audit key (an anchor in `place`) before they go, so that
+ * only a cut made by someone holding that key excuses the missing rows (audit-verify.ts).
+ */
 export async function archiveAudit(
   owner: Sql,
-  options: { before: Date; file: string; who: string; customer: string },
+  options: { before: Date; file: string; who: string; customer: string; place: AnchorPlace },
 ): Promise<ArchiveResult> {
   if (existsSync(options.file))
     throw refuse(`${options.file} exists; an archive is never overwritten`, "choose a new file name");
@@ -126,6 +130,12 @@ export async function archiveAudit(
     if (!published)
       throw refuse(`${options.file} appeared while archiving; nothing was archived`, "choose a new file name");
     const fileSha256 = digest.digest("hex");
+    await signAnchor(tx, options.place, "archive", {
+      log: "meta",
+      through,
+      head_hash: previous!.hash,
+      file_sha256: fileSha256,
+    });
     await tx`select set_config('axe.audit_archive_through', ${String(through)}, true)`;
     await tx`delete from meta.audit_log where seq <= ${through}`;
     const marker: AuditEvent = {

@@ -66,6 +66,8 @@ export async function verifyChain(
   log: string,
   schema: string,
   anchors: readonly AnchoredHead[] = [],
+  /** Archive cuts signed with the audit key (anchors of `audit archive`): only these excuse a missing head. */
+  signedCuts: readonly { through: number; head_hash: string }[] = [],
 ): Promise<ChainReport> {
   const table = `${schema}.audit_log`;
   const report: ChainReport = { log, table, rows: 0, anchors: anchors.length, unanchored: 0 };
@@ -100,6 +102,17 @@ export async function verifyChain(
     report.broken = {
       seq: 1,
       reason: `rows 1 to ${firstSeq - 1} are missing, and no archive row in the chain records their removal`,
+    };
+  // The row is the database's word, which its owner can write: the cut must also be one the audit key signed.
+  if (
+    !report.broken &&
+    first &&
+    firstSeq > 1 &&
+    !signedCuts.some((c) => c.through === firstSeq - 1 && c.head_hash === first!.prev_hash)
+  )
+    report.broken = {
+      seq: 1,
+      reason: `rows 1 to ${firstSeq - 1} are missing; an archive row records their removal, but no anchor signed that cut (\`audit archive\` signs every cut it makes)`,
     };
   // Anchors, oldest head first: the first one the chain no longer matches ends what is proven.
   const verifiedThrough = report.broken ? report.broken.seq - 1 : (previous?.seq ?? firstSeq - 1);
@@ -143,7 +156,8 @@ export async function verifyAudit(
     : options.entity
       ? [options.entity]
       : (await sql<{ name: string }[]>`select name from meta.entities order by name`).map((r) => r.name);
-  const reports = options.entity ? [] : [await verifyChain(sql, "meta", "meta", heads("meta"))];
+  const cuts = (options.anchors ?? []).flatMap((a) => (a.cut ? [a.cut] : []));
+  const reports = options.entity ? [] : [await verifyChain(sql, "meta", "meta", heads("meta"), cuts)];
   for (const entity of entities) reports.push(await verifyChain(sql, entity, entitySchema(entity), heads(entity)));
   // No entity is ever removed: a log an anchor signed that meta.entities no longer names was taken away.
   if (!options.entity && !options.metaOnly)

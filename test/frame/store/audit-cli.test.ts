@@ -146,15 +146,31 @@ describe("audit commands", () => {
     expect(tampered.code).toBe(4);
     expect(tampered.stdout).toMatch(/BROKEN .* row 5: the row's columns do not match its hash/);
 
+    // The database owner does what archive does, without the file and without the audit key: an archive
+    // row of its own naming rows 31-33 (chained like any row), and those rows deleted. No anchor signed that cut.
+    const [head] = await db.sql`select hash from meta.audit_log where seq = 33`;
+    await db.sql.begin(async (tx) => {
+      await tx`insert into meta.audit_log (at, who, tool, outcome, duration_ms, detail)
+               values (now(), 'cli:root', 'audit archive', 'ok', 1,
+                       ${tx.json({ archive: { from: 31, through: 33, rows: 3, head_hash: head!.hash, file_sha256: "0".repeat(64) } })})`;
+      await tx`select set_config('axe.audit_archive_through', '33', true)`;
+      await tx`delete from meta.audit_log where seq <= 33`;
+    });
+    const forged = await runCli(["audit", "verify", "--config", dir]);
+    expect(forged.code).toBe(4);
+    expect(forged.stderr).toMatch(
+      /meta\.audit_log is broken at row 1: rows 1 to 33 are missing; .*no anchor signed that cut/,
+    );
+
     // Rows removed from the head without an archive row that records the cut: verify says so.
     await db.sql.begin(async (tx) => {
       await tx`alter table meta.audit_log disable trigger user`;
-      await tx`delete from meta.audit_log where seq <= 31`;
+      await tx`delete from meta.audit_log where seq <= 35`;
       await tx`alter table meta.audit_log enable trigger user`;
     });
     const cut = await runCli(["audit", "verify", "--config", dir]);
     expect(cut.code).toBe(4);
-    expect(cut.stderr).toMatch(/meta\.audit_log is broken at row 1: rows 1 to 31 are missing, and no archive row/);
+    expect(cut.stderr).toMatch(/meta\.audit_log is broken at row 1: rows 1 to 35 are missing, and no archive row/);
     expect(existsSync(file)).toBe(true);
   }, 120_000);
 });
