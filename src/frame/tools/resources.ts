@@ -1,6 +1,6 @@
 /**
  * Collection schemas as MCP resources: `frame://collections/{name}` lists and reads the caller's
- * entity's collections as JSON. Reads are audited like tool calls (tool "resources/read").
+ * entity's collections as JSON. Lists and reads are audited like tool calls (tools "resources/list", "resources/read").
  * The server calls `registerCollectionResources` for each request's SDK Server.
  */
 import type { Server } from "@modelcontextprotocol/sdk/server/index.js";
@@ -34,18 +34,45 @@ export function registerCollectionResources(
   deps: ResourceDependencies,
   requestId: string,
 ): void {
-  server.setRequestHandler(ListResourcesRequestSchema, async () => {
-    const collections = await deps.store.run(principal.entity, (tx) => listCollections(tx));
-    return {
-      resources: collections.map((c) => ({
-        uri: uriOf(c.name),
-        name: c.name,
-        title: `Collection ${c.name}`,
-        description: c.definition.description ?? `fields of the ${c.name} collection`,
-        mimeType: "application/json",
-      })),
-    };
-  });
+  /** Runs a resource request and records it like a tool call (tool "resources/list" or "resources/read"). */
+  const audited = async <T>(tool: string, args: Record<string, unknown>, work: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    let outcome: "ok" | "error" = "error";
+    try {
+      const result = await work();
+      outcome = "ok";
+      return result;
+    } finally {
+      void deps.audit
+        .record({
+          at: new Date(),
+          who: principal.id,
+          customer: principal.customer,
+          entity: principal.entity,
+          tool,
+          outcome,
+          durationMs: performance.now() - started,
+          argsDigest: argsDigest(args),
+          requestId,
+          tokenKind: principal.kind,
+        })
+        .catch(() => {}); // the server logs sink failures for tool calls; a resource request is not worth failing
+    }
+  };
+  server.setRequestHandler(ListResourcesRequestSchema, () =>
+    audited("resources/list", {}, async () => {
+      const collections = await deps.store.run(principal.entity, (tx) => listCollections(tx));
+      return {
+        resources: collections.map((c) => ({
+          uri: uriOf(c.name),
+          name: c.name,
+          title: `Collection ${c.name}`,
+          description: c.definition.description ?? `fields of the ${c.name} collection`,
+          mimeType: "application/json",
+        })),
+      };
+    }),
+  );
   server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => ({
     resourceTemplates: [
       {
@@ -57,11 +84,9 @@ export function registerCollectionResources(
       },
     ],
   }));
-  server.setRequestHandler(ReadResourceRequestSchema, async (request): Promise<ReadResourceResult> => {
-    const started = performance.now();
+  server.setRequestHandler(ReadResourceRequestSchema, (request) => {
     const uri = request.params.uri;
-    let outcome: "ok" | "error" = "error";
-    try {
+    return audited("resources/read", { uri }, async (): Promise<ReadResourceResult> => {
       if (!uri.startsWith(PREFIX))
         throw new McpError(
           ErrorCode.InvalidParams,
@@ -75,23 +100,7 @@ export function registerCollectionResources(
             throw new McpError(ErrorCode.InvalidParams, `${error.message}; ${error.hint ?? ""}`);
           throw error;
         });
-      outcome = "ok";
       return { contents: [{ uri, mimeType: "application/json", text: JSON.stringify(collectionOut(collection)) }] };
-    } finally {
-      void deps.audit
-        .record({
-          at: new Date(),
-          who: principal.id,
-          customer: principal.customer,
-          entity: principal.entity,
-          tool: "resources/read",
-          outcome,
-          durationMs: performance.now() - started,
-          argsDigest: argsDigest({ uri }),
-          requestId,
-          tokenKind: principal.kind,
-        })
-        .catch(() => {}); // the server logs sink failures for tool calls; a resource read is not worth failing
-    }
+    });
   });
 }

@@ -9,7 +9,7 @@ afterEach(async () => {
 });
 
 describe("collection schemas as MCP resources", () => {
-  test("list and read the caller's entity's collections only; reads are audited", async () => {
+  test("list and read the caller's entity's collections only; lists and reads are audited", async () => {
     running = await startDataFrame();
     await call(await running.client("labs", "admin"), "define_collection", {
       name: "secrets",
@@ -27,13 +27,19 @@ describe("collection schemas as MCP resources", () => {
       /no collection named "secrets"/,
     );
     await expect(reader.readResource({ uri: "file:///etc/passwd" })).rejects.toThrow(/unknown resource/);
-    await waitFor("three resources/read audit rows", async () => {
+    // Listing reads the collections' names and descriptions, as list_collections does: audited like it.
+    await waitFor("a resources/list and three resources/read audit rows", async () => {
       const [row] = await running!.db
-        .sql`select count(*)::int as n from entity_axe.audit_log where tool = 'resources/read'`;
-      return row!.n >= 3;
+        .sql`select count(*)::int as n from entity_axe.audit_log where tool like 'resources/%'`;
+      return row!.n >= 4;
     });
     const rows = await running.db
-      .sql`select outcome from entity_axe.audit_log where tool = 'resources/read' order by seq`;
-    expect(rows.map((r) => r.outcome)).toEqual(["ok", "error", "error"]);
+      .sql`select tool, outcome from entity_axe.audit_log where tool like 'resources/%' order by seq`;
+    expect(rows.map((r) => [r.tool, r.outcome])).toEqual([
+      ["resources/list", "ok"],
+      ["resources/read", "ok"],
+      ["resources/read", "error"],
+      ["resources/read", "error"],
+    ]);
   });
 });
