@@ -47,6 +47,8 @@ export async function createEntitySchema(tx: Tx, schema: string, role: string): 
     primary key (record_id, version))`;
   await tx`create table if not exists ${s("audit_log")} (like meta.audit_log including all)`;
   await tx`select meta.audit_chain_install(${schema})`; // its own chain trigger (migration 5)
+  await tx`create or replace trigger audit_author before insert on ${s("audit_log")}
+           for each row execute function meta.audit_operator_rows()`; // no forged operator rows (migration 6)
   await tx`create or replace trigger audit_append_only before update or delete on ${s("audit_log")}
            for each row execute function meta.audit_refuse_change()`;
   await tx`create or replace trigger audit_no_truncate before truncate on ${s("audit_log")}

@@ -87,6 +87,47 @@ describe("audit log", () => {
     expect(row).toEqual({ n: 1, outcome: "ok" });
   });
 
+  test("the app's role cannot forge an operator's row (entity create, token issue, an archive cut), in meta or an entity's log", async () => {
+    fx = await dataFixture(["axe"]);
+    const forged = (tool: string, detail: unknown = null) => ({
+      at: new Date(),
+      who: "cli:root",
+      tool,
+      outcome: "ok",
+      duration_ms: 1,
+      detail: detail as null,
+    });
+    for (const row of [
+      forged("token revoke", { token: "st_0123456789ab" }),
+      forged("entity create"),
+      forged("anything", { archive: { through: 1, head_hash: "0".repeat(64) } }),
+    ]) {
+      await expect(fx.app`insert into meta.audit_log ${fx.app(row)}`).rejects.toThrow(/only the database owner/);
+      await expect(withEntity(fx.app, "axe", (tx) => tx`insert into audit_log ${tx(row)}`)).rejects.toThrow(
+        /only the database owner/,
+      );
+    }
+    // What the app writes still goes in: tool calls and refusals (tallies).
+    await appendAudit(
+      fx.app,
+      event(),
+      event({
+        entity: undefined,
+        who: "anonymous",
+        outcome: "refused",
+        tool: undefined,
+        detail: { tally: true, count: 3 },
+      }),
+    );
+    // And the owner's operator rows too.
+    await fx.db.sql`insert into meta.audit_log ${fx.db.sql(forged("token revoke", { token: "st_0123456789ab" }))}`;
+    const reports = await verifyAudit(fx.db.sql);
+    expect(reports.map((r) => [r.log, r.rows, r.broken])).toEqual([
+      ["meta", 3, undefined], // entity create, the tally, the owner's row
+      ["axe", 1, undefined],
+    ]);
+  });
+
   test("audit verify names the first row a superuser changed or removed", async () => {
     fx = await dataFixture(["axe"]);
     for (let i = 0; i < 5; i++) await appendAudit(fx.app, event({ tool: `t${i}` }));
