@@ -17,6 +17,7 @@ import { bearerAuthenticator, devAuthenticator } from "./auth/authenticate.ts";
 import { EntraVerifier } from "./auth/entra.ts";
 import { loadTokenKey, ServiceTokenVerifier } from "./auth/service-tokens.ts";
 import { createFrameApp } from "./http/app.ts";
+import { requestGuard } from "./http/guards.ts";
 import { ToolCatalog } from "./mcp.ts";
 import { startMemoryCeiling } from "./memory.ts";
 import { countingAuditSink, FrameMetrics } from "./metrics.ts";
@@ -116,6 +117,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
           ),
         );
     }
+    const guard = requestGuard(config);
     let current = config;
     const reload = async (): Promise<ReloadOutcome> => {
       let next: Config;
@@ -140,6 +142,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
         return { applied: false, reason };
       }
       entra.useCustomer(next.customer, next.fleet);
+      guard.use(next); // frame.allowed_hosts and allowed_origins: a withdrawn one is refused from now on
       const entities = next.customer.entities.map((e) => e.name);
       serviceTokens?.useEntities(entities);
       current = next;
@@ -161,6 +164,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       logger,
       metrics,
       noAuth: options.noAuth ?? false,
+      guard,
     });
     app.listen({ hostname: frame.bind, port });
     const stopMemoryCeiling = startMemoryCeiling();

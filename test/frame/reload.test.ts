@@ -4,10 +4,10 @@
  * running configuration and the log says why. The real CLI process, the real signal.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { loadConfig } from "../../src/config/load.ts";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { MAIN } from "../helpers/cli.ts";
@@ -47,7 +47,7 @@ function stderrLines(process: Subprocess<"ignore", "pipe", "pipe">) {
       text += new TextDecoder().decode(value);
     }
   })();
-  return async (pattern: RegExp, after = 0): Promise<string> =>
+  const wait = async (pattern: RegExp, after = 0): Promise<string> =>
     waitFor(
       `serve to log ${pattern}`,
       () =>
@@ -59,6 +59,8 @@ function stderrLines(process: Subprocess<"ignore", "pipe", "pipe">) {
     ).catch((error: Error) => {
       throw new Error(`${error.message}: ${text.slice(-2000)}`);
     });
+  /** How much has been read so far: pass it as `after` to wait for a line logged from now on. */
+  return Object.assign(wait, { mark: () => text.length });
 }
 
 describe("serve reads customers.yaml again on SIGHUP", () => {
@@ -68,7 +70,7 @@ describe("serve reads customers.yaml again on SIGHUP", () => {
     const dir = makeConfigDir({
       database: db.target,
       customers: withEntities(BASE_ENTITIES),
-      appliance: { frame: { public_url: `http://127.0.0.1:${port}` } },
+      appliance: { frame: { public_url: `http://127.0.0.1:${port}`, allowed_origins: ["https://tools.example.com"] } },
     });
     child = Bun.spawn([process.execPath, MAIN, "serve", "--color", "blue", "--port", String(port), "--config", dir], {
       stdin: "ignore",
@@ -109,6 +111,18 @@ describe("serve reads customers.yaml again on SIGHUP", () => {
     const collections = await json(await rpc(url, listing, bearer));
     expect(collections.result.isError).toBeUndefined();
     expect(collections.result.structuredContent).toEqual({ collections: [] });
+
+    // The operator withdraws an allowed origin: after SIGHUP the guard refuses it (it kept the old list).
+    const fromTools = { ...bearer, origin: "https://tools.example.com" };
+    expect((await rpc(url, whoami, fromTools)).status).toBe(200);
+    const appliance = parse(readFileSync(join(dir, "appliance.yaml"), "utf8"));
+    appliance.frame.allowed_origins = [];
+    writeFileSync(join(dir, "appliance.yaml"), stringify(appliance));
+    const mark = logged.mark();
+    child.kill("SIGHUP");
+    await logged(/"configuration reloaded"/, mark);
+    expect((await rpc(url, whoami, fromTools)).status).toBe(403);
+    expect((await rpc(url, whoami, bearer)).status).toBe(200);
 
     // A broken file: logged with its reason, the running configuration (ops included) stays.
     writeFileSync(join(dir, "customers.yaml"), "customers:\n  - name: axe\n    domains: [not a domain]\n");

@@ -17,7 +17,7 @@ import { IdentifiedRefusal } from "../auth/entra-claims.ts";
 import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import type { FrameMetrics } from "../metrics.ts";
 import type { DataStore } from "../store/data-store.ts";
-import { noAuthGuard, requestGuard } from "./guards.ts";
+import { noAuthGuard, type RequestGuard, requestGuard } from "./guards.ts";
 import { healthResponse } from "./health.ts";
 import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
 
@@ -38,6 +38,8 @@ export interface FrameAppOptions {
   metrics?: FrameMetrics;
   /** `serve --no-auth`: MCP answers direct loopback requests only (noAuthGuard). */
   noAuth?: boolean;
+  /** The Host/Origin guard; serve passes its own so that a reload reaches it (default: from `config`). */
+  guard?: RequestGuard;
 }
 
 const REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -45,7 +47,7 @@ const REQUEST_ID = /^[\w.:-]{1,128}$/;
 export function createFrameApp(options: FrameAppOptions) {
   const { config, audit, logger } = options;
   const instance = instanceId(config.paths.data);
-  const guard = requestGuard(config);
+  const guard = options.guard ?? requestGuard(config);
   const localOnly = options.noAuth ? noAuthGuard() : undefined;
   const maxBodyBytes = config.appliance.frame.max_body_bytes;
   const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));

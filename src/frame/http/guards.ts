@@ -14,19 +14,26 @@ export interface RequestGuard {
   check(request: Request): string | undefined;
 }
 
-export function requestGuard(config: Config): RequestGuard {
-  const publicUrl = new URL(config.mcpUrl);
-  const hosts = new Set([
-    publicUrl.hostname.toLowerCase(),
-    ...LOOPBACK_HOSTS,
-    ...config.appliance.frame.allowed_hosts.map((h) => h.toLowerCase()),
-  ]);
-  const origins = new Set([
-    publicUrl.origin,
-    ...CLAUDE_ORIGINS,
-    ...config.appliance.frame.allowed_origins.map((o) => o.replace(/\/+$/, "")),
-  ]);
+export function requestGuard(config: Config): RequestGuard & { use(config: Config): void } {
+  let hosts = new Set<string>();
+  let origins = new Set<string>();
+  const use = (next: Config) => {
+    const publicUrl = new URL(next.mcpUrl);
+    hosts = new Set([
+      publicUrl.hostname.toLowerCase(),
+      ...LOOPBACK_HOSTS,
+      ...next.appliance.frame.allowed_hosts.map((h) => h.toLowerCase()),
+    ]);
+    origins = new Set([
+      publicUrl.origin,
+      ...CLAUDE_ORIGINS,
+      ...next.appliance.frame.allowed_origins.map((o) => o.replace(/\/+$/, "")),
+    ]);
+  };
+  use(config);
   return {
+    /** A reloaded appliance.yaml's allowed hosts and origins, from the next request on (a withdrawn one is refused). */
+    use,
     check(request) {
       const host = request.headers.get("host");
       if (!host || !hosts.has(hostName(host))) return `host '${host ?? ""}' is not served here`;
