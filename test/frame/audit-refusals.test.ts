@@ -1,15 +1,22 @@
 /**
  * Anonymous refusals are counted per reason and minute, not chained one by one: a flood of bad
- * tokens cannot fill the disk through meta.audit_log. Authenticated denials stay individual.
+ * tokens cannot fill the disk through meta.audit_log. Nor can a signed-in account that frame
+ * refuses (a guest, no role): its refusals are counted per account. Denials of a frame user's tool
+ * calls stay individual.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { randomUUID } from "node:crypto";
+import { CLIENT_AXE, CONNECTOR_CLIENT, TENANT_AXE } from "../helpers/config.ts";
+import { EntraStandIn } from "../helpers/entra.ts";
 import { rpc } from "./harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./tools-data/harness.ts";
 
 let running: DataFrame | undefined;
+let standIn: EntraStandIn | undefined;
 afterEach(async () => {
   await running?.close();
-  running = undefined;
+  await standIn?.stop();
+  running = standIn = undefined;
 });
 
 const INIT = { jsonrpc: "2.0", id: 1, method: "tools/list" };
@@ -59,6 +66,47 @@ describe("refusal tally", () => {
     const verify = await import("../../src/frame/store/audit-verify.ts");
     const reports = await verify.verifyAudit(db.sql);
     expect(reports.filter((r) => r.broken)).toEqual([]);
+    await db.drop();
+  }, 120_000);
+
+  test("a guest's valid token refused 2,000 times adds a row per minute that names the guest and counts every refusal", async () => {
+    standIn = await EntraStandIn.start();
+    await standIn.addTenant(TENANT_AXE);
+    running = await startDataFrame({
+      entra_authority: standIn.authority,
+      entra_v1_issuer_base: standIn.v1IssuerBase,
+    });
+    const { db, mcpUrl } = running;
+    const guest = { oid: randomUUID(), username: "visitor@axellc.com", name: "Visitor", extra: { acct: 1 } };
+    const bearer = await standIn.accessToken(
+      TENANT_AXE,
+      { clientId: CLIENT_AXE, appIdUri: "https://axe.axelabs.ai/frame/mcp", version: 2 },
+      CONNECTOR_CLIENT,
+      guest,
+    );
+    const [before] = await db.sql`select count(*)::int as n from meta.audit_log`;
+    let sent = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (sent < 2_000) {
+          sent++;
+          const response = await rpc(mcpUrl, INIT, { authorization: `Bearer ${bearer}` });
+          await response.arrayBuffer();
+          expect(response.status).toBe(403);
+        }
+      }),
+    );
+    await running.frame.stop(); // the current minute's tally is written on the way out
+    running = undefined;
+    const rows = await db.sql<{ who: string; reason: string; outcome: string; detail: any }[]>`
+      select who, reason, outcome, detail from meta.audit_log where seq > ${before!.n} order by seq`;
+    expect(rows.length).toBeLessThanOrEqual(2); // one per minute; the run may cross a minute
+    expect(
+      rows.every((r) => r.who === `${TENANT_AXE}/${guest.oid}` && r.reason === "guest" && r.outcome === "denied"),
+    ).toBe(true);
+    expect(rows.reduce((sum, r) => sum + r.detail.count, 0)).toBe(2_000);
+    const verify = await import("../../src/frame/store/audit-verify.ts");
+    expect((await verify.verifyAudit(db.sql)).filter((r) => r.broken)).toEqual([]);
     await db.drop();
   }, 120_000);
 });

@@ -1,10 +1,12 @@
 /**
- * Anonymous refusals are counted, not chained one by one: a request refused before any principal
- * existed (401, 503, a Host or Origin refused) adds to a tally per reason, status and minute, and
- * each tally becomes one row when its minute is over: count, first and last seen, and a sample of
- * source addresses as the proxy reported them (X-Forwarded-For). A flood of bad tokens then adds a
- * few rows a minute whatever its rate, instead of one row per request. Every other event (tool
- * calls, authenticated denials) passes straight through.
+ * Refusals before any principal existed are counted, not chained one by one: a request refused
+ * at the door (401, 503, a Host or Origin refused, and the 403s of a signed-in account frame does
+ * not serve: a guest, no role, another customer's domain) adds to a tally per reason, status,
+ * account ("anonymous" when none was verified) and minute, and each tally becomes one row when its
+ * minute is over: count, first and last seen, and a sample of source addresses as the proxy
+ * reported them (X-Forwarded-For). A flood of bad tokens, or of one account's valid token that
+ * frame refuses, then adds a few rows a minute whatever its rate, instead of one row per request.
+ * Every other event (tool calls, a frame user's denied tool call) passes straight through.
  *
  * Bound: a tally lives in memory until its minute is over (checked every few seconds) or the sink
  * is flushed when serve stops; kill -9 loses at most the current minute's counts of refusals.
@@ -28,8 +30,9 @@ interface Tally {
   sources: Set<string>;
 }
 
-export function isAnonymousRefusal(event: AuditEvent): boolean {
-  return event.who === "anonymous" && event.outcome === "refused" && !event.tool;
+/** A request refused at the door: no tool ran (a frame user's denied tool call names its tool). */
+export function isDoorRefusal(event: AuditEvent): boolean {
+  return (event.outcome === "refused" || event.outcome === "denied") && !event.tool && !event.entity;
 }
 
 export function refusalTally(
@@ -43,10 +46,10 @@ export function refusalTally(
     const written = inner
       .record({
         at: first.at,
-        who: "anonymous",
+        who: first.who,
         ...(first.reason ? { reason: first.reason } : {}),
         ...(first.customer ? { customer: first.customer } : {}),
-        outcome: "refused",
+        outcome: first.outcome,
         ...(first.status ? { status: first.status } : {}),
         durationMs: tally.durationMs / tally.count,
         ...(first.requestId ? { requestId: first.requestId } : {}),
@@ -74,9 +77,9 @@ export function refusalTally(
   timer.unref();
   return {
     async record(event) {
-      if (!isAnonymousRefusal(event)) return inner.record(event);
+      if (!isDoorRefusal(event)) return inner.record(event);
       const minute = Math.floor(event.at.getTime() / 60_000);
-      const key = `${minute}\n${event.reason ?? ""}\n${event.status ?? 0}`;
+      const key = `${minute}\n${event.reason ?? ""}\n${event.status ?? 0}\n${event.who}\n${event.outcome}`;
       let tally = tallies.get(key);
       if (!tally)
         tallies.set(

@@ -25,14 +25,15 @@ export interface DataFrame {
   close(): Promise<void>;
 }
 
-export async function startDataFrame(): Promise<DataFrame> {
+/** `frame`: extra keys for appliance.yaml's frame section (entra_authority for the stand-in, ...). */
+export async function startDataFrame(frameOptions: Record<string, unknown> = {}): Promise<DataFrame> {
   const db = await freshDatabase("tools");
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const config = loadConfig({
     dir: makeConfigDir({
       database: db.target,
-      appliance: { frame: { public_url: base, ports: { blue: port, green: port + 1 } } },
+      appliance: { frame: { public_url: base, ports: { blue: port, green: port + 1 }, ...frameOptions } },
     }),
   });
   const frame = await startFrame({ config, color: "blue", logger: createLogger({ level: "error" }) });
