@@ -11,7 +11,7 @@
  * archive_command = '/opt/axe/bin/axe-appliance backup wal-push "%p" "%f" --config /opt/axe/config'
  */
 import { createHash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Config } from "../config/load.ts";
 import { walSpool } from "../db/archiving.ts";
@@ -36,6 +36,7 @@ export async function walPush(config: Config, source: string, name: string): Pro
   const target = join(spool, name);
   try {
     mkdirSync(spool, { recursive: true, mode: 0o700 });
+    removeDeadTemps(spool, name);
     const published = await createFileOnceFrom(target, { mode: 0o600 }, async (append) => {
       for await (const chunk of Bun.file(resolve(source)).stream()) append(chunk);
     });
@@ -60,6 +61,28 @@ export async function walPush(config: Config, source: string, name: string): Pro
       `wal-push ${name}: ${reason}; Postgres keeps the segment and tries again`,
       `free space or fix ${spool} (it must belong to the account Postgres runs as); \`axe-appliance backup status\` shows when archiving works again`,
     );
+  }
+}
+
+/** A temp file of a push that cannot still be running (none is after a day) lasts this long. */
+const DEAD_TEMP_MS = 24 * 3600_000;
+
+/**
+ * Removes what pushes killed halfway (kill -9, a crash) left: every temp file of `name` (Postgres runs
+ * one archive_command at a time and retries the segment that failed, so none of them is in use), and
+ * any other temp file older than a day. A file in use is never one of them; lstat and unlink follow no link.
+ */
+function removeDeadTemps(spool: string, name: string): void {
+  const temp = /^\.(.+)\.[0-9a-f]{12}\.tmp$/;
+  for (const entry of readdirSync(spool)) {
+    const m = temp.exec(entry);
+    if (!m) continue;
+    const path = join(spool, entry);
+    try {
+      if (m[1] === name || Date.now() - lstatSync(path).mtimeMs > DEAD_TEMP_MS) rmSync(path, { force: true });
+    } catch {
+      // gone meanwhile
+    }
   }
 }
 

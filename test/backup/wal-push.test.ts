@@ -1,13 +1,14 @@
 /**
  * `backup wal-push %p %f`, as Postgres' archive_command calls it (in the cluster's data directory):
  * the segment lands whole in the spool or not at all, a repeat is harmless, a different segment
- * under the same name is refused, a kill -9 halfway leaves nothing under the segment's name, and a
+ * under the same name is refused, a kill -9 halfway leaves nothing under the segment's name (and the
+ * retry removes its temp file), and a
  * full spool disk fails (Postgres keeps the segment and retries) with the reason in `backup status`.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
@@ -86,9 +87,18 @@ describe("backup wal-push", () => {
     await writer.exited;
     expect(existsSync(join(spool, SEGMENT))).toBe(false);
 
+    const left = readdirSync(spool).filter((f) => f.startsWith(`.${SEGMENT}.`) && f.endsWith(".tmp"));
+    expect(left.length).toBe(1); // what the killed push wrote
+
+    // Another segment's temp files: a day-old one is a dead push's, a fresh one may be a live push's.
+    const [old, fresh] = [".000000010000000000000001.0123456789ab.tmp", ".000000010000000000000002.0123456789ab.tmp"];
+    for (const name of [old, fresh]) writeFileSync(join(spool, name), "partial");
+    const dayAgo = new Date(Date.now() - 25 * 3600_000);
+    utimesSync(join(spool, old), dayAgo, dayAgo);
     const retry = await push(config, data.dir);
     expect(retry.code).toBe(0);
     expect(readFileSync(join(spool, SEGMENT)).equals(data.bytes)).toBe(true);
+    expect(readdirSync(spool).filter((f) => f.endsWith(".tmp"))).toEqual([fresh]);
   }, 60_000);
 
   test.skipIf(!isRoot)(
