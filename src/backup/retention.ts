@@ -7,16 +7,22 @@
  */
 import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
+import { BASE_TAG } from "./basebackup.ts";
 import type { BackupContext, Keep } from "./context.ts";
 import { parseJson, type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
 import { markDamaged, readStatus, updateTier } from "./status.ts";
+import { WAL_TAG } from "./wal-catalogue.ts";
 
-/** The forget arguments for a policy; undefined when the policy keeps everything. */
+/**
+ * The forget arguments for a policy; undefined when the policy keeps everything. WAL snapshots are
+ * kept here (`--keep-tag wal`): "the last N" of them would leave a gap in what a base backup needs;
+ * forgetWalBeforeBases decides about them.
+ */
 export function forgetArgs(keep: Keep, host: string): string[] | undefined {
   const flags: string[] = [];
   for (const [name, value] of Object.entries(keep)) if (value > 0) flags.push(`--keep-${name}`, String(value));
   if (!flags.length) return undefined;
-  return ["forget", "--json", "--host", host, ...flags];
+  return ["forget", "--json", "--host", host, ...flags, "--keep-tag", WAL_TAG];
 }
 
 const ForgetOutput = z
@@ -33,12 +39,31 @@ export function looksDamaged(text: string): boolean {
 
 const short = (ids: string[]) => ids.map((id) => id.slice(0, 8)).join(", ");
 
-/** Forgets by policy; returns the ids of the snapshots removed. */
+/** Forgets by policy, then the WAL that no kept base backup needs; returns the ids of the snapshots removed. */
 export async function forgetByPolicy(restic: Restic, repo: Repo, keep: Keep, host: string): Promise<string[]> {
   const args = forgetArgs(keep, host);
   if (!args) return [];
   const result = await restic.must(repo, args, "forgetting old snapshots (retention)");
-  return parseJson(result.stdout, ForgetOutput, "restic forget --json");
+  const forgotten = await parseJson(result.stdout, ForgetOutput, "restic forget --json");
+  return [...forgotten, ...(await forgetWalBeforeBases(restic, repo, host))];
+}
+
+/**
+ * WAL older than the oldest kept base backup goes with it: every segment a base backup needs was
+ * archived after it started, so a WAL snapshot taken before the oldest one's start serves none.
+ * Without a base backup (archiving just turned on) all WAL stays.
+ */
+async function forgetWalBeforeBases(restic: Restic, repo: Repo, host: string): Promise<string[]> {
+  const snapshots = await restic.snapshots(repo, ["--host", host]);
+  const oldestBase = snapshots
+    .filter((s) => s.tags?.includes(BASE_TAG))
+    .map((s) => Date.parse(s.time))
+    .sort((a, b) => a - b)[0];
+  if (oldestBase === undefined) return [];
+  const stale = snapshots.filter((s) => s.tags?.includes(WAL_TAG) && Date.parse(s.time) < oldestBase).map((s) => s.id);
+  if (!stale.length) return [];
+  await restic.must(repo, ["forget", ...stale], "forgetting WAL older than the oldest base backup (retention)");
+  return stale;
 }
 
 /**

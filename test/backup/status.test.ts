@@ -121,6 +121,8 @@ describe("restic version and retention", () => {
       "4",
       "--keep-monthly",
       "12",
+      "--keep-tag",
+      "wal",
     ]);
     expect(forgetArgs({ last: 0, hourly: 0, daily: 0, weekly: 0, monthly: 0 }, "axe")).toBeUndefined();
   });
