@@ -14,6 +14,7 @@ import { type ProgramExit, runProgram } from "../lib/program.ts";
 import { releaseSequence } from "./manifest.ts";
 import { type ReleaseDir, readReleaseDir, sha256File } from "./release-dir.ts";
 import { CHUNK_BYTES, encodeReleaseHeader } from "./release-stream.ts";
+import { oneLine } from "./report-text.ts";
 import { verifyManifest } from "./sign.ts";
 import { type RunReport, RunReportSchema, type StepReport, StepReportSchema } from "./steps.ts";
 
@@ -108,7 +109,7 @@ export async function pushRelease(options: PushOptions): Promise<PushResult> {
   if (!report && code !== 0)
     throw new DeployError(
       "PUSH_SSH",
-      `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code ?? 255}): ${stderr.trim() || "no output"}`,
+      `push: ssh ${customer.ssh_user}@${customer.machine} failed (exit ${code ?? 255}): ${oneLine(stderr) || "no output"}`,
       "check that the machine is up on Tailscale and that its authorized_keys has the deploy key",
     );
   return {

@@ -10,31 +10,39 @@
  * deploy 1.2.0 FAILED at health; green stays live (31002 ms)
  * hint: see its log under data_dir/logs/blue.log
  */
+import { printable } from "../lib/terminal-text.ts";
 import type { RunReport, StepReport } from "./steps.ts";
 
-/** Newlines inside a message would break the table (and `deploy history`): one line, parts kept. */
+/**
+ * Newlines inside a message would break the table (and `deploy history`): one line, parts kept.
+ * The text may come from the machine (push prints its receiver's report): nothing in it steers the terminal.
+ */
 export function oneLine(text: string): string {
-  return text
-    .split(/\r?\n/)
-    .map((part) => part.trim())
-    .filter(Boolean)
-    .join(" / ");
+  return printable(
+    text
+      .split(/\r?\n/)
+      .map((part) => part.trim())
+      .filter(Boolean)
+      .join(" / "),
+  );
 }
 
 export function renderStep(step: StepReport): string {
   const what = step.ok ? (step.detail ?? "") : (step.error ?? "");
-  return `  ${step.ok ? "ok  " : "FAIL"}  ${step.step.padEnd(8)} ${String(step.ms).padStart(6)} ms  ${oneLine(what)}\n`;
+  return `  ${step.ok ? "ok  " : "FAIL"}  ${oneLine(step.step).padEnd(8)} ${String(step.ms).padStart(6)} ms  ${oneLine(what)}\n`;
 }
 
 /** The line after the steps: what happened, which color serves, how long it took. */
 export function renderOutcome(report: RunReport): string {
-  const what = `${report.action} ${report.release ?? "(no release)"}`;
+  const what = `${report.action} ${oneLine(report.release ?? "(no release)")}`;
   const took = `(${report.totalMs} ms)`;
-  if (report.nothingDone) return `${what}: nothing done, ${report.nothingDone} ${took}\n`;
-  if (report.ok) return `${what} ok, ${report.color ?? "?"} is live ${took}\n`;
+  if (report.nothingDone) return `${what}: nothing done, ${oneLine(report.nothingDone)} ${took}\n`;
+  if (report.ok) return `${what} ok, ${oneLine(report.color ?? "?")} is live ${took}\n`;
   const switched = report.steps.some((s) => s.step === "switch" && s.ok);
-  const serving = switched ? `${report.color} is live` : `${report.previous?.color ?? "the live color"} keeps serving`;
-  return `${what} FAILED at ${report.error?.step ?? "?"}; ${serving} ${took}\n`;
+  const serving = oneLine(
+    switched ? `${report.color} is live` : `${report.previous?.color ?? "the live color"} keeps serving`,
+  );
+  return `${what} FAILED at ${oneLine(report.error?.step ?? "?")}; ${serving} ${took}\n`;
 }
 
 /** Every step, the outcome and the hint: for a report that arrives whole (rollback, an older receiver). */

@@ -1,6 +1,7 @@
 /** `fleet status` as one table: a row per machine, worst state first is left to the reader (config order). */
 import { formatAge } from "../backup/status.ts";
 import type { Color } from "../lib/colors.ts";
+import { printable } from "../lib/terminal-text.ts";
 import type { FleetRow } from "./fleet.ts";
 import { paint, useColor } from "./render-text.ts";
 import type { Level } from "./report.ts";
@@ -25,7 +26,7 @@ export function renderFleetTable(rows: FleetRow[], color = useColor()): string {
     "BACKUP local/ring/cold",
     "PROBLEMS",
   ];
-  const table = rows.map((row) => cells(row));
+  const table = rows.map((row) => cells(row).map(printable)); // every cell came from that machine
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i]!.length)));
   const line = (r: string[], level?: Level) =>
     r

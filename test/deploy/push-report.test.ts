@@ -79,4 +79,26 @@ describe("deploy push reads the receiver's report through its schema", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("deploy 7.0.0 ok");
   }, 60_000);
+
+  test("a report cannot put terminal control sequences into the operator's output", async () => {
+    const steer = "\u001b[2K\u001b[1A\u001b]0;owned\u0007\u202eok";
+    const report = {
+      type: "report",
+      ok: false,
+      action: "deploy",
+      id: "20261130-abc",
+      who: "operator@test",
+      release: `7.0.0${steer}`,
+      color: "green",
+      previous: { color: `blue${steer}` },
+      steps: [{ step: "verify", ok: false, ms: 5, error: `bad${steer}` }],
+      error: { step: `verify${steer}`, code: "BAD", message: `bad${steer}`, hint: `look${steer}` },
+      totalMs: 5,
+    };
+    const run = await runCli(await machineAnswering(JSON.stringify(report)));
+    expect(run.code).toBe(6);
+    expect(run.stdout).toContain("FAIL  verify");
+    for (const text of [run.stdout, run.stderr])
+      expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+  }, 60_000);
 });

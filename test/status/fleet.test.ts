@@ -15,6 +15,37 @@ import { CONNECT_TIMEOUT_S, startSshd, type TestSshd } from "../helpers/sshd.ts"
 import { tempDir } from "../helpers/tmp.ts";
 import { recordSnapshots } from "./fixtures.ts";
 
+const ESC = "\u001b";
+const BEL = "\u0007";
+
+/** A status report as `status --json` prints it, every free-text field carrying `text`. */
+function craftedReport(text: string) {
+  const color = { live: true, healthy: true, release: text, error: null };
+  return {
+    version: 1,
+    customer: "evil",
+    machine: "evil-macmini",
+    time: new Date().toISOString(),
+    level: "warn",
+    live: "blue",
+    release: text,
+    colors: { blue: color, green: { ...color, live: false } },
+    database: { reachable: true, migration: 6, via: text },
+    lastDeploy: {
+      action: "deploy",
+      release: text,
+      ok: true,
+      started: new Date().toISOString(),
+      who: text,
+      error: null,
+    },
+    backup: [],
+    metadata: { url: text, ok: true, detail: text },
+    disk: null,
+    checks: [{ name: text, level: "warn", summary: text }],
+  };
+}
+
 const started: TestSshd[] = [];
 let fleetFile: string;
 let sshConfig: string;
@@ -32,7 +63,12 @@ beforeAll(async () => {
   const wrong = await startSshd({
     forcedCommand: "echo '{\"steps\":[]}'; echo 'error: no release on stdin' >&2; exit 6",
   });
-  started.push(axe, other, hung, wrong);
+  // A machine someone took over: a well-formed report whose strings steer the operator's terminal
+  // (erase the line, move up, retitle), and an ssh failure whose last words do the same.
+  const evilReport = join(tempDir("axe-evil"), "report.json");
+  writeFileSync(evilReport, JSON.stringify(craftedReport(`${ESC}[2K${ESC}[1A${ESC}]0;owned${BEL}all fine`)));
+  const evil = await startSshd({ forcedCommand: `cat ${evilReport}` });
+  started.push(axe, other, hung, wrong, evil);
   const dir = tempDir("axe-fleet");
   sshConfig = join(dir, "ssh_config");
   writeFileSync(
@@ -42,6 +78,7 @@ beforeAll(async () => {
       other.configFile("other-macmini"),
       hung.configFile("hung-macmini"),
       wrong.configFile("wrong-macmini"),
+      evil.configFile("evil-macmini"),
     ]
       .map((f) => readFileSync(f, "utf8"))
       .join("\n"),
@@ -63,6 +100,13 @@ beforeAll(async () => {
       machine: "wrong-macmini",
       entra: { tenant_id: TENANT_AXE },
     },
+    {
+      name: "evil",
+      domains: ["evil.example"],
+      host: "evil.axelabs.ai",
+      machine: "evil-macmini",
+      entra: { tenant_id: TENANT_AXE },
+    },
   ].map((c) => ({ ...c, ssh_user: axe.user }));
   writeFileSync(fleetFile, stringify({ customers }));
   await other.stop(); // the machine that is down
@@ -81,6 +125,7 @@ describe("fleet status", () => {
       fleetFile,
       "--ssh-config",
       sshConfig,
+      ...["axe", "other", "hung", "wrong"].flatMap((c) => ["--customer", c]),
       "--ssh-option",
       `ConnectTimeout=${CONNECT_TIMEOUT_S}`,
       // long enough for the answering machine to start `status` on a loaded machine; the hung one waits it out
@@ -134,5 +179,16 @@ describe("fleet status", () => {
     const unknown = await runCli(["fleet", "status", "--customers", fleetFile, "--customer", "nobody"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("--customer nobody is not in");
+  }, 30_000);
+
+  test("a machine's report cannot put terminal control sequences into the operator's table", async () => {
+    const args = ["fleet", "status", "--customers", fleetFile, "--ssh-config", sshConfig, "--customer", "evil"];
+    const [json, table] = await Promise.all([runCli([...args, "--json"]), runCli(args)]);
+    expect(json.code).toBe(11);
+    expect((JSON.parse(json.stdout) as FleetRow[])[0]!.report!.checks[0]!.summary).toContain(ESC); // data kept as sent
+    expect(table.code).toBe(11);
+    expect(table.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect(table.stdout).toMatch(/^evil\s+evil-macmini\s+YELLOW\s/m);
+    expect(table.stdout).toContain("all fine");
   }, 30_000);
 });
