@@ -2,7 +2,8 @@
  * `backup wal-ship` (every few minutes, from its timer): the segments that `wal-push` spooled go to
  * the local repository as one snapshot tagged `wal`, then to the ring and the cold SSD with
  * `restic copy --tag wal`. A segment leaves the spool only once every enabled tier has it, so a
- * ring peer that is down or a cold SSD that is away keeps it here until they are back. Its own
+ * ring peer that is down or a cold SSD that is away keeps it here until they are back, or until
+ * local retention has forgotten it (no kept base backup needs it: then no tier ever will). Its own
  * lock (not the runner's): shipping goes on while the daily run takes its hour.
  *
  * The spool belongs to the account Postgres runs as, so restic never reads it: each new segment is
@@ -16,6 +17,7 @@ import { walSpool } from "../db/archiving.ts";
 import { fsyncDirectory, writeFileAtomic } from "../lib/atomic-write.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { tryAcquireLock } from "../lib/lock-file.ts";
+import { BASE_TAG } from "./basebackup.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import type { TierName } from "./restic.ts";
 import { retryAfterStaleLocks } from "./retention.ts";
@@ -74,8 +76,10 @@ export async function shipWal(config: Config): Promise<RunReport> {
       ...(ctx.settings.cold.enabled ? (["cold"] as const) : []),
     ];
     const everywhere = segments.filter((s) => enabled.every((t) => state.shipped[t]?.includes(s)));
-    for (const name of everywhere) rmSync(join(spool, name), { force: true });
-    if (everywhere.length) fsyncDirectory(spool);
+    const waiting = entries.filter((e) => !everywhere.includes(e.name) && state.shipped.local?.includes(e.name));
+    const done = [...everywhere, ...(await pastLocalRetention(ctx, waiting))];
+    for (const name of done) rmSync(join(spool, name), { force: true });
+    if (done.length) fsyncDirectory(spool);
     const left = new Set(listSpool(spool).map((e) => e.name));
     for (const tier of Object.keys(state.shipped))
       state.shipped[tier] = state.shipped[tier]!.filter((s) => left.has(s));
@@ -84,6 +88,22 @@ export async function shipWal(config: Config): Promise<RunReport> {
   } finally {
     attempt.lock.release();
   }
+}
+
+/**
+ * Segments the local repository holds that no base backup it keeps needs (pushed before its oldest
+ * one started): retention forgets them there, and ring and cold get WAL only from there, so a tier
+ * still lacking them (a cold SSD away for weeks) never will. They leave the spool instead of filling it.
+ */
+async function pastLocalRetention(ctx: BackupContext, waiting: SpoolEntry[]): Promise<string[]> {
+  if (!waiting.length) return [];
+  const bases = await ctx
+    .restic()
+    .snapshots(ctx.local, ["--host", ctx.host, "--tag", BASE_TAG])
+    .catch(() => []); // unknown: keep them, the next ship asks again
+  if (!bases.length) return []; // no base backup yet: every segment may be needed
+  const oldest = Math.min(...bases.map((b) => Date.parse(b.time)));
+  return waiting.filter((e) => e.mtimeMs < oldest).map((e) => e.name);
 }
 
 /** Where the new segments are copied for restic, which never reads the spool itself; ours alone. */

@@ -1,9 +1,11 @@
 /**
  * Retention with WAL archiving: the keep policy applies to dumps, files and base backups, never to
  * the WAL snapshots one by one (keeping "the last 2" of them would leave a gap after the oldest
- * kept base backup); WAL older than a tier's oldest kept base backup is forgotten with it.
+ * kept base backup); WAL older than a tier's oldest kept base backup is forgotten with it, and
+ * leaves the spool even while the cold SSD that lacks it is away.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { resticJson } from "../helpers/restic.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -48,7 +50,11 @@ describe("retention with WAL archiving", () => {
   let walBefore: Snap[];
 
   beforeAll(async () => {
-    app = await pitrAppliance({ local: { keep: { last: 2, daily: 0, weekly: 0, monthly: 0 } } });
+    // The cold SSD is enabled and away the whole time: every segment waits in the spool for it.
+    app = await pitrAppliance({
+      local: { keep: { last: 2, daily: 0, weekly: 0, monthly: 0 } },
+      cold: { enabled: true, volume: tempDir("axe-cold-away") },
+    });
     await shipSegment(1); // WAL from before any base backup
     walBefore = snapshots("wal");
     firstRun = await backupRun();
@@ -103,4 +109,18 @@ describe("retention with WAL archiving", () => {
     expect(late.code).toBe(7);
     expect(late.stderr).toContain(`${atT.at.toISOString()} is before the end of the oldest base backup`);
   }, 180_000);
+
+  test("segments the cold SSD still lacks leave the spool once no base backup local keeps needs them", async () => {
+    const spool = join(app.fx.dataDir, "wal-spool");
+    const segments = () => readdirSync(spool).filter((n) => /^[0-9A-F]{24}$/.test(n));
+    const oldestBase = Date.parse(snapshots("base")[0]!.time);
+    const pushed = (name: string) => statSync(join(spool, name)).mtimeMs;
+    const before = segments().map((name) => ({ name, needed: pushed(name) >= oldestBase }));
+    expect(before.some((s) => !s.needed)).toBe(true); // waiting for the cold SSD
+    expect(before.some((s) => s.needed)).toBe(true);
+    await shipSegment(500);
+    const after = segments();
+    expect(after.every((n) => pushed(n) >= oldestBase)).toBe(true);
+    expect(after).toEqual(expect.arrayContaining(before.filter((s) => s.needed).map((s) => s.name)));
+  }, 120_000);
 });
