@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import type { Config } from "../config/load.ts";
 import { connect, type DatabaseTarget, openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
+import { lastLines } from "../lib/program.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
@@ -106,8 +107,7 @@ async function verifyTier(
     const damaged = readStatus(ctx.stateDir).tiers[repo.tier]?.damaged;
     const readData = damaged ? "--read-data" : `--read-data-subset=${ctx.settings.check_subset}`;
     const check = await restic.run(repo, ["check", readData]);
-    const checkError =
-      check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
+    const checkError = check.code === 0 ? undefined : lastLines(check.stderr);
     updateTier(ctx.stateDir, repo.tier, (t) => ({
       ...t,
       lastCheck: { time: now(), ok: !checkError, ...(checkError ? { error: checkError } : {}) },

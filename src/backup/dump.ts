@@ -12,6 +12,7 @@ import { z } from "zod";
 import { connect, type DatabaseTarget, libpqEnv } from "../db/connect.ts";
 import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
+import { lastLines } from "../lib/program.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { type TableFigure, tableFigures } from "./figures.ts";
 import { type DumpExit, pipeIntoRestic } from "./pipe.ts";
@@ -233,7 +234,7 @@ function dumpFailure(
     : exit.signal
       ? `${program} was killed by ${exit.signal}`
       : `${program} failed (exit ${exit.code})`;
-  const tail = exit.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ");
+  const tail = lastLines(exit.stderr);
   return new BackupError(
     "DUMP_FAILED",
     `${how}${tail ? `: ${tail}` : ""}; no ${kind.what} was saved`,

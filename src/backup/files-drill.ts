@@ -8,6 +8,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { BackupError } from "../lib/errors.ts";
+import { lastLines } from "../lib/program.ts";
 import type { BackupContext } from "./context.ts";
 import { FILES_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { type FileFigure, fileFiguresFor } from "./figures.ts";
@@ -86,7 +87,7 @@ export async function drillFiles(ctx: BackupContext, repo: Repo): Promise<{ snap
     if (restored.code !== 0 && looksDamaged(restored.stderr))
       markDamaged(ctx.stateDir, repo.tier, `restoring files snapshot ${id} found damage`);
     if (problems.length || restored.code !== 0) {
-      const restic = restored.stderr.trim().split("\n").filter(Boolean).slice(-2).join("; ");
+      const restic = lastLines(restored.stderr, 2);
       throw new BackupError(
         "DRILL_FILES_MISMATCH",
         `files snapshot ${id}: ${problems.slice(0, 5).join("; ") || "restore failed"}${problems.length > 5 ? ` (and ${problems.length - 5} more)` : ""}${restored.code !== 0 ? `; restic: ${restic}` : ""}`,

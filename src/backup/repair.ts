@@ -13,6 +13,7 @@ import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
+import { lastLines } from "../lib/program.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import { takeRunnerLock } from "./lock.ts";
 import type { Repo, RunResult, TierName } from "./restic.ts";
@@ -29,7 +30,7 @@ export function damagedPacks(checkOutput: string): string[] {
   return [...new Set(ids.map((m) => m[1]!))];
 }
 
-const tail = (r: RunResult) => r.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${r.code}`;
+const tail = (r: RunResult) => lastLines(r.stderr) || `exit ${r.code}`;
 const short = (id: string) => id.slice(0, 8);
 
 export async function repairBackup(config: Config, tier: TierName): Promise<RunReport> {

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
+import { lastLines } from "../lib/program.ts";
 import { BASE_TAG } from "./basebackup.ts";
 import type { BackupContext, Keep } from "./context.ts";
 import { parseJson, type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
@@ -114,7 +115,7 @@ export async function retentionAfterSave(
     if (tier.pruneDue) updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, pruneDue: undefined }));
     return { note: `${forgot.replace("retention ", "retention: ")}, pruned` };
   }
-  const tail = pruned.stderr.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${pruned.code}`;
+  const tail = lastLines(pruned.stderr) || `exit ${pruned.code}`;
   const damaged = looksDamaged(pruned.stderr);
   updateTier(ctx.stateDir, repo.tier, (t) => ({ ...t, pruneDue: true }));
   if (damaged) markDamaged(ctx.stateDir, repo.tier, `prune found damage: ${tail}`);

@@ -21,6 +21,7 @@ import { closeSync, constants as fs, mkdtempSync, openSync, rmSync } from "node:
 import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FileSink } from "bun";
+import { printable } from "./terminal-text.ts";
 
 /** What the program reads: nothing, our stdin, a pipe we write (`.stdin`), a descriptor, or a stream/blob we feed it. */
 export type ProgramInput = "ignore" | "inherit" | "pipe" | number | ReadableStream<Uint8Array> | Blob;
@@ -254,7 +255,8 @@ export function describeExit(exit: Pick<ProgramExit, "code" | "signal" | "timedO
 
 /** The last lines of a program's output, joined for a one-line message. */
 export function lastLines(text: string, count = 3, separator = "; "): string {
-  return text.trim().split("\n").filter(Boolean).slice(-count).join(separator);
+  // Another program's words go into messages a terminal shows: nothing in them may steer it.
+  return printable(text.trim().split(/\r?\n/).filter(Boolean).slice(-count).join(separator));
 }
 
 async function readTail(

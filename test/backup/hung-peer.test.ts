@@ -106,6 +106,34 @@ for (const restic of resticMatrix())
     }, 400_000);
 
     (primary ? test : test.skip)(
+      "a peer's words with terminal control characters (title, erase, move) never reach the operator's terminal",
+      async () => {
+        db = await freshDatabase("bk");
+        await seedFrameLikeData(db.sql, 20);
+        // What a neighbour who owns its sshd can send back through ssh's stderr, which restic relays.
+        const script = join(tempDir("axe-peer"), "hostile-sftp.sh");
+        writeFileSync(
+          script,
+          "printf '\\033]0;owned\\007\\033[2K\\033[1A\\033]52;c;cm0gLXJmIH4=\\007peer says no\\r\\n' >&2; exit 1\n",
+        );
+        const fx = backupFixture({
+          database: db.target,
+          ring: { repository: "sftp:peer:/nowhere", ssh_command: `sh ${script}` },
+        });
+        const steering = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+        const init = await runBounded(["backup", "init", "--config", fx.configDir]);
+        expect(init.code).toBe(8);
+        expect(init.stderr).toContain("peer says no");
+        const run = await runBounded(["backup", "run", "--tier", "ring", "--config", fx.configDir]);
+        expect(run.code).not.toBe(0);
+        const status = await runBounded(["backup", "status", "--config", fx.configDir]);
+        for (const said of [init.stdout, init.stderr, run.stdout, run.stderr, status.stdout, status.stderr])
+          expect(said).not.toMatch(steering);
+      },
+      120_000,
+    );
+
+    (primary ? test : test.skip)(
       "a restic call past its deadline is interrupted and the tier recorded as failed; the other tiers run",
       async () => {
         db = await freshDatabase("bk");

@@ -3,6 +3,8 @@
  * `init --from-repo --copy-chunker-params` (so deduplication carries over) and filled with
  * `restic copy` from the local repository.
  */
+
+import { lastLines } from "../../lib/program.ts";
 import type { BackupContext, Keep } from "../context.ts";
 import type { Repo } from "../restic.ts";
 import { looksDamaged, retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
@@ -59,7 +61,7 @@ export async function copyFromLocal(
 /** `restic check` after a copy, before retention: damage found here pauses retention. */
 async function checkCopy(ctx: BackupContext, repo: Repo): Promise<string | undefined> {
   const check = await ctx.restic().run(repo, ["check"]);
-  const error = check.code === 0 ? undefined : check.stderr.trim().split("\n").filter(Boolean).slice(-2).join("; ");
+  const error = check.code === 0 ? undefined : lastLines(check.stderr, 2);
   updateTier(ctx.stateDir, repo.tier, (t) => ({
     ...t,
     lastCheck: { time: new Date().toISOString(), ok: !error, ...(error ? { error } : {}) },
