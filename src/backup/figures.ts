@@ -113,15 +113,16 @@ async function tableFigure(
   method?: TableFigure["method"],
 ): Promise<TableFigure> {
   const table = `${schema}.${name}`;
+  // Named in pg_catalog: these run as the owner, and a more specific hash function planted in public would win.
   const byText = async (q: Queryable) =>
     (
       await q<{ rows: string; checksum: string }[]>`
-      select count(*)::text as rows, coalesce(sum(hashtextextended(t::text, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
+      select count(*)::text as rows, coalesce(sum(pg_catalog.hashtextextended(t::text, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
     )[0]!;
   const byRecord = async (q: Queryable) =>
     (
       await q<{ rows: string; checksum: string }[]>`
-      select count(*)::text as rows, coalesce(sum(hash_record_extended(t, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
+      select count(*)::text as rows, coalesce(sum(pg_catalog.hash_record_extended(t, 0)), 0)::text as checksum from ${q(schema)}.${q(name)} t`
     )[0]!;
   if (method === "text") return { table, method, ...(await byText(sql)) };
   try {

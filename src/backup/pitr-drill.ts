@@ -95,7 +95,7 @@ async function committedAround(sql: Sql, ids: string[]): Promise<boolean> {
   for (;;) {
     const rows = await sql<
       { status: string | null }[]
-    >`select pg_xact_status(x) as status from unnest(${ids}::xid8[]) x`;
+    >`select pg_xact_status(x) as status from pg_catalog.unnest(${ids}::xid8[]) x`;
     if (rows.some((r) => r.status === "committed")) return true;
     if (!rows.some((r) => r.status === "in progress") || Date.now() > deadline) return false;
     await Bun.sleep(20);

@@ -18,7 +18,7 @@ export async function withOwnerDatabase<T>(
     import("../db/migrate.ts"),
   ]);
   const db = await openDatabase(config);
-  const sql = connect(db.target, { max: 2 });
+  const sql = connect(db.target, { max: 2, catalogOnly: true });
   try {
     if (options.migrate ?? true) await migrate(sql);
     return await work(sql, config);

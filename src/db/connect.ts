@@ -17,10 +17,20 @@ export type { DatabaseTarget } from "./target.ts";
 
 export type Sql = postgres.Sql;
 
-/** Opens a pool; `max` connections, notices dropped (they are not errors). */
-export function connect(target: DatabaseTarget, options: { max?: number; onnotice?: (n: unknown) => void } = {}): Sql {
+/**
+ * Opens a pool; `max` connections, notices dropped (they are not errors). `catalogOnly` is for the
+ * database owner's sessions: their search_path is pg_catalog alone, so a function or operator some
+ * other role planted in schema public (every role may create there on PostgreSQL <= 14) is never
+ * chosen over the system's for an unqualified call, and never runs with the owner's rights. Such a
+ * session names every object of ours with its schema (meta.*, entity_*.*).
+ */
+export function connect(
+  target: DatabaseTarget,
+  options: { max?: number; onnotice?: (n: unknown) => void; catalogOnly?: boolean } = {},
+): Sql {
   const socket = target.host.startsWith("/");
   return postgres({
+    ...(options.catalogOnly ? { connection: { search_path: "pg_catalog" } } : {}),
     ...(socket ? { path: join(target.host, `.s.PGSQL.${target.port}`) } : { host: target.host, port: target.port }),
     user: target.user,
     password: target.password,

@@ -52,6 +52,8 @@ export async function migrationState(sql: Sql, migrations = MIGRATIONS): Promise
 export async function migrate(sql: Sql, migrations = MIGRATIONS): Promise<number[]> {
   try {
     return await sql.begin(async (tx) => {
+      // Migrations resolve names in pg_catalog alone, whatever pool runs them: nothing planted in public runs here.
+      await tx`set local search_path = pg_catalog`;
       await tx`select pg_advisory_xact_lock(hashtext(${LOCK_KEY}))`;
       await tx`create schema if not exists meta`;
       await tx`create table if not exists meta.schema_migrations (

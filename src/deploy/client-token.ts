@@ -24,7 +24,7 @@ export async function withClientToken<T>(
   use: (issued: ClientToken) => Promise<T>,
 ): Promise<T> {
   const db = await openDatabase(config);
-  const sql = connect(db.target, { max: 1 });
+  const sql = connect(db.target, { max: 1, catalogOnly: true });
   try {
     const entity = config.customer.entities[0]!.name;
     const { token, record } = await issueServiceToken(sql, config.paths.secrets, {

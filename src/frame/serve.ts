@@ -84,7 +84,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     );
   const port = options.port ?? frame.ports[color];
   const db = await openDatabase(config);
-  const sql = connect(db.target, { max: 10 });
+  const sql = connect(db.target, { max: 10, catalogOnly: true }); // the owner's pool
   let data: FrameData | undefined;
   let anchoring: Anchoring | undefined;
   let serviceTokens: ServiceTokenVerifier | undefined;

@@ -54,7 +54,7 @@ export async function checkDatabase(
 
 async function direct(config: Config): Promise<number> {
   const { target } = await openDatabase(config);
-  const sql = connect(target, { max: 1 });
+  const sql = connect(target, { max: 1, catalogOnly: true });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     const timeout = new Promise<never>(

@@ -32,4 +32,23 @@ describe("table figures", () => {
     const written = readFileSync(log).subarray(before).toString();
     expect(written).not.toContain("could not identify an extended hash function");
   });
+
+  test("a hash function planted in schema public is never the one the figures use (they run as the owner)", async () => {
+    db = await freshDatabase("fig");
+    await db.sql`create table shaped (id int, doc json)`;
+    await db.sql`create table plain (id bigint primary key, name text)`;
+    await db.sql`insert into shaped select i, '{"a":1}' from generate_series(1, 5) i`;
+    await db.sql`insert into plain select i, 'n' || i from generate_series(1, 5) i`;
+    // More specific than pg_catalog's (text, bigint) and (record, bigint) for a literal 0: chosen if looked up in public.
+    await db.sql`create function public.hashtextextended(text, integer) returns bigint language sql as 'select 42::bigint'`;
+    await db.sql`create function public.hash_record_extended(public.plain, integer) returns bigint language sql as 'select 42::bigint'`;
+    const [truth] = await db.sql`
+      select (select sum(pg_catalog.hashtextextended(t::text, 0))::text from public.shaped t) as shaped,
+             (select sum(pg_catalog.hash_record_extended(t, 0))::text from public.plain t) as plain`;
+    const figures = await tableFigures(db.sql);
+    expect(Object.fromEntries(figures.map((f) => [f.table, f.checksum]))).toEqual({
+      "public.plain": truth!.plain,
+      "public.shaped": truth!.shaped,
+    });
+  });
 });

@@ -4,6 +4,7 @@ import { connect } from "../../src/db/connect.ts";
 import { MIGRATIONS } from "../../src/db/migrations/index.ts";
 import { startFrame } from "../../src/frame/serve.ts";
 import { ConfigError } from "../../src/lib/errors.ts";
+import { createLogger } from "../../src/lib/log.ts";
 import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -239,4 +240,47 @@ describe("serve", () => {
     expect(await ok.text()).toContain("axe_frame_requests_total");
     expect(running.audit.events.some((e) => e.reason === "host_or_origin" && e.outcome === "refused")).toBe(true);
   });
+
+  test("functions planted in schema public by another role never run as the database owner (serve's start, the CLI)", async () => {
+    db = await freshDatabase("planted");
+    // PostgreSQL <= 14 lets every role create in public (on a shared server: another customer's role
+    // too). More specific than pg_catalog's, these would be chosen over format(text, VARIADIC "any") and
+    // pg_advisory_xact_lock(bigint) in the owner's own session, and run with the owner's rights.
+    const intruder = `intruder_${db.target.database}`;
+    await db.sql`create role ${db.sql(intruder)} login password 'intruder'`;
+    try {
+      await db.sql`grant create on schema public to public`;
+      const as = connect({ ...db.target, user: intruder, password: "intruder" }, { max: 1 });
+      await as`create table public.planted (who text, what text)`;
+      await as`grant insert on public.planted to public`;
+      await as`create function public.format(text, text, text) returns text language sql
+               as $$ insert into public.planted values (current_user, 'format') returning 'select 1' $$`;
+      await as`create function public.pg_advisory_xact_lock(integer) returns void language sql
+               as $$ insert into public.planted values (current_user, 'lock') $$`;
+      await as`grant execute on all functions in schema public to public`;
+      await as.end();
+      const port = await freePort();
+      const dir = makeConfigDir({
+        database: db.target,
+        appliance: { frame: { public_url: `http://127.0.0.1:${port}` } },
+      });
+      const frame = await startFrame({
+        config: loadConfig({ dir }),
+        color: "blue",
+        port,
+        logger: createLogger({ level: "error" }),
+      });
+      await frame.stop();
+      const rotate = Bun.spawn([process.execPath, MAIN, "keys", "rotate", "--config", dir], {
+        stdout: "ignore",
+        stderr: "pipe",
+        env: { ...process.env, AXE_CONFIG_DIR: "" },
+      });
+      expect(await rotate.exited).toBe(0);
+      expect([...(await db.sql`select who, what from public.planted`)]).toEqual([]);
+    } finally {
+      await db.sql`drop owned by ${db.sql(intruder)}`;
+      await db.sql`drop role ${db.sql(intruder)}`;
+    }
+  }, 60_000);
 });

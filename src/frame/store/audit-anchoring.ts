@@ -67,7 +67,7 @@ export async function startAnchoring(
  * restored database is checked against anchors that were written with it.
  */
 export async function anchorForBackup(config: Config, owner: DatabaseTarget): Promise<void> {
-  const sql = connect(owner, { max: 1 });
+  const sql = connect(owner, { max: 1, catalogOnly: true });
   try {
     const place = anchorPlace(config);
     await initAuditKey(place.secretsDir);
