@@ -1,31 +1,21 @@
 /**
- * Releases for deploy tests: one real compiled binary per test run (compiling takes a second or
- * two), signed into as many release directories as a test needs, each with its own version.
+ * Releases for deploy tests: the run's one compiled binary (test/helpers/binary.ts), signed into
+ * as many release directories as a test needs, each with its own version.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { compile, gitCommit, hostTarget } from "../../build/compile.ts";
+import { gitCommit, hostTarget } from "../../build/compile.ts";
 import { LEGACY_RELEASE_FORMAT, type Manifest, type ReleaseTarget } from "../../src/deploy/manifest.ts";
 import { JWS_NAME, MANIFEST_NAME, type ReleaseDir, writeReleaseDir } from "../../src/deploy/release-dir.ts";
 import { generateReleaseKeyPair, type ReleaseKeyPair, signManifest } from "../../src/deploy/sign.ts";
+import { compiledBinary as compiled } from "../helpers/binary.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-let binary: Promise<string> | undefined;
-/** The commit baked into the binary (others commit while tests run: ask git once). */
-let bakedCommit = "";
 let keys: Promise<ReleaseKeyPair> | undefined;
 
-/** The real axe-appliance binary for this host, compiled once per run. */
+/** The real axe-appliance binary for this host, compiled once per run (test/helpers/binary.ts). */
 export async function compiledBinary(): Promise<string> {
-  // run-scoped, but a test may remove it: compile again when it is gone
-  if (binary && !existsSync(await binary.catch(() => ""))) binary = undefined;
-  binary ??= (async () => {
-    const file = join(tempDir("axe-bin", { scope: "run" }), "axe-appliance");
-    bakedCommit = gitCommit();
-    compile(hostTarget(), file, bakedCommit);
-    return file;
-  })();
-  return binary;
+  return compiled().path;
 }
 
 /** The operator's release key pair for this run. */
@@ -47,12 +37,12 @@ export async function makeRelease(
 ): Promise<ReleaseDir> {
   const pair = options.keys ?? (await releaseKeys());
   // a release of another binary (a test that never runs it) needs no compiled one
-  const compiled = options.binary === undefined ? await compiledBinary() : undefined;
+  const build = options.binary === undefined ? compiled() : undefined;
   const release = await writeReleaseDir({
-    binary: options.binary ?? compiled!,
+    binary: options.binary ?? build!.path,
     outDir: join(tempDir("axe-rel"), version),
     version,
-    commit: compiled === undefined ? gitCommit() : bakedCommit,
+    commit: build?.commit ?? gitCommit(),
     target: options.target ?? hostTarget(),
     privatePem: pair.privatePem,
     ...(typeof options.sequence === "number" ? { sequence: options.sequence } : {}),

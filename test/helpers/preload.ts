@@ -1,11 +1,18 @@
 /**
  * Loaded before every test file (bunfig.toml): what a file made goes when it is done (tmp.ts),
  * and what the run started goes when the run ends, whichever way it ends.
+ *
+ * Under `npm test` (test/run.ts) the files run in parallel workers, and bun calls this afterAll
+ * after each file a worker runs: there it ends the file only, and keeps what the worker's next
+ * files reuse (its test cluster, the compiled binary); test/run.ts stops and removes all of that
+ * when the run ends, because a worker's exit runs no handlers.
  */
 import { afterAll, beforeEach } from "bun:test";
 import { holdPorts } from "./ports.ts";
 import { stopTestCluster } from "./postgres.ts";
-import { removeTempDirs, testFile } from "./tmp.ts";
+import { endFile, removeTempDirs, testFile } from "./tmp.ts";
+
+const worker = process.env.BUN_TEST_WORKER_ID !== undefined;
 
 // .ci/run holds the appliance's default ports for the run: a test that assumes one is free fails at once
 const releasePorts = holdPorts(process.env.AXE_TEST_HOLD_PORTS ?? "");
@@ -14,6 +21,7 @@ const releasePorts = holdPorts(process.env.AXE_TEST_HOLD_PORTS ?? "");
 beforeEach(() => void testFile());
 
 afterAll(async () => {
+  if (worker) return endFile();
   releasePorts();
   try {
     await stopTestCluster();

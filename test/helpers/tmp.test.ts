@@ -6,13 +6,24 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readdirSync } from "node:fs";
 import { REPO } from "./cli.ts";
-import { isAlive } from "./processes.ts";
+import { isAlive, processesNaming } from "./processes.ts";
 import { tempDir } from "./tmp.ts";
+import { waitFor } from "./wait.ts";
 
 function bunTest(files: string[], tmp: string) {
   return Bun.spawn([process.execPath, "test", ...files.map((f) => `./test/helpers/fixtures/${f}`)], {
     cwd: REPO,
     env: { ...process.env, TMPDIR: tmp, AXE_TEST_HOLD_PORTS: "" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+}
+
+/** `npm test`'s runner (test/run.ts) over fixture files, in two parallel workers. */
+function npmTest(files: string[], tmp: string) {
+  return Bun.spawn([process.execPath, "./test/run.ts", ...files.map((f) => `./test/helpers/fixtures/${f}`)], {
+    cwd: REPO,
+    env: { ...process.env, TMPDIR: tmp, AXE_TEST_HOLD_PORTS: "", AXE_TEST_WORKERS: "2" },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -59,6 +70,38 @@ describe("test temp dirs", () => {
     expect(await run.exited).toBe(143);
     expect(existsSync(dir)).toBe(false);
     expect(isAlive(postmaster)).toBe(false);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 60_000);
+
+  test("npm test's parallel workers: the cluster a worker kept is stopped and the run's dir removed when the run ends", async () => {
+    const tmp = tempDir("axe-tmprun");
+    const run = npmTest(["keeps-cluster.ts", "comes-after.ts"], tmp);
+    const [stdout, stderr, code] = await Promise.all([
+      new Response(run.stdout).text(),
+      new Response(run.stderr).text(),
+      run.exited,
+    ]);
+    if (code !== 0) console.error(stdout, stderr);
+    expect(code).toBe(0);
+    expect(stderr).toContain("2 pass");
+    // a worker's output reaches the runner's stderr, a file's at a time
+    const { dir, postmaster } = lineWith(stderr, "dir") as { dir: string; postmaster: number };
+    expect(dir.startsWith(tmp)).toBe(true);
+    expect(isAlive(postmaster)).toBe(false);
+    expect(readdirSync(tmp)).toEqual([]);
+  }, 60_000);
+
+  test("npm test interrupted (SIGTERM): its workers' clusters are stopped and its dir removed", async () => {
+    const tmp = tempDir("axe-tmprun");
+    const run = npmTest(["interrupted.ts", "keeps-cluster.ts"], tmp);
+    // a worker's output comes when its file is done, so the clusters are found by what they name
+    const postmasters = () => processesNaming([tmp]).filter((p) => /postgres -D /.test(p.command));
+    await waitFor("both workers' clusters running", () => postmasters().length === 2);
+    const started = postmasters();
+    run.kill("SIGTERM");
+    expect(await run.exited).toBe(143);
+    for (const { pid } of started) expect(isAlive(pid)).toBe(false);
+    expect(processesNaming([tmp])).toEqual([]);
     expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
 });

@@ -56,6 +56,12 @@ export function testFile(): string {
   return file;
 }
 
+/** The current file is done (a parallel worker's next file may not come): its directories and processes go now. */
+export function endFile(): void {
+  if (current) cleanUp(current);
+  current = undefined;
+}
+
 /** Everything left, run-scoped included: at the end of the run, or on the way out of an interrupted one. */
 export function removeTempDirs(): void {
   for (const owner of [...owners.keys()]) cleanUp(owner);

@@ -3,10 +3,10 @@
  * file, and the real install.sh run as a child process.
  */
 import { createHash } from "node:crypto";
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { stringify } from "yaml";
-import { compile, hostTarget } from "../../build/compile.ts";
+import { compiledBinary } from "../helpers/binary.ts";
 import { REPO } from "../helpers/cli.ts";
 import { TEST_CUSTOMERS } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -15,12 +15,13 @@ export const INSTALL_SH = join(REPO, "install.sh");
 
 let built: { dir: string; binary: string; sha256: string } | undefined;
 
-/** dist/axe-appliance and dist/SHA256SUMS, as `npm run build` writes them; compiled once per run. */
+/** dist/axe-appliance and dist/SHA256SUMS, as `npm run build` writes them, from the run's compiled binary. */
 export function release(): { dir: string; binary: string; sha256: string } {
-  if (built) return built;
+  if (built && existsSync(built.binary)) return built;
+  const { path, sha256 } = compiledBinary();
   const dir = tempDir("axe-inst-dist", { scope: "run" }); // every install test file uses it
   const binary = join(dir, "axe-appliance");
-  const sha256 = compile(hostTarget(), binary);
+  copyFileSync(path, binary); // install.sh may change its mode; the shared binary stays as built
   writeFileSync(join(dir, "SHA256SUMS"), `${sha256}  axe-appliance\n`);
   built = { dir, binary, sha256 };
   return built;
