@@ -6,8 +6,8 @@
  */
 import { connectionTokens } from "./head-collector.ts";
 
-/** Hop-by-hop, or framing that the proxy writes itself, in both directions. */
-const HOP_BY_HOP = new Set([
+/** Hop-by-hop, or framing that the proxy writes itself, in both directions (and the upstream's own request id). */
+export const HOP_BY_HOP = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",

@@ -4,27 +4,13 @@
  * that read, minus the hop-by-hop ones, and only the few values the proxy acts on are decoded.
  * A head that spans reads is decoded to strings before its read buffer goes back to Bun.
  */
-import { isEventStream, type ResponseHeaders, readResponseHeaders } from "./forward-headers.ts";
+import { HOP_BY_HOP, isEventStream, type ResponseHeaders, readResponseHeaders } from "./forward-headers.ts";
 import { connectionTokens, HeadCollector, type HeadLimits } from "./head-collector.ts";
 
 const MAX_SPANS = 128;
-/** Hop-by-hop, framing (the exchange writes its own) and the upstream's own request id. */
-const DROPPED = [
-  "connection",
-  "content-length",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "transfer-encoding",
-  "upgrade",
-  "x-request-id",
-];
 /** The header names the proxy reads or drops, by length, as bytes: names are compared, never decoded. */
 const WATCHED: Array<Array<{ name: string; bytes: Buffer }>> = [];
-for (const name of [...DROPPED, "content-length", "mcp-session-id", "content-type"])
+for (const name of new Set([...HOP_BY_HOP, "content-length", "mcp-session-id", "content-type"]))
   (WATCHED[name.length] ??= []).push({ name, bytes: Buffer.from(name, "latin1") });
 
 /** The watched name at `at` (ASCII case-insensitive), or undefined. */
@@ -131,7 +117,7 @@ export class ResponseHeadReader {
           named = connectionTokens(value);
           for (const token of named!) if (token !== "close" && token !== "keep-alive") return this.decoded();
         }
-        drop = DROPPED.includes(name);
+        drop = HOP_BY_HOP.has(name);
       }
       if (drop) {
         if (spans[i]! > runStart) read.raw!.push(runStart, spans[i]!);

@@ -82,13 +82,7 @@ export async function openFrameData(
         if (await ensureEntity(owner, { name: entity.name, customer: wanted.customer.name }, ring))
           created.push(entity.name);
     } catch (error) {
-      if ((error as { code?: string }).code === "42501")
-        throw new DatabaseError(
-          "DATABASE_PRIVILEGES",
-          `the database user cannot create entity roles: ${(error as Error).message}`,
-          "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)",
-        );
-      throw error;
+      throw privilegeError(error);
     }
     return created;
   };
@@ -97,13 +91,7 @@ export async function openFrameData(
   try {
     role = await ensureAppRole(owner, password);
   } catch (error) {
-    if ((error as { code?: string }).code === "42501")
-      throw new DatabaseError(
-        "DATABASE_PRIVILEGES",
-        `the database user cannot create entity roles: ${(error as Error).message}`,
-        "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)",
-      );
-    throw error;
+    throw privilegeError(error);
   }
   const target = { ...ownerTarget, user: role, password };
   const sql = connect(target, { max: options.max ?? 10 });
@@ -122,4 +110,14 @@ export async function openFrameData(
       await Promise.all([sql.end({ timeout: 2 }), pipe.end({ timeout: 2 })]);
     },
   };
+}
+
+/** Postgres' "insufficient privilege" (42501) while making roles, as the operator can act on it; anything else as it is. */
+function privilegeError(error: unknown): unknown {
+  if ((error as { code?: string }).code !== "42501") return error;
+  return new DatabaseError(
+    "DATABASE_PRIVILEGES",
+    `the database user cannot create entity roles: ${(error as Error).message}`,
+    "the user in database.url needs CREATEROLE (frame makes one role per entity and an app login role)",
+  );
 }
