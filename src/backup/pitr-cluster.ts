@@ -244,12 +244,12 @@ export async function replay(cluster: PointCluster, deadlineMs: number): Promise
       return { ok: true, reachedTime: row?.t?.toISOString(), ...(stopped ? { stoppedAt: stopped } : {}) };
     }
     const text = readLog(cluster, log);
-    const fatal = [...text.matchAll(/^.*(?:FATAL|PANIC):\s+(.*)$/gm)].at(-1)?.[1];
+    const { fatal, endedEarly } = replayFailure(text);
     const lastCommit = /last completed transaction was at log time (.*)$/m.exec(text)?.[1]?.trim();
     if (promoted === undefined) await pgCtl(cluster, ["-m", "immediate", "stop"], 60_000);
     return {
       ok: false,
-      endedEarly: /recovery ended before configured recovery target was reached/.test(fatal ?? ""),
+      endedEarly,
       ...(lastCommit ? { lastCommit } : {}),
       reason:
         promoted === undefined
@@ -259,6 +259,24 @@ export async function replay(cluster: PointCluster, deadlineMs: number): Promise
   } finally {
     await admin.end({ timeout: 5 });
   }
+}
+
+/** What the server says to a connection it cannot take yet: our own polls while it replays, not why it stopped. */
+const REFUSED_CONNECTION =
+  /^the database system is (?:in recovery mode|starting up|shutting down|not yet accepting connections|not accepting connections)/;
+
+/**
+ * Why a replay stopped, from the server's log: its last FATAL or PANIC that is not the refusal of a
+ * connection (the poll above asks while it replays, and each refusal is logged as a FATAL, after the
+ * startup process's own when the two race), and whether the WAL ended before the target.
+ */
+export function replayFailure(log: string): { fatal?: string; endedEarly: boolean } {
+  const fatals = [...log.matchAll(/^.*(?:FATAL|PANIC):\s+(.*)$/gm)].map((m) => m[1]!.trim());
+  const fatal = fatals.filter((f) => !REFUSED_CONNECTION.test(f)).at(-1) ?? fatals.at(-1);
+  return {
+    ...(fatal ? { fatal } : {}),
+    endedEarly: fatals.some((f) => f.startsWith("recovery ended before configured recovery target was reached")),
+  };
 }
 
 /** Connection details for the restored cluster over its private socket. */

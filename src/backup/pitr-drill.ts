@@ -1,12 +1,13 @@
 /**
  * The point-in-time drill of `backup verify`. It makes its own moment, so the comparison can be
  * exact: in one repeatable-read transaction on the live database it takes a snapshot, has a second
- * session write a restore point (pg_create_restore_point) and read a snapshot right after, and keeps
- * the moment only if none of the transactions the first snapshot did not see committed around the
- * point (else it tries again: such a commit may be in the restore and not in the figures). The figures (row count and
- * checksum per table) are taken in the first snapshot, i.e. exactly at the restore point. Then the
- * segment is closed and archived, shipped to every tier, and each tier replays a scratch cluster to
- * that restore point, whose figures must equal the live ones.
+ * session write a restore point (pg_create_restore_point) and then take a transaction id of its own,
+ * and keeps the moment only if none of the transactions the snapshot did not see, among those that
+ * had an id by then, committed around the point (else it tries again: such a commit may be in the
+ * restore and not in the figures). The figures (row count and checksum per table) are taken in the
+ * snapshot, i.e. exactly at the restore point. Then the segment is closed and archived, shipped to
+ * every tier, and each tier replays a scratch cluster to that restore point, whose figures must
+ * equal the live ones.
  */
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
@@ -40,8 +41,8 @@ export async function makeMoment(target: DatabaseTarget): Promise<DrillMoment> {
       const moment = await reader.begin("isolation level repeatable read read only", async (tx) => {
         const [before] = await tx<{ s: string }[]>`select pg_current_snapshot()::text as s`;
         const [point] = await writer<{ lsn: string }[]>`select pg_create_restore_point(${name})::text as lsn`;
-        const [after] = await writer<{ s: string }[]>`select pg_current_snapshot()::text as s`;
-        const window = invisibleBefore(before!.s, after!.s);
+        const [after] = await writer<{ id: string }[]>`select pg_current_xact_id()::text as id`;
+        const window = invisibleBefore(before!.s, BigInt(after!.id));
         if (window === undefined || (await committedAround(writer, window))) return undefined;
         return { name, lsn: parseLsn(point!.lsn)!, figures: await tableFigures(tx) };
       });
@@ -66,40 +67,51 @@ export async function makeMoment(target: DatabaseTarget): Promise<DrillMoment> {
 }
 
 /**
- * The transactions the first snapshot ("xmin:xmax:xip,...") does not see that had an id by the
- * second: any of them may have written its commit record before the restore point. Undefined when
- * there are too many to ask about (a busy moment).
+ * The transactions the snapshot ("xmin:xmax:xip,...") does not see that had an id before `next`, an
+ * id assigned after the restore point: any of them may have written its commit record before the
+ * point. (A second snapshot's xmax would not do: it is one past the newest *finished* transaction,
+ * and one that wrote its commit record before the point but had not finished yet, its backend
+ * descheduled on a busy machine, can hold an id above it.) Undefined when there are too many to ask
+ * about (a busy moment).
  */
-function invisibleBefore(first: string, second: string): string[] | undefined {
-  const parse = (s: string) => {
-    const [, xmax, xip] = s.split(":");
-    return { xmax: BigInt(xmax!), xip: (xip ?? "").split(",").filter(Boolean).map(BigInt) };
-  };
-  const a = parse(first);
-  const b = parse(second);
-  if (b.xmax - a.xmax > 1000n) return undefined;
-  const ids = new Set(a.xip);
-  for (let x = a.xmax; x < b.xmax; x++) ids.add(x);
+export function invisibleBefore(snapshot: string, next: bigint): string[] | undefined {
+  const [, xmaxText, xip] = snapshot.split(":");
+  const xmax = BigInt(xmaxText!);
+  if (next - xmax > 1000n) return undefined;
+  const ids = new Set((xip ?? "").split(",").filter(Boolean).map(BigInt));
+  for (let x = xmax; x < next; x++) ids.add(x);
   return [...ids].map(String);
 }
 
 /**
- * Whether any of `ids` committed around the restore point. A commit record is written (and flushed)
- * before the transaction leaves the "in progress" list, so one still in progress may already be in
- * the WAL before the point: wait (briefly) until they are decided. One still running after that is
- * a long transaction whose commit, if any, comes later.
+ * Whether any of `ids` may have committed before the restore point. A commit record is written
+ * before the transaction is marked committed and leaves the "in progress" list, so one still in
+ * progress may already be in the WAL before the point: wait (bounded) until each is decided. One
+ * still undecided then is harmless only if its session is idle in its transaction (its COMMIT, if
+ * any, comes after the point); anything else counts as "may have", and the drill tries another
+ * moment rather than compare figures that could differ for no fault of the backup.
  */
 async function committedAround(sql: Sql, ids: string[]): Promise<boolean> {
   if (!ids.length) return false;
   const deadline = Date.now() + 2000;
   for (;;) {
-    const rows = await sql<
-      { status: string | null }[]
-    >`select pg_xact_status(x) as status from pg_catalog.unnest(${ids}::xid8[]) x`;
+    const rows = await sql<{ id: string; status: string | null }[]>`
+      select x::text as id, pg_xact_status(x) as status from pg_catalog.unnest(${ids}::xid8[]) x`;
     if (rows.some((r) => r.status === "committed")) return true;
-    if (!rows.some((r) => r.status === "in progress") || Date.now() > deadline) return false;
+    const undecided = rows.filter((r) => r.status === "in progress").map((r) => r.id);
+    if (!undecided.length) return false;
+    if (Date.now() > deadline) return !(await allIdleInTransaction(sql, undecided));
     await Bun.sleep(20);
   }
+}
+
+/** Whether each of `ids` belongs to a session that is idle inside its transaction (not committing). */
+async function allIdleInTransaction(sql: Sql, ids: string[]): Promise<boolean> {
+  const rows = await sql<{ id: string }[]>`
+    select backend_xid::text as id from pg_catalog.pg_stat_activity
+    where state in ('idle in transaction', 'idle in transaction (aborted)') and backend_xid is not null`;
+  const idle = new Set(rows.map((r) => r.id));
+  return ids.every((id) => idle.has(String(BigInt(id) & 0xffffffffn))); // backend_xid is the 32-bit xid
 }
 
 /** Closes the restore point's segment, waits (bounded) until it is archived, and ships it to every tier. */
