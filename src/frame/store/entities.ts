@@ -96,6 +96,11 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
     const roles = await databaseRoles(tx);
     if (!(await roleExists(tx, roles.app))) await tx`create role ${tx(roles.app)} login noinherit`;
     await setPassword(tx, roles.app, password);
+    // Every role may connect to a new database: on a shared server a neighbour's role would read the
+    // catalog and the statistics views (entity names, row counts). Only the owner and the app log in here.
+    const [here] = await tx<{ db: string }[]>`select current_database() as db`;
+    await tx`revoke connect on database ${tx(here!.db)} from public`;
+    await tx`grant connect on database ${tx(here!.db)} to ${tx(roles.app)}`;
     await tx`grant usage on schema meta to ${tx(roles.app)}`;
     await tx`grant select on all tables in schema meta to ${tx(roles.app)}`;
     await tx`grant insert on meta.audit_log to ${tx(roles.app)}`;

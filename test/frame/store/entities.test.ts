@@ -1,4 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { connect } from "../../../src/db/connect.ts";
 import { ensureEntity, listEntities } from "../../../src/frame/store/entities.ts";
 import { DataError } from "../../../src/frame/store/errors.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
@@ -40,6 +42,24 @@ describe("entities", () => {
     );
     const [count] = await fx.db.sql`select count(*)::int as n from pg_namespace where nspname like 'entity_%'`;
     expect(count!.n).toBe(1);
+  });
+
+  test("another login role on the same server cannot connect to frame's database; the app role can", async () => {
+    fx = await dataFixture(["axe"]);
+    const stranger = `stranger_${randomBytes(4).toString("hex")}`;
+    const password = randomBytes(12).toString("base64url");
+    await fx.db.sql.unsafe(`create role ${stranger} login password '${password}'`);
+    const other = connect({ ...fx.db.target, user: stranger, password }, { max: 1 });
+    try {
+      // a neighbour's role would otherwise read the catalog and the statistics: entity names, row counts
+      await expect(other`select count(*) from pg_catalog.pg_stat_user_tables`).rejects.toThrow(
+        /permission denied for database/,
+      );
+    } finally {
+      await other.end({ timeout: 5 });
+      await fx.db.sql.unsafe(`drop role ${stranger}`);
+    }
+    expect((await fx.app`select 1 as one`)[0]!.one).toBe(1);
   });
 
   test("the app role alone reads nothing; under one entity's role the other's schema is denied", async () => {
