@@ -8,18 +8,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { BackupError } from "../lib/errors.ts";
-import {
-  type BackupSummary,
-  libpqAuth,
-  RUN_TAG_PREFIX,
-  type StreamKind,
-  streamIntoRestic,
-  summaryOf,
-  toolDir,
-} from "./dump.ts";
+import { type BackupSummary, libpqAuth, type StreamKind, streamIntoRestic, summaryOf, toolDir } from "./dump.ts";
 import type { Repo, Restic } from "./restic.ts";
+import { BASE_TAG, RUN_TAG_PREFIX } from "./tags.ts";
 
-export const BASE_TAG = "base";
 export const BASE_FILENAME = "base.tar";
 const BASE_STREAM: StreamKind = {
   tag: BASE_TAG,

@@ -11,7 +11,6 @@ import { connect, type DatabaseTarget, openDatabase } from "../db/connect.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { lastLines } from "../lib/program.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
-import { DUMP_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { compareFigures, figuresFor, tableFigures } from "./figures.ts";
 import { drillFiles } from "./files-drill.ts";
 import { takeRunnerLock } from "./lock.ts";
@@ -22,6 +21,7 @@ import { findSnapshot, restoreDump } from "./restore.ts";
 import { removeStaleLocks } from "./retention.ts";
 import { exitCodeFor, type RunReport } from "./run.ts";
 import { clearDamaged, markDamaged, readStatus, updateTier } from "./status.ts";
+import { DUMP_TAG, RUN_TAG_PREFIX } from "./tags.ts";
 import type { TierResult } from "./tiers/types.ts";
 
 /** Restores the latest dump of `repo` into a scratch database beside `target` and proves it. */

@@ -18,11 +18,9 @@ import { type TableFigure, tableFigures } from "./figures.ts";
 import { type DumpExit, pipeIntoRestic } from "./pipe.ts";
 import { type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
 import { removeStaleLocks } from "./retention.ts";
+import { DUMP_TAG, RUN_TAG_PREFIX } from "./tags.ts";
 
 export const DUMP_FILENAME = "frame.dump";
-export const DUMP_TAG = "db";
-/** The config, secrets and state snapshot beside each dump. */
-export const FILES_TAG = "files";
 
 const SummarySchema = z.object({
   message_type: z.literal("summary"),
@@ -70,8 +68,6 @@ export function streamIntoRestic(
     ? backupFromCommand(options, argv, env, kind)
     : backupThroughPipe(options, argv[0]!, argv.slice(1), env, kind);
 }
-
-export const RUN_TAG_PREFIX = "run:";
 
 /** Dumps the database into the repository as one snapshot tagged `db`; returns its summary and figures. */
 export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {

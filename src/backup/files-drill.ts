@@ -10,12 +10,12 @@ import { join } from "node:path";
 import { BackupError } from "../lib/errors.ts";
 import { lastLines } from "../lib/program.ts";
 import type { BackupContext } from "./context.ts";
-import { FILES_TAG, RUN_TAG_PREFIX } from "./dump.ts";
 import { type FileFigure, fileFiguresFor } from "./figures.ts";
 import type { Repo } from "./restic.ts";
 import { findSnapshot } from "./restore.ts";
 import { looksDamaged } from "./retention.ts";
 import { markDamaged } from "./status.ts";
+import { FILES_TAG, RUN_TAG_PREFIX } from "./tags.ts";
 
 const sha256 = (path: string) => createHash("sha256").update(readFileSync(path)).digest("hex");
 

@@ -8,8 +8,9 @@ import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
 import { lastLines, runPipeline } from "../lib/program.ts";
 import type { BackupContext } from "./context.ts";
-import { DUMP_FILENAME, DUMP_TAG, libpqAuth } from "./dump.ts";
+import { DUMP_FILENAME, libpqAuth } from "./dump.ts";
 import { type Repo, resticFailure, type Snapshot } from "./restic.ts";
+import { DUMP_TAG } from "./tags.ts";
 
 /** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
 export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {

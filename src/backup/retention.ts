@@ -8,11 +8,10 @@
 import { z } from "zod";
 import { BackupError } from "../lib/errors.ts";
 import { lastLines } from "../lib/program.ts";
-import { BASE_TAG } from "./basebackup.ts";
 import type { BackupContext, Keep } from "./context.ts";
 import { parseJson, type Repo, type Restic, type RunResult, resticFailure } from "./restic.ts";
 import { markDamaged, readStatus, updateTier } from "./status.ts";
-import { WAL_TAG } from "./wal-catalogue.ts";
+import { BASE_TAG, WAL_TAG } from "./tags.ts";
 
 /**
  * The forget arguments for a policy; undefined when the policy keeps everything. WAL snapshots are

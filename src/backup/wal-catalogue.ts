@@ -7,13 +7,11 @@
  * range the tier reaches.
  */
 import { BackupError } from "../lib/errors.ts";
-import { BASE_TAG } from "./basebackup.ts";
 import type { BackupContext } from "./context.ts";
-import { RUN_TAG_PREFIX } from "./dump.ts";
 import type { Repo, Snapshot, TierName } from "./restic.ts";
 import { listSpool, readSpoolFile, type SpoolEntry } from "./spool.ts";
+import { BASE_TAG, RUN_TAG_PREFIX, WAL_TAG } from "./tags.ts";
 
-export const WAL_TAG = "wal";
 export const WAL_FIRST = "wal-first:";
 export const WAL_LAST = "wal-last:";
 export const BASE_END = "base-end:";

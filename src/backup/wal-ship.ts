@@ -17,15 +17,15 @@ import { walSpool } from "../db/archiving.ts";
 import { fsyncDirectory, writeFileAtomic } from "../lib/atomic-write.ts";
 import { AppError, BackupError } from "../lib/errors.ts";
 import { tryAcquireLock } from "../lib/lock-file.ts";
-import { BASE_TAG } from "./basebackup.ts";
 import { type BackupContext, backupContext, tierRepo } from "./context.ts";
 import type { TierName } from "./restic.ts";
 import { retryAfterStaleLocks } from "./retention.ts";
 import { exitCodeFor, type RunReport } from "./run.ts";
 import { listSpool, readSpoolFile, type SpoolEntry } from "./spool.ts";
+import { BASE_TAG, WAL_TAG } from "./tags.ts";
 import { ensureCopyRepo, fromEnv } from "./tiers/copy.ts";
 import type { TierResult } from "./tiers/types.ts";
-import { baseEndTag, SEGMENT_NAME, WAL_FIRST, WAL_LAST, WAL_TAG } from "./wal-catalogue.ts";
+import { baseEndTag, SEGMENT_NAME, WAL_FIRST, WAL_LAST } from "./wal-catalogue.ts";
 
 const ShipStateSchema = z.object({
   /** Per tier, the spooled segments it holds (names leave once the spool no longer has them). */

@@ -16,7 +16,7 @@ import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 
 test("a replay's failure is the startup process's FATAL, not a refused connection logged after it", () => {
   const log = [
-    "2026-11-30 11:20:01.101 UTC [811] LOG:  starting point-in-time recovery to \"axe-drill-0a1b2c3d4e\"",
+    '2026-11-30 11:20:01.101 UTC [811] LOG:  starting point-in-time recovery to "axe-drill-0a1b2c3d4e"',
     "2026-11-30 11:20:01.340 UTC [811] LOG:  redo done at 0/5000060 system usage: CPU: user: 0.00 s",
     "2026-11-30 11:20:01.340 UTC [811] LOG:  last completed transaction was at log time 2026-11-30 11:19:58.2+00",
     "2026-11-30 11:20:01.341 UTC [811] FATAL:  recovery ended before configured recovery target was reached",

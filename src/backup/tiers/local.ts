@@ -9,13 +9,14 @@ import type { DatabaseTarget } from "../../db/connect.ts";
 import { log } from "../../lib/log.ts";
 import { baseBackup } from "../basebackup.ts";
 import type { BackupContext } from "../context.ts";
-import { dumpDatabase, FILES_TAG, RUN_TAG_PREFIX, summaryOf } from "../dump.ts";
+import { dumpDatabase, summaryOf } from "../dump.ts";
 import { recordFigures, recordFileFigures } from "../figures.ts";
 import { hashFiles, stableFigures } from "../files-drill.ts";
 import { createProgress } from "../progress.ts";
 import { resticFailure } from "../restic.ts";
 import { retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
 import { recordSnapshot, updateTier } from "../status.ts";
+import { FILES_TAG, RUN_TAG_PREFIX } from "../tags.ts";
 import type { TierResult } from "./types.ts";
 
 export async function runLocalTier(
