@@ -111,10 +111,13 @@ for (const restic of resticMatrix())
         db = await freshDatabase("bk");
         await seedFrameLikeData(db.sql, 20);
         // What a neighbour who owns its sshd can send back through ssh's stderr, which restic relays.
+        // It answers once restic's sftp hello has arrived (leaving before it would make restic's own
+        // write fail), and stays a moment: restic relays a subprocess's stderr from a goroutine of its
+        // own, which an exit of restic that comes first cuts short (then the words never reach us).
         const script = join(tempDir("axe-peer"), "hostile-sftp.sh");
         writeFileSync(
           script,
-          "printf '\\033]0;owned\\007\\033[2K\\033[1A\\033]52;c;cm0gLXJmIH4=\\007peer says no\\r\\n' >&2; exit 1\n",
+          "head -c 4 >/dev/null; printf '\\033]0;owned\\007\\033[2K\\033[1A\\033]52;c;cm0gLXJmIH4=\\007peer says no\\r\\n' >&2; sleep 2; exit 1\n",
         );
         const fx = backupFixture({
           database: db.target,
