@@ -203,7 +203,9 @@ async function appendVersion(tx: Tx, row: RecordRow, op: "create" | "update" | "
 export interface VersionOut {
   version: number;
   op: "create" | "update" | "delete";
-  values: Record<string, Scalar>;
+  /** Absent when the version does not decode (changed outside frame): `unreadable` says why. */
+  values?: Record<string, Scalar>;
+  unreadable?: string;
   changedAt: Date;
   changedBy: string;
 }
@@ -230,12 +232,15 @@ export async function recordHistory(
     select version, op, data, pii, changed_at, changed_by from record_versions where record_id = ${id.toLowerCase()} order by version`;
   return {
     collection: record.collection,
-    versions: rows.map((r) => ({
-      version: r.version,
-      op: r.op,
-      values: decodeValues(keys, id.toLowerCase(), definition, r.data, r.pii),
-      changedAt: r.changed_at,
-      changedBy: r.changed_by,
-    })),
+    versions: rows.map((r) => {
+      const version = { version: r.version, op: r.op, changedAt: r.changed_at, changedBy: r.changed_by };
+      try {
+        return { ...version, values: decodeValues(keys, id.toLowerCase(), definition, r.data, r.pii) };
+      } catch (error) {
+        // a version changed outside frame is reported in its place, as search reports such a row
+        if (!(error instanceof DataError)) throw error;
+        return { ...version, unreadable: error.message };
+      }
+    }),
   };
 }

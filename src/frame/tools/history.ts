@@ -8,7 +8,8 @@ export const recordHistoryTool = defineTool({
   name: "record_history",
   title: "Record history",
   description:
-    "Every version of one record, oldest first: what changed (create, update, delete), when, by whom, and the values at that version.",
+    "Every version of one record, oldest first: what changed (create, update, delete), when, by whom, and the values at that version. " +
+    "A version that was changed outside frame has no values, and `unreadable` says why.",
   input: z.strictObject({ id: z.string().min(1).max(64).describe("the record's id") }),
   output: z.object({
     id: z.string(),
@@ -17,7 +18,8 @@ export const recordHistoryTool = defineTool({
       z.object({
         version: z.number().int(),
         op: z.enum(["create", "update", "delete"]),
-        values: Values,
+        values: Values.optional(),
+        unreadable: z.string().optional(),
         changed_at: z.string(),
         changed_by: z.string(),
       }),
@@ -33,7 +35,7 @@ export const recordHistoryTool = defineTool({
       versions: history.versions.map((v) => ({
         version: v.version,
         op: v.op,
-        values: v.values,
+        ...(v.values ? { values: v.values } : { unreadable: v.unreadable }),
         changed_at: v.changedAt.toISOString(),
         changed_by: v.changedBy,
       })),

@@ -66,7 +66,7 @@ describe("records", () => {
       [2, "update", "u2"],
       [3, "delete", "u3"],
     ]);
-    expect(history.versions[0]!.values.email).toBe("ann@example.com");
+    expect(history.versions[0]!.values?.email).toBe("ann@example.com");
   });
 
   test("PII columns hold only ciphertext, and exact PII search works through the blind index", async () => {

@@ -207,6 +207,32 @@ describe("prototype names are never fields (issues 13.3 and 21.3, 21.8)", () => 
     // The writer can still delete it: its id was shown.
     expect((await call(writer, "delete_record", { id: bad.id })).isError).toBe(false);
   });
+
+  test("a history version changed outside frame is reported in its place; the other versions still read", async () => {
+    await call(admin, "define_collection", { name: "kept", fields: { title: { type: "string" } } });
+    const made = (await call(writer, "create_record", { collection: "kept", values: { title: "one" } })).data;
+    expect(
+      (await call(writer, "update_record", { id: made.id, expected_version: 1, values: { title: "two" } })).isError,
+    ).toBe(false);
+    expect(
+      (await call(writer, "update_record", { id: made.id, expected_version: 2, values: { title: "three" } })).isError,
+    ).toBe(false);
+    // The owner (or anyone with a superuser's hands) gets past the append-only trigger
+    await running.db.sql.begin(async (tx) => {
+      await tx`set local session_replication_role = replica`;
+      await tx`update entity_axe.record_versions set data = ${tx.json({ title: "t", toString: [1] })}
+        where record_id = ${made.id} and version = 2`;
+    });
+    const history = await call(reader, "record_history", { id: made.id });
+    expect(history.isError).toBe(false);
+    expect(history.data.versions.map((v: any) => [v.version, v.values?.title ?? null])).toEqual([
+      [1, "one"],
+      [2, null],
+      [3, "three"],
+    ]);
+    expect(history.data.versions[1].unreadable).toMatch(/toString is not a field/);
+    expect(history.data.versions[1].changed_by).toBe(history.data.versions[0].changed_by);
+  });
 });
 
 describe("other requests with the wrong shape (issue 21.6, the same hole elsewhere)", () => {
