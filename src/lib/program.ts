@@ -103,7 +103,7 @@ export function startProgram(argv: string[], options: ProgramOptions = {}): Runn
   let child: ReturnType<typeof Bun.spawn>;
   try {
     child = Bun.spawn(argv, {
-      env: options.env ?? process.env,
+      env: options.env ?? (isOtherAccount(options.runAs) ? accountEnv() : process.env),
       ...(options.cwd ? { cwd: options.cwd } : {}),
       stdin: options.stdin ?? "ignore",
       stdout: collect(options.stdout),
@@ -165,8 +165,26 @@ export function startProgram(argv: string[], options: ProgramOptions = {}): Runn
 
 /** The uid and gid to start a child with: none when they are ours (an unprivileged process may not set them). */
 function identity(runAs: ProgramOptions["runAs"]): { uid?: number; gid?: number } {
-  if (!runAs || (runAs.uid === process.getuid?.() && runAs.gid === process.getgid?.())) return {};
-  return { uid: runAs.uid, gid: runAs.gid };
+  if (!isOtherAccount(runAs)) return {};
+  return { uid: runAs!.uid, gid: runAs!.gid };
+}
+
+function isOtherAccount(runAs: ProgramOptions["runAs"]): boolean {
+  return Boolean(runAs && (runAs.uid !== process.getuid?.() || runAs.gid !== process.getgid?.()));
+}
+
+/**
+ * What a program started as another account (the Postgres account, from root) inherits unless the
+ * caller passes an env: how to find programs, the locale, the time zone and where temp files go.
+ * The rest of our environment (a developer's shell under `up --dev`, a service manager's variables)
+ * is not that account's to read.
+ */
+function accountEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (value !== undefined && (/^(PATH|LANG|LANGUAGE|TZ|TMPDIR)$/.test(name) || name.startsWith("LC_")))
+      env[name] = value;
+  return env;
 }
 
 /** Runs `argv` to the end (or its deadline); a program that cannot start rejects with ProgramStartError. */

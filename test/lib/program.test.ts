@@ -155,6 +155,32 @@ describe("program with a deadline", () => {
     },
   );
 
+  test.skipIf(!asRoot || !postgres)(
+    "runAs without an env of the caller's: the program gets the locale, PATH and TZ, not the rest of root's environment",
+    async () => {
+      process.env.AXE_TEST_ROOT_SECRET = "not for the postgres account";
+      try {
+        const exit = await runProgram(["env"], { runAs: postgres! });
+        expect(exit.code).toBe(0);
+        const names = exit.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((line) => line.slice(0, line.indexOf("=")));
+        expect(names).not.toContain("AXE_TEST_ROOT_SECRET");
+        expect(names).toContain("PATH");
+        for (const name of names)
+          expect(["PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "PWD"].includes(name) || name.startsWith("LC_")).toBe(
+            true,
+          );
+        // what the caller passes is passed as it is
+        const given = await runProgram(["env"], { runAs: postgres!, env: { PATH: process.env.PATH!, PGTZ: "UTC" } });
+        expect(given.stdout).toContain("PGTZ=UTC");
+      } finally {
+        delete process.env.AXE_TEST_ROOT_SECRET;
+      }
+    },
+  );
+
   test("detached, it leads a process group of its own (without, it stays in ours)", async () => {
     const pidAndGroup = async (detached: boolean) => {
       const exit = await runProgram(["sh", "-c", 'echo "$$ $(ps -o pgid= -p "$$")"'], { detached });
