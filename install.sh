@@ -60,9 +60,11 @@ Options:
   --ring-key FILE          with --ring-peer: the public key NAME's machine backs up with (its root's
                            ~/.ssh/id_ed25519.pub); it replaces the previous one
   --ring-user NAME         the ring account (default axe-ring; never the deploy user)
-  --sshd-config FILE       with --ring-peer: where the account's sshd Match block goes (default
-                           /etc/ssh/sshd_config.d/axe-ring.conf; with --no-services sshd is not reloaded)
-  --uninstall              unload and remove the services; config, keys and data stay
+  --sshd-config FILE       with --ring-peer or --uninstall: where the account's sshd Match block goes
+                           (default /etc/ssh/sshd_config.d/axe-ring.conf; with --no-services sshd is not reloaded)
+  --uninstall              unload and remove the services, the deploy key's forced command, and the
+                           ring account with its key and sshd block (only what install.sh made for
+                           PREFIX); config, keys and data (the ring peer's copy too) stay
   --purge                  with --uninstall: also delete PREFIX, keys and data included
                            (needs --customer naming the installed customer, as a confirmation)
   -h, --help               this help
@@ -304,6 +306,52 @@ running_here() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The ring peer's sshd settings and account (made by --ring-peer, removed by --uninstall)
+# ---------------------------------------------------------------------------------------------
+ring_header="# axe-appliance (install.sh --ring-peer"
+ring_gecos="axe ring peer"
+# apply_sshd PREVIOUS: sshd checks the settings file as it is now and reloads; refused, PREVIOUS (or no file) is put back.
+apply_sshd() {
+  local previous=$1
+  if [ $dry_run -eq 1 ]; then
+    return 0
+  elif [ $no_services -eq 1 ]; then
+    say "sshd not reloaded (--no-services): the change to $sshd_dropin applies once sshd reads it"
+    return 0
+  fi
+  if ! /usr/sbin/sshd -t 2>"$work/sshd.err"; then
+    if [ -n "$previous" ]; then printf '%s\n' "$previous" >"$sshd_dropin"; else rm -f "$sshd_dropin"; fi
+    die 1 "sshd -t refused the new settings, the old ones are back: $(tr '\n' ' ' <"$work/sshd.err")"
+  fi
+  if [ "$platform" = linux ] && command -v systemctl >/dev/null 2>&1; then
+    systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null ||
+      warn "could not reload sshd: run 'systemctl reload ssh' so the change to $sshd_dropin applies"
+  fi # macOS starts sshd for each connection, with the file as it is then
+}
+comment_of() {
+  if [ "$platform" = darwin ]; then
+    dscl . -read "/Users/$1" RealName 2>/dev/null | sed -n 's/^RealName:[[:space:]]*//; s/^[[:space:]]*//; /./p' | tail -n 1
+  else
+    getent passwd "$1" | cut -d: -f5
+  fi
+}
+remove_ring_account() {
+  if [ "$platform" = darwin ]; then
+    if dscl . -read /Groups/com.apple.access_ssh >/dev/null 2>&1; then
+      dseditgroup -o edit -d "$ring_user" -t user com.apple.access_ssh || true
+    fi
+    dscl . -delete "/Users/$ring_user"
+  else
+    local group=""
+    [ "$(id -gn "$ring_user")" != "$ring_user" ] || group=$ring_user # useradd --user-group made it
+    userdel "$ring_user" || return 1
+    if [ -n "$group" ] && getent group "$group" >/dev/null; then
+      groupdel "$group" || warn "could not remove the group $group: remove it with 'groupdel $group'"
+    fi
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Uninstall
 # ---------------------------------------------------------------------------------------------
 if [ $uninstall -eq 1 ]; then
@@ -346,6 +394,39 @@ if [ $uninstall -eq 1 ]; then
     fi
     if [ $no_services -eq 0 ] && [ -f "$sudoers" ]; then act "remove $sudoers" rm -f "$sudoers"; fi
   fi
+  # The ring peer's account: its sshd settings file says which account this prefix made. The peer's copy is data: it stays.
+  ring_keys="$cfg/ring/authorized_keys"
+  if [ -f "$sshd_dropin" ] && ! grep -qF "$ring_header" "$sshd_dropin"; then
+    warn "left $sshd_dropin: install.sh did not write it"
+  elif [ -f "$sshd_dropin" ] && ! grep -qxF "    AuthorizedKeysFile $ring_keys" "$sshd_dropin"; then
+    warn "left $sshd_dropin: it is not this prefix's ($prefix); uninstall with its --prefix removes it"
+  elif [ -f "$sshd_dropin" ]; then
+    ring_user=$(sed -n 's/^Match User \([a-z_][a-z0-9_-]*\)$/\1/p' "$sshd_dropin" | head -n 1)
+    if [ -n "$ring_user" ] && id -u "$ring_user" >/dev/null 2>&1; then
+      if [ "$(comment_of "$ring_user")" != "$ring_gecos" ]; then
+        warn "left the account $ring_user: install.sh did not make it (its name is not '$ring_gecos')"
+      else
+        act "remove the ring account $ring_user" remove_ring_account ||
+          die 1 "could not remove the account $ring_user: is the peer still connected? End its sftp sessions and run again"
+      fi
+    fi
+  fi
+  if [ -f "$ring_keys" ] && grep -qvE '^restrict,command="internal-sftp -d /' "$ring_keys"; then
+    warn "left $ring_keys: it holds lines install.sh did not write"
+  elif [ -f "$ring_keys" ]; then
+    act "remove $ring_keys: the ring peer's key" rm -f "$ring_keys"
+  fi
+  if [ -f "$sshd_dropin" ] && grep -qF "$ring_header" "$sshd_dropin" && grep -qxF "    AuthorizedKeysFile $ring_keys" "$sshd_dropin"; then
+    previous=$(cat "$sshd_dropin")
+    act "remove $sshd_dropin: the ring account's sshd settings" rm -f "$sshd_dropin"
+    apply_sshd "$previous"
+  fi
+  if [ $purge -eq 0 ]; then
+    for copy in "$data"/backup/ring/*/; do
+      copy="${copy%/}/$(basename "$copy")"
+      [ ! -d "$copy" ] || say "kept $copy, $(basename "$copy")'s ring copy; --purge deletes it"
+    done
+  fi
   if [ $purge -eq 1 ] && [ -e "$prefix" ]; then
     [ -f "$cfg/appliance.yaml" ] || die 3 "$prefix has no config/appliance.yaml: not an axe-appliance prefix, nothing deleted"
     act "delete $prefix (binary, config, keys, data)" rm -rf -- "$prefix"
@@ -385,7 +466,7 @@ make_ring_account() {
       dscl . -create "/Users/$ring_user" PrimaryGroupID -2 &&
       dscl . -create "/Users/$ring_user" UserShell /usr/bin/false &&
       dscl . -create "/Users/$ring_user" NFSHomeDirectory /var/empty &&
-      dscl . -create "/Users/$ring_user" RealName "axe ring peer" &&
+      dscl . -create "/Users/$ring_user" RealName "$ring_gecos" &&
       dscl . -create "/Users/$ring_user" IsHidden 1 &&
       dscl . -create "/Users/$ring_user" Password '*' || return 1
     # Remote Login limited to some users: this one must be among them.
@@ -394,7 +475,7 @@ make_ring_account() {
     fi
   else
     useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
-      --comment "axe ring peer" "$ring_user" &&
+      --comment "$ring_gecos" "$ring_user" &&
       # no password, yet not "locked": sshd without PAM refuses any key of a locked account
       usermod -p '*' "$ring_user"
   fi
@@ -406,7 +487,7 @@ write_text() { # FILE MODE: stdin, atomically
 }
 ring_block() {
   cat <<EOF
-# axe-appliance (install.sh --ring-peer $ring_peer): the machine of customer $ring_peer keeps its
+$ring_header $ring_peer): the machine of customer $ring_peer keeps its
 # restic copy here over sftp, chrooted into its directory, and can do nothing else. sshd requires
 # the ChrootDirectory and every directory above it to be root's and writable by root only.
 Match User $ring_user
@@ -472,18 +553,7 @@ if [ -n "$ring_peer" ]; then
   [ ! -f "$sshd_dropin" ] || previous=$(cat "$sshd_dropin")
   if [ "$previous" != "$(ring_block)" ]; then
     act "write $sshd_dropin: $ring_user chrooted into $chroot, sftp only" write_text "$sshd_dropin" 644 < <(ring_block)
-    if [ $dry_run -eq 0 ] && [ $no_services -eq 0 ]; then
-      if ! /usr/sbin/sshd -t 2>"$work/sshd.err"; then
-        if [ -n "$previous" ]; then printf '%s\n' "$previous" >"$sshd_dropin"; else rm -f "$sshd_dropin"; fi
-        die 1 "sshd -t refused the new settings, the old ones are back: $(tr '\n' ' ' <"$work/sshd.err")"
-      fi
-      if [ "$platform" = linux ] && command -v systemctl >/dev/null 2>&1; then
-        systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null ||
-          warn "could not reload sshd: run 'systemctl reload ssh' so $ring_user's settings apply"
-      fi # macOS starts sshd for each connection, with the file as it is then
-    elif [ $no_services -eq 1 ]; then
-      say "sshd not reloaded (--no-services): $sshd_dropin applies once sshd reads it"
-    fi
+    apply_sshd "$previous"
   fi
   if [ $dry_run -eq 1 ]; then
     [ $changes -gt 0 ] || say "nothing to change: $ring_peer's ring account is in place"

@@ -36,6 +36,8 @@ const canRun =
   existsSync("/usr/sbin/sshd") &&
   spawnSync("sh", ["-c", "command -v useradd"]).status === 0;
 
+const hasGroup = (name: string) => spawnSync("getent", ["group", name]).status === 0;
+
 const uidOf = (user: string) => {
   const run = spawnSync("id", ["-u", user], { encoding: "utf8" });
   return run.status === 0 ? Number(run.stdout) : undefined;
@@ -220,5 +222,41 @@ describe.skipIf(!canRun)("install.sh --ring-peer: the neighbour's sftp-only, chr
     expect(sftp("mkdir /elsewhere").status).not.toBe(0);
     expect(readdirSync(chroot)).toEqual(["axe"]);
     expect(existsSync(join(base, "escape"))).toBe(false);
+  }, 60_000);
+  test("--uninstall removes the account, its group, the key line and the Match block it made; the peer's copy stays; again changes nothing", async () => {
+    const uninstall = ["--prefix", prefix, "--uninstall", "--sshd-config", sshdConfig, "--no-services"];
+    const keys = join(prefix, "config/ring/authorized_keys");
+    const made = () => [uidOf(ringUser) !== undefined, hasGroup(ringUser), existsSync(keys), existsSync(sshdConfig)];
+    // another prefix's uninstall leaves this prefix's ring account alone
+    const other = await runInstall(["--prefix", join(base, "other"), ...uninstall.slice(2)]);
+    expect(other.code).toBe(0);
+    expect(other.stderr).toContain(`left ${sshdConfig}: it is not this prefix's`);
+    expect(made()).toEqual([true, true, true, true]);
+
+    const dry = await runInstall([...uninstall, "--dry-run"]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain(`would remove the ring account ${ringUser}`);
+    expect(dry.stdout).toContain(`would remove ${keys}`);
+    expect(dry.stdout).toContain(`would remove ${sshdConfig}`);
+    expect(made()).toEqual([true, true, true, true]);
+
+    const run = await runInstall(uninstall);
+    if (run.code !== 0) console.error(run.stdout, run.stderr);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toBe("");
+    expect(made()).toEqual([false, false, false, false]);
+    expect(run.stdout).toContain(`kept ${join(chroot, "axe")}, axe's ring copy; --purge deletes it`);
+    expect(existsSync(join(chroot, "axe", "config"))).toBe(true);
+    const sftp = spawnSync(
+      "sftp",
+      ["-b", "-", "-P", String(sshd!.port), "-i", ringKey, ...sshd!.sshOptions.slice(4), `${ringUser}@127.0.0.1`],
+      { encoding: "utf8", input: "ls /\n", timeout: 30_000 },
+    );
+    expect(sftp.status).not.toBe(0);
+
+    const again = await runInstall(uninstall);
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain(ringUser);
+    expect(again.stdout).toContain("nothing to change");
   }, 60_000);
 });
