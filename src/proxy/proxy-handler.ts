@@ -71,7 +71,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     const { settings, router, pause } = this.parts;
     const { method, map } = head;
     const answered: Answered = {
-      id: requestId(map["x-request-id"] ?? null),
+      id: requestId(map["x-request-id"], settings.trustedProxies.has(connection.peer)),
       method,
       path: "",
       startedAt: head.startedAt,
@@ -261,7 +261,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
 
   refuse(connection: ClientConnection, refusal: ClientRefusal, head: RequestHead | null): void {
     const answered: Answered = {
-      id: requestId(head?.map["x-request-id"] ?? null),
+      id: requestId(head?.map["x-request-id"], this.parts.settings.trustedProxies.has(connection.peer)),
       method: head?.method ?? "-",
       path: head ? head.url.split("?")[0]! : "-",
       startedAt: head?.startedAt ?? performance.now(),

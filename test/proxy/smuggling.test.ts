@@ -299,7 +299,8 @@ describe("the upstream's answers", () => {
     expect(head).not.toContain("keep-alive");
     expect(head).not.toContain("upgrade");
     expect(head).not.toContain("theirs");
-    expect(head).toContain("x-request-id: mine");
+    expect(head).not.toContain("x-request-id: mine"); // the caller's id is not ours either
+    expect(head).toMatch(/x-request-id: [0-9a-f-]{36}\r\n/);
     expect(head).toContain("x-kept: yes");
     expect(head.match(/content-length:/g)).toEqual(["content-length:"]); // exactly one framing header
     expect(head).toContain("content-length: 2");

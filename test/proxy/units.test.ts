@@ -89,10 +89,11 @@ describe("PauseController", () => {
 });
 
 describe("headers", () => {
-  test("request id kept when sane", () => {
-    expect(requestId("abc-123")).toBe("abc-123");
-    expect(requestId(null)).toMatch(/^[0-9a-f-]{36}$/);
-    expect(requestId("x".repeat(200))).not.toBe("x".repeat(200));
+  test("a request id is kept only from a trusted proxy, and only when sane", () => {
+    expect(requestId("abc-123", true)).toBe("abc-123");
+    expect(requestId("abc-123", false)).toMatch(/^[0-9a-f-]{36}$/); // a caller cannot choose its audit rows' id
+    expect(requestId(null, true)).toMatch(/^[0-9a-f-]{36}$/);
+    expect(requestId("x".repeat(200), true)).not.toBe("x".repeat(200));
   });
 
   test("a trusted proxy's X-Forwarded-* are extended; anyone else's are replaced; hop-by-hop and framing dropped", () => {
