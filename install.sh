@@ -18,7 +18,7 @@ Usage: sudo ./install.sh --customer NAME [options]
 
 Installs the binary (sha256 checked), creates PREFIX/{bin,config,config/secrets,data},
 writes config/appliance.yaml for the customer (validated against customers.yaml), creates
-the keys and backup passwords (0600, never overwritten), gives blue and green their first
+the keys, backup passwords and the ring's ssh key (0600, never overwritten), gives blue and green their first
 release, installs and loads the launchd plists (macOS) or systemd units (Linux) for proxy,
 blue, green and the backup timers, puts the deploy key's forced command into the deploy
 user's authorized_keys, then runs `axe-appliance doctor`. Run it again at any time: what is
@@ -57,8 +57,9 @@ Options:
   --ring-peer NAME         only set up this machine as the backup ring peer of customer NAME (the
                            customer before this one in the ring): a dedicated account (--ring-user)
                            that may only sftp into PREFIX/data/backup/ring/NAME, chrooted there
-  --ring-key FILE          with --ring-peer: the public key NAME's machine backs up with (its root's
-                           ~/.ssh/id_ed25519.pub); it replaces the previous one
+  --ring-key FILE          with --ring-peer: the public key NAME's machine backs up with (its
+                           config/secrets/ring_ed25519.pub, which its install.sh printed); it replaces
+                           the previous one
   --ring-user NAME         the ring account (default axe-ring; never the deploy user)
   --sshd-config FILE       with --ring-peer or --uninstall: where the account's sshd Match block goes
                            (default /etc/ssh/sshd_config.d/axe-ring.conf; with --no-services sshd is not reloaded)
@@ -506,7 +507,7 @@ Match User $ring_user
 EOF
 }
 if [ -n "$ring_peer" ]; then
-  [ -n "$ring_key" ] || die 2 "--ring-peer needs --ring-key FILE: the public key of $ring_peer's machine (its root's ~/.ssh/id_ed25519.pub)"
+  [ -n "$ring_key" ] || die 2 "--ring-peer needs --ring-key FILE: the public key of $ring_peer's machine (its /opt/axe/config/secrets/ring_ed25519.pub, which its install.sh printed)"
   [ -f "$ring_key" ] || die 2 "--ring-key $ring_key: no such file"
   read -r ring_type ring_blob ring_comment <"$ring_key" || true
   if ! [[ "${ring_type:-}" =~ ^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp[0-9]+|sk-ssh-ed25519@openssh.com)$ ]] || ! [[ "${ring_blob:-}" =~ ^[A-Za-z0-9+/=]+$ ]]; then
@@ -656,6 +657,8 @@ else
     fi
     # no init system runs it: `axe-appliance up` does, and the receiver restarts its colors the same way
     [ $no_services -eq 0 ] || printf 'deploy:\n  service_backend: child\n'
+    # the ring connects to the neighbour's ring account with a key of its own, made below
+    printf 'backup:\n  ring:\n    identity_file: ring_ed25519\n'
   } >"$stage/appliance.yaml"
 fi
 validated=0
@@ -748,6 +751,18 @@ else
   count_changes "$out"
 fi
 
+# The ring's ssh key: what the next machine in the ring lets in (its install.sh --ring-peer --ring-key); never overwritten.
+ring_identity="$secrets/ring_ed25519"
+if [ -e "$ring_identity" ]; then
+  :
+elif ! command -v ssh-keygen >/dev/null 2>&1; then
+  warn "ssh-keygen is not installed, so the ring has no key of its own: install OpenSSH's client, then run install.sh again"
+else
+  # both halves 0600: doctor holds every file in secrets to that
+  make_ring_identity() { ssh-keygen -q -t ed25519 -N "" -C "axe-ring@$customer" -f "$ring_identity" && chmod 600 "$ring_identity.pub"; }
+  act "create the ring's ssh key $ring_identity (ed25519, 0600)" make_ring_identity
+fi
+
 # Backups: restic repositories and their passwords; backup init never overwrites a password.
 if ! command -v restic >/dev/null 2>&1; then
   if [ "$platform" = darwin ]; then how="brew install restic"; else how="sudo apt-get install restic"; fi
@@ -837,6 +852,12 @@ $PROG: next:
   3. $run_step
   4. check: $installed_bin doctor --config $cfg ; $installed_bin backup status --config $cfg
 EOF
+if [ -f "$ring_identity.pub" ]; then
+  say "ring: on the next machine in the ring, 'sudo ./install.sh --ring-peer $customer --ring-key FILE', FILE holding:"
+  printf '  %s\n' "$(cat "$ring_identity.pub")"
+  grep -qE '^[[:space:]]+identity_file:' "$cfg/appliance.yaml" ||
+    say "ring: add 'identity_file: ring_ed25519' under backup.ring in $cfg/appliance.yaml to use it (until then ssh offers root's own keys)"
+fi
 if [ $doctor_status -ne 0 ]; then
   warn "doctor found problems (above, each with its fix); run install.sh again once they are fixed"
   exit 10

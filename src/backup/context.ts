@@ -85,7 +85,20 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
   if (!peer && !settings.ring.repository)
     return { ringSkip: `no ring peer: ${config.customer.name} is alone in the customers.yaml ring` };
   const repository = settings.ring.repository ?? defaultRingRepository(peer!.machine, config.customer.name);
-  const sshCommand = ringSshCommand(repository, settings.ring.ssh_command, settings.ring);
+  const identity = settings.ring.identity_file && secretPath(config, settings.ring.identity_file);
+  if (identity && /[\s"'\\]/.test(identity))
+    throw new BackupError(
+      "RING_IDENTITY_PATH",
+      `backup.ring.identity_file ${JSON.stringify(identity)} has a space, quote or backslash: restic's sftp.command cannot carry it`,
+      "move the key to a path without them and name that path",
+    );
+  const sshCommand = ringSshCommand(repository, settings.ring.ssh_command, settings.ring, identity);
+  if (identity && !sshCommand?.split(" ").includes(identity))
+    throw new BackupError(
+      "RING_IDENTITY_UNUSED",
+      `backup.ring.identity_file is set, but the ring does not connect with ssh (repository ${repository}${settings.ring.ssh_command ? `, ssh_command ${settings.ring.ssh_command}` : ""}): the key would not be used`,
+      "remove backup.ring.identity_file, or name the key in your own ssh command's configuration",
+    );
   const options = sshCommand ? [`sftp.command=${sshCommand}`] : [];
   return {
     ring: {

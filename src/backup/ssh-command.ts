@@ -3,6 +3,8 @@
  * account it reaches and whatever the operator configured, an ssh command carries ConnectTimeout,
  * ServerAliveInterval/CountMax and BatchMode: a peer that accepts TCP but never answers, or stops
  * answering mid-copy, or asks for a password, fails in seconds instead of hanging every later run.
+ * With an identity file (backup.ring.identity_file) it offers that key and no other: `-i FILE` and
+ * `IdentitiesOnly=yes` unless the operator's command sets IdentitiesOnly itself.
  *
  * @example
  * ringSshCommand("sftp:axe@peer-mini:backup/ring/acme", undefined, timeouts)
@@ -17,10 +19,15 @@ export interface SshTimeouts {
 }
 
 /** The sftp.command for `repository`, or undefined when it is not an sftp repository and none is configured. */
-export function ringSshCommand(repository: string, configured: string | undefined, t: SshTimeouts): string | undefined {
+export function ringSshCommand(
+  repository: string,
+  configured: string | undefined,
+  t: SshTimeouts,
+  identity?: string,
+): string | undefined {
   const options = (have: string[]) => {
     const set = (name: string) => have.some((w) => w.toLowerCase().startsWith(`${name.toLowerCase()}=`));
-    return [
+    const bounds = [
       ["ConnectTimeout", t.connect_timeout],
       ["ServerAliveInterval", t.server_alive_interval],
       ["ServerAliveCountMax", t.server_alive_count],
@@ -28,6 +35,8 @@ export function ringSshCommand(repository: string, configured: string | undefine
     ]
       .filter(([name]) => !set(String(name)))
       .flatMap(([name, value]) => ["-o", `${name}=${value}`]);
+    if (!identity) return bounds;
+    return [...bounds, "-i", identity, ...(set("IdentitiesOnly") ? [] : ["-o", "IdentitiesOnly=yes"])];
   };
   if (configured) {
     const words = configured.trim().split(/\s+/);

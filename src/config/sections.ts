@@ -179,6 +179,11 @@ export const BackupSection = z.strictObject({
       repository: z.string().optional(),
       /** The ssh command restic's sftp backend runs (sftp.command), e.g. "ssh -F /opt/axe/config/ssh_config peer -s sftp". */
       ssh_command: z.string().optional(),
+      /**
+       * The ring's own ssh key (relative: under secrets_dir), given to ssh as `-i FILE -o IdentitiesOnly=yes`;
+       * install.sh makes `ring_ed25519`. Unset: ssh's default identities (root's ~/.ssh).
+       */
+      identity_file: z.string().optional(),
       /** ssh ConnectTimeout (seconds): a peer that accepts TCP but never answers fails in this time. */
       connect_timeout: z.number().int().positive().default(10),
       /** ssh ServerAliveInterval and ServerAliveCountMax: a peer that stops answering mid-copy fails in their product. */

@@ -71,8 +71,15 @@ describe("install.sh --prefix DIR --no-services", () => {
       "audit-keys.json",
       "database.password",
       "restic-local.password",
+      "ring_ed25519",
+      "ring_ed25519.pub",
     ])
       expect(`${secret} ${modeOf(join(prefix, "config/secrets", secret))}`).toBe(`${secret} 600`);
+    // the ring's own ssh key: its public half is printed for the peer's install.sh --ring-peer axe --ring-key
+    const ringPub = readFileSync(join(prefix, "config/secrets/ring_ed25519.pub"), "utf8").trim();
+    expect(ringPub).toMatch(/^ssh-ed25519 AAAA\S+ axe-ring@axe$/);
+    expect(first.stdout).toContain(`--ring-peer axe --ring-key FILE`);
+    expect(first.stdout).toContain(`\n  ${ringPub}\n`);
     expect(readFileSync(join(prefix, "config/secrets/database.password"), "utf8")).toBe(
       readFileSync(passwordFile, "utf8"),
     );
@@ -93,6 +100,7 @@ describe("install.sh --prefix DIR --no-services", () => {
       frame: { ports: { blue: ports.blue, green: ports.green } },
       proxy: { listen: `127.0.0.1:${ports.proxy}`, metrics_listen: `127.0.0.1:${ports.metrics}` },
       deploy: { service_backend: "child" }, // --no-services: `up` runs it, and the receiver restarts its colors
+      backup: { ring: { identity_file: "ring_ed25519" } }, // the ring tier's own key, not root's
     });
   });
 

@@ -133,13 +133,17 @@ describe.skipIf(!canRun)("install.sh --ring-peer: the neighbour's sftp-only, chr
     expect(uidOf(ringUser)).toBe(uid);
   }, 60_000);
 
-  test("the ring key runs the ring tier into its directory: init, run, verify, restore", async () => {
+  test("the ring key, as backup.ring.identity_file, runs the ring tier into its directory: init, run, verify, restore", async () => {
     sshd = await startSshd({ extraConfig: [`Include ${sshdConfig}`] });
     db = await freshDatabase("ring");
     await seedFrameLikeData(db.sql, 300);
-    const login = sshd.configFile("ringpeer", { user: ringUser, key: ringKey });
-    // The repository is the default for a peer: only the ssh command (this test's port and key) is given.
-    const fx = backupFixture({ database: db.target, ring: { ssh_command: `ssh -F ${login} ringpeer -s sftp` } });
+    // The repository is the default for a peer: the ssh command gives this test's port and account only,
+    // reading no ssh_config; the key is backup.ring.identity_file, the one key ssh offers (IdentitiesOnly).
+    const ssh = `ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=${join(sshd.dir, "known_hosts")}`;
+    const fx = backupFixture({
+      database: db.target,
+      ring: { ssh_command: `${ssh} -p ${sshd.port} -l ${ringUser} 127.0.0.1 -s sftp`, identity_file: ringKey },
+    });
 
     const init = await runCli(["backup", "init", "--config", fx.configDir]);
     expect(init.stderr).toBe("");
