@@ -15,6 +15,8 @@
  * and state snapshot, retention and a size query. The ratio covers all of it. Beside wall time,
  * the CPU seconds of each side's process tree (the Postgres server's not included): on a shared
  * machine other people's load moves wall time, much less CPU time.
+ *
+ * Point-in-time restore and RPO under load (issue 17) are bench/backup-pitr.ts.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

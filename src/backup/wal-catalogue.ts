@@ -70,7 +70,7 @@ export function formatLsn(lsn: bigint): string {
 }
 
 /** The first LSN after a segment (its name: timeline, log id, segment within the log id). */
-function segmentEnd(name: string): bigint {
+export function segmentEnd(name: string): bigint {
   const log = BigInt(`0x${name.slice(8, 16)}`);
   const seg = BigInt(`0x${name.slice(16, 24)}`);
   return ((log << 32n) | (seg * SEGMENT_BYTES)) + SEGMENT_BYTES;
