@@ -19,7 +19,7 @@ import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { release, runInstall } from "./harness.ts";
+import { machineArgs, release, runInstall } from "./harness.ts";
 
 let db: TestDatabase;
 let sshd: TestSshd;
@@ -81,27 +81,8 @@ describe("a test install takes a deploy", () => {
     const passwordFile = join(tempDir("axe-ready-pw"), "pw");
     writeFileSync(passwordFile, `${db.target.password ?? ""}\n`, { mode: 0o600 });
     const install = await runInstall([
-      "--prefix",
-      prefix,
-      "--no-services",
-      "--customer",
-      "axe",
-      "--customers",
-      fleet,
-      "--binary",
-      release().binary,
-      "--database-url",
-      `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`,
-      "--database-password-file",
-      passwordFile,
-      "--proxy-port",
-      String(ports.proxy),
-      "--blue-port",
-      String(ports.blue),
-      "--green-port",
-      String(ports.green),
-      "--metrics-port",
-      "off", // `up`'s proxy must not take 127.0.0.1:3714, the default, from whatever else runs here
+      // `up`'s proxy must not take 127.0.0.1:3714, the default metrics port, from whatever else runs here
+      ...machineArgs({ prefix, fleet, db, passwordFile, ports: { ...ports, metrics: "off" } }),
       "--deploy-user",
       user(),
       "--deploy-key",

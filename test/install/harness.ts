@@ -9,6 +9,7 @@ import { stringify } from "yaml";
 import { compiledBinary } from "../helpers/binary.ts";
 import { REPO } from "../helpers/cli.ts";
 import { TEST_CUSTOMERS } from "../helpers/config.ts";
+import type { TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
 export const INSTALL_SH = join(REPO, "install.sh");
@@ -81,3 +82,37 @@ export function snapshot(dir: string): Record<string, string> {
 }
 
 export const modeOf = (path: string) => (lstatSync(path).mode & 0o777).toString(8);
+
+/** What install.sh is given for a test machine: this prefix without services, the test fleet's axe, the run's binary, a database. */
+export function machineArgs(machine: {
+  prefix: string;
+  fleet: string;
+  db: TestDatabase;
+  passwordFile: string;
+  ports: { proxy: number; blue: number; green: number; metrics: number | "off" };
+}): string[] {
+  const { target } = machine.db;
+  return [
+    "--prefix",
+    machine.prefix,
+    "--no-services",
+    "--customer",
+    "axe",
+    "--customers",
+    machine.fleet,
+    "--binary",
+    release().binary,
+    "--database-url",
+    `postgres://${target.user}@${encodeURIComponent(target.host)}:${target.port}/${target.database}`,
+    "--database-password-file",
+    machine.passwordFile,
+    "--proxy-port",
+    String(machine.ports.proxy),
+    "--blue-port",
+    String(machine.ports.blue),
+    "--green-port",
+    String(machine.ports.green),
+    "--metrics-port",
+    String(machine.ports.metrics),
+  ];
+}

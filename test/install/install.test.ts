@@ -6,7 +6,7 @@ import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { fleetFile, type InstallRun, modeOf, release, runInstall, snapshot } from "./harness.ts";
+import { fleetFile, type InstallRun, machineArgs, modeOf, release, runInstall, snapshot } from "./harness.ts";
 
 let db: TestDatabase;
 let prefix: string;
@@ -15,29 +15,7 @@ let passwordFile: string;
 let ports: { proxy: number; blue: number; green: number; metrics: number };
 let first: InstallRun;
 
-const installArgs = () => [
-  "--prefix",
-  prefix,
-  "--no-services",
-  "--customer",
-  "axe",
-  "--customers",
-  fleet,
-  "--binary",
-  release().binary,
-  "--database-url",
-  `postgres://${db.target.user}@${encodeURIComponent(db.target.host)}:${db.target.port}/${db.target.database}`,
-  "--database-password-file",
-  passwordFile,
-  "--proxy-port",
-  String(ports.proxy),
-  "--blue-port",
-  String(ports.blue),
-  "--green-port",
-  String(ports.green),
-  "--metrics-port",
-  String(ports.metrics),
-];
+const installArgs = () => machineArgs({ prefix, fleet, db, passwordFile, ports });
 
 beforeAll(async () => {
   release();
