@@ -11,7 +11,7 @@ import { connect } from "../../src/db/connect.ts";
 import { resticJson } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
-import { archiveNow, insertRecords, type PitrAppliance, pitrAppliance } from "./pitr-helpers.ts";
+import { archiveNow, insertRecords, type PitrAppliance, pitrAppliance, shipWal } from "./pitr-helpers.ts";
 
 let app: PitrAppliance;
 let sshd: TestSshd;
@@ -64,8 +64,7 @@ describe("point-in-time drill and WAL status", () => {
     for (const from of [301, 401]) {
       await insertRecords(app.sql, from, from + 99);
       await archiveNow(app.sql);
-      const ship = await app.cli(["backup", "wal-ship"]);
-      if (ship.code !== 0) throw new Error(`wal-ship failed: ${ship.stderr}`);
+      await shipWal(app);
     }
   }, 300_000);
 

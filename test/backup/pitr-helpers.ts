@@ -70,6 +70,12 @@ export async function archiveNow(sql: Sql): Promise<string> {
   return name;
 }
 
+/** `backup wal-ship` with every tier reachable: what the archiver pushed goes to each tier, or the test stops here. */
+export async function shipWal(app: PitrAppliance): Promise<void> {
+  const ship = await app.cli(["backup", "wal-ship"]);
+  if (ship.code !== 0) throw new Error(`wal-ship failed: ${ship.stderr}`);
+}
+
 /** The records of a restored cluster, opened the way the appliance opens an embedded cluster. */
 export async function restoredRecords(dir: string, database = "frame"): Promise<string[]> {
   const pg = await EmbeddedPostgres.open({ dir, port: 5432 });

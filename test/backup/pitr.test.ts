@@ -22,6 +22,7 @@ import {
   quietMoment,
   recordSums,
   restoredRecords,
+  shipWal,
 } from "./pitr-helpers.ts";
 
 let app: PitrAppliance;
@@ -51,8 +52,7 @@ describe("point-in-time restore", () => {
     await app.sql`delete from records where id between 100 and 150`;
     await app.sql`update records set body = 'after T' where id % 5 = 0`;
     await archiveNow(app.sql);
-    const ship = await app.cli(["backup", "wal-ship"]);
-    if (ship.code !== 0) throw new Error(`wal-ship failed: ${ship.stderr}`);
+    await shipWal(app);
   }, 300_000);
 
   afterAll(async () => {

@@ -34,6 +34,7 @@ import {
   pitrAppliance,
   recordSums,
   restoredRecords,
+  shipWal,
 } from "./pitr-helpers.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -85,10 +86,7 @@ async function archived(name: string): Promise<void> {
   );
 }
 
-const ship = async () => {
-  const shipped = await app.cli(["backup", "wal-ship"]);
-  if (shipped.code !== 0) throw new Error(`wal-ship failed: ${shipped.stderr}`);
-};
+const ship = () => shipWal(app);
 
 describe("WAL archiving on bad days", () => {
   beforeAll(async () => {

@@ -17,6 +17,7 @@ import {
   quietMoment,
   recordSums,
   restoredRecords,
+  shipWal,
 } from "./pitr-helpers.ts";
 
 let app: PitrAppliance;
@@ -34,8 +35,7 @@ const snapshots = (tag: string) =>
 async function shipSegment(from: number): Promise<void> {
   await insertRecords(app.sql, from, from + 49);
   await archiveNow(app.sql);
-  const ship = await app.cli(["backup", "wal-ship"]);
-  if (ship.code !== 0) throw new Error(`wal-ship failed: ${ship.stderr}`);
+  await shipWal(app);
 }
 
 async function backupRun(): Promise<string> {

@@ -13,20 +13,10 @@ import { connect } from "../../src/db/connect.ts";
 import { EmbeddedPostgres } from "../../src/db/embedded.ts";
 import { findPostgresTools, SERVER_TOOLS } from "../../src/db/postgres-tools.ts";
 import { DatabaseError } from "../../src/lib/errors.ts";
+import { asPostgres, asRoot, postgresAccount } from "../helpers/accounts.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const asRoot = process.getuid?.() === 0;
-const account = (() => {
-  const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  return uid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined;
-})();
-
-/** Runs a shell script as the postgres account, as an attacker who holds that account would. */
-function asPostgres(script: string, ...args: string[]): void {
-  const run = spawnSync("/bin/sh", ["-c", script, "sh", ...args], { encoding: "utf8", ...account! });
-  if (run.status !== 0) throw new Error(`as postgres: ${script}: ${run.stderr}`);
-}
+const account = postgresAccount;
 
 /** A root-owned file, 0644, that the postgres account can read but never write. */
 function rootFile(dir: string, name: string): { path: string; check(): void } {

@@ -5,24 +5,14 @@
  * account stands in for the deploy user: it owns the home, and plants each link as itself.
  */
 import { beforeAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { chownSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { asPostgres, asRoot, postgresAccount } from "../helpers/accounts.ts";
 import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { fleetFile, modeOf, release, runInstall } from "./harness.ts";
 
-const asRoot = process.getuid?.() === 0;
-const account = (() => {
-  const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  return uid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined;
-})();
-
-function asPostgres(script: string, ...args: string[]): void {
-  const run = spawnSync("/bin/sh", ["-c", script, "sh", ...args], { encoding: "utf8", ...account! });
-  if (run.status !== 0) throw new Error(`as postgres: ${script}: ${run.stderr}`);
-}
+const account = postgresAccount;
 
 const OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyStays other@host";
 const DEPLOY_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk5b3dUeXBlS2V5Rm9yVGVzdHNPbmx5MDEyMzQ1Njc4 operator@laptop";

@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { closeSync, lstatSync, openSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describeExit, ProgramStartError, runPipeline, runProgram, startProgram } from "../../src/lib/program.ts";
+import { asRoot, postgresAccount } from "../helpers/accounts.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -15,13 +15,8 @@ const HANDLES_SIGINT = [
   'trap "echo saving nothing; exit 130" INT; echo ready; while :; do sleep 0.05; done',
 ];
 
-/** The postgres account, when this machine has one (a test of another account needs root and a second one). */
-const postgres = (() => {
-  const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  return uid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined;
-})();
-const asRoot = process.getuid?.() === 0;
+/** A test of another account needs root and a second one. */
+const postgres = postgresAccount;
 
 const until = (check: () => boolean, what: string) => waitFor(what, check, { intervalMs: 50 });
 

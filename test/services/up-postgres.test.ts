@@ -5,28 +5,17 @@
  * up's supervisor on the read. Both are refused by name, and nothing is read through them.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import type { EmbeddedPostgres } from "../../src/db/embedded.ts";
 import { DatabaseError } from "../../src/lib/errors.ts";
 import { postgresSupervised } from "../../src/services/up.ts";
+import { asPostgres, asRoot, postgresAccount } from "../helpers/accounts.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
-const asRoot = process.getuid?.() === 0;
-const account = (() => {
-  const uid = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
-  const gid = spawnSync("id", ["-g", "postgres"], { encoding: "utf8" });
-  return uid.status === 0 ? { uid: Number(uid.stdout), gid: Number(gid.stdout) } : undefined;
-})();
-
-/** Runs a shell script as the postgres account, as an attacker who holds that account would. */
-function asPostgres(script: string, ...args: string[]): void {
-  const run = spawnSync("/bin/sh", ["-c", script, "sh", ...args], { encoding: "utf8", ...account! });
-  if (run.status !== 0) throw new Error(`as postgres: ${script}: ${run.stderr}`);
-}
+const account = postgresAccount;
 
 describe.skipIf(!asRoot || !account)("up's check of the embedded cluster, as root", () => {
   const data = tempDir("axe-up-pg");
