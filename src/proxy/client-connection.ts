@@ -135,13 +135,15 @@ export class ClientConnection extends HttpParser {
         if (errno !== ERROR.PAUSED && errno !== ERROR.PAUSED_UPGRADE) return this.malformed();
         // a request is complete: the next one waits until this one is answered
         this.pausedWith = errno;
-        rest = rest.subarray(this.consumed());
+        const consumed = this.consumed();
+        const more = consumed < rest.byteLength; // pipelined bytes follow (a view is made only then)
         if (!this.answered || this.phase === "piped") {
-          if (rest.byteLength > 0) this.hold(rest);
+          if (more) this.hold(rest.subarray(consumed));
           return;
         }
         this.unpause();
-        if (rest.byteLength === 0) return;
+        if (!more) return;
+        rest = rest.subarray(consumed);
       }
     } finally {
       this.feeding = false;
@@ -286,7 +288,7 @@ export class ClientConnection extends HttpParser {
   }
 
   /** Bytes `start` to `end` of `data` (views of a read are fine within its batch). */
-  write(data: Uint8Array, start?: number, end?: number): void {
+  write(data: Buffer, start?: number, end?: number): void {
     this.out.write(data, start, end);
   }
 

@@ -139,7 +139,7 @@ export class Exchange implements RequestSink, ResponseSink {
     }
   }
 
-  private send(piece: Uint8Array): void {
+  private send(piece: Buffer): void {
     const out = this.upstream!.out;
     if (this.chunked) {
       out.writeText(`${piece.byteLength.toString(16)}\r\n`);

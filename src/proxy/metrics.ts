@@ -50,7 +50,14 @@ export interface Gauges {
   healthy: Record<Color, boolean>;
 }
 
+interface UpstreamSeries {
+  histogram: Histogram;
+  /** Status code to its request-counter label set. */
+  codes: Map<number, string>;
+}
+
 export class Metrics {
+  private readonly series = new Map<UpstreamLabel, UpstreamSeries>();
   private readonly requests = new LabelledCounter(
     UPSTREAMS.flatMap((u) => PROXY_CODES.map((c) => `upstream="${u}",code="${c}"`)),
   );
@@ -78,12 +85,23 @@ export class Metrics {
       return;
     }
     if (!completed) this.incomplete.add(`upstream="${upstream}"`);
-    this.requests.add(`upstream="${upstream}",code="${status}"`);
+    const series = this.seriesOf(upstream, color);
+    let codes = series.codes.get(status);
+    if (codes === undefined) series.codes.set(status, (codes = `upstream="${upstream}",code="${status}"`));
+    this.requests.add(codes);
+    series.histogram.observe(seconds);
+    if (color) this.history.record(seconds);
+  }
+
+  /** An upstream's duration histogram and request labels, made once (no label strings built per request). */
+  private seriesOf(upstream: UpstreamLabel, color: Color | undefined): UpstreamSeries {
+    let series = this.series.get(upstream);
+    if (series) return series;
     const route = color ? `route="frame",color="${color}"` : `route="${upstream}",color="none"`;
     let histogram = this.durations.get(route);
     if (!histogram) this.durations.set(route, (histogram = new Histogram()));
-    histogram.observe(seconds);
-    if (color) this.history.record(seconds);
+    this.series.set(upstream, (series = { histogram, codes: new Map() }));
+    return series;
   }
 
   upstreamError(upstream: UpstreamLabel, kind: string): void {

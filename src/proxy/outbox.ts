@@ -41,7 +41,7 @@ export class Outbox {
    * until the batch ends (a view into a socket's read buffer). Kept in parallel arrays reused
    * from batch to batch, so queueing allocates nothing.
    */
-  private readonly pieces: Array<Uint8Array | string> = [];
+  private readonly pieces: Array<Buffer | string> = [];
   private readonly starts: number[] = [];
   private readonly ends: number[] = [];
   private piecesBytes = 0;
@@ -69,7 +69,7 @@ export class Outbox {
   }
 
   /** Bytes `start` to `end` of `data` (all of it by default). */
-  write(data: Uint8Array, start = 0, end = data.byteLength): void {
+  write(data: Buffer, start = 0, end = data.byteLength): void {
     if (this.closed || end <= start) return;
     this.queue(data, start, end);
   }
@@ -80,7 +80,7 @@ export class Outbox {
     this.queue(text, 0, text.length);
   }
 
-  private queue(piece: Uint8Array | string, start: number, end: number): void {
+  private queue(piece: Buffer | string, start: number, end: number): void {
     if (this.pieces.length === 0) {
       if (batching === 0)
         return typeof piece === "string"
@@ -113,10 +113,7 @@ export class Outbox {
       for (let i = 0; i < count; i++) {
         const piece = pieces[i]!;
         if (typeof piece === "string") at += SCRATCH.write(piece, at, "latin1");
-        else {
-          SCRATCH.set(starts[i] === 0 && ends[i] === piece.byteLength ? piece : piece.subarray(starts[i], ends[i]), at);
-          at += ends[i]! - starts[i]!;
-        }
+        else at += piece.copy(SCRATCH, at, starts[i], ends[i]); // no view object for the range
       }
       this.send(SCRATCH, 0, at);
     }
