@@ -71,7 +71,8 @@ Rows written since the newest anchor (at most frame.audit_anchor_minutes ago whi
 not covered by a signature yet; the report counts them.
 
 --archive FILE checks a file written by \`audit archive\` instead: its rows, their chain, its head,
-the anchors that fall in its range, and that meta.audit_log records the cut with the file's sha256.
+the anchors that fall in its range, and that the cut the audit key signed (and the row recording it in
+meta.audit_log, while that row is there) names the file's sha256.
 Exit 0 when everything holds, 4 when a chain, an anchor line or the archive does not.`,
       options: {
         entity: { type: "string", value: "E", description: "verify this entity's log only" },
@@ -200,22 +201,40 @@ async function verifyArchive(
   const { archiveCuts, verifyArchiveFile } = await import("../frame/store/audit-archive.ts");
   const report = await verifyArchiveFile(file, anchors);
   const cut = (await archiveCuts(sql)).find((c) => c.through === report.last);
-  const recorded = !cut
-    ? "meta.audit_log holds no row recording this cut (it may itself be archived since)"
-    : cut.fileSha256 === report.fileSha256
-      ? `meta.audit_log row ${cut.seq} records this cut and this file's sha256`
-      : undefined;
-  if (json) console.log(JSON.stringify({ report, cut, problems }));
+  // The row is the database's word, and it may itself be archived since: the signature is what vouches for the file.
+  const signed = anchors.flatMap((a) => (a.cut && a.cut.through === report.last ? [a.cut] : []));
+  const signedThis = signed.some((c) => c.file_sha256 === report.fileSha256);
+  const notes = [
+    ...(signedThis ? ["the audit key signed this cut and this file's sha256"] : []),
+    ...(cut?.fileSha256 === report.fileSha256
+      ? [`meta.audit_log row ${cut.seq} records this cut and this file's sha256`]
+      : []),
+    ...(!cut && signedThis ? ["meta.audit_log holds no row recording this cut (it was archived since)"] : []),
+  ];
+  if (json) console.log(JSON.stringify({ report, cut, signed: signedThis, problems }));
   else {
     console.log(line(report));
-    if (recorded) console.log(`        ${recorded}`);
+    for (const note of notes) console.log(`        ${note}`);
     for (const p of problems) console.log(`BROKEN  anchors  ${p}`);
   }
   failIfBroken([report], problems);
-  if (!recorded)
+  const sha = `sha256 ${report.fileSha256.slice(0, 16)}…`;
+  if (signed.length && !signedThis)
     throw new DatabaseError(
       "AUDIT_ARCHIVE_MISMATCH",
-      `${file} is not the archive meta.audit_log row ${cut!.seq} records (sha256 ${report.fileSha256.slice(0, 16)}…, the row says ${cut!.fileSha256.slice(0, 16)}…)`,
+      `${file} is not the archive the audit key signed for rows up to ${report.last} (${sha}, the signed cut says ${signed[0]!.file_sha256.slice(0, 16)}…)`,
       "find the archive file whose sha256 matches; this one was changed or is another cut",
+    );
+  if (cut && cut.fileSha256 !== report.fileSha256)
+    throw new DatabaseError(
+      "AUDIT_ARCHIVE_MISMATCH",
+      `${file} is not the archive meta.audit_log row ${cut.seq} records (${sha}, the row says ${cut.fileSha256.slice(0, 16)}…)`,
+      "find the archive file whose sha256 matches; this one was changed or is another cut",
+    );
+  if (!signedThis && !cut)
+    throw new DatabaseError(
+      "AUDIT_ARCHIVE_MISMATCH",
+      `nothing vouches for ${file}: no anchor signed a cut through row ${report.last}, and meta.audit_log holds no row recording it`,
+      "check that the anchors file is this machine's (the last backup holds it); every cut `audit archive` makes is signed",
     );
 }

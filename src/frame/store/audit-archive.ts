@@ -136,8 +136,6 @@ export async function archiveAudit(
       head_hash: previous!.hash,
       file_sha256: fileSha256,
     });
-    await tx`select set_config('axe.audit_archive_through', ${String(through)}, true)`;
-    await tx`delete from meta.audit_log where seq <= ${through}`;
     const marker: AuditEvent = {
       at: new Date(),
       who: options.who,
@@ -157,7 +155,11 @@ export async function archiveAudit(
         },
       },
     };
+    // Appended before the delete, so it links to the last archived row even when every row goes (an empty
+    // table would make the trigger start a new chain at row 1 from the genesis hash).
     await tx`insert into meta.audit_log ${tx(auditColumns(marker))}`;
+    await tx`select set_config('axe.audit_archive_through', ${String(through)}, true)`;
+    await tx`delete from meta.audit_log where seq <= ${through}`;
     return { rows, from, through, headHash: previous!.hash, fileSha256 };
   });
 }

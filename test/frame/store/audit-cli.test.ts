@@ -8,6 +8,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "../../../src/config/load.ts";
 import { appendAudit } from "../../../src/frame/store/audit.ts";
+import { chainHash } from "../../../src/frame/store/audit-hash.ts";
 import { checkAuditAnchors } from "../../../src/status/audit-check.ts";
 import { runCli } from "../../helpers/cli.ts";
 import { makeConfigDir } from "../../helpers/config.ts";
@@ -19,6 +20,14 @@ afterEach(async () => {
   await db?.drop();
   db = undefined;
 });
+
+/** The rows of an archive file (after its header line). */
+const verifyLines = async (file: string) =>
+  readFileSync(file, "utf8")
+    .trimEnd()
+    .split("\n")
+    .slice(1)
+    .map((line) => JSON.parse(line) as { seq: string; hash: string });
 
 const ok = async (args: string[]) => {
   const result = await runCli(args);
@@ -172,5 +181,62 @@ describe("audit commands", () => {
     expect(cut.code).toBe(4);
     expect(cut.stderr).toMatch(/meta\.audit_log is broken at row 1: rows 1 to 35 are missing, and no archive row/);
     expect(existsSync(file)).toBe(true);
+  }, 120_000);
+  test("archiving every row keeps the chain going: the row recording the cut links to the last archived row", async () => {
+    db = await freshDatabase("auditcli");
+    const dir = makeConfigDir({ database: db.target });
+    await ok(["keys", "init", "--config", dir]);
+    await ok(["db", "migrate", "--config", dir]);
+    for (let i = 0; i < 10; i++)
+      await db.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
+                   values ('2025-03-10T12:00:00Z', 'anonymous', ${`old_${i}`}, 'refused', 401, 1)`;
+    await ok(["audit", "anchor", "--config", dir]); // vouches for rows 1-10
+    const file = join(tempDir("axe-archive"), "all.jsonl");
+    // A date after the newest row: every row goes (retention run late, or a typo in the year).
+    expect(await ok(["audit", "archive", "--before", "2099-01-01", "--to", file, "--config", dir])).toMatch(
+      /archived rows 1 to 10 \(10\)/,
+    );
+    const [marker] = await db.sql`select seq::int as seq, prev_hash from meta.audit_log where tool = 'audit archive'`;
+    const [last] = (await verifyLines(file)).slice(-1);
+    expect(marker).toEqual({ seq: 11, prev_hash: last!.hash }); // not a new chain from row 1 and the genesis hash
+    const verify = await runCli(["audit", "verify", "--config", dir]);
+    expect(verify.stderr).toBe("");
+    expect(verify.stdout).toMatch(/ok\s+meta\.audit_log\s+1 rows verified/);
+    expect(verify.code).toBe(0);
+    expect((await runCli(["audit", "verify", "--archive", file, "--config", dir])).code).toBe(0);
+  }, 120_000);
+
+  test("verify --archive holds the file against the signed cut, also after the row recording the cut was archived", async () => {
+    db = await freshDatabase("auditcli");
+    const dir = makeConfigDir({ database: db.target });
+    await ok(["keys", "init", "--config", dir]);
+    await ok(["db", "migrate", "--config", dir]);
+    const insert = (at: string, reason: string) =>
+      db!.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
+              values (${at}, 'anonymous', ${reason}, 'refused', 401, 1)`;
+    for (let i = 0; i < 30; i++) await insert("2025-02-10T12:00:00Z", `old_${i}`);
+    for (let i = 0; i < 5; i++) await insert("2026-06-01T12:00:00Z", `new_${i}`);
+    const first = join(tempDir("axe-archive"), "2025.jsonl");
+    await ok(["audit", "archive", "--before", "2026-01-01", "--to", first, "--config", dir]); // rows 1-30, cut row 36
+    for (let i = 0; i < 3; i++) await insert("2030-01-01T12:00:00Z", `later_${i}`);
+    const second = join(tempDir("axe-archive"), "to-2029.jsonl");
+    await ok(["audit", "archive", "--before", "2029-01-01", "--to", second, "--config", dir]); // rows 31-36: the cut row too
+    expect((await runCli(["audit", "verify", "--config", dir])).code).toBe(0);
+
+    const clean = await runCli(["audit", "verify", "--archive", first, "--config", dir]);
+    expect(clean.stdout).toMatch(/the audit key signed this cut and this file's sha256/);
+    expect(clean.code).toBe(0);
+
+    // The first file swapped: its last row says something else, its hash recomputed, its header to match.
+    const lines = readFileSync(first, "utf8").trimEnd().split("\n");
+    const row = JSON.parse(lines[30]!);
+    row.reason = "nothing_happened";
+    row.hash = chainHash(row);
+    const header = { ...JSON.parse(lines[0]!), head_hash: row.hash };
+    const swapped = join(tempDir("axe-archive"), "swapped.jsonl");
+    writeFileSync(swapped, `${[JSON.stringify(header), ...lines.slice(1, 30), JSON.stringify(row)].join("\n")}\n`);
+    const checked = await runCli(["audit", "verify", "--archive", swapped, "--config", dir]);
+    expect(checked.stderr).toMatch(/is not the archive the audit key signed/);
+    expect(checked.code).toBe(4);
   }, 120_000);
 });
