@@ -24,8 +24,13 @@ const name = (what: string) =>
       ENTITY_NAME,
       `expected a ${what} name: lower-case letters, digits and _, starting with a letter, at most 31 characters`,
     );
+/**
+ * Lower case, as Entra writes ids in tokens (tid, azp, groups): an id written in upper case here and
+ * compared exactly would never match, and a group mapping that never matches sends its members to
+ * the entity of their e-mail domain.
+ */
 const guid = (what: string) =>
-  z.string().regex(GUID, `expected ${what} as a GUID like 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13`);
+  z.string().regex(GUID, `expected ${what} as a GUID like 122fb574-6f3c-4b8e-9d21-5a7c0e4f8b13`).toLowerCase();
 const domain = z.string().regex(DOMAIN, "expected a lower-case e-mail domain such as axellc.com");
 
 const EntitySchema = z.strictObject({

@@ -258,6 +258,34 @@ describe("Entra options", () => {
   });
 });
 
+describe("Entra ids in customers.yaml are matched whatever their case (third review)", () => {
+  // Entra writes object ids in lower case; customers.yaml accepted them in any case and compared
+  // exactly, so an entity mapped by an upper-case group id never matched and its members fell back to
+  // their e-mail domain: another entity's data.
+  test("a group, tenant and client written in upper case still map the account to the group's entity", async () => {
+    const group = "0f9e8d7c-0000-4000-8000-0000000000aa";
+    const frame = await startTestFrame({
+      frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+      customers: fleetWith({ tenant_id: TENANT_AXE.toUpperCase(), allowed_clients: [CONNECTOR_CLIENT.toUpperCase()] }, [
+        { name: "axe", domains: ["axellc.com"] },
+        { name: "labs", groups: [group.toUpperCase()] },
+      ]),
+    });
+    try {
+      const client = await mcpClient(frame.mcpUrl, await token({ ...KIM, roles: ["Frame.Read"], groups: [group] }));
+      expect((await client.callTool({ name: "whoami", arguments: {} })).structuredContent).toMatchObject({
+        entity: "labs",
+      });
+      await client.close();
+      // Kim without the group is served in the entity of her domain, as before.
+      const plain = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: [] }), frame);
+      expect((await json(plain)).result.structuredContent.entity).toBe("axe");
+    } finally {
+      await frame.close();
+    }
+  });
+});
+
 describe("Entra group overage (issue 12 item 8)", () => {
   // A user in more groups than a token holds gets no `groups` claim, only a pointer to Graph.
   const OVERAGE_V2 = { _claim_names: { groups: "src1" }, _claim_sources: { src1: { endpoint: "https://graph" } } };

@@ -121,7 +121,10 @@ function entityFor(
       "the token does not list the account's groups (it is in more groups than a token holds), so frame cannot tell " +
         "its entity; ask the Entra admin to assign the account an app role, or to emit only groups assigned to the application",
     );
-  const groups = Array.isArray(claims.groups) ? claims.groups : [];
+  // GUIDs, compared in lower case (customers.yaml keeps them so): one case must never miss a mapping.
+  const groups = Array.isArray(claims.groups)
+    ? claims.groups.filter((g) => typeof g === "string").map((g) => g.toLowerCase())
+    : [];
   const explicit = customer.entities.find(
     (e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)),
   );
