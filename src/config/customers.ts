@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { ConfigError } from "../lib/errors.ts";
-import { YamlSource } from "./yaml-source.ts";
+import { type KeyPath, YamlSource } from "./yaml-source.ts";
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /**
@@ -127,7 +127,24 @@ export function checkFleet(source: YamlSource, raw: CustomersFile): Fleet {
       { name: customer.name, domains: customer.domains, app_roles: [], groups: [] },
     ];
     const entityNames = new Set<string>();
+    // An account maps to one entity: a key that two entities list sent all its accounts to the first.
+    const mappedBy = new Map<string, string>();
+    const mapOnce = (kind: string, key: string, entity: string, path: KeyPath) => {
+      const owner = mappedBy.get(`${kind}\0${key}`);
+      if (owner && owner !== entity)
+        problems.push(
+          source.problem(
+            path,
+            `${kind} ${key} already maps accounts to entity ${owner}; an account belongs to one entity, so list it under one`,
+          ),
+        );
+      else mappedBy.set(`${kind}\0${key}`, entity);
+    };
     entities.forEach((entity, j) => {
+      const at = (key: string, k: number) => ["customers", i, "entities", j, key, k];
+      for (const [k, d] of entity.domains.entries()) mapOnce("domain", d, entity.name, at("domains", k));
+      for (const [k, g] of entity.groups.entries()) mapOnce("group", g, entity.name, at("groups", k));
+      for (const [k, r] of entity.app_roles.entries()) mapOnce("app role", r, entity.name, at("app_roles", k));
       if (entityNames.has(entity.name))
         problems.push(
           source.problem(["customers", i, "entities", j, "name"], `entity "${entity.name}" is listed twice`),

@@ -72,6 +72,49 @@ describe("customers.yaml", () => {
     );
   });
 
+  test("an e-mail domain, group or app role that maps two entities is refused (third review)", () => {
+    // The first entity in the file took every account of such a key, so the second entity's people
+    // were served in the first one's data; refused at load like a domain of two customers.
+    const customers = (entities: unknown[]) => {
+      const [axe, other] = TEST_CUSTOMERS.customers;
+      return stringify({ ...TEST_CUSTOMERS, customers: [{ ...axe, entities }, other] });
+    };
+    const group = "0f9e8d7c-0000-4000-8000-0000000000bb";
+    expect(
+      failure(
+        customers([
+          { name: "axe", domains: ["axellc.com"] },
+          { name: "labs", domains: ["axe-labs.dev", "axellc.com"] },
+        ]),
+      ).message,
+    ).toContain("customers[0].entities[1].domains[1]: domain axellc.com already maps accounts to entity axe");
+    expect(
+      failure(
+        customers([
+          { name: "axe", domains: ["axellc.com"], groups: [group] },
+          { name: "labs", groups: [group.toUpperCase()] },
+        ]),
+      ).message,
+    ).toContain(`customers[0].entities[1].groups[0]: group ${group} already maps accounts to entity axe`);
+    expect(
+      failure(
+        customers([
+          { name: "axe", domains: ["axellc.com"], app_roles: ["Labs.Member"] },
+          { name: "labs", app_roles: ["Labs.Member"] },
+        ]),
+      ).message,
+    ).toContain("customers[0].entities[1].app_roles[0]: app role Labs.Member already maps accounts to entity axe");
+    // Distinct keys in each entity load as before.
+    expect(
+      parse(
+        customers([
+          { name: "axe", domains: ["axellc.com"], groups: [group] },
+          { name: "labs", domains: ["axe-labs.dev"], app_roles: ["Labs.Member"] },
+        ]),
+      ).customers[0]!.entities.map((e) => e.name),
+    ).toEqual(["axe", "labs"]);
+  });
+
   test("a ring naming an unknown customer is an error", () => {
     const message = failure(valid.replace("  - other\ncustomers", "  - nobody\ncustomers")).message;
     expect(message).toContain('customers.yaml:3: ring[1]: ring names unknown customer "nobody"');
