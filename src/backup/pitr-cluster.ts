@@ -32,6 +32,7 @@ import {
 import { connect, type DatabaseTarget } from "../db/connect.ts";
 import { assertReachable } from "../db/embedded.ts";
 import { findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
+import { setRolePassword } from "../db/role-password.ts";
 import { BackupError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { describeExit, lastLines, runPipeline, runProgram } from "../lib/program.ts";
@@ -308,7 +309,7 @@ export async function handOver(cluster: PointCluster): Promise<void> {
     const password = randomBytes(24).toString("base64url");
     const sql = connect(target(cluster, "postgres"), { max: 1 });
     try {
-      await sql.unsafe(`alter role axe password '${password}'`); // base64url: no quote can occur
+      await setRolePassword(sql, "axe", password);
     } finally {
       await sql.end({ timeout: 5 });
     }

@@ -7,6 +7,7 @@
  * await ensureEntity(ownerSql, { name: "axe", customer: "axe" }, ring);
  */
 import type { Sql } from "../../db/connect.ts";
+import { setRolePassword } from "../../db/role-password.ts";
 import type { AuditEvent } from "../audit-sink.ts";
 import { ensureDataKeys } from "../crypto/data-keys.ts";
 import type { MasterKeyring } from "../crypto/master-key.ts";
@@ -95,7 +96,7 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
     await tx`select pg_advisory_xact_lock(hashtext(${LOCK}))`;
     const roles = await databaseRoles(tx);
     if (!(await roleExists(tx, roles.app))) await tx`create role ${tx(roles.app)} login noinherit`;
-    await setPassword(tx, roles.app, password);
+    await setRolePassword(tx, roles.app, password); // its SCRAM secret: the clear text would reach the server's log
     // Every role may connect to a new database: on a shared server a neighbour's role would read the
     // catalog and the statistics views (entity names, row counts). Only the owner and the app log in here.
     const [here] = await tx<{ db: string }[]>`select current_database() as db`;
@@ -110,12 +111,4 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
     for (const { role_name } of entities) await tx`grant ${tx(role_name)} to ${tx(roles.app)}`;
     return roles.app;
   });
-}
-
-/** ALTER ROLE takes no bind parameters: Postgres itself quotes the password with format(%L). */
-async function setPassword(tx: Tx, role: string, password: string): Promise<void> {
-  const [row] = await tx<
-    { statement: string }[]
-  >`select format('alter role %I with login password %L', ${role}::text, ${password}::text) as statement`;
-  await tx.unsafe(row!.statement);
 }

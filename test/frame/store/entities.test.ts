@@ -1,9 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { connect } from "../../../src/db/connect.ts";
-import { ensureEntity, listEntities } from "../../../src/frame/store/entities.ts";
+import { ensureAppRole, ensureEntity, listEntities } from "../../../src/frame/store/entities.ts";
 import { DataError } from "../../../src/frame/store/errors.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
+import { testCluster } from "../../helpers/postgres.ts";
 import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
@@ -60,6 +63,32 @@ describe("entities", () => {
       await fx.db.sql.unsafe(`drop role ${stranger}`);
     }
     expect((await fx.app`select 1 as one`)[0]!.one).toBe(1);
+  });
+
+  test("the app role's password never reaches the server's log, even with every statement logged", async () => {
+    fx = await dataFixture(["axe"]);
+    // A DBA's log_statement (ddl, or all with its bind parameters), on this database's sessions only.
+    await fx.db.sql.unsafe(`alter database ${fx.db.target.database} set log_statement = 'all'`);
+    const log = join((await testCluster()).dir, "postgres.log");
+    const password = randomBytes(18).toString("base64url");
+    const logged = readFileSync(log, "utf8").length;
+    const owner = connect(fx.db.target, { max: 1 }); // a new session: it takes the setting, as serve's start does
+    try {
+      expect(await ensureAppRole(owner, password)).toBe(fx.appRole);
+      await owner`select 'after ensureAppRole' as marker`;
+    } finally {
+      await owner.end({ timeout: 5 });
+    }
+    const app = connect({ ...fx.db.target, user: fx.appRole, password }, { max: 1 });
+    try {
+      expect((await app`select 1 as one`)[0]!.one).toBe(1); // the new password is the one that logs in
+    } finally {
+      await app.end({ timeout: 5 });
+    }
+    const written = readFileSync(log, "utf8").slice(logged);
+    expect(written).toContain("after ensureAppRole"); // the statements were logged
+    expect(written).toMatch(/alter role/i);
+    expect(written).not.toContain(password);
   });
 
   test("the app role alone reads nothing; under one entity's role the other's schema is denied", async () => {
