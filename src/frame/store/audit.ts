@@ -11,8 +11,9 @@ import postgres from "postgres";
 import type { Sql } from "../../db/connect.ts";
 import type { AuditEvent, AuditSink } from "../audit-sink.ts";
 import { DataError } from "./errors.ts";
+import { entitySchema } from "./names.ts";
 import type { Tx } from "./queryable.ts";
-import { statementInEntity } from "./with-entity.ts";
+import { lostConnection, statementInEntity, withEntity } from "./with-entity.ts";
 
 export interface AuditRow {
   seq: number;
@@ -107,17 +108,69 @@ async function appendAuditBatch(sql: Sql, events: readonly AuditEvent[], pipe?: 
       }
       await sql`insert into meta.audit_log ${sql(rows)}`;
     };
+    // A connection lost with the batch in flight (a restart, a killed backend, a retired pipe) leaves it
+    // committed whole or not at all: look before writing it again, so each event has exactly one row.
+    const insertOnce = async (rows: ReturnType<typeof auditColumns>[]) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await insert(rows);
+        } catch (error) {
+          if (!lostConnection(error) || attempt === LOST_CONNECTION_ATTEMPTS) throw error;
+        }
+        if (await lookBack(rows[0]!)) return;
+      }
+    };
+    const lookBack = async (row: ReturnType<typeof auditColumns>) => {
+      for (let attempt = 1; ; attempt++)
+        try {
+          return await written(sql, entity, row);
+        } catch (error) {
+          if (!lostConnection(error) || attempt === LOST_CONNECTION_ATTEMPTS) throw error;
+        }
+    };
     try {
-      await insert(indexes.map((i) => auditColumns(events[i]!)));
+      await insertOnce(indexes.map((i) => auditColumns(events[i]!)));
     } catch (error) {
       if (!(error instanceof postgres.PostgresError) || indexes.length === 1) {
         for (const i of indexes) outcomes[i] = error;
         continue;
       }
-      for (const i of indexes) await insert([auditColumns(events[i]!)]).catch((e: unknown) => (outcomes[i] = e));
+      for (const i of indexes) await insertOnce([auditColumns(events[i]!)]).catch((e: unknown) => (outcomes[i] = e));
     }
   }
   return outcomes;
+}
+
+/** Tries of one batch whose connection is lost in flight (each after looking whether it committed), and of each look. */
+const LOST_CONNECTION_ATTEMPTS = 3;
+/** How far back from the head `written` looks: rows appended since the lost batch, by every color. */
+const RECENT_ROWS = 10_000;
+
+/**
+ * Whether the row (and so the whole batch it was sent in) is in its log: the log of `entity`, or
+ * meta's when there is no such entity, as `insert` chose. Takes the chain's lock first, so a lost
+ * batch that still runs on the server (waiting for that lock, or holding it) commits or rolls back
+ * before the look. On a reserved connection, never the pipe.
+ */
+async function written(sql: Sql, entity: string, row: ReturnType<typeof auditColumns>): Promise<boolean> {
+  const look = async (tx: Tx, table: string) => {
+    await tx`select pg_advisory_xact_lock(hashtext(${table}))`; // the chain trigger's key
+    const found = await tx`
+      select 1 from (select at, who, tool, outcome, duration_ms, args_digest, request_id
+                     from ${tx(table)} order by seq desc limit ${RECENT_ROWS}) as r
+      where r.at = ${row.at} and r.who = ${row.who} and r.tool is not distinct from ${row.tool}
+        and r.outcome = ${row.outcome} and r.duration_ms = ${row.duration_ms}
+        and r.args_digest is not distinct from ${row.args_digest} and r.request_id is not distinct from ${row.request_id}
+      limit 1`;
+    return found.length > 0;
+  };
+  if (entity)
+    try {
+      return await withEntity(sql, entity, (tx) => look(tx, `${entitySchema(entity)}.audit_log`));
+    } catch (error) {
+      if (!(error instanceof DataError && error.reason === "unknown_entity")) throw error;
+    }
+  return sql.begin((tx) => look(tx, "meta.audit_log"));
 }
 
 /** Rows per audit transaction; small enough that a batch on the pipe holds up get_record calls by a few ms at most. */

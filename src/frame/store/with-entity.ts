@@ -33,7 +33,8 @@ export async function entityRole(sql: Tx, entity: string): Promise<string> {
 }
 
 /** A failure of the connection itself: postgres.js has already taken it back from the reservation. */
-const lostConnection = (error: unknown) => String((error as { code?: unknown })?.code ?? "").startsWith("CONNECTION_");
+export const lostConnection = (error: unknown) =>
+  String((error as { code?: unknown })?.code ?? "").startsWith("CONNECTION_");
 
 /**
  * `role`, when the caller already resolved it with entityRole, saves a second lookup. `last`, when

@@ -1,8 +1,12 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { connect } from "../../../src/db/connect.ts";
 import type { AuditEvent } from "../../../src/frame/audit-sink.ts";
 import { appendAudit, postgresAuditSink, queryAudit } from "../../../src/frame/store/audit.ts";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
+import { tempDir } from "../../helpers/tmp.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
@@ -68,6 +72,119 @@ describe("audit log", () => {
       [...events.map((e) => e.requestId).filter((id) => id !== "poisoned")].sort(),
     );
     expect((await verifyAudit(fx.db.sql)).map((r) => r.broken)).toEqual([undefined, undefined, undefined]);
+  });
+
+  test("a batch whose connection is lost in flight (a killed backend, a restart) is written again, once", async () => {
+    fx = await dataFixture(["axe"]);
+    const pipe = connect({ ...fx.db.target, user: fx.appRole, password: fx.appPassword }, { max: 1 });
+    try {
+      const sink = postgresAuditSink(fx.app, pipe);
+      // The chain's lock, held: each batch waits in the trigger, in flight, until its backend is killed.
+      const holder = await fx.db.sql.reserve();
+      await holder`select pg_advisory_lock(hashtext('entity_axe.audit_log'))`;
+      const killed: number[] = [];
+      const kill = async () => {
+        const pid = await waitFor(
+          "a batch waiting for the chain's lock",
+          async () =>
+            (
+              await fx!.db.sql`select pid from pg_stat_activity
+                               where usename = ${fx!.appRole} and wait_event_type = 'Lock' and pid <> all(${killed})`
+            )[0]?.pid as number | undefined,
+          { timeoutMs: 30_000, intervalMs: 20 },
+        );
+        killed.push(pid);
+        await fx!.db.sql`select pg_terminate_backend(${pid})`;
+      };
+      const first = sink.record(event({ requestId: "read-0" })); // a batch of one, in flight
+      const rest = Array.from({ length: 30 }, (_, i) => sink.record(event({ requestId: `read-${i + 1}` }))); // the next batch
+      const settled = Promise.allSettled([first, ...rest]);
+      await kill();
+      await kill(); // what waits now is the sink looking whether that batch committed: lost as well
+      await holder`select pg_advisory_unlock(hashtext('entity_axe.audit_log'))`;
+      holder.release();
+      const outcomes = await settled;
+      expect(
+        outcomes.filter((o) => o.status === "rejected").map((o) => String((o as PromiseRejectedResult).reason)),
+      ).toEqual([]);
+      const written = await fx.db.sql`select request_id, count(*)::int as n from entity_axe.audit_log group by 1`;
+      expect(written.length).toBe(31); // every read served has its row
+      expect(written.every((r) => r.n === 1)).toBe(true); // and only one
+      expect((await verifyAudit(fx.db.sql, { entity: "axe" }))[0]!.broken).toBeUndefined();
+    } finally {
+      await pipe.end({ timeout: 5 });
+    }
+  });
+
+  test("a batch that commits after its connection is lost (the answer never came back) is not written twice", async () => {
+    fx = await dataFixture(["axe"]);
+    // A socket between the pipe and Postgres that can swallow Postgres's answers and then drop the pipe's
+    // side only: the backend keeps running what it was sent, as it does when a client's network goes.
+    const dir = tempDir("axe-pgproxy");
+    const upstream = join(fx.db.target.host, `.s.PGSQL.${fx.db.target.port}`);
+    type Link = { server?: Bun.Socket<unknown>; early: Buffer[]; swallow: boolean };
+    const clients = new Set<Bun.Socket<Link>>();
+    const proxy = Bun.listen<Link>({
+      unix: join(dir, ".s.PGSQL.5432"),
+      socket: {
+        open(client) {
+          client.data = { early: [], swallow: false };
+          clients.add(client);
+          void Bun.connect({
+            unix: upstream,
+            socket: {
+              open(server) {
+                client.data.server = server;
+                for (const chunk of client.data.early) server.write(chunk);
+              },
+              data(_server, chunk) {
+                if (!client.data.swallow) client.write(chunk);
+              },
+              close() {
+                client.end();
+              },
+            },
+          });
+        },
+        data(client, chunk) {
+          if (client.data.server) client.data.server.write(chunk);
+          else client.data.early.push(Buffer.from(chunk));
+        },
+        close(client) {
+          clients.delete(client);
+          if (!client.data.swallow) client.data.server?.end();
+        },
+      },
+    });
+    const pipe = connect(
+      { ...fx.db.target, host: dir, port: 5432, user: fx.appRole, password: fx.appPassword },
+      { max: 1 },
+    );
+    try {
+      const sink = postgresAuditSink(fx.app, pipe);
+      await sink.record(event({ requestId: "before" })); // the pipe is connected through the socket
+      const holder = await fx.db.sql.reserve();
+      await holder`select pg_advisory_lock(hashtext('entity_axe.audit_log'))`;
+      for (const client of clients) client.data.swallow = true; // the pipe's connection from now on
+      const recorded = sink.record(event({ requestId: "in-doubt" }));
+      recorded.catch(() => {});
+      const waiting = (n: number) => async () =>
+        (
+          await fx!.db.sql`select count(*)::int as n from pg_stat_activity
+                           where usename = ${fx!.appRole} and wait_event_type = 'Lock'`
+        )[0]!.n >= n || undefined;
+      await waitFor("the batch waiting for the chain's lock", waiting(1));
+      for (const client of clients) if (client.data.swallow) client.end(); // the pipe loses its connection; the backend does not
+      await waitFor("the sink looking whether the batch committed (behind it, for the lock)", waiting(2));
+      await holder`select pg_advisory_unlock(hashtext('entity_axe.audit_log'))`; // now it commits
+      holder.release();
+      await recorded;
+      const rows = await fx.db.sql`select request_id from entity_axe.audit_log order by seq`;
+      expect(rows.map((r) => r.request_id)).toEqual(["before", "in-doubt"]);
+    } finally {
+      await pipe.end({ timeout: 0 }); // its lost connection would hold a graceful end for the whole timeout
+      proxy.stop(true);
+    }
   });
 
   test("the app's role cannot change or remove audit rows, not even under the entity's role", async () => {
