@@ -41,6 +41,7 @@ import type { BackupContext } from "./context.ts";
 import type { Repo, Snapshot } from "./restic.ts";
 import { resticFailure } from "./restic.ts";
 import { readSpoolFile, WAL_NAME } from "./spool.ts";
+import { assertOwnDirectory, makeOwnDirectory } from "./target-dir.ts";
 import { formatLsn, type PointTarget } from "./wal-catalogue.ts";
 
 /** Socket only; the number only names the socket file in DIR-socket, so any will do. */
@@ -80,8 +81,9 @@ export async function prepareCluster(
   const walDir = `${at}-wal`;
   const us = process.getuid?.() ?? 0;
   // The parent may be open to every account (a sticky /tmp): another one may have named DIR or DIR-wal first.
-  const owners = { [at]: [us, account.uid], [walDir]: [us] };
-  for (const path of [at, walDir]) assertOwnDirectory(path, owners[path]!);
+  const code = "PITR_TARGET_UNSAFE";
+  const own = { [at]: { mode: 0o700, owners: [us, account.uid], code }, [walDir]: { mode: 0o750, owners: [us], code } };
+  for (const path of [at, walDir]) assertOwnDirectory(path, own[path]!);
   for (const path of [at, walDir])
     if (existsSync(path) && readdirSync(path).length)
       throw new BackupError(
@@ -92,53 +94,15 @@ export async function prepareCluster(
   mkdirSync(dirname(at), { recursive: true, mode: 0o755 });
   assertRootsPath(dirname(at), account);
   if (account.uid !== us) assertReachable(at, account.name);
-  makeOwnDirectory(at, 0o700, owners[at]!);
+  makeOwnDirectory(at, own[at]!);
   if (lstatSync(at).uid !== account.uid) lchownSync(at, account.uid, account.gid); // ours, checked: no swap
   const pgdata = join(at, "pgdata");
   await runAsAccount(account, `make ${pgdata}`, 'mkdir -m 700 "$1"', [pgdata]);
-  makeOwnDirectory(walDir, 0o750, owners[walDir]!);
+  makeOwnDirectory(walDir, own[walDir]!);
   lchownSync(walDir, process.getuid?.() ?? 0, account.gid); // ours; the account's group reads it
   chmodSync(walDir, 0o750);
   const socketDir = prepareSocketDir(at, PORT, account);
   return { dir: at, pgdata, socketDir, walDir, port: PORT, account, user };
-}
-
-/**
- * Refuses `path` when it is there as a link, not a directory, or a directory of an account not in
- * `owners`: root would write (and chmod, and hand over) through it. Once it is root's (or the
- * cluster account's), nobody else can swap it, even in a sticky directory.
- */
-function assertOwnDirectory(path: string, owners: number[]): void {
-  let stat: ReturnType<typeof lstatSync>;
-  try {
-    stat = lstatSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  const why = stat.isSymbolicLink()
-    ? "is a symbolic link"
-    : !stat.isDirectory()
-      ? "is not a directory"
-      : owners.includes(stat.uid)
-        ? undefined
-        : `belongs to uid ${stat.uid}, not to root or the cluster's account`;
-  if (why)
-    throw new BackupError(
-      "PITR_TARGET_UNSAFE",
-      `${path} ${why}; a restore never builds a cluster through another account's path`,
-      "nothing was changed; another account may have made it to catch the restore: restore under a directory only root can write (e.g. /opt/axe/data/restored)",
-    );
-}
-
-/** mkdir (never through a link: a name taken meanwhile is EEXIST), then the same check. */
-function makeOwnDirectory(path: string, mode: number, owners: number[]): void {
-  try {
-    mkdirSync(path, { mode });
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-  }
-  assertOwnDirectory(path, owners);
 }
 
 /** restic dump of the base backup's tar straight into tar -x, which runs as the account. */

@@ -2,7 +2,8 @@
  * Getting data back: `restic dump` of a database snapshot piped into `pg_restore` (no clear-text
  * file), or `restic restore` of any snapshot into a directory.
  */
-import { join } from "node:path";
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { DatabaseTarget } from "../db/connect.ts";
 import { DUMP_TOOLS, findPostgresTools } from "../db/postgres-tools.ts";
 import { BackupError, UsageError } from "../lib/errors.ts";
@@ -11,6 +12,7 @@ import type { BackupContext } from "./context.ts";
 import { DUMP_FILENAME, libpqAuth } from "./dump.ts";
 import { type Repo, resticFailure, type Snapshot } from "./restic.ts";
 import { DUMP_TAG } from "./tags.ts";
+import { assertOwnDirectory, makeOwnDirectory } from "./target-dir.ts";
 
 /** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
 export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {
@@ -98,8 +100,15 @@ function processEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[1] !== undefined));
 }
 
-/** `restic restore` of a snapshot into a directory. */
+/**
+ * `restic restore` of a snapshot into a directory: a new one (made 0700) or an empty-or-not one of
+ * ours alone, never a link or another account's (restic follows and fills either, the dump 0644).
+ */
 export async function restoreToDir(ctx: BackupContext, repo: Repo, snapshot: Snapshot, dir: string): Promise<void> {
+  const own = { mode: 0o700, owners: [process.getuid?.() ?? 0], private: true, code: "RESTORE_TARGET_UNSAFE" };
+  assertOwnDirectory(dir, own);
+  mkdirSync(dirname(dir), { recursive: true, mode: 0o755 });
+  makeOwnDirectory(dir, own);
   await ctx
     .restic()
     .must(repo, ["restore", snapshot.id, "--target", dir], `restoring snapshot ${snapshot.id.slice(0, 8)} into ${dir}`);

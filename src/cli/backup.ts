@@ -194,7 +194,8 @@ proven PITR.${EXITS}`,
       details: `--to-database streams the dump into pg_restore in one transaction; the database must exist and be empty.
 The URL carries no password: libpq reads it from PGPASSFILE or ~/.pgpass (or database.password_file when
 the URL names the configured server). --no-owner on a new machine whose entity roles do not exist yet.
---to-dir restores any snapshot's files (config, state, secrets) into DIR.
+--to-dir restores any snapshot's files (config, state, secrets) into DIR: a new directory (made 0700), or
+one of root's that is 0700 already; a link or another account's directory is refused.
 --to-time, --to-lsn or --latest (with backup.wal.enabled) build a new cluster in --to-cluster DIR (never the
 live one) from the tier alone: the newest base backup that ends before the target and the archived WAL after
 it (on the local tier also the spool), replayed to the target and promoted. It is left stopped, listening only

@@ -35,16 +35,16 @@ describe.skipIf(!asRoot || !postgresAccount)(
   "backup restore --to-cluster in a directory every account writes in",
   () => {
     test("with nothing planted there, the restore builds in it: DIR the account's, DIR-wal root's", async () => {
-    const { sticky, live } = stickyPlace();
-    const cluster = await prepareCluster(join(sticky, "restored"), live, await clusterAccount("postgres"), "axe");
-    const owner = (path: string) => ({ uid: lstatSync(path).uid, dir: lstatSync(path).isDirectory() });
-    expect(owner(cluster.dir)).toEqual({ uid: postgresAccount!.uid, dir: true });
-    expect(owner(cluster.pgdata)).toEqual({ uid: postgresAccount!.uid, dir: true });
-    expect(owner(cluster.walDir)).toEqual({ uid: 0, dir: true });
-    expect(owner(cluster.socketDir)).toEqual({ uid: postgresAccount!.uid, dir: true });
-  });
+      const { sticky, live } = stickyPlace();
+      const cluster = await prepareCluster(join(sticky, "restored"), live, await clusterAccount("postgres"), "axe");
+      const owner = (path: string) => ({ uid: lstatSync(path).uid, dir: lstatSync(path).isDirectory() });
+      expect(owner(cluster.dir)).toEqual({ uid: postgresAccount!.uid, dir: true });
+      expect(owner(cluster.pgdata)).toEqual({ uid: postgresAccount!.uid, dir: true });
+      expect(owner(cluster.walDir)).toEqual({ uid: 0, dir: true });
+      expect(owner(cluster.socketDir)).toEqual({ uid: postgresAccount!.uid, dir: true });
+    });
 
-  test("a DIR-wal another account named first (a link to its own directory) is refused; root writes nothing through it", async () => {
+    test("a DIR-wal another account named first (a link to its own directory) is refused; root writes nothing through it", async () => {
       const { sticky, live, victim } = stickyPlace();
       asPostgres('mkdir "$1/mine" && chmod 777 "$1/mine" && ln -s "$1/mine" "$1/restored-wal"', sticky);
       const account = await clusterAccount("postgres");
