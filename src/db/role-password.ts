@@ -2,7 +2,7 @@
  * Setting a login role's password without the password ever reaching the server in clear: the
  * SCRAM-SHA-256 secret Postgres would store is computed here and sent instead. ALTER ROLE ...
  * PASSWORD 'clear text' goes into the server's log under `log_statement = ddl` (or `all`, with
- * the bind parameters), into pg_stat_statements and pg_stat_activity; the secret logs in nobody.
+ * the bind parameters) and shows in pg_stat_activity while it runs; the secret logs in nobody.
  *
  * @example
  * await setRolePassword(owner, "frame_app", readSecretFile(passwordFile));
