@@ -22,6 +22,17 @@ const Keep = z.strictObject({
   monthly: z.number().int().min(0).default(12),
 });
 
+/** A URL's user:password@ (restic's rest:, s3: and the like): secrets live in 0600 files, never in appliance.yaml. */
+const URL_PASSWORD = /:\/\/[^/@\s]*:[^/@\s]*@/;
+/** A restic repository: a path or a URL, never one that carries a password. */
+const repository = () =>
+  z
+    .string()
+    .refine(
+      (r) => !URL_PASSWORD.test(r),
+      "the repository URL holds a password; appliance.yaml holds no secrets (use an sftp: repository with the ring's ssh key, or a path)",
+    );
+
 export const DatabaseSection = z.strictObject({
   /** Production Postgres, e.g. postgres://frame@127.0.0.1:3700/frame. Omit for the embedded cluster. */
   url: z
@@ -164,7 +175,7 @@ export const BackupSection = z.strictObject({
   local: z
     .strictObject({
       /** Relative paths are under data_dir. */
-      repository: z.string().default("backup/restic"),
+      repository: repository().default("backup/restic"),
       password_file: z.string().default("restic-local.password"),
       keep: Keep.prefault({}),
       max_age_hours: z.number().positive().default(26),
@@ -176,7 +187,7 @@ export const BackupSection = z.strictObject({
       /** Peer customer; default: the next customer in the ring. */
       peer: z.string().optional(),
       /** restic repository URL, default sftp:axe-ring@{peer machine}:/{customer} (the peer's chrooted ring account). */
-      repository: z.string().optional(),
+      repository: repository().optional(),
       /** The ssh command restic's sftp backend runs (sftp.command), e.g. "ssh -F /opt/axe/config/ssh_config peer -s sftp". */
       ssh_command: z.string().optional(),
       /**
@@ -228,7 +239,7 @@ export const BackupSection = z.strictObject({
       volume: z.string().default("/Volumes/axe-cold"),
       marker: z.string().default(".axe-cold"),
       /** Relative to the volume. */
-      repository: z.string().default("restic"),
+      repository: repository().default("restic"),
       password_file: z.string().default("restic-cold.password"),
       keep: Keep.prefault({}),
       max_age_days: z.number().positive().default(30),
