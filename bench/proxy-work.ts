@@ -22,7 +22,7 @@ import { beginBatch, endBatch } from "../src/proxy/outbox.ts";
 import { PauseController } from "../src/proxy/pause-controller.ts";
 import { ProxyHandler } from "../src/proxy/proxy-handler.ts";
 import { Router } from "../src/proxy/router.ts";
-import type { ProxySettings } from "../src/proxy/settings.ts";
+import { clientLimits, type ProxySettings } from "../src/proxy/settings.ts";
 import type { UpstreamPool } from "../src/proxy/upstream.ts";
 import { UpstreamConnection } from "../src/proxy/upstream-connection.ts";
 
@@ -102,15 +102,7 @@ const handler = new ProxyHandler({
   markDown: () => undefined,
 });
 const clientSocket = countingSocket();
-const client = new ClientConnection(clientSocket as never, handler, {
-  maxHeadBytes: settings.maxHeaderBytes,
-  maxHeaderCount: settings.maxHeaderCount,
-  maxLineBytes: settings.maxLineBytes,
-  maxBodyBytes: settings.maxBodyBytes,
-  headTimeoutMs: settings.clientHeadTimeoutMs,
-  minBodyBytesPerS: settings.minBodyBytesPerS,
-  idleTimeoutMs: settings.idleTimeoutS * 1000,
-});
+const client = new ClientConnection(clientSocket as never, handler, clientLimits(settings));
 // one pooled upstream connection, open on a counting socket: every request reuses it
 const pool = (handler as unknown as { pool(origin: string): UpstreamPool }).pool(UPSTREAM);
 const upstream = new UpstreamConnection(pool);

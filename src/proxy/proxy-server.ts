@@ -32,7 +32,7 @@ import { Metrics } from "./metrics.ts";
 import { PauseController } from "./pause-controller.ts";
 import { ProxyHandler } from "./proxy-handler.ts";
 import { Router } from "./router.ts";
-import type { ProxySettings } from "./settings.ts";
+import { clientLimits, type ProxySettings } from "./settings.ts";
 import { readProxyState, writeProxyState } from "./state-file.ts";
 
 export interface ProxyServerOptions {
@@ -126,15 +126,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       isHealthy: (color) => this.health[color].healthy,
       markDown: (color, reason) => this.health[color].markDown(reason),
     }));
-    const listener = (this.listener = new ClientListener(handler, {
-      maxHeadBytes: settings.maxHeaderBytes,
-      maxHeaderCount: settings.maxHeaderCount,
-      maxLineBytes: settings.maxLineBytes,
-      maxBodyBytes: settings.maxBodyBytes,
-      headTimeoutMs: settings.clientHeadTimeoutMs,
-      minBodyBytesPerS: settings.minBodyBytesPerS,
-      idleTimeoutMs: settings.idleTimeoutS * 1000,
-    }));
+    const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));
     try {
       this.listenPort = listener.listen(settings.hostname, settings.port);
     } catch (error) {

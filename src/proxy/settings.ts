@@ -6,6 +6,7 @@ import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { instanceId } from "../lib/instance.ts";
 import type { Color } from "./admin-schema.ts";
+import type { ClientLimits } from "./client-connection.ts";
 
 export interface HealthSettings {
   path: string;
@@ -84,6 +85,19 @@ export function proxySettings(config: Config): ProxySettings {
 }
 
 /** "127.0.0.1:3712" or "[::1]:3712" to a listener's hostname and port. */
+/** What each caller's connection is held to (head limits, body size, the slow-client deadlines). */
+export function clientLimits(settings: ProxySettings): ClientLimits {
+  return {
+    maxHeadBytes: settings.maxHeaderBytes,
+    maxHeaderCount: settings.maxHeaderCount,
+    maxLineBytes: settings.maxLineBytes,
+    maxBodyBytes: settings.maxBodyBytes,
+    headTimeoutMs: settings.clientHeadTimeoutMs,
+    minBodyBytesPerS: settings.minBodyBytesPerS,
+    idleTimeoutMs: settings.idleTimeoutS * 1000,
+  };
+}
+
 export function splitListen(listen: string): { hostname: string; port: number } {
   const at = listen.lastIndexOf(":");
   return { hostname: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };
