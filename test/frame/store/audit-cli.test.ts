@@ -35,6 +35,19 @@ const ok = async (args: string[]) => {
   return result.stdout;
 };
 
+/** `fresh` migrated, with its keys and config; `refusal` adds a meta row (an anonymous 401) at a time. */
+async function migrated(
+  fresh: TestDatabase,
+): Promise<{ dir: string; refusal: (at: string, reason: string) => Promise<unknown> }> {
+  const dir = makeConfigDir({ database: fresh.target });
+  await ok(["keys", "init", "--config", dir]);
+  await ok(["db", "migrate", "--config", dir]);
+  const refusal = (at: string, reason: string) =>
+    fresh.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
+              values (${at}, 'anonymous', ${reason}, 'refused', 401, 1)`;
+  return { dir, refusal };
+}
+
 describe("audit commands", () => {
   test("keys init makes the audit key; anchor, rotate --audit and verify; a rewritten tail fails verify by row", async () => {
     db = await freshDatabase("auditcli");
@@ -113,12 +126,7 @@ describe("audit commands", () => {
 
   test("audit archive moves old meta rows into a file, records the cut in the chain; verify checks both", async () => {
     db = await freshDatabase("auditcli");
-    const dir = makeConfigDir({ database: db.target });
-    await ok(["keys", "init", "--config", dir]);
-    await ok(["db", "migrate", "--config", dir]);
-    const insert = (at: string, reason: string) =>
-      db!.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
-              values (${at}, 'anonymous', ${reason}, 'refused', 401, 1)`;
+    const { dir, refusal: insert } = await migrated(db);
     for (let i = 0; i < 30; i++) await insert(`2025-0${1 + (i % 3)}-10T12:00:00Z`, `old_${i}`);
     await ok(["audit", "anchor", "--config", dir]); // vouches for rows 1-30, which will be archived
     for (let i = 0; i < 5; i++) await insert("2026-06-01T12:00:00Z", `new_${i}`);
@@ -184,12 +192,8 @@ describe("audit commands", () => {
   }, 120_000);
   test("archiving every row keeps the chain going: the row recording the cut links to the last archived row", async () => {
     db = await freshDatabase("auditcli");
-    const dir = makeConfigDir({ database: db.target });
-    await ok(["keys", "init", "--config", dir]);
-    await ok(["db", "migrate", "--config", dir]);
-    for (let i = 0; i < 10; i++)
-      await db.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
-                   values ('2025-03-10T12:00:00Z', 'anonymous', ${`old_${i}`}, 'refused', 401, 1)`;
+    const { dir, refusal } = await migrated(db);
+    for (let i = 0; i < 10; i++) await refusal("2025-03-10T12:00:00Z", `old_${i}`);
     await ok(["audit", "anchor", "--config", dir]); // vouches for rows 1-10
     const file = join(tempDir("axe-archive"), "all.jsonl");
     // A date after the newest row: every row goes (retention run late, or a typo in the year).
@@ -208,12 +212,7 @@ describe("audit commands", () => {
 
   test("verify --archive holds the file against the signed cut, also after the row recording the cut was archived", async () => {
     db = await freshDatabase("auditcli");
-    const dir = makeConfigDir({ database: db.target });
-    await ok(["keys", "init", "--config", dir]);
-    await ok(["db", "migrate", "--config", dir]);
-    const insert = (at: string, reason: string) =>
-      db!.sql`insert into meta.audit_log (at, who, reason, outcome, status, duration_ms)
-              values (${at}, 'anonymous', ${reason}, 'refused', 401, 1)`;
+    const { dir, refusal: insert } = await migrated(db);
     for (let i = 0; i < 30; i++) await insert("2025-02-10T12:00:00Z", `old_${i}`);
     for (let i = 0; i < 5; i++) await insert("2026-06-01T12:00:00Z", `new_${i}`);
     const first = join(tempDir("axe-archive"), "2025.jsonl");
