@@ -1,6 +1,7 @@
 import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, type Invocation, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { EXIT, UsageError } from "../lib/errors.ts";
+import { printable } from "../lib/terminal-text.ts";
 import { COLORS, type Color } from "../proxy/admin-schema.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
@@ -72,7 +73,7 @@ export const proxyCommand: Command = {
           const s = status.colors[c];
           const mark = c === status.live ? "*" : " ";
           console.log(
-            `${mark} ${c.padEnd(5)}  ${(s.healthy ? "healthy" : "DOWN").padEnd(7)}  release ${s.release ?? "-"}  in-flight ${s.inflight}  ${s.upstream}${s.last_error ? `  (${s.last_error})` : ""}`,
+            `${mark} ${c.padEnd(5)}  ${(s.healthy ? "healthy" : "DOWN").padEnd(7)}  release ${printable(s.release ?? "-")}  in-flight ${s.inflight}  ${s.upstream}${s.last_error ? `  (${printable(s.last_error)})` : ""}`,
           );
         }
       },

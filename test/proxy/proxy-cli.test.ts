@@ -68,3 +68,17 @@ test("SIGTERM: in-flight requests finish, then the proxy exits 0", async () => {
   );
   expect(after).toBe("refused");
 });
+
+test("status prints what a color's /healthz said without control sequences; --json keeps it as sent", async () => {
+  const hostile = "3.2.0\x1b]0;owned\x07\x1b[2K\x1b[1A\u202e";
+  const [blue, green] = await Promise.all([startUpstream("blue"), startUpstream("green", { RELEASE: hostile })]);
+  const dir = proxyConfigDir(blue, green);
+  const own = await spawnProxy(dir);
+  await eventually(async () => (await proxyStatus(own.socket)).colors.green.release === hostile);
+  const status = cli("status", "--config", dir);
+  expect(status.code).toBe(0);
+  expect(status.out).toContain("release 3.2.0");
+  expect(status.out).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+  const json = JSON.parse(cli("status", "--json", "--config", dir).out) as { colors: { green: { release: string } } };
+  expect(json.colors.green.release).toBe(hostile);
+});

@@ -1,7 +1,7 @@
 /** `status` on a real pseudo-terminal (util-linux `script`): red/yellow/green in ANSI colors, none with NO_COLOR. */
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { MAIN, REPO } from "../helpers/cli.ts";
+import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { recordSnapshots } from "./fixtures.ts";
 
@@ -32,5 +32,33 @@ describe("status on a terminal", () => {
     expect(plain.code).toBe(12);
     expect(plain.stdout).not.toContain("\x1b[");
     expect(plain.stdout).toMatch(/FAIL\s+proxy/);
+  }, 30_000);
+});
+
+describe("status prints what a color answered", () => {
+  test("a color's /healthz cannot steer the terminal: its release goes out without control sequences", async () => {
+    // whatever answers on a color's port (a compromised release, an account that took a stopped color's port)
+    const hostile = "1.0.0\x1b]0;owned\x07\x1b[2K\x1b[1A\u202e";
+    const upstream = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        Response.json({
+          status: "ok",
+          service: "axe-frame",
+          color: "blue",
+          release: hostile,
+          database: { reachable: true, migration: 1 },
+        }),
+    });
+    try {
+      const origin = `http://127.0.0.1:${upstream.port}`;
+      const dir = makeConfigDir({ appliance: { proxy: { upstreams: { blue: origin, green: "http://127.0.0.1:1" } } } });
+      const run = await runCli(["status", "--config", dir]);
+      expect(run.stdout).toMatch(/color:blue\s+live unknown, healthy, release 1\.0\.0/);
+      expect(run.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    } finally {
+      upstream.stop(true);
+    }
   }, 30_000);
 });
