@@ -42,6 +42,12 @@ export function compile(target: Target, outfile: string, commit = gitCommit()): 
     "build",
     join(root, "src/main.ts"),
     "--compile",
+    // A compiled binary would read bunfig.toml (its `preload` runs first) and .env from the directory it is
+    // started in: the receiver starts in the deploy account's home under sudo, as root (decision 69).
+    "--no-compile-autoload-bunfig",
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-tsconfig",
+    "--no-compile-autoload-package-json",
     "--minify",
     "--bytecode",
     "--sourcemap=none",

@@ -124,13 +124,22 @@ export function reportOf(stdout: string): RunReport | undefined {
   }
 }
 
-/** Runs the compiled binary with `args`, stdin from a file. */
-export function runAppliance(app: ApplianceUnderTest, args: string[], stdinFile?: string) {
+/** Runs the compiled binary with `args`, stdin from a file (`cwd`, `env`: where and with what its caller starts it; an undefined value unsets). */
+export function runAppliance(
+  app: ApplianceUnderTest,
+  args: string[],
+  stdinFile?: string,
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+) {
+  const env = Object.entries({ ...process.env, AXE_DEPLOY_WHO: "operator@test", ...options.env }).filter(
+    (entry): entry is [string, string] => entry[1] !== undefined,
+  );
   const child = Bun.spawn([app.binary, ...args, "--config", app.config.dir], {
     stdin: stdinFile ? Bun.file(stdinFile) : "ignore",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, AXE_DEPLOY_WHO: "operator@test" },
+    env: Object.fromEntries(env),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
   });
   const done = (async (): Promise<CliRun> => {
     const [stdout, stderr, code] = await Promise.all([
