@@ -13,7 +13,7 @@ import { z } from "zod";
 import type { TierName } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
 import { type ProgramExit, type ProgramOptions, ProgramStartError, runProgram } from "../lib/program.ts";
-import { printable } from "../lib/terminal-text.ts";
+import { printableLines } from "../lib/terminal-text.ts";
 
 export { TIERS, type TierName } from "../config/sections.ts";
 
@@ -237,11 +237,9 @@ function assertPasswordFile(repo: Repo): void {
 
 /** What a failed restic run means, from its exit code (>= 0.17) or its message (0.14). */
 export function resticFailure(repo: Repo, doing: string, result: RunResult): BackupError {
+  // the ring peer's ssh stderr passes through here: nothing in it may steer a terminal
   // biome-ignore lint/suspicious/noControlCharactersInRegex: restic's terminal line erasers (ESC [ 2 K)
-  const text = readableStderr(result.stderr.replaceAll(/\x1b\[[0-9;]*[A-Za-z]/g, ""))
-    .split(/\r?\n/)
-    .map(printable) // the ring peer's ssh stderr passes through here: nothing in it may steer a terminal
-    .join("\n");
+  const text = printableLines(readableStderr(result.stderr.replaceAll(/\x1b\[[0-9;]*[A-Za-z]/g, "")));
   const tail = text.trim().split("\n").filter(Boolean).slice(-3).join("; ") || `exit ${result.code}`;
   const where = `${repo.tier} tier (${repo.repository})`;
   if (result.timedOut) {

@@ -16,6 +16,7 @@ import {
   stringFlag,
 } from "../lib/cli.ts";
 import { BackupError, describeError, EXIT, UsageError } from "../lib/errors.ts";
+import { printableLines } from "../lib/terminal-text.ts";
 
 const EXITS = `
 Exit codes: 0 every tier attempted succeeded (skipped tiers, such as an absent cold SSD, do not count),
@@ -163,9 +164,12 @@ Exit codes: 0 repaired (or nothing to repair), 7 not repaired: the tier stays ma
           process.stdout.write(
             `${JSON.stringify({ ok: !bad, tiers: reports, runner: runner ?? null, wal: wal ?? null, walTiers: archiving?.tiers ?? null }, null, 2)}\n`,
           );
+        // errors quote the ring peer, restic and the Postgres account's spool file: nothing in them may steer a terminal
         else
           process.stdout.write(
-            `${renderReport(reports)}${archiving ? archiving.text : ""}${runner ? `! ${runner}\n` : ""}${wal ? `! ${wal}\n` : ""}`,
+            printableLines(
+              `${renderReport(reports)}${archiving ? archiving.text : ""}${runner ? `! ${runner}\n` : ""}${wal ? `! ${wal}\n` : ""}`,
+            ),
           );
         return bad ? EXIT.backup : EXIT.ok;
       },

@@ -16,3 +16,8 @@ const STEERING = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
 export function printable(text: string): string {
   return text.replace(CSI, "").replace(STEERING, "\ufffd");
 }
+
+/** `printable` line by line: a report of several lines keeps its line breaks and nothing else. */
+export function printableLines(text: string): string {
+  return text.split(/\r?\n/).map(printable).join("\n");
+}

@@ -1,11 +1,13 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chownSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseResticVersion, Restic } from "../../src/backup/restic.ts";
 import { forgetArgs } from "../../src/backup/retention.ts";
 import { readStatus, reportTiers, type StatusFile } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const hoursAgo = (now: Date, h: number) => new Date(now.getTime() - h * 3_600_000).toISOString();
 
@@ -92,6 +94,36 @@ describe("backup status", () => {
     expect(bad.code).toBe(7);
     expect(bad.stderr).toContain("backup.json: tiers.local.lastSnapshot.time");
     expect(() => readStatus(state)).toThrow(/tiers\.local\.lastSnapshot\.time/);
+  }, 30_000);
+
+  test("what the Postgres account wrote in its spool reaches the terminal without control sequences; --json keeps it", async () => {
+    // the spool and its .wal-push.json are the cluster account's (decision 57): it may write any text there
+    const spool = tempDir("axe-spool");
+    const hostile = "disk full\x1b[2K\x1b[1A\x1b]52;c;cm0gLXJmIH4K\x07\u202e";
+    writeFileSync(
+      join(spool, ".wal-push.json"),
+      JSON.stringify({
+        failing: { since: new Date().toISOString(), segment: "000000010000000000000003", error: hostile },
+      }),
+    );
+    const account = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+    if (process.getuid?.() === 0 && account.status === 0) {
+      const uid = Number(account.stdout);
+      chownSync(spool, uid, uid);
+      chownSync(join(spool, ".wal-push.json"), uid, uid);
+    }
+    const config = makeConfigDir({
+      appliance: { backup: { ring: { enabled: false }, wal: { enabled: true, spool } } },
+    });
+    const table = await runCli(["backup", "status", "--config", config]);
+    expect(table.code).toBe(7);
+    expect(table.stdout).toContain("WAL archiving is failing");
+    expect(table.stdout).toContain("disk full");
+    expect(table.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    const json = JSON.parse((await runCli(["backup", "status", "--json", "--config", config])).stdout) as {
+      wal: string;
+    };
+    expect(json.wal).toContain(hostile);
   }, 30_000);
 });
 
