@@ -16,7 +16,7 @@ import {
   stringFlag,
 } from "../lib/cli.ts";
 import { AppError, DeployError, describeError, EXIT, UsageError } from "../lib/errors.ts";
-import { describeExit, runProgram } from "../lib/program.ts";
+import { describeExit, runProgram, useSystemPathAsRoot } from "../lib/program.ts";
 import { writeSecretFile } from "../lib/secret-file.ts";
 import { buildInfo } from "../lib/version.ts";
 
@@ -293,6 +293,7 @@ passed through the deploy key's forced command, so run it on the machine, with -
         release: { type: "string", value: "DIR", description: "read the release from DIR instead of stdin" },
       },
       run: async (inv) => {
+        useSystemPathAsRoot(); // the deploy account starts it through sudo, with a PATH of its choosing
         const dir = stringFlag(inv, "release");
         if (!dir && process.stdin.isTTY)
           throw new UsageError(

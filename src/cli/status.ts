@@ -2,6 +2,7 @@ import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, intFlag, JSON_OPTION, stringFlag } from "../lib/cli.ts";
 import { EXIT, UsageError } from "../lib/errors.ts";
 import { log } from "../lib/log.ts";
+import { useSystemPathAsRoot } from "../lib/program.ts";
 import { untilStopSignal } from "../lib/signals.ts";
 import { proxySettings } from "../proxy/settings.ts";
 
@@ -28,6 +29,7 @@ Exit codes: 0 green, 11 yellow (something needs attention), 12 red (something is
     config: CONFIG_OPTION,
   },
   run: async (inv) => {
+    useSystemPathAsRoot(); // the deploy account's status key starts it through sudo (install.sh's sudoers)
     if (inv.values.port !== undefined && !inv.values.serve)
       throw new UsageError("BAD_FLAG", `${inv.path}: --port goes with --serve`, `see '${inv.path} --help'`);
     const config = loadConfig({ dir: stringFlag(inv, "config") });

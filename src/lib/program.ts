@@ -23,6 +23,19 @@ import { join } from "node:path";
 import type { FileSink } from "bun";
 import { printable } from "./terminal-text.ts";
 
+/** The system's own program directories (launchctl, systemctl, id, sh), none of which another account can write. */
+export const SYSTEM_PATH = "/usr/bin:/bin:/usr/sbin:/sbin";
+
+/**
+ * A command another account may start as root (the deploy account's sudoers lines) finds its programs
+ * only in SYSTEM_PATH: sudo keeps the caller's PATH wherever sudoers sets no secure_path (macOS's does
+ * not), so root would run the caller's `launchctl`. Postgres' programs are looked for in their own
+ * directories besides PATH (src/db/postgres-tools.ts). Children inherit it.
+ */
+export function useSystemPathAsRoot(): void {
+  if (process.getuid?.() === 0) process.env.PATH = SYSTEM_PATH;
+}
+
 /** What the program reads: nothing, our stdin, a pipe we write (`.stdin`), a descriptor, or a stream/blob we feed it. */
 export type ProgramInput = "ignore" | "inherit" | "pipe" | number | ReadableStream<Uint8Array> | Blob;
 /** Where its output goes: collected into the result (the default), nowhere, our own, or a descriptor. */

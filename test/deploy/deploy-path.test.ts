@@ -4,7 +4,7 @@
  * without the release key. Real receiver processes and real signed releases.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { journalFor } from "../../src/deploy/receive.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -43,4 +43,31 @@ describe("the receiver runs only what the release key signed", () => {
     const last = journalFor(app.config).read().at(-1)!;
     expect(last.who).not.toContain("planted-by-home");
   }, 180_000);
+
+  // sudo keeps the caller's PATH unless sudoers sets secure_path, and macOS's does not: the deploy
+  // account (or its ~/.zshenv, which zsh reads for the forced command) chose where root found launchctl
+  test.skipIf(process.getuid?.() !== 0)(
+    "not a launchctl or systemctl found on the PATH its caller gave it (as root)",
+    async () => {
+      const evil = tempDir("axe-deploy-path");
+      const marker = join(evil, "ran-as-root");
+      for (const name of ["launchctl", "systemctl"]) {
+        writeFileSync(join(evil, name), `#!/bin/sh\necho "${name} $*" >>"${marker}"\nexit 1\n`);
+        chmodSync(join(evil, name), 0o755);
+      }
+      const yaml = join(app.config.dir, "appliance.yaml");
+      const before = readFileSync(yaml, "utf8");
+      writeFileSync(yaml, before.replace("service_backend: child", "service_backend: systemd"));
+      try {
+        const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease("9.0.0-c")), {
+          env: { PATH: `${evil}:${process.env.PATH}` },
+        }).done;
+        expect(run.report?.steps.map((s) => s.step)).toContain("start"); // it got as far as restarting a color
+        expect(existsSync(marker) ? readFileSync(marker, "utf8") : "").toBe("");
+      } finally {
+        writeFileSync(yaml, before);
+      }
+    },
+    180_000,
+  );
 });
