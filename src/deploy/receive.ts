@@ -26,6 +26,7 @@ import { type Manifest, releaseSequence } from "./manifest.ts";
 import { checkNotOlder, raiseFloor, readFloor } from "./release-floor.ts";
 import { readRelease, unlessEmpty, type VerifiedRelease } from "./release-stream.ts";
 import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
+import { assertOnlyRootWrites } from "./root-paths.ts";
 import { runBinary } from "./run-binary.ts";
 import { ALREADY_LIVE, NO_RELEASE_SENT, type RunReport, type StepReport, StepRunner } from "./steps.ts";
 import { finishSwitch, gateAndSwitch, restoreColor } from "./switch.ts";
@@ -77,6 +78,7 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
   try {
     let verified!: VerifiedRelease;
     await runner.step("verify", async () => {
+      assertOnlyRootWrites(config);
       staged = stagingPath(data);
       verified = await readRelease(input, {
         publicPem: config.fleet.releasePublicKey,

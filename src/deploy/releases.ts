@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { DeployError } from "../lib/errors.ts";
 import { isAlive } from "../lib/lock-file.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
-import { BINARY_NAME, JWS_NAME, MANIFEST_NAME } from "./release-dir.ts";
+import { BINARY_NAME, JWS_NAME, MANIFEST_NAME, sha256File } from "./release-dir.ts";
 
 /** A release whose binary waits in a staging file, checked against its signed manifest (release-stream.ts). */
 export interface StagedRelease {
@@ -54,7 +54,15 @@ export function installRelease(dataDir: string, verified: StagedRelease): Instal
   if (existsSync(target)) {
     const existing = readInstalled(target);
     rmSync(verified.file, { force: true });
-    if (existing?.manifest.sha256 === manifest.sha256) return existing;
+    if (existing?.manifest.sha256 === manifest.sha256) {
+      // its manifest.json is only a copy: the bytes about to run as root must be the ones signed
+      if (sha256File(existing.binary) === manifest.sha256) return existing;
+      throw new DeployError(
+        "RELEASE_TAMPERED",
+        `install: ${existing.binary} is not the binary release ${manifest.version} signed (its sha256 differs); nothing was run`,
+        `remove ${target} (it is not a color's) and push the release again`,
+      );
+    }
     throw new DeployError(
       "RELEASE_EXISTS",
       `install: release ${manifest.version} is already installed with a different binary`,

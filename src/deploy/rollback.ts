@@ -14,6 +14,7 @@ import { waitForHealth } from "./gate.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
 import { findRelease } from "./releases.ts";
+import { assertOnlyRootWrites } from "./root-paths.ts";
 import { type StepReport, StepRunner } from "./steps.ts";
 import { colorUrl, finishSwitch, gateAndSwitch } from "./switch.ts";
 
@@ -32,6 +33,7 @@ export async function rollback(options: {
     let standby: Color = "green";
     let release = "";
     await runner.step("lock", () => {
+      assertOnlyRootWrites(config); // the standby's binary runs as root
       lock = acquireDeployLock(lockFileFor(config), options.who, "rollback");
       return describeLockStep(lock);
     });
