@@ -34,7 +34,7 @@ export function assertOnlyRootWrites(config: Config): void {
         throw new DeployError(
           "DEPLOY_PATH_UNSAFE",
           `${at} ${why}${at === real ? "" : ` (it holds ${path})`}; this run as root trusts it, so nothing was installed or run`,
-          `make it root's alone: \`sudo chown root ${at} && sudo chmod go-w ${at}\` (after a test install that gave the deploy user data_dir: \`sudo chown -R root ${data}\`)`,
+          `make it root's alone: \`sudo chown root ${at} && sudo chmod go-w ${at}\`; after a test install that gave the deploy user the prefix, also \`sudo chown -R root\` data_dir's releases, current, state and run (never its postgres cluster)`,
         );
       if (dirname(at) === at) break;
     }
