@@ -9,6 +9,7 @@ import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
 import { dirname } from "node:path";
 import type { z } from "zod";
 import { AppError, ProxyError } from "../lib/errors.ts";
+import { PAGE_HEADERS } from "../lib/page-headers.ts";
 import { proxyStatus } from "./admin-client.ts";
 import {
   CheckRequestSchema,
@@ -67,7 +68,7 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
         case "GET /page":
           if (control.statusPage)
             return new Response(await control.statusPage(), {
-              headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+              headers: PAGE_HEADERS,
             });
           break;
       }

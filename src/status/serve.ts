@@ -6,6 +6,7 @@
 import type { Config } from "../config/load.ts";
 import { journalFor } from "../deploy/receive.ts";
 import { loopbackGuard } from "../frame/http/guards.ts";
+import { PAGE_HEADERS } from "../lib/page-headers.ts";
 import type { SwitchEvent } from "../proxy/latency-history.ts";
 import { collectStatus } from "./collect.ts";
 import type { ChartMarker } from "./latency-chart.ts";
@@ -56,7 +57,7 @@ export function serveStatusPage(config: Config, proxy: ProxySource, port: number
       if (request.method !== "GET") return new Response("GET only\n", { status: 405 });
       if (path === "/")
         return new Response(await statusPageHtml(config, proxy), {
-          headers: { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" },
+          headers: PAGE_HEADERS,
         });
       if (path === "/status.json")
         return Response.json(await collectStatus(config, proxy), { headers: { "cache-control": "no-store" } });

@@ -53,6 +53,17 @@ async function mcp(token: string, body: unknown): Promise<Response> {
   });
 }
 
+/** The operator's page runs no script, loads nothing, submits nothing and is framed by no one, whatever text slips into it. */
+function expectLockedDown(page: Response): void {
+  const policy = page.headers.get("content-security-policy") ?? "";
+  expect(policy).toContain("default-src 'none'");
+  expect(policy).toContain("frame-ancestors 'none'");
+  expect(policy).toContain("form-action 'none'");
+  expect(policy).not.toContain("script-src");
+  expect(page.headers.get("x-content-type-options")).toBe("nosniff");
+  expect(page.headers.get("cache-control")).toBe("no-store");
+}
+
 describe("status on one machine", () => {
   test("healthy: green, exit 0, the live color and release, both colors, Postgres, the deploy, every tier, the metadata, disk", async () => {
     const { code, report } = await statusJson(app.config.dir);
@@ -148,6 +159,7 @@ describe("status on one machine", () => {
     expect((await load.stop()).ok).toBeGreaterThan(0);
     const fromSocket = await fetch("http://axe-proxy/page", { unix: app.socket });
     expect(fromSocket.status).toBe(200);
+    expectLockedDown(fromSocket);
     const socketHtml = await fromSocket.text();
     expect(socketHtml).toContain('id="latency-chart"');
     expect(Number(/data-minutes-with-requests="(\d+)"/.exec(socketHtml)?.[1])).toBeGreaterThan(0);
@@ -166,6 +178,7 @@ describe("status on one machine", () => {
       const url = `http://127.0.0.1:${port}/`;
       const page = await waitFor("status --serve to answer", () => fetch(url), { retryErrors: true, intervalMs: 100 });
       expect(page.status).toBe(200);
+      expectLockedDown(page);
       const html = await page.text();
       expect(html).toContain('<span class="badge" id="level"');
       expect(html).toContain("GREEN");
