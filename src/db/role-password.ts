@@ -9,6 +9,7 @@
  */
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from "node:crypto";
 import type postgres from "postgres";
+import { DatabaseError } from "../lib/errors.ts";
 
 /** Postgres' own choices (scram-common.h): 4096 iterations, a 16-byte salt. */
 const ITERATIONS = 4096;
@@ -20,7 +21,11 @@ const SALT_BYTES = 16;
  */
 export function scramSecret(password: string, salt: Buffer = randomBytes(SALT_BYTES)): string {
   if (!/^[\x21-\x7e]+$/.test(password))
-    throw new Error("a role password must be printable ASCII without spaces (the appliance makes base64url ones)");
+    throw new DatabaseError(
+      "DATABASE_ROLE_PASSWORD",
+      "a role password must be printable ASCII without spaces",
+      "the appliance makes base64url ones: delete frame-app.password under secrets_dir and start serve again; it makes a new one and sets it",
+    );
   const salted = pbkdf2Sync(password, salt, ITERATIONS, 32, "sha256");
   const clientKey = createHmac("sha256", salted).update("Client Key").digest();
   const storedKey = createHash("sha256").update(clientKey).digest();
