@@ -281,7 +281,10 @@ step and then the report (a table on a terminal). Refuses the release that is al
 sent" and exits 0. Exit 6 when a step fails or the release is refused: the live color keeps
 serving. --allow-downgrade takes an older release anyway (the journal says so); it is never
 passed through the deploy key's forced command, so run it on the machine, with --release DIR
-(a directory from \`npm run release\`) instead of stdin.`,
+(a directory from \`npm run release\`) instead of stdin. As root (the forced command's sudo) it
+finds launchctl and systemctl only in /usr/bin:/bin:/usr/sbin:/sbin, and refuses before anything
+runs (DEPLOY_PATH_UNSAFE) when another account could write appliance.yaml, customers.yaml or
+data_dir's releases, current, state or run, or a directory above them.`,
       options: {
         config: CONFIG_OPTION,
         who: WHO,
@@ -327,7 +330,9 @@ passed through the deploy key's forced command, so run it on the machine, with -
       usage: "[--config DIR] [--who NAME] [--json]",
       details: `
 Prints each step as it ends (lock, standby, health, mcp, switch, drain, standby), then the
-outcome; --json prints the report instead. Exit 6 when a step fails: the live color keeps serving.`,
+outcome; --json prints the report instead. Exit 6 when a step fails: the live color keeps serving.
+As root it refuses (DEPLOY_PATH_UNSAFE) a config or data_dir another account could write, as
+\`deploy receive\` does.`,
       options: { config: CONFIG_OPTION, who: WHO, json: JSON_OPTION },
       run: async (inv) => {
         const out = await reporter(inv.values.json ? "json" : "table");
