@@ -16,6 +16,7 @@
 import { parseArgs } from "node:util";
 import { AccessLog } from "../src/proxy/access-log.ts";
 import { ClientConnection } from "../src/proxy/client-connection.ts";
+import { ColorProver } from "../src/proxy/color-prover.ts";
 import { ColorSelector } from "../src/proxy/color-selector.ts";
 import { Metrics } from "../src/proxy/metrics.ts";
 import { beginBatch, endBatch } from "../src/proxy/outbox.ts";
@@ -43,6 +44,8 @@ const settings = {
   adminSocket: "",
   stateFile: "",
   instance: "bench",
+  dataDir: "/nonexistent/axe-bench", // no current/<color>: no color proves itself
+  secretsDir: "",
   metricsListen: undefined,
   upstreams: { blue: UPSTREAM, green: UPSTREAM },
   routes: [],
@@ -98,6 +101,11 @@ const handler = new ProxyHandler({
   pause: new PauseController(settings.pauseTimeoutMs),
   metrics: new Metrics(),
   accessLog,
+  // the bench's colors run no release that proves itself: no proof exchange, as with today's releases
+  provers: {
+    blue: new ColorProver("blue", "127.0.0.1", Buffer.alloc(32), settings.dataDir),
+    green: new ColorProver("green", "127.0.0.1", Buffer.alloc(32), settings.dataDir),
+  },
   isHealthy: () => true,
   markDown: () => undefined,
 });

@@ -19,7 +19,7 @@ import { upCommand } from "./cli/up.ts";
  */
 import { type Command, dispatch } from "./lib/cli.ts";
 import { AppError, describeError, EXIT, EXIT_CODES } from "./lib/errors.ts";
-import { buildInfo } from "./lib/version.ts";
+import { buildInfo, versionJson } from "./lib/version.ts";
 
 export const root: Command = {
   name: "axe-appliance",
@@ -28,7 +28,8 @@ export const root: Command = {
 Modes:    serve (frame on :3710 blue / :3711 green), proxy (:3712), deploy, backup, up (all in one terminal)
 Around:   token, keys, entity, db, audit, status, fleet status (every machine over ssh), services, doctor
 
-Global:   --version prints version, git commit and build target; --help works on every level.
+Global:   --version prints version, git commit and build target (--version --json: as JSON, with what
+          this build supports); --help works on every level.
 Config:   appliance.yaml + customers.yaml in --config DIR, $AXE_CONFIG_DIR, /opt/axe/config or .
 
 Exit codes:
@@ -58,7 +59,7 @@ export function versionLine(): string {
 
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === "--version" || argv[0] === "-V") {
-    process.stdout.write(versionLine());
+    process.stdout.write(argv[1] === "--json" ? versionJson() : versionLine());
     return EXIT.ok;
   }
   try {

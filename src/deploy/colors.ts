@@ -8,7 +8,10 @@ import { mkdirSync, readFileSync, renameSync, rmSync, symlinkSync } from "node:f
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
-import type { Color } from "../lib/colors.ts";
+import { type Color, currentLink } from "../lib/colors.ts";
+
+export { currentLink };
+
 import { DeployError } from "../lib/errors.ts";
 
 // not strict: a release rolled back to must still read what a newer one wrote
@@ -18,10 +21,6 @@ export type ColorsState = z.output<typeof ColorsSchema>;
 
 export function colorsFile(dataDir: string): string {
   return join(dataDir, "state", "colors.json");
-}
-
-export function currentLink(dataDir: string, color: Color): string {
-  return join(dataDir, "current", color);
 }
 
 export function currentEnvFile(dataDir: string, color: Color): string {

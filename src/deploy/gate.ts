@@ -1,11 +1,21 @@
 /**
  * The health gate a color passes before it may go live: its /healthz answers 200 with the
- * expected color and release, then a real MCP exchange (initialize, then tools/list, through the
+ * expected color and release, proved with the install's color key (src/lib/color-proof.ts) so that
+ * no token goes to whatever else holds the port, then a real MCP exchange (initialize, then tools/list, through the
  * SDK's own client) with a short-lived service token succeeds.
  */
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { Config } from "../config/load.ts";
 import { HealthSchema } from "../frame/http/health.ts";
+import {
+  CHALLENGE_HEADER,
+  colorMustProve,
+  loadColorKey,
+  newChallenge,
+  PROOF_HEADER,
+  provesColor,
+} from "../lib/color-proof.ts";
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { parseJsonOrUndefined } from "../lib/json.ts";
@@ -20,6 +30,13 @@ export interface HealthExpectation {
   timeoutMs: number;
   /** Fails fast when the service has died instead of waiting out the timeout. */
   backend?: ColorRunner;
+  /** The install's color key: only an answer with the color's proof counts (colorMustProve). */
+  colorKey?: Buffer;
+}
+
+/** The key a color's answer must be proved with, or undefined for a release from before proofs. */
+export function gateKey(config: Config, color: Color): Buffer | undefined {
+  return colorMustProve(config.paths.data, color) ? loadColorKey(config.paths.secrets) : undefined;
 }
 
 /** Polls /healthz until it reports the color on the release, healthy; returns a detail line. */
@@ -28,10 +45,19 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
   const healthy = await pollUntil(
     async () => {
       try {
-        const response = await fetch(`${expect.url}/healthz`, { signal: AbortSignal.timeout(2000) });
+        const challenge = newChallenge();
+        const response = await fetch(`${expect.url}/healthz`, {
+          signal: AbortSignal.timeout(2000),
+          headers: { [CHALLENGE_HEADER]: challenge },
+        });
         const text = await response.text();
         const health = HealthSchema.safeParse(parseJsonOrUndefined(text));
         if (!health.success) last = `HTTP ${response.status}, not a frame /healthz answer: ${text.slice(0, 200)}`;
+        else if (
+          expect.colorKey &&
+          !provesColor(expect.colorKey, expect.color, challenge, response.headers.get(PROOF_HEADER))
+        )
+          last = `what answers on ${expect.url} does not prove it is this install's ${expect.color} (no valid ${PROOF_HEADER}): another program may hold the port`;
         else if (
           response.status === 200 &&
           health.data.status === "ok" &&

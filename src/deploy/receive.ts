@@ -25,7 +25,7 @@ import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { type Manifest, releaseSequence } from "./manifest.ts";
 import { checkNotOlder, raiseFloor, readFloor } from "./release-floor.ts";
 import { readRelease, unlessEmpty, type VerifiedRelease } from "./release-stream.ts";
-import { type InstalledRelease, installRelease, pruneReleases, stagingPath } from "./releases.ts";
+import { type InstalledRelease, installRelease, pruneReleases, recordBinaryAnswer, stagingPath } from "./releases.ts";
 import { assertOnlyRootWrites } from "./root-paths.ts";
 import { runBinary } from "./run-binary.ts";
 import { ALREADY_LIVE, NO_RELEASE_SENT, type RunReport, type StepReport, StepRunner } from "./steps.ts";
@@ -110,12 +110,11 @@ export async function receiveRelease(options: ReceiveOptions): Promise<RunOutcom
       return installed.dir;
     });
     await runner.step("version", async () => {
-      const line = await runBinary(installed.binary, ["--version"], { timeoutMs: 15_000 });
-      if (!line.includes(installed.manifest.commit) || !line.includes(installed.manifest.target))
-        throw new Error(
-          `the binary says "${line}", expected commit ${installed.manifest.commit} for ${installed.manifest.target}`,
-        );
-      return line;
+      const answer = await recordBinaryAnswer(installed, (binary, args) =>
+        runBinary(binary, args, { timeoutMs: 15_000 }),
+      );
+      const proof = answer.provesColor ? "proves its color on /healthz" : "from before color proofs";
+      return `axe-appliance ${answer.version} (commit ${answer.commit}, ${answer.target}); ${proof}`;
     });
     await runner.step("migrate", () =>
       runBinary(installed.binary, ["db", "migrate", "--config", config.dir], {

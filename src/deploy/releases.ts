@@ -15,8 +15,11 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { writeFileAtomic } from "../lib/atomic-write.ts";
+import { RELEASE_ANSWER_FILE } from "../lib/color-proof.ts";
 import { DeployError } from "../lib/errors.ts";
 import { isAlive } from "../lib/lock-file.ts";
+import { type BinaryAnswer, parseVersionAnswer } from "../lib/version.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { BINARY_NAME, JWS_NAME, MANIFEST_NAME, sha256File } from "./release-dir.ts";
 
@@ -45,6 +48,36 @@ export function stagingPath(dataDir: string): string {
   const dir = releasesDir(dataDir);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   return join(dir, `.incoming-${process.pid}-${Date.now()}`);
+}
+
+/**
+ * Runs the release's binary with `--version --json`, checks that it is the build the manifest
+ * names, and keeps its answer beside it (whether its colors prove themselves: src/lib/color-proof.ts).
+ */
+export async function recordBinaryAnswer(
+  release: InstalledRelease,
+  run: (binary: string, args: string[]) => Promise<string>,
+): Promise<BinaryAnswer> {
+  const stdout = await run(release.binary, ["--version", "--json"]);
+  const answer = parseVersionAnswer(stdout);
+  const { commit, target } = release.manifest;
+  if (!answer || answer.commit !== commit || answer.target !== target)
+    throw new DeployError(
+      "RELEASE_BINARY",
+      `the binary says "${stdout.trim().slice(0, 200)}", expected commit ${commit} for ${target}`,
+    );
+  writeBinaryAnswer(release, answer);
+  return answer;
+}
+
+/** Keeps what the release's binary said of itself beside it (RELEASE_ANSWER_FILE). */
+export function writeBinaryAnswer(release: InstalledRelease, answer: BinaryAnswer): void {
+  const { provesColor, ...build } = answer;
+  writeFileAtomic(
+    join(release.dir, RELEASE_ANSWER_FILE),
+    `${JSON.stringify({ ...build, proves_color: provesColor }, null, 2)}\n`,
+    { mode: 0o644 },
+  );
 }
 
 /** Installs a verified release; a re-push of the same version and sha256 reuses the installed copy. */

@@ -10,7 +10,7 @@ import { proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { ColorRunner } from "./color-runner.ts";
 import { pointColor, readColors } from "./colors.ts";
-import { waitForHealth } from "./gate.ts";
+import { gateKey, waitForHealth } from "./gate.ts";
 import { acquireDeployLock, describeLockStep, type HeldLock } from "./lock.ts";
 import { journalFor, lockFileFor, type RunOutcome } from "./receive.ts";
 import { findRelease } from "./releases.ts";
@@ -54,11 +54,13 @@ export async function rollback(options: {
         color: live,
         ...(readColors(config.paths.data)[live] ? { release: readColors(config.paths.data)[live]!.version } : {}),
       };
+      const colorKey = gateKey(config, standby);
       const warm = await waitForHealth({
         url: colorUrl(config, standby),
         color: standby,
         release: version,
         timeoutMs: 1500,
+        ...(colorKey ? { colorKey } : {}),
       }).then(
         () => true,
         () => false,

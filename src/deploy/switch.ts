@@ -12,7 +12,7 @@ import { proxySettings } from "../proxy/settings.ts";
 import { withClientToken } from "./client-token.ts";
 import type { ColorRunner } from "./color-runner.ts";
 import { forgetColor, pointColor, readColors } from "./colors.ts";
-import { mcpCheck, waitForHealth } from "./gate.ts";
+import { gateKey, mcpCheck, waitForHealth } from "./gate.ts";
 import type { StepRunner } from "./steps.ts";
 
 export function colorUrl(config: Config, color: Color): string {
@@ -32,7 +32,10 @@ interface GateOptions {
 export async function gateAndSwitch({ config, backend, runner, color, release }: GateOptions): Promise<void> {
   const timeoutMs = config.appliance.deploy.health_timeout_ms;
   const url = colorUrl(config, color);
-  await runner.step("health", () => waitForHealth({ url, color, release, timeoutMs, backend }));
+  const colorKey = gateKey(config, color);
+  await runner.step("health", () =>
+    waitForHealth({ url, color, release, timeoutMs, backend, ...(colorKey ? { colorKey } : {}) }),
+  );
   await runner.step("mcp", () => withGateToken(config, (token) => mcpCheck(`${url}/frame/mcp`, token)));
   await runner.step("switch", () => switchWhenProxyAgrees(config, color, release, timeoutMs));
 }

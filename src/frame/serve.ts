@@ -9,6 +9,7 @@
 import { type Config, loadConfig } from "../config/load.ts";
 import { connect, openDatabase } from "../db/connect.ts";
 import { migrate } from "../db/migrate.ts";
+import { loadColorKey } from "../lib/color-proof.ts";
 import type { Color } from "../lib/colors.ts";
 import { ConfigError } from "../lib/errors.ts";
 import { createLogger, type Logger } from "../lib/log.ts";
@@ -159,6 +160,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       issuer: entra.issuerV2,
       catalog: new ToolCatalog(TOOLS),
       sql: data.sql,
+      colorKey: loadColorKey(config.paths.secrets),
       store: data.store,
       audit: countingAuditSink(options.audit ?? data.audit, metrics),
       logger,

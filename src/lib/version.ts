@@ -39,3 +39,48 @@ export function selfCommand(): string[] {
   if (buildInfo().commit !== "source") return [process.execPath];
   return [process.execPath, join(import.meta.dir, "..", "main.ts")];
 }
+
+/** What a binary says of itself: its build, and whether its colors prove themselves (src/lib/color-proof.ts). */
+export interface BinaryAnswer {
+  version: string;
+  commit: string;
+  /** As in a release manifest: `linux-x64`, without `bun-` or ` (source)`. */
+  target: string;
+  builtAt: string;
+  provesColor: boolean;
+}
+
+/** `--version --json`: the build info, and what this binary does that one from before may not. */
+export function versionJson(): string {
+  return `${JSON.stringify({ ...buildInfo(), proves_color: true })}\n`;
+}
+
+const VERSION_LINE =
+  /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/;
+
+/**
+ * Reads a binary's answer to `--version --json`. A binary from before that option ignores `--json`
+ * and prints its one line (versionLine in src/main.ts): its colors prove nothing. Undefined when the
+ * answer is neither.
+ */
+export function parseVersionAnswer(stdout: string): BinaryAnswer | undefined {
+  const text = stdout.trim();
+  const line = VERSION_LINE.exec(text);
+  if (line)
+    return { version: line[1]!, commit: line[2]!, target: line[3]!, builtAt: line[4] ?? "", provesColor: false };
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const { version, commit, target, builtAt } = json;
+  if (typeof version !== "string" || typeof commit !== "string" || typeof target !== "string") return undefined;
+  return {
+    version,
+    commit,
+    target: target.replace(/^bun-/, "").replace(/ \(source\)$/, ""),
+    builtAt: typeof builtAt === "string" ? builtAt : "",
+    provesColor: json.proves_color === true,
+  };
+}

@@ -2,9 +2,12 @@
  * Probes one color's GET /healthz on an interval. A color turns healthy after
  * `healthyThreshold` good answers in a row and unhealthy after `unhealthyThreshold` bad ones;
  * a refused connection or a timeout is a bad answer, and a connection the proxy could not open
- * marks it down at once. Changes go to a HealthConsumer.
+ * marks it down at once, as does an answer without the color's proof once its release proves itself
+ * (color-prover.ts). Changes go to a HealthConsumer.
  */
+import { CHALLENGE_HEADER, newChallenge, PROOF_HEADER } from "../lib/color-proof.ts";
 import type { Color } from "./admin-schema.ts";
+import type { ColorProver } from "./color-prover.ts";
 import type { HealthSettings } from "./settings.ts";
 
 export interface Probe {
@@ -12,6 +15,8 @@ export interface Probe {
   /** The release a healthy frame reports. */
   release: string | null;
   error: string | null;
+  /** It answered without the color's proof: not ours, down at once. */
+  unproven?: boolean;
 }
 
 export interface HealthConsumer {
@@ -34,6 +39,8 @@ export class HealthCheck {
     private readonly consumer: HealthConsumer,
     /** What the state file last said, until the first probe decides. */
     initiallyHealthy = false,
+    /** The color's proof: asked for with every probe once its release proves itself. */
+    private readonly prover: ColorProver | null = null,
   ) {
     this.healthy = initiallyHealthy;
   }
@@ -70,12 +77,18 @@ export class HealthCheck {
 
   /** One GET of the health path; never throws. */
   async probe(): Promise<Probe> {
+    const challenge = this.prover?.refresh() ? newChallenge() : null;
     try {
       const response = await fetch(this.upstream + this.settings.path, {
         signal: AbortSignal.timeout(this.settings.timeoutMs),
-        headers: { "user-agent": "axe-proxy-health" },
+        headers: { "user-agent": "axe-proxy-health", ...(challenge ? { [CHALLENGE_HEADER]: challenge } : {}) },
         keepalive: false,
       });
+      if (challenge && !this.prover!.verify(challenge, response.headers.get(PROOF_HEADER))) {
+        await response.body?.cancel();
+        const error = `what answers on ${this.color}'s port is not this install's ${this.color}: no valid ${PROOF_HEADER} on ${this.settings.path}`;
+        return { ok: false, release: null, error, unproven: true };
+      }
       const body = (await response.json().catch(() => ({}))) as { release?: unknown };
       const release = typeof body.release === "string" ? body.release : null;
       return response.status === 200
@@ -102,6 +115,7 @@ export class HealthCheck {
   }
 
   private record(probe: Probe, decideNow: boolean): void {
+    if (probe.unproven) return this.markDown(probe.error!);
     this.lastCheck = new Date();
     this.lastError = probe.error;
     if (probe.ok && probe.release) this.release = probe.release;

@@ -7,6 +7,7 @@
 import type { AccessLog } from "./access-log.ts";
 import { type Color, otherColor } from "./admin-schema.ts";
 import type { ClientConnection, ClientRefusal, RequestHandler, RequestHead, RequestSink } from "./client-connection.ts";
+import type { ColorProver } from "./color-prover.ts";
 import type { ColorSelector } from "./color-selector.ts";
 import { type Attempt, Exchange, type ExchangeHost } from "./exchange.ts";
 import { upstreamRequestHead } from "./forward-headers.ts";
@@ -28,6 +29,8 @@ export interface ProxyParts {
   metrics: Metrics;
   accessLog: AccessLog;
   isHealthy(color: Color): boolean;
+  /** What each color's new connections must prove first (color-prover.ts). */
+  provers: Record<Color, ColorProver>;
   /** A connection to `color` was refused: its health check should know at once. */
   markDown(color: Color, reason: string): void;
 }
@@ -180,15 +183,15 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
 
   private colorAttempt(color: Color): Attempt {
     return (this.colorAttempts[color] ??= {
-      pool: this.pool(this.parts.settings.upstreams[color]),
+      pool: this.pool(this.parts.settings.upstreams[color], this.parts.provers[color]),
       label: color,
       color,
     });
   }
 
-  private pool(origin: string): UpstreamPool {
+  private pool(origin: string, prover: ColorProver | null = null): UpstreamPool {
     let pool = this.pools.get(origin);
-    if (!pool) this.pools.set(origin, (pool = new UpstreamPool(origin)));
+    if (!pool) this.pools.set(origin, (pool = new UpstreamPool(origin, prover)));
     return pool;
   }
 

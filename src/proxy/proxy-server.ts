@@ -9,6 +9,7 @@
  * process.on("SIGTERM", () => proxy.stop().then(() => process.exit(0)));
  */
 import { dirname, join } from "node:path";
+import { loadColorKey } from "../lib/color-proof.ts";
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
 import { processMetricsText } from "../lib/process-metrics.ts";
@@ -25,6 +26,7 @@ import {
   type SwitchResult,
 } from "./admin-schema.ts";
 import { ClientListener } from "./client-listener.ts";
+import { ColorProver } from "./color-prover.ts";
 import { ColorSelector } from "./color-selector.ts";
 import { HealthCheck, type HealthConsumer, type Probe } from "./health-check.ts";
 import type { LatencySeries } from "./latency-history.ts";
@@ -48,6 +50,7 @@ export interface ProxyServerOptions {
 export class ProxyServer implements ProxyControl, HealthConsumer {
   readonly selector: ColorSelector;
   private readonly health: Record<Color, HealthCheck>;
+  private readonly provers: Record<Color, ColorProver>;
   private readonly pauseController: PauseController;
   private readonly metricsRegistry = new Metrics();
   private readonly accessLog: AccessLog;
@@ -79,22 +82,19 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       }, 1_000);
       this.saveTimer.unref();
     };
-    this.health = {
-      blue: new HealthCheck(
-        "blue",
-        settings.upstreams.blue,
+    const key = loadColorKey(settings.secretsDir);
+    const prover = (c: Color) => new ColorProver(c, new URL(settings.upstreams[c]).host, key, settings.dataDir);
+    this.provers = { blue: prover("blue"), green: prover("green") };
+    const check = (c: Color) =>
+      new HealthCheck(
+        c,
+        settings.upstreams[c],
         settings.health,
         this,
-        saved?.colors.blue.healthy ?? false,
-      ),
-      green: new HealthCheck(
-        "green",
-        settings.upstreams.green,
-        settings.health,
-        this,
-        saved?.colors.green.healthy ?? false,
-      ),
-    };
+        saved?.colors[c].healthy ?? false,
+        this.provers[c],
+      );
+    this.health = { blue: check("blue"), green: check("green") };
     if (saved) for (const c of COLORS) this.health[c].release = saved.colors[c].release;
     // the status page's last hour survives a restart: read back here, saved every minute and on stop
     this.latencyFile = join(dirname(settings.stateFile), "proxy-latency.json");
@@ -124,6 +124,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       metrics: this.metricsRegistry,
       accessLog: this.accessLog,
       isHealthy: (color) => this.health[color].healthy,
+      provers: this.provers,
       markDown: (color, reason) => this.health[color].markDown(reason),
     }));
     const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));

@@ -23,6 +23,10 @@ export interface ProxySettings {
   stateFile: string;
   /** Which install this is (src/lib/instance.ts), said on /healthz. */
   instance: string;
+  /** data_dir: current/<color> says which release each color runs, and so whether it must prove itself. */
+  dataDir: string;
+  /** Where color.key is (src/lib/color-proof.ts). */
+  secretsDir: string;
   /** Where /metrics is served over loopback TCP for a scraper; undefined when off. */
   metricsListen: { hostname: string; port: number } | undefined;
   /** Origins (scheme://host:port) of the blue/green pair. */
@@ -55,6 +59,8 @@ export function proxySettings(config: Config): ProxySettings {
     adminSocket: isAbsolute(proxy.admin_socket) ? proxy.admin_socket : join(config.paths.data, proxy.admin_socket),
     stateFile: join(config.paths.state, "proxy.json"),
     instance: instanceId(config.paths.data),
+    dataDir: config.paths.data,
+    secretsDir: config.paths.secrets,
     metricsListen: proxy.metrics_listen === "off" ? undefined : splitListen(proxy.metrics_listen),
     upstreams: {
       blue: origin(proxy.upstreams?.blue ?? `http://${bind}:${frame.ports.blue}`),
@@ -84,7 +90,6 @@ export function proxySettings(config: Config): ProxySettings {
   };
 }
 
-/** "127.0.0.1:3712" or "[::1]:3712" to a listener's hostname and port. */
 /** What each caller's connection is held to (head limits, body size, the slow-client deadlines). */
 export function clientLimits(settings: ProxySettings): ClientLimits {
   return {
@@ -98,6 +103,7 @@ export function clientLimits(settings: ProxySettings): ClientLimits {
   };
 }
 
+/** "127.0.0.1:3712" or "[::1]:3712" to a listener's hostname and port. */
 export function splitListen(listen: string): { hostname: string; port: number } {
   const at = listen.lastIndexOf(":");
   return { hostname: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };

@@ -3,9 +3,12 @@
  * exchange at a time: the exchange writes the request through `out`, and hears the response head,
  * body pieces and end through ResponseSink. A connection goes back to its pool only when the
  * response ended cleanly with nothing after it; a byte that arrives while it is idle, or after a
- * complete response, closes it (so one client never reads another's answer).
+ * complete response, closes it (so one client never reads another's answer). A new connection to a
+ * color that proves itself carries the exchange's request only once the color has proved it is
+ * ours (color-prover.ts).
  */
 import type { Socket, SocketHandler } from "bun";
+import type { ProofExchange } from "./color-prover.ts";
 import type { ResponseHeaders } from "./forward-headers.ts";
 import { ERROR, HttpParser, RESPONSE, SKIP_BODY } from "./llhttp.ts";
 import { batch, beginBatch, endBatch, Outbox } from "./outbox.ts";
@@ -97,7 +100,11 @@ export class UpstreamConnection extends HttpParser {
   private keepAlive = false;
   private paused = false;
 
-  constructor(private readonly owner: ConnectionOwner) {
+  constructor(
+    private readonly owner: ConnectionOwner,
+    /** A new connection to a color that proves itself: nothing of the caller's goes out before the proof. */
+    private proof: ProofExchange | null = null,
+  ) {
     super(RESPONSE);
   }
 
@@ -105,7 +112,22 @@ export class UpstreamConnection extends HttpParser {
     if (this.closed) return socket.terminate(); // given up on (a timeout) while connecting
     socket.setNoDelay(true);
     this.socket = socket;
-    this.out.attach(socket as Socket<unknown>);
+    if (this.proof) socket.write(this.proof.request);
+    else this.out.attach(socket as Socket<unknown>);
+  }
+
+  /** The answer to the proof request: only a proof lets the exchange's request out (color-prover.ts). */
+  private onProofData(proof: ProofExchange, data: Buffer): void {
+    const step = proof.read(data);
+    if (step.kind === "more") return;
+    this.proof = null;
+    if (step.kind === "refused") return this.refuse(step.reason);
+    this.out.attach(this.socket as Socket<unknown>);
+  }
+
+  /** Not the color: the exchange hears it as a refused connect (nothing of its was sent; the color is marked down). */
+  private refuse(reason: string): void {
+    this.fail(new UpstreamFailure("connect", reason));
   }
 
   /** Starts an exchange: the caller then writes the request through `out`. */
@@ -134,6 +156,7 @@ export class UpstreamConnection extends HttpParser {
   }
 
   onData(data: Buffer): void {
+    if (this.proof) return this.onProofData(this.proof, data);
     if (this.pipe) return this.pipe(data);
     const sink = this.sink;
     if (!sink) return this.destroy(); // a byte while idle: never reuse this connection
@@ -163,6 +186,11 @@ export class UpstreamConnection extends HttpParser {
 
   onClose(): void {
     if (this.closed) return;
+    if (this.proof) {
+      const step = this.proof.closed();
+      this.proof = null;
+      if (step.kind === "refused") return this.refuse(step.reason);
+    }
     this.closed = true;
     this.out.close();
     this.owner.forget(this);
@@ -271,6 +299,8 @@ export class UpstreamConnection extends HttpParser {
     this.sink = null;
     if (this.closed) return;
     this.closed = true;
+    this.proof?.free();
+    this.proof = null;
     this.out.close();
     this.owner.forget(this);
     queueMicrotask(() => this.free());

@@ -3,6 +3,7 @@
  * keeps only about 64 idle connections in all, so at 256 concurrent requests it opens a new TCP
  * connection for most of them; this pool keeps one per concurrent request (decision 14).
  */
+import type { ColorProver } from "./color-prover.ts";
 import { type ConnectionOwner, UpstreamConnection, UpstreamFailure, upstreamHandlers } from "./upstream-connection.ts";
 
 export { type FailureKind, UpstreamConnection, UpstreamFailure } from "./upstream-connection.ts";
@@ -17,7 +18,11 @@ export class UpstreamPool implements ConnectionOwner {
   private readonly port: number;
   private readonly sweeper: ReturnType<typeof setInterval>;
 
-  constructor(readonly origin: string) {
+  constructor(
+    readonly origin: string,
+    /** For a color's pool: its new connections prove the color first (color-prover.ts). */
+    private readonly prover: ColorProver | null = null,
+  ) {
     const url = new URL(origin);
     if (url.protocol !== "http:") throw new Error(`only http:// upstreams are supported, not ${origin}`);
     this.hostname = url.hostname.replace(/^\[(.*)\]$/, "$1");
@@ -38,7 +43,7 @@ export class UpstreamPool implements ConnectionOwner {
    * connect fails, `failed` is told with kind "connect" (nothing was sent).
    */
   open(failed: (failure: UpstreamFailure) => void): UpstreamConnection {
-    const connection = new UpstreamConnection(this);
+    const connection = new UpstreamConnection(this, this.prover?.begin() ?? null);
     Bun.connect<UpstreamConnection>({
       hostname: this.hostname,
       port: this.port,

@@ -10,11 +10,12 @@ import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
 import { currentLink, pointColor } from "../deploy/colors.ts";
 import { LEGACY_RELEASE_FORMAT, parseManifest, VERSION_PATTERN } from "../deploy/manifest.ts";
-import { findRelease, placeRelease, releasesDir } from "../deploy/releases.ts";
+import { findRelease, placeRelease, releasesDir, writeBinaryAnswer } from "../deploy/releases.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { COLORS } from "../lib/colors.ts";
 import { ConfigError, DeployError } from "../lib/errors.ts";
 import { runProgram } from "../lib/program.ts";
+import { type BinaryAnswer, parseVersionAnswer } from "../lib/version.ts";
 import { launchdPlists } from "./launchd.ts";
 import { askServiceManager } from "./service-manager.ts";
 import { systemdUnits } from "./systemd.ts";
@@ -102,29 +103,19 @@ const launchdLoaded = async (file: string) =>
   (await askServiceManager(["launchctl", "print", `system/${label(file)}`])).ok;
 
 /** What `--version` of a binary says, as manifest fields. */
-async function describeBinary(
-  binary: string,
-): Promise<{ version: string; commit: string; target: string; builtAt: string }> {
-  const exit = await runProgram([binary, "--version"], { deadlineMs: 15_000, deadlineSignal: "SIGTERM" }).catch(
-    (error: Error) => ({ code: null, stdout: "", stderr: error.message }),
-  );
-  const match =
-    /^axe-appliance (\S+) \(commit (\S+), bun-([a-z0-9]+-[a-z0-9]+)(?: \(source\))?(?:, built (\S+))?\)$/.exec(
-      exit.stdout.trim(),
-    );
-  if (exit.code !== 0 || !match)
+async function describeBinary(binary: string): Promise<BinaryAnswer> {
+  const exit = await runProgram([binary, "--version", "--json"], {
+    deadlineMs: 15_000,
+    deadlineSignal: "SIGTERM",
+  }).catch((error: Error) => ({ code: null, stdout: "", stderr: error.message }));
+  const answer = exit.code === 0 ? parseVersionAnswer(exit.stdout) : undefined;
+  if (!answer)
     throw new ConfigError(
       "BINARY_UNKNOWN",
       `${binary} --version did not answer as axe-appliance (${(exit.stdout || exit.stderr).trim() || `exit ${exit.code}`})`,
       "pass the compiled binary from `npm run build`",
     );
-  const [, version, commit, target, builtAt] = match;
-  return {
-    version: version!,
-    commit: commit!,
-    target: target!,
-    builtAt: builtAt || new Date(statSync(binary).mtimeMs).toISOString(),
-  };
+  return { ...answer, builtAt: answer.builtAt || new Date(statSync(binary).mtimeMs).toISOString() };
 }
 
 /**
@@ -158,12 +149,7 @@ export async function seedReleases(config: Config, binary: string, dryRun: boole
   return lines;
 }
 
-function installSeed(
-  data: string,
-  binary: string,
-  version: string,
-  info: Awaited<ReturnType<typeof describeBinary>>,
-): void {
+function installSeed(data: string, binary: string, version: string, info: BinaryAnswer): void {
   const bytes = readFileSync(binary);
   // Not a signed release: no sequence, so it never raises the floor that refuses older releases.
   const manifest = parseManifest({
@@ -175,7 +161,10 @@ function installSeed(
     target: info.target,
     builtAt: info.builtAt,
   });
-  placeRelease(data, manifest, (path) => copyFileSync(binary, path));
+  writeBinaryAnswer(
+    placeRelease(data, manifest, (path) => copyFileSync(binary, path)),
+    info,
+  );
 }
 
 /** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */

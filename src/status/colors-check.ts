@@ -1,10 +1,19 @@
 /**
  * The proxy and the blue/green pair: which color is live, each color's health and release.
- * Each color's /healthz is asked directly too, so a dead proxy still shows what the colors do.
+ * Each color's /healthz is asked directly too, so a dead proxy still shows what the colors do; once
+ * a color's release proves itself, an answer without its proof is not the color's (decision 70).
  */
 import type { Config } from "../config/load.ts";
 import { type ColorsState, readColors } from "../deploy/colors.ts";
 import { HealthSchema } from "../frame/http/health.ts";
+import {
+  CHALLENGE_HEADER,
+  colorMustProve,
+  newChallenge,
+  PROOF_HEADER,
+  provesColor,
+  readColorKey,
+} from "../lib/color-proof.ts";
 import { COLORS, type Color } from "../lib/colors.ts";
 import type { ProxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
@@ -29,6 +38,7 @@ interface Healthz {
 
 export async function checkColors(config: Config, proxy: ProxySource): Promise<ColorsResult> {
   const settings = proxySettings(config);
+  const key = readColorKey(config.paths.secrets); // unreadable to an account that is not root: answers are taken as they come
   const checks: Check[] = [];
   let pointers: ColorsState = {};
   try {
@@ -41,7 +51,15 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
       (s): ProxyStatus | Error => s,
       (e: Error) => e,
     ),
-    Promise.all(COLORS.map((c) => healthz(settings.upstreams[c] + settings.health.path))),
+    Promise.all(
+      COLORS.map((c) =>
+        healthz(
+          settings.upstreams[c] + settings.health.path,
+          c,
+          colorMustProve(config.paths.data, c) ? key : undefined,
+        ),
+      ),
+    ),
   ]);
   const live = seen instanceof Error ? null : seen.live;
   if (seen instanceof Error)
@@ -82,9 +100,18 @@ export async function checkColors(config: Config, proxy: ProxySource): Promise<C
   };
 }
 
-async function healthz(url: string): Promise<Healthz> {
+/** One color's /healthz; with `key`, only an answer with the color's proof counts as the color's. */
+async function healthz(url: string, color: Color, key: Buffer | undefined): Promise<Healthz> {
+  const challenge = newChallenge();
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(3_000) });
+    const response = await fetch(url, {
+      signal: AbortSignal.timeout(3_000),
+      headers: { [CHALLENGE_HEADER]: challenge },
+    });
+    if (key && !provesColor(key, color, challenge, response.headers.get(PROOF_HEADER))) {
+      await response.body?.cancel();
+      return { ok: false, error: `what answers on ${url} is not this install's ${color} (no valid ${PROOF_HEADER})` };
+    }
     const health = HealthSchema.safeParse(await response.json().catch(() => undefined));
     return {
       ok: response.ok,

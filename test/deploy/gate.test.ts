@@ -7,7 +7,9 @@ import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import { ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import { mcpCheck, waitForHealth } from "../../src/deploy/gate.ts";
+import { CHALLENGE_HEADER, colorProof, loadColorKey, PROOF_HEADER } from "../../src/lib/color-proof.ts";
 import { DeployError } from "../../src/lib/errors.ts";
+import { tempDir } from "../helpers/tmp.ts";
 
 const TOKEN = "axe_st_gate";
 const servers: Array<ReturnType<typeof Bun.serve>> = [];
@@ -104,5 +106,27 @@ describe("deploy gate: /healthz", () => {
       waitForHealth({ url: healthz({ ...good, release: "1.9.0" }), color: "green", release: "2.0.0", timeoutMs: 300 }),
     );
     expect(older.message).toContain('"release":"1.9.0"');
+  });
+
+  test("once the release proves its color, a perfect answer without the proof never passes (no token follows)", async () => {
+    const key = loadColorKey(tempDir("axe-secrets"));
+    const impostor = await failure(
+      waitForHealth({ url: healthz(good), color: "green", release: "2.0.0", timeoutMs: 300, colorKey: key }),
+    );
+    expect(impostor.code).toBe("HEALTH_TIMEOUT");
+    expect(impostor.message).toContain("does not prove it is this install's green");
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => {
+        const proof = colorProof(key, "green", request.headers.get(CHALLENGE_HEADER));
+        return Response.json(good, { headers: proof ? { [PROOF_HEADER]: proof } : {} });
+      },
+    });
+    servers.push(server);
+    const url = `http://127.0.0.1:${server.port}`;
+    expect(await waitForHealth({ url, color: "green", release: "2.0.0", timeoutMs: 5000, colorKey: key })).toBe(
+      "green answers /healthz on 2.0.0 (migration 3)",
+    );
   });
 });

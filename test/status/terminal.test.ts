@@ -1,6 +1,8 @@
 /** `status` on a real pseudo-terminal (util-linux `script`): red/yellow/green in ANSI colors, none with NO_COLOR. */
 import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadColorKey, RELEASE_ANSWER_FILE } from "../../src/lib/color-proof.ts";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { recordSnapshots } from "./fixtures.ts";
@@ -57,6 +59,36 @@ describe("status prints what a color answered", () => {
       const run = await runCli(["status", "--config", dir]);
       expect(run.stdout).toMatch(/color:blue\s+live unknown, healthy, release 1\.0\.0/);
       expect(run.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
+    } finally {
+      upstream.stop(true);
+    }
+  }, 30_000);
+
+  test("once the colors' release proves itself, a look-alike on a color's port is not shown as that color (decision 70)", async () => {
+    const upstream = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        Response.json({
+          status: "ok",
+          service: "axe-frame",
+          color: "blue",
+          release: "6.6.6-lookalike",
+          database: { reachable: true, migration: 1 },
+        }),
+    });
+    try {
+      const origin = `http://127.0.0.1:${upstream.port}`;
+      const dir = makeConfigDir({ appliance: { proxy: { upstreams: { blue: origin, green: "http://127.0.0.1:1" } } } });
+      const data = join(dir, "data");
+      mkdirSync(join(data, "current", "blue"), { recursive: true });
+      writeFileSync(join(data, "current", "blue", RELEASE_ANSWER_FILE), JSON.stringify({ proves_color: true }));
+      mkdirSync(join(data, "state"), { recursive: true });
+      writeFileSync(join(data, "state", "colors.json"), JSON.stringify({ blue: { version: "2.0.0", since: "t" } }));
+      loadColorKey(join(dir, "secrets")); // as the proxy or a color makes it
+      const run = await runCli(["status", "--config", dir]);
+      expect(run.stdout).toMatch(/color:blue\s+live unknown DOWN \(release 2\.0\.0\): what answers on .* is not this install's blue/);
+      expect(run.stdout).not.toContain("6.6.6-lookalike");
     } finally {
       upstream.stop(true);
     }

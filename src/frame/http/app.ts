@@ -1,5 +1,5 @@
 /**
- * frame's HTTP surface on Elysia: /healthz, the protected resource metadata at both well-known
+ * frame's HTTP surface on Elysia: /healthz, /proof, the protected resource metadata at both well-known
  * URLs, and /frame/mcp (guard, authenticate, then hand the web-standard Request to the MCP transport).
  * Every refused request is reported to the audit sink.
  */
@@ -18,7 +18,7 @@ import { handleMcpRequest, type ToolCatalog } from "../mcp.ts";
 import type { FrameMetrics } from "../metrics.ts";
 import type { DataStore } from "../store/data-store.ts";
 import { noAuthGuard, type RequestGuard, requestGuard } from "./guards.ts";
-import { healthResponse } from "./health.ts";
+import { healthResponse, proofResponse } from "./health.ts";
 import { authErrorResponse, jsonRpcError, PRM_PATH, protectedResourceMetadata } from "./responses.ts";
 
 export interface FrameAppOptions {
@@ -30,6 +30,8 @@ export interface FrameAppOptions {
   catalog: ToolCatalog;
   /** For /healthz: the app pool. */
   sql: Sql;
+  /** For /healthz: what this color proves itself with (src/lib/color-proof.ts). */
+  colorKey: Buffer;
   /** What the tools work through (ToolContext.store). */
   store: DataStore;
   audit: AuditSink;
@@ -139,7 +141,8 @@ export function createFrameApp(options: FrameAppOptions) {
   }
 
   return new Elysia({ serve: { idleTimeout: 0, maxRequestBodySize: maxBodyBytes + 1_048_576 } })
-    .get("/healthz", () => healthResponse(options.sql, options.color, instance))
+    .get("/healthz", ({ request }) => healthResponse(request, options.sql, options.color, options.colorKey, instance))
+    .get("/proof", ({ request }) => proofResponse(request, options.color, options.colorKey))
     .get(PRM_PATH, serveMetadata)
     .get(`${PRM_PATH}/frame/mcp`, serveMetadata)
     .get("/metrics", async ({ request }) => {

@@ -1,0 +1,164 @@
+/**
+ * A color's port is only a number on loopback: while the color is stopped, another local account
+ * can listen there. Once the colors run releases that prove themselves, whatever else answers on a
+ * color's port must never get a caller's request (its Bearer token) and must not count as healthy.
+ * The program on the other side is a raw TCP server that records every byte it is sent.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { RELEASE_ANSWER_FILE } from "../../src/lib/color-proof.ts";
+import type { Color } from "../../src/lib/colors.ts";
+import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import { makeConfigDir } from "../helpers/config.ts";
+import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { startProxy, startUpstream, stopAll } from "./harness.ts";
+
+afterAll(stopAll);
+
+const TOKEN = "s3cret-token-of-an-employee";
+
+/** A program another account started on a color's port: it answers like frame, or (`answer` false) never. */
+function impostor(color: Color, answer: boolean) {
+  let received = "";
+  const body = JSON.stringify({
+    status: "ok",
+    service: "axe-frame",
+    color,
+    release: "9.9.9",
+    database: { reachable: true, migration: 99 },
+  });
+  const listener = Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        received += data.toString("latin1");
+        if (answer)
+          socket.write(
+            `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+          );
+      },
+    },
+  });
+  return { url: `http://127.0.0.1:${listener.port}`, received: () => received, stop: () => listener.stop(true) };
+}
+
+/** An install's data and secrets directories; `proving` colors run a release whose binary proves its color. */
+function install(proving: Color[]) {
+  const data = tempDir("axe-data");
+  const secrets = tempDir("axe-secrets");
+  for (const color of proving) {
+    const dir = join(data, "current", color); // as root leaves it: a link to the release, with its answer on file
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, RELEASE_ANSWER_FILE), JSON.stringify({ version: "2.0.0", proves_color: true }));
+  }
+  return { data, secrets };
+}
+
+async function startProxyFor(paths: { data: string; secrets: string }, blue: string, green: string, extra = {}) {
+  const dir = makeConfigDir({
+    appliance: {
+      data_dir: paths.data,
+      secrets_dir: paths.secrets,
+      proxy: {
+        listen: "127.0.0.1:0",
+        upstreams: { blue, green },
+        health: { interval_ms: 100, timeout_ms: 500, healthy_threshold: 2, unhealthy_threshold: 2 },
+        ...extra,
+      },
+    },
+  });
+  return startProxy(dir);
+}
+
+async function call(url: string) {
+  const response = await fetch(`${url}/frame/echo`, {
+    headers: { authorization: `Bearer ${TOKEN}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: response.status, body: await response.text() };
+}
+
+describe("a color's port held by another program", () => {
+  test("gets only GET /proof, never a caller's request: the proxy refuses it and serves from the color that proves itself", async () => {
+    const paths = install(["blue", "green"]);
+    const fake = impostor("blue", true);
+    const green = await startUpstream("green", { SECRETS_DIR: paths.secrets });
+    const proxy = await startProxyFor(paths, fake.url, green.url); // blue is live
+    await waitFor("green proved healthy", async () => (await proxyStatus(proxy.socket)).colors.green.healthy);
+
+    for (let i = 0; i < 3; i++) {
+      const answer = await call(proxy.url);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ color: "green" });
+    }
+    expect(fake.received()).toContain("GET /proof HTTP/1.1");
+    expect(fake.received()).not.toContain(TOKEN);
+    expect(fake.received()).not.toContain("/frame/");
+    const status = await proxyStatus(proxy.socket);
+    expect(status.colors.blue.healthy).toBe(false);
+    expect(status.colors.blue.last_error).toContain("not this install's blue");
+    fake.stop();
+  });
+
+  test("one that never answers holds the request until the head timeout, and still never sees it", async () => {
+    const paths = install(["blue", "green"]);
+    const fake = impostor("blue", false);
+    const proxy = await startProxyFor(paths, fake.url, "http://127.0.0.1:9", { header_timeout_ms: 1_000 });
+    const answer = await call(proxy.url);
+    expect(answer.status).toBe(504);
+    expect(fake.received()).toContain("GET /proof HTTP/1.1");
+    expect(fake.received()).not.toContain(TOKEN);
+    fake.stop();
+  });
+
+  test("a color with no release must prove itself once the other color's release does", async () => {
+    const paths = install(["green"]); // blue runs nothing: whatever listens there is not ours
+    const fake = impostor("blue", true);
+    const proxy = await startProxyFor(paths, fake.url, "http://127.0.0.1:9");
+    const answer = await call(proxy.url);
+    expect(answer.status).toBe(502);
+    expect(fake.received()).not.toContain(TOKEN);
+    fake.stop();
+  });
+});
+
+describe("colors that prove themselves", () => {
+  test("are served as before; each new connection carries one proof, kept-alive ones none", async () => {
+    const paths = install(["blue", "green"]);
+    const blue = await startUpstream("blue", { SECRETS_DIR: paths.secrets });
+    const green = await startUpstream("green", { SECRETS_DIR: paths.secrets });
+    const proxy = await startProxyFor(paths, blue.url, green.url);
+    await waitFor("blue proved healthy", async () => (await proxyStatus(proxy.socket)).colors.blue.healthy);
+    for (let i = 0; i < 5; i++) {
+      const answer = await call(proxy.url);
+      expect(answer.status).toBe(200);
+      expect(JSON.parse(answer.body)).toMatchObject({ color: "blue", headers: { authorization: `Bearer ${TOKEN}` } });
+    }
+    const proofs = await fetch(`${proxy.url}/frame/proofs`).then((r) => r.json());
+    expect(proofs).toEqual({ proofs: 1 }); // one after another: one connection, proved once
+  });
+
+  test("a release from before proofs is served as before (upgrading the installed binary takes no color down)", async () => {
+    const paths = install([]);
+    const blue = await startUpstream("blue"); // no key: it proves nothing, as an older release
+    const green = await startUpstream("green");
+    const proxy = await startProxyFor(paths, blue.url, green.url);
+    await waitFor("blue healthy", async () => (await proxyStatus(proxy.socket)).colors.blue.healthy);
+    const answer = await call(proxy.url);
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body)).toMatchObject({ color: "blue" });
+  });
+
+  test("a green that proves itself does not pass for blue: the proof names its color", async () => {
+    const paths = install(["blue", "green"]);
+    const relay = await startUpstream("green", { SECRETS_DIR: paths.secrets }); // a real green, on blue's port
+    const proxy = await startProxyFor(paths, relay.url, "http://127.0.0.1:9");
+    const answer = await call(proxy.url);
+    expect(answer.status).toBe(502);
+    const status = await proxyStatus(proxy.socket);
+    expect(status.colors.blue.healthy).toBe(false);
+  });
+});
