@@ -51,6 +51,7 @@ export const REFUSAL_REASONS: Readonly<Record<string, 401 | 403 | 503>> = {
   no_role: 403,
   no_entity: 403,
   group_overage: 403,
+  groups_missing: 403,
   other_customer_domain: 403,
   unknown_domain: 403,
   host_or_origin: 403,

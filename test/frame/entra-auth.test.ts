@@ -277,8 +277,8 @@ describe("Entra ids in customers.yaml are matched whatever their case (third rev
         entity: "labs",
       });
       await client.close();
-      // Kim without the group is served in the entity of her domain, as before.
-      const plain = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: [] }), frame);
+      // Kim in another group (not the mapped one) is served in the entity of her domain, as before.
+      const plain = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: ["unrelated"] }), frame);
       expect((await json(plain)).result.structuredContent.entity).toBe("axe");
     } finally {
       await frame.close();
@@ -310,6 +310,31 @@ describe("Entra group overage (issue 12 item 8)", () => {
       }
       expect(frame.audit.events.filter((e) => e.reason === "group_overage").length).toBe(2);
       // The same account with its groups listed is served as before.
+      const listed = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: ["unrelated"] }), frame);
+      expect(listed.status).toBe(200);
+    } finally {
+      await frame.close();
+    }
+  });
+
+  test("a token with no groups claim at all is refused too: it cannot tell a member of the group from anyone in the domain", async () => {
+    // Entra leaves `groups` out when the app registration emits none, when the account is in no group,
+    // and when a SAML-style overage drops it; the domain would then pick axe for a member of labs.
+    const frame = await startTestFrame({
+      frame: { entra_authority: standIn.authority, entra_v1_issuer_base: standIn.v1IssuerBase },
+      customers: fleetWith({}, [
+        { name: "axe", domains: ["axellc.com"] },
+        { name: "labs", domains: ["axe-labs.dev"], groups: ["0f9e8d7c-0000-4000-8000-000000000001"] },
+      ]),
+    });
+    try {
+      const response = await call(await token({ ...KIM, roles: ["Frame.Read"] }), frame);
+      expect(response.status).toBe(403);
+      const body = await json(response);
+      expect(body.reason).toBe("groups_missing");
+      expect(body.error_description).toContain("groups claim");
+      expect(frame.audit.events.filter((e) => e.reason === "groups_missing").length).toBe(1);
+      // the same account with its groups listed (none of them mapped) is served by its domain
       const listed = await call(await token({ ...KIM, roles: ["Frame.Read"], groups: ["unrelated"] }), frame);
       expect(listed.status).toBe(200);
     } finally {

@@ -129,6 +129,16 @@ function entityFor(
     (e) => e.app_roles.some((r) => appRoles.includes(r)) || e.groups.some((g) => groups.includes(g)),
   );
   if (explicit) return explicit.name;
+  // No groups claim at all: Entra leaves it out when the app registration emits none, when the
+  // account is in no group, and when a SAML-style overage drops it. The domain could then pick
+  // another entity than the account's group would (decision 71).
+  if (!Array.isArray(claims.groups) && customer.entities.some((e) => e.groups.length))
+    throw forbid(
+      "groups_missing",
+      "the token has no groups claim, and this customer maps entities by group, so frame cannot tell the account's entity; " +
+        "ask the Entra admin to emit security groups in the access token (App registration > Token configuration > Add groups claim), " +
+        "and to put the account in a group or assign it an app role",
+    );
   const username = claims.preferred_username ?? claims.upn ?? claims.unique_name;
   const domain =
     typeof username === "string" && username.includes("@")
