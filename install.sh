@@ -708,14 +708,17 @@ fi
 # ---------------------------------------------------------------------------------------------
 # The tree
 # ---------------------------------------------------------------------------------------------
-for dir in "$prefix" "$bin_dir" "$cfg" "$data" "$data/logs"; do
+for dir in "$prefix" "$bin_dir" "$cfg" "$data"; do
   [ -d "$dir" ] || act "create $dir" mkdir -p -m 755 "$dir"
 done
-if [ ! -d "$secrets" ]; then
-  act "create $secrets (0700)" mkdir -p -m 700 "$secrets"
-elif [ "$(mode_of "$secrets")" != 700 ]; then
-  act "set $secrets to mode 0700" chmod 700 "$secrets"
-fi
+# secrets, and the services' logs (who called which tool, from where): no other account reads them
+for dir in "$secrets" "$data/logs"; do
+  if [ ! -d "$dir" ]; then
+    act "create $dir (0700)" mkdir -p -m 700 "$dir"
+  elif [ "$(mode_of "$dir")" != 700 ]; then
+    act "set $dir to mode 0700" chmod 700 "$dir"
+  fi
+done
 
 if [ ! -f "$installed_bin" ]; then
   act "install the binary to $installed_bin" install_file "$work/axe-appliance" "$installed_bin" 755

@@ -51,8 +51,8 @@ export class ChildBackend implements ServiceBackend {
     if ((await this.status(name)).running) return;
     const spec = this.spec(name);
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o755 });
-    const log = openSync(spec.logFile, "a", 0o640);
+    mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o700 }); // as install.sh makes it: the logs are ours alone
+    const log = openSync(spec.logFile, "a", 0o600);
     let child: RunningProgram;
     try {
       child = startProgram([spec.program, ...spec.args], {

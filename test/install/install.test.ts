@@ -38,8 +38,10 @@ describe("install.sh --prefix DIR --no-services", () => {
     expect(first.code).toBe(0);
     expect(first.stdout).toContain(`sha256 ${release().sha256} checked`);
     expect(first.stdout).toContain(`installed axe-appliance for customer axe in ${prefix}`);
-    for (const dir of ["bin", "config", "data", "data/logs", "services"]) expect(modeOf(join(prefix, dir))).toBe("755");
+    for (const dir of ["bin", "config", "data", "services"]) expect(modeOf(join(prefix, dir))).toBe("755");
     expect(modeOf(join(prefix, "config/secrets"))).toBe("700");
+    // the services' logs name who called which tool: no other account reads them
+    expect(modeOf(join(prefix, "data/logs"))).toBe("700");
     expect(modeOf(join(prefix, "bin/axe-appliance"))).toBe("755");
     expect(readFileSync(join(prefix, "bin/axe-appliance")).equals(readFileSync(release().binary))).toBe(true);
     for (const secret of [
