@@ -87,7 +87,9 @@ describe("status prints what a color answered", () => {
       writeFileSync(join(data, "state", "colors.json"), JSON.stringify({ blue: { version: "2.0.0", since: "t" } }));
       loadColorKey(join(dir, "secrets")); // as the proxy or a color makes it
       const run = await runCli(["status", "--config", dir]);
-      expect(run.stdout).toMatch(/color:blue\s+live unknown DOWN \(release 2\.0\.0\): what answers on .* is not this install's blue/);
+      expect(run.stdout).toMatch(
+        /color:blue\s+live unknown DOWN \(release 2\.0\.0\): what answers on .* is not this install's blue/,
+      );
       expect(run.stdout).not.toContain("6.6.6-lookalike");
     } finally {
       upstream.stop(true);
