@@ -108,6 +108,7 @@ const handler = new ProxyHandler({
   },
   isHealthy: () => true,
   markDown: () => undefined,
+  stampLine: `x-axe-forwarded: ${"0".repeat(64)}\r\n`,
 });
 const clientSocket = countingSocket();
 const client = new ClientConnection(clientSocket as never, handler, clientLimits(settings));

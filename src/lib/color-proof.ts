@@ -16,12 +16,15 @@ import { createSecretFileOnce, readSecretFile } from "./secret-file.ts";
 
 export const CHALLENGE_HEADER = "x-axe-challenge";
 export const PROOF_HEADER = "x-axe-proof";
+/** The proxy's stamp on each request it forwards to a color (forwardStamp); dropped from callers. */
+export const FORWARDED_HEADER = "x-axe-forwarded";
 
 /** Beside each installed release's binary: its answer to `--version --json`, written when root installed it. */
 export const RELEASE_ANSWER_FILE = "version.json";
 
 const CHALLENGE = /^[0-9a-f]{32,128}$/;
 const KEY = /^[0-9a-f]{64}$/;
+const HEX = /^[0-9a-f]+$/;
 
 export function colorKeyFile(secretsDir: string): string {
   return join(secretsDir, "color.key");
@@ -64,8 +67,27 @@ export function colorProof(key: Buffer, color: Color, challenge: string | null):
 /** Whether `proof` is `color`'s answer to `challenge`, compared in constant time. */
 export function provesColor(key: Buffer, color: Color, challenge: string, proof: string | null): boolean {
   const expected = colorProof(key, color, challenge);
-  if (!expected || proof?.length !== expected.length) return false;
-  return timingSafeEqual(Buffer.from(proof), Buffer.from(expected));
+  return expected !== undefined && sameText(expected, proof);
+}
+
+/** Constant-time equality of `given` (whatever a peer sent) with `expected` (lower-case hex). */
+function sameText(expected: string, given: string | null): boolean {
+  if (given?.length !== expected.length || !HEX.test(given)) return false; // else a wider character throws
+  return timingSafeEqual(Buffer.from(given), Buffer.from(expected));
+}
+
+/**
+ * What the proxy stamps on every request it forwards to a color, the same for both colors (a request
+ * may fail over). A local account can call a color directly, so a color believes X-Request-Id and
+ * X-Forwarded-For only on a request that carries it (decision 75). Never sent to a fixed route.
+ */
+export function forwardStamp(key: Buffer): string {
+  return createHmac("sha256", key).update("axe-forwarded/1\n").digest("hex");
+}
+
+/** Whether `stamp` (a request's FORWARDED_HEADER) is `expected` (forwardStamp), in constant time. */
+export function isForwardStamp(expected: string, stamp: string | null): boolean {
+  return sameText(expected, stamp);
 }
 
 /**

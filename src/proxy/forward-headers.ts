@@ -4,6 +4,7 @@
  * the Connection header names), minus framing (we write our own), plus ours: X-Forwarded-* set by
  * us (believed from the caller only when it is a trusted proxy, the tunnel) and X-Request-Id.
  */
+import { FORWARDED_HEADER } from "../lib/color-proof.ts";
 import { connectionTokens } from "./head-collector.ts";
 
 /** Hop-by-hop, or framing that the proxy writes itself, in both directions (and the upstream's own request id). */
@@ -20,8 +21,8 @@ export const HOP_BY_HOP = new Set([
   "content-length",
   "x-request-id",
 ]);
-/** Dropped from requests besides: `Expect` is answered by the proxy itself. */
-const REQUEST_ONLY = new Set(["expect"]);
+/** Dropped from requests besides: `Expect` is answered by the proxy itself; only the proxy stamps what it forwards. */
+const REQUEST_ONLY = new Set(["expect", FORWARDED_HEADER]);
 const FORWARDED = new Set([
   "x-forwarded-for",
   "x-forwarded-proto",
@@ -39,6 +40,8 @@ export interface ForwardContext {
   requestId: string;
   /** The Host the upstream gets (the caller's, or the authority of an absolute-form target). */
   host: string;
+  /** The proxy's stamp line for a color (forwardStamp), "" for a fixed route: it is not for other programs. */
+  stamp: string;
 }
 
 /**
@@ -71,7 +74,7 @@ export function upstreamRequestHead(
   head += `x-forwarded-proto: ${(trusted && map["x-forwarded-proto"]) || "http"}\r\n`;
   head += `x-forwarded-host: ${(trusted && map["x-forwarded-host"]) || context.host}\r\n`;
   head += `x-request-id: ${context.requestId}\r\n`;
-  return head;
+  return head + context.stamp;
 }
 
 /** What the proxy reads of an upstream's answer head, in one pass over its headers. */

@@ -33,6 +33,8 @@ export interface ProxyParts {
   provers: Record<Color, ColorProver>;
   /** A connection to `color` was refused: its health check should know at once. */
   markDown(color: Color, reason: string): void;
+  /** The header line that tells a color a request came through this proxy (forwardStamp). */
+  stampLine: string;
 }
 
 /** What a log line needs of a request the proxy answered itself. */
@@ -118,6 +120,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
       trusted: settings.trustedProxies.has(connection.peer),
       requestId: answered.id,
       host,
+      stamp: route.kind === "frame" ? this.parts.stampLine : "",
     });
     const upstreamHead = `${method} ${target.pathAndQuery} HTTP/1.1\r\n${lines}${framing}\r\n`;
     const first = this.firstAttempt(route, map["mcp-session-id"] ?? null);

@@ -9,7 +9,7 @@
  * process.on("SIGTERM", () => proxy.stop().then(() => process.exit(0)));
  */
 import { dirname, join } from "node:path";
-import { loadColorKey } from "../lib/color-proof.ts";
+import { FORWARDED_HEADER, forwardStamp, loadColorKey } from "../lib/color-proof.ts";
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
 import { processMetricsText } from "../lib/process-metrics.ts";
@@ -64,6 +64,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
   private handler: ProxyHandler | undefined;
   private readonly latencyFile: string;
   private metricsServer: Bun.Server<undefined> | undefined;
+  private readonly stampLine: string;
   private latencyTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor(
@@ -83,6 +84,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       this.saveTimer.unref();
     };
     const key = loadColorKey(settings.secretsDir);
+    this.stampLine = `${FORWARDED_HEADER}: ${forwardStamp(key)}\r\n`;
     const prover = (c: Color) => new ColorProver(c, new URL(settings.upstreams[c]).host, key, settings.dataDir);
     this.provers = { blue: prover("blue"), green: prover("green") };
     const check = (c: Color) =>
@@ -126,6 +128,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       isHealthy: (color) => this.health[color].healthy,
       provers: this.provers,
       markDown: (color, reason) => this.health[color].markDown(reason),
+      stampLine: this.stampLine,
     }));
     const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));
     try {

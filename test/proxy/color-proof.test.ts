@@ -114,6 +114,30 @@ describe("a color's port held by another program", () => {
     fake.stop();
   });
 
+  test("a proof that is not ASCII is refused like any wrong one, and the proxy keeps serving", async () => {
+    const paths = install(["blue", "green"]);
+    let received = "";
+    const proof = Buffer.concat([Buffer.from("HTTP/1.1 204 No Content\r\nx-axe-proof: "), Buffer.alloc(64, 0xe9)]);
+    const listener = Bun.listen<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket, data) {
+          received += data.toString("latin1");
+          socket.write(Buffer.concat([proof, Buffer.from("\r\n\r\n")]));
+        },
+      },
+    });
+    const proxy = await startProxyFor(paths, `http://127.0.0.1:${listener.port}`, "http://127.0.0.1:9");
+    for (let i = 0; i < 2; i++) expect((await call(proxy.url)).status).toBe(502);
+    expect(received).toContain("GET /proof HTTP/1.1");
+    expect(received).not.toContain(TOKEN);
+    const status = await proxyStatus(proxy.socket);
+    expect(status.colors.blue.healthy).toBe(false);
+    expect(status.colors.blue.last_error).toContain("not this install's blue");
+    listener.stop(true);
+  });
+
   test("a color with no release must prove itself once the other color's release does", async () => {
     const paths = install(["green"]); // blue runs nothing: whatever listens there is not ours
     const fake = impostor("blue", true);

@@ -1,5 +1,6 @@
 /** The request path over real loopback HTTP: routes, headers, bodies, streams, own answers. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { forwardStamp, readColorKey } from "../../src/lib/color-proof.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let blue: Upstream;
@@ -88,6 +89,14 @@ describe("headers", () => {
     expect(((await chosen.json()) as any).headers["x-request-id"]).toBe(ours);
     const wild = await fetch(`${proxy.url}/frame/echo`, { headers: { "x-request-id": "a b\tc" } });
     expect(wild.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("only a color gets the proxy's stamp (frame believes X-Request-Id on it), never a fixed upstream", async () => {
+    const toColor = await echo("/frame/echo", { headers: { "x-axe-forwarded": "f".repeat(64) } });
+    const stamp = forwardStamp(readColorKey(proxy.settings.secretsDir)!);
+    expect(toColor.headers["x-axe-forwarded"]).toBe(stamp); // the caller's own is dropped
+    const toFixed = await echo("/blueprint/echo", { headers: { "x-axe-forwarded": stamp } });
+    expect(toFixed.headers["x-axe-forwarded"]).toBeUndefined();
   });
 
   test("compressed bodies pass through as they are", async () => {

@@ -120,7 +120,15 @@ describe("headers", () => {
     const names = [...incoming.keys()];
     const values = names.map((n) => incoming.get(n)!);
     const head = (peer: string, trusted: boolean) =>
-      lines(upstreamRequestHead(names, names, values, incoming.toJSON(), { peer, trusted, requestId: "r", host: "h" }));
+      lines(
+        upstreamRequestHead(names, names, values, incoming.toJSON(), {
+          peer,
+          trusted,
+          requestId: "r",
+          host: "h",
+          stamp: "",
+        }),
+      );
     const trusted = head("10.0.0.1", true);
     expect(trusted.get("x-forwarded-for")).toBe("9.9.9.9, 10.0.0.1");
     expect(trusted.get("x-forwarded-proto")).toBe("https");

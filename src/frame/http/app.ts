@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { Elysia } from "elysia";
 import type { Config } from "../../config/load.ts";
 import type { Sql } from "../../db/connect.ts";
+import { FORWARDED_HEADER, forwardStamp, isForwardStamp } from "../../lib/color-proof.ts";
 import type { Color } from "../../lib/colors.ts";
 import { AuthError } from "../../lib/errors.ts";
 import { instanceId } from "../../lib/instance.ts";
@@ -54,6 +55,8 @@ export function createFrameApp(options: FrameAppOptions) {
   const maxBodyBytes = config.appliance.frame.max_body_bytes;
   const metadata = JSON.stringify(protectedResourceMetadata(config, options.issuer));
   const deps = { store: options.store, logger, audit, maxBodyBytes };
+  // Another local account can call this color directly: its request id and source are believed only from our proxy.
+  const stamp = forwardStamp(options.colorKey);
 
   const refuse = (
     status: number,
@@ -91,21 +94,15 @@ export function createFrameApp(options: FrameAppOptions) {
     });
   };
 
-  async function mcp(request: Request): Promise<Response> {
+  async function mcp(request: Request, peer: string | undefined): Promise<Response> {
     const started = performance.now();
-    const incoming = request.headers.get("x-request-id");
+    const proxied = isForwardStamp(stamp, request.headers.get(FORWARDED_HEADER));
+    const incoming = proxied ? request.headers.get("x-request-id") : null;
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    const source = proxied ? request.headers.get("x-forwarded-for") : peer;
     const refused = guard.check(request);
     if (refused) {
-      void refuse(
-        403,
-        "host_or_origin",
-        started,
-        requestId,
-        undefined,
-        undefined,
-        request.headers.get("x-forwarded-for"),
-      );
+      void refuse(403, "host_or_origin", started, requestId, undefined, undefined, source);
       return jsonRpcError(403, -32000, `Forbidden: ${refused}`);
     }
     const notLocal = localOnly?.check(request);
@@ -126,7 +123,7 @@ export function createFrameApp(options: FrameAppOptions) {
         requestId,
         error instanceof IdentifiedRefusal ? error.subject : "anonymous",
         undefined,
-        request.headers.get("x-forwarded-for"), // as the proxy reports it; kept in the refusal tally
+        source, // kept in the refusal tally
       );
       return authErrorResponse(error, config);
     }
@@ -152,11 +149,11 @@ export function createFrameApp(options: FrameAppOptions) {
         headers: { "content-type": options.metrics?.contentType ?? "text/plain; version=0.0.4" },
       });
     })
-    .all("/frame/mcp", async ({ request }) => {
+    .all("/frame/mcp", async ({ request, server }) => {
       const started = performance.now();
       let response: Response;
       try {
-        response = await mcp(request);
+        response = await mcp(request, server?.requestIP(request)?.address);
       } catch (error) {
         logger.error("mcp request failed", { error });
         response = jsonRpcError(
