@@ -20,6 +20,8 @@ const LABEL = /[^\w.:-]/g;
 /** What /frame/mcp can answer (besides the probes' 405): each starts at 0. */
 export const FRAME_CODES = [200, 202, 400, 401, 403, 406, 413, 415, 500, 503] as const;
 const TOOL_OUTCOMES: readonly AuditOutcome[] = ["ok", "error", "denied"];
+/** Audited like tool calls (tools/resources.ts). */
+const RESOURCE_REQUESTS = ["resources/list", "resources/read"];
 
 /**
  * Every reason a request is refused before a tool runs, with its HTTP code. A test holds this to
@@ -73,6 +75,8 @@ export class FrameMetrics {
   private readonly duration: Histogram;
   private readonly toolCalls: Counter<"tool" | "outcome">;
   private readonly refusals: Counter<"reason" | "code">;
+  /** Tool labels: a name a caller made up is counted as "unknown" (any local account reads /metrics; names are unbounded). */
+  private readonly known: Set<string>;
 
   constructor(
     readonly color: Color,
@@ -110,6 +114,7 @@ export class FrameMetrics {
       labelNames: ["reason", "code"],
       registers,
     });
+    this.known = new Set([...options.tools, ...RESOURCE_REQUESTS]);
     for (const code of FRAME_CODES) this.requests.inc({ code: String(code) }, 0);
     for (const method of ["GET", "DELETE"]) this.probes.inc({ method }, 0);
     for (const tool of options.tools)
@@ -133,7 +138,8 @@ export class FrameMetrics {
 
   /** A tool call or a refused request, as the audit sink sees it. */
   audited(event: AuditEvent): void {
-    if (event.tool) this.toolCalls.inc({ tool: label(event.tool), outcome: event.outcome });
+    if (event.tool)
+      this.toolCalls.inc({ tool: this.known.has(event.tool) ? label(event.tool) : "unknown", outcome: event.outcome });
     else if (event.outcome === "refused" || event.outcome === "denied")
       this.refusals.inc({ reason: label(event.reason ?? "unknown"), code: String(event.status ?? 0) });
   }

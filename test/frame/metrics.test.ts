@@ -60,6 +60,20 @@ describe("frame /metrics", () => {
     expect(metrics.value("axe_frame_request_duration_seconds_count", { color })).toBe(served);
   });
 
+  test("a tool name the caller made up is no series of its own: any local account reads /metrics, and names are unbounded", async () => {
+    for (let i = 0; i < 3; i++)
+      for (const args of [[], {}]) {
+        const body = { jsonrpc: "2.0", id: i, method: "tools/call", params: { name: `made_up_${i}`, arguments: args } };
+        const response = await rpc(running.mcpUrl, body);
+        expect(response.status).toBe(200);
+        await response.text();
+      }
+    const metrics = await scrape();
+    const tools = new Set(metrics.series("axe_frame_tool_calls_total").map((s) => s.labels.tool));
+    expect([...tools].filter((t) => t?.startsWith("made_up"))).toEqual([]);
+    expect(tools.size).toBeLessThanOrEqual(TOOLS.length + 1);
+  });
+
   test("the exposition checker refuses what a scraper would trip on", () => {
     const typed = "# TYPE a_total counter\n";
     expect(() => parseExposition(`${typed}a_total{code="200" 1\n`)).toThrow();
