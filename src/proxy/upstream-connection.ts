@@ -112,8 +112,9 @@ export class UpstreamConnection extends HttpParser {
     if (this.closed) return socket.terminate(); // given up on (a timeout) while connecting
     socket.setNoDelay(true);
     this.socket = socket;
-    if (this.proof) socket.write(this.proof.request);
-    else this.out.attach(socket as Socket<unknown>);
+    if (!this.proof) return this.out.attach(socket as Socket<unknown>);
+    const request = this.proof.request; // ~150 bytes into an empty send buffer: taken whole, or the connection is not used
+    if (socket.write(request) !== request.length) this.refuse("the proof request could not be sent whole");
   }
 
   /** The answer to the proof request: only a proof lets the exchange's request out (color-prover.ts). */
