@@ -11,6 +11,7 @@ import { DatabaseError } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret-file.ts";
 import { archiveSettings } from "./archiving.ts";
 import { EmbeddedPostgres } from "./embedded.ts";
+import { scramOnlySocket } from "./scram-only.ts";
 import type { DatabaseTarget } from "./target.ts";
 
 export type { DatabaseTarget } from "./target.ts";
@@ -28,10 +29,14 @@ export function connect(
   target: DatabaseTarget,
   options: { max?: number; onnotice?: (n: unknown) => void; catalogOnly?: boolean } = {},
 ): Sql {
-  const socket = target.host.startsWith("/");
+  const where = target.host.startsWith("/")
+    ? { path: join(target.host, `.s.PGSQL.${target.port}`) }
+    : { host: target.host, port: target.port };
   return postgres({
     ...(options.catalogOnly ? { connection: { search_path: "pg_catalog" } } : {}),
-    ...(socket ? { path: join(target.host, `.s.PGSQL.${target.port}`) } : { host: target.host, port: target.port }),
+    ...where,
+    // a password goes through SCRAM only, never to whatever took the port while Postgres was down
+    ...(target.password !== undefined ? { socket: () => scramOnlySocket(where) } : {}),
     user: target.user,
     password: target.password,
     database: target.database,

@@ -1,0 +1,110 @@
+/**
+ * While the database is down, any local account can listen on its port (127.0.0.1:3700 in
+ * production). What answers there must get no password: not in clear, not as an MD5 hash, not a
+ * SCRAM proof made cheap by a low round count, and it must not be let in without proving it knows
+ * the password. The program on the other side is a raw TCP server that records every byte.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { connect } from "../../src/db/connect.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
+
+const PASSWORD = "the-database-owners-password";
+
+/** A server on a free loopback port that answers a startup message with `reply`, and records what it gets. */
+function impostor(reply: Buffer) {
+  let received = Buffer.alloc(0);
+  const listener = Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        const first = received.length === 0;
+        received = Buffer.concat([received, data]);
+        if (first) socket.write(reply);
+      },
+    },
+  });
+  return { port: listener.port, received: () => received.toString("latin1"), stop: () => listener.stop(true) };
+}
+
+function message(type: string, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeUInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+const int32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const auth = (code: number, ...rest: Buffer[]) => message("R", int32(code), ...rest);
+const ready = message("Z", Buffer.from("I"));
+
+const stops: Array<() => void> = [];
+afterEach(() => {
+  for (const stop of stops.splice(0)) stop();
+});
+
+async function attempt(reply: Buffer) {
+  const fake = impostor(reply);
+  stops.push(fake.stop);
+  const sql = connect(
+    { host: "127.0.0.1", port: fake.port, user: "owner", database: "frame", password: PASSWORD },
+    { max: 1 },
+  );
+  const outcome = await Promise.race([
+    sql`select 1 as one`.then(
+      () => "answered",
+      (error: Error) => error.message,
+    ),
+    Bun.sleep(3_000).then(() => "no outcome"),
+  ]);
+  await sql.end({ timeout: 0 }).catch(() => {});
+  await Bun.sleep(50); // anything postgres.js still sends after the refusal would arrive by now
+  return { outcome, received: fake.received() };
+}
+
+describe("a program on the database's port", () => {
+  test("that asks for the password in clear gets no password", async () => {
+    const { outcome, received } = await attempt(auth(3));
+    expect(received).toContain("owner"); // the startup message came
+    expect(received).not.toContain(PASSWORD);
+    expect(outcome).toContain("clear text");
+  });
+
+  test("that asks for an MD5 hash gets none", async () => {
+    const { outcome, received } = await attempt(auth(5, Buffer.from([1, 2, 3, 4])));
+    expect(received).not.toMatch(/p\0\0\0(.)md5[0-9a-f]{32}/s);
+    expect(received).not.toContain("md5");
+    expect(outcome).toContain("MD5");
+  });
+
+  test("that says ok at once is not served queries", async () => {
+    const { outcome, received } = await attempt(Buffer.concat([auth(0), ready]));
+    expect(outcome).not.toBe("answered");
+    expect(received).not.toContain("select 1");
+    expect(outcome).toContain("without SCRAM");
+  });
+
+  test("that runs SCRAM with one round gets no proof", async () => {
+    // SASL, then (after the client's first message) a SASLContinue with i=1: the fake answers once, so send both
+    const fake = Buffer.concat([
+      auth(10, Buffer.from("SCRAM-SHA-256\0\0")),
+      auth(11, Buffer.from("r=abcdefghijklmnopqrstuvwxyz012345,s=c2FsdA==,i=1")),
+    ]);
+    const { outcome, received } = await attempt(fake);
+    expect(received).not.toContain("c=biws");
+    expect(outcome).toContain("rounds");
+  });
+
+  test("the real database, with a SCRAM password, is reached as before", async () => {
+    const db = await freshDatabase("scram");
+    expect(db.target.password).toBeString();
+    const sql = connect(db.target, { max: 1 });
+    expect((await sql`select 1 as one`)[0]).toEqual({ one: 1 });
+    await sql.end();
+    await db.drop();
+  });
+});
