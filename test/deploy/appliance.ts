@@ -159,6 +159,21 @@ export interface LoadResult {
   releases: Set<string>;
 }
 
+/** One MCP tools/list through the proxy, as `token`. */
+export function toolsList(app: ApplianceUnderTest, token: string): Promise<Response> {
+  return fetch(`${app.proxyUrl}/frame/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      "mcp-protocol-version": "2025-06-18",
+    },
+    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
+    signal: AbortSignal.timeout(30_000),
+  });
+}
+
 /** MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s). */
 export async function startLoad(app: ApplianceUnderTest, workers = 4) {
   const entity = app.config.customer.entities[0]!.name;
@@ -175,16 +190,7 @@ export async function startLoad(app: ApplianceUnderTest, workers = 4) {
   const worker = async () => {
     while (running && Date.now() < deadline) {
       try {
-        const response = await fetch(`${app.proxyUrl}/frame/mcp`, {
-          method: "POST",
-          headers: {
-            authorization: `Bearer ${token}`,
-            "content-type": "application/json",
-            accept: "application/json, text/event-stream",
-            "mcp-protocol-version": "2025-06-18",
-          },
-          body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-        });
+        const response = await toolsList(app, token);
         const text = await response.text();
         if (response.status === 200 && text.includes('"tools"')) result.ok++;
         else {

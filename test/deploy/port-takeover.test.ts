@@ -12,7 +12,14 @@ import { RELEASE_ANSWER_FILE } from "../../src/lib/color-proof.ts";
 import type { Color } from "../../src/lib/colors.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type ApplianceUnderTest, healthOf, releaseStreamFile, runAppliance, startAppliance } from "./appliance.ts";
+import {
+  type ApplianceUnderTest,
+  healthOf,
+  releaseStreamFile,
+  runAppliance,
+  startAppliance,
+  toolsList,
+} from "./appliance.ts";
 import { makeRelease } from "./fixtures.ts";
 
 let app: ApplianceUnderTest;
@@ -61,17 +68,9 @@ async function employeeToken(): Promise<string> {
   return token;
 }
 
-async function toolsList(token: string): Promise<number> {
-  const response = await fetch(`${app.proxyUrl}/frame/mcp`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-    },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-    signal: AbortSignal.timeout(30_000),
-  });
+/** tools/list through the proxy; its status. */
+async function listTools(token: string): Promise<number> {
+  const response = await toolsList(app, token);
   await response.text();
   return response.status;
 }
@@ -104,11 +103,11 @@ describe("a stranger on a stopped color's port", () => {
 
   test("when the live color stops, an employee's token does not go to whatever takes its port", async () => {
     const token = await employeeToken();
-    expect(await toolsList(token)).toBe(200);
+    expect(await listTools(token)).toBe(200);
     await app.backend.stop("green");
     const fake = stranger("green", "3.0.0-a");
     try {
-      const status = await toolsList(token);
+      const status = await listTools(token);
       expect(status).toBeGreaterThanOrEqual(502); // nothing of ours answers: a proxy error, not the stranger's 200
       expect(fake.tokens).toEqual([]);
       expect(fake.paths.every((p) => p === "/proof" || p === "/healthz")).toBe(true);
@@ -122,6 +121,6 @@ describe("a stranger on a stopped color's port", () => {
     await waitFor("green proved healthy again", async () => (await proxyStatus(app.socket)).colors.green.healthy, {
       timeoutMs: 60_000,
     });
-    expect(await toolsList(token)).toBe(200);
+    expect(await listTools(token)).toBe(200);
   }, 180_000);
 });

@@ -19,9 +19,24 @@ afterAll(stopAll);
 
 const TOKEN = "s3cret-token-of-an-employee";
 
-/** A program another account started on a color's port: it answers like frame, or (`answer` false) never. */
-function impostor(color: Color, answer: boolean) {
+/** A program another account started on a color's port: it answers every read with `answer` (null: never answers). */
+function stranger(answer: Buffer | null) {
   let received = "";
+  const listener = Bun.listen<undefined>({
+    hostname: "127.0.0.1",
+    port: 0,
+    socket: {
+      data(socket, data) {
+        received += data.toString("latin1");
+        if (answer) socket.write(answer);
+      },
+    },
+  });
+  return { url: `http://127.0.0.1:${listener.port}`, received: () => received, stop: () => listener.stop(true) };
+}
+
+/** One that answers like frame's /healthz, or (`answer` false) never. */
+function impostor(color: Color, answer: boolean) {
   const body = JSON.stringify({
     status: "ok",
     service: "axe-frame",
@@ -29,20 +44,8 @@ function impostor(color: Color, answer: boolean) {
     release: "9.9.9",
     database: { reachable: true, migration: 99 },
   });
-  const listener = Bun.listen<undefined>({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      data(socket, data) {
-        received += data.toString("latin1");
-        if (answer)
-          socket.write(
-            `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
-          );
-      },
-    },
-  });
-  return { url: `http://127.0.0.1:${listener.port}`, received: () => received, stop: () => listener.stop(true) };
+  const head = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+  return stranger(answer ? Buffer.from(head + body, "latin1") : null);
 }
 
 /** An install's data and secrets directories; `proving` colors run a release whose binary proves its color. */
@@ -116,26 +119,21 @@ describe("a color's port held by another program", () => {
 
   test("a proof that is not ASCII is refused like any wrong one, and the proxy keeps serving", async () => {
     const paths = install(["blue", "green"]);
-    let received = "";
-    const proof = Buffer.concat([Buffer.from("HTTP/1.1 204 No Content\r\nx-axe-proof: "), Buffer.alloc(64, 0xe9)]);
-    const listener = Bun.listen<undefined>({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data(socket, data) {
-          received += data.toString("latin1");
-          socket.write(Buffer.concat([proof, Buffer.from("\r\n\r\n")]));
-        },
-      },
-    });
-    const proxy = await startProxyFor(paths, `http://127.0.0.1:${listener.port}`, "http://127.0.0.1:9");
+    const fake = stranger(
+      Buffer.concat([
+        Buffer.from("HTTP/1.1 204 No Content\r\nx-axe-proof: "),
+        Buffer.alloc(64, 0xe9),
+        Buffer.from("\r\n\r\n"),
+      ]),
+    );
+    const proxy = await startProxyFor(paths, fake.url, "http://127.0.0.1:9");
     for (let i = 0; i < 2; i++) expect((await call(proxy.url)).status).toBe(502);
-    expect(received).toContain("GET /proof HTTP/1.1");
-    expect(received).not.toContain(TOKEN);
+    expect(fake.received()).toContain("GET /proof HTTP/1.1");
+    expect(fake.received()).not.toContain(TOKEN);
     const status = await proxyStatus(proxy.socket);
     expect(status.colors.blue.healthy).toBe(false);
     expect(status.colors.blue.last_error).toContain("not this install's blue");
-    listener.stop(true);
+    fake.stop();
   });
 
   test("a color with no release must prove itself once the other color's release does", async () => {

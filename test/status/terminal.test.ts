@@ -38,10 +38,9 @@ describe("status on a terminal", () => {
 });
 
 describe("status prints what a color answered", () => {
-  test("a color's /healthz cannot steer the terminal: its release goes out without control sequences", async () => {
-    // whatever answers on a color's port (a compromised release, an account that took a stopped color's port)
-    const hostile = "1.0.0\x1b]0;owned\x07\x1b[2K\x1b[1A\u202e";
-    const upstream = Bun.serve({
+  /** Whatever answers on blue's port, saying it is blue on `release`. */
+  const blueSaying = (release: string) =>
+    Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       fetch: () =>
@@ -49,13 +48,21 @@ describe("status prints what a color answered", () => {
           status: "ok",
           service: "axe-frame",
           color: "blue",
-          release: hostile,
+          release,
           database: { reachable: true, migration: 1 },
         }),
     });
+  const statusConfig = (blue: { port?: number }) =>
+    makeConfigDir({
+      appliance: { proxy: { upstreams: { blue: `http://127.0.0.1:${blue.port}`, green: "http://127.0.0.1:1" } } },
+    });
+
+  test("a color's /healthz cannot steer the terminal: its release goes out without control sequences", async () => {
+    // whatever answers on a color's port (a compromised release, an account that took a stopped color's port)
+    const hostile = "1.0.0\x1b]0;owned\x07\x1b[2K\x1b[1A\u202e";
+    const upstream = blueSaying(hostile);
     try {
-      const origin = `http://127.0.0.1:${upstream.port}`;
-      const dir = makeConfigDir({ appliance: { proxy: { upstreams: { blue: origin, green: "http://127.0.0.1:1" } } } });
+      const dir = statusConfig(upstream);
       const run = await runCli(["status", "--config", dir]);
       expect(run.stdout).toMatch(/color:blue\s+live unknown, healthy, release 1\.0\.0/);
       expect(run.stdout).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f\u202e]/);
@@ -65,21 +72,9 @@ describe("status prints what a color answered", () => {
   }, 30_000);
 
   test("once the colors' release proves itself, a look-alike on a color's port is not shown as that color (decision 70)", async () => {
-    const upstream = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: () =>
-        Response.json({
-          status: "ok",
-          service: "axe-frame",
-          color: "blue",
-          release: "6.6.6-lookalike",
-          database: { reachable: true, migration: 1 },
-        }),
-    });
+    const upstream = blueSaying("6.6.6-lookalike");
     try {
-      const origin = `http://127.0.0.1:${upstream.port}`;
-      const dir = makeConfigDir({ appliance: { proxy: { upstreams: { blue: origin, green: "http://127.0.0.1:1" } } } });
+      const dir = statusConfig(upstream);
       const data = join(dir, "data");
       mkdirSync(join(data, "current", "blue"), { recursive: true });
       writeFileSync(join(data, "current", "blue", RELEASE_ANSWER_FILE), JSON.stringify({ proves_color: true }));
