@@ -1,6 +1,7 @@
 /** `deploy status` and `deploy history`: what runs where, and what the journal says happened. */
 import type { Config } from "../config/load.ts";
 import { COLORS } from "../lib/colors.ts";
+import { printableLines } from "../lib/terminal-text.ts";
 import { type ProxyStatus, proxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import { type ColorsState, readColors } from "./colors.ts";
@@ -54,7 +55,8 @@ export function renderStatus(status: DeployStatus): string {
     lines.push(
       `deploy lock: pid ${status.lock.pid} (${status.lock.alive ? "running" : "dead: the next deploy takes it over"}), ${status.lock.version} by ${status.lock.who}`,
     );
-  return `${lines.join("\n")}\n`;
+  // the lock's name is whatever the deploy account ran the receiver under, the proxy's error what a color's port said
+  return `${printableLines(lines.join("\n"))}\n`;
 }
 
 export interface HistoryRow {
@@ -116,7 +118,7 @@ export function renderHistory(rows: HistoryRow[]): string {
             : r.nothingDone
               ? `nothing done: ${r.nothingDone}`
               : `FAILED at ${r.failedStep}: ${oneLine(r.error ?? "?")}`;
-      return `${r.started}  ${r.action.padEnd(8)}  ${(r.release ?? "?").padEnd(28)}  ${oneLine(r.who)}  ${outcome}${r.totalMs ? `  (${r.totalMs} ms)` : ""}`;
+      return `${oneLine(r.started)}  ${oneLine(r.action).padEnd(8)}  ${oneLine(r.release ?? "?").padEnd(28)}  ${oneLine(r.who)}  ${outcome}${r.totalMs ? `  (${r.totalMs} ms)` : ""}`;
     })
     .join("\n")}\n`;
 }
