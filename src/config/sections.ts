@@ -72,6 +72,18 @@ const loopbackHostPort = hostPort.refine(
   "expected a loopback host:port such as 127.0.0.1:3714 (metrics are for a local scraper only)",
 );
 
+/** 127.0.0.0/8, ::1 (in any spelling), either as an IPv4-mapped IPv6 address, or localhost. */
+function isLoopbackAddress(address: string): boolean {
+  const bare = address.trim().toLowerCase();
+  if (bare === "localhost") return true;
+  try {
+    const host = new URL(`http://${bare.includes(":") ? `[${bare}]` : bare}/`).hostname;
+    return /^127\./.test(host) || host === "[::1]" || /^\[::ffff:7f[0-9a-f]{2}:/.test(host);
+  } catch {
+    return false;
+  }
+}
+
 export const ProxySection = z.strictObject({
   listen: hostPort.default("127.0.0.1:3712"),
   /**
@@ -91,8 +103,17 @@ export const ProxySection = z.strictObject({
     .default([]),
   /** Whether requests to the blue/green pair may upgrade to WebSocket. */
   frame_websocket: z.boolean().default(false),
-  /** Peers whose X-Forwarded-* headers are believed (the tunnel). */
-  trusted_proxies: z.array(z.string()).default([]),
+  /** Peers whose X-Forwarded-* headers are believed (the tunnel); never a loopback address, which every local account shares. */
+  trusted_proxies: z
+    .array(
+      z
+        .string()
+        .refine(
+          (address) => !isLoopbackAddress(address),
+          "a loopback address is every local account's: the proxy would believe the source and request id any of them sends, and frame would record them; name the tunnel's own address, or none",
+        ),
+    )
+    .default([]),
   health: z
     .strictObject({
       path: z.string().startsWith("/").default("/healthz"),

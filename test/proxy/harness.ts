@@ -64,9 +64,12 @@ export interface InProcessProxy {
   accessLines: () => Array<Record<string, unknown>>;
 }
 
-/** The proxy in this process, its access log captured. */
-export async function startProxy(configDir: string): Promise<InProcessProxy> {
-  const settings = proxySettings(loadConfig({ dir: configDir }));
+/** The proxy in this process, its access log captured; `adjust` changes what appliance.yaml cannot say. */
+export async function startProxy(
+  configDir: string,
+  adjust: (settings: ProxySettings) => ProxySettings = (s) => s,
+): Promise<InProcessProxy> {
+  const settings = adjust(proxySettings(loadConfig({ dir: configDir })));
   let access = "";
   const server = new ProxyServer(settings, {
     log: createLogger({ level: "error" }),

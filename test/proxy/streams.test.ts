@@ -9,7 +9,8 @@ let tunnel: InProcessProxy;
 beforeAll(async () => {
   const [blue, green] = await Promise.all([startUpstream("blue"), startUpstream("green")]);
   proxy = await startProxy(proxyConfigDir(blue, green, { idle_timeout_s: 1 }));
-  tunnel = await startProxy(proxyConfigDir(blue, green, { trusted_proxies: ["127.0.0.1"] }));
+  // the tunnel's peer as this test's loopback: appliance.yaml refuses a loopback trusted proxy (every local account's)
+  tunnel = await startProxy(proxyConfigDir(blue, green), (s) => ({ ...s, trustedProxies: new Set(["127.0.0.1"]) }));
 });
 afterAll(stopAll);
 
