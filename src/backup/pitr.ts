@@ -33,6 +33,7 @@ import {
 } from "./pitr-cluster.ts";
 import type { TierName } from "./restic.ts";
 import { listSpool } from "./spool.ts";
+import { assertNotOlderThanSeen } from "./status.ts";
 import { type Catalogue, describeRange, type PointTarget, planRestore, readCatalogue } from "./wal-catalogue.ts";
 
 export interface PointRestore {
@@ -73,6 +74,8 @@ export async function restoreToPoint(
     );
   const spool = repo.tier === "local" ? walSpool(config) : undefined;
   const catalogue = await readCatalogue(ctx, repo, spool);
+  // "the newest WAL" of a peer serving an older copy would be an old moment taken for the newest
+  if (options.target.kind === "latest") assertNotOlderThanSeen(ctx.stateDir, ctx.host, repo, catalogue.snapshots);
   const plan = planRestore(catalogue, options.target);
   const { user, database } = restoredIdentity(config);
   const account = await clusterAccount(config.appliance.database.embedded_run_as);

@@ -11,17 +11,23 @@ import { lastLines, runPipeline } from "../lib/program.ts";
 import type { BackupContext } from "./context.ts";
 import { DUMP_FILENAME, libpqAuth } from "./dump.ts";
 import { type Repo, resticFailure, type Snapshot } from "./restic.ts";
+import { assertNotOlderThanSeen } from "./status.ts";
 import { DUMP_TAG } from "./tags.ts";
 import { assertOwnDirectory, makeOwnDirectory } from "./target-dir.ts";
 
-/** Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`. */
+/**
+ * Resolves `latest` or an id (prefix) to a snapshot of this host; `tag` narrows `latest`, which on
+ * a copy tier must be no older than what this machine saw there (`assertNotOlderThanSeen`).
+ */
 export async function findSnapshot(ctx: BackupContext, repo: Repo, id: string, tag?: string): Promise<Snapshot> {
-  const snapshots = await ctx
-    .restic()
-    .snapshots(repo, id === "latest" ? ["--host", ctx.host, ...(tag ? ["--tag", tag] : [])] : []);
+  const snapshots = await ctx.restic().snapshots(repo, id === "latest" ? ["--host", ctx.host] : []);
+  if (id === "latest") assertNotOlderThanSeen(ctx.stateDir, ctx.host, repo, snapshots);
   const found =
     id === "latest"
-      ? snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1)
+      ? snapshots
+          .filter((s) => !tag || (s.tags ?? []).includes(tag))
+          .sort((a, b) => a.time.localeCompare(b.time))
+          .at(-1)
       : snapshots.find((s) => s.id.startsWith(id) || s.short_id === id);
   if (!found)
     throw new BackupError(

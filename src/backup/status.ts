@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { BackupError } from "../lib/errors.ts";
-import type { TierName } from "./restic.ts";
+import type { Repo, Snapshot, TierName } from "./restic.ts";
 
 const Outcome = z.object({
   time: z.string(),
@@ -236,4 +236,41 @@ export function formatBytes(n: number): string {
   let i = 0;
   while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
   return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+}
+
+/** A snapshot's time as the operator reads it: UTC, to the second. */
+export function snapshotTime(time: string | number): string {
+  const ms = typeof time === "number" ? time : Date.parse(time);
+  return Number.isNaN(ms) ? String(time) : `${new Date(ms).toISOString().slice(0, 19)}Z`;
+}
+
+/**
+ * The ring peer (another customer's machine) or a cold SSD cannot forge our encrypted snapshots,
+ * but it can serve an older copy of the repository: its newest snapshot of this host is then older
+ * than the newest this machine copied there (state/backup.json). `latest` from it would be stale
+ * data taken for the newest, so it is refused (a snapshot named by id is still restored), and a
+ * copy after which the tier holds nothing newer fails rather than record the older snapshot.
+ */
+export function assertNotOlderThanSeen(
+  stateDir: string,
+  host: string,
+  repo: Pick<Repo, "tier" | "repository">,
+  snapshots: ReadonlyArray<Pick<Snapshot, "time" | "hostname">>,
+): void {
+  if (repo.tier === "local") return;
+  const tier = readStatus(stateDir).tiers[repo.tier];
+  const seen = [tier?.lastSnapshot, tier?.unproven]
+    .filter((s) => s !== undefined)
+    .sort((a, b) => Date.parse(a.time) - Date.parse(b.time))
+    .at(-1);
+  const seenMs = seen ? Date.parse(seen.time) : Number.NaN;
+  if (!seen || Number.isNaN(seenMs)) return;
+  const times = snapshots.filter((s) => s.hostname === host).map((s) => Date.parse(s.time));
+  const newest = times.length ? Math.max(...times) : undefined;
+  if (newest !== undefined && newest >= seenMs) return;
+  throw new BackupError(
+    "STALE_COPY",
+    `${repo.tier}: the newest snapshot of host ${host} in ${repo.repository} ${newest === undefined ? "does not exist" : `was taken ${snapshotTime(newest)}`}, but this machine copied snapshot ${seen.id} of ${snapshotTime(seen.time)} there: the repository serves an older copy (a peer or a disk put back to an earlier state), and its latest is not the newest`,
+    "restore from another tier with --tier, or name a snapshot with --snapshot ID to take it knowingly. `axe-appliance backup run` copies the newer snapshots again; if the run fails like this too, the peer (or the disk) keeps losing them: ask its operator",
+  );
 }

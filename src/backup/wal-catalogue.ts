@@ -49,6 +49,8 @@ export interface Catalogue {
   wal: WalSnapshot[];
   /** The local tier's spooled segments, not yet in a snapshot (or not yet everywhere). */
   spool: SpoolEntry[];
+  /** Every snapshot of this host in the tier, of any tag: how new the copy is. */
+  snapshots: Snapshot[];
 }
 
 export interface RestorePlan {
@@ -129,7 +131,7 @@ export async function readCatalogue(ctx: BackupContext, repo: Repo, spool?: stri
       const end = runId ? ends.get(runId) : undefined;
       return { snapshot: s, runId, start: new Date(s.time), ...(end ? { end } : {}) };
     });
-  return { tier: repo.tier, bases, wal, spool: spooled.filter((e) => SEGMENT_NAME.test(e.name)) };
+  return { tier: repo.tier, bases, wal, spool: spooled.filter((e) => SEGMENT_NAME.test(e.name)), snapshots };
 }
 
 /** The newest moment and LSN the tier's WAL can reach: its newest WAL snapshot or spooled segment. */

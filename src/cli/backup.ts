@@ -298,8 +298,13 @@ async function restoreCommand(inv: Invocation): Promise<number> {
       `see '${inv.path} --help'`,
     );
   const tier = choiceFlag(inv, "tier", TIERS) ?? "local";
-  const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }] =
-    await Promise.all([import("../backup/context.ts"), import("../backup/restore.ts"), import("../db/connect.ts")]);
+  const [{ backupContext, tierRepo }, { findSnapshot, restoreDump, restoreToDir }, { openDatabase }, { snapshotTime }] =
+    await Promise.all([
+      import("../backup/context.ts"),
+      import("../backup/restore.ts"),
+      import("../db/connect.ts"),
+      import("../backup/status.ts"),
+    ]);
   const cfg = config(inv);
   const ctx = backupContext(cfg);
   const { repo, why } = tierRepo(ctx, tier);
@@ -315,7 +320,7 @@ async function restoreCommand(inv: Invocation): Promise<number> {
     const snapshot = await findSnapshot(ctx, repo, id, "files");
     await restoreToDir(ctx, repo, snapshot, resolve(dir));
     process.stdout.write(
-      `restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}\n`,
+      `restored snapshot ${snapshot.id.slice(0, 8)} (${snapshot.paths.join(", ")}) into ${resolve(dir)}; it was taken ${snapshotTime(snapshot.time)}, from the ${tier} tier\n`,
     );
     return EXIT.ok;
   }
@@ -325,7 +330,7 @@ async function restoreCommand(inv: Invocation): Promise<number> {
     const target = restoreTarget(db.target, url!);
     await restoreDump(ctx, repo, snapshot, target, inv.values["no-owner"] ? ["--no-owner", "--no-acl"] : []);
     process.stdout.write(
-      `restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}\n`,
+      `restored database dump ${snapshot.id.slice(0, 8)} from the ${tier} tier into ${target.database} on ${target.host}:${target.port}; it was taken ${snapshotTime(snapshot.time)}\n`,
     );
     return EXIT.ok;
   } finally {

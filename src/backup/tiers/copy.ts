@@ -8,7 +8,7 @@ import { lastLines } from "../../lib/program.ts";
 import type { BackupContext, Keep } from "../context.ts";
 import type { Repo } from "../restic.ts";
 import { looksDamaged, retentionAfterSave, retryAfterStaleLocks } from "../retention.ts";
-import { markDamaged, recordSnapshot, updateTier } from "../status.ts";
+import { assertNotOlderThanSeen, markDamaged, recordSnapshot, updateTier } from "../status.ts";
 
 /** A repository as the source of a copy or an init: the password by file, through the environment. */
 export function fromEnv(source: Repo): Record<string, string> {
@@ -46,6 +46,8 @@ export async function copyFromLocal(
     }),
   );
   const snapshots = await restic.snapshots(repo, ["--host", ctx.host]);
+  // A peer that keeps serving an older copy (what we copied gone by the next session): fail, and keep the record.
+  assertNotOlderThanSeen(ctx.stateDir, ctx.host, repo, snapshots);
   const latest = snapshots.sort((a, b) => a.time.localeCompare(b.time)).at(-1);
   // The age of a copy is the age of the newest snapshot it holds, not the time of the copy.
   if (latest) recordSnapshot(ctx.stateDir, repo.tier, { time: latest.time, id: latest.id.slice(0, 8) });
