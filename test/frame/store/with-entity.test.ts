@@ -155,3 +155,52 @@ describe("single statements on a pipe (one shared connection, never reserved)", 
     );
   });
 });
+
+describe("statements prepared on one connection under one entity, run under another (review 4)", () => {
+  test("the same text on the pipe and a one-connection pool reads each entity's own table, past the generic plan", async () => {
+    fx = await dataFixture();
+    const seed = async (schema: string, rows: number) => {
+      await fx!.db.sql`insert into ${fx!.db.sql(`${schema}.collections`)} (name, definition, created_by, updated_by)
+                       values ('people', '{"fields":{}}', 'seed', 'seed')`;
+      for (let i = 0; i < rows; i++)
+        await fx!.db
+          .sql`insert into ${fx!.db.sql(`${schema}.records`)} (id, collection, version, data, created_by, updated_by)
+                         values (gen_random_uuid(), 'people', 1, ${fx!.db.sql.json({ i })}, 'seed', 'seed')`;
+    };
+    await seed("entity_labs", 3);
+    await seed("entity_axe", 1);
+    const pipe = connect({ ...fx.db.target, user: fx.appRole, password: fx.appPassword }, { max: 1 });
+    const one = connect({ ...fx.db.target, user: fx.appRole, password: fx.appPassword }, { max: 1 });
+    try {
+      // One text, prepared once per connection (postgres.js names its statements), run 12 times per
+      // entity so Postgres switches to a generic plan: every run must resolve `records` anew.
+      const count = (entity: string, p: Sql | undefined) =>
+        statementInEntity(
+          fx!.app,
+          entity,
+          (tx) => tx<{ n: number }[]>`select count(*)::int as n from records where collection = ${"people"}`,
+          p,
+        ).then(([row]) => `${entity}:${row!.n}`);
+      for (const p of [pipe, undefined]) {
+        const answers = await Promise.all(Array.from({ length: 24 }, (_, i) => count(i % 2 ? "axe" : "labs", p)));
+        expect(answers).toEqual(answers.map((_, i) => (i % 2 ? "axe:1" : "labs:3")));
+      }
+      // A one-connection pool that is not a pipe: withEntity reserves the same backend every time.
+      for (let i = 0; i < 24; i++) {
+        const entity = i % 2 ? "axe" : "labs";
+        const n = await withEntity(one, entity, async (tx) => {
+          const [row] = await tx<
+            { n: number }[]
+          >`select count(*)::int as n from records where collection = ${"people"}`;
+          return row!.n;
+        });
+        expect(`${entity}:${n}`).toBe(i % 2 ? "axe:1" : "labs:3");
+      }
+      const [plans] = await pipe<{ n: number }[]>`select count(*)::int as n from pg_prepared_statements`;
+      expect(plans!.n).toBeGreaterThan(0); // the statements really were prepared and reused on the pipe
+    } finally {
+      await pipe.end({ timeout: 1 });
+      await one.end({ timeout: 1 });
+    }
+  });
+});
