@@ -35,7 +35,7 @@ export async function baseBackup(options: {
       `pg_basebackup not found beside pg_dump (${program})`,
       "install the Postgres client tools of the server's version",
     );
-  const auth = libpqAuth(options.target);
+  const auth = await libpqAuth(options.target);
   try {
     // -c fast: a checkpoint now rather than spread over minutes; --no-password: libpq's passfile only.
     // The label names the run, so the `.backup` file Postgres archives at its end says which snapshot it ends.
@@ -43,6 +43,6 @@ export async function baseBackup(options: {
     const argv = [program, "-D", "-", "-Ft", "-X", "none", "-c", "fast", "-l", label, "--no-password"];
     return summaryOf(await streamIntoRestic(options, argv, auth.env, BASE_STREAM));
   } finally {
-    auth.cleanup();
+    await auth.cleanup();
   }
 }

@@ -72,14 +72,16 @@ export function streamIntoRestic(
 /** Dumps the database into the repository as one snapshot tagged `db`; returns its summary and figures. */
 export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
   const bin = toolDir();
-  const auth = libpqAuth(options.target);
+  let auth: Awaited<ReturnType<typeof libpqAuth>> | undefined;
   const sql = connect(options.target, { max: 1 });
   try {
+    auth = await libpqAuth(options.target);
+    const { env } = auth;
     return await sql.begin("isolation level repeatable read read only", async (tx) => {
       const [{ snapshot }] = (await tx`select pg_export_snapshot() as snapshot`) as unknown as [{ snapshot: string }];
       const dumpArgs = ["-Fc", "-Z0", "--no-password", `--snapshot=${snapshot}`];
       const figuresTaken = tableFigures(tx);
-      const backup = streamIntoRestic(options, [join(bin, "pg_dump"), ...dumpArgs], auth.env);
+      const backup = streamIntoRestic(options, [join(bin, "pg_dump"), ...dumpArgs], env);
       const [result, figures] = await Promise.all([backup, figuresTaken]);
       return { summary: summaryOf(result), figures };
     });
@@ -92,7 +94,7 @@ export async function dumpDatabase(options: DumpOptions): Promise<DumpResult> {
     );
   } finally {
     await sql.end({ timeout: 5 });
-    auth.cleanup();
+    await auth?.cleanup();
   }
 }
 
@@ -104,14 +106,36 @@ export function toolDir(): string {
   }
 }
 
-/** libpq environment; a password from config goes to a 0600 pgpass file, never argv. */
-export function libpqAuth(target: DatabaseTarget): { env: Record<string, string>; cleanup: () => void } {
-  if (target.passfile || target.password === undefined) return { env: libpqEnv(target), cleanup: () => {} };
+/**
+ * libpq environment; a password from config goes to a 0600 pgpass file, never argv. libpq before 16
+ * sends a password in clear to any server that asks, so with a password the server first proves
+ * itself through SCRAM (src/db/scram-only.ts) on a connection held until `cleanup`: while it holds,
+ * Postgres holds its port, and no other local account can answer the tool there.
+ */
+export async function libpqAuth(
+  target: DatabaseTarget,
+): Promise<{ env: Record<string, string>; cleanup: () => Promise<void> }> {
+  if (target.password === undefined) return { env: libpqEnv(target), cleanup: async () => {} };
+  const held = connect(target, { max: 1 });
+  try {
+    await held`select 1`;
+  } catch (error) {
+    await held.end({ timeout: 1 }).catch(() => {});
+    throw error;
+  }
+  const release = () => held.end({ timeout: 5 }).catch(() => {});
+  if (target.passfile) return { env: libpqEnv(target), cleanup: release };
   const dir = mkdtempSync(join(tmpdir(), "axe-pgpass-"));
   const passfile = join(dir, "pgpass");
   const esc = (s: string) => s.replaceAll("\\", "\\\\").replaceAll(":", "\\:");
   writeSecretFile(passfile, `*:*:*:${esc(target.user)}:${esc(target.password)}\n`);
-  return { env: libpqEnv({ ...target, passfile }), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  return {
+    env: libpqEnv({ ...target, passfile }),
+    cleanup: async () => {
+      rmSync(dir, { recursive: true, force: true });
+      await release();
+    },
+  };
 }
 
 function backupArgs(options: DumpOptions, kind: StreamKind): string[] {

@@ -65,7 +65,7 @@ export async function restoreDump(
   } catch (error) {
     throw new BackupError("PG_RESTORE_MISSING", (error as Error).message, "install the Postgres client tools");
   }
-  const auth = libpqAuth(target);
+  const auth = await libpqAuth(target);
   try {
     const restic = ctx.restic();
     const args = ["--no-password", "--single-transaction", "--exit-on-error", ...extraArgs, "-d", target.database];
@@ -98,7 +98,7 @@ export async function restoreDump(
       );
     }
   } finally {
-    auth.cleanup();
+    await auth.cleanup();
   }
 }
 

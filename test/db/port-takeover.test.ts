@@ -6,41 +6,13 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "../../src/db/connect.ts";
+import { fakePostgres, pgAuth, pgMessage } from "../helpers/fake-postgres.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
 
 const PASSWORD = "the-database-owners-password";
 
-/** A server on a free loopback port that answers a startup message with `reply`, and records what it gets. */
-function impostor(reply: Buffer) {
-  let received = Buffer.alloc(0);
-  const listener = Bun.listen<undefined>({
-    hostname: "127.0.0.1",
-    port: 0,
-    socket: {
-      data(socket, data) {
-        const first = received.length === 0;
-        received = Buffer.concat([received, data]);
-        if (first) socket.write(reply);
-      },
-    },
-  });
-  return { port: listener.port, received: () => received.toString("latin1"), stop: () => listener.stop(true) };
-}
-
-function message(type: string, ...parts: Buffer[]): Buffer {
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head.write(type, 0, "latin1");
-  head.writeUInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
-const int32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(n);
-  return b;
-};
-const auth = (code: number, ...rest: Buffer[]) => message("R", int32(code), ...rest);
-const ready = message("Z", Buffer.from("I"));
+const auth = pgAuth;
+const ready = pgMessage("Z", Buffer.from("I"));
 
 const stops: Array<() => void> = [];
 afterEach(() => {
@@ -48,7 +20,7 @@ afterEach(() => {
 });
 
 async function attempt(reply: Buffer) {
-  const fake = impostor(reply);
+  const fake = fakePostgres(reply);
   stops.push(fake.stop);
   const sql = connect(
     { host: "127.0.0.1", port: fake.port, user: "owner", database: "frame", password: PASSWORD },
