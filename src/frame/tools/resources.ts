@@ -12,6 +12,7 @@ import {
   ReadResourceRequestSchema,
   type ReadResourceResult,
 } from "@modelcontextprotocol/sdk/types.js";
+import type { Logger } from "../../lib/log.ts";
 import { argsDigest } from "../args-digest.ts";
 import type { AuditSink } from "../audit-sink.ts";
 import type { Principal } from "../principal.ts";
@@ -26,6 +27,7 @@ const uriOf = (name: string) => `${PREFIX}${name}`;
 export interface ResourceDependencies {
   store: DataStore;
   audit: AuditSink;
+  logger: Logger;
 }
 
 export function registerCollectionResources(
@@ -34,7 +36,12 @@ export function registerCollectionResources(
   deps: ResourceDependencies,
   requestId: string,
 ): void {
-  /** Runs a resource request and records it like a tool call (tool "resources/list" or "resources/read"). */
+  /**
+   * Runs a resource request and records it like a tool call (tool "resources/list" or
+   * "resources/read"). Its errors answer as a tool call's do: a DataError says how to fix the
+   * request, anything else is a bug the caller sees by request id and the log sees in full (the
+   * SDK would send the error's own message, a database's words included).
+   */
   const audited = async <T>(tool: string, args: Record<string, unknown>, work: () => Promise<T>): Promise<T> => {
     const started = performance.now();
     let outcome: "ok" | "error" = "error";
@@ -42,6 +49,15 @@ export function registerCollectionResources(
       const result = await work();
       outcome = "ok";
       return result;
+    } catch (error) {
+      if (error instanceof McpError) throw error;
+      if (error instanceof DataError)
+        throw new McpError(ErrorCode.InvalidParams, `${error.message}; ${error.hint ?? ""}`);
+      deps.logger.error("resource request failed", { requestId, tool, error });
+      throw new McpError(
+        ErrorCode.InternalError,
+        `${tool} failed inside frame (request ${requestId}); this is a bug, not your input. Retry once; if it fails again, report the request id`,
+      );
     } finally {
       void deps.audit
         .record({
@@ -93,13 +109,7 @@ export function registerCollectionResources(
           `unknown resource ${uri.slice(0, 200)}; resources/list shows frame://collections/{name}`,
         );
       const name = uri.slice(PREFIX.length);
-      const collection = await deps.store
-        .run(principal.entity, (tx) => getCollection(tx, name))
-        .catch((error) => {
-          if (error instanceof DataError)
-            throw new McpError(ErrorCode.InvalidParams, `${error.message}; ${error.hint ?? ""}`);
-          throw error;
-        });
+      const collection = await deps.store.run(principal.entity, (tx) => getCollection(tx, name));
       return { contents: [{ uri, mimeType: "application/json", text: JSON.stringify(collectionOut(collection)) }] };
     });
   });

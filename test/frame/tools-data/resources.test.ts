@@ -43,3 +43,27 @@ describe("collection schemas as MCP resources", () => {
     ]);
   });
 });
+
+describe("a resource request that fails inside frame (review 4)", () => {
+  test("answers as a tool call does: a bug with the request id, never the database's own words", async () => {
+    running = await startDataFrame();
+    const admin = await running.client("axe", "admin");
+    await call(admin, "define_collection", PEOPLE);
+    const [entity] = await running.db.sql`select role_name from meta.entities where name = 'axe'`;
+    // The entity's role loses its read of collections (an operator's mistake, a half-made migration).
+    await running.db.sql`revoke select on entity_axe.collections from ${running.db.sql(entity!.role_name)}`;
+    const tool = await call(admin, "list_collections");
+    expect(tool.text).toMatch(/failed inside frame \(request [^)]+\); this is a bug/);
+    for (const attempt of [
+      () => admin.listResources(),
+      () => admin.readResource({ uri: "frame://collections/people" }),
+    ]) {
+      const message = await attempt().then(
+        () => "answered",
+        (error: Error) => error.message,
+      );
+      expect(message).toMatch(/failed inside frame \(request [^)]+\); this is a bug/);
+      expect(message).not.toMatch(/permission denied|collections/);
+    }
+  });
+});

@@ -3,7 +3,6 @@
  * against the tool layer behind the token mapping. Real serve, real Postgres, the MCP SDK client.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { randomUUID } from "node:crypto";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { json, rpc } from "../harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
@@ -90,7 +89,6 @@ describe("the tool layer, attacked from another entity", () => {
 
   test("a reader's JSON-RPC batch of writes is denied call by call, and nothing is written", async () => {
     const token = await running.token("axe", "reader");
-    const requestId = randomUUID();
     const before = await running.db.sql`select count(*)::int as n from entity_axe.records`;
     const writes = [
       ["create_record", { collection: "people", values: { name: "planted" } }],
@@ -106,7 +104,7 @@ describe("the tool layer, attacked from another entity", () => {
         method: "tools/call",
         params: { name, arguments: args },
       })),
-      { authorization: `Bearer ${token}`, "x-request-id": requestId },
+      { authorization: `Bearer ${token}` },
     );
     const body = (await json(response)) as unknown;
     const answers = (Array.isArray(body) ? body : [body]) as Array<Record<string, any>>;
