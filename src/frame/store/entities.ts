@@ -8,6 +8,7 @@
  */
 import type { Sql } from "../../db/connect.ts";
 import { setRolePassword } from "../../db/role-password.ts";
+import { DatabaseError } from "../../lib/errors.ts";
 import type { AuditEvent } from "../audit-sink.ts";
 import { ensureDataKeys } from "../crypto/data-keys.ts";
 import type { MasterKeyring } from "../crypto/master-key.ts";
@@ -36,6 +37,36 @@ async function roleExists(tx: Tx, role: string): Promise<boolean> {
   return Boolean(row);
 }
 
+/**
+ * Refuses a role of ours that someone else could act as: role names are worked out from the
+ * database name, so a neighbour on a shared server allowed to make roles can make one first (or,
+ * on PostgreSQL <= 15, join one later) and be handed every right frame gives it. Its members may be
+ * only `allowed` and the connection making it (PostgreSQL 16 makes the creator a member), and an
+ * entity role may not log in. Checked on every start, before any right is granted to it.
+ */
+async function assertOurRole(tx: Tx, role: string, allowed: readonly string[], login: boolean): Promise<void> {
+  const [row] = await tx<{ login: boolean; members: string[] }[]>`
+    select r.rolcanlogin as login,
+           coalesce(array_agg(m.rolname order by m.rolname) filter (
+             where m.rolname is not null and m.rolname <> current_user and m.rolname <> all(${allowed}::text[])), '{}') as members
+    from pg_catalog.pg_roles r
+    left join pg_catalog.pg_auth_members a on a.roleid = r.oid
+    left join pg_catalog.pg_roles m on m.oid = a.member
+    where r.rolname = ${role}
+    group by r.rolcanlogin`;
+  if (!row) return;
+  const problems = [
+    ...(row.members.length ? [`its members ${row.members.join(", ")} can act as it`] : []),
+    ...(row.login && !login ? ["it can log in"] : []),
+  ];
+  if (problems.length)
+    throw new DatabaseError(
+      "DATABASE_ROLE_NOT_OURS",
+      `role ${role} exists and is not frame's alone: ${problems.join("; ")}; it would be given an entity's data`,
+      "another role on this server made or joined it; revoke it from those members (and, for an entity role, make it NOLOGIN) or drop it, then start again; on a shared server use PostgreSQL 16 or later and give neighbours no CREATEROLE",
+    );
+}
+
 /** Creates the entity if it is new, completes it if it is half made; returns whether it was new. */
 export async function ensureEntity(
   owner: Sql,
@@ -59,6 +90,8 @@ export async function ensureEntity(
         "pick another entity name in customers.yaml",
       );
     if (!(await roleExists(tx, role))) await tx`create role ${tx(role)} nologin noinherit`;
+    await assertOurRole(tx, role, [roles.app], false);
+    await assertOurRole(tx, roles.app, [], true);
     await createEntitySchema(tx, entitySchema(name), role);
     await tx`insert into meta.entities (name, customer, role_name) values (${name}, ${entity.customer}, ${role})
              on conflict (name) do update set role_name = excluded.role_name`;
@@ -96,6 +129,7 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
     await tx`select pg_advisory_xact_lock(hashtext(${LOCK}))`;
     const roles = await databaseRoles(tx);
     if (!(await roleExists(tx, roles.app))) await tx`create role ${tx(roles.app)} login noinherit`;
+    await assertOurRole(tx, roles.app, [], true);
     await setRolePassword(tx, roles.app, password); // its SCRAM secret: the clear text would reach the server's log
     // Every role may connect to a new database: on a shared server a neighbour's role would read the
     // catalog and the statistics views (entity names, row counts). Only the owner and the app log in here.
@@ -108,7 +142,10 @@ export async function ensureAppRole(owner: Sql, password: string): Promise<strin
     if ((await tx`select to_regclass('meta.service_tokens') is not null as present`)[0]?.present)
       await tx`grant update (last_used_at) on meta.service_tokens to ${tx(roles.app)}`;
     const entities = await tx<{ role_name: string }[]>`select role_name from meta.entities where role_name is not null`;
-    for (const { role_name } of entities) await tx`grant ${tx(role_name)} to ${tx(roles.app)}`;
+    for (const { role_name } of entities) {
+      await assertOurRole(tx, role_name, [roles.app], false);
+      await tx`grant ${tx(role_name)} to ${tx(roles.app)}`;
+    }
     return roles.app;
   });
 }

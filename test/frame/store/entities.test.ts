@@ -3,10 +3,14 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../../../src/db/connect.ts";
+import { migrate } from "../../../src/db/migrate.ts";
+import { initMasterKey, MasterKeyring } from "../../../src/frame/crypto/master-key.ts";
 import { ensureAppRole, ensureEntity, listEntities } from "../../../src/frame/store/entities.ts";
 import { DataError } from "../../../src/frame/store/errors.ts";
+import { roleNames } from "../../../src/frame/store/names.ts";
 import { withEntity } from "../../../src/frame/store/with-entity.ts";
-import { testCluster } from "../../helpers/postgres.ts";
+import { freshDatabase, testCluster } from "../../helpers/postgres.ts";
+import { tempDir } from "../../helpers/tmp.ts";
 import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
@@ -108,5 +112,72 @@ describe("entities", () => {
       /permission denied/,
     );
     await expect(withEntity(fx.app, "nope", async () => 1)).rejects.toThrow(/does not exist/);
+  });
+});
+
+describe("role names another role on the server took first (review 4)", () => {
+  let cleanup: Array<() => Promise<unknown>> = [];
+  afterEach(async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => {});
+    cleanup = [];
+  });
+
+  test("a neighbour with CREATEROLE that made the app role's or an entity role's name first is refused, not handed the data", async () => {
+    const db = await freshDatabase("squat");
+    cleanup.push(() => db.drop());
+    await migrate(db.sql);
+    const keyPath = join(tempDir("axe-keys"), "master.key");
+    initMasterKey(keyPath);
+    const ring = new MasterKeyring(keyPath);
+    const names = roleNames(db.target.database); // a digest of the database name: anyone can work it out
+    // A neighbour on a shared server: its own login, allowed to make roles (a managed service's admin user).
+    const neighbour = `neighbour_${randomBytes(4).toString("hex")}`;
+    const password = randomBytes(12).toString("base64url");
+    const root = connect(db.admin, { max: 1 });
+    cleanup.push(() => root.end({ timeout: 5 }));
+    await root.unsafe(`create role ${neighbour} login createrole password '${password}'`);
+    cleanup.push(() =>
+      root.unsafe(`drop owned by ${neighbour} cascade`).then(() => root.unsafe(`drop role ${neighbour}`)),
+    );
+    const squat = async (role: string) => {
+      const theirs = connect({ ...db.admin, user: neighbour, password }, { max: 1 });
+      try {
+        await theirs.unsafe(`create role ${role} nologin`);
+        await theirs.unsafe(`grant ${role} to ${neighbour}`);
+      } finally {
+        await theirs.end({ timeout: 5 });
+      }
+      cleanup.push(() => root.unsafe(`drop owned by ${role} cascade`).then(() => root.unsafe(`drop role ${role}`)));
+    };
+
+    // The entity role's name, taken first: frame must not fill it with the entity's rights.
+    await squat(names.entity("axe"));
+    await expect(ensureEntity(db.sql, { name: "axe", customer: "axe" }, ring)).rejects.toThrow(
+      new RegExp(`${names.entity("axe")}.*${neighbour}`),
+    );
+    const [schemas] = await db.sql`select count(*)::int as n from pg_namespace where nspname = 'entity_axe'`;
+    expect(schemas!.n).toBe(0);
+
+    // The app role's name, taken first: frame must not log in as it, nor grant it any entity.
+    await squat(names.app);
+    await expect(ensureEntity(db.sql, { name: "labs", customer: "axe" }, ring)).rejects.toThrow(
+      new RegExp(`${names.app}.*${neighbour}`),
+    );
+    await expect(ensureAppRole(db.sql, randomBytes(18).toString("base64url"))).rejects.toThrow(
+      new RegExp(`${names.app}.*${neighbour}`),
+    );
+    const theirs = connect({ ...db.target, user: neighbour, password }, { max: 1 });
+    cleanup.push(() => theirs.end({ timeout: 5 }));
+    const reach = await theirs
+      .begin(async (tx) => {
+        await tx.unsafe(`set role ${names.app}`);
+        await tx.unsafe(`set role ${names.entity("labs")}`);
+        return tx.unsafe("select count(*) from entity_labs.records");
+      })
+      .then(
+        () => "read entity_labs",
+        (error: Error) => error.message,
+      );
+    expect(reach).not.toBe("read entity_labs");
   });
 });
