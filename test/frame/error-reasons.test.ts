@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { randomUUID } from "node:crypto";
 import { parseExposition } from "../helpers/prometheus.ts";
-import { json, rpc } from "./harness.ts";
+import { json, proxyStamp, rpc } from "./harness.ts";
 import { type DataFrame, startDataFrame } from "./tools-data/harness.ts";
 
 let running: DataFrame;
@@ -40,6 +40,7 @@ test("a store refusal is a tool error whose audit row keeps its lower_snake reas
     const response = await rpc(running.mcpUrl, body, {
       authorization: `Bearer ${adminToken}`,
       "x-request-id": requestId,
+      ...proxyStamp(running.config),
     });
     const answer = await json(response);
     expect(answer.result.isError).toBe(true);

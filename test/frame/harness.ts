@@ -4,6 +4,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { type Config, loadConfig } from "../../src/config/load.ts";
 import { type AuditSink, memoryAuditSink } from "../../src/frame/audit-sink.ts";
 import { type RunningFrame, startFrame } from "../../src/frame/serve.ts";
+import { FORWARDED_HEADER, forwardStamp, readColorKey } from "../../src/lib/color-proof.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
@@ -91,3 +92,11 @@ export function rpc(mcpUrl: string, body: unknown, headers: Record<string, strin
 /** A response's JSON body, typed loosely for assertions. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export const json = (response: Response): Promise<any> => response.json();
+
+/**
+ * The stamp our proxy puts on what it forwards (decision 75): with it, frame keeps a request's own
+ * X-Request-Id, as it does the proxy's. A test that finds its audit rows by its own id sends it.
+ */
+export function proxyStamp(config: Config): Record<string, string> {
+  return { [FORWARDED_HEADER]: forwardStamp(readColorKey(config.paths.secrets)!) };
+}

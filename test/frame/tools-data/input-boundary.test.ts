@@ -9,7 +9,7 @@ import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { runCli } from "../../helpers/cli.ts";
 import { waitFor } from "../../helpers/wait.ts";
-import { json, rpc } from "../harness.ts";
+import { json, proxyStamp, rpc } from "../harness.ts";
 import { call, type DataFrame, PEOPLE, startDataFrame } from "./harness.ts";
 
 let running: DataFrame;
@@ -58,6 +58,7 @@ async function rawCall(name: string, args: unknown, requestId = randomUUID()) {
   const response = await rpc(running.mcpUrl, body, {
     authorization: `Bearer ${adminToken}`,
     "x-request-id": requestId,
+    ...proxyStamp(running.config),
   });
   return { status: response.status, body: await json(response), requestId };
 }
@@ -116,14 +117,14 @@ describe("tool inputs are exactly what the schema says (issue 13.2)", () => {
         rpc(
           running.mcpUrl,
           { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "create_record\u0000", arguments: 5 } },
-          { authorization: `Bearer ${adminToken}`, "x-request-id": requestId },
+          { authorization: `Bearer ${adminToken}`, "x-request-id": requestId, ...proxyStamp(running.config) },
         ).then((r) => r.text()),
       ),
       ...denied.map((requestId) =>
         rpc(
           running.mcpUrl,
           { jsonrpc: "2.0", id: 2, method: "tools/call", params: { name: "delete_record", arguments: { id: "x" } } },
-          { authorization: `Bearer ${readerToken}`, "x-request-id": requestId },
+          { authorization: `Bearer ${readerToken}`, "x-request-id": requestId, ...proxyStamp(running.config) },
         ).then((r) => r.text()),
       ),
     ]);
