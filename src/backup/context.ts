@@ -8,6 +8,7 @@ import { ringPeer } from "../config/customers.ts";
 import { type Config, secretPath } from "../config/load.ts";
 import type { BackupSettings } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
+import { selfCommand } from "../lib/version.ts";
 import { callKind, deadlineSeconds } from "./deadlines.ts";
 import { type Repo, Restic, type TierName } from "./restic.ts";
 import { ringSshCommand } from "./ssh-command.ts";
@@ -99,7 +100,10 @@ function ringTarget(config: Config, settings: BackupSettings): { ring?: RingTarg
       `backup.ring.identity_file is set, but the ring does not connect with ssh (repository ${repository}${settings.ring.ssh_command ? `, ssh_command ${settings.ring.ssh_command}` : ""}): the key would not be used`,
       "remove backup.ring.identity_file, or name the key in your own ssh command's configuration",
     );
-  const options = sshCommand ? [`sftp.command=${sshCommand}`] : [];
+  // the peer writes the key files restic derives with their own parameters: sftp-guard.ts bounds them
+  const options = sshCommand
+    ? [`sftp.command=${[...selfCommand(), "backup", "sftp-guard", "--", sshCommand].join(" ")}`]
+    : [];
   return {
     ring: {
       peer: peer?.name ?? repository,

@@ -14,6 +14,7 @@ import type { TierName } from "../config/sections.ts";
 import { BackupError } from "../lib/errors.ts";
 import { type ProgramExit, type ProgramOptions, ProgramStartError, runProgram } from "../lib/program.ts";
 import { printableLines } from "../lib/terminal-text.ts";
+import { KEY_REFUSED } from "./sftp-guard.ts";
 
 export { TIERS, type TierName } from "../config/sections.ts";
 
@@ -256,6 +257,15 @@ export function resticFailure(repo: Repo, doing: string, result: RunResult): Bac
       "is the disk hung or very slow? The other tiers still ran; backup.deadlines in appliance.yaml sets the limits",
     );
   }
+  if (text.includes(KEY_REFUSED))
+    return new BackupError(
+      "PEER_KEY_REFUSED",
+      `${where}: ${doing}: ${text
+        .split("\n")
+        .find((line) => line.includes(KEY_REFUSED))
+        ?.trim()}`,
+      "the peer rewrote the repository's key file to make this machine's restic spend memory or time: ask its operator; the other tiers still ran",
+    );
   if (result.code === 12 || /wrong password or no key found/i.test(text))
     return new BackupError(
       "WRONG_PASSWORD",

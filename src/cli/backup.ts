@@ -104,6 +104,22 @@ Exit codes: 0 archived, 7 not archived (Postgres keeps the segment and retries),
       },
     },
     {
+      name: "sftp-guard",
+      summary: "(internal) the ring's sftp.command: relays restic's SFTP to the peer, refusing costly key files",
+      usage: "-- COMMAND [ARG...]",
+      details: `restic runs it as the ring's sftp.command, with the ssh to the peer as COMMAND. It relays the SFTP stream
+unchanged, except that a key file (keys/<id>) whose scrypt parameters would take more than 128 MiB (or 4 GiB of
+work) per try, or that is over 16 KiB or not JSON, ends in an SFTP failure: restic derives a key file with the
+parameters written in it, and the peer writes them. Exit code: COMMAND's.`,
+      positionals: "any",
+      run: async (inv) => {
+        const { runSftpGuard } = await import("../backup/sftp-guard.ts");
+        if (!inv.positionals.length)
+          throw new UsageError("BAD_ARGUMENT", `${inv.path}: no COMMAND after --`, `see '${inv.path} --help'`);
+        return runSftpGuard(inv.positionals);
+      },
+    },
+    {
       name: "wal-ship",
       summary: "ship the spooled WAL segments to every tier (its timer runs it every few minutes)",
       usage: "[--config DIR]",
