@@ -73,7 +73,7 @@ const loopbackHostPort = hostPort.refine(
 );
 
 /** 127.0.0.0/8, ::1 (in any spelling), either as an IPv4-mapped IPv6 address, or localhost. */
-function isLoopbackAddress(address: string): boolean {
+export function isLoopbackAddress(address: string): boolean {
   const bare = address.trim().toLowerCase();
   if (bare === "localhost") return true;
   try {
@@ -103,17 +103,11 @@ export const ProxySection = z.strictObject({
     .default([]),
   /** Whether requests to the blue/green pair may upgrade to WebSocket. */
   frame_websocket: z.boolean().default(false),
-  /** Peers whose X-Forwarded-* headers are believed (the tunnel); never a loopback address, which every local account shares. */
-  trusted_proxies: z
-    .array(
-      z
-        .string()
-        .refine(
-          (address) => !isLoopbackAddress(address),
-          "a loopback address is every local account's: the proxy would believe the source and request id any of them sends, and frame would record them; name the tunnel's own address, or none",
-        ),
-    )
-    .default([]),
+  /**
+   * Peers whose X-Forwarded-* headers are believed (the tunnel). A loopback address is every local
+   * account's: the proxy ignores it, and says so when it starts (an older runbook showed one).
+   */
+  trusted_proxies: z.array(z.string()).default([]),
   health: z
     .strictObject({
       path: z.string().startsWith("/").default("/healthz"),

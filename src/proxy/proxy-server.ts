@@ -147,6 +147,11 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     this.metricsServer = this.serveMetrics();
     this.latencyTimer = setInterval(() => this.saveLatency(), 60_000);
     this.latencyTimer.unref();
+    if (settings.ignoredTrustedProxies.length)
+      this.log.warn("proxy.trusted_proxies lists loopback addresses, which every local account shares: ignored", {
+        ignored: settings.ignoredTrustedProxies,
+        hint: "name the tunnel's own address, or none (a tunnel on this machine is then recorded as 127.0.0.1)",
+      });
     this.log.info("proxy listening", {
       listen: `${this.settings.hostname}:${this.port}`,
       live: this.selector.live,

@@ -4,6 +4,7 @@
  */
 import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
+import { isLoopbackAddress } from "../config/sections.ts";
 import { instanceId } from "../lib/instance.ts";
 import type { Color } from "./admin-schema.ts";
 import type { ClientLimits } from "./client-connection.ts";
@@ -35,6 +36,8 @@ export interface ProxySettings {
   routes: Array<{ prefix: string; upstream: string; websocket: boolean }>;
   frameWebsocket: boolean;
   trustedProxies: ReadonlySet<string>;
+  /** Loopback entries of proxy.trusted_proxies: every local account's, so never believed (the proxy warns). */
+  ignoredTrustedProxies: string[];
   health: HealthSettings;
   drainTimeoutMs: number;
   pauseTimeoutMs: number;
@@ -68,7 +71,8 @@ export function proxySettings(config: Config): ProxySettings {
     },
     routes: proxy.routes.map((r) => ({ prefix: r.prefix, upstream: origin(r.upstream), websocket: r.websocket })),
     frameWebsocket: proxy.frame_websocket,
-    trustedProxies: new Set(proxy.trusted_proxies),
+    trustedProxies: new Set(proxy.trusted_proxies.filter((a) => !isLoopbackAddress(a))),
+    ignoredTrustedProxies: proxy.trusted_proxies.filter(isLoopbackAddress),
     health: {
       path: proxy.health.path,
       intervalMs: proxy.health.interval_ms,
