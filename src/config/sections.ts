@@ -93,6 +93,12 @@ export const ProxySection = z.strictObject({
   metrics_listen: z.union([z.literal("off"), loopbackHostPort]).default("127.0.0.1:3714"),
   /** Unix socket of the admin API (mode 0600); a relative path is under the data directory. */
   admin_socket: z.string().default("run/proxy.sock"),
+  /**
+   * The tunnel's own door (relative: under data_dir): a Unix socket only root may use, which no
+   * other account can take while the proxy is stopped, unlike :3712. Requests through it come from
+   * the tunnel, so their X-Forwarded-* and X-Request-Id are believed. "off": none.
+   */
+  tunnel_socket: z.union([z.literal("off"), z.string().min(1)]).default("run/tunnel.sock"),
   /** The blue/green pair; either may live on another host. */
   upstreams: z.strictObject({ blue: httpUrl, green: httpUrl }).optional(),
   /** Fixed routes by path prefix to other services on the Mac mini; `websocket: true` lets their requests upgrade. */

@@ -5,8 +5,7 @@
  * status page, when the proxy was given one). Bodies are checked with zod; a refusal is 409 with
  * {error: {code, message, hint}}, which admin-client.ts turns back into a ProxyError.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from "node:fs";
-import { dirname } from "node:path";
+import { existsSync } from "node:fs";
 import type { z } from "zod";
 import { AppError, ProxyError } from "../lib/errors.ts";
 import { PAGE_HEADERS } from "../lib/page-headers.ts";
@@ -23,6 +22,7 @@ import {
   type SwitchResult,
 } from "./admin-schema.ts";
 import type { LatencySeries } from "./latency-history.ts";
+import { bindPrivateSocket } from "./private-socket.ts";
 
 /** What the admin API can ask of the running proxy. */
 export interface ProxyControl {
@@ -91,7 +91,6 @@ export function adminHandler(control: ProxyControl): (request: Request) => Promi
 
 /** Serves the admin API on `socketPath` with mode 0600; refuses when another proxy answers there. */
 export async function listenAdmin(socketPath: string, control: ProxyControl): Promise<Bun.Server<undefined>> {
-  mkdirSync(dirname(socketPath), { recursive: true, mode: 0o700 });
   if (existsSync(socketPath)) {
     const running = await proxyStatus(socketPath).then(
       () => true,
@@ -103,16 +102,8 @@ export async function listenAdmin(socketPath: string, control: ProxyControl): Pr
         `another proxy already answers on ${socketPath}`,
         "stop it first, or check `axe-appliance proxy status`",
       );
-    unlinkSync(socketPath);
   }
-  const previous = process.umask(0o177); // the socket is born 0600, no window where others may connect
-  try {
-    const server = Bun.serve({ unix: socketPath, fetch: adminHandler(control) });
-    chmodSync(socketPath, 0o600);
-    return server;
-  } finally {
-    process.umask(previous);
-  }
+  return bindPrivateSocket(socketPath, () => Bun.serve({ unix: socketPath, fetch: adminHandler(control) }));
 }
 
 async function body<S extends z.ZodType>(request: Request, schema: S): Promise<z.infer<S>> {

@@ -95,10 +95,12 @@ export class ClientConnection extends HttpParser {
     readonly socket: Socket<ClientConnection>,
     private readonly handler: RequestHandler,
     private readonly limits: ClientLimits,
+    /** Came through the tunnel's Unix socket: its X-Forwarded-* and X-Request-Id are believed. */
+    readonly tunnel = false,
   ) {
     super(REQUEST);
-    socket.setNoDelay(true); // an answer's last piece must not wait for the caller's ACK
-    this.peer = socket.remoteAddress;
+    if (!tunnel) socket.setNoDelay(true); // an answer's last piece must not wait for the caller's ACK
+    this.peer = tunnel ? "unix" : socket.remoteAddress;
     this.since = this.lastDrain = performance.now();
     this.out = new Outbox(() => {
       this.lastDrain = performance.now();

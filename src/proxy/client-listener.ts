@@ -1,17 +1,18 @@
 /**
- * The public listener: one Bun.listen socket server whose connections are ClientConnections,
- * and one timer that checks every connection's deadlines (cheaper than a timer per request).
+ * The public listeners, TCP (:3712) and the tunnel's Unix socket: Bun.listen socket servers whose
+ * connections are ClientConnections, and one timer that checks every connection's deadlines (cheaper than a timer per request).
  */
-import type { Socket, SocketHandler, TCPSocketListener } from "bun";
+import type { Socket, SocketHandler, SocketListener } from "bun";
 import { pollUntil } from "../lib/poll.ts";
 import { ClientConnection, type ClientLimits, type RequestHandler } from "./client-connection.ts";
 import { batch, beginBatch, endBatch } from "./outbox.ts";
+import { bindPrivateSocket } from "./private-socket.ts";
 
 const TICK_MS = 250;
 
 export class ClientListener {
   private readonly connections = new Set<ClientConnection>();
-  private listener: TCPSocketListener<ClientConnection | undefined> | undefined;
+  private readonly listeners: Array<SocketListener<ClientConnection | undefined>> = [];
   private readonly ticker: ReturnType<typeof setInterval>;
 
   constructor(
@@ -22,10 +23,31 @@ export class ClientListener {
     this.ticker.unref();
   }
 
+  /** Listens on TCP; returns the port. */
   listen(hostname: string, port: number): number {
-    const handlers: SocketHandler<ClientConnection | undefined> = {
+    const listener = Bun.listen<ClientConnection | undefined>({
+      hostname,
+      port,
+      socket: this.handlers(false),
+      data: undefined,
+    });
+    this.listeners.push(listener);
+    return listener.port;
+  }
+
+  /** Listens on a Unix socket that only the tunnel may reach (private-socket.ts): its callers are the tunnel's. */
+  listenTunnel(path: string): void {
+    this.listeners.push(
+      bindPrivateSocket(path, () =>
+        Bun.listen<ClientConnection | undefined>({ unix: path, socket: this.handlers(true), data: undefined }),
+      ),
+    );
+  }
+
+  private handlers(tunnel: boolean): SocketHandler<ClientConnection | undefined> {
+    return {
       open: (socket) => {
-        const connection = new ClientConnection(socket as Socket<ClientConnection>, this.handler, this.limits);
+        const connection = new ClientConnection(socket as Socket<ClientConnection>, this.handler, this.limits, tunnel);
         socket.data = connection;
         this.connections.add(connection);
       },
@@ -41,8 +63,6 @@ export class ClientListener {
       close: (socket) => this.closed(socket.data),
       error: (socket) => this.closed(socket.data),
     };
-    this.listener = Bun.listen<ClientConnection | undefined>({ hostname, port, socket: handlers, data: undefined });
-    return this.listener.port;
   }
 
   /** Connections with a request or response in progress. */
@@ -54,8 +74,7 @@ export class ClientListener {
 
   /** Stops accepting; idle keep-alive connections close now, busy ones after their answer. */
   stopAccepting(): void {
-    this.listener?.stop(false);
-    this.listener = undefined;
+    for (const listener of this.listeners.splice(0)) listener.stop(false);
     for (const connection of this.connections) connection.closeWhenIdle();
   }
 
@@ -67,7 +86,7 @@ export class ClientListener {
   /** Closes every connection at once. */
   close(): void {
     clearInterval(this.ticker);
-    this.listener?.stop(true);
+    for (const listener of this.listeners.splice(0)) listener.stop(true);
     for (const connection of [...this.connections]) connection.close();
   }
 

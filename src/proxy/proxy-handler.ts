@@ -76,7 +76,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     const { settings, router, pause } = this.parts;
     const { method, map } = head;
     const answered: Answered = {
-      id: requestId(map["x-request-id"], settings.trustedProxies.has(connection.peer)),
+      id: requestId(map["x-request-id"], this.trusted(connection)),
       method,
       path: "",
       startedAt: head.startedAt,
@@ -117,7 +117,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     const host = target.authority ?? map.host!;
     const lines = upstreamRequestHead(head.names, head.lower, head.values, map, {
       peer: connection.peer,
-      trusted: settings.trustedProxies.has(connection.peer),
+      trusted: this.trusted(connection),
       requestId: answered.id,
       host,
       stamp: route.kind === "frame" ? this.parts.stampLine : "",
@@ -162,6 +162,11 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
         );
       });
     return exchange;
+  }
+
+  /** The tunnel (its Unix socket, or a trusted proxy's address): what it says of the caller is believed. */
+  private trusted(connection: ClientConnection): boolean {
+    return connection.tunnel || this.parts.settings.trustedProxies.has(connection.peer);
   }
 
   /** Closes idle upstream connections. */
@@ -267,7 +272,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
 
   refuse(connection: ClientConnection, refusal: ClientRefusal, head: RequestHead | null): void {
     const answered: Answered = {
-      id: requestId(head?.map["x-request-id"], this.parts.settings.trustedProxies.has(connection.peer)),
+      id: requestId(head?.map["x-request-id"], this.trusted(connection)),
       method: head?.method ?? "-",
       path: head ? head.url.split("?")[0]! : "-",
       startedAt: head?.startedAt ?? performance.now(),

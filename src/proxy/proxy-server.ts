@@ -133,14 +133,17 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
     const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));
     try {
       this.listenPort = listener.listen(settings.hostname, settings.port);
+      // after the admin socket: no other proxy runs, so a socket at the path is one a stopped proxy left
+      if (settings.tunnelSocket) listener.listenTunnel(settings.tunnelSocket);
     } catch (error) {
       this.listener = undefined;
       listener.close();
       await this.stop();
+      if (error instanceof ProxyError) throw error;
       const code = (error as { code?: string }).code;
       throw new ProxyError(
         "PROXY_LISTEN_FAILED",
-        `cannot listen on ${settings.hostname}:${settings.port}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
+        `cannot listen on ${settings.hostname}:${settings.port}${settings.tunnelSocket ? ` and ${settings.tunnelSocket}` : ""}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }
@@ -156,6 +159,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       listen: `${this.settings.hostname}:${this.port}`,
       live: this.selector.live,
       admin_socket: this.settings.adminSocket,
+      tunnel_socket: this.settings.tunnelSocket ?? "off",
     });
   }
 

@@ -21,6 +21,8 @@ export interface ProxySettings {
   hostname: string;
   port: number;
   adminSocket: string;
+  /** The tunnel's Unix socket (absolute), or undefined when off. */
+  tunnelSocket: string | undefined;
   stateFile: string;
   /** Which install this is (src/lib/instance.ts), said on /healthz. */
   instance: string;
@@ -59,7 +61,8 @@ export function proxySettings(config: Config): ProxySettings {
   return {
     hostname,
     port,
-    adminSocket: isAbsolute(proxy.admin_socket) ? proxy.admin_socket : join(config.paths.data, proxy.admin_socket),
+    adminSocket: underData(config, proxy.admin_socket),
+    tunnelSocket: proxy.tunnel_socket === "off" ? undefined : underData(config, proxy.tunnel_socket),
     stateFile: join(config.paths.state, "proxy.json"),
     instance: instanceId(config.paths.data),
     dataDir: config.paths.data,
@@ -111,6 +114,10 @@ export function clientLimits(settings: ProxySettings): ClientLimits {
 export function splitListen(listen: string): { hostname: string; port: number } {
   const at = listen.lastIndexOf(":");
   return { hostname: listen.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(listen.slice(at + 1)) };
+}
+
+function underData(config: Config, path: string): string {
+  return isAbsolute(path) ? path : join(config.paths.data, path);
 }
 
 function origin(url: string): string {
