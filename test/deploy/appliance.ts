@@ -16,6 +16,7 @@ import { proxySettings } from "../../src/proxy/settings.ts";
 import { type ServiceName, serviceSpec } from "../../src/services/backend.ts";
 import { ChildBackend } from "../../src/services/child.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
+import { mcpPost } from "../helpers/mcp.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
@@ -161,17 +162,12 @@ export interface LoadResult {
 
 /** One MCP tools/list through the proxy, as `token`. */
 export function toolsList(app: ApplianceUnderTest, token: string): Promise<Response> {
-  return fetch(`${app.proxyUrl}/frame/mcp`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": "2025-06-18",
-    },
-    body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-    signal: AbortSignal.timeout(30_000),
-  });
+  return mcpPost(
+    `${app.proxyUrl}/frame/mcp`,
+    token,
+    { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} },
+    { signal: AbortSignal.timeout(30_000) },
+  );
 }
 
 /** MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s). */

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
 import { ensureDevConfig } from "../../src/services/dev-config.ts";
 import { MAIN, REPO } from "../helpers/cli.ts";
+import { mcpPost } from "../helpers/mcp.ts";
 import { freePort } from "../helpers/ports.ts";
 import { tempDir } from "../helpers/tmp.ts";
 
@@ -105,16 +106,7 @@ describe("up --dev", () => {
       ),
     );
     const token = /Bearer (axe_st_[A-Za-z0-9_-]+)/.exec(line)![1]!;
-    const list = await fetch(mcpUrl, {
-      method: "POST",
-      headers: {
-        authorization: `Bearer ${token}`,
-        "content-type": "application/json",
-        accept: "application/json, text/event-stream",
-        "mcp-protocol-version": "2025-06-18",
-      },
-      body: JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list", params: {} }),
-    });
+    const list = await mcpPost(mcpUrl, token, { jsonrpc: "2.0", id: 1, method: "tools/list", params: {} });
     expect(list.status).toBe(200);
     expect(await list.text()).toContain('"whoami"');
 

@@ -19,6 +19,7 @@ import {
 } from "../deploy/appliance.ts";
 import { makeRelease } from "../deploy/fixtures.ts";
 import { MAIN, REPO, runCli } from "../helpers/cli.ts";
+import { mcpPost } from "../helpers/mcp.ts";
 import { freePort } from "../helpers/ports.ts";
 import { parseExposition } from "../helpers/prometheus.ts";
 import { waitFor } from "../helpers/wait.ts";
@@ -40,18 +41,7 @@ afterAll(async () => {
   await app?.stop();
 });
 
-async function mcp(token: string, body: unknown): Promise<Response> {
-  return fetch(`${app.proxyUrl}/frame/mcp`, {
-    method: "POST",
-    headers: {
-      authorization: `Bearer ${token}`,
-      "content-type": "application/json",
-      accept: "application/json, text/event-stream",
-      "mcp-protocol-version": "2025-06-18",
-    },
-    body: JSON.stringify(body),
-  });
-}
+const mcp = (token: string, body: unknown) => mcpPost(`${app.proxyUrl}/frame/mcp`, token, body);
 
 /** The operator's page runs no script, loads nothing, submits nothing and is framed by no one, whatever text slips into it. */
 function expectLockedDown(page: Response): void {
