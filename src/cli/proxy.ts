@@ -35,11 +35,14 @@ export const proxyCommand: Command = {
       details: [
         "Listens on proxy.listen (default 127.0.0.1:3712) and routes by path prefix: /frame/ and the",
         "OAuth protected resource metadata go to the live color, proxy.routes to their upstreams.",
+        "Also listens on proxy.tunnel_socket (default {data_dir}/run/tunnel.sock, 0600, root's alone; off: none):",
+        "the tunnel's door, which no other account can take while the proxy is stopped; its X-Forwarded-* are believed.",
         "Answers GET /healthz itself. The live color is kept in {data_dir}/state/proxy.json.",
         "GET /metrics (Prometheus text) is on proxy.metrics_listen (default 127.0.0.1:3714, loopback only; off: none)",
         "and on the admin socket; the status page's last hour is kept in {data_dir}/state/proxy-latency.json.",
         "SIGTERM or SIGINT: stop accepting, finish in-flight requests (up to proxy.drain_timeout_ms), exit 0.",
-        "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken or another proxy holds the admin socket.",
+        "Exit 3 on a bad appliance.yaml or state file; 9 when the port is taken, another proxy holds the admin socket,",
+        "or a link or file (not a socket a stopped proxy left) sits where a socket goes.",
       ].join("\n"),
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
