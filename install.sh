@@ -851,7 +851,9 @@ run_step="from the operator's laptop: axe-appliance deploy push --to $customer"
 cat <<EOF
 $PROG: next:
   1. keep a copy of $secrets (master.key, token.key, restic-*.password) in the operator's password manager
-  2. publish http://127.0.0.1:${listen_port:-3712} as https://<customer host> in the Cloudflare Tunnel
+  2. in the Cloudflare Tunnel, publish unix:$data/run/tunnel.sock as https://<customer host>
+     (cloudflared on this host, as root: only root can use or take that socket); from Docker Desktop,
+     publish http://127.0.0.1:${listen_port:-3712} as https://<customer host> (any account can take that port while the proxy restarts)
   3. $run_step
   4. check: $installed_bin doctor --config $cfg ; $installed_bin backup status --config $cfg
 EOF

@@ -135,6 +135,7 @@ describe("a test install takes a deploy", () => {
     const again = await runInstall(["--prefix", prefix, "--no-services", "--customers", fleet]);
     if (again.code !== 0) console.error(again.stdout, again.stderr);
     expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`publish unix:${join(prefix, "data/run/tunnel.sock")} as`);
     expect(again.stdout).toContain(`publish http://127.0.0.1:${ports.proxy} as`);
     expect(again.stdout).toMatch(new RegExp(`OK +port ${ports.proxy} \\(proxy\\) +in use by this axe-appliance`));
   }, 120_000);
