@@ -75,8 +75,9 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
   begin(connection: ClientConnection, head: RequestHead): RequestSink | null {
     const { settings, router, pause } = this.parts;
     const { method, map } = head;
+    const trusted = this.trusted(connection);
     const answered: Answered = {
-      id: requestId(map["x-request-id"], this.trusted(connection)),
+      id: requestId(map["x-request-id"], trusted),
       method,
       path: "",
       startedAt: head.startedAt,
@@ -117,7 +118,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     const host = target.authority ?? map.host!;
     const lines = upstreamRequestHead(head.names, head.lower, head.values, map, {
       peer: connection.peer,
-      trusted: this.trusted(connection),
+      trusted,
       requestId: answered.id,
       host,
       stamp: route.kind === "frame" ? this.parts.stampLine : "",

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { type CliResult, MAIN, REPO } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, resticMatrix, snapshotCount, useRestic } from "../helpers/restic.ts";
+import { backupFixture, resticMatrix, ringOverSsh, snapshotCount, useRestic } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
@@ -76,15 +76,8 @@ for (const restic of resticMatrix())
       db = await freshDatabase("bk");
       await seedFrameLikeData(db.sql, 200);
       sshd = await startSshd();
-      const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-      const fx = backupFixture({
-        database: db.target,
-        ring: {
-          repository: `sftp:peer:${ringDir}`,
-          ssh_command: `ssh -F ${plainSshConfig(sshd)} peer -s sftp`,
-          connect_timeout: 5,
-        },
-      });
+      const { dir: ringDir, ring } = ringOverSsh(plainSshConfig(sshd));
+      const fx = backupFixture({ database: db.target, ring: { ...ring, connect_timeout: 5 } });
       expect((await runBounded(["backup", "init", "--config", fx.configDir])).code).toBe(0);
       const first = await runBounded(["backup", "run", "--config", fx.configDir]);
       expect(first.code).toBe(0);

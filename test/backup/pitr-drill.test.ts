@@ -8,9 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { connect } from "../../src/db/connect.ts";
-import { resticJson } from "../helpers/restic.ts";
+import { resticJson, ringOverSsh } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
-import { tempDir } from "../helpers/tmp.ts";
 import { archiveNow, insertRecords, type PitrAppliance, pitrAppliance, shipWal } from "./pitr-helpers.ts";
 
 let app: PitrAppliance;
@@ -53,10 +52,7 @@ function writer() {
 describe("point-in-time drill and WAL status", () => {
   beforeAll(async () => {
     sshd = await startSshd();
-    const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-    app = await pitrAppliance({
-      ring: { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` },
-    });
+    app = await pitrAppliance({ ring: ringOverSsh(sshd.configFile("peer")).ring });
     await insertRecords(app.sql, 1, 300);
     const run = await app.cli(["backup", "run", "--tier", "all"]);
     if (run.code !== 0) throw new Error(`backup run failed: ${run.stderr}`);

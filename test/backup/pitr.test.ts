@@ -11,7 +11,7 @@ import { copyFileSync, existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
-import { listLatest } from "../helpers/restic.ts";
+import { listLatest, ringOverSsh } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import {
@@ -34,8 +34,7 @@ let atT: { at: Date; records: string[] };
 describe("point-in-time restore", () => {
   beforeAll(async () => {
     sshd = await startSshd();
-    const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-    ring = { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` };
+    ring = ringOverSsh(sshd.configFile("peer")).ring;
     app = await pitrAppliance({ ring });
     await insertRecords(app.sql, 1, 200);
     const run = await app.cli(["backup", "run", "--tier", "all"]);

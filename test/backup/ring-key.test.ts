@@ -9,9 +9,8 @@ import { join } from "node:path";
 import { KEY_MAX_BYTES, keyFileProblem } from "../../src/backup/sftp-guard.ts";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture } from "../helpers/restic.ts";
+import { backupFixture, ringOverSsh } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
-import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
 let db: TestDatabase | undefined;
@@ -27,11 +26,8 @@ test("a peer that rewrites our key file's scrypt cost: the key is refused before
   db = await freshDatabase("bk");
   await seedFrameLikeData(db.sql, 20);
   sshd = await startSshd();
-  const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-  const fx = backupFixture({
-    database: db.target,
-    ring: { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` },
-  });
+  const { dir: ringDir, ring } = ringOverSsh(sshd.configFile("peer"));
+  const fx = backupFixture({ database: db.target, ring });
   expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
   const first = await runCli(["backup", "run", "--config", fx.configDir]);
   expect(first.stderr).not.toContain("error:");

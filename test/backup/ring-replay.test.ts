@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, resticJson } from "../helpers/restic.ts";
+import { backupFixture, resticJson, ringOverSsh } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
@@ -45,10 +45,7 @@ test("a peer that serves an older copy: restore and verify of latest refuse it, 
     `if [ -f ${replaying} ]; then rm -rf ${ringDir} && cp -R ${older} ${ringDir} || exit 1; fi\nexec ${sftpServer}\n`,
   );
   sshd = await startSshd({ forcedCommand: `/bin/sh ${script}` });
-  const fx = backupFixture({
-    database: db.target,
-    ring: { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` },
-  });
+  const fx = backupFixture({ database: db.target, ring: ringOverSsh(sshd.configFile("peer"), ringDir).ring });
   expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
   const first = await runCli(["backup", "run", "--config", fx.configDir]);
   expect(first.code).toBe(0);

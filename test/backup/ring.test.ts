@@ -1,12 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { backupFixture, resticJson, resticMatrix, snapshotCount, useRestic } from "../helpers/restic.ts";
+import { backupFixture, resticJson, resticMatrix, ringOverSsh, snapshotCount, useRestic } from "../helpers/restic.ts";
 import { startSshd, type TestSshd } from "../helpers/sshd.ts";
-import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
 let db: TestDatabase | undefined;
@@ -26,11 +24,8 @@ for (const restic of resticMatrix())
       db = await freshDatabase("bk");
       await seedFrameLikeData(db.sql, 500);
       sshd = await startSshd();
-      const ringDir = join(tempDir("axe-peer"), "ring", "axe");
-      const fx = backupFixture({
-        database: db.target,
-        ring: { repository: `sftp:peer:${ringDir}`, ssh_command: `ssh -F ${sshd.configFile("peer")} peer -s sftp` },
-      });
+      const { dir: ringDir, ring } = ringOverSsh(sshd.configFile("peer"));
+      const fx = backupFixture({ database: db.target, ring });
 
       const init = await runCli(["backup", "init", "--config", fx.configDir]);
       expect(init.stderr).toBe("");

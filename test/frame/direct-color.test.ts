@@ -11,10 +11,8 @@ import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { type RunningFrame, startFrame } from "../../src/frame/serve.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { makeConfigDir } from "../helpers/config.ts";
-import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { eventually, type InProcessProxy, startProxy, stopAll } from "../proxy/harness.ts";
+import { eventually, framePairConfigDir, type InProcessProxy, startProxy, stopAll } from "../proxy/harness.ts";
 import { rpc } from "./harness.ts";
 
 let db: TestDatabase;
@@ -28,17 +26,7 @@ const WHOAMI = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "w
 
 beforeAll(async () => {
   db = await freshDatabase("direct");
-  const [blue, green] = [await freePort(), await freePort()];
-  const dir = makeConfigDir({
-    database: db.target,
-    appliance: {
-      frame: { ports: { blue, green } },
-      proxy: {
-        listen: "127.0.0.1:0",
-        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
-      },
-    },
-  });
+  const { dir, blue } = await framePairConfigDir(db.target);
   config = loadConfig({ dir });
   frame = await startFrame({ config, color: "blue", logger: createLogger({ level: "error" }) });
   direct = `http://127.0.0.1:${blue}/frame/mcp`;

@@ -220,3 +220,8 @@ export function blobLocation(
   }
   throw new Error(`blob ${blob} of ${fileName} is in no index`);
 }
+
+/** A ring tier that reaches the ssh host `peer` of `sshConfig` (test/helpers/sshd.ts) over sftp, into `dir` there. */
+export function ringOverSsh(sshConfig: string, dir = join(tempDir("axe-peer"), "ring", "axe")) {
+  return { dir, ring: { repository: `sftp:peer:${dir}`, ssh_command: `ssh -F ${sshConfig} peer -s sftp` } };
+}

@@ -9,10 +9,8 @@ import { loadConfig } from "../../src/config/load.ts";
 import { issueServiceToken } from "../../src/frame/auth/service-tokens.ts";
 import { proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
 import { mcpClient } from "../frame/harness.ts";
-import { makeConfigDir } from "../helpers/config.ts";
-import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
-import { eventually, type InProcessProxy, startProxy, stopAll } from "./harness.ts";
+import { eventually, framePairConfigDir, type InProcessProxy, startProxy, stopAll } from "./harness.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 const frames: Bun.Subprocess[] = [];
@@ -42,17 +40,7 @@ async function spawnFrame(color: string, port: number, dir: string): Promise<voi
 
 beforeAll(async () => {
   db = await freshDatabase("proxy");
-  const [blue, green] = [await freePort(), await freePort()];
-  const dir = makeConfigDir({
-    database: db.target,
-    appliance: {
-      frame: { ports: { blue, green } },
-      proxy: {
-        listen: "127.0.0.1:0",
-        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
-      },
-    },
-  });
+  const { dir, blue, green } = await framePairConfigDir(db.target);
   await Promise.all([spawnFrame("blue", blue, dir), spawnFrame("green", green, dir)]);
   proxy = await startProxy(dir);
   token = (

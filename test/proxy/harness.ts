@@ -5,10 +5,12 @@
  */
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/load.ts";
+import type { DatabaseTarget } from "../../src/db/connect.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { ProxyServer } from "../../src/proxy/proxy-server.ts";
 import { type ProxySettings, proxySettings } from "../../src/proxy/settings.ts";
 import { makeConfigDir } from "../helpers/config.ts";
+import { freePort } from "../helpers/ports.ts";
 import { waitFor } from "../helpers/wait.ts";
 
 const BUN = process.execPath;
@@ -54,6 +56,24 @@ export function proxyConfigDir(
       },
     },
   });
+}
+
+/** A config dir for real frame colors on free ports over `database`, behind a proxy on port 0 with fast health checks. */
+export async function framePairConfigDir(
+  database: DatabaseTarget,
+): Promise<{ dir: string; blue: number; green: number }> {
+  const [blue, green] = [await freePort(), await freePort()];
+  const dir = makeConfigDir({
+    database,
+    appliance: {
+      frame: { ports: { blue, green } },
+      proxy: {
+        listen: "127.0.0.1:0",
+        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
+      },
+    },
+  });
+  return { dir, blue, green };
 }
 
 export interface InProcessProxy {
