@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { RELEASE_ANSWER_FILE } from "../../src/lib/color-proof.ts";
+import { colorProof, loadColorKey, RELEASE_ANSWER_FILE } from "../../src/lib/color-proof.ts";
 import type { Color } from "../../src/lib/colors.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
 import { makeConfigDir } from "../helpers/config.ts";
@@ -115,6 +115,36 @@ describe("a color's port held by another program", () => {
     expect(fake.received()).toContain("GET /proof HTTP/1.1");
     expect(fake.received()).not.toContain(TOKEN);
     fake.stop();
+  });
+
+  test("a right proof with bytes after it (a second answer for the caller) is refused: the connection carries nothing", async () => {
+    const paths = install(["blue", "green"]);
+    let received = "";
+    const listener = Bun.listen<undefined>({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket, data) {
+          received += data.toString("latin1");
+          const challenge = /x-axe-challenge: ([0-9a-f]+)/.exec(data.toString("latin1"))?.[1];
+          if (!challenge) return; // /healthz and anything else: never answered
+          const proof = colorProof(loadColorKey(paths.secrets), "blue", challenge);
+          const smuggled = "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nsmuggled!";
+          socket.write(`HTTP/1.1 204 No Content\r\nx-axe-proof: ${proof}\r\n\r\n${smuggled}`);
+        },
+      },
+    });
+    try {
+      const proxy = await startProxyFor(paths, `http://127.0.0.1:${listener.port}`, "http://127.0.0.1:9");
+      const answer = await call(proxy.url);
+      expect(answer.status).toBe(502);
+      expect(answer.body).not.toContain("smuggled!");
+      expect(received).toContain("GET /proof HTTP/1.1");
+      expect(received).not.toContain(TOKEN);
+      expect(received).not.toContain("/frame/");
+    } finally {
+      listener.stop(true);
+    }
   });
 
   test("a proof that is not ASCII is refused like any wrong one, and the proxy keeps serving", async () => {
