@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { processesWithEnv } from "./processes.ts";
 import { startSshd } from "./sshd.ts";
+import { waitFor } from "./wait.ts";
 
 describe("test sshd", () => {
   test("a command runs over ssh, and a forced command replaces whatever the client asks", async () => {
@@ -39,7 +40,12 @@ describe("test sshd", () => {
       while (!out.includes("started")) out += new TextDecoder().decode((await reader.read()).value);
       client.kill("SIGKILL"); // as fleet status does at its timeout
       await client.exited;
-      expect(ofThisSshd().some((p) => p.command.includes("sleep 300"))).toBe(true); // still running, client gone
+      // Still running, client gone. Asked until seen: the shell may be inside its exec of sleep,
+      // when /proc shows neither its command line nor its environment.
+      const left = await waitFor("the command its client left running", () =>
+        ofThisSshd().find((p) => p.command.includes("sleep 300")),
+      );
+      expect(left.command).toContain("sleep 300");
     } finally {
       await sshd.stop();
     }
