@@ -1,5 +1,5 @@
 /** The small parts on their own: router, color selector, pause, request id, headers, retry policy, state file. */
-import { describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../src/lib/errors.ts";
@@ -32,14 +32,22 @@ describe("Router", () => {
 });
 
 describe("ColorSelector", () => {
-  test("pins outlive a switch only for the drain time", async () => {
+  const T0 = Date.UTC(2026, 0, 1);
+  // The selector reads the wall clock: these tests set it (setSystemTime), so a test process that
+  // a loaded machine leaves unscheduled past the drain time cannot see a pin expire early.
+  afterEach(() => void setSystemTime());
+
+  test("pins outlive a switch only for the drain time", () => {
+    setSystemTime(T0);
     const selector = new ColorSelector("blue", 100);
     selector.pin("s1", "blue");
     expect(selector.switchTo("green")).toBe(true);
     expect(selector.pick("s1")).toBe("blue");
     expect(selector.pick(null)).toBe("green");
     expect(selector.pick("unknown")).toBe("green");
-    await Bun.sleep(120);
+    setSystemTime(T0 + 99);
+    expect(selector.pick("s1")).toBe("blue");
+    setSystemTime(T0 + 100);
     expect(selector.pick("s1")).toBe("green");
     expect(selector.sessions).toBe(0);
     expect(selector.switchTo("green")).toBe(false);
@@ -55,12 +63,19 @@ describe("ColorSelector", () => {
   });
 
   test("drain waits for pins to the old color until their drain time, then releases them", async () => {
+    setSystemTime(T0);
     const selector = new ColorSelector("blue", 150);
     selector.pin("s1", "blue");
     selector.switchTo("green");
-    expect(await selector.drain("blue", 20)).toEqual({ drained: false, released: 0 });
+    // each drain sleeps (real timers) until its clock says its time has come: the clock moves only here
+    const short = selector.drain("blue", 20);
+    setSystemTime(T0 + 20);
+    expect(await short).toEqual({ drained: false, released: 0 });
     expect(selector.pick("s1")).toBe("blue");
-    expect(await selector.drain("blue", 5000)).toEqual({ drained: true, released: 1 });
+    const long = selector.drain("blue", 5000);
+    expect(selector.sessions).toBe(1);
+    setSystemTime(T0 + 150);
+    expect(await long).toEqual({ drained: true, released: 1 });
     expect(selector.pick("s1")).toBe("green");
   });
 
