@@ -10,14 +10,17 @@ import { waitFor } from "../helpers/wait.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll } from "./harness.ts";
 
 let proxy: InProcessProxy;
+/** Holds a paused request for minutes: a test that resumes it never races the pause timeout. */
+let patient: InProcessProxy;
 
 beforeAll(async () => {
   const [blue, green] = await Promise.all([
     startUpstream("blue", { RELEASE: "2.0.0" }),
     startUpstream("green", { RELEASE: "2.1.0" }),
   ]);
-  // long enough that a held request is still held when the test, under load, gets to resume it
+  // short, so the test of the pause timeout is quick; no test that resumes a held request uses it
   proxy = await startProxy(proxyConfigDir(blue, green, { pause_timeout_ms: 1_000 }));
+  patient = await startProxy(proxyConfigDir(blue, green, { pause_timeout_ms: 600_000 }));
 });
 afterAll(stopAll);
 
@@ -46,17 +49,17 @@ test("bad bodies are 400 with a message; unknown endpoints 404", async () => {
 });
 
 test("pause holds requests until resume", async () => {
-  expect((await pauseProxy(proxy.socket)).paused).toBe(true);
+  expect((await pauseProxy(patient.socket)).paused).toBe(true);
   let answered = false;
-  const held = fetch(`${proxy.url}/frame/small`).then((r) => {
+  const held = fetch(`${patient.url}/frame/small`).then((r) => {
     answered = true;
     return r;
   });
   // pause again (it changes nothing) until it says the request is held
-  await waitFor("the request to be held", async () => (await pauseProxy(proxy.socket)).held === 1);
+  await waitFor("the request to be held", async () => (await pauseProxy(patient.socket)).held === 1);
   expect(answered).toBe(false);
-  expect((await proxyStatus(proxy.socket)).paused).toBe(true);
-  expect((await resumeProxy(proxy.socket)).held).toBe(1);
+  expect((await proxyStatus(patient.socket)).paused).toBe(true);
+  expect((await resumeProxy(patient.socket)).held).toBe(1);
   expect((await held).status).toBe(200);
 });
 
