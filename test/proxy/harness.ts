@@ -38,6 +38,13 @@ export async function startUpstream(color: string, env: Record<string, string> =
   return { color, port, url: `http://127.0.0.1:${port}`, process: child };
 }
 
+/**
+ * A probe's timeout (timeout_ms) is generous in these configs: a color that answers its /healthz
+ * late on a loaded machine must not be taken for down (the first probe decides alone when the
+ * proxy starts). Tests that want a color down stop it or make it answer 503.
+ */
+const PROBE_TIMEOUT_MS = 10_000;
+
 /** A config dir whose proxy fronts the given colors, with fast health checks. */
 export function proxyConfigDir(
   blue: Upstream | string,
@@ -50,7 +57,7 @@ export function proxyConfigDir(
       proxy: {
         listen: "127.0.0.1:0",
         upstreams: { blue: url(blue), green: url(green) },
-        health: { interval_ms: 100, timeout_ms: 500, healthy_threshold: 2, unhealthy_threshold: 2 },
+        health: { interval_ms: 100, timeout_ms: PROBE_TIMEOUT_MS, healthy_threshold: 2, unhealthy_threshold: 2 },
         drain_timeout_ms: 5_000,
         ...proxy,
       },
@@ -69,7 +76,7 @@ export async function framePairConfigDir(
       frame: { ports: { blue, green } },
       proxy: {
         listen: "127.0.0.1:0",
-        health: { interval_ms: 100, timeout_ms: 1000, healthy_threshold: 1, unhealthy_threshold: 2 },
+        health: { interval_ms: 100, timeout_ms: PROBE_TIMEOUT_MS, healthy_threshold: 1, unhealthy_threshold: 2 },
       },
     },
   });

@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { drainColor, proxyStatus, switchLiveColor } from "../../src/proxy/admin-client.ts";
+import { WAIT_MS } from "../helpers/wait.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let proxy: InProcessProxy;
@@ -91,7 +92,10 @@ test("a drain waits for an open stream on the old color, bounded by its timeout"
   const short = await drainColor(proxy.socket, { color: "blue", timeoutMs: 50 });
   expect(short.drained).toBe(false);
   expect(short.inflight).toBe(1);
-  const [long, text] = await Promise.all([drainColor(proxy.socket, { color: "blue", timeoutMs: 5000 }), stream.text()]);
+  const [long, text] = await Promise.all([
+    drainColor(proxy.socket, { color: "blue", timeoutMs: WAIT_MS }),
+    stream.text(),
+  ]);
   expect(text).toContain("event: end\ndata: blue");
   expect(long).toMatchObject({ color: "blue", drained: true, inflight: 0 });
 });
