@@ -67,10 +67,19 @@ export function scramOnlySocket(where: { path: string } | { host: string; port: 
     }
     pending = data.length > 0 ? Buffer.from(data) : undefined;
   };
+  // A connection that fails at once (a socket file that is gone: the cluster stopped) can emit its
+  // error before postgres.js listens, and an error nobody hears ends the process: held until it does.
+  let early: Error | undefined;
+  const hold = (error: Error) => void (early ??= error);
+  socket.on("error", hold);
   // postgres.js's reader gets each read after the watch, and none from the read that was refused
   const on = socket.on.bind(socket);
-  socket.on = ((event: string, listener: (...args: unknown[]) => void) =>
-    on(
+  socket.on = ((event: string, listener: (...args: unknown[]) => void) => {
+    if (event === "error") {
+      socket.off("error", hold);
+      if (early) queueMicrotask(() => listener(early));
+    }
+    return on(
       event,
       event !== "data"
         ? listener
@@ -78,6 +87,7 @@ export function scramOnlySocket(where: { path: string } | { host: string; port: 
             if (watching) watch(chunk);
             if (!refused) listener(chunk);
           },
-    )) as Socket["on"];
+    );
+  }) as Socket["on"];
   return socket;
 }

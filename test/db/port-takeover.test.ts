@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { connect } from "../../src/db/connect.ts";
 import { fakePostgres, pgAuth, pgMessage } from "../helpers/fake-postgres.ts";
+import { freePort } from "../helpers/ports.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
 import { WAIT_MS } from "../helpers/wait.ts";
 
@@ -79,5 +80,30 @@ describe("a program on the database's port", () => {
     expect((await sql`select 1 as one`)[0]).toEqual({ one: 1 });
     await sql.end();
     await db.drop();
+  });
+
+  test("no database at all (a socket path that is gone, a closed port): the query fails, the process lives on", async () => {
+    // The embedded cluster stopped under a running color: its socket file is gone. The connection
+    // error came before postgres.js listened for it, and an error nobody hears ends the process.
+    const gone = `/tmp/axe-no-such-dir-${process.pid}`;
+    const closed = await freePort();
+    const errors: unknown[] = [];
+    const heard = (error: unknown) => errors.push(error);
+    process.on("uncaughtException", heard);
+    try {
+      for (const host of [gone, "127.0.0.1"]) {
+        const sql = connect({ host, port: closed, user: "owner", database: "frame", password: PASSWORD }, { max: 1 });
+        const outcome = await sql`select 1 as one`.then(
+          () => "answered",
+          (error: Error) => `refused: ${(error as { code?: string }).code}`,
+        );
+        await sql.end({ timeout: 0 });
+        expect(outcome).toBe(host === gone ? "refused: ENOENT" : "refused: ECONNREFUSED");
+      }
+      await Bun.sleep(100); // an error emitted on a later tick would have arrived by now
+    } finally {
+      process.off("uncaughtException", heard);
+    }
+    expect(errors).toEqual([]);
   });
 });
