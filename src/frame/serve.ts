@@ -168,7 +168,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       noAuth: options.noAuth ?? false,
       guard,
     });
-    app.listen({ hostname: frame.bind, port });
+    listen(app, frame.bind, port, color);
     const stopMemoryCeiling = startMemoryCeiling();
     const server = app.server!;
     const url = `http://${frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind}:${server.port}`;
@@ -196,5 +196,20 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     await sql.end({ timeout: 5 });
     await db.embedded?.stop();
     throw error;
+  }
+}
+
+/** Starts listening, or says which address is taken (Bun's own error is a question with a stack). */
+function listen(app: ReturnType<typeof createFrameApp>, hostname: string, port: number, color: Color): void {
+  try {
+    app.listen({ hostname, port });
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    const inUse = code === "EADDRINUSE" || /in use/i.test((error as Error).message);
+    throw new ConfigError(
+      "FRAME_LISTEN_FAILED",
+      `cannot listen on ${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}: ${inUse ? "the address is in use" : (error as Error).message}`,
+      `is another frame ${color} running? Check with \`axe-appliance doctor\`, or set frame.ports.${color} in appliance.yaml`,
+    );
   }
 }

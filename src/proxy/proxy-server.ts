@@ -131,10 +131,12 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       stampLine: this.stampLine,
     }));
     const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));
+    const host = settings.hostname.includes(":") ? `[${settings.hostname}]` : settings.hostname;
+    let address = `${host}:${settings.port}`; // the one being bound, named if it fails
     try {
       this.listenPort = listener.listen(settings.hostname, settings.port);
       // after the admin socket: no other proxy runs, so a socket at the path is one a stopped proxy left
-      if (settings.tunnelSocket) listener.listenTunnel(settings.tunnelSocket);
+      if (settings.tunnelSocket) listener.listenTunnel((address = settings.tunnelSocket));
     } catch (error) {
       this.listener = undefined;
       listener.close();
@@ -143,7 +145,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       const code = (error as { code?: string }).code;
       throw new ProxyError(
         "PROXY_LISTEN_FAILED",
-        `cannot listen on ${settings.hostname}:${settings.port}${settings.tunnelSocket ? ` and ${settings.tunnelSocket}` : ""}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
+        `cannot listen on ${address}: ${code === "EADDRINUSE" ? "the address is in use" : (error as Error).message}`,
         "is another proxy running? Check with `axe-appliance doctor`, or set proxy.listen in appliance.yaml",
       );
     }

@@ -4,7 +4,17 @@
  * {data_dir}/logs/<name>.log. Detached, so a color started by `deploy receive` outlives the
  * receiver; PID files, so the next receiver (or `up`'s supervisor) finds it again.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/load.ts";
@@ -33,9 +43,14 @@ export interface ChildBackendOptions {
   spec?: (name: ServiceName) => ServiceSpec;
 }
 
+/** How much of a log's end `lastWords` reads: a stack trace or two. */
+const LAST_WORDS_BYTES = 8192;
+
 export class ChildBackend implements ServiceBackend {
   readonly kind = "child" as const;
   private readonly dir: string;
+  /** Where each service's log stood when this backend last started it. */
+  private readonly logFrom = new Map<ServiceName, number>();
   constructor(
     private readonly config: Config,
     private readonly options: ChildBackendOptions = {},
@@ -53,6 +68,7 @@ export class ChildBackend implements ServiceBackend {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     mkdirSync(dirname(spec.logFile), { recursive: true, mode: 0o700 }); // as install.sh makes it: the logs are ours alone
     const log = openSync(spec.logFile, "a", 0o600);
+    this.logFrom.set(name, fstatSync(log).size);
     let child: RunningProgram;
     try {
       child = startProgram([spec.program, ...spec.args], {
@@ -104,6 +120,30 @@ export class ChildBackend implements ServiceBackend {
     const record = this.read(name);
     if (!record || !running(record.pid)) return { name, running: false };
     return { name, running: true, pid: record.pid, release: record.release };
+  }
+
+  /**
+   * The last error line (`error: ...`, as main prints an AppError) a service wrote since this
+   * backend last started it, without the prefix; undefined when it said none (or was not started here).
+   */
+  lastWords(name: ServiceName): string | undefined {
+    const from = this.logFrom.get(name);
+    if (from === undefined) return undefined;
+    let fd: number;
+    try {
+      fd = openSync(this.spec(name).logFile, "r");
+    } catch {
+      return undefined;
+    }
+    try {
+      const start = Math.max(from, fstatSync(fd).size - LAST_WORDS_BYTES);
+      const buffer = Buffer.alloc(LAST_WORDS_BYTES);
+      const text = buffer.toString("utf8", 0, readSync(fd, buffer, 0, LAST_WORDS_BYTES, start));
+      const line = text.split("\n").findLast((l) => l.startsWith("error: "));
+      return line?.slice("error: ".length).trim() || undefined;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** True while another process restarts `name` on purpose. */

@@ -12,6 +12,8 @@ export interface Supervised {
   start(): Promise<void>;
   /** True while someone else restarts it on purpose. */
   paused?(): boolean;
+  /** What it said last on its way out (its last error line), for the line that reports it down. */
+  lastWords?(): string | undefined;
 }
 
 export interface SupervisorOptions {
@@ -97,7 +99,12 @@ export class Supervisor {
       const first = track.upSince === undefined && track.restarts === 0 && track.failures === 0;
       if (!first) {
         track.restarts++;
-        this.options.log.warn("process is down; starting it again", { process: p.name, attempt: track.failures + 1 });
+        const reason = p.lastWords?.();
+        this.options.log.warn("process is down; starting it again", {
+          process: p.name,
+          attempt: track.failures + 1,
+          ...(reason ? { reason } : {}),
+        });
       }
       track.upSince = undefined;
       const delay = Math.min(

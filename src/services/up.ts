@@ -1,7 +1,8 @@
 /**
  * `up`: the whole appliance in one terminal. Starts the embedded Postgres (when no database.url),
  * then proxy, blue and green as child processes under a supervisor that restarts them with
- * backoff; waits until both colors answer /healthz; stops everything on SIGINT/SIGTERM.
+ * backoff; waits until both colors answer /healthz; stops everything on SIGINT/SIGTERM, also
+ * when one comes while it is still starting (the caller's AbortSignal).
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -46,37 +47,45 @@ export function postgresSupervised(config: Config, opened: { pg?: EmbeddedPostgr
 export async function upAppliance(
   config: Config,
   log: Logger,
-  options: { healthTimeoutMs?: number } = {},
+  options: {
+    healthTimeoutMs?: number;
+    /** Aborted (a Ctrl-C while coming up): stop what was started and throw the signal's reason. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<RunningAppliance> {
   const backend = new ChildBackend(config);
   const opened: { pg?: EmbeddedPostgres } = {};
   const processes: Supervised[] = [];
-  if (!config.appliance.database.url) {
-    mkdirSync(config.paths.data, { recursive: true, mode: 0o755 }); // as root, Postgres runs as another user and must walk in
-    const postgres = postgresSupervised(config, opened);
-    await postgres.start(); // before the colors, which would otherwise race to start it
-    await openDatabase(config); // creates the frame database once, so the two colors never race to create it
-    processes.push(postgres);
-  }
-  for (const name of SERVICES)
-    processes.push({
-      name,
-      running: async () => (await backend.status(name)).running,
-      start: () => backend.start(name),
-      paused: () => backend.restarting(name),
-    });
-  const supervisor = new Supervisor(processes, { log });
-  supervisor.start();
+  let supervisor: Supervisor | undefined;
   const stop = async () => {
-    await supervisor.stop();
+    await supervisor?.stop();
     for (const name of ["green", "blue", "proxy"] as const) await backend.stop(name);
     await opened.pg?.stop();
   };
   try {
+    if (!config.appliance.database.url) {
+      mkdirSync(config.paths.data, { recursive: true, mode: 0o755 }); // as root, Postgres runs as another user and must walk in
+      const postgres = postgresSupervised(config, opened);
+      await postgres.start(); // before the colors, which would otherwise race to start it
+      await openDatabase(config); // creates the frame database once, so the two colors never race to create it
+      processes.push(postgres);
+    }
+    for (const name of SERVICES)
+      processes.push({
+        name,
+        running: async () => (await backend.status(name)).running,
+        start: () => backend.start(name),
+        paused: () => backend.restarting(name),
+        lastWords: () => backend.lastWords(name),
+      });
+    options.signal?.throwIfAborted(); // the cluster's start can take a while, and the operator gave up
+    supervisor = new Supervisor(processes, { log });
+    supervisor.start();
     const socket = proxySettings(config).adminSocket;
     let seen = "the proxy does not answer";
     const live = await pollUntil(
       async () => {
+        options.signal?.throwIfAborted();
         const status = await proxyStatus(socket).catch(() => undefined);
         if (status?.colors.blue.healthy && status.colors.green.healthy) return status.live;
         if (status)

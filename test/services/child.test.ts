@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { type Config, loadConfig } from "../../src/config/load.ts";
 import { pointColor } from "../../src/deploy/colors.ts";
 import { installRelease, stagingPath } from "../../src/deploy/releases.ts";
@@ -99,6 +99,27 @@ describe("child-process backend", () => {
     await backend.stop("green");
     expect((await backend.status("green")).running).toBe(false);
     expect(() => process.kill(lines()[0].pid, 0)).toThrow();
+  }, 30_000);
+
+  test("lastWords is the error line a service printed since this backend started it, never an older one", async () => {
+    const config = loadConfig({ dir: makeConfigDir() });
+    const { backend, lines } = fixtureBackend(config, {
+      FIXTURE_EXIT_AFTER_MS: "50",
+      FIXTURE_SAY:
+        "error: cannot listen on 127.0.0.1:4710: the address is in use\nhint: is another frame blue running?",
+    });
+    const log = backend.spec("blue").logFile;
+    mkdirSync(dirname(log), { recursive: true });
+    writeFileSync(log, "error: what an earlier run said\n");
+    expect(backend.lastWords("blue")).toBeUndefined(); // not started by this backend
+    await backend.start("blue");
+    await until(async () => lines().length === 1 && !(await backend.status("blue")).running, "blue to start and die");
+    expect(backend.lastWords("blue")).toBe("cannot listen on 127.0.0.1:4710: the address is in use");
+
+    const quiet = fixtureBackend(config, { FIXTURE_EXIT_AFTER_MS: "50" }); // the same log file, a run that says nothing
+    await quiet.backend.start("blue");
+    await until(async () => quiet.lines().length === 1 && !(await quiet.backend.status("blue")).running, "blue to die");
+    expect(quiet.backend.lastWords("blue")).toBeUndefined();
   }, 30_000);
 
   test("a service outlives the process that started it, in a process group of its own, and does not hold it", async () => {

@@ -2,7 +2,8 @@
  * A stand-in long-running process for backend tests (not one of our components): installs its
  * SIGTERM handler, then writes its argv, a chosen env var and pid to the file named by
  * FIXTURE_OUT, and waits. With FIXTURE_IGNORE_TERM=1 it ignores SIGTERM (to prove the backend
- * escalates to SIGKILL); with FIXTURE_EXIT_AFTER_MS it dies on its own (to exercise the supervisor).
+ * escalates to SIGKILL); with FIXTURE_EXIT_AFTER_MS it dies on its own (to exercise the supervisor),
+ * writing FIXTURE_SAY to stderr first.
  */
 import { appendFileSync } from "node:fs";
 
@@ -20,5 +21,9 @@ appendFileSync(
   })}\n`,
 );
 const exitAfter = Number(process.env.FIXTURE_EXIT_AFTER_MS ?? 0);
-if (exitAfter > 0) setTimeout(() => process.exit(3), exitAfter);
+if (exitAfter > 0)
+  setTimeout(() => {
+    if (process.env.FIXTURE_SAY) process.stderr.write(`${process.env.FIXTURE_SAY}\n`);
+    process.exit(3);
+  }, exitAfter);
 setInterval(() => {}, 60_000);

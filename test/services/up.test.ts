@@ -6,7 +6,9 @@ import { ensureDevConfig } from "../../src/services/dev-config.ts";
 import { MAIN, REPO } from "../helpers/cli.ts";
 import { mcpPost } from "../helpers/mcp.ts";
 import { freePort } from "../helpers/ports.ts";
+import { processesNaming } from "../helpers/processes.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
 
 const spawned: Array<ReturnType<typeof Bun.spawn>> = [];
 const pidsToReap: number[] = [];
@@ -135,5 +137,52 @@ describe("up --dev", () => {
     expect(await up.exited).toBe(0);
     for (const pid of [pids.proxy!, pids.blue!, greenPid!]) expect(alive(pid)).toBe(false);
     expect(await Bun.file(postmaster).exists()).toBe(false);
+  }, 180_000);
+
+  test("a port another program holds: up says which and why, and Ctrl-C while it is still coming up stops all it started", async () => {
+    const dir = tempDir("axe-dev");
+    const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
+    ensureDevConfig(dir, { ...ports, metrics: "off" });
+    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
+    postmastersToReap.push(postmaster);
+    const holder = Bun.listen({ hostname: "127.0.0.1", port: ports.blue, socket: { data() {} } }); // someone else's blue port
+    try {
+      const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {
+        cwd: REPO,
+        env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      spawned.push(up);
+      let err = "";
+      void (async () => {
+        for await (const chunk of up.stderr) err += new TextDecoder().decode(chunk);
+      })();
+      const pidOf = (name: string) => {
+        const file = join(dir, "data", "run", "services", `${name}.pid`);
+        return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")).pid as number) : undefined;
+      };
+      // The supervisor's line names what blue said on its way out, not only that it is down again.
+      const said = await waitFor(`up to say why blue is down (stderr so far:\n${err})`, () =>
+        err
+          .split("\n")
+          .find(
+            (line) => line.includes("process is down") && line.includes('"process":"blue"') && line.includes("reason"),
+          ),
+      );
+      expect(said).toContain(`cannot listen on 127.0.0.1:${ports.blue}: the address is in use`);
+      expect(err).not.toContain("unexpected failure");
+      const started = ["proxy", "green"].map((name) => pidOf(name)!);
+      pidsToReap.push(...started);
+      expect(existsSync(postmaster)).toBe(true);
+
+      up.kill("SIGINT"); // still waiting for blue to answer
+      expect(await up.exited).toBe(0);
+      for (const pid of started) expect(alive(pid)).toBe(false);
+      expect(existsSync(postmaster)).toBe(false);
+      expect(processesNaming([dir])).toEqual([]);
+    } finally {
+      holder.stop(true);
+    }
   }, 180_000);
 });
