@@ -3,7 +3,6 @@
  * production, else the embedded cluster under the data directory.
  */
 import { join } from "node:path";
-import postgres from "postgres";
 import type { Config } from "../config/load.ts";
 import { secretPath } from "../config/load.ts";
 import { parsePostgresUrl } from "../config/postgres-url.ts";
@@ -11,41 +10,11 @@ import { DatabaseError } from "../lib/errors.ts";
 import { readSecretFile } from "../lib/secret-file.ts";
 import { archiveSettings } from "./archiving.ts";
 import { EmbeddedPostgres } from "./embedded.ts";
-import { scramOnlySocket } from "./scram-only.ts";
+import { connect } from "./pool.ts";
 import type { DatabaseTarget } from "./target.ts";
 
+export { connect, type Sql } from "./pool.ts";
 export type { DatabaseTarget } from "./target.ts";
-
-export type Sql = postgres.Sql;
-
-/**
- * Opens a pool; `max` connections, notices dropped (they are not errors). `catalogOnly` is for the
- * database owner's sessions: their search_path is pg_catalog alone, so a function or operator some
- * other role planted in schema public (every role may create there on PostgreSQL <= 14) is never
- * chosen over the system's for an unqualified call, and never runs with the owner's rights. Such a
- * session names every object of ours with its schema (meta.*, entity_*.*).
- */
-export function connect(
-  target: DatabaseTarget,
-  options: { max?: number; onnotice?: (n: unknown) => void; catalogOnly?: boolean } = {},
-): Sql {
-  const where = target.host.startsWith("/")
-    ? { path: join(target.host, `.s.PGSQL.${target.port}`) }
-    : { host: target.host, port: target.port };
-  return postgres({
-    ...(options.catalogOnly ? { connection: { search_path: "pg_catalog" } } : {}),
-    ...where,
-    // a password goes through SCRAM only, never to whatever took the port while Postgres was down
-    ...(target.password !== undefined ? { socket: () => scramOnlySocket(where) } : {}),
-    user: target.user,
-    password: target.password,
-    database: target.database,
-    max: options.max ?? 10,
-    idle_timeout: 30,
-    connect_timeout: 10,
-    onnotice: options.onnotice ?? (() => {}),
-  });
-}
 
 /** Environment for libpq tools (pg_dump, pg_restore, psql) to reach the target. */
 export function libpqEnv(target: DatabaseTarget): Record<string, string> {

@@ -25,6 +25,7 @@ import {
   runAsAccount,
   writeAsAccount,
 } from "./cluster-files.ts";
+import { connect, sessionName } from "./pool.ts";
 import { findPostgresTools, SERVER_TOOLS } from "./postgres-tools.ts";
 import type { DatabaseTarget } from "./target.ts";
 
@@ -89,12 +90,39 @@ export class EmbeddedPostgres {
     return { host: this.socketDir, port: this.port, user: EMBEDDED_SUPERUSER, password: this.password, database };
   }
 
-  /** Stops the server if this process started it (fast shutdown: sessions end, data is safe). */
-  async stop(options: { force?: boolean } = {}): Promise<void> {
-    if (!this.startedHere && !options.force) return;
+  /**
+   * Stops the server if this process started it and no one else is connected (fast shutdown:
+   * sessions end, data is safe). Whoever started it is often not its last user: blue starts it at
+   * boot, green serves from it, and a deploy restarts blue; a backup or `token issue` may have
+   * started it while the colors were down. So a session of another process keeps it running, for
+   * good on a machine whose colors take turns (the system's shutdown stops it there). `force`
+   * stops it whoever started it and whoever is connected.
+   */
+  async stop(options: { force?: boolean } = {}): Promise<"stopped" | "in use" | "not ours" | "not running"> {
+    if (!this.startedHere && !options.force) return "not ours";
     const pgdata = join(this.dir, "pgdata");
-    if (!(await this.isRunning(pgdata))) return;
+    if (!(await this.isRunning(pgdata))) return "not running";
+    if (!options.force && (await this.othersConnected())) return "in use";
     await this.run("pg_ctl", ["-D", pgdata, "-m", "fast", "-w", "-t", "60", "stop"]);
+    return "stopped";
+  }
+
+  /**
+   * True when another process has a client session open (ours, just closed, may still be listed
+   * for a moment: they are known by their application_name); false too when none can be asked.
+   */
+  private async othersConnected(): Promise<boolean> {
+    const sql = connect(this.target(), { max: 1 });
+    try {
+      const [row] = await sql<Array<{ others: number }>>`
+        select count(*)::int as others from pg_stat_activity
+        where backend_type = 'client backend' and application_name is distinct from ${sessionName()}`;
+      return (row?.others ?? 0) > 0;
+    } catch {
+      return false; // a cluster no one can reach serves no one
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => undefined);
+    }
   }
 
   /**

@@ -186,7 +186,8 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
         await data?.close();
         await anchoring?.stop(); // after the last audit rows are written: the anchor covers them
         await sql.end({ timeout: 2 });
-        await db.embedded?.stop();
+        if ((await db.embedded?.stop()) === "in use")
+          logger.info("the embedded Postgres this color started stays up: another process uses it");
       },
     };
   } catch (error) {

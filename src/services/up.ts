@@ -60,7 +60,7 @@ export async function upAppliance(
   const stop = async () => {
     await supervisor?.stop();
     for (const name of ["green", "blue", "proxy"] as const) await backend.stop(name);
-    await opened.pg?.stop();
+    await opened.pg?.stop({ force: true }); // the whole appliance stops, a psql left open or not
   };
   try {
     if (!config.appliance.database.url) {

@@ -6,6 +6,9 @@ import { EmbeddedPostgres } from "../../src/db/embedded.ts";
 import { runCli } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+const POOL = join(import.meta.dir, "../../src/db/pool.ts");
 
 describe("embedded Postgres", () => {
   test("created once with a 0600 password, socket only, reused while running, stopped by its starter", async () => {
@@ -34,6 +37,45 @@ describe("embedded Postgres", () => {
     const reopened = await EmbeddedPostgres.open({ dir, port: 5440 });
     expect(reopened.startedHere).toBe(true);
     await reopened.stop();
+  });
+
+  test("its starter leaves it running while another process uses it (the other color, a backup), and stops it after", async () => {
+    // blue started the cluster at boot, green uses it; a deploy restarts blue: the live green keeps its database
+    const dir = join(tempDir("axe-emb"), "postgres");
+    const blue = await EmbeddedPostgres.open({ dir, port: 5442 });
+    expect(blue.startedHere).toBe(true);
+    const target = (await EmbeddedPostgres.open({ dir, port: 5442 })).target();
+    const holdSession = `const { connect } = await import(${JSON.stringify(POOL)});
+      await connect(JSON.parse(process.env.TARGET))\`select 1\`;
+      console.log("connected");
+      setInterval(() => {}, 60_000);`;
+    const green = Bun.spawn([process.execPath, "-e", holdSession], {
+      env: { ...process.env, TARGET: JSON.stringify(target) },
+      stdout: "pipe",
+    });
+    try {
+      const reader = green.stdout.getReader();
+      let said = "";
+      while (!said.includes("connected")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`green did not connect: ${said}`);
+        said += new TextDecoder().decode(value);
+      }
+      expect(await blue.stop()).toBe("in use");
+      const sql = connect(target, { max: 1 });
+      expect((await sql`select 2 as two`)[0]!.two).toBe(2); // still up
+      await sql.end();
+    } finally {
+      green.kill("SIGKILL");
+      await green.exited;
+    }
+    // green's session ends with its process (its backend may linger for a moment)
+    expect(await waitFor("the cluster to stop once green is gone", async () => (await blue.stop()) === "stopped")).toBe(
+      true,
+    );
+    const reopened = await EmbeddedPostgres.open({ dir, port: 5442 });
+    expect(reopened.startedHere).toBe(true);
+    expect(await reopened.stop({ force: true })).toBe("stopped");
   });
 
   test("a wrong password is refused (the cluster does not trust local connections)", async () => {
