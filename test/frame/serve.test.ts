@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { connect as connectTcp } from "node:net";
 import { loadConfig } from "../../src/config/load.ts";
 import { connect } from "../../src/db/connect.ts";
 import { MIGRATIONS } from "../../src/db/migrations/index.ts";
@@ -9,6 +10,7 @@ import { MAIN } from "../helpers/cli.ts";
 import { makeConfigDir } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { hasReadConnection } from "../helpers/processes.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { json, mcpClient, rpc, startTestFrame, type TestFrame } from "./harness.ts";
 
@@ -98,23 +100,24 @@ describe("serve", () => {
       method: "tools/call",
       params: { name: "whoami", arguments: {} },
     });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const slowBody = new ReadableStream({
-      async start(controller) {
-        controller.enqueue(new TextEncoder().encode(body.slice(0, 10)));
-        await gate; // the rest of the body arrives only after SIGTERM
-        controller.enqueue(new TextEncoder().encode(body.slice(10)));
-        controller.close();
-      },
-    });
-    const inFlight = fetch(`http://127.0.0.1:${port}/frame/mcp`, {
-      method: "POST",
-      body: slowBody,
-      duplex: "half",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream" },
-    } as RequestInit);
-    await Bun.sleep(200);
+    // The request's head and the first bytes of its body, over a raw connection whose port we know.
+    const socket = connectTcp(port, "127.0.0.1");
+    let answer = "";
+    socket.on("data", (chunk) => (answer += chunk.toString("latin1")));
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    await new Promise<void>((resolve, reject) => socket.once("connect", resolve).once("error", reject));
+    socket.on("error", () => undefined); // a reset shows below as an answer that is not a 200
+    const head = [
+      "POST /frame/mcp HTTP/1.1",
+      `Host: 127.0.0.1:${port}`,
+      "Content-Type: application/json",
+      "Accept: application/json, text/event-stream",
+      `Content-Length: ${Buffer.byteLength(body)}`,
+      "Connection: close",
+    ].join("\r\n");
+    await new Promise<void>((resolve) => socket.write(`${head}\r\n\r\n${body.slice(0, 10)}`, () => resolve()));
+    // SIGTERM once serve has read that head: stopping closes a connection it has read no request from yet
+    await waitFor("serve to read the request's head", () => hasReadConnection(child.pid, port, socket.localPort!));
     child.kill("SIGTERM");
     await waitFor(
       "serve to refuse new connections after SIGTERM",
@@ -125,10 +128,10 @@ describe("serve", () => {
         ),
       { intervalMs: 50 },
     );
-    release();
-    const answer = await inFlight;
-    expect(answer.status).toBe(200);
-    expect(await answer.text()).toContain('\\"principal\\":\\"dev\\"');
+    socket.write(body.slice(10)); // the rest of the body arrives only after SIGTERM
+    await closed;
+    expect(answer).toStartWith("HTTP/1.1 200 ");
+    expect(answer).toContain('\\"principal\\":\\"dev\\"');
     expect(await child.exited).toBe(0);
   });
 

@@ -5,7 +5,7 @@
  * exit handler): SIGQUIT for a postmaster (immediate shutdown, which removes its shared memory),
  * SIGTERM for anything else, then SIGKILL for what is still there after a few seconds.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export interface Found {
   pid: number;
@@ -102,4 +102,40 @@ function signal(pid: number, name: NodeJS.Signals): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * Whether process `pid` has accepted the loopback TCP connection from `clientPort` to its
+ * `serverPort` and read everything that arrived on it (nothing waits in its receive queue). A
+ * client that wrote a request's head first knows then that the server holds a request, not an
+ * idle connection (which a server may close when it stops). Linux only (/proc/net/tcp): where
+ * there is no /proc this says true, and a caller's wait on it is none.
+ */
+export function hasReadConnection(pid: number, serverPort: number, clientPort: number): boolean {
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
+  let tables: string[];
+  try {
+    tables = ["/proc/net/tcp", "/proc/net/tcp6"].filter((t) => existsSync(t)).map((t) => readFileSync(t, "utf8"));
+  } catch {
+    return true;
+  }
+  if (tables.length === 0) return true;
+  for (const line of tables.flatMap((t) => t.split("\n").slice(1))) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+    const [, local, remote, state, queues, , , , , inode] = line.trim().split(/\s+/);
+    if (!local?.endsWith(`:${hex(serverPort)}`) || !remote?.endsWith(`:${hex(clientPort)}`) || state !== "01") continue;
+    if (Number.parseInt(queues!.split(":")[1]!, 16) !== 0 || !inode || inode === "0") return false;
+    try {
+      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+        } catch {
+          return false;
+        }
+      });
+    } catch {
+      return false;
+    }
+  }
+  return false;
 }
