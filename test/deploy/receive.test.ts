@@ -17,7 +17,7 @@ let app: ApplianceUnderTest;
 
 beforeAll(async () => {
   app = await startAppliance();
-}, 60_000);
+}, 120_000); // the first appliance a worker starts compiles the binary: seconds alone, a minute under load
 
 afterAll(async () => {
   await app?.stop();

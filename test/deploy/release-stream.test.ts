@@ -25,7 +25,7 @@ beforeAll(async () => {
   release = await makeRelease("1.0.0-stream");
   binary = readFileSync(release.binary);
   publicPem = (await releaseKeys()).publicPem;
-});
+}, 120_000); // the first release a worker makes compiles the binary: seconds alone, a minute under load
 
 const sequenced = () => release.manifest as Extract<Manifest, { sequence: number }>;
 
