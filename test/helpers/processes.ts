@@ -88,12 +88,21 @@ export function isAlive(pid: number): boolean {
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
-/** Stops each process and waits (synchronously, at most `graceMs`) before SIGKILL. */
+/**
+ * Stops each process and waits (synchronously, at most `graceMs`) before SIGKILL, then as long
+ * again for what was killed to be gone: a SIGKILLed process lives until the kernel runs it once
+ * more, and a caller may look right after this returns.
+ */
 export function stopProcesses(found: Found[], graceMs = 5_000): void {
   for (const { pid, command } of found) signal(pid, /(^|\/)postgres -D /.test(command) ? "SIGQUIT" : "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while (found.some((p) => isAlive(p.pid)) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 50);
-  for (const { pid } of found) if (isAlive(pid)) signal(pid, "SIGKILL");
+  const waitGone = () => {
+    const deadline = Date.now() + graceMs;
+    while (found.some((p) => isAlive(p.pid)) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 50);
+  };
+  waitGone();
+  const killed = found.filter((p) => isAlive(p.pid));
+  for (const { pid } of killed) signal(pid, "SIGKILL");
+  if (killed.length > 0) waitGone();
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
