@@ -30,6 +30,10 @@ export function systemdUnit(config: Config, name: ServiceName, options: UnitOpti
     "Restart=always",
     "RestartSec=2",
     "KillSignal=SIGTERM",
+    // A color may be the one that started the embedded Postgres, which then lives in its control
+    // group; the default (kill the whole group) would stop the live color's database when a deploy
+    // restarts the passive one. The color's own stop leaves it to whoever still uses it (decision 78).
+    ...(name === "proxy" ? [] : ["KillMode=process"]),
     "TimeoutStopSec=45",
     `StandardOutput=append:${unit.logFile}`,
     `StandardError=append:${unit.logFile}`,

@@ -35,6 +35,7 @@ describe("systemd units", () => {
     expect(green).toContain("Restart=always\n");
     expect(green).toContain("User=axe\n");
     expect(green).toContain(`StandardOutput=append:${c.paths.data}/logs/green.log\n`);
+    expect(green).toContain("KillMode=process\n"); // an embedded Postgres it started outlives its restart
     const proxy = systemdUnit(c, "proxy", { binary: "/opt/axe/bin/axe-appliance" });
     expect(proxy).toContain(`ExecStart=/opt/axe/bin/axe-appliance proxy run --config ${c.dir}\n`);
     expect(proxy).not.toContain("EnvironmentFile");
