@@ -29,9 +29,10 @@ export class AccessLog {
     bytes: number,
     startedAt: number,
     completed = true,
+    now = performance.now(),
   ): void {
     if (!this.enabled) return;
-    const duration = Math.round((performance.now() - startedAt) * 100) / 100;
+    const duration = Math.round((now - startedAt) * 100) / 100;
     this.pending.push(
       `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${PLAIN.test(path) ? `"${path}"` : JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"completed":${completed},"duration_ms":${duration}}`,
     );

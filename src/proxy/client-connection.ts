@@ -8,7 +8,7 @@
 import type { Socket } from "bun";
 import { HeadCollector, type HeadLimits, headerMap } from "./head-collector.ts";
 import { ERROR, HttpParser, REQUEST } from "./llhttp.ts";
-import { beginBatch, endBatch, Outbox } from "./outbox.ts";
+import { beginBatch, endBatch, eventNow, Outbox } from "./outbox.ts";
 import type { Refusal } from "./request-guard.ts";
 
 export interface RequestHead {
@@ -103,7 +103,7 @@ export class ClientConnection extends HttpParser {
     this.peer = tunnel ? "unix" : socket.remoteAddress;
     this.since = this.lastDrain = performance.now();
     this.out = new Outbox(() => {
-      this.lastDrain = performance.now();
+      this.lastDrain = eventNow();
       this.sink?.onClientDrain();
     });
     this.out.attach(socket as Socket<unknown>);
@@ -207,7 +207,7 @@ export class ClientConnection extends HttpParser {
 
   override onMessageBegin(): number {
     this.phase = "head";
-    this.since = performance.now();
+    this.since = eventNow();
     if (this.collector)
       this.collector.reset(); // the last head's arrays are no longer read
     else this.collector = new HeadCollector(this.limits);
@@ -250,7 +250,7 @@ export class ClientConnection extends HttpParser {
     };
     this.head = head;
     this.phase = "body";
-    this.since = performance.now();
+    this.since = eventNow();
     if (minor !== 0 && minor !== 1) {
       this.refuse({ status: 505, error: "bad_version", message: "only HTTP/1.0 and HTTP/1.1 are spoken here" });
       return ERROR.USER;
@@ -276,7 +276,7 @@ export class ClientConnection extends HttpParser {
 
   onMessageComplete(): number {
     this.phase = this.answered ? "idle" : "waiting";
-    this.since = performance.now();
+    this.since = eventNow();
     this.sink?.end();
     return this.head?.upgrade ? 0 : ERROR.PAUSED; // after an upgrade llhttp stops by itself (PAUSED_UPGRADE)
   }
@@ -319,7 +319,7 @@ export class ClientConnection extends HttpParser {
     // a body still coming is read and dropped (sink gone); the next request follows it
     if (this.phase !== "waiting") return;
     this.phase = "idle";
-    this.since = performance.now();
+    this.since = eventNow();
     if (this.feeding) return; // feed() goes on with the next pipelined request
     this.unpause();
     const held = this.held;
@@ -350,7 +350,7 @@ export class ClientConnection extends HttpParser {
   /** Our side is done: FIN after the last answer, then reading (and dropping) until the caller closes or LINGER_MS pass. */
   private finishAndLinger(): void {
     this.phase = "closed";
-    this.since = performance.now();
+    this.since = eventNow();
     this.lingering = true;
     this.out.end();
   }
@@ -368,7 +368,7 @@ export class ClientConnection extends HttpParser {
   }
 
   onDrain(): void {
-    this.lastDrain = performance.now(); // the caller is reading, however slowly
+    this.lastDrain = eventNow(); // the caller is reading, however slowly
     this.out.onDrain();
   }
 

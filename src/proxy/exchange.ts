@@ -8,6 +8,7 @@
 import type { Color } from "./admin-schema.ts";
 import type { ClientConnection, RequestSink } from "./client-connection.ts";
 import type { UpstreamLabel } from "./metrics.ts";
+import { eventNow } from "./outbox.ts";
 import type { UpstreamPool } from "./upstream.ts";
 import {
   type ResponseHead,
@@ -116,7 +117,7 @@ export class Exchange implements RequestSink, ResponseSink {
     connection.out.writeText(this.upstreamHead);
     if (this.replay) for (const piece of this.replay) this.send(piece);
     if (this.requestEnded) this.sendEnd();
-    this.deadline = performance.now() + this.host.headerTimeoutMs;
+    this.deadline = eventNow() + this.host.headerTimeoutMs;
   }
 
   body(data: Buffer, at: number, length: number): void {
@@ -198,7 +199,7 @@ export class Exchange implements RequestSink, ResponseSink {
     }
     const sse = head.headers.eventStream ? "x-accel-buffering: no\r\n" : "";
     client.responding = true;
-    client.writeText(`HTTP/1.1 ${head.status} ${head.reason}\r\n`);
+    client.writeText(statusLine(head.status, head.reason));
     writeLines(client, head);
     client.writeText(`x-request-id: ${this.id}\r\n${sse}${framing}${client.connectionHeader(!this.closeAfter)}\r\n`);
   }
@@ -297,6 +298,18 @@ export class Exchange implements RequestSink, ResponseSink {
     this.stopCounting();
     this.host.done(this, completed);
   }
+}
+
+/** Per status, the status line with the reason phrase it last came with (made once, not per answer). */
+const statusLines: Array<{ reason: string; line: string } | undefined> = [];
+
+/** "HTTP/1.1 <status> <reason>\r\n", as the upstream's status line said it. */
+function statusLine(status: number, reason: string): string {
+  const known = statusLines[status];
+  if (known !== undefined && known.reason === reason) return known.line;
+  const line = `HTTP/1.1 ${status} ${reason}\r\n`;
+  statusLines[status] = { reason, line };
+  return line;
 }
 
 /** The upstream's header lines the caller gets: its own bytes when they came in one read, else as decoded. */

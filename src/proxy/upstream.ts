@@ -4,6 +4,7 @@
  * connection for most of them; this pool keeps one per concurrent request (decision 14).
  */
 import type { ColorProver } from "./color-prover.ts";
+import { eventNow } from "./outbox.ts";
 import { type ConnectionOwner, UpstreamConnection, UpstreamFailure, upstreamHandlers } from "./upstream-connection.ts";
 
 export { type FailureKind, UpstreamConnection, UpstreamFailure } from "./upstream-connection.ts";
@@ -59,7 +60,7 @@ export class UpstreamPool implements ConnectionOwner {
 
   release(connection: UpstreamConnection): void {
     if (this.idle.length >= MAX_IDLE) return connection.destroy();
-    connection.lastUsed = performance.now();
+    connection.lastUsed = eventNow();
     this.idle.push(connection);
   }
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { createServer, type Server, type Socket } from "node:net";
 import { type InProcessProxy, proxyConfigDir, startProxy, stopAll } from "./harness.ts";
+import { rawExchange } from "./raw-harness.ts";
 
 let upstream: Server;
 let proxy: InProcessProxy;
@@ -34,6 +35,8 @@ function answer(socket: Socket, path: string): void {
       setTimeout(() => socket.end(), 50);
   else if (path === "/frame/smuggle")
     socket.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+  else if (path === "/frame/reason")
+    socket.write("HTTP/1.1 200 Fine\xe9 By Me\r\nContent-Length: 2\r\n\r\nok", "latin1");
   else if (path === "/frame/drop-after") {
     socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
     setTimeout(() => socket.destroy(), 5); // keep-alive promised, then the connection goes away
@@ -103,4 +106,22 @@ test("keep-alive: sequential requests share a connection; a dropped one is repla
   const after = await fetch(`${proxy.url}/frame/after-drop`);
   expect(after.status).toBe(200);
   expect(await after.text()).toBe("/frame/after-drop");
+});
+
+test("the caller gets the upstream's own reason phrase, whichever came last with its status", async () => {
+  const port = Number(new URL(proxy.url).port);
+  const request = (path: string, last = false) =>
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n${last ? "Connection: close\r\n" : ""}\r\n`;
+  const answer = await rawExchange(port, [
+    request("/frame/plain"),
+    request("/frame/reason"),
+    request("/frame/plain-again"),
+    request("/frame/reason", true),
+  ]);
+  expect([...answer.matchAll(/HTTP\/1\.1 [^\r]*/g)].map((m) => m[0])).toEqual([
+    "HTTP/1.1 200 OK",
+    "HTTP/1.1 200 Fine\xe9 By Me",
+    "HTTP/1.1 200 OK",
+    "HTTP/1.1 200 Fine\xe9 By Me",
+  ]);
 });

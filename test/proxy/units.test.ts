@@ -5,8 +5,10 @@ import { join } from "node:path";
 import { ConfigError } from "../../src/lib/errors.ts";
 import { ColorSelector } from "../../src/proxy/color-selector.ts";
 import { isEventStream, upstreamRequestHead } from "../../src/proxy/forward-headers.ts";
+import { batch, Outbox } from "../../src/proxy/outbox.ts";
 import { PauseController } from "../../src/proxy/pause-controller.ts";
 import { requestId } from "../../src/proxy/request-id.ts";
+import { contentLength, mayBeEventStream } from "../../src/proxy/response-head.ts";
 import { callsATool } from "../../src/proxy/retry-policy.ts";
 import { Router } from "../../src/proxy/router.ts";
 import { readProxyState, writeProxyState } from "../../src/proxy/state-file.ts";
@@ -165,6 +167,60 @@ describe("headers", () => {
     expect(isEventStream("Text/Event-Stream;charset=UTF-8")).toBe(true);
     expect(isEventStream("text/event-streamer")).toBe(false);
     expect(isEventStream(null)).toBe(false);
+  });
+});
+
+describe("bytes, not strings", () => {
+  test("a value read from its bytes reads as its decoded string does", () => {
+    const lengths = ["214", "0", "", " 12", "12 ", "007", "1e3", "0x10", "-1", "+1", "1.5"];
+    for (const text of [...lengths, "999999999999999", "9999999999999999", "12345678901234567890"]) {
+      const bytes = Buffer.from(`x${text}y`, "latin1");
+      expect(contentLength(bytes, 1, 1 + text.length)).toBe(Number(text));
+    }
+    const types = [
+      "text/event-stream",
+      "Text/Event-Stream; charset=utf-8",
+      " text/event-stream",
+      "\ttext/event-stream",
+    ];
+    types.push(
+      "\u00a0text/event-stream",
+      "\u000btext/event-stream",
+      "application/json",
+      "t",
+      "",
+      "text/event-streamer",
+    );
+    for (const text of types) {
+      const bytes = Buffer.from(`x${text}y`, "latin1");
+      expect(mayBeEventStream(bytes, 1, 1 + text.length)).toBe(isEventStream(text));
+    }
+  });
+
+  test("a head string goes out byte for byte as latin1", () => {
+    const got: Buffer[] = [];
+    const socket = {
+      write: (data: Uint8Array, offset = 0, length = data.byteLength) => {
+        got.push(Buffer.from(data.subarray(offset, offset + length)));
+        return length;
+      },
+    };
+    const out = new Outbox();
+    out.attach(socket as never);
+    let all = "";
+    for (let c = 0; c < 0x180; c++) all += String.fromCharCode(c);
+    batch(() => {
+      out.writeText(`x-a: ${all}\r\n`);
+      out.write(Buffer.from("body"));
+      out.writeText("\u20ac\r\n");
+    });
+    expect(Buffer.concat(got)).toEqual(
+      Buffer.concat([
+        Buffer.from(`x-a: ${all}\r\n`, "latin1"),
+        Buffer.from("body"),
+        Buffer.from("\u20ac\r\n", "latin1"),
+      ]),
+    );
   });
 });
 
