@@ -19,6 +19,7 @@ import {
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { parseJsonOrUndefined } from "../lib/json.ts";
+import { networkFailure } from "../lib/network-error.ts";
 import { pollUntil } from "../lib/poll.ts";
 import { buildInfo } from "../lib/version.ts";
 import type { ColorRunner } from "./color-runner.ts";
@@ -67,7 +68,7 @@ export async function waitForHealth(expect: HealthExpectation): Promise<string> 
           return `${expect.color} answers /healthz on ${expect.release} (migration ${health.data.database.migration})`;
         else last = `HTTP ${response.status} ${JSON.stringify(health.data).slice(0, 200)}`;
       } catch (error) {
-        last = (error as Error).message;
+        last = networkFailure(error);
       }
       if (expect.backend && !(await expect.backend.status(expect.color)).running)
         throw new DeployError(

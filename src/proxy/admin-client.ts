@@ -8,6 +8,7 @@
  */
 import type { z } from "zod";
 import { ProxyError } from "../lib/errors.ts";
+import { networkFailure } from "../lib/network-error.ts";
 import {
   AdminErrorSchema,
   type Color,
@@ -99,7 +100,7 @@ async function send(socketPath: string, method: string, path: string, body?: unk
   } catch (error) {
     throw new ProxyError(
       "PROXY_UNREACHABLE",
-      `cannot reach the proxy's admin socket ${socketPath}: ${(error as Error).message}`,
+      `cannot reach the proxy's admin socket ${socketPath}: ${networkFailure(error)}`,
       "is the proxy running? Start it with `axe-appliance proxy run`, or check `axe-appliance status`",
     );
   }

@@ -15,6 +15,7 @@ import {
   readColorKey,
 } from "../lib/color-proof.ts";
 import { COLORS, type Color } from "../lib/colors.ts";
+import { networkFailure } from "../lib/network-error.ts";
 import type { ProxyStatus } from "../proxy/admin-client.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { ProxySource } from "./proxy-source.ts";
@@ -119,7 +120,7 @@ async function healthz(url: string, color: Color, key: Buffer | undefined): Prom
       ...(response.ok ? {} : { error: `${url} answered HTTP ${response.status}` }),
     };
   } catch (error) {
-    return { ok: false, error: `${url}: ${oneLine((error as Error).message)}` };
+    return { ok: false, error: `${url}: ${networkFailure(error)}` };
   }
 }
 

@@ -4,8 +4,8 @@
  * URL and the customer's Entra tenant. This is what claude.ai reads first.
  */
 import type { Config } from "../config/load.ts";
+import { networkFailure } from "../lib/network-error.ts";
 import { proxySettings } from "../proxy/settings.ts";
-import { oneLine } from "./colors-check.ts";
 import type { Check, StatusReport } from "./report.ts";
 
 export async function checkMetadata(config: Config): Promise<{ metadata: StatusReport["metadata"]; check: Check }> {
@@ -27,7 +27,7 @@ export async function checkMetadata(config: Config): Promise<{ metadata: StatusR
     if (!response.ok) return result(false, `HTTP ${response.status} through the local proxy`);
     body = (await response.json()) as typeof body;
   } catch (error) {
-    return result(false, `no answer through the local proxy: ${oneLine((error as Error).message)}`);
+    return result(false, `no answer through the local proxy: ${networkFailure(error)}`);
   }
   if (body.resource !== config.mcpUrl)
     return result(false, `resource is ${JSON.stringify(body.resource)}, expected ${config.mcpUrl}`);
