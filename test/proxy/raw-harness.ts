@@ -4,6 +4,7 @@
  * Health probes (GET /healthz) are answered and left out of the record.
  */
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { WAIT_MS } from "../helpers/wait.ts";
 
 export interface RawRequest {
   /** The head as received, up to and including the blank line. */
@@ -93,8 +94,12 @@ export async function rawUpstream(answer: (request: RawRequest) => void): Promis
   return state;
 }
 
-/** Sends raw bytes; resolves with everything that came back once the server closes or `ms` pass. */
-export function rawExchange(port: number, data: string | string[], ms = 2_000): Promise<string> {
+/**
+ * Sends raw bytes; resolves with everything that came back once the server closes or `ms` pass.
+ * The proxy closes after its answer in every exchange the tests make, so the bound only ends a test
+ * that already failed: generous, because an answer a loaded machine gives late is no failure.
+ */
+export function rawExchange(port: number, data: string | string[], ms = WAIT_MS): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
     let out = "";

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect } from "node:net";
 import { parseTarget } from "../../src/proxy/request-guard.ts";
+import { WAIT_MS } from "../helpers/wait.ts";
 import { type InProcessProxy, proxyConfigDir, startProxy, startUpstream, stopAll, type Upstream } from "./harness.ts";
 
 let blue: Upstream;
@@ -17,12 +18,12 @@ beforeAll(async () => {
 });
 afterAll(stopAll);
 
-/** Sends raw bytes, returns what came back until the server closes or 1.5 s pass. */
+/** Sends raw bytes, returns what came back until the server closes (it does after each answer here) or WAIT_MS pass. */
 function raw(data: string): Promise<string> {
   return new Promise((resolve) => {
     const socket = connect(port, "127.0.0.1");
     let out = "";
-    const timer = setTimeout(() => socket.destroy(), 1500);
+    const timer = setTimeout(() => socket.destroy(), WAIT_MS);
     socket.on("data", (d) => (out += d));
     socket.on("close", () => {
       clearTimeout(timer);
