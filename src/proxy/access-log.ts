@@ -5,6 +5,20 @@
 /** A path JSON needs no escapes for (the common case: skip JSON.stringify). */
 const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
+/**
+ * String(n / 100) for a whole n: the duration as the log has always written it (ms, two decimals
+ * at most), without the double-to-shortest conversion that cost ~0.1-0.4 us per line. The same
+ * text for every n from 0 to 10^15 (test/proxy/units.test.ts); anything else goes the long way.
+ */
+export function hundredths(n: number): string {
+  if (!(n >= 0 && n < 1e15) || n % 1 !== 0) return String(n / 100);
+  const whole = Math.floor(n / 100);
+  const cents = n - whole * 100;
+  if (cents === 0) return `${whole}`;
+  if (cents % 10 === 0) return `${whole}.${cents / 10}`;
+  return `${whole}.${cents < 10 ? "0" : ""}${cents}`;
+}
+
 export class AccessLog {
   private pending: string[] = [];
   private scheduled = false;
@@ -32,7 +46,7 @@ export class AccessLog {
     now = performance.now(),
   ): void {
     if (!this.enabled) return;
-    const duration = Math.round((now - startedAt) * 100) / 100;
+    const duration = hundredths(Math.round((now - startedAt) * 100));
     this.pending.push(
       `{"time":"${this.time()}","level":"info","msg":"request","id":"${id}","method":"${method}","path":${PLAIN.test(path) ? `"${path}"` : JSON.stringify(path)},"status":${status},"color":"${upstream}","bytes":${bytes},"completed":${completed},"duration_ms":${duration}}`,
     );

@@ -301,14 +301,14 @@ export class Exchange implements RequestSink, ResponseSink {
 }
 
 /** Per status, the status line with the reason phrase it last came with (made once, not per answer). */
-const statusLines: Array<{ reason: string; line: string } | undefined> = [];
+const statusLines = new Map<number, { reason: string; line: string }>();
 
 /** "HTTP/1.1 <status> <reason>\r\n", as the upstream's status line said it. */
 function statusLine(status: number, reason: string): string {
-  const known = statusLines[status];
+  const known = statusLines.get(status);
   if (known !== undefined && known.reason === reason) return known.line;
   const line = `HTTP/1.1 ${status} ${reason}\r\n`;
-  statusLines[status] = { reason, line };
+  statusLines.set(status, { reason, line });
   return line;
 }
 

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../src/lib/errors.ts";
+import { hundredths } from "../../src/proxy/access-log.ts";
 import { ColorSelector } from "../../src/proxy/color-selector.ts";
 import { isEventStream, upstreamRequestHead } from "../../src/proxy/forward-headers.ts";
 import { batch, Outbox } from "../../src/proxy/outbox.ts";
@@ -195,6 +196,15 @@ describe("bytes, not strings", () => {
       const bytes = Buffer.from(`x${text}y`, "latin1");
       expect(mayBeEventStream(bytes, 1, 1 + text.length)).toBe(isEventStream(text));
     }
+  });
+
+  test("a log line's duration reads as String(n / 100) did", () => {
+    const differ: number[] = [];
+    const check = (n: number) => hundredths(n) !== String(n / 100) && differ.push(n);
+    for (let n = 0; n < 200_000; n++) check(n);
+    for (let i = 0; i < 200_000; i++) check(Math.floor(Math.random() * 10 ** (3 + (i % 13))));
+    for (const n of [1e15 - 1, 1e15, 1e21, -1, -0, 0.5, Number.NaN, Number.POSITIVE_INFINITY]) check(n);
+    expect(differ).toEqual([]);
   });
 
   test("a head string goes out byte for byte as latin1", () => {
