@@ -5,7 +5,7 @@ import { type Config, loadConfig } from "../../src/config/load.ts";
 import { type AuditSink, memoryAuditSink } from "../../src/frame/audit-sink.ts";
 import { type RunningFrame, startFrame } from "../../src/frame/serve.ts";
 import { FORWARDED_HEADER, forwardStamp, readColorKey } from "../../src/lib/color-proof.ts";
-import { createLogger } from "../../src/lib/log.ts";
+import { createLogger, type Logger } from "../../src/lib/log.ts";
 import { makeConfigDir, TEST_CUSTOMERS } from "../helpers/config.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
@@ -28,6 +28,8 @@ export interface TestFrameOptions {
   customers?: unknown;
   jwksCooldownMs?: number;
   audit?: AuditSink;
+  /** Default: errors only, on stderr. */
+  logger?: Logger;
 }
 
 export async function startTestFrame(options: TestFrameOptions = {}): Promise<TestFrame> {
@@ -46,7 +48,7 @@ export async function startTestFrame(options: TestFrameOptions = {}): Promise<Te
     color: "blue",
     noAuth: options.noAuth ?? false,
     audit: options.audit ?? audit,
-    logger: createLogger({ level: "error" }),
+    logger: options.logger ?? createLogger({ level: "error" }),
     jwksCooldownMs: options.jwksCooldownMs ?? 0,
   });
   return {
