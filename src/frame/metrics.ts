@@ -41,6 +41,7 @@ export const REFUSAL_REASONS: Readonly<Record<string, 401 | 403 | 503>> = {
   invalid_claims: 401,
   wrong_tenant: 401,
   no_subject: 401,
+  not_access_token: 401,
   service_token_malformed: 401,
   service_token_unknown: 401,
   service_token_revoked: 401,

@@ -98,22 +98,22 @@ describe("Entra tokens an attacker can get signed", () => {
         ["expired beyond the 60 s tolerance", token(KIM, { claims: { exp: now - 120 } }), "401 token_expired"],
         ["not valid for two more minutes", token(KIM, { claims: { nbf: now + 120 } }), "401 token_not_yet_valid"],
         // A v1-shaped token (appid) under the v2 issuer and the reverse: the client is read from the
-        // claim of the issuer's version, which the other shape lacks, so the connector check refuses.
+        // claim of the issuer's version, which the other shape lacks.
         [
           "v1 claims under the v2 issuer",
           token(KIM, { claims: { azp: undefined, appid: CONNECTOR_CLIENT, ver: "1.0" } }),
-          "403 client_not_allowed",
+          "401 not_access_token",
         ],
         [
           "v2 claims under the v1 issuer",
           token(KIM, { claims: { iss: standIn.issuerV1(TENANT_AXE) } }),
-          "403 client_not_allowed",
+          "401 not_access_token",
         ],
         // An ID token for the API app: no scp, no azp.
         [
           "an ID token",
           token(KIM, { claims: { scp: undefined, azp: undefined, azpacr: undefined, nonce: "n" } }),
-          "403 client_not_allowed",
+          "401 not_access_token",
         ],
         [
           "an app-only token of the connector",
@@ -138,6 +138,32 @@ describe("Entra tokens an attacker can get signed", () => {
       ];
       for (const [name, minted, expected] of cases)
         expect(`${name}: ${await outcome(running.mcpUrl, await minted)}`).toBe(`${name}: ${expected}`);
+    } finally {
+      await running.close();
+    }
+  });
+});
+
+describe("an ID token is not an access token (decision 77)", () => {
+  // Entra signs ID tokens with the same keys, for the app a user signed in to. An ID token for the
+  // API app (possible when that app is also a sign-in client) carries no scp and no client claim;
+  // with app-only tokens allowed and no allowed_clients it was taken for an app-only one and served.
+  test("with app-only tokens allowed and any client, an ID token of the API app is refused", async () => {
+    const running = await entraFrame({ customers: fleetWith({ allow_app_only: true, allowed_clients: [] }) });
+    try {
+      const idToken = await token(
+        { ...KIM, roles: ["Frame.Admin"] },
+        { claims: { scp: undefined, azp: undefined, azpacr: undefined, nonce: "n" } },
+      );
+      expect(await outcome(running.mcpUrl, idToken)).toBe("401 not_access_token");
+      // An app-only access token names its client, and is still served by its app role.
+      const appOnly = await token(
+        { oid: randomUUID(), username: "", roles: ["Frame.Admin"] },
+        { claims: { scp: undefined, idtyp: "app", preferred_username: undefined } },
+      );
+      const response = await call(running.mcpUrl, appOnly);
+      expect(`${response.status} ${(await json(response)).reason}`).toBe("403 no_entity"); // no entity maps its role
+      expect(await outcome(running.mcpUrl, await token())).toBe("200 served");
     } finally {
       await running.close();
     }

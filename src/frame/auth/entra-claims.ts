@@ -56,7 +56,15 @@ export function principalFromClaims(claims: EntraClaims, customer: Customer, fle
   const subject = `${claims.tid}/${claims.oid}`;
   const forbid = (reason: string, message: string) => new IdentifiedRefusal(reason, message, subject);
   const client = isV1 ? claims.appid : claims.azp;
-  if (entra.allowed_clients.length && (!client || !entra.allowed_clients.includes(client)))
+  // Every Entra access token names the client that obtained it; an ID token (same keys, same issuer,
+  // `aud` the app signed in to) does not, and without `scp` it would pass for an app-only token.
+  if (typeof client !== "string" || !client)
+    throw new AuthError(
+      "not_access_token",
+      `the token names no client application (${isV1 ? "appid" : "azp"}): it is not an access token`,
+      401,
+    );
+  if (entra.allowed_clients.length && !entra.allowed_clients.includes(client))
     throw forbid("client_not_allowed", "the client application that obtained this token is not an allowed connector");
   const appOnly = claims.idtyp === "app" || claims.scp === undefined;
   if (appOnly && !entra.allow_app_only)
