@@ -61,7 +61,7 @@ export function walReport(input: WalInput): WalTierReport[] {
       if (!newest && !lacking.length) {
         problems.push(
           tier === "local"
-            ? "WAL: nothing archived yet; archive_mode takes effect when the cluster restarts (restart the services)"
+            ? "WAL: nothing archived yet; archive_mode takes effect when the cluster restarts (`axe-appliance db restart`)"
             : `WAL: none shipped to ${tier} yet; \`axe-appliance backup wal-ship\` says why`,
         );
         return report;

@@ -1,9 +1,11 @@
+import { loadConfig } from "../config/load.ts";
 import { CONFIG_OPTION, type Command, JSON_OPTION, stringFlag } from "../lib/cli.ts";
+import { ConfigError } from "../lib/errors.ts";
 import { withOwnerDatabase } from "./frame-db.ts";
 
 export const dbCommand: Command = {
   name: "db",
-  summary: "the frame database: migrations and their state",
+  summary: "the frame database: migrations and their state; restarting the embedded cluster",
   subcommands: [
     {
       name: "migrate",
@@ -56,6 +58,36 @@ export const dbCommand: Command = {
           },
           { migrate: false },
         ),
+    },
+    {
+      name: "restart",
+      summary: "restart the embedded Postgres (start it if it is down) so settings read only at start apply",
+      usage: "[--config DIR]",
+      details: `
+The embedded cluster is shared by blue, green, backups and these commands, and stays up while any
+of them uses it, so restarting a color does not restart it. Run this after changing what Postgres
+reads only at start (backup.wal.enabled: archive_mode). Fast shutdown: open sessions end and the
+colors connect again; a request that was in a query at that moment fails. Refused with
+database.url, a server this appliance does not run.`,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const config = loadConfig({ dir: stringFlag(inv, "config") });
+        if (config.appliance.database.url)
+          throw new ConfigError(
+            "DB_NOT_EMBEDDED",
+            "database.url is set: that server is not this appliance's to restart",
+            "restart it where it runs (brew services, systemctl, Docker), or omit database.url to use the embedded cluster",
+          );
+        const { openEmbedded } = await import("../db/connect.ts");
+        const cluster = await openEmbedded(config); // writes appliance.yaml's settings first
+        if (cluster.startedHere) {
+          console.log(`started the embedded Postgres (pid ${cluster.serverPid()}); it was not running`);
+          return;
+        }
+        const before = cluster.serverPid();
+        const after = await cluster.restart();
+        console.log(`restarted the embedded Postgres (pid ${before} -> ${after}); sessions connect again`);
+      },
     },
   ],
 };

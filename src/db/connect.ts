@@ -36,7 +36,7 @@ export const FRAME_DATABASE = "frame";
 
 /** Resolves the configured database, starting the embedded cluster (and creating `frame`) if needed. */
 export async function openDatabase(config: Config): Promise<OpenDatabase> {
-  const { url, password_file, embedded_run_as } = config.appliance.database;
+  const { url, password_file } = config.appliance.database;
   if (url) {
     const { host, port, user, database } = parsePostgresUrl(url)!; // appliance.yaml's schema checked it
     return {
@@ -49,13 +49,18 @@ export async function openDatabase(config: Config): Promise<OpenDatabase> {
       },
     };
   }
-  const embedded = await EmbeddedPostgres.open({
-    dir: join(config.paths.data, "postgres"),
-    runAs: embedded_run_as,
-    archive: archiveSettings(config),
-  });
+  const embedded = await openEmbedded(config);
   await ensureDatabase(embedded.target("postgres"), FRAME_DATABASE);
   return { target: embedded.target(FRAME_DATABASE), embedded };
+}
+
+/** The embedded cluster under the data directory, started if it is not running, with appliance.yaml's settings. */
+export function openEmbedded(config: Config): Promise<EmbeddedPostgres> {
+  return EmbeddedPostgres.open({
+    dir: join(config.paths.data, "postgres"),
+    runAs: config.appliance.database.embedded_run_as,
+    archive: archiveSettings(config),
+  });
 }
 
 /** Creates the database if it does not exist (CREATE DATABASE cannot run in a transaction). */

@@ -108,6 +108,27 @@ export class EmbeddedPostgres {
   }
 
   /**
+   * Restarts the running server (fast: sessions end, and clients connect again), so settings read
+   * only at start (archive_mode) apply; returns the new postmaster's PID.
+   */
+  async restart(): Promise<number | undefined> {
+    const pgdata = join(this.dir, "pgdata");
+    await this.run("pg_ctl", [
+      "-D",
+      pgdata,
+      "-l",
+      join(this.dir, "postgres.log"),
+      "-m",
+      "fast",
+      "-w",
+      "-t",
+      "60",
+      "restart",
+    ]);
+    return this.serverPid();
+  }
+
+  /**
    * True when another process has a client session open (ours, just closed, may still be listed
    * for a moment: they are known by their application_name); false too when none can be asked.
    */

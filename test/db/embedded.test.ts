@@ -78,6 +78,38 @@ describe("embedded Postgres", () => {
     expect(await reopened.stop({ force: true })).toBe("stopped");
   });
 
+  test("`db restart` restarts the running embedded cluster (archive_mode is read only at start); a database.url is refused", async () => {
+    // since decision 78 no color's restart restarts the cluster, so the operator needs a way to
+    const data = tempDir("axe-data");
+    const config = makeConfigDir({ appliance: { data_dir: data } });
+    const pg = await EmbeddedPostgres.open({ dir: join(data, "postgres") });
+    try {
+      const before = pg.serverPid()!;
+      const restarted = await runCli(["db", "restart", "--config", config]);
+      expect(restarted.stderr).toBe("");
+      expect(restarted.code).toBe(0);
+      const after = pg.serverPid()!;
+      expect(after).not.toBe(before);
+      expect(restarted.stdout).toContain(`restarted the embedded Postgres (pid ${before} -> ${after})`);
+      const sql = connect(pg.target(), { max: 1 });
+      expect((await sql`select 1 as one`)[0]!.one).toBe(1);
+      await sql.end();
+    } finally {
+      await pg.stop({ force: true });
+    }
+    const started = await runCli(["db", "restart", "--config", config]); // not running: started, and left so
+    expect(started.code).toBe(0);
+    expect(started.stdout).toContain("started the embedded Postgres");
+    const running = await EmbeddedPostgres.open({ dir: join(data, "postgres") });
+    expect(running.startedHere).toBe(false);
+    await running.stop({ force: true });
+
+    const external = makeConfigDir({ appliance: { database: { url: "postgres://frame@127.0.0.1:1/frame" } } });
+    const refused = await runCli(["db", "restart", "--config", external]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain("database.url");
+  });
+
   test("a wrong password is refused (the cluster does not trust local connections)", async () => {
     const dir = join(tempDir("axe-emb"), "postgres");
     const pg = await EmbeddedPostgres.open({ dir, port: 5441 });
