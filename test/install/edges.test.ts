@@ -333,7 +333,7 @@ test("install.sh passes shellcheck", () => {
   const run = Bun.spawnSync(["shellcheck", INSTALL_SH], { stdout: "pipe", stderr: "pipe" });
   expect(run.stdout.toString()).toBe("");
   expect(run.exitCode).toBe(0);
-});
+}, 180_000); // 5 s of CPU alone, 17 s at load 16
 
 describe.skipIf(process.getuid?.() !== 0)("install.sh with services: the forced command needs sudo", () => {
   test("without sudo on the machine it stops before anything is installed, saying how to get it", async () => {

@@ -128,7 +128,7 @@ describe("frame tools under fuzzed input (issue 21)", () => {
     }
     // Every tool runs even when one fails, so one run shows every kind of hole.
     expect(failures).toEqual([]);
-  });
+  }, 180_000); // thousands of calls: 8 s alone, 16 s at load 16
 
   test("afterwards every collection lists, searches, gets and shows history, and the audit chains verify", async () => {
     const reader = await running.client("axe", "reader");
