@@ -6,7 +6,7 @@
  * and after any refusal the connection closes) and slow clients (deadlines checked by `tick`).
  */
 import type { Socket } from "bun";
-import { HeadCollector, type HeadLimits, headerMap } from "./head-collector.ts";
+import { decodeLike, HeadCollector, type HeadLimits, headerMap } from "./head-collector.ts";
 import { ERROR, HttpParser, REQUEST } from "./llhttp.ts";
 import { beginBatch, endBatch, eventNow, Outbox } from "./outbox.ts";
 import type { Refusal } from "./request-guard.ts";
@@ -80,6 +80,8 @@ export class ClientConnection extends HttpParser {
   private head: RequestHead | null = null;
   private collector: HeadCollector | null = null;
   private url = "";
+  /** The last complete request's target. */
+  private lastUrl = "";
   private sink: RequestSink | null = null;
   private bodyBytes = 0;
   /** The answer to the current request has gone out whole. */
@@ -220,7 +222,11 @@ export class ClientConnection extends HttpParser {
   }
 
   override onUrl(data: Buffer, at: number, length: number): number {
-    this.url += data.toString("latin1", at, at + length);
+    // a keep-alive caller mostly asks for the same target again: compared before it is decoded
+    this.url =
+      this.url === ""
+        ? decodeLike(this.lastUrl, data, at, length)
+        : this.url + data.toString("latin1", at, at + length);
     return this.collector!.count(length, this.url.length + 16) ? 0 : ERROR.USER;
   }
 
@@ -236,6 +242,7 @@ export class ClientConnection extends HttpParser {
     const collector = this.collector!;
     if (!collector.end()) return ERROR.USER;
     const minor = this.minorVersion();
+    this.lastUrl = this.url;
     const head: RequestHead = {
       method: this.method(),
       url: this.url,

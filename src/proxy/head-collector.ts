@@ -11,28 +11,75 @@ export interface HeadLimits {
 
 export type LimitBroken = "head" | "count" | "line";
 
+/** Values and targets up to this long are compared with the last message's before they are decoded. */
+const REUSED_MAX = 256;
+/** Header names up to this long are kept, decoded and lower-cased once, in NAMES. */
+const NAME_MAX = 64;
+const NAMES_MAX = 1_024;
+/** Header names seen before, by length and first and last byte (a bounded table; a miss decodes as before). */
+const NAMES = new Map<number, { name: string; lower: string }>();
+
+/** True when `text` is exactly the latin1 decoding of the `length` bytes at `at`. */
+export function sameBytes(text: string, data: Uint8Array, at: number, length: number): boolean {
+  if (text.length !== length) return false;
+  for (let k = 0; k < length; k++) if (text.charCodeAt(k) !== data[at + k]) return false;
+  return true;
+}
+
+/** `data.toString("latin1", at, at + length)`, or `known` when that is what it would give (no decode). */
+export function decodeLike(known: string | undefined, data: Uint8Array, at: number, length: number): string {
+  if (known !== undefined && length <= REUSED_MAX && sameBytes(known, data, at, length)) return known;
+  return (data as Buffer).toString("latin1", at, at + length);
+}
+
+/** A whole header name as decoded and lower-cased before, or undefined. */
+function knownName(data: Uint8Array, at: number, length: number): { name: string; lower: string } | undefined {
+  if (length === 0 || length > NAME_MAX) return undefined;
+  const known = NAMES.get((length << 16) | (data[at]! << 8) | data[at + length - 1]!);
+  return known !== undefined && sameBytes(known.name, data, at, length) ? known : undefined;
+}
+
+function rememberName(name: string, lower: string): void {
+  if (name.length === 0 || name.length > NAME_MAX || NAMES.size >= NAMES_MAX) return;
+  NAMES.set((name.length << 16) | (name.charCodeAt(0) << 8) | name.charCodeAt(name.length - 1), { name, lower });
+}
+
+/**
+ * Decoding a string costs ~0.1 us however short it is, so what repeats is not decoded again:
+ * header names come from a table of names seen before (with their lower case), and a value is
+ * compared with the value at the same place in the connection's last message first. Either way
+ * the strings are exactly the bytes' latin1 decoding.
+ */
 export class HeadCollector {
   readonly names: string[] = [];
   /** The names in lower case, computed once. */
   readonly lower: string[] = [];
-  readonly values: string[] = [];
+  values: string[] = [];
   /** Bytes of the head so far (start line included by the caller through `count`). */
   bytes = 0;
   broken: LimitBroken | null = null;
   private name = "";
+  /** The lower case of `name` when it came whole from NAMES. */
+  private nameLower: string | null = null;
   private value = "";
   private inValue = false;
+  /** The last message's values (its arrays swap with these on reset). */
+  private lastValues: string[] = [];
 
   constructor(private readonly limits: HeadLimits) {}
 
-  /** Empties it for the next message on the same connection (its arrays are reused). */
+  /** Empties it for the next message on the same connection (the last head's arrays are no longer read). */
   reset(): void {
+    const last = this.values;
+    this.values = this.lastValues;
+    this.lastValues = last;
     this.names.length = 0;
     this.lower.length = 0;
     this.values.length = 0;
     this.bytes = 0;
     this.broken = null;
     this.name = "";
+    this.nameLower = null;
     this.value = "";
     this.inValue = false;
   }
@@ -47,13 +94,22 @@ export class HeadCollector {
 
   field(data: Buffer, at: number, length: number): boolean {
     if (this.inValue) this.push();
-    this.name += data.toString("latin1", at, at + length);
+    const known = this.name === "" ? knownName(data, at, length) : undefined;
+    if (known !== undefined) {
+      this.name = known.name;
+      this.nameLower = known.lower;
+    } else {
+      this.name += data.toString("latin1", at, at + length);
+      this.nameLower = null; // a name in pieces (a head across reads) is lower-cased whole
+    }
     return this.count(length + 4, this.name.length);
   }
 
   fieldValue(data: Buffer, at: number, length: number): boolean {
-    this.inValue = true;
-    this.value += data.toString("latin1", at, at + length);
+    if (!this.inValue) {
+      this.inValue = true;
+      this.value = decodeLike(this.lastValues[this.values.length], data, at, length);
+    } else this.value += data.toString("latin1", at, at + length);
     return this.count(length, this.name.length + this.value.length + 4);
   }
 
@@ -66,12 +122,15 @@ export class HeadCollector {
 
   private push(): void {
     this.names.push(this.name);
-    this.lower.push(this.name.toLowerCase());
+    let lower = this.nameLower;
+    if (lower === null) rememberName(this.name, (lower = this.name.toLowerCase()));
+    this.lower.push(lower);
     // llhttp drops the whitespace before a value, not after it
     const v = this.value;
     const last = v.charCodeAt(v.length - 1);
     this.values.push(last === 32 || last === 9 ? v.replace(/[ \t]+$/, "") : v);
     this.name = "";
+    this.nameLower = null;
     this.value = "";
     this.inValue = false;
     if (this.names.length > this.limits.maxHeaderCount) this.broken = "count";

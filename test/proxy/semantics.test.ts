@@ -213,3 +213,31 @@ describe("nits", () => {
     expect(answer).toContain('"x-forwarded-host":"pub.example"');
   });
 });
+
+describe("a keep-alive caller's heads, one after another", () => {
+  let upstream: RawUpstream;
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    upstream = await rawUpstream((request) =>
+      request.socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${request.path.length}\r\n\r\n${request.path}`),
+    );
+    proxy = await startProxy(proxyConfigDir(upstream.url, upstream.url));
+  });
+  afterAll(() => upstream.close());
+
+  test("each goes on as its own bytes said, however much it looks like the one before", async () => {
+    // same lengths, names that differ in case or only inside, values that differ in their last byte
+    const answer = await rawExchange(proxy.server.port, [
+      "GET /frame/ab HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Kept: aaaa\r\nX-Aa-Z: one\r\n\r\n",
+      "GET /frame/ac HTTP/1.1\r\nhost: 127.0.0.1\r\nx-kept: aaab\r\nX-Bb-Z: two\r\n\r\n",
+      "GET /frame/ab HTTP/1.1\r\nHOST: 127.0.0.2\r\nX-Kept: aaaa \r\nX-Aa-Z: one\r\nConnection: close\r\n\r\n",
+    ]);
+    expect(statuses(answer)).toEqual([200, 200, 200]);
+    const heads = upstream.requests.map((r) => r.head.split("\r\n").slice(0, 4));
+    expect(heads).toEqual([
+      ["GET /frame/ab HTTP/1.1", "Host: 127.0.0.1", "X-Kept: aaaa", "X-Aa-Z: one"],
+      ["GET /frame/ac HTTP/1.1", "host: 127.0.0.1", "x-kept: aaab", "X-Bb-Z: two"],
+      ["GET /frame/ab HTTP/1.1", "HOST: 127.0.0.2", "X-Kept: aaaa", "X-Aa-Z: one"],
+    ]);
+  });
+});
