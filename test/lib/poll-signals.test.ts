@@ -1,4 +1,4 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setSystemTime, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pollUntil } from "../../src/lib/poll.ts";
@@ -20,8 +20,18 @@ describe("poll until a deadline", () => {
     let calls = 0;
     expect(await pollUntil(() => void calls++, { timeoutMs: 0, intervalMs: 10 })).toBeUndefined();
     expect(calls).toBe(1);
-    expect(await pollUntil(() => void calls++, { timeoutMs: 50, intervalMs: 10 })).toBeUndefined();
-    expect(calls).toBeGreaterThan(2);
+    // Each attempt moves the clock 20 ms (setSystemTime): a test process a loaded machine leaves
+    // unscheduled for 50 ms cannot make the first attempt the last.
+    const T0 = Date.UTC(2026, 0, 1);
+    calls = 0;
+    setSystemTime(T0);
+    try {
+      const attempt = () => void setSystemTime(T0 + ++calls * 20);
+      expect(await pollUntil(attempt, { timeoutMs: 50, intervalMs: 10 })).toBeUndefined();
+    } finally {
+      setSystemTime();
+    }
+    expect(calls).toBe(3); // at 20 and 40 ms time is left; after the one that ends at 60 ms, none
   });
 
   test("an attempt that throws ends the polling with its error", async () => {
