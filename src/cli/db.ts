@@ -5,7 +5,7 @@ import { withOwnerDatabase } from "./frame-db.ts";
 
 export const dbCommand: Command = {
   name: "db",
-  summary: "the frame database: migrations and their state; restarting the embedded cluster",
+  summary: "the frame database: migrations and their state; restarting or stopping the embedded cluster",
   subcommands: [
     {
       name: "migrate",
@@ -71,15 +71,7 @@ colors connect again; a request that was in a query at that moment fails. Refuse
 database.url, a server this appliance does not run.`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
-        const config = loadConfig({ dir: stringFlag(inv, "config") });
-        if (config.appliance.database.url)
-          throw new ConfigError(
-            "DB_NOT_EMBEDDED",
-            "database.url is set: that server is not this appliance's to restart",
-            "restart it where it runs (brew services, systemctl, Docker), or omit database.url to use the embedded cluster",
-          );
-        const { openEmbedded } = await import("../db/connect.ts");
-        const cluster = await openEmbedded(config); // writes appliance.yaml's settings first
+        const cluster = await embeddedCluster(stringFlag(inv, "config"), true); // appliance.yaml's settings written first
         if (cluster.startedHere) {
           console.log(`started the embedded Postgres (pid ${cluster.serverPid()}); it was not running`);
           return;
@@ -89,5 +81,37 @@ database.url, a server this appliance does not run.`,
         console.log(`restarted the embedded Postgres (pid ${before} -> ${after}); sessions connect again`);
       },
     },
+    {
+      name: "stop",
+      summary: "stop the embedded Postgres, whoever started it (stop the services first)",
+      usage: "[--config DIR]",
+      details: `
+For work on the cluster's files (putting a restored cluster in its place): stop blue, green and
+the backup jobs first, since the cluster stays up while any of them uses it. Fast shutdown: a
+session still open ends. The next process that needs the database starts it again. Refused with
+database.url.`,
+      options: { config: CONFIG_OPTION },
+      run: async (inv) => {
+        const cluster = await embeddedCluster(stringFlag(inv, "config"), false);
+        const pid = cluster.serverPid();
+        const outcome = await cluster.stop({ force: true });
+        console.log(
+          outcome === "stopped" ? `stopped the embedded Postgres (pid ${pid})` : "the embedded Postgres is not running",
+        );
+      },
+    },
   ],
 };
+
+/** The embedded cluster of the config in `dir`; refused when database.url names another server. */
+async function embeddedCluster(dir: string | undefined, start: boolean) {
+  const config = loadConfig({ dir });
+  if (config.appliance.database.url)
+    throw new ConfigError(
+      "DB_NOT_EMBEDDED",
+      "database.url is set: that server is not this appliance's to restart or stop",
+      "do it where it runs (brew services, systemctl, Docker), or omit database.url to use the embedded cluster",
+    );
+  const { openEmbedded } = await import("../db/connect.ts");
+  return openEmbedded(config, { start });
+}

@@ -54,12 +54,13 @@ export async function openDatabase(config: Config): Promise<OpenDatabase> {
   return { target: embedded.target(FRAME_DATABASE), embedded };
 }
 
-/** The embedded cluster under the data directory, started if it is not running, with appliance.yaml's settings. */
-export function openEmbedded(config: Config): Promise<EmbeddedPostgres> {
+/** The embedded cluster under the data directory, with appliance.yaml's settings; started if it is down unless `start` is false. */
+export function openEmbedded(config: Config, options: { start?: boolean } = {}): Promise<EmbeddedPostgres> {
   return EmbeddedPostgres.open({
     dir: join(config.paths.data, "postgres"),
     runAs: config.appliance.database.embedded_run_as,
     archive: archiveSettings(config),
+    ...options,
   });
 }
 

@@ -40,6 +40,8 @@ export interface EmbeddedOptions {
   throwaway?: boolean;
   /** Continuous WAL archiving into this spool (backup.wal.enabled); archive_mode takes effect at the next start. */
   archive?: ArchiveSettings;
+  /** False: a cluster that is down stays down (for stopping it); one that was never made is an error. */
+  start?: boolean;
 }
 
 /** The embedded cluster's superuser (a restored copy of it has the same). */
@@ -71,7 +73,11 @@ export class EmbeddedPostgres {
     const pgdata = join(dir, "pgdata");
     const throwaway = options.throwaway ?? false;
     const made = checkOwned(pgdata, "dir", [account.uid], account);
-    if (!made || !existsSync(join(pgdata, "PG_VERSION"))) await initdb(bin, dir, pgdata, account, throwaway);
+    if (!made || !existsSync(join(pgdata, "PG_VERSION"))) {
+      if (options.start === false)
+        throw new DatabaseError("DB_NO_CLUSTER", `there is no embedded cluster in ${dir}`, "nothing to stop");
+      await initdb(bin, dir, pgdata, account, throwaway);
+    }
     const password = readOwnedFile(join(dir, "superuser.password"), ownersOf(account), account).trim();
     const socketDir = prepareSocketDir(dir, port, account);
     if (options.archive) prepareAccountDir(options.archive.spool, account);
@@ -80,6 +86,7 @@ export class EmbeddedPostgres {
       new EmbeddedPostgres(dir, socket, port, bin, account, password, startedHere);
     const cluster = make(socketDir, false);
     if (await cluster.isRunning(pgdata)) return make(runningSocketDir(pgdata, account) ?? socketDir, false);
+    if (options.start === false) return cluster;
     checkOwned(join(dir, "postgres.log"), "file", [account.uid], account);
     await cluster.run("pg_ctl", ["-D", pgdata, "-l", join(dir, "postgres.log"), "-w", "-t", "60", "start"]);
     return make(socketDir, true);

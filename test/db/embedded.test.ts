@@ -78,7 +78,7 @@ describe("embedded Postgres", () => {
     expect(await reopened.stop({ force: true })).toBe("stopped");
   });
 
-  test("`db restart` restarts the running embedded cluster (archive_mode is read only at start); a database.url is refused", async () => {
+  test("`db restart` restarts the running embedded cluster (archive_mode is read only at start), `db stop` stops it; a database.url is refused", async () => {
     // since decision 78 no color's restart restarts the cluster, so the operator needs a way to
     const data = tempDir("axe-data");
     const config = makeConfigDir({ appliance: { data_dir: data } });
@@ -102,7 +102,25 @@ describe("embedded Postgres", () => {
     expect(started.stdout).toContain("started the embedded Postgres");
     const running = await EmbeddedPostgres.open({ dir: join(data, "postgres") });
     expect(running.startedHere).toBe(false);
-    await running.stop({ force: true });
+    const pid = running.serverPid();
+    const held = connect(running.target(), { max: 1 }); // someone still connected: `db stop` stops it all the same
+    await held`select 1`;
+    const stopped = await runCli(["db", "stop", "--config", config]);
+    await held.end({ timeout: 0 }).catch(() => undefined);
+    expect(stopped.stderr).toBe("");
+    expect(stopped.stdout).toBe(`stopped the embedded Postgres (pid ${pid})\n`);
+    expect(running.serverPid()).toBeUndefined();
+    const again = await runCli(["db", "stop", "--config", config]); // and never starts one to stop it
+    expect(again.stdout).toBe("the embedded Postgres is not running\n");
+    expect(running.serverPid()).toBeUndefined();
+    const none = await runCli([
+      "db",
+      "stop",
+      "--config",
+      makeConfigDir({ appliance: { data_dir: tempDir("axe-data") } }),
+    ]);
+    expect(none.code).toBe(4);
+    expect(none.stderr).toContain("there is no embedded cluster");
 
     const external = makeConfigDir({ appliance: { database: { url: "postgres://frame@127.0.0.1:1/frame" } } });
     const refused = await runCli(["db", "restart", "--config", external]);
