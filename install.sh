@@ -364,11 +364,11 @@ if [ $uninstall -eq 1 ]; then
   fi
   running=$(running_here | paste -sd, - | sed 's/,/, /g')
   if [ -n "$running" ] && [ $purge -eq 1 ] && [ $dry_run -eq 0 ]; then
-    die 1 "still running from $prefix: $running; stop them first (Ctrl-C the \`axe-appliance up\` that runs them, or kill those pids), then purge; nothing deleted"
+    die 1 "still running from $prefix: $running; stop them first (Ctrl-C the \`axe-appliance up\` that runs them; Postgres: $installed_bin db stop --config $cfg; or kill those pids), then purge; nothing deleted"
   elif [ -n "$running" ] && [ $purge -eq 1 ]; then
     warn "still running from $prefix: $running; --purge refuses to delete $data under them: stop them first"
   elif [ -n "$running" ]; then
-    warn "still running from $prefix: $running; uninstall does not stop them (Ctrl-C the \`axe-appliance up\` that runs them)"
+    warn "still running from $prefix: $running; uninstall does not stop them (Ctrl-C the \`axe-appliance up\` that runs them; Postgres: $installed_bin db stop --config $cfg)"
   fi
   if [ -x "$installed_bin" ]; then
     dry=()
