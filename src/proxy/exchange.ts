@@ -303,12 +303,19 @@ export class Exchange implements RequestSink, ResponseSink {
 /** Per status, the status line with the reason phrase it last came with (made once, not per answer). */
 const statusLines = new Map<number, { reason: string; line: string }>();
 
+let last = { status: 0, reason: "", line: "" };
+
 /** "HTTP/1.1 <status> <reason>\r\n", as the upstream's status line said it. */
 function statusLine(status: number, reason: string): string {
+  if (status === last.status && reason === last.reason) return last.line;
   const known = statusLines.get(status);
-  if (known !== undefined && known.reason === reason) return known.line;
+  if (known !== undefined && known.reason === reason) {
+    last = { status, reason, line: known.line };
+    return known.line;
+  }
   const line = `HTTP/1.1 ${status} ${reason}\r\n`;
   statusLines.set(status, { reason, line });
+  last = { status, reason, line };
   return line;
 }
 

@@ -52,8 +52,8 @@ export interface Gauges {
 
 interface UpstreamSeries {
   histogram: Histogram;
-  /** Status code to its request-counter label set. */
-  codes: Map<number, string>;
+  /** Status code to its request counter. */
+  codes: Map<number, Count>;
 }
 
 export class Metrics {
@@ -86,9 +86,10 @@ export class Metrics {
     }
     if (!completed) this.incomplete.add(`upstream="${upstream}"`);
     const series = this.seriesOf(upstream, color);
-    let codes = series.codes.get(status);
-    if (codes === undefined) series.codes.set(status, (codes = `upstream="${upstream}",code="${status}"`));
-    this.requests.add(codes);
+    let count = series.codes.get(status);
+    if (count === undefined)
+      series.codes.set(status, (count = this.requests.count(`upstream="${upstream}",code="${status}"`)));
+    count.n++;
     series.histogram.observe(seconds);
     if (color) this.history.record(seconds);
   }
@@ -168,20 +169,32 @@ export class Metrics {
   }
 }
 
+/** One label set's count, held where it is counted (no map lookup per request). */
+interface Count {
+  n: number;
+}
+
 /** A counter family keyed by its label set, rendered in insertion order; known sets start at 0. */
 class LabelledCounter {
-  private readonly counts = new Map<string, number>();
+  private readonly counts = new Map<string, Count>();
 
   constructor(known: readonly string[] = []) {
-    for (const labels of known) this.counts.set(labels, 0);
+    for (const labels of known) this.counts.set(labels, { n: 0 });
   }
 
   add(labels: string): void {
-    this.counts.set(labels, (this.counts.get(labels) ?? 0) + 1);
+    this.count(labels).n++;
+  }
+
+  /** The count of `labels` (a new set joins the family at 0, to be counted at once). */
+  count(labels: string): Count {
+    let count = this.counts.get(labels);
+    if (count === undefined) this.counts.set(labels, (count = { n: 0 }));
+    return count;
   }
 
   render(out: string[], name: string): void {
-    for (const [labels, n] of this.counts) out.push(`${name}{${labels}} ${n}`);
+    for (const [labels, count] of this.counts) out.push(`${name}{${labels}} ${count.n}`);
   }
 }
 
