@@ -37,7 +37,7 @@ describe("embedded Postgres", () => {
     const reopened = await EmbeddedPostgres.open({ dir, port: 5440 });
     expect(reopened.startedHere).toBe(true);
     await reopened.stop();
-  });
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 
   test("its starter leaves it running while another process uses it (the other color, a backup), and stops it after", async () => {
     // blue started the cluster at boot, green uses it; a deploy restarts blue: the live green keeps its database
@@ -76,7 +76,7 @@ describe("embedded Postgres", () => {
     const reopened = await EmbeddedPostgres.open({ dir, port: 5442 });
     expect(reopened.startedHere).toBe(true);
     expect(await reopened.stop({ force: true })).toBe("stopped");
-  });
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 
   test("`db restart` restarts the running embedded cluster (archive_mode is read only at start), `db stop` stops it; a database.url is refused", async () => {
     // since decision 78 no color's restart restarts the cluster, so the operator needs a way to
@@ -126,7 +126,7 @@ describe("embedded Postgres", () => {
     const refused = await runCli(["db", "restart", "--config", external]);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain("database.url");
-  });
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 
   test("a wrong password is refused (the cluster does not trust local connections)", async () => {
     const dir = join(tempDir("axe-emb"), "postgres");
@@ -138,7 +138,7 @@ describe("embedded Postgres", () => {
     } finally {
       await pg.stop();
     }
-  });
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 
   test("`db migrate` on the embedded default works twice in a row and stops the cluster it started", async () => {
     const config = makeConfigDir({ appliance: { data_dir: tempDir("axe-data") } });
@@ -152,7 +152,7 @@ describe("embedded Postgres", () => {
     const status = await runCli(["db", "status", "--json", "--config", config]);
     expect(status.code).toBe(0);
     expect(JSON.parse(status.stdout).pending).toEqual([]);
-  });
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 
   test("processes opening the running cluster at once (blue and green starting together) all succeed", async () => {
     const data = tempDir("axe-data");
@@ -166,5 +166,5 @@ describe("embedded Postgres", () => {
     } finally {
       await pg.stop();
     }
-  }, 60_000);
+  }, 180_000); // initdb and a cluster start or two: 5-10 s alone, 25 s at load 16
 });

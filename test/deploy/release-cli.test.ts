@@ -54,5 +54,5 @@ describe("keys release-init and npm run release", () => {
     });
     expect(noKey.exitCode).toBe(2);
     expect(noKey.stderr.toString()).toContain("no release key");
-  }, 60_000);
+  }, 180_000); // it compiles a release: 5 s alone, 29 s at load 16
 });

@@ -60,5 +60,5 @@ describe("keys, entity and audit commands", () => {
     expect(broken.code).toBe(4);
     expect(broken.stderr).toMatch(/entity_axe\.audit_log is broken at row 2/);
     expect((await runCli(["audit", "verify", "--entity", "nope", "--config", dir])).code).toBe(2);
-  });
+  }, 180_000); // a dozen CLI runs: 5 s alone, 32 s at load 16
 });
