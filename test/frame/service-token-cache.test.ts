@@ -153,7 +153,8 @@ describe("service-token cache", () => {
   test("an expired token is refused even while it is cached", async () => {
     running = await startTestFrame();
     const verifier = running.frame.serviceTokens!;
-    const { token, record } = await issue(3_000);
+    // long enough that both calls below come before it expires on a loaded machine; then the test waits it out
+    const { token, record } = await issue(10_000);
     expect((await call(token)).status).toBe(200);
     const hits = verifier.stats.cacheHits;
     expect((await call(token)).status).toBe(200);
