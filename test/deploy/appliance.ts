@@ -7,6 +7,7 @@
 import { closeSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, loadConfig } from "../../src/config/load.ts";
+import type { Sql } from "../../src/db/connect.ts";
 import type { ReleaseDir } from "../../src/deploy/release-dir.ts";
 import { encodeReleaseHeader } from "../../src/deploy/release-stream.ts";
 import type { RunReport } from "../../src/deploy/steps.ts";
@@ -25,7 +26,8 @@ import { compiledBinary, releaseKeys } from "./fixtures.ts";
 
 export interface ApplianceUnderTest {
   config: Config;
-  db: TestDatabase;
+  /** The fresh database in the test cluster; none on the embedded default (`embedded: true`). */
+  db?: TestDatabase;
   backend: ChildBackend;
   binary: string;
   proxyUrl: string;
@@ -33,14 +35,20 @@ export interface ApplianceUnderTest {
   stop(): Promise<void>;
 }
 
-/** `healthIntervalMs`: the proxy's health check interval (default 100 ms; production's is 1000). */
-export async function startAppliance(options: { healthIntervalMs?: number } = {}): Promise<ApplianceUnderTest> {
-  const db = await freshDatabase("deploy");
+/**
+ * `healthIntervalMs`: the proxy's health check interval (default 100 ms; production's is 1000).
+ * `embedded`: no database.url, as install.sh writes it: the cluster under data_dir, started by
+ * whichever process needs it first.
+ */
+export async function startAppliance(
+  options: { healthIntervalMs?: number; embedded?: boolean } = {},
+): Promise<ApplianceUnderTest> {
+  const db = options.embedded ? undefined : await freshDatabase("deploy");
   const binary = await compiledBinary();
   const { publicPem } = await releaseKeys();
   const [blue, green, proxy] = [await freePort(), await freePort(), await freePort()];
   const dir = makeConfigDir({
-    database: db.target,
+    ...(db ? { database: db.target } : {}),
     customers: { ...TEST_CUSTOMERS, release_public_key: publicPem },
     appliance: {
       frame: { ports: { blue, green }, entra_authority: "http://127.0.0.1:9" },
@@ -57,6 +65,7 @@ export async function startAppliance(options: { healthIntervalMs?: number } = {}
       // a color that starts in 3 s alone can take 30 s and more on a loaded 2-core machine; the gate's
       // failures that tests provoke end at once (the color exits), so a long bound costs nothing
       deploy: { service_backend: "child", health_timeout_ms: 120_000 },
+      ...(db ? {} : { data_dir: tempDir("axe-data") }), // one Postgres' account can walk into
     },
   });
   const config = loadConfig({ dir });
@@ -68,18 +77,20 @@ export async function startAppliance(options: { healthIntervalMs?: number } = {}
   await backend.start("proxy");
   const socket = proxySettings(config).adminSocket;
   await waitFor("the proxy's admin socket", () => proxyStatus(socket).then(() => true), { retryErrors: true });
-  return {
+  const app: ApplianceUnderTest = {
     config,
-    db,
+    ...(db ? { db } : {}),
     backend,
     binary,
     socket,
     proxyUrl: `http://127.0.0.1:${proxy}`,
     async stop() {
       for (const name of ["blue", "green", "proxy"] as const) await backend.stop(name);
-      await db.drop();
+      await db?.drop();
+      if (!db) await runAppliance(app, ["db", "stop"]).done; // it outlives the colors that used it
     },
   };
+  return app;
 }
 
 /** The bytes `deploy push` sends: header, then the binary. */
@@ -170,10 +181,25 @@ export function toolsList(app: ApplianceUnderTest, token: string): Promise<Respo
   );
 }
 
-/** MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s). */
-export async function startLoad(app: ApplianceUnderTest, workers = 4) {
+/** One MCP tools/call of `name` without arguments through the proxy, as `token`. */
+function toolCall(app: ApplianceUnderTest, token: string, name: string): Promise<Response> {
+  return mcpPost(
+    `${app.proxyUrl}/frame/mcp`,
+    token,
+    { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: {} } },
+    { signal: AbortSignal.timeout(30_000) },
+  );
+}
+
+/**
+ * MCP tools/list requests through the proxy from `workers` loops until `stop()` (at most 120 s),
+ * with a token issued through `sql` (default: the test database's pool). With `tool`, a
+ * tools/call of it instead (without arguments), which asks the database.
+ */
+export async function startLoad(app: ApplianceUnderTest, workers = 4, options: { sql?: Sql; tool?: string } = {}) {
+  const sql = options.sql ?? app.db!.sql;
   const entity = app.config.customer.entities[0]!.name;
-  const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, {
+  const { token } = await issueServiceToken(sql, app.config.paths.secrets, {
     customer: app.config.customer.name,
     entity,
     role: "reader",
@@ -186,9 +212,12 @@ export async function startLoad(app: ApplianceUnderTest, workers = 4) {
   const worker = async () => {
     while (running && Date.now() < deadline) {
       try {
-        const response = await toolsList(app, token);
+        const response = options.tool ? await toolCall(app, token, options.tool) : await toolsList(app, token);
         const text = await response.text();
-        if (response.status === 200 && text.includes('"tools"')) result.ok++;
+        const answered = options.tool
+          ? text.includes('"result"') && !text.includes('"isError":true')
+          : text.includes('"tools"');
+        if (response.status === 200 && answered) result.ok++;
         else {
           result.failed++;
           result.failures.push(`HTTP ${response.status} ${text.slice(0, 120)}`);

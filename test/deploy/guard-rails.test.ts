@@ -87,7 +87,7 @@ describe("deploy push", () => {
     const before = journal.read().length;
     // The receiver is held at its mcp step, deterministically: the gate's token cannot be written
     // while this transaction locks the token table. Every step before it has ended by then.
-    const hold = await app.db.sql.reserve();
+    const hold = await app.db!.sql.reserve();
     await hold`begin`;
     await hold`lock table meta.service_tokens in exclusive mode`;
     let child: ReturnType<typeof Bun.spawn> | undefined;

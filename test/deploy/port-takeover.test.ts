@@ -58,7 +58,7 @@ function stranger(color: Color, release: string) {
 }
 
 async function employeeToken(): Promise<string> {
-  const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, {
+  const { token } = await issueServiceToken(app.db!.sql, app.config.paths.secrets, {
     customer: app.config.customer.name,
     entity: app.config.customer.entities[0]!.name,
     role: "reader",

@@ -102,7 +102,7 @@ describe("status on one machine", () => {
   }, 60_000);
 
   test("metrics: proxy requests, latency, switches and backup ages; frame tool calls by outcome and refusals by reason", async () => {
-    const { token } = await issueServiceToken(app.db.sql, app.config.paths.secrets, {
+    const { token } = await issueServiceToken(app.db!.sql, app.config.paths.secrets, {
       customer: "axe",
       entity: "axe",
       role: "reader",
