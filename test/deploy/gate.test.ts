@@ -10,6 +10,7 @@ import { mcpCheck, waitForHealth } from "../../src/deploy/gate.ts";
 import { CHALLENGE_HEADER, colorProof, loadColorKey, PROOF_HEADER } from "../../src/lib/color-proof.ts";
 import { DeployError } from "../../src/lib/errors.ts";
 import { tempDir } from "../helpers/tmp.ts";
+import { WAIT_MS } from "../helpers/wait.ts";
 
 const TOKEN = "axe_st_gate";
 const servers: Array<ReturnType<typeof Bun.serve>> = [];
@@ -91,7 +92,7 @@ describe("deploy gate: /healthz", () => {
 
   test("passes on the expected color and release", async () => {
     const url = healthz(good);
-    expect(await waitForHealth({ url, color: "green", release: "2.0.0", timeoutMs: 5000 })).toBe(
+    expect(await waitForHealth({ url, color: "green", release: "2.0.0", timeoutMs: WAIT_MS })).toBe(
       "green answers /healthz on 2.0.0 (migration 3)",
     );
   });
@@ -125,7 +126,7 @@ describe("deploy gate: /healthz", () => {
     });
     servers.push(server);
     const url = `http://127.0.0.1:${server.port}`;
-    expect(await waitForHealth({ url, color: "green", release: "2.0.0", timeoutMs: 5000, colorKey: key })).toBe(
+    expect(await waitForHealth({ url, color: "green", release: "2.0.0", timeoutMs: WAIT_MS, colorKey: key })).toBe(
       "green answers /healthz on 2.0.0 (migration 3)",
     );
   });

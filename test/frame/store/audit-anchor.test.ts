@@ -13,8 +13,8 @@ import { startAnchoring } from "../../../src/frame/store/audit-anchoring.ts";
 import { verifyAudit } from "../../../src/frame/store/audit-verify.ts";
 import { appendLine } from "../../../src/lib/line-file.ts";
 import { createLogger } from "../../../src/lib/log.ts";
-import { pollUntil } from "../../../src/lib/poll.ts";
 import { tempDir } from "../../helpers/tmp.ts";
+import { waitFor } from "../../helpers/wait.ts";
 import { type DataFixture, dataFixture } from "./fixture.ts";
 
 let fx: DataFixture | undefined;
@@ -215,8 +215,7 @@ describe("audit anchors", () => {
     const where = place();
     const logger = createLogger({ level: "error" });
     const blue = await startAnchoring(fx.db.sql, where, { everyMs: 60_000, logger }); // makes the audit key
-    const signed = await pollUntil(async () => ((await readAnchors(where)).anchors.length === 1 ? true : undefined), {
-      timeoutMs: 10_000,
+    const signed = await waitFor("the start anchor", async () => (await readAnchors(where)).anchors.length === 1, {
       intervalMs: 20,
     });
     expect(signed).toBe(true); // the start anchor
