@@ -66,7 +66,7 @@ async function attempt(ctx: BackupContext, tier: TierName): Promise<TierResult> 
       tier,
       outcome: "failed",
       code: known ? e.code : "UNEXPECTED",
-      message: `${tier}: ${known ? e.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`}${known && e.hint ? `\n  hint: ${e.hint}` : ""}`,
+      message: `${named(tier, known ? e.message : `unexpected failure: ${(error as Error)?.stack ?? String(error)}`)}${known && e.hint ? `\n  hint: ${e.hint}` : ""}`,
     };
   }
   if (result.outcome === "failed") {
@@ -91,4 +91,9 @@ async function runTier(ctx: BackupContext, tier: TierName): Promise<TierResult> 
   } finally {
     await db.embedded?.stop();
   }
+}
+
+/** The message with its tier in front, once: most of restic.ts's errors name it already. */
+function named(tier: TierName, message: string): string {
+  return message.startsWith(`${tier}: `) ? message : `${tier}: ${message}`;
 }

@@ -86,6 +86,7 @@ for (const restic of resticMatrix())
         Bun.spawnSync(["chmod", "644", file]);
         const run = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
         expect(run.code).toBe(7);
+        expect(run.stderr).toContain(`error: local: password file ${file} has mode 644`); // the tier named once
         expect(run.stderr).toContain(`chmod 600 ${file}`);
         expect(statSync(file).mode & 0o777).toBe(0o644);
       },
