@@ -95,9 +95,13 @@ export async function upAppliance(
       { timeoutMs: options.healthTimeoutMs ?? 90_000, intervalMs: 200 },
     );
     if (live) return { backend, proxyUrl: `http://${config.appliance.proxy.listen}`, live, stop };
+    const said = SERVICES.flatMap((name) => {
+      const words = backend.lastWords(name);
+      return words ? [`${name} said: ${words}`] : [];
+    });
     throw new DeployError(
       "UP_TIMEOUT",
-      `the appliance did not come up: ${seen}`,
+      `the appliance did not come up: ${[seen, ...said].join("; ")}`,
       `see the logs in ${join(config.paths.data, "logs")}; ${colorUrl(config, "blue")}/healthz`,
     );
   } catch (error) {
