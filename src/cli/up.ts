@@ -27,8 +27,8 @@ export const upCommand: Command = {
   usage: "[--dev] [--config DIR]",
   details: `
 Starts the embedded Postgres (unless database.url is set), then proxy, blue and green as child
-processes, restarted with backoff when they die (the line saying so quotes the error each printed last); Ctrl-C
-stops them all, also while they are still starting. Their logs go to
+processes, restarted with backoff when they die (the line saying so quotes the last error the
+service printed); Ctrl-C stops them all, also while they are still starting. Their logs go to
 {data_dir}/logs/. With --dev and no --config: uses ./dev-data (or $AXE_DEV_DIR), creating a dev
 customer and entity there on first use, and prints a service token and the \`claude mcp add\` line.`,
   options: {
