@@ -10,7 +10,7 @@
 
 const REASONS: Record<string, string> = {
   ECONNREFUSED: "nothing listens there",
-  ENOENT: "no such socket: is it running?",
+  ENOENT: "no such socket",
   ECONNRESET: "the connection closed before an answer",
   EPIPE: "the connection closed while we were sending",
   EACCES: "permission denied",

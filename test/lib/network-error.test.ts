@@ -22,7 +22,7 @@ describe("networkFailure", () => {
     const missing = networkFailure(
       await failure("http://localhost/x", { unix: join(tempDir("axe-net"), "gone.sock") }),
     );
-    expect(missing).toBe("ENOENT (no such socket: is it running?)");
+    expect(missing).toBe("ENOENT (no such socket)");
 
     const closer = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void s.end(), data() {} } });
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
