@@ -113,6 +113,49 @@ function signal(pid: number, name: NodeJS.Signals): void {
   }
 }
 
+interface TcpSocket {
+  localPort: number;
+  remotePort: number;
+  /** /proc/net/tcp's state: 01 established, 0A listening. */
+  state: string;
+  /** Bytes that arrived and the owner has not read yet. */
+  unread: number;
+  inode: string;
+}
+
+/** Every TCP socket of this network namespace (/proc/net/tcp and tcp6); undefined where there is no /proc. */
+function tcpSockets(): TcpSocket[] | undefined {
+  const tables = ["/proc/net/tcp", "/proc/net/tcp6"].filter((t) => existsSync(t));
+  if (tables.length === 0) return undefined;
+  const port = (address: string) => Number.parseInt(address.slice(address.lastIndexOf(":") + 1), 16);
+  const sockets: TcpSocket[] = [];
+  for (const table of tables)
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+      const [, local, remote, state, queues, , , , , inode] = line.trim().split(/\s+/);
+      if (!local || !remote || !state || !queues || !inode) continue;
+      const unread = Number.parseInt(queues.split(":")[1]!, 16);
+      sockets.push({ localPort: port(local), remotePort: port(remote), state, unread, inode });
+    }
+  return sockets;
+}
+
+/** Whether `pid` holds the socket with this inode among its open files. */
+function holds(pid: number, inode: string): boolean {
+  if (inode === "0") return false; // not accepted yet: no file of anyone's
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Whether process `pid` has accepted the loopback TCP connection from `clientPort` to its
  * `serverPort` and read everything that arrived on it (nothing waits in its receive queue). A
@@ -121,30 +164,18 @@ function signal(pid: number, name: NodeJS.Signals): void {
  * there is no /proc this says true, and a caller's wait on it is none.
  */
 export function hasReadConnection(pid: number, serverPort: number, clientPort: number): boolean {
-  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, "0");
-  let tables: string[];
-  try {
-    tables = ["/proc/net/tcp", "/proc/net/tcp6"].filter((t) => existsSync(t)).map((t) => readFileSync(t, "utf8"));
-  } catch {
-    return true;
-  }
-  if (tables.length === 0) return true;
-  for (const line of tables.flatMap((t) => t.split("\n").slice(1))) {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-    const [, local, remote, state, queues, , , , , inode] = line.trim().split(/\s+/);
-    if (!local?.endsWith(`:${hex(serverPort)}`) || !remote?.endsWith(`:${hex(clientPort)}`) || state !== "01") continue;
-    if (Number.parseInt(queues!.split(":")[1]!, 16) !== 0 || !inode || inode === "0") return false;
-    try {
-      return readdirSync(`/proc/${pid}/fd`).some((fd) => {
-        try {
-          return readlinkSync(`/proc/${pid}/fd/${fd}`) === `socket:[${inode}]`;
-        } catch {
-          return false;
-        }
-      });
-    } catch {
-      return false;
-    }
-  }
-  return false;
+  const sockets = tcpSockets();
+  if (!sockets) return true;
+  const socket = sockets.find((s) => s.localPort === serverPort && s.remotePort === clientPort && s.state === "01");
+  return socket !== undefined && socket.unread === 0 && holds(pid, socket.inode);
+}
+
+/**
+ * Whether process `pid` itself listens on TCP `port`: not merely whether something answers there,
+ * which may be another program that took the port first. Linux only; undefined where there is no /proc.
+ */
+export function listensOn(pid: number, port: number): boolean | undefined {
+  const sockets = tcpSockets();
+  if (!sockets) return undefined;
+  return sockets.some((s) => s.localPort === port && s.state === "0A" && holds(pid, s.inode));
 }

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./ports.ts";
-import { isAlive, processesWithEnv, processTree, stopProcesses } from "./processes.ts";
+import { isAlive, listensOn, processesWithEnv, processTree, stopProcesses } from "./processes.ts";
 import { afterFile, tempDir } from "./tmp.ts";
 import { waitFor } from "./wait.ts";
 
@@ -57,12 +57,10 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
   if (!options.authorizedKeysFile)
     writeFileSync(join(dir, "authorized_keys"), `${restrict}${publicKey}\n`, { mode: 0o600 });
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 }); // privilege separation dir
-  const port = await freePort();
   const setEnv = Object.entries(options.env ?? {})
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
-  writeFileSync(
-    join(dir, "sshd_config"),
+  const config = (port: number) =>
     [
       `Port ${port}`,
       "ListenAddress 127.0.0.1",
@@ -80,17 +78,31 @@ export async function startSshd(options: SshdOptions = {}): Promise<TestSshd> {
       ...(setEnv ? [`SetEnv ${setEnv}`] : []),
       ...(options.extraConfig ?? []),
       "",
-    ].join("\n"),
-  );
-  const child = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  afterFile(() => {
-    if (child.exitCode === null) stopProcesses([...processTree(child.pid!), ...sessionsOf(port)]); // a test that never got to stop() it
-  });
-  let stderr = "";
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  await waitForPort(port, child, () => stderr);
+    ].join("\n");
+  // A port nothing listened on a moment ago can be taken by another program (another worker's test)
+  // before sshd binds it: sshd then exits saying so, and it starts again on another port.
+  let port = 0;
+  let child: ChildProcess | undefined;
+  for (let attempt = 1; !child; attempt++) {
+    port = await freePort();
+    writeFileSync(join(dir, "sshd_config"), config(port));
+    const started = spawn("/usr/sbin/sshd", ["-D", "-e", "-f", join(dir, "sshd_config")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const startedPort = port;
+    afterFile(() => {
+      if (started.exitCode === null) stopProcesses([...processTree(started.pid!), ...sessionsOf(startedPort)]); // a test that never got to stop() it
+    });
+    let stderr = "";
+    started.stderr!.on("data", (chunk) => (stderr += chunk));
+    const closed = new Promise((resolve) => started.once("close", resolve)); // its stderr read to the end
+    if ((await waitForListen(port, started)) === "listening") child = started;
+    else {
+      await closed;
+      if (!/Address already in use/.test(stderr) || attempt === 5)
+        throw new Error(`sshd exited (${started.exitCode}): ${stderr}`);
+    }
+  }
   const user = spawnSync("id", ["-un"], { encoding: "utf8" }).stdout.trim(); // os.userInfo() can say "unknown" here
   const sshOptions = [
     "-p",
@@ -161,17 +173,21 @@ function keygen(file: string, comment: string): void {
   if (result.status !== 0) throw new Error(`ssh-keygen failed: ${result.stderr}`);
 }
 
-async function waitForPort(port: number, child: ChildProcess, stderr: () => string): Promise<void> {
-  await waitFor(
+/** Waits until sshd itself listens on `port` (not whatever may answer there), or has exited. */
+async function waitForListen(port: number, child: ChildProcess): Promise<"listening" | "exited"> {
+  return waitFor(
     `sshd to listen on 127.0.0.1:${port}`,
     async () => {
-      if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr()}`);
-      return new Promise<boolean>((resolve) => {
+      if (child.exitCode !== null) return "exited" as const;
+      const own = listensOn(child.pid!, port);
+      if (own !== undefined) return own && ("listening" as const);
+      // no /proc: that something accepts connections there is all we can know
+      return new Promise<"listening" | false>((resolve) => {
         const socket = Bun.connect({
           hostname: "127.0.0.1",
           port,
           socket: {
-            open: (s) => (s.end(), resolve(true)),
+            open: (s) => (s.end(), resolve("listening")),
             data() {},
             error: () => resolve(false),
             connectError: () => resolve(false),
