@@ -7,7 +7,8 @@
  * process.on("SIGTERM", () => frame.stop().then(() => process.exit(0)));
  */
 import { type Config, loadConfig } from "../config/load.ts";
-import { connect, openDatabase } from "../db/connect.ts";
+import { connect, openDatabase, openEmbedded } from "../db/connect.ts";
+import { EmbeddedWatch } from "../db/embedded-watch.ts";
 import { migrate } from "../db/migrate.ts";
 import { loadColorKey } from "../lib/color-proof.ts";
 import type { Color } from "../lib/colors.ts";
@@ -39,6 +40,8 @@ export interface ServeOptions {
   logger?: Logger;
   /** Least time between JWKS refetches for unknown kids (tests shorten it). */
   jwksCooldownMs?: number;
+  /** How often a color on the embedded default looks whether its cluster still runs (default 5 s). */
+  embeddedWatchMs?: number;
 }
 
 export interface RunningFrame {
@@ -85,6 +88,14 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     );
   const port = options.port ?? frame.ports[color];
   const db = await openDatabase(config);
+  const watch = db.embedded
+    ? new EmbeddedWatch(db.embedded, () => openEmbedded(config), logger, options.embeddedWatchMs ?? 5_000)
+    : undefined;
+  const stopEmbedded = async () => {
+    const cluster = (await watch?.stop()) ?? db.embedded;
+    if ((await cluster?.stop()) === "in use")
+      logger.info("the embedded Postgres this color started stays up: another process uses it");
+  };
   const sql = connect(db.target, { max: 10, catalogOnly: true }); // the owner's pool
   let data: FrameData | undefined;
   let anchoring: Anchoring | undefined;
@@ -179,6 +190,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
       serviceTokens,
       reload,
       async stop() {
+        await watch?.stop(); // first: at a machine's shutdown Postgres may be stopping too, and must not be started again
         stopMemoryCeiling();
         await server.stop();
         serviceTokens?.close();
@@ -186,8 +198,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
         await data?.close();
         await anchoring?.stop(); // after the last audit rows are written: the anchor covers them
         await sql.end({ timeout: 2 });
-        if ((await db.embedded?.stop()) === "in use")
-          logger.info("the embedded Postgres this color started stays up: another process uses it");
+        await stopEmbedded();
       },
     };
   } catch (error) {
@@ -195,7 +206,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     await data?.close();
     await anchoring?.stop();
     await sql.end({ timeout: 5 });
-    await db.embedded?.stop();
+    await stopEmbedded();
     throw error;
   }
 }
