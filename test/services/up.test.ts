@@ -52,6 +52,28 @@ function logTails(dir: string): string {
     .join("\n");
 }
 
+/** A dev directory on free ports (metrics off: the default 127.0.0.1:3714 may be anyone's), its cluster reaped after. */
+async function devDirOnFreePorts() {
+  const dir = tempDir("axe-dev");
+  const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
+  ensureDevConfig(dir, { ...ports, metrics: "off" });
+  const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
+  postmastersToReap.push(postmaster);
+  return { dir, ports, postmaster };
+}
+
+/** `up --dev` on `dir`, from source, stopped after the test if it still runs. */
+function spawnUp(dir: string) {
+  const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {
+    cwd: REPO,
+    env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  spawned.push(up);
+  return up;
+}
+
 describe("up --dev", () => {
   test("a fresh dev directory holds a valid config with a dev customer and entity", () => {
     const dir = tempDir("axe-dev");
@@ -66,18 +88,8 @@ describe("up --dev", () => {
   });
 
   test("runs Postgres, blue, green and proxy; prints a working token and the claude line; restarts a killed color; Ctrl-C (even twice) stops all", async () => {
-    const dir = tempDir("axe-dev");
-    const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
-    ensureDevConfig(dir, { ...ports, metrics: "off" }); // the default 127.0.0.1:3714 may be anyone's
-    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
-    postmastersToReap.push(postmaster);
-    const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {
-      cwd: REPO,
-      env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    spawned.push(up);
+    const { dir, ports, postmaster } = await devDirOnFreePorts();
+    const up = spawnUp(dir);
     let out = "";
     const upFailed = async (what: string) => {
       up.kill("SIGINT"); // its stderr ends only when it does
@@ -140,20 +152,10 @@ describe("up --dev", () => {
   }, 180_000);
 
   test("a port another program holds: up says which and why, and Ctrl-C while it is still coming up stops all it started", async () => {
-    const dir = tempDir("axe-dev");
-    const ports = { blue: await freePort(), green: await freePort(), proxy: await freePort() };
-    ensureDevConfig(dir, { ...ports, metrics: "off" });
-    const postmaster = join(dir, "data", "postgres", "pgdata", "postmaster.pid");
-    postmastersToReap.push(postmaster);
+    const { dir, ports, postmaster } = await devDirOnFreePorts();
     const holder = Bun.listen({ hostname: "127.0.0.1", port: ports.blue, socket: { data() {} } }); // someone else's blue port
     try {
-      const up = Bun.spawn([process.execPath, MAIN, "up", "--dev"], {
-        cwd: REPO,
-        env: { ...process.env, AXE_DEV_DIR: dir, AXE_CONFIG_DIR: "" },
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      spawned.push(up);
+      const up = spawnUp(dir);
       let err = "";
       void (async () => {
         for await (const chunk of up.stderr) err += new TextDecoder().decode(chunk);
