@@ -156,13 +156,13 @@ describe("an ID token is not an access token (decision 77)", () => {
         { claims: { scp: undefined, azp: undefined, azpacr: undefined, nonce: "n" } },
       );
       expect(await outcome(running.mcpUrl, idToken)).toBe("401 not_access_token");
-      // An app-only access token names its client, and is still served by its app role.
+      // An app-only access token names its client: it gets past that check to the entity rules.
       const appOnly = await token(
         { oid: randomUUID(), username: "", roles: ["Frame.Admin"] },
         { claims: { scp: undefined, idtyp: "app", preferred_username: undefined } },
       );
       const response = await call(running.mcpUrl, appOnly);
-      expect(`${response.status} ${(await json(response)).reason}`).toBe("403 no_entity"); // no entity maps its role
+      expect(`${response.status} ${(await json(response)).reason}`).toBe("403 no_entity"); // none maps Frame.Admin
       expect(await outcome(running.mcpUrl, await token())).toBe("200 served");
     } finally {
       await running.close();
