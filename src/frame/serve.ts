@@ -118,6 +118,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
         loadTokenKey(config.paths.secrets),
         config.customer.name,
         config.customer.entities.map((e) => e.name),
+        { listenPool: () => connect(db.target, { max: 1, catalogOnly: true }) },
       );
       // Revocations arrive by NOTIFY; without the subscription every call asks the database (no cache).
       await serviceTokens

@@ -40,6 +40,9 @@ describe("a color on the embedded default", () => {
     expect(await databaseReachable(frame.url)).toBe(true);
     const cluster = await EmbeddedPostgres.open({ dir: join(data, "postgres"), start: false });
     const before = cluster.serverPid()!;
+    const verifier = frame.serviceTokens!;
+    await waitFor("the service-token listener to subscribe", () => verifier.stats.subscribes > 0);
+    const subscribes = verifier.stats.subscribes;
 
     const stopped = await runCli(["db", "stop", "--config", dir]);
     expect(stopped.stdout).toBe(`stopped the embedded Postgres (pid ${before})\n`);
@@ -49,6 +52,13 @@ describe("a color on the embedded default", () => {
     });
     expect(after).not.toBe(before);
     await waitFor("the color's database to answer again", () => databaseReachable(frame!.url), { retryErrors: true });
+    // and revocations reach it again: its listen connection subscribed anew (postgres.js tried once, while it was down)
+    const t0 = Date.now();
+    await waitFor("the service-token listener to subscribe again", () => verifier.stats.subscribes > subscribes, {
+      timeoutMs: 60_000,
+    });
+    await waitFor("the service-token listener to hear its heartbeat", () => verifier.hearing());
+    console.log(`resubscribed ${Date.now() - t0} ms after the database answered`);
 
     await frame.stop();
     frame = undefined;

@@ -156,10 +156,18 @@ export interface ServiceTokenCacheOptions {
    * is used only while its own heartbeat came back within three of these. Default 2 s.
    */
   heartbeatMs?: number;
+  /**
+   * Makes a pool of the verifier's own for its listen connection (one connection), made anew when
+   * a deaf one is given up. Without it the listen connection is `sql`'s, and one that postgres.js
+   * could not subscribe again (the database was down at that moment) stays deaf.
+   */
+  listenPool?: () => Sql;
 }
 
 /** Payloads on SERVICE_TOKEN_CHANNEL that start so are heartbeats, not revocations. */
 const HEARTBEAT = "heartbeat:";
+/** Heartbeats without an answer before a deaf listen connection is subscribed anew. */
+const RESUBSCRIBE_AFTER = 5;
 
 interface CachedToken {
   row: TokenRow;
@@ -177,8 +185,8 @@ interface CachedToken {
  * notification, and again on every (re)subscribe of the listen connection, since notifications
  * sent while it was down are lost. Until the first subscribe the cache is not used. A listen
  * connection can also go deaf without a re-subscribe (postgres.js does not retry a failed one), so
- * the verifier NOTIFYs a heartbeat of its own every `heartbeatMs` and uses the cache only while the
- * last one came back within three of them. Expiry, customer and entity are checked from the row on
+ * the verifier NOTIFYs a heartbeat of its own every `heartbeatMs`, uses the cache only while the
+ * last one came back within three of them, and after five subscribes anew on a pool of its own. Expiry, customer and entity are checked from the row on
  * every use; unknown tokens are never cached.
  */
 export class ServiceTokenVerifier {
@@ -199,6 +207,11 @@ export class ServiceTokenVerifier {
   /** Bumped on every clear, so a lookup that raced a revocation does not cache what it read. */
   private generation = 0;
   private unlisten: (() => Promise<void>) | undefined;
+  private readonly makeListenPool: (() => Sql) | undefined;
+  private listenPool: Sql | undefined;
+  private resubscribing = false;
+  /** Date.now() of the last subscribe made anew by `resubscribeIfLong`. */
+  private resubscribedAt = 0;
   private closed = false;
   /** Counters for metrics and tests: cache hits and clears, subscribes, own heartbeats heard, spells without them. */
   readonly stats = { cacheHits: 0, cacheClears: 0, subscribes: 0, heartbeatsHeard: 0, deafSpells: 0 };
@@ -213,14 +226,32 @@ export class ServiceTokenVerifier {
     this.ttlMs = cache.ttlMs ?? 60_000;
     this.maxEntries = cache.maxEntries ?? 10_000;
     this.heartbeatMs = cache.heartbeatMs ?? 2_000;
+    this.makeListenPool = cache.listenPool;
   }
 
   /**
    * Subscribes to revocations (a dedicated connection postgres.js re-subscribes after it drops).
-   * The cache is switched on by the first subscribe and cleared by every one after it.
+   * The cache is switched on by the first subscribe and cleared by every one after it. A listen
+   * connection deaf for `RESUBSCRIBE_AFTER` heartbeats is given up and subscribed anew, at most
+   * once per that many: postgres.js tries once when the connection drops, and a database still
+   * down at that moment (restarted, or started again by the color) left it deaf for good.
    */
   async listen(): Promise<void> {
-    const subscription = await this.sql.listen(
+    await this.subscribe();
+    if (this.closed) return;
+    this.heartbeat = setInterval(() => {
+      const deaf = this.listening && !this.hearing();
+      if (deaf && !this.deaf) this.stats.deafSpells++; // once per spell, not per heartbeat missed
+      this.deaf = deaf;
+      if (deaf) this.resubscribeIfLong();
+      this.sql`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${this.beat})`.catch(() => {});
+    }, this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private async subscribe(): Promise<void> {
+    if (this.makeListenPool) this.listenPool ??= this.makeListenPool();
+    const subscription = await (this.listenPool ?? this.sql).listen(
       SERVICE_TOKEN_CHANNEL,
       (payload) => {
         if (payload === this.beat) this.heard();
@@ -238,13 +269,25 @@ export class ServiceTokenVerifier {
       return;
     }
     this.unlisten = subscription.unlisten;
-    this.heartbeat = setInterval(() => {
-      const deaf = this.listening && !this.hearing();
-      if (deaf && !this.deaf) this.stats.deafSpells++; // once per spell, not per heartbeat missed
-      this.deaf = deaf;
-      this.sql`select pg_notify(${SERVICE_TOKEN_CHANNEL}, ${this.beat})`.catch(() => {});
-    }, this.heartbeatMs);
-    this.heartbeat.unref();
+  }
+
+  private resubscribeIfLong(): void {
+    const now = Date.now();
+    const after = RESUBSCRIBE_AFTER * this.heartbeatMs;
+    if (!this.makeListenPool || this.resubscribing || now - this.heardAt < after || now - this.resubscribedAt < after)
+      return;
+    this.resubscribing = true;
+    this.resubscribedAt = now;
+    // postgres.js keeps a channel whose LISTEN failed and answers every later listen() with that
+    // failure, so the deaf pool goes whole (not awaited: its connection may be dead) and a new one listens
+    this.listenPool?.end({ timeout: 0 }).catch(() => {});
+    this.listenPool = undefined;
+    this.unlisten = undefined;
+    this.subscribe()
+      .catch(() => {}) // still down: the next spell tries again
+      .finally(() => {
+        this.resubscribing = false;
+      });
   }
 
   /** The customer's entities after a reload of customers.yaml; cached rows are dropped, so each token is judged again. */
@@ -275,6 +318,8 @@ export class ServiceTokenVerifier {
     this.clear();
     this.unlisten?.().catch(() => {});
     this.unlisten = undefined;
+    this.listenPool?.end({ timeout: 0 }).catch(() => {});
+    this.listenPool = undefined;
   }
 
   async verify(token: string): Promise<Principal> {
