@@ -135,6 +135,16 @@ describe("Entra tokens an attacker can get signed", () => {
           token({ oid: randomUUID(), username: "lee@other.example" }),
           "403 other_customer_domain",
         ],
+        // Claims of a type Entra never issues: a clear 401, never a 500 from inside the rules.
+        ["scp as a list", token(KIM, { claims: { scp: ["frame.access"] } }), "401 invalid_claims"],
+        ["roles as a string", token(KIM, { claims: { roles: "Frame.Admin" } }), "401 invalid_claims"],
+        ["groups with a number", token(KIM, { claims: { groups: [7] } }), "401 invalid_claims"],
+        ["the sign-in name as a number", token(KIM, { claims: { preferred_username: 42 } }), "401 invalid_claims"],
+        [
+          "a guest's acct as a string",
+          token({ oid: randomUUID(), username: "ann@axellc.com", extra: { acct: "1" } }),
+          "403 guest",
+        ],
       ];
       for (const [name, minted, expected] of cases)
         expect(`${name}: ${await outcome(running.mcpUrl, await minted)}`).toBe(`${name}: ${expected}`);

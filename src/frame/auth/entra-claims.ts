@@ -4,6 +4,7 @@
  * audience and lifetime jose has already checked.
  */
 import type { JWTPayload } from "jose";
+import { z } from "zod";
 import { type Customer, customerForDomain, type Fleet, ROLES, type Role } from "../../config/customers.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Principal } from "../principal.ts";
@@ -26,13 +27,45 @@ export interface EntraClaims extends JWTPayload {
   /** "app" for app-only tokens when the optional claim is configured. */
   idtyp?: string;
   /** 1 for guest accounts (optional claim). */
-  acct?: number;
+  acct?: number | string;
   /** Present when the user signed in at another identity provider (a guest's home tenant). */
   idp?: string;
   /** Group overage (v1/v2): `{ groups: "src1" }` points at Graph instead of listing the groups. */
   _claim_names?: Record<string, unknown>;
   /** Group overage (implicit flow): true instead of a groups claim. */
   hasgroups?: boolean | string;
+}
+
+/**
+ * The types the rules below rely on, for the claims they read. Entra issues no other, and only Entra
+ * (or whoever holds its keys) signs; still, a claim of another type is a 401 that names it, not a
+ * 500 from inside the rules. Other claims pass unread.
+ */
+const ClaimTypes = z.looseObject({
+  ver: z.string().optional(),
+  tid: z.string().optional(),
+  oid: z.string().optional(),
+  azp: z.string().optional(),
+  appid: z.string().optional(),
+  scp: z.string().optional(),
+  roles: z.array(z.string()).optional(),
+  groups: z.array(z.string()).optional(),
+  upn: z.string().optional(),
+  preferred_username: z.string().optional(),
+  unique_name: z.string().optional(),
+  idtyp: z.string().optional(),
+  acct: z.union([z.number(), z.string()]).optional(), // documented as 0 or 1; a "1" is a guest too
+  idp: z.string().optional(),
+  _claim_names: z.record(z.string(), z.unknown()).optional(),
+  hasgroups: z.union([z.boolean(), z.string()]).optional(),
+});
+
+/** The verified payload as EntraClaims, or a 401 `invalid_claims` naming the first claim of another type. */
+export function typedClaims(payload: JWTPayload): EntraClaims {
+  const parsed = ClaimTypes.safeParse(payload);
+  if (parsed.success) return payload as EntraClaims;
+  const claim = parsed.error.issues[0]?.path[0];
+  throw new AuthError("invalid_claims", `the token's ${String(claim)} claim is not of the type Entra issues`, 401);
 }
 
 /** A 403 for a caller whose token verified: the audit row names them (`{tid}/{oid}`), never their e-mail. */
@@ -92,7 +125,7 @@ export function principalFromClaims(claims: EntraClaims, customer: Customer, fle
 }
 
 function isGuest(claims: EntraClaims): boolean {
-  if (claims.acct === 1) return true;
+  if (Number(claims.acct) === 1) return true;
   if (typeof claims.idp !== "string") return false;
   // Members of the tenant either have no idp or the tenant's own v1 issuer as idp.
   return !claims.idp.endsWith(`/${claims.tid}/`) && !claims.idp.endsWith(`/${claims.tid}/v2.0`);

@@ -12,7 +12,7 @@ import { createRemoteJWKSet, errors, jwtVerify, type RemoteJWKSet } from "jose";
 import type { Customer, Fleet } from "../../config/customers.ts";
 import { AuthError } from "../../lib/errors.ts";
 import type { Principal } from "../principal.ts";
-import { type EntraClaims, principalFromClaims } from "./entra-claims.ts";
+import { type EntraClaims, principalFromClaims, typedClaims } from "./entra-claims.ts";
 
 export interface EntraSettings {
   /** Entra base URL, https://login.microsoftonline.com in production. */
@@ -85,7 +85,7 @@ export class EntraVerifier {
     } catch (error) {
       throw asAuthError(error);
     }
-    return principalFromClaims(payload, this.customer, this.fleet, payload.iss === this.issuerV1);
+    return principalFromClaims(typedClaims(payload), this.customer, this.fleet, payload.iss === this.issuerV1);
   }
 }
 
