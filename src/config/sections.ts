@@ -2,7 +2,9 @@
  * The sections of appliance.yaml, one schema per mode. Every key has a default, so an
  * appliance.yaml that only says `customer: axe` is a working machine on the design's ports.
  */
+
 import { z } from "zod";
+import { urlHost } from "../lib/address.ts";
 import { parsePostgresUrl } from "./postgres-url.ts";
 
 const ms = (fallback: number) =>
@@ -77,7 +79,7 @@ export function isLoopbackAddress(address: string): boolean {
   const bare = address.trim().toLowerCase();
   if (bare === "localhost") return true;
   try {
-    const host = new URL(`http://${bare.includes(":") ? `[${bare}]` : bare}/`).hostname;
+    const host = new URL(`http://${urlHost(bare)}/`).hostname;
     return /^127\./.test(host) || host === "[::1]" || /^\[::ffff:7f[0-9a-f]{2}:/.test(host);
   } catch {
     return false;

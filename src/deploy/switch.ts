@@ -3,7 +3,9 @@
  * the proxy to it, drain the old color and check it stays running as the warm standby; and, when
  * a deploy fails before the switch, put the passive color back on its previous release.
  */
+
 import type { Config } from "../config/load.ts";
+import { urlHost } from "../lib/address.ts";
 import type { Color } from "../lib/colors.ts";
 import { DeployError } from "../lib/errors.ts";
 import { pollUntil } from "../lib/poll.ts";
@@ -17,7 +19,7 @@ import type { StepRunner } from "./steps.ts";
 
 export function colorUrl(config: Config, color: Color): string {
   const bind = config.appliance.frame.bind;
-  return `http://${bind.includes(":") ? `[${bind}]` : bind}:${config.appliance.frame.ports[color]}`;
+  return `http://${urlHost(bind)}:${config.appliance.frame.ports[color]}`;
 }
 
 interface GateOptions {

@@ -2,11 +2,13 @@
  * What `axe-appliance doctor` looks at: config, the programs we need, ports, secret file modes.
  * Every check reports OK or FAIL, and each FAIL carries the fix.
  */
+
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { type Config, loadConfig, resolveConfigDir } from "../config/load.ts";
 import { DUMP_TOOLS, findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
+import { urlHost } from "../lib/address.ts";
 import type { AppError } from "../lib/errors.ts";
 import { instanceId } from "../lib/instance.ts";
 import { describeExit, lastLines, ProgramStartError, runProgram } from "../lib/program.ts";
@@ -183,7 +185,7 @@ async function applianceAnswer(
   port: number,
 ): Promise<{ service: string; instance?: string } | undefined> {
   try {
-    const response = await fetch(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`, {
+    const response = await fetch(`http://${urlHost(host)}:${port}/healthz`, {
       signal: AbortSignal.timeout(1000),
     });
     const body = (await response.json()) as { service?: unknown; instance?: unknown };

@@ -6,10 +6,12 @@
  * const frame = await startFrame({ config, color: "blue" });
  * process.on("SIGTERM", () => frame.stop().then(() => process.exit(0)));
  */
+
 import { type Config, loadConfig } from "../config/load.ts";
 import { connect, openDatabase, openEmbedded } from "../db/connect.ts";
 import { EmbeddedWatch } from "../db/embedded-watch.ts";
 import { migrate } from "../db/migrate.ts";
+import { urlHost } from "../lib/address.ts";
 import { loadColorKey } from "../lib/color-proof.ts";
 import type { Color } from "../lib/colors.ts";
 import { ConfigError } from "../lib/errors.ts";
@@ -183,7 +185,7 @@ export async function startFrame(options: ServeOptions): Promise<RunningFrame> {
     listen(app, frame.bind, port, color);
     const stopMemoryCeiling = startMemoryCeiling();
     const server = app.server!;
-    const url = `http://${frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind}:${server.port}`;
+    const url = `http://${urlHost(frame.bind)}:${server.port}`;
     logger.info("frame listening", { url, mcpUrl: config.mcpUrl, auth: options.noAuth ? "none" : "entra+service" });
     return {
       port: server.port!,
@@ -221,7 +223,7 @@ function listen(app: ReturnType<typeof createFrameApp>, hostname: string, port: 
     const inUse = code === "EADDRINUSE" || /in use/i.test((error as Error).message);
     throw new ConfigError(
       "FRAME_LISTEN_FAILED",
-      `cannot listen on ${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}: ${inUse ? "the address is in use" : (error as Error).message}`,
+      `cannot listen on ${urlHost(hostname)}:${port}: ${inUse ? "the address is in use" : (error as Error).message}`,
       `is another frame ${color} running? Check with \`axe-appliance doctor\`, or set frame.ports.${color} in appliance.yaml`,
     );
   }

@@ -8,7 +8,9 @@
  * await proxy.start();
  * process.on("SIGTERM", () => proxy.stop().then(() => process.exit(0)));
  */
+
 import { dirname, join } from "node:path";
+import { urlHost } from "../lib/address.ts";
 import { FORWARDED_HEADER, forwardStamp, loadColorKey } from "../lib/color-proof.ts";
 import { ProxyError } from "../lib/errors.ts";
 import { log as defaultLog, type Logger } from "../lib/log.ts";
@@ -131,7 +133,7 @@ export class ProxyServer implements ProxyControl, HealthConsumer {
       stampLine: this.stampLine,
     }));
     const listener = (this.listener = new ClientListener(handler, clientLimits(settings)));
-    const host = settings.hostname.includes(":") ? `[${settings.hostname}]` : settings.hostname;
+    const host = urlHost(settings.hostname);
     let address = `${host}:${settings.port}`; // the one being bound, named if it fails
     try {
       this.listenPort = listener.listen(settings.hostname, settings.port);

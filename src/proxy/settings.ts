@@ -2,9 +2,11 @@
  * The proxy's view of the configuration: appliance.yaml's proxy section with defaults filled
  * in (upstreams from frame.bind and frame.ports) and paths made absolute.
  */
+
 import { isAbsolute, join } from "node:path";
 import type { Config } from "../config/load.ts";
 import { isLoopbackAddress } from "../config/sections.ts";
+import { urlHost } from "../lib/address.ts";
 import { instanceId } from "../lib/instance.ts";
 import type { Color } from "./admin-schema.ts";
 import type { ClientLimits } from "./client-connection.ts";
@@ -57,7 +59,7 @@ export interface ProxySettings {
 export function proxySettings(config: Config): ProxySettings {
   const { proxy, frame } = config.appliance;
   const { hostname, port } = splitListen(proxy.listen);
-  const bind = frame.bind.includes(":") ? `[${frame.bind}]` : frame.bind;
+  const bind = urlHost(frame.bind);
   return {
     hostname,
     port,

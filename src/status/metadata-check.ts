@@ -3,7 +3,9 @@
  * resource metadata from the local proxy with the public Host, and check that it names the MCP
  * URL and the customer's Entra tenant. This is what claude.ai reads first.
  */
+
 import type { Config } from "../config/load.ts";
+import { urlHost } from "../lib/address.ts";
 import { networkFailure } from "../lib/network-error.ts";
 import { proxySettings } from "../proxy/settings.ts";
 import type { Check, StatusReport } from "./report.ts";
@@ -12,7 +14,7 @@ export async function checkMetadata(config: Config): Promise<{ metadata: StatusR
   const { hostname, port } = proxySettings(config);
   const publicUrl = new URL(config.mcpUrl);
   const path = `/.well-known/oauth-protected-resource${publicUrl.pathname}`;
-  const local = `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}${path}`;
+  const local = `http://${urlHost(hostname)}:${port}${path}`;
   const url = `${publicUrl.origin}${path}`;
   const result = (ok: boolean, detail: string) => ({
     metadata: { url, ok, detail },
