@@ -9,33 +9,6 @@ import { type Customer, customerForDomain, type Fleet, ROLES, type Role } from "
 import { AuthError } from "../../lib/errors.ts";
 import type { Principal } from "../principal.ts";
 
-export interface EntraClaims extends JWTPayload {
-  ver?: string;
-  tid?: string;
-  oid?: string;
-  /** v2: the calling client's id. */
-  azp?: string;
-  /** v1: the calling client's id. */
-  appid?: string;
-  /** Delegated scopes, space-separated short names ("frame.access"). */
-  scp?: string;
-  roles?: string[];
-  groups?: string[];
-  upn?: string;
-  preferred_username?: string;
-  unique_name?: string;
-  /** "app" for app-only tokens when the optional claim is configured. */
-  idtyp?: string;
-  /** 1 for guest accounts (optional claim). */
-  acct?: number | string;
-  /** Present when the user signed in at another identity provider (a guest's home tenant). */
-  idp?: string;
-  /** Group overage (v1/v2): `{ groups: "src1" }` points at Graph instead of listing the groups. */
-  _claim_names?: Record<string, unknown>;
-  /** Group overage (implicit flow): true instead of a groups claim. */
-  hasgroups?: boolean | string;
-}
-
 /**
  * The types the rules below rely on, for the claims they read. Entra issues no other, and only Entra
  * (or whoever holds its keys) signs; still, a claim of another type is a 401 that names it, not a
@@ -45,20 +18,31 @@ const ClaimTypes = z.looseObject({
   ver: z.string().optional(),
   tid: z.string().optional(),
   oid: z.string().optional(),
+  /** v2: the calling client's id. */
   azp: z.string().optional(),
+  /** v1: the calling client's id. */
   appid: z.string().optional(),
+  /** Delegated scopes, space-separated short names ("frame.access"). */
   scp: z.string().optional(),
   roles: z.array(z.string()).optional(),
   groups: z.array(z.string()).optional(),
   upn: z.string().optional(),
   preferred_username: z.string().optional(),
   unique_name: z.string().optional(),
+  /** "app" for app-only tokens when the optional claim is configured. */
   idtyp: z.string().optional(),
-  acct: z.union([z.number(), z.string()]).optional(), // documented as 0 or 1; a "1" is a guest too
+  /** Guest accounts (optional claim): documented as 0 or 1 without a JSON type; a "1" is a guest too. */
+  acct: z.union([z.number(), z.string()]).optional(),
+  /** Present when the user signed in at another identity provider (a guest's home tenant). */
   idp: z.string().optional(),
+  /** Group overage (v1/v2): `{ groups: "src1" }` points at Graph instead of listing the groups. */
   _claim_names: z.record(z.string(), z.unknown()).optional(),
+  /** Group overage (implicit flow): true instead of a groups claim. */
   hasgroups: z.union([z.boolean(), z.string()]).optional(),
 });
+
+/** A verified payload whose claims the rules read have the types they rely on. */
+export type EntraClaims = JWTPayload & z.infer<typeof ClaimTypes>;
 
 /** The verified payload as EntraClaims, or a 401 `invalid_claims` naming the first claim of another type. */
 export function typedClaims(payload: JWTPayload): EntraClaims {
