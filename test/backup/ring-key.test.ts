@@ -3,29 +3,21 @@
  * tell the file is ours; on the ring those files are on another customer's machine. A peer that
  * rewrites them must not make this machine's restic spend gigabytes at every run and WAL ship.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { KEY_MAX_BYTES, keyFileProblem } from "../../src/backup/sftp-guard.ts";
 import { runCli } from "../helpers/cli.ts";
-import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { forThisTest } from "../helpers/lifecycle.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
 import { backupFixture, ringOverSsh } from "../helpers/restic.ts";
-import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { startSshd } from "../helpers/sshd.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
-let db: TestDatabase | undefined;
-let sshd: TestSshd | undefined;
-afterEach(async () => {
-  await sshd?.stop();
-  await db?.drop();
-  sshd = undefined;
-  db = undefined;
-});
-
 test("a peer that rewrites our key file's scrypt cost: the key is refused before restic derives it, and the error says so", async () => {
-  db = await freshDatabase("bk");
+  const db = forThisTest(await freshDatabase("bk"), (d) => d.drop());
   await seedFrameLikeData(db.sql, 20);
-  sshd = await startSshd();
+  const sshd = forThisTest(await startSshd(), (s) => s.stop());
   const { dir: ringDir, ring } = ringOverSsh(sshd.configFile("peer"));
   const fx = backupFixture({ database: db.target, ring });
   expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);

@@ -3,31 +3,23 @@
  * serve an older copy of the repository (its disk from last week, or on purpose). A restore or a
  * drill of "latest" must not take that for the newest without a word.
  */
-import { afterEach, expect, test } from "bun:test";
+import { expect, test } from "bun:test";
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
-import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { forThisTest } from "../helpers/lifecycle.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
 import { backupFixture, resticJson, ringOverSsh } from "../helpers/restic.ts";
-import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { startSshd } from "../helpers/sshd.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
 /** How the CLI prints a snapshot's time: UTC, to the second. */
 const utc = (time: string) => `${new Date(time).toISOString().slice(0, 19)}Z`;
 
-let db: TestDatabase | undefined;
-let sshd: TestSshd | undefined;
-afterEach(async () => {
-  await sshd?.stop();
-  await db?.drop();
-  sshd = undefined;
-  db = undefined;
-});
-
 test("a peer that serves an older copy: restore and verify of latest refuse it, naming both times; an explicit id restores and says its time; a run fails rather than record it", async () => {
-  db = await freshDatabase("bk");
+  const db = forThisTest(await freshDatabase("bk"), (d) => d.drop());
   await seedFrameLikeData(db.sql, 50);
   const peer = tempDir("axe-peer");
   const ringDir = join(peer, "ring", "axe");
@@ -44,7 +36,7 @@ test("a peer that serves an older copy: restore and verify of latest refuse it, 
     script,
     `if [ -f ${replaying} ]; then rm -rf ${ringDir} && cp -R ${older} ${ringDir} || exit 1; fi\nexec ${sftpServer}\n`,
   );
-  sshd = await startSshd({ forcedCommand: `/bin/sh ${script}` });
+  const sshd = forThisTest(await startSshd({ forcedCommand: `/bin/sh ${script}` }), (s) => s.stop());
   const fx = backupFixture({ database: db.target, ring: ringOverSsh(sshd.configFile("peer"), ringDir).ring });
   expect((await runCli(["backup", "init", "--config", fx.configDir])).code).toBe(0);
   const first = await runCli(["backup", "run", "--config", fx.configDir]);

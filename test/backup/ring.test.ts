@@ -1,29 +1,21 @@
-import { afterEach, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { renameSync, rmSync } from "node:fs";
 import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
-import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
+import { forThisTest } from "../helpers/lifecycle.ts";
+import { freshDatabase } from "../helpers/postgres.ts";
 import { backupFixture, resticJson, resticMatrix, ringOverSsh, snapshotCount, useRestic } from "../helpers/restic.ts";
-import { startSshd, type TestSshd } from "../helpers/sshd.ts";
+import { startSshd } from "../helpers/sshd.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
-
-let db: TestDatabase | undefined;
-let sshd: TestSshd | undefined;
-afterEach(async () => {
-  await sshd?.stop();
-  await db?.drop();
-  sshd = undefined;
-  db = undefined;
-});
 
 for (const restic of resticMatrix())
   describe(`[restic ${restic.version}] ring tier over sftp to a real sshd on loopback`, () => {
     useRestic(restic);
 
     test("copies to the peer with the local chunker parameters; peer down: ring fails, local succeeds, exit 8, status says so", async () => {
-      db = await freshDatabase("bk");
+      const db = forThisTest(await freshDatabase("bk"), (d) => d.drop());
       await seedFrameLikeData(db.sql, 500);
-      sshd = await startSshd();
+      const sshd = forThisTest(await startSshd(), (s) => s.stop());
       const { dir: ringDir, ring } = ringOverSsh(sshd.configFile("peer"));
       const fx = backupFixture({ database: db.target, ring });
 

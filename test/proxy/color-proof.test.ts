@@ -19,16 +19,21 @@ afterAll(stopAll);
 
 const TOKEN = "s3cret-token-of-an-employee";
 
-/** A program another account started on a color's port: it answers every read with `answer` (null: never answers). */
-function stranger(answer: Buffer | null) {
+/**
+ * A program another account started on a color's port: it answers every read with `answer`, or
+ * with what `answer` makes of the read (null or undefined: no answer).
+ */
+function stranger(answer: Buffer | null | ((read: string) => string | undefined)) {
   let received = "";
   const listener = Bun.listen<undefined>({
     hostname: "127.0.0.1",
     port: 0,
     socket: {
       data(socket, data) {
-        received += data.toString("latin1");
-        if (answer) socket.write(answer);
+        const read = data.toString("latin1");
+        received += read;
+        const reply = typeof answer === "function" ? answer(read) : answer;
+        if (reply) socket.write(reply);
       },
     },
   });
@@ -119,31 +124,23 @@ describe("a color's port held by another program", () => {
 
   test("a right proof with bytes after it (a second answer for the caller) is refused: the connection carries nothing", async () => {
     const paths = install(["blue", "green"]);
-    let received = "";
-    const listener = Bun.listen<undefined>({
-      hostname: "127.0.0.1",
-      port: 0,
-      socket: {
-        data(socket, data) {
-          received += data.toString("latin1");
-          const challenge = /x-axe-challenge: ([0-9a-f]+)/.exec(data.toString("latin1"))?.[1];
-          if (!challenge) return; // /healthz and anything else: never answered
-          const proof = colorProof(loadColorKey(paths.secrets), "blue", challenge);
-          const smuggled = "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nsmuggled!";
-          socket.write(`HTTP/1.1 204 No Content\r\nx-axe-proof: ${proof}\r\n\r\n${smuggled}`);
-        },
-      },
+    const fake = stranger((read) => {
+      const challenge = /x-axe-challenge: ([0-9a-f]+)/.exec(read)?.[1];
+      if (!challenge) return undefined; // /healthz and anything else: never answered
+      const proof = colorProof(loadColorKey(paths.secrets), "blue", challenge);
+      const smuggled = "HTTP/1.1 200 OK\r\ncontent-length: 9\r\n\r\nsmuggled!";
+      return `HTTP/1.1 204 No Content\r\nx-axe-proof: ${proof}\r\n\r\n${smuggled}`;
     });
     try {
-      const proxy = await startProxyFor(paths, `http://127.0.0.1:${listener.port}`, "http://127.0.0.1:9");
+      const proxy = await startProxyFor(paths, fake.url, "http://127.0.0.1:9");
       const answer = await call(proxy.url);
       expect(answer.status).toBe(502);
       expect(answer.body).not.toContain("smuggled!");
-      expect(received).toContain("GET /proof HTTP/1.1");
-      expect(received).not.toContain(TOKEN);
-      expect(received).not.toContain("/frame/");
+      expect(fake.received()).toContain("GET /proof HTTP/1.1");
+      expect(fake.received()).not.toContain(TOKEN);
+      expect(fake.received()).not.toContain("/frame/");
     } finally {
-      listener.stop(true);
+      fake.stop();
     }
   });
 
