@@ -44,6 +44,9 @@ export interface EmbeddedOptions {
   start?: boolean;
 }
 
+/** How long a stop waits to hear whether other processes use the cluster. */
+const ASK_OTHERS_MS = 10_000;
+
 /** The embedded cluster's superuser (a restored copy of it has the same). */
 export const EMBEDDED_SUPERUSER = "axe";
 const INCLUDE_LINE = "include_if_exists = 'axe.conf'";
@@ -141,14 +144,23 @@ export class EmbeddedPostgres {
    */
   private async othersConnected(): Promise<boolean> {
     const sql = connect(this.target(), { max: 1 });
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const [row] = await sql<Array<{ others: number }>>`
+      const asked = sql<Array<{ others: number }>>`
         select count(*)::int as others from pg_stat_activity
         where backend_type = 'client backend' and application_name is distinct from ${sessionName()}`;
+      // a server that takes the connection and never answers must not hold a color's stop
+      const [row] = await Promise.race([
+        asked,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error("no answer")), ASK_OTHERS_MS);
+        }),
+      ]);
       return (row?.others ?? 0) > 0;
     } catch {
-      return false; // a cluster no one can reach serves no one
+      return false; // a cluster no one can reach (or that does not answer) serves no one
     } finally {
+      clearTimeout(timer);
       await sql.end({ timeout: 1 }).catch(() => undefined);
     }
   }
