@@ -8,9 +8,12 @@
  * judged before the socket benchmark (which holds the targets and runs nginx and Caddy beside
  * us). It has no peer of its own: what it measures is the part of a request that is ours alone.
  *
- *   bun bench/proxy-work.ts [--requests 200000] [--rounds 5] [--no-log]
+ *   bun bench/proxy-work.ts [--requests 200000] [--rounds 5] [--no-log] [--request wrk|claude]
  *
- * --no-log turns the access log off, as `proxy.access_log: false` does. For where the time goes,
+ * --no-log turns the access log off, as `proxy.access_log: false` does. --request claude sends
+ * what a claude.ai connector's call looks like instead of wrk's one-header GET: a JSON-RPC POST
+ * to /frame/mcp with eleven headers (a bearer token, an MCP session, Accept, User-Agent, ...)
+ * and a small body, so the cost of the caller's header lines shows. For where the time goes,
  * run it under `bun --cpu-prof-md --cpu-prof-interval=100`.
  */
 import { parseArgs } from "node:util";
@@ -32,6 +35,7 @@ const { values: flags } = parseArgs({
     requests: { type: "string", default: "200000" },
     rounds: { type: "string", default: "5" },
     "no-log": { type: "boolean", default: false },
+    request: { type: "string", default: "wrk" },
   },
 });
 const REQUESTS = Number(flags.requests);
@@ -66,7 +70,25 @@ const settings = {
 } as unknown as ProxySettings;
 
 /** What wrk sends, and what Bun.serve answers with the bench upstream's 200 bytes. */
-const REQUEST = Buffer.from("GET /frame/bench HTTP/1.1\r\nHost: 127.0.0.1:41234\r\n\r\n", "latin1");
+const WRK_REQUEST = "GET /frame/bench HTTP/1.1\r\nHost: 127.0.0.1:41234\r\n\r\n";
+/** A claude.ai connector's tools/call as the tunnel passes it on (the token is a made-up JWT of a usual size). */
+const CALL = '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_record","arguments":{"id":"r-1"}}}';
+const CLAUDE_REQUEST =
+  "POST /frame/mcp HTTP/1.1\r\n" +
+  "Host: frame.example.com\r\n" +
+  "User-Agent: Claude-User (claude-code/1.0; +https://support.anthropic.com/)\r\n" +
+  "Accept: application/json, text/event-stream\r\n" +
+  "Accept-Encoding: gzip, deflate, br\r\n" +
+  `Authorization: Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.${"e".repeat(620)}.${"s".repeat(342)}\r\n` +
+  "Content-Type: application/json\r\n" +
+  `Content-Length: ${CALL.length}\r\n` +
+  "Mcp-Session-Id: 0193b6a2-8c4e-7d1f-9a2b-3c4d5e6f7a8b\r\n" +
+  "Mcp-Protocol-Version: 2025-06-18\r\n" +
+  "Cf-Ray: 8e1f2a3b4c5d6e7f-FRA\r\n" +
+  "Traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n" +
+  `\r\n${CALL}`;
+if (flags.request !== "wrk" && flags.request !== "claude") throw new Error("--request is wrk or claude");
+const REQUEST = Buffer.from(flags.request === "claude" ? CLAUDE_REQUEST : WRK_REQUEST, "latin1");
 const BODY = `{"status":"ok","service":"bench","padding":"${"x".repeat(150)}"}\n`;
 const RESPONSE = Buffer.from(
   `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nDate: Mon, 30 Nov 2026 13:00:00 GMT\r\nContent-Length: ${BODY.length}\r\n\r\n${BODY}`,
@@ -160,7 +182,7 @@ const ours: number[] = [];
 for (let round = 0; round < ROUNDS; round++) ours.push(usPerRequest(proxied));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 console.log(
-  `proxy work per request (${REQUESTS} requests x ${ROUNDS} rounds, access log ${settings.accessLog ? "on" : "off"}): ` +
+  `proxy work per request (${flags.request}'s request, ${REQUESTS} requests x ${ROUNDS} rounds, access log ${settings.accessLog ? "on" : "off"}): ` +
     `${median(ours).toFixed(2)} us (rounds ${ours.map((x) => x.toFixed(2)).join(", ")}); bytes per request: ${perRequest.upstream} to the upstream, ${perRequest.client} to the caller; log ${logged} bytes`,
 );
 process.exit(0);
