@@ -29,6 +29,13 @@ export interface RequestHead {
   upgrade: boolean;
   /** performance.now() at the first byte. */
   startedAt: number;
+  /**
+   * The read that holds every header line as `${name}: ${value}\r\n` (HeadCollector), and each
+   * line's [start, end) in it; valid only while `RequestHandler.begin` runs (null after, or when
+   * the lines are not all there as they would be written).
+   */
+  source: Buffer | null;
+  lines: readonly number[];
 }
 
 /** Where a request's body goes: the exchange that forwards it. */
@@ -204,6 +211,8 @@ export class ClientConnection extends HttpParser {
       keepAlive: false,
       upgrade: false,
       startedAt: this.since,
+      source: null,
+      lines: collector.lines,
     };
   }
 
@@ -254,6 +263,8 @@ export class ClientConnection extends HttpParser {
       keepAlive,
       upgrade,
       startedAt: this.since,
+      source: collector.source,
+      lines: collector.lines,
     };
     this.head = head;
     this.phase = "body";
@@ -264,6 +275,7 @@ export class ClientConnection extends HttpParser {
     }
     if (!keepAlive) this.closeAfterAnswer = true;
     this.sink = this.handler.begin(this, head);
+    head.source = collector.source = null; // the read goes back to Bun: nothing may keep reading it
     return (this.phase as Phase) === "closed" ? ERROR.USER : 0;
   }
 

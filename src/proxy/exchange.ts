@@ -7,6 +7,7 @@
  */
 import type { Color } from "./admin-schema.ts";
 import type { ClientConnection, RequestSink } from "./client-connection.ts";
+import type { HeadBytes } from "./forward-headers.ts";
 import type { UpstreamLabel } from "./metrics.ts";
 import { eventNow } from "./outbox.ts";
 import type { UpstreamPool } from "./upstream.ts";
@@ -81,8 +82,8 @@ export class Exchange implements RequestSink, ResponseSink {
     readonly method: string,
     readonly path: string,
     readonly startedAt: number,
-    /** Request line, header lines and framing, as the upstream gets them (latin1). */
-    private readonly upstreamHead: string,
+    /** Request line, header lines and framing, as the upstream gets them (latin1 text, or its bytes). */
+    private upstreamHead: string | HeadBytes,
     /** The caller's body is chunked: it goes on as our own chunks. */
     private readonly chunked: boolean,
     readonly upgrade: boolean,
@@ -114,7 +115,9 @@ export class Exchange implements RequestSink, ResponseSink {
     }
     this.upstream = connection;
     connection.begin(this, this.method, this.upgrade);
-    connection.out.writeText(this.upstreamHead);
+    const head = this.upstreamHead;
+    if (typeof head === "string") connection.out.writeText(head);
+    else connection.out.write(head.bytes, head.start, head.end);
     if (this.replay) for (const piece of this.replay) this.send(piece);
     if (this.requestEnded) this.sendEnd();
     this.deadline = eventNow() + this.host.headerTimeoutMs;
@@ -186,6 +189,7 @@ export class Exchange implements RequestSink, ResponseSink {
   onResponseHead(head: ResponseHead): void {
     this.deadline = 0;
     this.replay = null;
+    this.upstreamHead = ""; // it will not be sent again
     this.status = head.status;
     if (this.attempt.color) this.host.answered(this, this.attempt.color, head);
     const client = this.client;
@@ -225,6 +229,7 @@ export class Exchange implements RequestSink, ResponseSink {
   onUpgraded(head: ResponseHead, rest: Buffer): void {
     this.deadline = 0;
     this.replay = null;
+    this.upstreamHead = "";
     this.status = 101;
     const upstream = this.upstream!;
     const client = this.client;

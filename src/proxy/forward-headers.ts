@@ -44,6 +44,30 @@ export interface ForwardContext {
   stamp: string;
 }
 
+const DROP = 0;
+const KEEP = 1;
+const HOST = 2;
+
+/** What becomes of a request header line: dropped, passed on, or (Host) written with the Host the upstream gets. */
+function requestLineFate(lower: string, trusted: boolean, named: Set<string> | undefined): number {
+  if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || named?.has(lower)) return DROP;
+  if (lower === "host") return HOST;
+  if (FORWARDED.has(lower) && (!trusted || OURS.has(lower))) return DROP;
+  return KEEP;
+}
+
+/** The lines the proxy adds after the caller's: X-Forwarded-*, X-Request-Id and the stamp. */
+function ourLines(map: Record<string, string>, context: ForwardContext): string {
+  const trusted = context.trusted;
+  const priorFor = trusted ? map["x-forwarded-for"] : undefined;
+  return (
+    `x-forwarded-for: ${priorFor ? `${priorFor}, ${context.peer}` : context.peer}\r\n` +
+    `x-forwarded-proto: ${(trusted && map["x-forwarded-proto"]) || "http"}\r\n` +
+    `x-forwarded-host: ${(trusted && map["x-forwarded-host"]) || context.host}\r\n` +
+    `x-request-id: ${context.requestId}\r\n${context.stamp}`
+  );
+}
+
 /**
  * The header lines ("name: value\r\n" each) of the upstream request. `map` is the lower-case view
  * of the same headers (headerMap), used for the few that are read.
@@ -56,25 +80,96 @@ export function upstreamRequestHead(
   context: ForwardContext,
 ): string {
   const named = connectionTokens(map.connection);
-  const trusted = context.trusted;
   let head = "";
   for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
-    const lower = lowerNames[i]!;
-    if (HOP_BY_HOP.has(lower) || REQUEST_ONLY.has(lower) || named?.has(lower)) continue;
-    if (lower === "host") {
-      head += `${name}: ${context.host}\r\n`;
-      continue;
-    }
-    if (FORWARDED.has(lower) && (!trusted || OURS.has(lower))) continue;
-    head += `${name}: ${values[i]}\r\n`;
+    const fate = requestLineFate(lowerNames[i]!, context.trusted, named);
+    if (fate === DROP) continue;
+    head += `${names[i]}: ${fate === HOST ? context.host : values[i]}\r\n`;
   }
-  const priorFor = trusted ? map["x-forwarded-for"] : undefined;
-  head += `x-forwarded-for: ${priorFor ? `${priorFor}, ${context.peer}` : context.peer}\r\n`;
-  head += `x-forwarded-proto: ${(trusted && map["x-forwarded-proto"]) || "http"}\r\n`;
-  head += `x-forwarded-host: ${(trusted && map["x-forwarded-host"]) || context.host}\r\n`;
-  head += `x-request-id: ${context.requestId}\r\n`;
-  return head + context.stamp;
+  return head + ourLines(map, context);
+}
+
+type LatinBuffer = Buffer & { latin1Write(text: string, at: number): number };
+
+/** Bytes `start` to `end` of `bytes` (a range of a shared slab: a view of its own cost more than the copy). */
+export interface HeadBytes {
+  bytes: Buffer;
+  start: number;
+  end: number;
+}
+/**
+ * Below this many bytes of the caller's kept lines (wrk's lone Host line), the strings cost less
+ * than the extra copies: measured with bench/proxy-work.ts (docs/performance.md).
+ */
+const WORTH_COPYING = 256;
+
+/**
+ * Request heads are copied into shared slabs, as Node pools small Buffers: an allocation each
+ * cost more than the copy. A slab lives while an exchange still holds a head in it (until the
+ * answer's head came: Exchange lets go of it then).
+ */
+const SLAB_BYTES = 32_768;
+let SLAB = Buffer.allocUnsafe(SLAB_BYTES) as LatinBuffer;
+let slabAt = 0;
+
+/**
+ * The whole upstream request head (request line, header lines, framing, blank line) as one copy
+ * of its bytes: the caller's kept header lines as they came (`lines`: [start, end) of each line in
+ * `source`, read by HeadCollector only when each reads exactly as `upstreamRequestHead` would write
+ * it), so the same bytes as `${requestLine}${upstreamRequestHead(...)}${framing}\r\n` without
+ * decoding or re-encoding them. Null when the Host line would be rewritten (an absolute-form
+ * target naming another authority), or when the kept lines are fewer than `minBytes`: then the
+ * caller writes the strings.
+ */
+export function upstreamRequestBytes(
+  requestLine: string,
+  source: Buffer,
+  lines: readonly number[],
+  lowerNames: readonly string[],
+  map: Record<string, string>,
+  context: ForwardContext,
+  framing: string,
+  minBytes = WORTH_COPYING,
+): HeadBytes | null {
+  const named = connectionTokens(map.connection);
+  const runs: number[] = [];
+  let runStart = -1;
+  let runEnd = -1;
+  let kept = 0;
+  for (let i = 0; i < lowerNames.length; i++) {
+    const fate = requestLineFate(lowerNames[i]!, context.trusted, named);
+    if (fate === HOST && context.host !== map.host) return null;
+    if (fate === DROP) continue;
+    const start = lines[i * 2]!;
+    const end = lines[i * 2 + 1]!;
+    kept += end - start;
+    if (start === runEnd) runEnd = end;
+    else {
+      if (runStart !== -1) runs.push(runStart, runEnd);
+      runStart = start;
+      runEnd = end;
+    }
+  }
+  if (runStart !== -1) runs.push(runStart, runEnd);
+  if (kept < minBytes) return null;
+  const tail = `${ourLines(map, context)}${framing}\r\n`;
+  const length = requestLine.length + kept + tail.length;
+  let slab = SLAB;
+  let at = 0;
+  if (length > SLAB_BYTES / 8) slab = Buffer.allocUnsafe(length) as LatinBuffer;
+  else {
+    if (slabAt + length > SLAB_BYTES) {
+      SLAB = slab = Buffer.allocUnsafe(SLAB_BYTES) as LatinBuffer;
+      slabAt = 0;
+    }
+    at = slabAt;
+    slabAt += length;
+  }
+  const start = at;
+  at += slab.latin1Write(requestLine, at);
+  for (let r = 0; r < runs.length; r += 2) at += source.copy(slab, at, runs[r], runs[r + 1]);
+  slab.latin1Write(tail, at);
+  return { bytes: slab, start, end: start + length };
 }
 
 /** What the proxy reads of an upstream's answer head, in one pass over its headers. */

@@ -65,6 +65,19 @@ export class HeadCollector {
   private inValue = false;
   /** The last message's values (its arrays swap with these on reset). */
   private lastValues: string[] = [];
+  /**
+   * The read every header line is in, while each line so far reads exactly `${name}: ${value}\r\n`
+   * as it would be written from the strings (one space after the colon, none after the value):
+   * then `lines` holds each line's [start, end) in it, CRLF included. Null otherwise (a head
+   * across reads, a name or value in pieces, other whitespace, a header without a value).
+   */
+  source: Buffer | null = null;
+  readonly lines: number[] = [];
+  private bytesOk = true;
+  private lineStart = 0;
+  private nameEnd = 0;
+  private valueStart = -1;
+  private valueEnd = 0;
 
   constructor(private readonly limits: HeadLimits) {}
 
@@ -82,6 +95,9 @@ export class HeadCollector {
     this.nameLower = null;
     this.value = "";
     this.inValue = false;
+    this.source = null;
+    this.lines.length = 0;
+    this.bytesOk = true;
   }
 
   /** Counts bytes of the start line; false when a limit is crossed. */
@@ -94,6 +110,15 @@ export class HeadCollector {
 
   field(data: Buffer, at: number, length: number): boolean {
     if (this.inValue) this.push();
+    if (this.bytesOk) {
+      if (this.name !== "" || (this.source !== null && this.source !== data)) this.bytesOk = false;
+      else {
+        this.source = data;
+        this.lineStart = at;
+        this.nameEnd = at + length;
+        this.valueStart = -1;
+      }
+    }
     const known = this.name === "" ? knownName(data, at, length) : undefined;
     if (known !== undefined) {
       this.name = known.name;
@@ -109,7 +134,13 @@ export class HeadCollector {
     if (!this.inValue) {
       this.inValue = true;
       this.value = decodeLike(this.lastValues[this.values.length], data, at, length);
-    } else this.value += data.toString("latin1", at, at + length);
+      this.valueStart = at;
+      this.valueEnd = at + length;
+      if (this.source !== data) this.bytesOk = false;
+    } else {
+      this.value += data.toString("latin1", at, at + length);
+      this.bytesOk = false;
+    }
     return this.count(length, this.name.length + this.value.length + 4);
   }
 
@@ -117,10 +148,12 @@ export class HeadCollector {
   end(): boolean {
     if (this.inValue || this.name !== "") this.push();
     if (this.names.length > this.limits.maxHeaderCount) this.broken = "count";
+    if (!this.bytesOk) this.source = null;
     return this.broken === null;
   }
 
   private push(): void {
+    if (this.bytesOk) this.keepLine();
     this.names.push(this.name);
     let lower = this.nameLower;
     if (lower === null) rememberName(this.name, (lower = this.name.toLowerCase()));
@@ -134,6 +167,25 @@ export class HeadCollector {
     this.value = "";
     this.inValue = false;
     if (this.names.length > this.limits.maxHeaderCount) this.broken = "count";
+  }
+
+  /** The line just read is kept as a range of its read when its bytes are what the strings would write. */
+  private keepLine(): void {
+    const data = this.source!;
+    const { nameEnd, valueStart, valueEnd } = this;
+    const last = data[valueEnd - 1];
+    if (
+      valueStart === nameEnd + 2 &&
+      valueEnd > valueStart &&
+      data[nameEnd] === 58 && // ':'
+      data[nameEnd + 1] === 32 &&
+      last !== 32 &&
+      last !== 9 &&
+      data[valueEnd] === 13 &&
+      data[valueEnd + 1] === 10
+    )
+      this.lines.push(this.lineStart, valueEnd + 2);
+    else this.bytesOk = false;
   }
 }
 

@@ -10,7 +10,7 @@ import type { ClientConnection, ClientRefusal, RequestHandler, RequestHead, Requ
 import type { ColorProver } from "./color-prover.ts";
 import type { ColorSelector } from "./color-selector.ts";
 import { type Attempt, Exchange, type ExchangeHost } from "./exchange.ts";
-import { upstreamRequestHead } from "./forward-headers.ts";
+import { upstreamRequestBytes, upstreamRequestHead } from "./forward-headers.ts";
 import type { Metrics, UpstreamLabel } from "./metrics.ts";
 import type { PauseController } from "./pause-controller.ts";
 import { PROXIED_METHODS, parseTarget, type Refusal, refuse } from "./request-guard.ts";
@@ -116,14 +116,18 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     else if (method === "POST" || method === "PUT" || method === "PATCH") framing = "content-length: 0\r\n";
     if (websocket) framing = `connection: upgrade\r\nupgrade: ${map.upgrade}\r\n`;
     const host = target.authority ?? map.host!;
-    const lines = upstreamRequestHead(head.names, head.lower, head.values, map, {
+    const context = {
       peer: connection.peer,
       trusted,
       requestId: answered.id,
       host,
       stamp: route.kind === "frame" ? this.parts.stampLine : "",
-    });
-    const upstreamHead = `${method} ${target.pathAndQuery} HTTP/1.1\r\n${lines}${framing}\r\n`;
+    };
+    const requestLine = `${method} ${target.pathAndQuery} HTTP/1.1\r\n`;
+    // the caller's header lines as its own bytes when they read as the strings would write them
+    const upstreamHead =
+      (head.source && upstreamRequestBytes(requestLine, head.source, head.lines, head.lower, map, context, framing)) ||
+      `${requestLine}${upstreamRequestHead(head.names, head.lower, head.values, map, context)}${framing}\r\n`;
     const first = this.firstAttempt(route, map["mcp-session-id"] ?? null);
     const exchange = new Exchange(
       this,

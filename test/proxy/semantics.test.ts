@@ -241,3 +241,96 @@ describe("a keep-alive caller's heads, one after another", () => {
     ]);
   });
 });
+
+describe("the caller's header lines, passed on as its own bytes", () => {
+  let upstream: RawUpstream;
+  let proxy: InProcessProxy;
+  beforeAll(async () => {
+    upstream = await rawUpstream((request) => request.socket.write("HTTP/1.1 204 No Content\r\n\r\n"));
+    proxy = await startProxy(proxyConfigDir(upstream.url, upstream.url));
+  });
+  afterAll(() => upstream.close());
+
+  /** The head the upstream got, its request id and stamp (different each time) written as ID. */
+  const seen = (i: number) =>
+    upstream.requests[i]!.head.replace(/(x-request-id|x-axe-forwarded): [^\r]*/g, "$1: ID").split("\r\n");
+  /** Long enough that the kept lines go as bytes (forward-headers.ts copies them from 256 bytes on). */
+  const TOKEN = "t0k.".repeat(80);
+  const OURS = ["x-forwarded-for: 127.0.0.1", "x-forwarded-proto: http", "x-forwarded-host: h.test:1"];
+
+  /** Sends the pieces on one connection, each after the proxy had time to read the one before (a head across reads). */
+  async function sendInPieces(pieces: string[]): Promise<string> {
+    const socket = connect(proxy.server.port, "127.0.0.1");
+    let out = "";
+    socket.on("data", (d) => (out += d.toString("latin1")));
+    socket.on("error", () => undefined);
+    const closed = new Promise((resolve) => socket.on("close", resolve));
+    for (const piece of pieces) {
+      socket.write(Buffer.from(piece, "latin1"));
+      await Bun.sleep(50);
+    }
+    await closed;
+    return out;
+  }
+
+  test("kept lines go on unchanged and in order around the dropped ones; odd spacing is written as before", async () => {
+    const answer = await rawExchange(proxy.server.port, [
+      // as the proxy would write them: passed on as bytes, hop-by-hop and forwarded ones cut out
+      "GET /frame/a HTTP/1.1\r\nHost: h.test:1\r\nAccept: */*\r\nConnection: X-Hop\r\nX-Hop: 1\r\n" +
+        `Authorization: Bearer ${TOKEN}\r\nX-Forwarded-For: 6.6.6.6\r\nKeep-Alive: 5\r\nMcp-Session-Id: s-1\r\n\r\n`,
+      // not as the proxy would write them: no space, two spaces, trailing blanks, an empty value
+      "GET /frame/b HTTP/1.1\r\nHost:h.test:1\r\nAccept:  */*\r\nX-Trail: v \t\r\nX-Empty:\r\nX-Last: z\r\n\r\n",
+      // an absolute-form target naming another authority: its Host line is rewritten
+      "GET http://other.test:2/frame/c HTTP/1.1\r\nHost: h.test:1\r\nX-Kept: k\r\nConnection: close\r\n\r\n",
+    ]);
+    expect(statuses(answer)).toEqual([204, 204, 204]);
+    expect(seen(0)).toEqual([
+      "GET /frame/a HTTP/1.1",
+      "Host: h.test:1",
+      "Accept: */*",
+      `Authorization: Bearer ${TOKEN}`,
+      "Mcp-Session-Id: s-1",
+      ...OURS,
+      "x-request-id: ID",
+      "x-axe-forwarded: ID",
+      "",
+      "",
+    ]);
+    expect(seen(1)).toEqual([
+      "GET /frame/b HTTP/1.1",
+      "Host: h.test:1",
+      "Accept: */*",
+      "X-Trail: v",
+      "X-Empty: ",
+      "X-Last: z",
+      ...OURS,
+      "x-request-id: ID",
+      "x-axe-forwarded: ID",
+      "",
+      "",
+    ]);
+    expect(seen(2).slice(0, 3)).toEqual(["GET /frame/c HTTP/1.1", "Host: other.test:2", "X-Kept: k"]);
+  });
+
+  test("a head that came in several reads, and a body after it, go on the same", async () => {
+    const before = upstream.requests.length;
+    const answer = await sendInPieces([
+      "POST /frame/d HTTP/1.1\r\nHost: h.test:1\r\nX-One: o",
+      "ne\r\nX-Two: 2\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+    ]);
+    expect(statuses(answer)).toEqual([204]);
+    expect(seen(before)).toEqual([
+      "POST /frame/d HTTP/1.1",
+      "Host: h.test:1",
+      "X-One: one",
+      "X-Two: 2",
+      ...OURS,
+      "x-request-id: ID",
+      "x-axe-forwarded: ID",
+      "content-length: 2",
+      "",
+      "",
+    ]);
+    expect(upstream.requests[before]!.body).toBe("hi");
+  });
+});

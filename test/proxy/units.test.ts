@@ -5,7 +5,9 @@ import { join } from "node:path";
 import { ConfigError } from "../../src/lib/errors.ts";
 import { hundredths } from "../../src/proxy/access-log.ts";
 import { ColorSelector } from "../../src/proxy/color-selector.ts";
-import { isEventStream, upstreamRequestHead } from "../../src/proxy/forward-headers.ts";
+import { isEventStream, upstreamRequestBytes, upstreamRequestHead } from "../../src/proxy/forward-headers.ts";
+import { HeadCollector, headerMap } from "../../src/proxy/head-collector.ts";
+import { HttpParser, ERROR as LLHTTP, REQUEST } from "../../src/proxy/llhttp.ts";
 import { batch, Outbox } from "../../src/proxy/outbox.ts";
 import { PauseController } from "../../src/proxy/pause-controller.ts";
 import { requestId } from "../../src/proxy/request-id.ts";
@@ -265,5 +267,131 @@ describe("state file", () => {
     writeFileSync(file, "{");
     expect(() => readProxyState(file)).toThrow(/not a valid proxy state file/);
     expect(existsSync(file)).toBe(true);
+  });
+});
+
+/** A request head read by llhttp into a HeadCollector, as ClientConnection reads one (in as many reads as pieces). */
+class HeadReader extends HttpParser {
+  readonly head = new HeadCollector({ maxHeadBytes: 65_536, maxHeaderCount: 100, maxLineBytes: 8_192 });
+  source: Buffer | null = null;
+  constructor() {
+    super(REQUEST);
+  }
+  onHeaderField(data: Buffer, at: number, length: number): number {
+    return this.head.field(data, at, length) ? 0 : LLHTTP.USER;
+  }
+  onHeaderValue(data: Buffer, at: number, length: number): number {
+    return this.head.fieldValue(data, at, length) ? 0 : LLHTTP.USER;
+  }
+  onHeadersComplete(): number {
+    this.head.end();
+    this.source = this.head.source;
+    return LLHTTP.PAUSED;
+  }
+  onBody(): number {
+    return 0;
+  }
+  onMessageComplete(): number {
+    return 0;
+  }
+}
+
+describe("the caller's header lines as bytes", () => {
+  const context = (trusted: boolean, host: string) => ({
+    peer: "10.0.0.9",
+    trusted,
+    requestId: "01936f",
+    host,
+    stamp: "x-axe-forwarded: ab\r\n",
+  });
+  const heads = [
+    "Host: h\r\nAccept: */*\r\nAuthorization: Bearer x.y.z\r\nMcp-Session-Id: s\r\n",
+    "Host: h\r\nConnection: X-Hop, keep-alive\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nX-Kept: k\r\nTE: trailers\r\n",
+    "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nHost: h\r\nForwarded: for=1\r\nX-Real-IP: 1.2.3.4\r\n",
+    "Host: h\r\nExpect: 100-continue\r\nX-Axe-Forwarded: forged\r\nX-Request-Id: mine\r\nUpgrade: h2c\r\n",
+    "Host: h\r\nX-Latin: caf\xe9\r\nX-Obs: \x80\xff\r\n",
+  ];
+
+  test("are the bytes the strings would write, trusted or not, whatever the Host and framing", () => {
+    let compared = 0;
+    for (const lines of heads)
+      for (const trusted of [false, true])
+        for (const host of ["h", "other:2"])
+          for (const framing of ["", "content-length: 0\r\n"]) {
+            const reader = new HeadReader();
+            expect(reader.execute(Buffer.from(`GET / HTTP/1.1\r\n${lines}\r\n`, "latin1"))).toBe(LLHTTP.PAUSED);
+            const { names, lower, values, lines: spans } = reader.head;
+            const map = headerMap(lower, values);
+            expect(reader.source).not.toBeNull();
+            const bytes = upstreamRequestBytes(
+              "GET / HTTP/1.1\r\n",
+              reader.source!,
+              spans,
+              lower,
+              map,
+              context(trusted, host),
+              framing,
+              0,
+            );
+            const text = `GET / HTTP/1.1\r\n${upstreamRequestHead(names, lower, values, map, context(trusted, host))}${framing}\r\n`;
+            if (host !== "h")
+              expect(bytes).toBeNull(); // a rewritten Host goes the string way
+            else {
+              expect(bytes!.bytes.toString("latin1", bytes!.start, bytes!.end)).toBe(text);
+              compared++;
+            }
+            reader.free();
+          }
+    expect(compared).toBe(heads.length * 4);
+  });
+
+  test("keep their bytes while later heads are made, across slabs (a retry sends one again later)", () => {
+    const made: Array<{ text: string; bytes: ReturnType<typeof upstreamRequestBytes> }> = [];
+    for (let i = 0; i < 100; i++) {
+      const reader = new HeadReader();
+      const lines = `Host: h\r\nAuthorization: Bearer ${String(i).repeat(300 + i)}\r\n`;
+      expect(reader.execute(Buffer.from(`GET / HTTP/1.1\r\n${lines}\r\n`, "latin1"))).toBe(LLHTTP.PAUSED);
+      const { names, lower, values, lines: spans } = reader.head;
+      const map = headerMap(lower, values);
+      const bytes = upstreamRequestBytes(
+        "GET / HTTP/1.1\r\n",
+        reader.source!,
+        spans,
+        lower,
+        map,
+        context(false, "h"),
+        "",
+      );
+      made.push({
+        text: `GET / HTTP/1.1\r\n${upstreamRequestHead(names, lower, values, map, context(false, "h"))}\r\n`,
+        bytes,
+      });
+      reader.free();
+    }
+    const slabs = new Set(made.map((m) => m.bytes!.bytes));
+    expect(slabs.size).toBeGreaterThan(2);
+    for (const { text, bytes } of made) expect(bytes!.bytes.toString("latin1", bytes!.start, bytes!.end)).toBe(text);
+  });
+
+  test("are not used when a line reads otherwise than the strings would write it, or the head spans reads", () => {
+    for (const lines of [
+      "Host:h\r\n",
+      "Host:  h\r\n",
+      "Host: h \r\n",
+      "Host: h\t\r\n",
+      "Host: h\r\nX-Empty:\r\n",
+      "Host: h\r\nX-Empty: \r\n",
+    ]) {
+      const reader = new HeadReader();
+      expect(reader.execute(Buffer.from(`GET / HTTP/1.1\r\n${lines}\r\n`, "latin1"))).toBe(LLHTTP.PAUSED);
+      expect(reader.source).toBeNull();
+      reader.free();
+    }
+    const reader = new HeadReader();
+    expect(reader.execute(Buffer.from("GET / HTTP/1.1\r\nHost: h\r\nX-A: o", "latin1"))).toBe(LLHTTP.OK);
+    expect(reader.execute(Buffer.from("ne\r\n\r\n", "latin1"))).toBe(LLHTTP.PAUSED);
+    expect(reader.source).toBeNull();
+    expect(reader.head.values).toEqual(["h", "one"]);
+    reader.free();
   });
 });
