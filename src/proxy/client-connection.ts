@@ -6,6 +6,7 @@
  * and after any refusal the connection closes) and slow clients (deadlines checked by `tick`).
  */
 import type { Socket } from "bun";
+import { READ_REQUEST_HEADERS } from "./forward-headers.ts";
 import { decodeLike, HeadCollector, type HeadLimits, headerMap } from "./head-collector.ts";
 import { ERROR, HttpParser, REQUEST } from "./llhttp.ts";
 import { beginBatch, endBatch, eventNow, Outbox } from "./outbox.ts";
@@ -20,6 +21,10 @@ export interface RequestHead {
   names: string[];
   /** The names in lower case. */
   lower: string[];
+  /**
+   * The values; while `begin` runs, only those of READ_REQUEST_HEADERS for sure (the others are ""
+   * until ClientConnection.headValues decodes them), and after it only those.
+   */
   values: string[];
   /** Lower-case names to values. */
   map: Record<string, string>;
@@ -142,7 +147,10 @@ export class ClientConnection extends HttpParser {
       for (;;) {
         const errno = this.execute(rest);
         if (this.phase === "closed") return;
-        if (errno === ERROR.OK) return;
+        if (errno === ERROR.OK) {
+          if (this.phase === "head") this.collector?.detach(); // the read goes back to Bun
+          return;
+        }
         if (errno !== ERROR.PAUSED && errno !== ERROR.PAUSED_UPGRADE) return this.malformed();
         // a request is complete: the next one waits until this one is answered
         this.pausedWith = errno;
@@ -221,7 +229,7 @@ export class ClientConnection extends HttpParser {
     this.since = eventNow();
     if (this.collector)
       this.collector.reset(); // the last head's arrays are no longer read
-    else this.collector = new HeadCollector(this.limits);
+    else this.collector = new HeadCollector(this.limits, READ_REQUEST_HEADERS);
     this.url = "";
     this.head = null;
     this.bodyBytes = 0;
@@ -302,6 +310,14 @@ export class ClientConnection extends HttpParser {
 
   /** The response head has gone out (a failure after it can only cut the connection). */
   responding = false;
+
+  /**
+   * The current head's values, every one decoded: while `begin` runs, values the proxy does not
+   * read are "" until this is called (only the head's strings need them; its bytes do not).
+   */
+  headValues(): string[] {
+    return this.collector!.decodeAll();
+  }
 
   /** The current request's HTTP minor version (0 or 1). */
   minorOf(): number {

@@ -21,6 +21,25 @@ export const HOP_BY_HOP = new Set([
   "content-length",
   "x-request-id",
 ]);
+/**
+ * The request headers whose values the proxy reads (request-guard.ts, proxy-handler.ts and the
+ * X-Forwarded-* here); the others' values are decoded only when the head goes on as strings
+ * (HeadCollector's `read`). test/proxy/units.test.ts holds the sources to this list.
+ */
+export const READ_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  "host",
+  "connection",
+  "content-length",
+  "transfer-encoding",
+  "content-type",
+  "expect",
+  "upgrade",
+  "mcp-session-id",
+  "x-request-id",
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+]);
 /** Dropped from requests besides: `Expect` is answered by the proxy itself; only the proxy stamps what it forwards. */
 const REQUEST_ONLY = new Set(["expect", FORWARDED_HEADER]);
 const FORWARDED = new Set([

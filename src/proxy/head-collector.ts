@@ -48,7 +48,9 @@ function rememberName(name: string, lower: string): void {
  * Decoding a string costs ~0.1 us however short it is, so what repeats is not decoded again:
  * header names come from a table of names seen before (with their lower case), and a value is
  * compared with the value at the same place in the connection's last message first. Either way
- * the strings are exactly the bytes' latin1 decoding.
+ * the strings are exactly the bytes' latin1 decoding. A request's lines that can go on as their
+ * own bytes (`source`, `lines`) need no strings at all, so of those only the values the proxy
+ * reads are decoded at once (`read`); the rest wait for `decodeAll`, or `detach` at a read's end.
  */
 export class HeadCollector {
   readonly names: string[] = [];
@@ -78,8 +80,21 @@ export class HeadCollector {
   private nameEnd = 0;
   private valueStart = -1;
   private valueEnd = 0;
+  /** The current value is not decoded yet (see `read`). */
+  private deferred = false;
+  /** Values not decoded yet, while the lines go on as bytes: index, start, end in `source`. */
+  private readonly later: number[] = [];
 
-  constructor(private readonly limits: HeadLimits) {}
+  /**
+   * `read`: the lower-case names whose values are read (a request's); the others are decoded only
+   * when something needs the strings (`decodeAll`), since while every line is passed on as its
+   * own bytes nothing does. Until then their place in `values` holds "". Without `read`, every
+   * value is decoded as it comes.
+   */
+  constructor(
+    private readonly limits: HeadLimits,
+    private readonly read: ReadonlySet<string> | null = null,
+  ) {}
 
   /** Empties it for the next message on the same connection (the last head's arrays are no longer read). */
   reset(): void {
@@ -98,6 +113,30 @@ export class HeadCollector {
     this.source = null;
     this.lines.length = 0;
     this.bytesOk = true;
+    this.deferred = false;
+    this.later.length = 0;
+  }
+
+  /** Decodes the values left for later (while their read is still valid); `values` is whole after. */
+  decodeAll(): string[] {
+    const { later, values, source } = this;
+    for (let k = 0; k < later.length; k += 3) {
+      const i = later[k]!;
+      values[i] = decodeLike(this.lastValues[i], source!, later[k + 1]!, later[k + 2]! - later[k + 1]!);
+    }
+    later.length = 0;
+    return values;
+  }
+
+  /** The read is over and the head is not complete: its buffer goes back, so what is left for later is decoded now. */
+  detach(): void {
+    if (this.deferred) {
+      this.value = this.source!.toString("latin1", this.valueStart, this.valueEnd);
+      this.deferred = false;
+    }
+    this.decodeAll();
+    this.bytesOk = false;
+    this.source = null;
   }
 
   /** Counts bytes of the start line; false when a limit is crossed. */
@@ -133,14 +172,17 @@ export class HeadCollector {
   fieldValue(data: Buffer, at: number, length: number): boolean {
     if (!this.inValue) {
       this.inValue = true;
-      this.value = decodeLike(this.lastValues[this.values.length], data, at, length);
       this.valueStart = at;
       this.valueEnd = at + length;
       if (this.source !== data) this.bytesOk = false;
-    } else {
-      this.value += data.toString("latin1", at, at + length);
-      this.bytesOk = false;
+      if (this.bytesOk && this.read !== null && !this.read.has(this.lowerName())) {
+        this.value = "";
+        this.deferred = true;
+      } else this.value = decodeLike(this.lastValues[this.values.length], data, at, length);
+      return this.count(length, this.name.length + length + 4);
     }
+    this.value += data.toString("latin1", at, at + length);
+    this.bytesOk = false;
     return this.count(length, this.name.length + this.value.length + 4);
   }
 
@@ -148,16 +190,33 @@ export class HeadCollector {
   end(): boolean {
     if (this.inValue || this.name !== "") this.push();
     if (this.names.length > this.limits.maxHeaderCount) this.broken = "count";
-    if (!this.bytesOk) this.source = null;
+    if (!this.bytesOk) {
+      this.decodeAll();
+      this.source = null;
+    }
     return this.broken === null;
+  }
+
+  /** The current name in lower case (remembered in NAMES). */
+  private lowerName(): string {
+    let lower = this.nameLower;
+    if (lower === null) rememberName(this.name, (this.nameLower = lower = this.name.toLowerCase()));
+    return lower;
   }
 
   private push(): void {
     if (this.bytesOk) this.keepLine();
+    if (this.deferred) {
+      this.deferred = false;
+      if (this.bytesOk) this.later.push(this.values.length, this.valueStart, this.valueEnd);
+      else {
+        // this line cannot go as bytes: none can, so every value is decoded (their read is this one)
+        this.value = this.source!.toString("latin1", this.valueStart, this.valueEnd);
+        this.decodeAll();
+      }
+    } else if (!this.bytesOk && this.later.length > 0) this.decodeAll();
     this.names.push(this.name);
-    let lower = this.nameLower;
-    if (lower === null) rememberName(this.name, (lower = this.name.toLowerCase()));
-    this.lower.push(lower);
+    this.lower.push(this.lowerName());
     // llhttp drops the whitespace before a value, not after it
     const v = this.value;
     const last = v.charCodeAt(v.length - 1);

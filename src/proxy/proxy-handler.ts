@@ -127,7 +127,7 @@ export class ProxyHandler implements RequestHandler, ExchangeHost {
     // the caller's header lines as its own bytes when they read as the strings would write them
     const upstreamHead =
       (head.source && upstreamRequestBytes(requestLine, head.source, head.lines, head.lower, map, context, framing)) ||
-      `${requestLine}${upstreamRequestHead(head.names, head.lower, head.values, map, context)}${framing}\r\n`;
+      `${requestLine}${upstreamRequestHead(head.names, head.lower, connection.headValues(), map, context)}${framing}\r\n`;
     const first = this.firstAttempt(route, map["mcp-session-id"] ?? null);
     const exchange = new Exchange(
       this,

@@ -1,11 +1,16 @@
 /** The small parts on their own: router, color selector, pause, request id, headers, retry policy, state file. */
 import { afterEach, describe, expect, setSystemTime, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../src/lib/errors.ts";
 import { hundredths } from "../../src/proxy/access-log.ts";
 import { ColorSelector } from "../../src/proxy/color-selector.ts";
-import { isEventStream, upstreamRequestBytes, upstreamRequestHead } from "../../src/proxy/forward-headers.ts";
+import {
+  isEventStream,
+  READ_REQUEST_HEADERS,
+  upstreamRequestBytes,
+  upstreamRequestHead,
+} from "../../src/proxy/forward-headers.ts";
 import { HeadCollector, headerMap } from "../../src/proxy/head-collector.ts";
 import { HttpParser, ERROR as LLHTTP, REQUEST } from "../../src/proxy/llhttp.ts";
 import { batch, Outbox } from "../../src/proxy/outbox.ts";
@@ -272,10 +277,11 @@ describe("state file", () => {
 
 /** A request head read by llhttp into a HeadCollector, as ClientConnection reads one (in as many reads as pieces). */
 class HeadReader extends HttpParser {
-  readonly head = new HeadCollector({ maxHeadBytes: 65_536, maxHeaderCount: 100, maxLineBytes: 8_192 });
+  readonly head: HeadCollector;
   source: Buffer | null = null;
-  constructor() {
+  constructor(read: ReadonlySet<string> | null = null) {
     super(REQUEST);
+    this.head = new HeadCollector({ maxHeadBytes: 65_536, maxHeaderCount: 100, maxLineBytes: 8_192 }, read);
   }
   onHeaderField(data: Buffer, at: number, length: number): number {
     return this.head.field(data, at, length) ? 0 : LLHTTP.USER;
@@ -393,5 +399,50 @@ describe("the caller's header lines as bytes", () => {
     expect(reader.source).toBeNull();
     expect(reader.head.values).toEqual(["h", "one"]);
     reader.free();
+  });
+});
+
+describe("values the proxy does not read", () => {
+  const READ = new Set(["host", "x-read"]);
+  const head = "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer abc\r\nX-Read: r\r\nAccept: */*\r\n\r\n";
+
+  test("are decoded only when the strings are asked for, and then exactly", () => {
+    const reader = new HeadReader(READ);
+    expect(reader.execute(Buffer.from(head, "latin1"))).toBe(LLHTTP.PAUSED);
+    expect(reader.source).not.toBeNull();
+    expect(reader.head.values).toEqual(["h", "", "r", ""]);
+    expect(reader.head.decodeAll()).toEqual(["h", "Bearer abc", "r", "*/*"]);
+    reader.free();
+  });
+
+  test("are decoded as they come once a line cannot go as bytes, or when a read ends inside the head", () => {
+    const odd = new HeadReader(READ);
+    const oddHead = head.replace("Accept: */*", "Accept:  */*");
+    expect(odd.execute(Buffer.from(oddHead, "latin1"))).toBe(LLHTTP.PAUSED);
+    expect(odd.source).toBeNull();
+    expect(odd.head.values).toEqual(["h", "Bearer abc", "r", "*/*"]);
+    odd.free();
+    for (let cut = 20; cut < head.length - 2; cut += 3) {
+      const split = new HeadReader(READ);
+      const first = Buffer.from(head.slice(0, cut), "latin1");
+      expect(split.execute(first)).toBe(LLHTTP.OK);
+      split.head.detach(); // as ClientConnection does when a read ends inside a head
+      first.fill(0); // the read's buffer is gone: nothing may be read from it after detach
+      expect(split.execute(Buffer.from(head.slice(cut), "latin1"))).toBe(LLHTTP.PAUSED);
+      expect(split.head.values).toEqual(["h", "Bearer abc", "r", "*/*"]);
+      split.free();
+    }
+  });
+
+  test("READ_REQUEST_HEADERS names every request header the proxy reads a value of", () => {
+    const root = join(import.meta.dir, "..", "..", "src", "proxy");
+    const read = new Set<string>();
+    for (const file of ["proxy-handler.ts", "request-guard.ts", "forward-headers.ts", "client-connection.ts"]) {
+      const source = readFileSync(join(root, file), "utf8");
+      for (const m of source.matchAll(/\b(?:map|headers)(?:\?\.)?(?:\["([a-z-]+)"\]|\.([a-z]+)\b(?!["']))/g))
+        read.add(m[1] ?? m[2]!);
+    }
+    expect(read.size).toBeGreaterThan(8);
+    for (const name of read) expect({ name, listed: READ_REQUEST_HEADERS.has(name) }).toEqual({ name, listed: true });
   });
 });
