@@ -68,16 +68,25 @@ export function scramOnlySocket(where: { path: string } | { host: string; port: 
     pending = data.length > 0 ? Buffer.from(data) : undefined;
   };
   // A connection that fails at once (a socket file that is gone: the cluster stopped) can emit its
-  // error before postgres.js listens, and an error nobody hears ends the process: held until it does.
+  // error, and then its close, before postgres.js listens (it asks for the socket and awaits it). An
+  // error nobody hears ends the process; a close nobody hears leaves the connection out of the pool
+  // for good, and a pool of those never asks again. Both are held until postgres.js listens.
   let early: Error | undefined;
+  let closedEarly: boolean | undefined; // the close's hadError
   const hold = (error: Error) => void (early ??= error);
+  const holdClose = (hadError: boolean) => void (closedEarly ??= hadError);
   socket.on("error", hold);
+  socket.on("close", holdClose);
   // postgres.js's reader gets each read after the watch, and none from the read that was refused
   const on = socket.on.bind(socket);
   socket.on = ((event: string, listener: (...args: unknown[]) => void) => {
     if (event === "error") {
       socket.off("error", hold);
       if (early) queueMicrotask(() => listener(early));
+    }
+    if (event === "close") {
+      socket.off("close", holdClose);
+      if (closedEarly !== undefined) queueMicrotask(() => listener(closedEarly));
     }
     return on(
       event,

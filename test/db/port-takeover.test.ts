@@ -5,10 +5,13 @@
  * the password. The program on the other side is a raw TCP server that records every byte.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { symlinkSync } from "node:fs";
+import { join } from "node:path";
 import { connect } from "../../src/db/connect.ts";
 import { fakePostgres, pgAuth, pgMessage } from "../helpers/fake-postgres.ts";
 import { freePort } from "../helpers/ports.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
+import { tempDir } from "../helpers/tmp.ts";
 import { WAIT_MS } from "../helpers/wait.ts";
 
 const PASSWORD = "the-database-owners-password";
@@ -105,5 +108,32 @@ describe("a program on the database's port", () => {
       process.off("uncaughtException", heard);
     }
     expect(errors).toEqual([]);
+  });
+
+  test("a pool whose database went away answers again when it is back", async () => {
+    // The embedded cluster stopped under a color that kept being asked (health checks, tool calls):
+    // each connect failed at once, while postgres.js's first write to it waited for the next tick.
+    // postgres.js 3.4.9 then kept that write's timer and never flushed on that connection again:
+    // every later connect timed out (CONNECT_TIMEOUT), and a pool of such connections was dead.
+    const db = await freshDatabase("gone");
+    const dir = tempDir("axe-gone");
+    const sql = connect({ ...db.target, host: dir }, { max: 1 }); // one connection: the one that failed
+    const ask = () =>
+      Promise.race([
+        sql`select 1 as one`.then(
+          (rows) => rows[0]!.one as number,
+          (error: { code?: string }) => error.code ?? "error",
+        ),
+        Bun.sleep(WAIT_MS).then(() => "no answer"),
+      ]);
+    try {
+      expect(await ask()).toBe("ENOENT"); // nothing listens there yet
+      expect(await ask()).toBe("ENOENT");
+      symlinkSync(join(db.target.host, `.s.PGSQL.${db.target.port}`), join(dir, `.s.PGSQL.${db.target.port}`));
+      expect(await ask()).toBe(1); // the database is back
+    } finally {
+      await sql.end({ timeout: 0 });
+      await db.drop();
+    }
   });
 });
