@@ -195,7 +195,7 @@ install_file() { # SRC DEST MODE: atomically, so a running program never sees ha
 # The binary's lines that report a change ("created", "wrote", ...) count as changes.
 count_changes() {
   local out=$1 n
-  n=$(printf '%s\n' "$out" | grep -cE '^(created|wrote|installed|pointed|removed|ran|would|local: created|ring: created|cold: created)' || true)
+  n=$(printf '%s\n' "$out" | grep -cE '^(created|gave|wrote|installed|pointed|removed|ran|would|local: created|ring: created|cold: created)' || true)
   changes=$((changes + n))
 }
 
@@ -641,13 +641,21 @@ else
     echo "customer: $customer"
     echo "data_dir: $data"
     echo "secrets_dir: secrets"
+    run_as=""
     if [ -n "$database_url" ]; then
       printf 'database:\n  url: %s\n  password_file: database.password\n' "$database_url"
     elif [ "$platform" = darwin ]; then
       # Postgres refuses to run as root; macOS has no `postgres` account, so the embedded cluster runs as the deploy user.
       printf 'database:\n  embedded_run_as: %s\n' "$deploy_user"
+      run_as=$deploy_user
+    else
+      run_as=postgres
     fi
-    if [ -n "$blue_port$green_port" ]; then
+    # blue and green, which the internet reaches, run as the cluster's account, not root (decision 79)
+    if [ -n "$run_as" ] && id -u "$run_as" >/dev/null 2>&1; then
+      printf 'frame:\n  run_as: %s\n' "$run_as"
+      [ -z "$blue_port$green_port" ] || printf '  ports: { blue: %s, green: %s }\n' "${blue_port:-3710}" "${green_port:-3711}"
+    elif [ -n "$blue_port$green_port" ]; then
       printf 'frame:\n  ports: { blue: %s, green: %s }\n' "${blue_port:-3710}" "${green_port:-3711}"
     fi
     if [ -n "$proxy_port$metrics_port" ]; then
@@ -715,7 +723,8 @@ done
 for dir in "$secrets" "$data/logs"; do
   if [ ! -d "$dir" ]; then
     act "create $dir (0700)" mkdir -p -m 700 "$dir"
-  elif [ "$(mode_of "$dir")" != 700 ]; then
+  # keys init lets frame.run_as's group through secrets (0710) to the files it gave that account (decision 79)
+  elif [ "$(mode_of "$dir")" != 700 ] && ! { [ "$dir" = "$secrets" ] && [ "$(mode_of "$dir")" = 710 ]; }; then
     act "set $dir to mode 0700" chmod 700 "$dir"
   fi
 done
@@ -750,7 +759,7 @@ if [ $dry_run -eq 1 ]; then
   say "would run: axe-appliance keys init (creates master.key, token.key and audit.key in $secrets when missing)"
 else
   out=$(axe keys init --config "$run_cfg") || die 1 "keys init failed (see above)"
-  printf '%s\n' "$out" | grep '^created' | sed "s/^/$PROG: /" || true
+  printf '%s\n' "$out" | grep -E '^(created|gave)' | sed "s/^/$PROG: /" || true
   count_changes "$out"
 fi
 

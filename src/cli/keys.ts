@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Config, loadConfig } from "../config/load.ts";
+import { frameAccount } from "../config/run-as.ts";
 import { CONFIG_OPTION, type Command, stringFlag } from "../lib/cli.ts";
 import { type HeldLock, tryAcquireLock } from "../lib/lock-file.ts";
 import { releaseInitCommand } from "./deploy.ts";
@@ -25,34 +26,46 @@ export const keysCommand: Command = {
   subcommands: [
     {
       name: "init",
-      summary: "create the master, token and audit keys (0600, never overwritten)",
+      summary: "create the master, token and audit keys (0600, never overwritten); hand them to frame.run_as",
       usage: "[--config DIR]",
       details: `
 Writes {secrets_dir}/master.key (wraps every entity's data keys), {secrets_dir}/token.key (keys the
 service-token hashes) and {secrets_dir}/audit.key (Ed25519: signs the audit chains' heads; its public
-half goes to audit-keys.json). An existing file is kept as it is. Back them up with the database:
-without master.key, encrypted fields cannot be read; without audit-keys.json, anchors cannot be checked.`,
+half goes to audit-keys.json), and the color key and the app role's password that blue and green
+would otherwise make on first need. An existing file is kept as it is. Back them up with the
+database: without master.key, encrypted fields cannot be read; without audit-keys.json, anchors
+cannot be checked.
+
+With frame.run_as set (run as root): the files blue and green read become that account's (0600),
+as does {data_dir}/state/audit-anchors.jsonl, which they append to; secrets_dir and the state
+directory become root's with mode 0710 and that account's group, so it can open its own files by
+name and no others (the restic passwords and the ring key stay root's). It then checks, as that
+account, that it can read them. Run it again after changing frame.run_as.`,
       options: { config: CONFIG_OPTION },
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }, audit] =
+        const [{ loadTokenKey, TOKEN_KEY_FILE }, { initMasterKey, readMasterKey }, { masterKeyPath }, audit, runAs] =
           await Promise.all([
             import("../frame/auth/service-tokens.ts"),
             import("../frame/crypto/master-key.ts"),
             import("../frame/store/open-data.ts"),
             import("../frame/crypto/audit-key.ts"),
+            import("../frame/run-as.ts"),
           ]);
+        const account = await frameAccount(config);
         const master = masterKeyPath(config);
         const tokenFile = join(config.paths.secrets, TOKEN_KEY_FILE);
         const tokenExisted = existsSync(tokenFile);
-        const created = initMasterKey(master);
-        loadTokenKey(config.paths.secrets);
+        const created = initMasterKey(master, account);
+        loadTokenKey(config.paths.secrets, account);
         console.log(`${created ? "created" : "kept existing"} ${master} (master key ${readMasterKey(master).id})`);
         console.log(`${tokenExisted ? "kept existing" : "created"} ${tokenFile}`);
-        const auditKey = await audit.initAuditKey(config.paths.secrets);
+        const auditKey = await audit.initAuditKey(config.paths.secrets, account);
         console.log(
           `${auditKey.created ? "created" : "kept existing"} ${join(config.paths.secrets, audit.AUDIT_KEY_FILE)} (audit key ${auditKey.kid})`,
         );
+        for (const file of runAs.makeFrameSecrets(config, account)) console.log(`created ${file}`);
+        if (account) for (const line of await runAs.handOver(config, account)) console.log(line);
       },
     },
     {
@@ -88,12 +101,15 @@ Running servers pick the new key up at their next anchor.`,
               ]);
             if (inv.values.audit) {
               const { anchorPlace } = await import("../frame/store/audit-anchor.ts");
-              const rotated = await rotateAuditKeyWithAnchors(sql, anchorPlace(config), operatorName());
+              const fileOwner = await frameAccount(config); // the new key is the colors' to read from the start
+              const place = { ...anchorPlace(config), ...(fileOwner ? { fileOwner } : {}) };
+              const rotated = await rotateAuditKeyWithAnchors(sql, place, operatorName());
               console.log(`audit key ${rotated.from} -> ${rotated.to}; the heads are signed with both`);
               console.log("back up audit-keys.json now: it holds every public key that signed anchors");
               return;
             }
-            const result = await rotateMasterKey(sql, masterKeyPath(config), operatorName());
+            const fileOwner = await frameAccount(config);
+            const result = await rotateMasterKey(sql, masterKeyPath(config), operatorName(), fileOwner);
             console.log(`re-wrapped ${result.rewrapped} data keys: master key ${result.from} -> ${result.to}`);
             console.log("running servers need no restart; back up the new master.key now");
           });

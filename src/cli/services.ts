@@ -33,7 +33,7 @@ const UNIT_OPTIONS = {
   user: {
     type: "string",
     value: "NAME",
-    description: "run the services as this account (default: root, which restarts them on deploys)",
+    description: "run every service as this account (default: blue and green as frame.run_as, the proxy as root)",
   },
 } as const;
 const NO_LOAD = {

@@ -58,6 +58,15 @@ export function loadConfig(options: { dir?: string } = {}): Config {
       `${fleet.file}: customers.${customer.name}.entra.tenant_id: is TBD, but ${customer.name} is this machine's customer (${source.locate(["customer"])}); expected its Entra tenant id`,
       "find it in the Entra admin center under Overview > Tenant ID",
     );
+  const runAs = appliance.frame.run_as;
+  if (runAs && !appliance.database.url && runAs !== appliance.database.embedded_run_as)
+    throw new ConfigError(
+      "CONFIG_INVALID",
+      source.problem(
+        ["frame", "run_as"],
+        `is ${runAs}, but the embedded cluster runs as ${appliance.database.embedded_run_as} (database.embedded_run_as); a color starts and restarts that cluster, so it must run as the cluster's account`,
+      ),
+    );
   const at = (p: string) => (isAbsolute(p) ? p : join(dir, p));
   const data = at(appliance.data_dir);
   const base = (appliance.frame.public_url ?? `https://${customer.host}`).replace(/\/+$/, "");

@@ -16,6 +16,12 @@ const hostPort = z
   .string()
   .regex(/^(\[[0-9a-f:]+\]|[a-z0-9.-]+):\d{1,5}$/i, "expected host:port such as 127.0.0.1:3712");
 
+/** A local account's name, not root (running as root is what leaving it unset means). */
+const accountName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/, "expected an account name such as postgres or _axe")
+  .refine((name) => name !== "root", "root is what leaving it unset means; name an account that is not root");
+
 const Keep = z.strictObject({
   last: z.number().int().min(0).default(0),
   hourly: z.number().int().min(0).default(0),
@@ -66,6 +72,12 @@ export const FrameSection = z.strictObject({
   max_body_bytes: z.number().int().positive().default(1_048_576),
   /** How often serve signs the audit chains' heads (anchors); rows since the last anchor are unproven. */
   audit_anchor_minutes: z.number().int().min(1).max(1440).default(5),
+  /**
+   * The account blue and green run as when root starts them (launchd, systemd, `up`); unset: root.
+   * With the embedded cluster it is the cluster's account (database.embedded_run_as), so a color
+   * starts Postgres as itself (decision 79).
+   */
+  run_as: accountName.optional(),
 });
 
 /** host:port on a loopback address (127.0.0.0/8, ::1, localhost). */

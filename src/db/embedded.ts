@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, lchownSync, lstatSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
+import { lookupAccount } from "../lib/account.ts";
 import { DatabaseError } from "../lib/errors.ts";
 import { describeExit, lastLines, ProgramStartError, runProgram } from "../lib/program.ts";
 import type { ArchiveSettings } from "./archiving.ts";
@@ -318,15 +319,14 @@ export function assertReachable(dir: string, user: string): void {
 export async function clusterAccount(name: string): Promise<ClusterAccount> {
   const me = process.getuid?.() ?? 0;
   if (me !== 0) return { name: ourName() ?? String(me), uid: me, gid: process.getgid?.() ?? 0 };
-  const id = (flag: string) => runProgram(["id", flag, name], { deadlineMs: TOOL_DEADLINE_MS.quick });
-  const [uid, gid] = await Promise.all([id("-u"), id("-g")]);
-  if (uid.code !== 0 || gid.code !== 0)
+  const account = await lookupAccount(name);
+  if (!account)
     throw new DatabaseError(
       "POSTGRES_RUN_AS",
       `running as root, and the user '${name}' that Postgres should run as does not exist`,
       "Postgres refuses to run as root: create that user or set database.embedded_run_as in appliance.yaml",
     );
-  return { name, uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  return account;
 }
 
 /** Our account's name, for messages; a uid without a passwd entry (some containers) has none. */

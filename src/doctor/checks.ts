@@ -7,6 +7,7 @@ import { existsSync, readdirSync, statSync } from "node:fs";
 import { createConnection } from "node:net";
 import { join } from "node:path";
 import { type Config, loadConfig, resolveConfigDir } from "../config/load.ts";
+import { frameAccount } from "../config/run-as.ts";
 import { DUMP_TOOLS, findPostgresTools, SERVER_TOOLS } from "../db/postgres-tools.ts";
 import { urlHost } from "../lib/address.ts";
 import type { AppError } from "../lib/errors.ts";
@@ -46,6 +47,7 @@ export async function runChecks(configDir?: string): Promise<CheckResult[]> {
     results.push(backendCheck(config));
     results.push(...(await portChecks(config)));
     results.push(...secretChecks(config));
+    results.push(await runAsCheck(config));
   }
   return results;
 }
@@ -144,12 +146,14 @@ function secretChecks(config: Config): CheckResult[] {
     return [{ name: "secrets", ok: true, detail: `${dir} not created yet (keys init and backup init create it)` }];
   const results: CheckResult[] = [];
   const dirMode = statSync(dir).mode & 0o777;
-  if (dirMode & 0o077)
+  // with frame.run_as, its group may pass through (0710) to the files keys init gave it (decision 79)
+  const runAs = config.appliance.frame.run_as;
+  if (dirMode & (runAs ? 0o067 : 0o077))
     results.push({
       name: "secrets dir",
       ok: false,
       detail: `${dir} is mode ${dirMode.toString(8)}`,
-      fix: `chmod 700 ${dir}`,
+      fix: runAs ? `chmod 710 ${dir}; sudo axe-appliance keys init` : `chmod 700 ${dir}`,
     });
   const wide = readdirSync(dir)
     .map((name) => join(dir, name))
@@ -163,6 +167,39 @@ function secretChecks(config: Config): CheckResult[] {
     });
   else results.push({ name: "secret file modes", ok: true, detail: `every file in ${dir} is 0600` });
   return results;
+}
+
+/** Whether blue and green run as frame.run_as, and it holds the files they read (decision 79). */
+async function runAsCheck(config: Config): Promise<CheckResult> {
+  const name = "colors' account";
+  const runAs = config.appliance.frame.run_as;
+  if (!runAs)
+    return {
+      name,
+      ok: true,
+      detail: "blue and green run as root: frame.run_as is not set (operations.md, Install a machine)",
+    };
+  let account: Awaited<ReturnType<typeof frameAccount>>;
+  try {
+    account = await frameAccount(config);
+  } catch (error) {
+    const { message, hint } = error as AppError;
+    return { name, ok: false, detail: message, ...(hint ? { fix: hint } : {}) };
+  }
+  if (!account) return { name, ok: true, detail: `blue and green run as ${runAs} (not checked: doctor is not root)` };
+  const { frameSecrets } = await import("../frame/run-as.ts");
+  const { anchorPlace } = await import("../frame/store/audit-anchor-format.ts");
+  const notTheirs = [...frameSecrets(config), anchorPlace(config).file].filter(
+    (file) => existsSync(file) && statSync(file).uid !== account.uid,
+  );
+  if (notTheirs.length)
+    return {
+      name,
+      ok: false,
+      detail: `blue and green run as ${runAs}, which does not own ${notTheirs.join(", ")}`,
+      fix: "sudo axe-appliance keys init (it hands them over)",
+    };
+  return { name, ok: true, detail: `blue and green run as ${runAs}, which holds the files they read` };
 }
 
 export function splitHostPort(listen: string): [string, number] {

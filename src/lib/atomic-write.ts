@@ -12,6 +12,7 @@ import {
   closeSync,
   constants,
   fchmodSync,
+  fchownSync,
   fsyncSync,
   linkSync,
   mkdirSync,
@@ -27,6 +28,8 @@ export interface AtomicWriteOptions {
   mode: number;
   /** Mode of the directories created on the way; 0o700 unless said. */
   dirMode?: number;
+  /** The file's owner, set before it is published (root writing a file another account reads). */
+  owner?: { uid: number; gid: number };
 }
 
 /** Replaces `path` with `content` atomically and durably. A link at `path` is replaced, never followed. */
@@ -109,6 +112,7 @@ function openTempBeside(path: string, options: AtomicWriteOptions): { fd: number
   const fd = openSync(temp, flags, options.mode);
   try {
     fchmodSync(fd, options.mode); // the umask narrowed the mode given to open
+    if (options.owner) fchownSync(fd, options.owner.uid, options.owner.gid);
   } catch (error) {
     closeSync(fd);
     rmSync(temp, { force: true });

@@ -12,7 +12,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Color, currentLink, otherColor } from "./colors.ts";
 import { ConfigError } from "./errors.ts";
-import { createSecretFileOnce, readSecretFile } from "./secret-file.ts";
+import { createSecretFileOnce, readSecretFile, type SecretOwner } from "./secret-file.ts";
 
 export const CHALLENGE_HEADER = "x-axe-challenge";
 export const PROOF_HEADER = "x-axe-proof";
@@ -30,10 +30,10 @@ export function colorKeyFile(secretsDir: string): string {
   return join(secretsDir, "color.key");
 }
 
-/** The install's color key, created 0600 on first need. */
-export function loadColorKey(secretsDir: string): Buffer {
+/** The install's color key, created 0600 on first need (for `fileOwner` when given: frame.run_as). */
+export function loadColorKey(secretsDir: string, fileOwner?: SecretOwner): Buffer {
   const file = colorKeyFile(secretsDir);
-  createSecretFileOnce(file, () => `${randomBytes(32).toString("hex")}\n`);
+  createSecretFileOnce(file, () => `${randomBytes(32).toString("hex")}\n`, fileOwner);
   const text = readSecretFile(file);
   if (!KEY.test(text))
     throw new ConfigError(

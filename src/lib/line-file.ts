@@ -10,6 +10,7 @@
 import {
   closeSync,
   existsSync,
+  fchownSync,
   fstatSync,
   fsyncSync,
   mkdirSync,
@@ -20,12 +21,20 @@ import {
 } from "node:fs";
 import { dirname } from "node:path";
 
-/** Appends `line` (which must not hold a newline) and makes it durable. */
-export function appendLine(path: string, line: string, options: { mode: number }): void {
+/**
+ * Appends `line` (which must not hold a newline) and makes it durable. `owner`: the account a file
+ * this call creates is given to (root appending to a file a color appends to as well).
+ */
+export function appendLine(
+  path: string,
+  line: string,
+  options: { mode: number; owner?: { uid: number; gid: number } },
+): void {
   if (line.includes("\n")) throw new Error("appendLine: a line must not contain a newline");
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const fd = openSync(path, "a+", options.mode);
   try {
+    if (options.owner && fstatSync(fd).size === 0) fchownSync(fd, options.owner.uid, options.owner.gid);
     writeSync(fd, `${endsTorn(fd) ? "\n" : ""}${line}\n`);
     fsyncSync(fd);
   } finally {

@@ -18,6 +18,7 @@ import {
 import { dirname, join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../config/load.ts";
+import { frameAccount } from "../config/run-as.ts";
 import { writeFileAtomic } from "../lib/atomic-write.ts";
 import { parseJsonOrUndefined } from "../lib/json.ts";
 import { isAlive } from "../lib/lock-file.ts";
@@ -71,11 +72,14 @@ export class ChildBackend implements ServiceBackend {
     this.logFrom.set(name, fstatSync(log).size);
     let child: RunningProgram;
     try {
+      // as the service units start them: blue and green as frame.run_as when we are root (decision 79)
+      const runAs = name === "proxy" ? undefined : await frameAccount(this.config);
       child = startProgram([spec.program, ...spec.args], {
         detached: true,
         stdout: log,
         stderr: log,
         env: { ...process.env, ...spec.env },
+        ...(runAs ? { runAs } : {}),
       });
     } catch (error) {
       const why = error instanceof ProgramStartError ? error.reason : (error as Error).message;

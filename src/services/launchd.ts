@@ -45,7 +45,7 @@ ${strings(argv)}
 \t<dict>
 ${env}
 \t</dict>
-${options.user ? `\t<key>UserName</key>\n\t<string>${xml(options.user)}</string>\n` : ""}\t<key>RunAtLoad</key>
+${unit.user ? `\t<key>UserName</key>\n\t<string>${xml(unit.user)}</string>\n` : ""}\t<key>RunAtLoad</key>
 \t<true/>
 \t<key>KeepAlive</key>
 \t<true/>

@@ -23,7 +23,7 @@ export function systemdUnit(config: Config, name: ServiceName, options: UnitOpti
     "",
     "[Service]",
     "Type=simple",
-    ...(options.user ? [`User=${options.user}`] : []),
+    ...(unit.user ? [`User=${unit.user}`] : []),
     ...Object.entries(unit.env).map(([k, v]) => `Environment=${k}=${quote(v)}`),
     ...(unit.envFile ? [`EnvironmentFile=-${unit.envFile}`] : []),
     `ExecStart=${[unit.program, ...unit.args].map(quote).join(" ")}`,

@@ -17,12 +17,14 @@ export interface UnitCommand {
   envFile?: string;
   env: Record<string, string>;
   logFile: string;
+  /** The account it runs as (systemd User=, launchd UserName); none: root. */
+  user?: string;
 }
 
 export interface UnitOptions {
   /** The installed appliance binary that runs the proxy (default /opt/axe/bin/axe-appliance). */
   binary?: string;
-  /** The account the services run as (systemd User=, launchd UserName). */
+  /** The account every service runs as (systemd User=, launchd UserName); default: blue and green as frame.run_as, the proxy as root. */
   user?: string;
 }
 
@@ -36,14 +38,17 @@ export function unitCommand(config: Config, name: ServiceName, options: UnitOpti
   if (name === "proxy")
     return {
       ...base,
+      ...(options.user ? { user: options.user } : {}),
       env: { ...base.env, ...PROXY_ENV },
       description: "axe-appliance blue/green proxy",
       program: options.binary ?? "/opt/axe/bin/axe-appliance",
       args: ["proxy", "run", "--config", config.dir],
     };
   const color = name as Color;
+  const user = options.user ?? config.appliance.frame.run_as;
   return {
     ...base,
+    ...(user ? { user } : {}),
     description: `axe-appliance frame (${color})`,
     program: join(currentLink(config.paths.data, color), "axe-appliance"),
     args: ["serve", "--color", color, "--port", String(config.appliance.frame.ports[color]), "--config", config.dir],

@@ -38,10 +38,11 @@ export interface ApplianceUnderTest {
 /**
  * `healthIntervalMs`: the proxy's health check interval (default 100 ms; production's is 1000).
  * `embedded`: no database.url, as install.sh writes it: the cluster under data_dir, started by
- * whichever process needs it first.
+ * whichever process needs it first. `runAs`: frame.run_as, with `keys init` run first as install.sh
+ * runs it (blue and green then run as that account; the tests run as root).
  */
 export async function startAppliance(
-  options: { healthIntervalMs?: number; embedded?: boolean } = {},
+  options: { healthIntervalMs?: number; embedded?: boolean; runAs?: string } = {},
 ): Promise<ApplianceUnderTest> {
   const db = options.embedded ? undefined : await freshDatabase("deploy");
   const binary = await compiledBinary();
@@ -51,7 +52,11 @@ export async function startAppliance(
     ...(db ? { database: db.target } : {}),
     customers: { ...TEST_CUSTOMERS, release_public_key: publicPem },
     appliance: {
-      frame: { ports: { blue, green }, entra_authority: "http://127.0.0.1:9" },
+      frame: {
+        ports: { blue, green },
+        entra_authority: "http://127.0.0.1:9",
+        ...(options.runAs ? { run_as: options.runAs } : {}),
+      },
       proxy: {
         listen: `127.0.0.1:${proxy}`,
         health: {
@@ -74,6 +79,10 @@ export async function startAppliance(
     spec: (name: ServiceName) => serviceSpec(config, name, [binary]),
     stopTimeoutMs: 10_000,
   });
+  if (options.runAs) {
+    const keys = Bun.spawnSync([binary, "keys", "init", "--config", dir], { stderr: "pipe" });
+    if (keys.exitCode !== 0) throw new Error(`keys init failed: ${keys.stderr.toString()}`);
+  }
   await backend.start("proxy");
   const socket = proxySettings(config).adminSocket;
   await waitFor("the proxy's admin socket", () => proxyStatus(socket).then(() => true), { retryErrors: true });

@@ -49,6 +49,32 @@ describe("systemd units", () => {
     ]);
   });
 
+  test("frame.run_as: blue and green run as it, the proxy as root (decision 79)", () => {
+    const c = loadConfig({ dir: makeConfigDir({ appliance: { frame: { run_as: "postgres" } } }) });
+    for (const color of ["blue", "green"] as const) expect(systemdUnit(c, color)).toContain("User=postgres\n");
+    expect(systemdUnit(c, "proxy")).not.toContain("User=");
+    expect(parsePlist(launchdPlist(c, "blue")).UserName).toBe("postgres");
+    expect(parsePlist(launchdPlist(c, "proxy")).UserName).toBeUndefined();
+    expect(systemdUnit(c, "green", { user: "axe" })).toContain("User=axe\n"); // `services install --user` names one for all
+  });
+
+  test("frame.run_as must be the embedded cluster's account, and not root", () => {
+    const problem = (appliance: Record<string, unknown>) => {
+      try {
+        loadConfig({ dir: makeConfigDir({ appliance }) });
+        return "loaded";
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(problem({ frame: { run_as: "axe" } })).toContain(
+      "is axe, but the embedded cluster runs as postgres (database.embedded_run_as)",
+    );
+    expect(problem({ frame: { run_as: "axe" }, database: { embedded_run_as: "axe" } })).toBe("loaded");
+    expect(problem({ frame: { run_as: "root" } })).toContain("root is what leaving it unset means");
+    expect(problem({ frame: { run_as: "a b" } })).toContain("expected an account name");
+  });
+
   test("a path with a space is quoted", () => {
     const c = config();
     const unit = systemdUnit({ ...c, dir: "/opt/axe config" }, "proxy", { binary: "/opt/axe/bin/axe-appliance" });

@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { ROLES, type Role } from "../../config/customers.ts";
 import type { Sql } from "../../db/connect.ts";
 import { AuthError, ConfigError, UsageError } from "../../lib/errors.ts";
-import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
+import { createSecretFileOnce, readSecretFile, type SecretOwner } from "../../lib/secret-file.ts";
 import type { Principal } from "../principal.ts";
 import { auditColumns } from "../store/audit.ts";
 
@@ -47,10 +47,10 @@ export interface IssueOptions {
   who?: string;
 }
 
-/** Reads the HMAC key, creating it (32 random bytes, mode 0600) the first time. */
-export function loadTokenKey(secretsDir: string): Buffer {
+/** Reads the HMAC key, creating it (32 random bytes, mode 0600, for `fileOwner` when given) the first time. */
+export function loadTokenKey(secretsDir: string, fileOwner?: SecretOwner): Buffer {
   const file = join(secretsDir, TOKEN_KEY_FILE);
-  createSecretFileOnce(file, () => `${randomBytes(32).toString("base64")}\n`);
+  createSecretFileOnce(file, () => `${randomBytes(32).toString("base64")}\n`, fileOwner);
   const key = Buffer.from(readSecretFile(file), "base64");
   if (key.length < 32)
     throw new ConfigError(

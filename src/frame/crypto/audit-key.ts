@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import { z } from "zod";
 import { AppError } from "../../lib/errors.ts";
-import { createSecretFileOnce, readSecretFile, writeSecretFile } from "../../lib/secret-file.ts";
+import { createSecretFileOnce, readSecretFile, type SecretOwner, writeSecretFile } from "../../lib/secret-file.ts";
 import { KeyError } from "./errors.ts";
 
 export const AUDIT_KEY_FILE = "audit.key";
@@ -82,37 +82,47 @@ export function auditPublicKeys(secretsDir: string): AuditPublicKey[] {
   return parsed.data.keys;
 }
 
-function writePublicKeys(secretsDir: string, keys: AuditPublicKey[]): void {
-  writeSecretFile(join(secretsDir, AUDIT_KEYS_FILE), `${JSON.stringify({ keys }, null, 2)}\n`);
+function writePublicKeys(secretsDir: string, keys: AuditPublicKey[], fileOwner?: SecretOwner): void {
+  writeSecretFile(join(secretsDir, AUDIT_KEYS_FILE), `${JSON.stringify({ keys }, null, 2)}\n`, fileOwner);
 }
 
 /** Adds the public half of `privateKey` to audit-keys.json unless it is there; returns its kid. */
-async function register(secretsDir: string, privateKey: KeyObject): Promise<string> {
+async function register(secretsDir: string, privateKey: KeyObject, fileOwner?: SecretOwner): Promise<string> {
   const publicKey = createPublicKey(privateKey);
   const kid = await auditKeyId(publicKey);
   const keys = auditPublicKeys(secretsDir);
   if (!keys.some((k) => k.kid === kid))
-    writePublicKeys(secretsDir, [
-      ...keys,
-      {
-        kid,
-        public: publicKey.export({ format: "pem", type: "spki" }).toString(),
-        created: new Date().toISOString(),
-      },
-    ]);
+    writePublicKeys(
+      secretsDir,
+      [
+        ...keys,
+        {
+          kid,
+          public: publicKey.export({ format: "pem", type: "spki" }).toString(),
+          created: new Date().toISOString(),
+        },
+      ],
+      fileOwner,
+    );
   return kid;
 }
 
-/** `keys init` (and serve on first need): makes audit.key unless it exists; never overwrites. */
-export async function initAuditKey(secretsDir: string): Promise<{ created: boolean; kid: string }> {
-  const created = createSecretFileOnce(join(secretsDir, AUDIT_KEY_FILE), newKeyText);
-  return { created, kid: (await loadAuditSigner(secretsDir)).kid };
+/**
+ * `keys init` (and serve on first need): makes audit.key unless it exists; never overwrites.
+ * `fileOwner`: whom root makes the files for (frame.run_as, decision 79); default: us.
+ */
+export async function initAuditKey(
+  secretsDir: string,
+  fileOwner?: SecretOwner,
+): Promise<{ created: boolean; kid: string }> {
+  const created = createSecretFileOnce(join(secretsDir, AUDIT_KEY_FILE), newKeyText, fileOwner);
+  return { created, kid: (await loadAuditSigner(secretsDir, fileOwner)).kid };
 }
 
 /** The current signing key; its public half is registered in audit-keys.json if it was not yet. */
-export async function loadAuditSigner(secretsDir: string): Promise<AuditSigner> {
+export async function loadAuditSigner(secretsDir: string, fileOwner?: SecretOwner): Promise<AuditSigner> {
   const privateKey = readPrivateKey(join(secretsDir, AUDIT_KEY_FILE));
-  return { kid: await register(secretsDir, privateKey), privateKey };
+  return { kid: await register(secretsDir, privateKey, fileOwner), privateKey };
 }
 
 /**
@@ -121,7 +131,10 @@ export async function loadAuditSigner(secretsDir: string): Promise<AuditSigner> 
  * later are refused); its private half is gone from disk. Interrupted, a rerun resumes with the
  * same next key.
  */
-export async function rotateAuditKey(secretsDir: string): Promise<{ from: string; to: string }> {
+export async function rotateAuditKey(
+  secretsDir: string,
+  fileOwner?: SecretOwner,
+): Promise<{ from: string; to: string }> {
   const path = join(secretsDir, AUDIT_KEY_FILE);
   if (!existsSync(path))
     throw new KeyError(
@@ -129,14 +142,15 @@ export async function rotateAuditKey(secretsDir: string): Promise<{ from: string
       `${path} does not exist, so there is no audit key to rotate`,
       "run `axe-appliance keys init` to make the first one",
     );
-  const from = (await loadAuditSigner(secretsDir)).kid;
-  createSecretFileOnce(`${path}.next`, newKeyText);
-  const to = await register(secretsDir, readPrivateKey(`${path}.next`));
+  const from = (await loadAuditSigner(secretsDir, fileOwner)).kid;
+  createSecretFileOnce(`${path}.next`, newKeyText, fileOwner);
+  const to = await register(secretsDir, readPrivateKey(`${path}.next`), fileOwner);
   renameSync(`${path}.next`, path);
   const retired = new Date().toISOString();
   writePublicKeys(
     secretsDir,
     auditPublicKeys(secretsDir).map((k) => (k.kid === from && !k.retired ? { ...k, retired } : k)),
+    fileOwner,
   );
   return { from, to };
 }

@@ -9,7 +9,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { z } from "zod";
-import { createSecretFileOnce, readSecretFile } from "../../lib/secret-file.ts";
+import { createSecretFileOnce, readSecretFile, type SecretOwner } from "../../lib/secret-file.ts";
 import { KeyError } from "./errors.ts";
 
 export const MASTER_KEY_FILE = "master.key";
@@ -79,6 +79,6 @@ export class MasterKeyring {
 }
 
 /** `keys init`: writes a new master key unless one exists (never overwrites); true when it wrote. */
-export function initMasterKey(path: string): boolean {
-  return createSecretFileOnce(path, newMasterKeyText);
+export function initMasterKey(path: string, fileOwner?: SecretOwner): boolean {
+  return createSecretFileOnce(path, newMasterKeyText, fileOwner);
 }

@@ -8,7 +8,7 @@
  */
 import { renameSync } from "node:fs";
 import type { Sql } from "../../db/connect.ts";
-import { createSecretFileOnce } from "../../lib/secret-file.ts";
+import { createSecretFileOnce, type SecretOwner } from "../../lib/secret-file.ts";
 import type { AuditEvent } from "../audit-sink.ts";
 import { auditColumns } from "../store/audit.ts";
 import { type AnchorPlace, signAnchor } from "../store/audit-anchor.ts";
@@ -25,12 +25,17 @@ export interface RotationResult {
 }
 
 /** `who` is recorded in meta.audit_log by the rotating transaction itself (the change and its row commit together). */
-export async function rotateMasterKey(owner: Sql, keyPath: string, who = "cli"): Promise<RotationResult> {
+export async function rotateMasterKey(
+  owner: Sql,
+  keyPath: string,
+  who = "cli",
+  fileOwner?: SecretOwner,
+): Promise<RotationResult> {
   const started = performance.now();
   const ring = new MasterKeyring(keyPath);
   const from = ring.current();
   const nextPath = `${keyPath}.next`;
-  createSecretFileOnce(nextPath, newMasterKeyText);
+  createSecretFileOnce(nextPath, newMasterKeyText, fileOwner); // frame.run_as reads it the moment it is renamed
   const next = readMasterKey(nextPath);
   const rewrapped = await owner.begin(async (tx) => {
     await tx`select pg_advisory_xact_lock(hashtext(${KEYS_LOCK}))`; // no entity is created meanwhile
@@ -72,7 +77,7 @@ export async function rotateAuditKeyWithAnchors(
 ): Promise<{ from: string; to: string }> {
   const started = performance.now();
   await signAnchor(owner, place, "rotate");
-  const rotated = await rotateAuditKey(place.secretsDir);
+  const rotated = await rotateAuditKey(place.secretsDir, place.fileOwner);
   const row: AuditEvent = {
     at: new Date(),
     who,

@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import type { Config } from "../../config/load.ts";
 import { lastLine } from "../../lib/line-file.ts";
+import type { SecretOwner } from "../../lib/secret-file.ts";
 
 export const ANCHORS_FILE = "audit-anchors.jsonl";
 
@@ -54,6 +55,8 @@ export interface AnchorPlace {
   file: string;
   secretsDir: string;
   customer: string;
+  /** Who the key files and the anchors file are for when root writes them: frame.run_as (decision 79). */
+  fileOwner?: SecretOwner;
 }
 
 export function anchorPlace(config: Config): AnchorPlace {

@@ -56,7 +56,7 @@ export async function signAnchor(
   reason: AnchorReason,
   cut?: SignedCut,
 ): Promise<AnchorPayload> {
-  const signer = await loadAuditSigner(place.secretsDir);
+  const signer = await loadAuditSigner(place.secretsDir, place.fileOwner);
   const payload: AnchorPayload = {
     format: "axe-audit-anchor/1",
     customer: place.customer,
@@ -68,7 +68,7 @@ export async function signAnchor(
   const jws = await new CompactSign(new TextEncoder().encode(JSON.stringify(payload)))
     .setProtectedHeader({ alg: ALG, typ: TYP, kid: signer.kid })
     .sign(signer.privateKey);
-  appendLine(place.file, jws, { mode: 0o600 });
+  appendLine(place.file, jws, { mode: 0o600, ...(place.fileOwner ? { owner: place.fileOwner } : {}) });
   return payload;
 }
 
