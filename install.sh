@@ -723,8 +723,8 @@ done
 for dir in "$secrets" "$data/logs"; do
   if [ ! -d "$dir" ]; then
     act "create $dir (0700)" mkdir -p -m 700 "$dir"
-  # keys init lets frame.run_as's group through secrets (0710) to the files it gave that account (decision 79)
-  elif [ "$(mode_of "$dir")" != 700 ] && ! { [ "$dir" = "$secrets" ] && [ "$(mode_of "$dir")" = 710 ]; }; then
+  # keys init and services install let frame.run_as's group through (0710) to the files they gave it (decision 79)
+  elif [ "$(mode_of "$dir")" != 700 ] && [ "$(mode_of "$dir")" != 710 ]; then
     act "set $dir to mode 0700" chmod 700 "$dir"
   fi
 done

@@ -78,7 +78,8 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
       options: { ...COMMON, ...UNIT_OPTIONS, "no-load": NO_LOAD, config: CONFIG_OPTION },
       run: async (inv) => {
         const config = loadConfig({ dir: stringFlag(inv, "config") });
-        const { applianceUnits, loadUnits, retireLegacyUnits, seedReleases, writeUnits } = await install();
+        const { applianceUnits, giveColorLogs, loadUnits, retireLegacyUnits, seedReleases, writeUnits } =
+          await install();
         const backend = backendFlag(inv);
         const binary = resolve(stringFlag(inv, "binary") ?? DEFAULT_BINARY);
         const dir = resolve(stringFlag(inv, "dir") ?? defaultDir(backend));
@@ -87,6 +88,7 @@ systemd: daemon-reload when a file changed, enable --now, try-restart of changed
         (await seedReleases(config, binary, dryRun)).forEach(say);
         const units = applianceUnits(config, backend, binary, stringFlag(inv, "user"));
         await retireLegacyUnits(backend, dir, { load: !inv.values["no-load"], dryRun }, say);
+        await giveColorLogs(config, dryRun, say);
         const written = writeUnits(dir, units, dryRun, say);
         if (!inv.values["no-load"]) await loadUnits(backend, dir, units, written, dryRun, say);
       },

@@ -4,10 +4,23 @@
  * written when changed, loaded and removed, and each color's first release seeded.
  */
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import { join } from "node:path";
 import { type Platform, scheduleUnits } from "../backup/schedule.ts";
 import type { Config } from "../config/load.ts";
+import { frameAccount } from "../config/run-as.ts";
 import { currentLink, pointColor } from "../deploy/colors.ts";
 import { LEGACY_RELEASE_FORMAT, parseManifest, VERSION_PATTERN } from "../deploy/manifest.ts";
 import { findRelease, placeRelease, releasesDir, writeBinaryAnswer } from "../deploy/releases.ts";
@@ -19,6 +32,7 @@ import { type BinaryAnswer, parseVersionAnswer } from "../lib/version.ts";
 import { launchdPlists } from "./launchd.ts";
 import { askServiceManager } from "./service-manager.ts";
 import { systemdUnits } from "./systemd.ts";
+import { unitCommand } from "./unit-commands.ts";
 
 export interface UnitFile {
   file: string;
@@ -165,6 +179,33 @@ function installSeed(data: string, binary: string, version: string, info: Binary
     placeRelease(data, manifest, (path) => copyFileSync(binary, path)),
     info,
   );
+}
+
+/**
+ * launchd may open a color's log as the account the color runs as (frame.run_as, decision 79):
+ * each color's log is made that account's (0600), and the logs directory root's, 0710, with its group.
+ */
+export async function giveColorLogs(config: Config, dryRun: boolean, say: (line: string) => void): Promise<void> {
+  const account = await frameAccount(config);
+  if (!account) return;
+  const dir = join(config.paths.data, "logs");
+  if (!dryRun) mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const color of COLORS) {
+    const file = unitCommand(config, color).logFile;
+    const stat = existsSync(file) ? lstatSync(file) : undefined;
+    if (stat && stat.uid === account.uid && (stat.mode & 0o777) === 0o600) continue;
+    say(`${dryRun ? "would give" : "gave"} ${file} to ${account.name}`);
+    if (dryRun) continue;
+    if (stat && !stat.isFile()) throw new ConfigError("RUN_AS_UNSAFE", `${file} is not a regular file`, "remove it");
+    closeSync(openSync(file, "a", 0o600));
+    chownSync(file, account.uid, account.gid);
+    chmodSync(file, 0o600);
+  }
+  const stat = existsSync(dir) ? lstatSync(dir) : undefined;
+  if (dryRun || !stat || (stat.gid === account.gid && (stat.mode & 0o777) === 0o710)) return;
+  chownSync(dir, 0, account.gid);
+  chmodSync(dir, 0o710);
+  say(`gave ${account.name}'s group a way through ${dir} (root's, 0710)`);
 }
 
 /** Writes files whose text changed (0644, atomically); returns the names it wrote and those it replaced. */

@@ -22,7 +22,7 @@ import { freePort } from "../helpers/ports.ts";
 import { freshDatabase, type TestDatabase } from "../helpers/postgres.ts";
 import { tempDir } from "../helpers/tmp.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { compiledBinary, releaseKeys } from "./fixtures.ts";
+import { compiledBinary, makeRelease, releaseKeys } from "./fixtures.ts";
 
 export interface ApplianceUnderTest {
   config: Config;
@@ -171,6 +171,13 @@ export function runAppliance(
     return { code, stdout, stderr, report: reportOf(stdout) };
   })();
   return { child, done };
+}
+
+/** `deploy receive` of a new release `version` (the receiver's output is printed when it fails). */
+export async function receiveRelease(app: ApplianceUnderTest, version: string): Promise<CliRun> {
+  const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(version))).done;
+  if (run.code !== 0) console.error(run.stdout, run.stderr);
+  return run;
 }
 
 export interface LoadResult {

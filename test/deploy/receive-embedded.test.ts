@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { connect, openDatabase } from "../../src/db/connect.ts";
 import { colorUrl } from "../../src/deploy/switch.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
-import { type ApplianceUnderTest, releaseStreamFile, runAppliance, startAppliance, startLoad } from "./appliance.ts";
-import { makeRelease } from "./fixtures.ts";
+import { type ApplianceUnderTest, receiveRelease, startAppliance, startLoad } from "./appliance.ts";
 
 let app: ApplianceUnderTest;
 
@@ -20,11 +19,7 @@ afterAll(async () => {
   await app?.stop();
 });
 
-async function deploy(version: string) {
-  const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(version))).done;
-  if (run.code !== 0) console.error(run.stdout, run.stderr);
-  expect(run.code).toBe(0);
-}
+const deploy = async (version: string) => expect((await receiveRelease(app, version)).code).toBe(0);
 
 describe("deploy receive on the embedded default", () => {
   test("restarting the color that started Postgres, while the other is live, fails no request", async () => {

@@ -15,9 +15,9 @@ import { readLines } from "../../src/lib/line-file.ts";
 import { runProgram } from "../../src/lib/program.ts";
 import { writeSecretFile } from "../../src/lib/secret-file.ts";
 import { proxyStatus } from "../../src/proxy/admin-client.ts";
+import { tempDir } from "../helpers/tmp.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { type ApplianceUnderTest, releaseStreamFile, runAppliance, startAppliance, startLoad } from "./appliance.ts";
-import { makeRelease } from "./fixtures.ts";
+import { type ApplianceUnderTest, receiveRelease, runAppliance, startAppliance, startLoad } from "./appliance.ts";
 
 const ACCOUNT = "postgres"; // the embedded cluster's account on Linux, which the tests' Postgres brings
 
@@ -34,11 +34,7 @@ afterAll(async () => {
 /** The real uid a process runs as, from /proc. */
 const uidOf = (pid: number) => Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]);
 
-async function deploy(version: string) {
-  const run = await runAppliance(app, ["deploy", "receive"], releaseStreamFile(await makeRelease(version))).done;
-  if (run.code !== 0) console.error(run.stdout, run.stderr);
-  expect(run.code).toBe(0);
-}
+const deploy = async (version: string) => expect((await receiveRelease(app, version)).code).toBe(0);
 
 describe("frame.run_as", () => {
   test("blue and green run as the account, serve through the proxy and switch under load", async () => {
@@ -107,6 +103,26 @@ describe("frame.run_as", () => {
         { retryErrors: true, timeoutMs: 60_000 },
       );
   }, 180_000);
+
+  test("services install writes units that start the colors as the account, and gives it their logs", async () => {
+    const account = (await lookupAccount(ACCOUNT))!;
+    const units = tempDir("axe-units");
+    const run = await runAppliance(app, ["services", "install", "--backend", "systemd", "--dir", units, "--no-load"])
+      .done;
+    expect(run.code).toBe(0);
+    for (const color of ["blue", "green"]) {
+      expect(readFileSync(join(units, `ai.axelabs.axe.${color}.service`), "utf8")).toContain(`User=${ACCOUNT}\n`);
+      const log = statSync(join(app.config.paths.data, "logs", `${color}.log`)); // launchd may open it as the account
+      expect({ uid: log.uid, mode: log.mode & 0o777 }).toEqual({ uid: account.uid, mode: 0o600 });
+    }
+    expect(readFileSync(join(units, "ai.axelabs.axe.proxy.service"), "utf8")).not.toContain("User=");
+    const logs = statSync(join(app.config.paths.data, "logs"));
+    expect({ uid: logs.uid, gid: logs.gid, mode: logs.mode & 0o777 }).toEqual({
+      uid: 0,
+      gid: account.gid,
+      mode: 0o710,
+    });
+  });
 
   test("the account reads a color's keys and none of root's secrets beside them", async () => {
     const account = (await lookupAccount(ACCOUNT))!;
