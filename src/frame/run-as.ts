@@ -10,7 +10,18 @@
  * if (account) for (const line of await handOver(config, account)) console.log(line);
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, closeSync, fstatSync, lstatSync, mkdirSync, openSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { type Config, secretPath } from "../config/load.ts";
 import type { Account } from "../lib/account.ts";
@@ -61,20 +72,19 @@ export async function handOver(config: Config, account: Account): Promise<string
   makeAppendable(anchors, changes);
   const files = [...frameSecrets(config).filter((f) => lstatOrUndefined(f) !== undefined), anchors];
   for (const file of files) {
-    const stat = lstatSync(file);
-    if (!stat.isFile())
-      throw new ConfigError(
-        "RUN_AS_UNSAFE",
-        `${file} is ${stat.isSymbolicLink() ? "a symbolic link" : "not a regular file"}; it is not handed to ${account.name}`,
-        "replace it with the file itself (the appliance never follows a link among its secrets)",
-      );
-    if (stat.uid !== account.uid || stat.gid !== account.gid) {
-      chownSync(file, account.uid, account.gid);
-      changes.push(`gave ${file} to ${account.name}`);
-    }
-    if ((stat.mode & 0o777) !== 0o600) {
-      chmodSync(file, 0o600);
-      changes.push(`gave ${file} mode 0600`);
+    const fd = openNoFollow(file, account);
+    try {
+      const stat = fstatSync(fd);
+      if (stat.uid !== account.uid || stat.gid !== account.gid) {
+        fchownSync(fd, account.uid, account.gid);
+        changes.push(`gave ${file} to ${account.name}`);
+      }
+      if ((stat.mode & 0o777) !== 0o600) {
+        fchmodSync(fd, 0o600);
+        changes.push(`gave ${file} mode 0600`);
+      }
+    } finally {
+      closeSync(fd);
     }
   }
   // only the two directories that are the appliance's own: a password_file elsewhere keeps its directory as it is
@@ -117,6 +127,29 @@ async function proveReadable(config: Config, account: Account, files: string[]):
     "each directory on the way must let it pass (chmod o+x, or a group it is in): /opt/axe is 0755 as install.sh makes it",
   );
 }
+
+/** The file itself, opened without following a link: what is changed is what was checked. */
+function openNoFollow(file: string, account: Account): number {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ELOOP") throw error;
+    throw unsafe(file, "a symbolic link", account);
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw unsafe(file, "not a regular file", account);
+  }
+  return fd;
+}
+
+const unsafe = (file: string, what: string, account: Account) =>
+  new ConfigError(
+    "RUN_AS_UNSAFE",
+    `${file} is ${what}; it is not handed to ${account.name}`,
+    "replace it with the file itself (the appliance never follows a link among its secrets)",
+  );
 
 function lstatOrUndefined(path: string) {
   try {

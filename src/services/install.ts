@@ -8,8 +8,11 @@ import {
   chmodSync,
   chownSync,
   closeSync,
+  constants,
   copyFileSync,
   existsSync,
+  fchmodSync,
+  fchownSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -197,9 +200,14 @@ export async function giveColorLogs(config: Config, dryRun: boolean, say: (line:
     say(`${dryRun ? "would give" : "gave"} ${file} to ${account.name}`);
     if (dryRun) continue;
     if (stat && !stat.isFile()) throw new ConfigError("RUN_AS_UNSAFE", `${file} is not a regular file`, "remove it");
-    closeSync(openSync(file, "a", 0o600));
-    chownSync(file, account.uid, account.gid);
-    chmodSync(file, 0o600);
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | constants.O_NOFOLLOW;
+    const fd = openSync(file, flags, 0o600); // never through a link: what is given is what was checked
+    try {
+      fchownSync(fd, account.uid, account.gid);
+      fchmodSync(fd, 0o600);
+    } finally {
+      closeSync(fd);
+    }
   }
   const stat = existsSync(dir) ? lstatSync(dir) : undefined;
   if (dryRun || !stat || (stat.gid === account.gid && (stat.mode & 0o777) === 0o710)) return;
