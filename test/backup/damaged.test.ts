@@ -8,6 +8,7 @@ import {
   type BackupFixture,
   backupFixture,
   blobLocation,
+  clearOfMidnight,
   flipBytes,
   resticJson,
   resticMatrix,
@@ -40,6 +41,7 @@ for (const restic of resticMatrix())
     useRestic(restic);
 
     test("is never pruned: runs add snapshots but forget nothing, status says damaged and unproven, repair brings it back", async () => {
+      await clearOfMidnight(); // its counts assume one day's snapshots (the 300 s bound allows the wait)
       const fx = await readyFixture();
       const before = snapshotIds(fx);
       const goodBefore = readStatus(fx.stateDir).tiers.local!.lastSnapshot!;
@@ -95,6 +97,7 @@ for (const restic of resticMatrix())
     }, 300_000);
 
     test("forget and prune are separate steps: when prune fails, the message names the snapshots forget removed", async () => {
+      await clearOfMidnight(); // which pair retention forgets assumes one day's snapshots
       const fx = await readyFixture();
       const oldest = snapshotIds(fx);
       // restic >= 0.17 keeps the oldest pair while fewer days exist than the policy asks for: one more run to forget
@@ -116,5 +119,5 @@ for (const restic of resticMatrix())
       const next = await runCli(["backup", "run", "--tier", "local", "--config", fx.configDir]);
       expect(next.stderr).toContain("retention paused");
       expect(snapshotIds(fx).length).toBe(restic.keepsOldest ? 6 : 4);
-    }, 180_000);
+    }, 360_000); // 60 s alone, plus at most 180 s waiting for midnight to pass
   });

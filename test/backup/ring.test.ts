@@ -4,7 +4,15 @@ import { readStatus } from "../../src/backup/status.ts";
 import { runCli } from "../helpers/cli.ts";
 import { forThisTest } from "../helpers/lifecycle.ts";
 import { freshDatabase } from "../helpers/postgres.ts";
-import { backupFixture, resticJson, resticMatrix, ringOverSsh, snapshotCount, useRestic } from "../helpers/restic.ts";
+import {
+  backupFixture,
+  clearOfMidnight,
+  resticJson,
+  resticMatrix,
+  ringOverSsh,
+  snapshotCount,
+  useRestic,
+} from "../helpers/restic.ts";
 import { startSshd } from "../helpers/sshd.ts";
 import { seedFrameLikeData } from "./fixtures.ts";
 
@@ -13,6 +21,7 @@ for (const restic of resticMatrix())
     useRestic(restic);
 
     test("copies to the peer with the local chunker parameters; peer down: ring fails, local succeeds, exit 8, status says so", async () => {
+      await clearOfMidnight(); // retention's count below assumes one day's snapshots
       const db = forThisTest(await freshDatabase("bk"), (d) => d.drop());
       await seedFrameLikeData(db.sql, 500);
       const sshd = forThisTest(await startSshd(), (s) => s.stop());

@@ -124,6 +124,18 @@ export function resticJson(repo: string, passwordFile: string, args: string[], e
   return JSON.parse(run.stdout.toString());
 }
 
+/**
+ * The tests' retention keeps one snapshot pair a day, and their counts assume every snapshot falls
+ * on one day: a test that ran across midnight (local time, as restic buckets) kept a pair more and
+ * failed. Called first in such a test, this waits for the day to turn when fewer than `marginMs`
+ * of it are left (at most that long), so the test's snapshots share a day.
+ */
+export async function clearOfMidnight(marginMs = 180_000): Promise<void> {
+  const now = new Date();
+  const midnight = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1).getTime();
+  if (midnight - now.getTime() < marginMs) await Bun.sleep(midnight - now.getTime() + 1_000);
+}
+
 export function snapshotCount(repo: string, passwordFile: string, extraOptions: string[] = []): number {
   return (resticJson(repo, passwordFile, ["snapshots"], extraOptions) as unknown[] | null)?.length ?? 0;
 }
